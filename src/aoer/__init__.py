@@ -1,0 +1,3 @@
+"""AOER Orchestrator: keeps the Answer Engine Optimization Rating fresh for every dealership."""
+
+__version__ = "0.1.0"

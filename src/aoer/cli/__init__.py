@@ -1,0 +1,1 @@
+"""The `aoer` command line."""

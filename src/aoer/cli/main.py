@@ -1,0 +1,267 @@
+"""`aoer`: run the service, the worker and the operator's one-shot commands."""
+
+import asyncio
+import csv
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from aoer import queue
+from aoer.cli.runtime import database, install_stop_handlers, scheduled_jobs
+from aoer.config import Settings, load_settings
+from aoer.constants import DEFAULT_PRIORITY, SIGNAL_COLUMNS
+from aoer.db.schema import migrate as run_migrations
+from aoer.errors import AoerError
+from aoer.log import setup_logging
+from aoer.scoring.demo import load_demo
+from aoer.scoring.signals import SignalValidationError, upsert_signals, validate_rows
+from aoer.tenants import create_tenant, list_tenants
+from aoer.worker import Worker
+
+app = typer.Typer(help="AOER Orchestrator", no_args_is_help=True, add_completion=False)
+tenants_app = typer.Typer(help="Register and list dealerships", no_args_is_help=True)
+signals_app = typer.Typer(help="Load signal rows", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(signals_app, name="signals")
+
+console = Console()
+errors = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _run(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
+    """Read settings, set up logging, run the coroutine; AoerError → message and exit 1."""
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        errors.print(f"[red]error:[/red] invalid configuration: {exc}")
+        raise typer.Exit(2) from None
+    setup_logging(settings.log_format)
+    try:
+        return asyncio.run(make(settings))
+    except AoerError as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations (idempotent; safe when run twice at once)."""
+
+    async def main(settings: Settings) -> None:
+        async with database(settings) as (url, _):
+            applied = await run_migrations(url)
+        console.print(f"{len(applied)} migrations applied" if applied else "schema is current")
+
+    _run(main)
+
+
+@app.command()
+def worker(
+    drain: Annotated[
+        bool, typer.Option("--drain", help="Process until nothing is due, then exit 0")
+    ] = False,
+    concurrency: Annotated[int | None, typer.Option(help="Batches in flight at once")] = None,
+) -> None:
+    """Run a worker: claim batches, recompute, and run the cron scheduler."""
+
+    async def main(settings: Settings) -> None:
+        if concurrency:
+            settings.worker_concurrency = concurrency
+        async with database(settings) as (url, pool):
+            jobs = [] if drain else scheduled_jobs(settings)
+            runner = Worker(settings, pool, url, drain=drain, scheduled=jobs)
+            install_stop_handlers(runner.stop)
+            await runner.run()
+
+    _run(main)
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option("--demo", help="Add demo dealerships with signals")] = False,
+) -> None:
+    """Everything in one process on this machine (embedded PostgreSQL unless DATABASE_URL)."""
+
+    async def main(settings: Settings) -> None:
+        async with database(settings, allow_embedded=True, run_migrations=True) as (url, pool):
+            if demo:
+                async with pool.connection() as conn:
+                    ids = await load_demo(conn)
+                    await queue.enqueue_many(conn, ids, "high")
+                console.print(f"demo: {len(ids)} dealerships with 90 days of signals")
+            runner = Worker(settings, pool, url, scheduled=scheduled_jobs(settings))
+            install_stop_handlers(runner.stop)
+            await runner.run()
+
+    _run(main)
+
+
+@app.command()
+def cron(
+    once: Annotated[bool, typer.Option("--once", help="Queue all active tenants now")] = False,
+) -> None:
+    """Queue every active tenant at low priority, as the cron tick does."""
+    if not once:
+        errors.print("error: the scheduler runs inside `aoer worker`; use `aoer cron --once`")
+        raise typer.Exit(2)
+
+    async def main(settings: Settings) -> int:
+        async with database(settings) as (_, pool), pool.connection() as conn:
+            return await queue.trigger_cron(conn, max_retries=settings.max_retries)
+
+    console.print(f"queued {_run(main)} tenants")
+
+
+@app.command()
+def enqueue(
+    tenant_id: Annotated[str, typer.Argument(help="The tenant's UUID")],
+    priority: Annotated[str, typer.Option(help="low, medium, high or urgent")] = DEFAULT_PRIORITY,
+) -> None:
+    """Queue one tenant for recompute (coalesces with a job already waiting)."""
+
+    async def main(settings: Settings) -> None:
+        async with database(settings) as (_, pool), pool.connection() as conn:
+            job = await queue.enqueue(conn, tenant_id, priority, max_retries=settings.max_retries)
+        state = "coalesced into" if job.coalesced else "queued as"
+        console.print(f"tenant {job.tenant_id} {state} job {job.id} (priority {job.priority})")
+
+    _run(main)
+
+
+@app.command()
+def status() -> None:
+    """Queue depth by status and priority, oldest waiting job, throughput."""
+
+    async def main(settings: Settings) -> None:
+        async with database(settings) as (_, pool), pool.connection() as conn:
+            depth = await queue.queue_depth(conn)
+            rate = await queue.throughput(conn)
+        table = Table(title="aoer_queue")
+        table.add_column("status")
+        for priority in ("urgent", "high", "medium", "low"):
+            table.add_column(priority, justify="right")
+        table.add_column("total", justify="right")
+        table.add_column("oldest", justify="right")
+        for status_name in ("queued", "processing", "completed", "failed"):
+            rows = {d.priority: d for d in depth if d.status == status_name}
+            ages = [d.oldest_age_s for d in rows.values() if d.oldest_age_s is not None]
+            table.add_row(
+                "pending" if status_name == "queued" else status_name,
+                *(
+                    str(rows[p].jobs) if p in rows else "0"
+                    for p in ("urgent", "high", "medium", "low")
+                ),
+                str(sum(d.jobs for d in rows.values())),
+                f"{max(ages):.0f}s" if ages else "-",
+            )
+        console.print(table)
+        console.print(
+            f"throughput: {rate.last_minute} jobs in the last minute, "
+            f"{rate.last_hour} in the last hour"
+        )
+
+    _run(main)
+
+
+@tenants_app.command("add")
+def tenants_add(
+    name: Annotated[str, typer.Argument(help="The dealership's name")],
+    tenant_id: Annotated[str | None, typer.Option("--id", help="Use this UUID")] = None,
+    domain: Annotated[str | None, typer.Option(help="Web domain")] = None,
+    city: Annotated[str | None, typer.Option(help="City")] = None,
+    region: Annotated[str | None, typer.Option(help="Region")] = None,
+) -> None:
+    """Register a dealership."""
+
+    async def main(settings: Settings) -> None:
+        tid = queue.parse_tenant_id(tenant_id) if tenant_id else None
+        async with database(settings) as (_, pool), pool.connection() as conn:
+            tenant = await create_tenant(
+                conn, name, tenant_id=tid, domain=domain, city=city, region=region
+            )
+        console.print(f"{tenant.id}\t{tenant.name}")
+
+    _run(main)
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """List dealerships."""
+
+    async def main(settings: Settings) -> None:
+        async with database(settings) as (_, pool), pool.connection() as conn:
+            tenants = await list_tenants(conn, limit=1_000_000)
+        table = Table("id", "name", "domain", "city", "active")
+        for t in tenants:
+            table.add_row(
+                str(t.id), t.name, t.domain or "", t.city or "", "yes" if t.active else "no"
+            )
+        console.print(table)
+
+    _run(main)
+
+
+def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """CSV rows as dicts; blank cells are NULL. Raises on an unknown or missing column."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        unknown = [c for c in header if c not in SIGNAL_COLUMNS]
+        if unknown:
+            raise AoerError(f"{path}: line 1: unknown column(s) {', '.join(unknown)}")
+        missing = [c for c in ("dealer_id", "date") if c not in header]
+        if missing:
+            raise AoerError(f"{path}: line 1: missing column(s) {', '.join(missing)}")
+        for row in reader:
+            if None in row:
+                raise AoerError(f"{path}: line {reader.line_num}: more cells than columns")
+            yield {k: (v if v != "" else None) for k, v in row.items()}
+
+
+@signals_app.command("import")
+def signals_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV file")],
+    enqueue_after: Annotated[
+        bool, typer.Option("--enqueue/--no-enqueue", help="Queue the affected tenants")
+    ] = True,
+) -> None:
+    """Load a CSV of signal rows (columns as aiv_raw_signals); all rows or none."""
+
+    async def main(settings: Settings) -> tuple[int, int]:
+        rows = validate_rows(_csv_rows(file), first_index=2, row_label="line")
+        async with database(settings) as (_, pool), pool.connection() as conn:
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task(f"importing {file.name}", total=len(rows))
+                result = await upsert_signals(
+                    conn,
+                    rows,
+                    first_index=2,
+                    row_label="line",
+                    progress=lambda n: progress.advance(task, n),
+                )
+            if enqueue_after:
+                await queue.enqueue_many(conn, result.tenant_ids, DEFAULT_PRIORITY)
+        return result.upserted, len(result.tenant_ids)
+
+    try:
+        upserted, tenants = _run(main)
+    except typer.Exit:
+        raise
+    console.print(f"imported {upserted} rows for {tenants} tenants")
+
+
+def main() -> None:
+    logging.captureWarnings(True)
+    try:
+        app()
+    except SignalValidationError as exc:  # pragma: no cover - _run handles AoerError
+        errors.print(f"error: {exc}")
+        sys.exit(1)

@@ -1,0 +1,65 @@
+"""Settings, read once from the environment (and `.env`) and passed down."""
+
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aoer.constants import PRIORITIES
+
+
+class Settings(BaseSettings):
+    """Everything configurable, named as in DESIGN §10."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    home: Path = Field(default=Path(".aoer"), alias="AOER_HOME")
+    jwt_secret: str | None = Field(default=None, alias="AOER_JWT_SECRET")
+    cron_secret: str | None = Field(default=None, alias="CRON_SECRET")
+    cron: str = Field(default="0 */6 * * *", alias="AOER_CRON")
+    run_cron: bool = Field(default=True, validation_alias=AliasChoices("AOER_RUN_CRON", "RUN_CRON"))
+    batch_size: int = Field(default=1000, ge=1, le=50_000, alias="AOER_BATCH_SIZE")
+    worker_concurrency: int = Field(default=1, ge=1, le=64, alias="AOER_WORKER_CONCURRENCY")
+    max_retries: int = Field(default=3, ge=1, le=100, alias="AOER_MAX_RETRIES")
+    lease_s: float = Field(default=30.0, gt=0, alias="AOER_LEASE_SECONDS")
+    cache_ttl_s: float = Field(default=300.0, ge=0, alias="AOER_CACHE_TTL")
+    host: str = Field(default="127.0.0.1", alias="AOER_HOST")
+    port: int = Field(default=8000, ge=0, le=65535, alias="AOER_PORT")
+    log_format: str = Field(default="text", alias="AOER_LOG_FORMAT")
+    log_each_tenant: bool = Field(default=True, alias="AOER_LOG_EACH_TENANT")
+    pool_size: int = Field(default=10, ge=1, alias="AOER_POOL_SIZE")
+    retain_jobs_days: int = Field(default=7, ge=1, alias="AOER_RETAIN_JOBS_DAYS")
+    retain_failures_days: int = Field(default=30, ge=1, alias="AOER_RETAIN_FAILURES_DAYS")
+    retain_events_days: int = Field(default=400, ge=1, alias="AOER_RETAIN_EVENTS_DAYS")
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_log_format(cls, value: str) -> str:
+        if value not in ("text", "json"):
+            raise ValueError("AOER_LOG_FORMAT must be 'text' or 'json'")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"AOER_CRON is not a valid cron expression: {value!r}")
+        return value
+
+    @cached_property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.lease_s)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings once; entry points call this and pass the result down."""
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+__all__ = ["PRIORITIES", "Settings", "load_settings"]

@@ -1,0 +1,40 @@
+"""Every magic value of the orchestrator, named once with its unit."""
+
+from typing import Final
+
+# Queue
+PRIORITIES: Final = ("low", "medium", "high", "urgent")
+DEFAULT_PRIORITY: Final = "medium"
+CRON_PRIORITY: Final = "low"
+BACKOFF_BASE_S: Final = 60.0
+BACKOFF_CAP_S: Final = 3600.0
+BACKOFF_JITTER: Final = 0.25  # each delay is stretched by a random 0-25 %
+SAFETY_POLL_S: Final = 5.0  # NOTIFY only wakes; this poll guarantees progress if one is lost
+LEASE_RENEWALS_PER_LEASE: Final = 3
+
+# NOTIFY channels
+QUEUE_CHANNEL: Final = "aoer_queue"
+SUMMARY_CHANNEL: Final = "aoer_summary_updated"
+
+# Scoring
+SCORE_WINDOW_DAYS: Final = 30
+RECOMPUTE_EVENT: Final = "aoer_recompute"
+
+# Scheduler tick names (rows of aoer_cron_ticks)
+RECOMPUTE_TICK: Final = "recompute"
+RETENTION_TICK: Final = "retention"
+RETENTION_CRON: Final = "17 3 * * *"
+RETENTION_BATCH_ROWS: Final = 5000
+
+# Signals
+SIGNAL_COLUMNS: Final = (
+    "dealer_id",
+    "date",
+    "seo",
+    "aeo",
+    "geo",
+    "ugc",
+    "geolocal",
+    "observed_aiv",
+    "observed_rar",
+)

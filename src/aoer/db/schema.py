@@ -1,0 +1,91 @@
+"""Versioned schema migrations: `migrations/NNNN_name.sql`, applied in order, each once.
+
+Applying takes a transaction-level advisory lock, so two processes starting at once apply
+each migration exactly once; the applied versions are recorded in `aoer_schema_migrations`.
+"""
+
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import LiteralString
+
+import psycopg
+
+from aoer.db.pool import Connection, connect
+from aoer.errors import MigrationError
+
+logger = logging.getLogger(__name__)
+
+MIGRATION_LOCK_KEY = 0x4A0E7_0001  # pg_advisory_xact_lock key shared by every migrating process
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: LiteralString  # shipped files, never user input
+
+
+def available_migrations() -> list[Migration]:
+    """The migrations shipped with this version, in order."""
+    found = []
+    for entry in resources.files("aoer.db.migrations").iterdir():
+        match = _FILE_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"two migrations share a version: {versions}")
+    return found
+
+
+_CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS aoer_schema_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+)"""
+
+
+async def applied_versions(conn: Connection) -> set[int]:
+    """Versions recorded as applied; empty when the database was never migrated."""
+    cur = await conn.execute("SELECT to_regclass('aoer_schema_migrations') IS NOT NULL AS ok")
+    row = await cur.fetchone()
+    if not row or not row["ok"]:
+        return set()
+    cur = await conn.execute("SELECT version FROM aoer_schema_migrations")
+    return {int(str(r["version"])) for r in await cur.fetchall()}
+
+
+async def pending_migrations(conn: Connection) -> list[Migration]:
+    done = await applied_versions(conn)
+    return [m for m in available_migrations() if m.version not in done]
+
+
+async def migrate(url: str) -> list[Migration]:
+    """Apply every pending migration; returns those this call applied."""
+    conn = await connect(url)
+    applied: list[Migration] = []
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+            await conn.execute(_CREATE_TABLE)
+            for migration in await pending_migrations(conn):
+                logger.info("applying migration %04d_%s", migration.version, migration.name)
+                try:
+                    await conn.execute(migration.sql)
+                except psycopg.Error as exc:
+                    raise MigrationError(
+                        f"migration {migration.version:04d}_{migration.name} failed: {exc}"
+                    ) from exc
+                await conn.execute(
+                    "INSERT INTO aoer_schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+                applied.append(migration)
+    finally:
+        await conn.close()
+    return applied

@@ -1,0 +1,262 @@
+-- name: enqueue_tenants
+-- Queue the given active tenants. A tenant that already has a waiting job keeps that job
+-- (coalesced): its priority rises to the higher of the two, its scheduled_at moves earlier.
+-- Unknown and inactive tenants are left out of the result.
+INSERT INTO aoer_queue AS q (tenant_id, priority, max_retries, scheduled_at)
+SELECT t.id, %(priority)s, %(max_retries)s, now()
+FROM tenants t
+WHERE t.id = ANY (%(tenant_ids)s::uuid[]) AND t.active
+ON CONFLICT (tenant_id) WHERE status = 'queued' DO UPDATE
+   SET priority = CASE WHEN aoer_priority_rank(EXCLUDED.priority) > q.priority_rank
+                       THEN EXCLUDED.priority ELSE q.priority END,
+       scheduled_at = least(q.scheduled_at, EXCLUDED.scheduled_at),
+       updated_at = now()
+RETURNING q.id, q.tenant_id, q.priority, q.status, q.xmax::text <> '0' AS coalesced;
+
+-- name: enqueue_all_active
+-- The cron tick: every active tenant, one set-based statement, coalescing like enqueue.
+WITH queued AS (
+    INSERT INTO aoer_queue AS q (tenant_id, priority, max_retries, scheduled_at)
+    SELECT t.id, %(priority)s, %(max_retries)s, now()
+    FROM tenants t
+    WHERE t.active
+    ON CONFLICT (tenant_id) WHERE status = 'queued' DO UPDATE
+       SET priority = CASE WHEN aoer_priority_rank(EXCLUDED.priority) > q.priority_rank
+                           THEN EXCLUDED.priority ELSE q.priority END,
+           scheduled_at = least(q.scheduled_at, EXCLUDED.scheduled_at),
+           updated_at = now()
+    RETURNING 1
+)
+SELECT count(*)::integer AS queued FROM queued;
+
+-- name: notify_queue
+-- Wake idle workers; delivered when the enqueuing transaction commits.
+SELECT pg_notify('aoer_queue', %(payload)s);
+
+-- name: tenant_state
+SELECT id, active FROM tenants WHERE id = %(tenant_id)s;
+
+-- name: claim_jobs
+-- Take up to `limit` due jobs in priority order, then age. SKIP LOCKED lets workers claim
+-- side by side without waiting on each other; the lease says how long the claim holds.
+WITH next AS (
+    SELECT id
+    FROM aoer_queue
+    WHERE status = 'queued' AND scheduled_at <= now()
+    ORDER BY priority_rank DESC, scheduled_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE aoer_queue q
+   SET status = 'processing',
+       started_at = now(),
+       locked_by = %(worker_id)s,
+       lease_expires_at = now() + make_interval(secs => %(lease_s)s),
+       updated_at = now()
+FROM next
+WHERE q.id = next.id
+RETURNING q.id, q.tenant_id, q.priority, q.retry_count, q.max_retries, q.created_at;
+
+-- name: complete_jobs
+-- Finish the jobs this worker still holds: mark them completed, recompute and upsert their
+-- tenants' summaries set-based and add one aoer_recompute event per job -- one statement.
+-- Jobs whose lease was lost to another worker are left alone.
+WITH done AS (
+    UPDATE aoer_queue q
+       SET status = 'completed',
+           completed_at = now(),
+           lease_expires_at = NULL,
+           error_message = NULL,
+           updated_at = now()
+     WHERE q.id = ANY (%(job_ids)s::uuid[])
+       AND q.status = 'processing'
+       AND q.locked_by = %(worker_id)s
+    RETURNING q.id, q.tenant_id, q.priority, q.created_at
+),
+scores AS (
+    SELECT * FROM aoer_store_scores(ARRAY(SELECT tenant_id FROM done))
+),
+events AS (
+    INSERT INTO metrics_events (tenant_id, event_type, event_data)
+    SELECT d.tenant_id, 'aoer_recompute',
+           jsonb_build_object('jobId', d.id,
+                              'priority', d.priority,
+                              'aoerScore', sc.aoer_score,
+                              'visibilityRisk', sc.visibility_risk,
+                              'metrics', sc.metrics,
+                              'workerId', %(worker_id)s::text)
+    FROM done d
+    JOIN scores sc ON sc.tenant_id = d.tenant_id
+    RETURNING 1
+)
+SELECT d.id, d.tenant_id, d.priority, sc.aoer_score, sc.visibility_risk,
+       (extract(epoch FROM clock_timestamp() - d.created_at) * 1000)::float8 AS latency_ms
+FROM done d
+JOIN scores sc ON sc.tenant_id = d.tenant_id;
+
+-- name: notify_summaries
+-- Tell every API process which summaries changed, in payloads under NOTIFY's 8000-byte limit.
+SELECT pg_notify('aoer_summary_updated', string_agg(tenant_id::text, ','))
+FROM (
+    SELECT tenant_id, (row_number() OVER () - 1) / 150 AS chunk
+    FROM unnest(%(tenant_ids)s::uuid[]) AS t (tenant_id)
+) chunks
+GROUP BY chunk;
+
+-- name: fail_jobs
+-- Record a failed attempt for each job: one aoer_failures row each; the job goes back to
+-- `queued` after its backoff, or to `failed` once its retries are spent. When the tenant
+-- already has a waiting job, that job carries the retry and this one is closed as failed.
+WITH input AS (
+    SELECT *
+    FROM unnest(%(job_ids)s::uuid[], %(errors)s::text[], %(delays_s)s::float8[])
+         AS i (job_id, error, delay_s)
+),
+held AS (
+    SELECT q.id, q.tenant_id, q.retry_count + 1 AS attempts, q.max_retries, i.error, i.delay_s,
+           EXISTS (SELECT 1 FROM aoer_queue o
+                   WHERE o.tenant_id = q.tenant_id AND o.status = 'queued') AS has_waiting
+    FROM aoer_queue q
+    JOIN input i ON i.job_id = q.id
+    WHERE q.status = 'processing' AND q.locked_by = %(worker_id)s
+),
+decided AS (
+    SELECT held.*, attempts < max_retries AND NOT has_waiting AS retry FROM held
+),
+updated AS (
+    UPDATE aoer_queue q
+       SET retry_count = d.attempts,
+           status = CASE WHEN d.retry THEN 'queued' ELSE 'failed' END,
+           scheduled_at = CASE WHEN d.retry THEN now() + make_interval(secs => d.delay_s)
+                               ELSE q.scheduled_at END,
+           completed_at = CASE WHEN d.retry THEN NULL ELSE now() END,
+           error_message = CASE WHEN d.attempts < d.max_retries AND d.has_waiting
+                                THEN d.error || ' (retry carried by the waiting job)'
+                                ELSE d.error END,
+           lease_expires_at = NULL,
+           locked_by = CASE WHEN d.retry THEN NULL ELSE q.locked_by END,
+           updated_at = now()
+    FROM decided d
+    WHERE q.id = d.id
+    RETURNING q.id, q.tenant_id, q.status, q.retry_count, q.scheduled_at, q.error_message
+),
+recorded AS (
+    INSERT INTO aoer_failures (tenant_id, job_id, error_message, error_data, retry_count)
+    SELECT d.tenant_id, d.id, d.error,
+           jsonb_build_object('workerId', %(worker_id)s::text, 'willRetry', d.retry,
+                              'maxRetries', d.max_retries),
+           d.attempts
+    FROM decided d
+    RETURNING 1
+)
+SELECT * FROM updated;
+
+-- name: renew_leases
+UPDATE aoer_queue
+   SET lease_expires_at = now() + make_interval(secs => %(lease_s)s)
+ WHERE id = ANY (%(job_ids)s::uuid[]) AND status = 'processing' AND locked_by = %(worker_id)s
+RETURNING id;
+
+-- name: reclaim_expired
+-- Take back jobs whose worker stopped renewing its lease (it died). The lost attempt counts:
+-- a failure row each, then straight back to `queued` (no backoff: the tenant did nothing
+-- wrong) or `failed` once retries are spent. One job per tenant may wait, so when a tenant
+-- already has a waiting job -- or two expired jobs -- only one is requeued.
+WITH locked AS (
+    SELECT id
+    FROM aoer_queue
+    WHERE status = 'processing' AND lease_expires_at < now()
+    ORDER BY lease_expires_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+),
+expired AS (
+    SELECT q.id, q.tenant_id, q.locked_by, q.retry_count + 1 AS attempts, q.max_retries,
+           row_number() OVER (PARTITION BY q.tenant_id ORDER BY q.priority_rank DESC) AS nth,
+           EXISTS (SELECT 1 FROM aoer_queue o
+                   WHERE o.tenant_id = q.tenant_id AND o.status = 'queued') AS has_waiting
+    FROM aoer_queue q
+    JOIN locked USING (id)
+),
+decided AS (
+    SELECT expired.*,
+           attempts < max_retries AND nth = 1 AND NOT has_waiting AS retry,
+           'lease expired: worker ' || locked_by || ' stopped renewing it' AS error
+    FROM expired
+),
+updated AS (
+    UPDATE aoer_queue q
+       SET retry_count = d.attempts,
+           status = CASE WHEN d.retry THEN 'queued' ELSE 'failed' END,
+           scheduled_at = CASE WHEN d.retry THEN now() ELSE q.scheduled_at END,
+           completed_at = CASE WHEN d.retry THEN NULL ELSE now() END,
+           error_message = d.error,
+           locked_by = CASE WHEN d.retry THEN NULL ELSE q.locked_by END,
+           lease_expires_at = NULL,
+           updated_at = now()
+    FROM decided d
+    WHERE q.id = d.id
+    RETURNING q.id, q.tenant_id, q.status
+),
+recorded AS (
+    INSERT INTO aoer_failures (tenant_id, job_id, error_message, error_data, retry_count)
+    SELECT d.tenant_id, d.id, d.error,
+           jsonb_build_object('reason', 'lease_expired', 'workerId', d.locked_by,
+                              'willRetry', d.retry),
+           d.attempts
+    FROM decided d
+    RETURNING 1
+)
+SELECT * FROM updated;
+
+-- name: next_due_at
+-- When the earliest delayed job becomes due (NULL when nothing waits).
+SELECT min(scheduled_at) AS due_at FROM aoer_queue WHERE status = 'queued';
+
+-- name: tenant_queue_status
+SELECT count(*) FILTER (WHERE status = 'queued')::integer     AS pending,
+       count(*) FILTER (WHERE status = 'processing')::integer AS processing,
+       count(*) FILTER (WHERE status = 'completed')::integer  AS completed,
+       count(*) FILTER (WHERE status = 'failed')::integer     AS failed
+FROM aoer_queue
+WHERE tenant_id = %(tenant_id)s;
+
+-- name: queue_depth
+-- Jobs by status and priority, for `aoer status`, the dashboard and /metrics.
+SELECT status, priority, count(*)::integer AS jobs,
+       extract(epoch FROM now() - min(created_at))::float8 AS oldest_age_s
+FROM aoer_queue
+WHERE status IN ('queued', 'processing')
+GROUP BY status, priority
+UNION ALL
+SELECT status, priority, count(*)::integer, NULL
+FROM aoer_queue
+WHERE status IN ('completed', 'failed')
+GROUP BY status, priority;
+
+-- name: throughput
+-- Jobs finished over the last minute and hour.
+SELECT count(*) FILTER (WHERE completed_at > now() - interval '1 minute')::integer AS last_minute,
+       count(*)::integer AS last_hour
+FROM aoer_queue
+WHERE status = 'completed' AND completed_at > now() - interval '1 hour';
+
+-- name: delete_finished_jobs
+-- Retention: one batch of old finished jobs.
+DELETE FROM aoer_queue
+WHERE id IN (SELECT id FROM aoer_queue
+             WHERE status IN ('completed', 'failed')
+               AND completed_at < now() - make_interval(days => %(days)s)
+             LIMIT %(limit)s);
+
+-- name: delete_old_failures
+DELETE FROM aoer_failures
+WHERE id IN (SELECT id FROM aoer_failures
+             WHERE created_at < now() - make_interval(days => %(days)s)
+             LIMIT %(limit)s);
+
+-- name: delete_old_events
+DELETE FROM metrics_events
+WHERE id IN (SELECT id FROM metrics_events
+             WHERE created_at < now() - make_interval(days => %(days)s)
+             LIMIT %(limit)s);

@@ -1,0 +1,13 @@
+-- name: claim_tick
+-- The primary key (name, tick) lets exactly one worker insert a tick; others get no row.
+INSERT INTO aoer_cron_ticks (name, tick, fired_by)
+VALUES (%(name)s, %(tick)s, %(fired_by)s)
+ON CONFLICT (name, tick) DO NOTHING
+RETURNING tick;
+
+-- name: record_tick_result
+UPDATE aoer_cron_ticks SET result = %(result)s::jsonb WHERE name = %(name)s AND tick = %(tick)s;
+
+-- name: last_tick
+SELECT tick, fired_by, fired_at, result FROM aoer_cron_ticks
+WHERE name = %(name)s ORDER BY tick DESC LIMIT 1;

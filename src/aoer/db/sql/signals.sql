@@ -1,0 +1,41 @@
+-- name: create_signal_stage
+-- A per-transaction staging table for COPY; `line` maps rows back to the caller's input.
+CREATE TEMPORARY TABLE aoer_signal_stage (
+    line          integer NOT NULL,
+    dealer_id     uuid NOT NULL,
+    date          date NOT NULL,
+    seo           numeric(5,2),
+    aeo           numeric(5,2),
+    geo           numeric(5,2),
+    ugc           numeric(5,2),
+    geolocal      numeric(5,2),
+    observed_aiv  numeric(5,2),
+    observed_rar  numeric(7,2)
+) ON COMMIT DROP;
+
+-- name: copy_signal_stage
+COPY aoer_signal_stage (line, dealer_id, date, seo, aeo, geo, ugc, geolocal, observed_aiv,
+                        observed_rar) FROM STDIN;
+
+-- name: unknown_signal_dealers
+-- The first line of each dealer id that names no tenant.
+SELECT min(s.line) AS line, s.dealer_id
+FROM aoer_signal_stage s
+WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = s.dealer_id)
+GROUP BY s.dealer_id
+ORDER BY 1
+LIMIT 20;
+
+-- name: merge_signal_stage
+WITH merged AS (
+    INSERT INTO aiv_raw_signals AS r (dealer_id, date, seo, aeo, geo, ugc, geolocal,
+                                      observed_aiv, observed_rar)
+    SELECT dealer_id, date, seo, aeo, geo, ugc, geolocal, observed_aiv, observed_rar
+    FROM aoer_signal_stage
+    ON CONFLICT (dealer_id, date) DO UPDATE
+       SET seo = EXCLUDED.seo, aeo = EXCLUDED.aeo, geo = EXCLUDED.geo, ugc = EXCLUDED.ugc,
+           geolocal = EXCLUDED.geolocal, observed_aiv = EXCLUDED.observed_aiv,
+           observed_rar = EXCLUDED.observed_rar, updated_at = now()
+    RETURNING 1
+)
+SELECT count(*)::integer AS upserted FROM merged;

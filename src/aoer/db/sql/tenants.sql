@@ -1,0 +1,53 @@
+-- name: create_tenant
+INSERT INTO tenants (id, name, domain, city, region, active)
+VALUES (coalesce(%(id)s, gen_random_uuid()), %(name)s, %(domain)s, %(city)s, %(region)s,
+        %(active)s)
+RETURNING id, name, domain, city, region, active, created_at, updated_at;
+
+-- name: list_tenants
+SELECT id, name, domain, city, region, active, created_at, updated_at
+FROM tenants
+WHERE (%(tenant_id)s::uuid IS NULL OR id = %(tenant_id)s::uuid)
+ORDER BY name, id
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: demo_tenants
+-- Demo dealerships with ~90 days of realistic signals: each has its own level, trend,
+-- weekly rhythm and noise; a few are sparse or stale so every risk level shows.
+WITH dealers AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(names)s::text[], %(cities)s::text[])
+             WITH ORDINALITY AS d (id, name, city, n)
+),
+created AS (
+    INSERT INTO tenants (id, name, domain, city, region)
+    SELECT id, name, lower(regexp_replace(name, '[^A-Za-z]+', '', 'g')) || '.example', city, 'Demo'
+    FROM dealers
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+),
+days AS (
+    SELECT d.id, d.n, g.day
+    FROM dealers d
+    CROSS JOIN generate_series(0, 89) AS g (day)
+    -- sparse (every 4th dealer) and stale (every 5th) dealers leave gaps
+    WHERE NOT (d.n % 4 = 0 AND g.day % 3 <> 0)
+      AND NOT (d.n % 5 = 0 AND g.day < 10)
+),
+base AS (
+    SELECT id, day,
+           35 + (n * 37) % 50 + 8 * sin(day / 7.0 * pi()) * ((n % 3) + 1) / 3
+             + (random() - 0.5) * (4 + (n % 4) * 6) - day * ((n % 7) - 3) / 30.0 AS level
+    FROM days
+)
+INSERT INTO aiv_raw_signals (dealer_id, date, seo, aeo, geo, ugc, geolocal, observed_aiv,
+                             observed_rar)
+SELECT id, current_date - day,
+       round(least(100, greatest(0, level + 10 + (random() - 0.5) * 8))::numeric, 2),
+       round(least(100, greatest(0, level + (random() - 0.5) * 6))::numeric, 2),
+       round(least(100, greatest(0, level - 5 + (random() - 0.5) * 10))::numeric, 2),
+       round(least(100, greatest(0, level + 5 + (random() - 0.5) * 12))::numeric, 2),
+       round(least(100, greatest(0, level - 10 + (random() - 0.5) * 8))::numeric, 2),
+       round(least(100, greatest(0, level + (random() - 0.5) * 4))::numeric, 2),
+       round((level * 3 + random() * 40)::numeric, 2)
+FROM base
+ON CONFLICT (dealer_id, date) DO NOTHING;

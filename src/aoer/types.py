@@ -1,0 +1,105 @@
+"""The orchestrator's vocabulary: priorities, job states and the rows that cross the db boundary."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID
+
+Priority = Literal["low", "medium", "high", "urgent"]
+JobStatus = Literal["queued", "processing", "completed", "failed"]
+Grade = Literal["Excellent", "Good", "Fair", "Poor"]
+RiskLevel = Literal["Low", "Medium", "High", "Critical"]
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueuedJob:
+    id: UUID
+    tenant_id: UUID
+    priority: Priority
+    status: JobStatus
+    coalesced: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    id: UUID
+    tenant_id: UUID
+    priority: Priority
+    retry_count: int
+    max_retries: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedJob:
+    id: UUID
+    tenant_id: UUID
+    priority: Priority
+    aoer_score: Decimal
+    visibility_risk: Decimal
+    latency_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class FailedAttempt:
+    id: UUID
+    tenant_id: UUID
+    status: JobStatus
+    retry_count: int
+    scheduled_at: datetime
+    error_message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    tenant_id: UUID
+    aoer_score: Decimal
+    visibility_risk: Decimal
+    metrics: JsonObject
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    tenant_id: UUID
+    aoer_score: Decimal
+    visibility_risk: Decimal
+    grade: Grade
+    risk_level: RiskLevel
+    last_updated: datetime
+    metrics: JsonObject
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    pending: int
+    processing: int
+    completed: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    status: JobStatus
+    priority: Priority
+    jobs: int
+    oldest_age_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    last_minute: int
+    last_hour: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: UUID
+    name: str
+    domain: str | None
+    city: str | None
+    region: str | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime

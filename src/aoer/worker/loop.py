@@ -1,0 +1,200 @@
+"""The worker loop: claim a batch, process it, repeat; sleep until NOTIFY, a due job or a poll.
+
+`drain=True` ("burst" mode) processes until nothing is due, then returns: it makes tests
+and one-shot runs deterministic.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from aoer import queue
+from aoer.config import Settings
+from aoer.constants import LEASE_RENEWALS_PER_LEASE, SAFETY_POLL_S
+from aoer.db.pool import Pool
+from aoer.types import ClaimedJob
+from aoer.worker.scheduler import ScheduledJob, run_scheduler
+from aoer.worker.wakeup import listen_for_jobs
+
+logger = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    completed: int = 0
+    failed: int = 0
+
+
+class Worker:
+    """Runs `settings.worker_concurrency` claim/process slots over one pool."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: Pool,
+        database_url: str,
+        *,
+        drain: bool = False,
+        scheduled: list[ScheduledJob] | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.database_url = database_url
+        self.drain = drain
+        self.scheduled = scheduled or []
+        self.worker_id = worker_id or new_worker_id()
+        self.stats = WorkerStats()
+        self._stopping = asyncio.Event()
+        self._wakeups = [asyncio.Event() for _ in range(settings.worker_concurrency)]
+        self._in_hand: dict[UUID, ClaimedJob] = {}
+
+    def stop(self) -> None:
+        """Stop claiming; batches in hand finish, then `run` returns."""
+        self._stopping.set()
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        for event in self._wakeups:
+            event.set()
+
+    async def run(self) -> WorkerStats:
+        logger.info(
+            "[AOER] AOER Orchestrator worker active",
+            extra={"worker_id": self.worker_id, "action": "start"},
+        )
+        helpers: list[asyncio.Task[None]] = []
+        if not self.drain:
+            listening = asyncio.Event()
+            helpers.append(
+                asyncio.create_task(listen_for_jobs(self.database_url, self._wake_all, listening))
+            )
+            helpers.append(asyncio.create_task(self._keep_leases()))
+            if self.scheduled:
+                helpers.append(
+                    asyncio.create_task(
+                        run_scheduler(self.pool, self.scheduled, self.worker_id, self._stopping)
+                    )
+                )
+            # Listen before the first claim so no NOTIFY falls between them.
+            await asyncio.wait({asyncio.create_task(listening.wait())}, timeout=5)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for slot in range(self.settings.worker_concurrency):
+                    group.create_task(self._slot(slot))
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+        logger.info(
+            "[AOER] Worker %s stopped: %d batches, %d completed, %d failed",
+            self.worker_id,
+            self.stats.batches,
+            self.stats.completed,
+            self.stats.failed,
+        )
+        return self.stats
+
+    async def _slot(self, slot: int) -> None:
+        wake = self._wakeups[slot]
+        while not self._stopping.is_set():
+            wake.clear()
+            try:
+                jobs = await self._claim()
+                if jobs:
+                    await self._process(jobs)
+                    continue
+                if self.drain:
+                    return
+                await self._sleep(wake)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A failing batch never stops the loop; its leases expire if it was lost.
+                logger.exception("[AOER] worker slot %d error; retrying", slot)
+                await self._sleep(wake, SAFETY_POLL_S)
+
+    async def _claim(self) -> list[ClaimedJob]:
+        async with self.pool.connection() as conn:
+            if self.drain:
+                await queue.reclaim_expired(conn)
+            jobs = await queue.claim(
+                conn, self.worker_id, self.settings.batch_size, self.settings.lease_s
+            )
+        for job in jobs:
+            self._in_hand[job.id] = job
+        return jobs
+
+    async def _process(self, jobs: list[ClaimedJob]) -> None:
+        try:
+            async with self.pool.connection() as conn:
+                outcome = await queue.process_batch(conn, self.worker_id, jobs)
+        finally:
+            for job in jobs:
+                self._in_hand.pop(job.id, None)
+        self.stats.batches += 1
+        self.stats.completed += len(outcome.completed)
+        self.stats.failed += len(outcome.failed)
+        if self.settings.log_each_tenant:
+            for done in outcome.completed:
+                logger.info(
+                    "[AOER] ✅ Completed recompute for tenant %s (%.0fms)",
+                    done.tenant_id,
+                    outcome.elapsed_ms,
+                    extra={
+                        "tenant_id": str(done.tenant_id),
+                        "job_id": str(done.id),
+                        "action": "complete",
+                    },
+                )
+        else:
+            logger.info(
+                "[AOER] ✅ Completed recompute for %d tenants in one batch (%.0fms)",
+                len(outcome.completed),
+                outcome.elapsed_ms,
+                extra={"action": "complete"},
+            )
+
+    async def _sleep(self, wake: asyncio.Event, seconds: float | None = None) -> None:
+        if seconds is None:
+            seconds = await self._until_next_due()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=seconds)
+
+    async def _until_next_due(self) -> float:
+        async with self.pool.connection() as conn:
+            due_at = await queue.next_due_at(conn)
+        if due_at is None:
+            return SAFETY_POLL_S
+        seconds = (due_at - datetime.now(UTC)).total_seconds()
+        return min(max(seconds, 0.01), SAFETY_POLL_S)
+
+    async def _keep_leases(self) -> None:
+        """Renew the leases of jobs in hand and take back those of dead workers."""
+        interval = self.settings.lease_s / LEASE_RENEWALS_PER_LEASE
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with self.pool.connection() as conn:
+                    held = list(self._in_hand)
+                    kept = await queue.renew_leases(
+                        conn, self.worker_id, held, self.settings.lease_s
+                    )
+                    if len(kept) < len(held):
+                        logger.warning("[AOER] lost the lease of %d jobs", len(held) - len(kept))
+                    await queue.reclaim_expired(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("[AOER] lease keeper error")

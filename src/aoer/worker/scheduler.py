@@ -1,0 +1,86 @@
+"""Cron ticks that fire once across every worker, including one missed while all were down.
+
+Each firing inserts its tick into `aoer_cron_ticks` and runs its action in the same
+transaction: the primary key lets exactly one worker win a tick, and an action that fails
+leaves the tick unrecorded so the next pass tries again.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from croniter import croniter
+
+from aoer.db.pool import Connection, Pool
+from aoer.db.queries import query
+from aoer.errors import InvalidInput
+from aoer.types import JsonObject
+
+logger = logging.getLogger(__name__)
+
+MAX_SLEEP_S = 60.0  # re-check at least this often (clock changes, missed wake-ups)
+ERROR_RETRY_S = 5.0
+
+TickAction = Callable[[Connection], Awaitable[JsonObject]]
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    name: str
+    cron: str
+    action: TickAction
+
+    def __post_init__(self) -> None:
+        if not croniter.is_valid(self.cron):
+            raise InvalidInput(f"not a valid cron expression for {self.name}: {self.cron!r}")
+
+    def previous_tick(self, now: datetime) -> datetime:
+        """The latest tick at or before `now`."""
+        return croniter(self.cron, now).get_prev(datetime)
+
+    def next_tick(self, now: datetime) -> datetime:
+        return croniter(self.cron, now).get_next(datetime)
+
+
+async def fire_if_due(
+    conn: Connection, job: ScheduledJob, fired_by: str, now: datetime | None = None
+) -> JsonObject | None:
+    """Fire `job`'s latest tick unless some worker already did; returns the action's result."""
+    tick = job.previous_tick(now or datetime.now(UTC))
+    async with conn.transaction():
+        cur = await conn.execute(
+            query("claim_tick"), {"name": job.name, "tick": tick, "fired_by": fired_by}
+        )
+        if await cur.fetchone() is None:
+            return None
+        result = await job.action(conn)
+        await conn.execute(
+            query("record_tick_result"),
+            {"name": job.name, "tick": tick, "result": json.dumps(result, default=str)},
+        )
+    logger.info("[AOER] %s tick %s fired by %s", job.name, tick.isoformat(), fired_by)
+    return result
+
+
+async def run_scheduler(
+    pool: Pool, jobs: list[ScheduledJob], fired_by: str, stopping: asyncio.Event
+) -> None:
+    """Fire due ticks, then sleep until the next one (or until stopping)."""
+    while not stopping.is_set():
+        now = datetime.now(UTC)
+        delay = MAX_SLEEP_S
+        for job in jobs:
+            try:
+                async with pool.connection() as conn:
+                    await fire_if_due(conn, job, fired_by, now)
+            except Exception:
+                logger.exception("[AOER] scheduler could not fire %s", job.name)
+                delay = ERROR_RETRY_S
+            seconds = (job.next_tick(now) - datetime.now(UTC)).total_seconds()
+            delay = min(delay, max(seconds, 0.05))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=delay)

@@ -1,0 +1,140 @@
+"""Shared fixtures: a real PostgreSQL, a migrated template database, one database per test.
+
+The server is `AOER_TEST_DATABASE_URL`, else the local one on 127.0.0.1:5432, else an
+embedded server. Under `CI=true` a missing server fails the run instead of falling back.
+"""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+from uuid import UUID
+
+import psycopg
+import pytest
+
+from aoer.db.pool import Connection, Pool, connect, open_pool
+from aoer.db.schema import migrate
+
+LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REPO = Path(__file__).resolve().parent.parent
+GOLDEN = REPO.parent / "shared" / "golden" / "aoer_cases.json"
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointing at another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def _reachable(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    explicit = os.environ.get("AOER_TEST_DATABASE_URL")
+    if explicit:
+        if not _reachable(explicit):
+            pytest.fail(f"AOER_TEST_DATABASE_URL={explicit} is not reachable")
+        return explicit
+    if _reachable(LOCAL_SERVER):
+        return LOCAL_SERVER
+    if IN_CI:
+        pytest.fail(f"PostgreSQL is required under CI=true and {LOCAL_SERVER} is not reachable")
+    from aoer.db.embedded import start_embedded
+
+    return asyncio.run(start_embedded(tmp_path_factory.mktemp("embedded")))
+
+
+def _admin(url: str, sql: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def template_db(server_url: str) -> Iterator[str]:
+    """One migrated database per test session; each test copies it."""
+    name = f"aoer_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    _admin(server_url, f"CREATE DATABASE {name}")
+    asyncio.run(migrate(with_database(server_url, name)))
+    yield name
+    _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db_url(server_url: str, template_db: str) -> Iterator[str]:
+    """A fresh migrated database for this test, dropped afterwards."""
+    name = f"aoer_t_{uuid.uuid4().hex[:12]}"
+    _admin(server_url, f"CREATE DATABASE {name} TEMPLATE {template_db}")
+    yield with_database(server_url, name)
+    _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+async def pool(db_url: str) -> AsyncIterator[Pool]:
+    async with open_pool(db_url, max_size=8) as p:
+        yield p
+
+
+@pytest.fixture
+async def conn(db_url: str) -> AsyncIterator[Connection]:
+    c = await connect(db_url)
+    yield c
+    await c.close()
+
+
+MakeTenant = Callable[..., Awaitable[UUID]]
+
+
+@pytest.fixture
+def make_tenant(conn: Connection) -> MakeTenant:
+    """Insert a tenant; returns its id."""
+
+    async def make(name: str = "Test Motors", *, active: bool = True, tenant_id: UUID | None = None) -> UUID:
+        cur = await conn.execute(
+            "INSERT INTO tenants (id, name, active) VALUES (coalesce(%s, gen_random_uuid()), %s, %s)"
+            " RETURNING id",
+            (tenant_id, name, active),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return row["id"]  # type: ignore[return-value]
+
+    return make
+
+
+AddSignals = Callable[[UUID, list[dict[str, Any]]], Awaitable[None]]
+
+
+@pytest.fixture
+def add_signals(conn: Connection) -> AddSignals:
+    """Insert signal rows given as {"days_ago": n, "aeo": "60.00", ...} relative to today (UTC)."""
+
+    async def add(tenant_id: UUID, rows: list[dict[str, Any]]) -> None:
+        columns = ("seo", "aeo", "geo", "ugc", "geolocal", "observed_aiv", "observed_rar")
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO aiv_raw_signals (dealer_id, date, seo, aeo, geo, ugc, geolocal,"
+                " observed_aiv, observed_rar) VALUES (%s, current_date - %s::integer,"
+                " %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (tenant_id, row["days_ago"], *(row.get(c) for c in columns))
+                    for row in rows
+                ],
+            )
+
+    return add
+
+
+def days_ago(n: int) -> date:
+    return date.today() - timedelta(days=n)
