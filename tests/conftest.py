@@ -100,10 +100,12 @@ MakeTenant = Callable[..., Awaitable[UUID]]
 def make_tenant(conn: Connection) -> MakeTenant:
     """Insert a tenant; returns its id."""
 
-    async def make(name: str = "Test Motors", *, active: bool = True, tenant_id: UUID | None = None) -> UUID:
+    async def make(
+        name: str = "Test Motors", *, active: bool = True, tenant_id: UUID | None = None
+    ) -> UUID:
         cur = await conn.execute(
-            "INSERT INTO tenants (id, name, active) VALUES (coalesce(%s, gen_random_uuid()), %s, %s)"
-            " RETURNING id",
+            "INSERT INTO tenants (id, name, active)"
+            " VALUES (coalesce(%s, gen_random_uuid()), %s, %s) RETURNING id",
             (tenant_id, name, active),
         )
         row = await cur.fetchone()
@@ -127,10 +129,7 @@ def add_signals(conn: Connection) -> AddSignals:
                 "INSERT INTO aiv_raw_signals (dealer_id, date, seo, aeo, geo, ugc, geolocal,"
                 " observed_aiv, observed_rar) VALUES (%s, current_date - %s::integer,"
                 " %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (tenant_id, row["days_ago"], *(row.get(c) for c in columns))
-                    for row in rows
-                ],
+                [(tenant_id, row["days_ago"], *(row.get(c) for c in columns)) for row in rows],
             )
 
     return add

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from aoer.constants import PRIORITIES
+from aoer.constants import PRIORITIES, SAFETY_POLL_S
 
 
 class Settings(BaseSettings):
@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=1, ge=1, le=64, alias="AOER_WORKER_CONCURRENCY")
     max_retries: int = Field(default=3, ge=1, le=100, alias="AOER_MAX_RETRIES")
     lease_s: float = Field(default=30.0, gt=0, alias="AOER_LEASE_SECONDS")
+    poll_s: float = Field(default=SAFETY_POLL_S, gt=0, alias="AOER_POLL_SECONDS")
     cache_ttl_s: float = Field(default=300.0, ge=0, alias="AOER_CACHE_TTL")
     host: str = Field(default="127.0.0.1", alias="AOER_HOST")
     port: int = Field(default=8000, ge=0, le=65535, alias="AOER_PORT")

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
 from aoer import queue
 from aoer.cli.runtime import database, install_stop_handlers, scheduled_jobs
@@ -41,13 +42,13 @@ def _run(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     try:
         settings = load_settings()
     except ValueError as exc:
-        errors.print(f"[red]error:[/red] invalid configuration: {exc}")
+        errors.print(Text(f"error: invalid configuration: {exc}"), highlight=False)
         raise typer.Exit(2) from None
     setup_logging(settings.log_format)
     try:
         return asyncio.run(make(settings))
     except AoerError as exc:
-        errors.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        errors.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)
         raise typer.Exit(1) from None
 
 

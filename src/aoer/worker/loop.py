@@ -16,7 +16,7 @@ from uuid import UUID
 
 from aoer import queue
 from aoer.config import Settings
-from aoer.constants import LEASE_RENEWALS_PER_LEASE, SAFETY_POLL_S
+from aoer.constants import LEASE_RENEWALS_PER_LEASE
 from aoer.db.pool import Pool
 from aoer.types import ClaimedJob
 from aoer.worker.scheduler import ScheduledJob, run_scheduler
@@ -123,7 +123,7 @@ class Worker:
             except Exception:
                 # A failing batch never stops the loop; its leases expire if it was lost.
                 logger.exception("[AOER] worker slot %d error; retrying", slot)
-                await self._sleep(wake, SAFETY_POLL_S)
+                await self._sleep(wake, self.settings.poll_s)
 
     async def _claim(self) -> list[ClaimedJob]:
         async with self.pool.connection() as conn:
@@ -176,9 +176,9 @@ class Worker:
         async with self.pool.connection() as conn:
             due_at = await queue.next_due_at(conn)
         if due_at is None:
-            return SAFETY_POLL_S
+            return self.settings.poll_s
         seconds = (due_at - datetime.now(UTC)).total_seconds()
-        return min(max(seconds, 0.01), SAFETY_POLL_S)
+        return min(max(seconds, 0.01), self.settings.poll_s)
 
     async def _keep_leases(self) -> None:
         """Renew the leases of jobs in hand and take back those of dead workers."""

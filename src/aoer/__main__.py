@@ -1,0 +1,5 @@
+"""`python -m aoer` runs the `aoer` command line."""
+
+from aoer.cli.main import main
+
+main()

@@ -1,0 +1,122 @@
+"""The operator's commands, run for real: tenants, signals, enqueue, worker, cron, status."""
+
+import re
+from pathlib import Path
+from uuid import uuid4
+
+import psycopg
+
+from tests.acceptance.conftest import AoerCli
+
+HEADER = "dealer_id,date,seo,aeo,geo,ugc,geolocal,observed_aiv,observed_rar\n"
+
+
+def count(db_url: str, sql: str) -> int:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(sql).fetchone()  # type: ignore[arg-type]
+    assert row is not None
+    return int(row[0])
+
+
+def test_operator_walkthrough(aoer: AoerCli, db_url: str, tmp_path: Path) -> None:
+    migrated = aoer("migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "schema is current" in migrated.stdout
+
+    tenant = str(uuid4())
+    added = aoer("tenants", "add", "Summit Ford", "--id", tenant, "--domain", "summitford.example")
+    assert added.returncode == 0, added.stderr
+    assert tenant in added.stdout
+    listed = aoer("tenants", "list")
+    assert "Summit Ford" in listed.stdout
+    assert "summitford.example" in listed.stdout
+
+    csv = tmp_path / "signals.csv"
+    csv.write_text(
+        HEADER
+        + "".join(f"{tenant},2026-11-{day:02d},50,60.00,70,80,40,65,120\n" for day in range(20, 26))
+    )
+    imported = aoer("signals", "import", str(csv), "--no-enqueue")
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 6 rows for 1 tenants" in imported.stdout
+    again = aoer("signals", "import", str(csv), "--no-enqueue")
+    assert again.returncode == 0, "re-sending days replaces them"
+    assert count(db_url, "SELECT count(*) FROM aiv_raw_signals") == 6
+
+    queued = aoer("enqueue", tenant, "--priority", "high")
+    assert queued.returncode == 0, queued.stderr
+    assert f"[AOER] Queued recompute for tenant {tenant} (priority: high)" in queued.stdout
+
+    status = aoer("status")
+    assert status.returncode == 0, status.stderr
+    pending = next(line for line in status.stdout.splitlines() if "pending" in line)
+    assert re.search(r"pending\s*│\s*0\s*│\s*1\s*│", pending), status.stdout
+
+    worked = aoer("worker", "--drain")
+    assert worked.returncode == 0, worked.stderr
+    assert "[AOER] AOER Orchestrator worker active" in worked.stdout
+    assert f"[AOER] ✅ Completed recompute for tenant {tenant}" in worked.stdout
+    assert count(db_url, "SELECT count(*) FROM aoer_summary") == 1
+    assert count(db_url, "SELECT count(*) FROM metrics_events") == 1
+
+    cron = aoer("cron", "--once")
+    assert cron.returncode == 0, cron.stderr
+    assert "[AOER] Cron job triggered - queuing all tenants for recompute" in cron.stdout
+    assert "[AOER] Queued 1 tenants for recompute" in cron.stdout
+    assert "queued 1 tenants" in cron.stdout
+
+
+def test_bad_enqueue_input_gets_a_clear_error_and_writes_nothing(
+    aoer: AoerCli, db_url: str
+) -> None:
+    tenant = str(uuid4())
+    assert aoer("tenants", "add", "Riverside Honda", "--id", tenant).returncode == 0
+    cases = [
+        (("enqueue", "12345"), "malformed tenant id '12345'"),
+        (("enqueue", str(uuid4())), "unknown tenant"),
+        (("enqueue", tenant, "--priority", "asap"), "unknown priority 'asap'"),
+        (("tenants", "add", "Dup", "--id", tenant), "already exists"),
+        (("tenants", "add", "Bad", "--id", "nope"), "malformed tenant id 'nope'"),
+    ]
+    for args, message in cases:
+        result = aoer(*args)
+        assert result.returncode == 1, args
+        assert message in result.stderr, (args, result.stderr)
+    assert count(db_url, "SELECT count(*) FROM aoer_queue") == 0
+    assert count(db_url, "SELECT count(*) FROM tenants") == 1
+
+
+def test_signals_import_names_the_bad_line_and_writes_nothing(
+    aoer: AoerCli, db_url: str, tmp_path: Path
+) -> None:
+    tenant = str(uuid4())
+    assert aoer("tenants", "add", "Bayview Toyota", "--id", tenant).returncode == 0
+    good = f"{tenant},2026-11-01,50,60,70,80,40,65,120\n"
+    cases = {
+        "out of range": (good + f"{tenant},2026-11-02,50,160,70,80,40,65,120\n", "line 3", "aeo"),
+        "bad uuid": (
+            good + good.replace(tenant, "xyz").replace("11-01", "11-03"),
+            "line 3",
+            "dealer_id",
+        ),
+        "bad date": (good + f"{tenant},2026-13-40,1,1,1,1,1,1,1\n", "line 3", "date"),
+        "future date": (good + f"{tenant},2999-01-01,1,1,1,1,1,1,1\n", "line 3", "future"),
+        "unknown dealer": (good + good.replace(tenant, str(uuid4())), "line 3", "unknown tenant"),
+        "duplicate day": (good + good, "line 3", "duplicates line 2"),
+        "too many cells": (good + good.strip() + ",9\n", "line 3", "more cells"),
+    }
+    for name, (body, line, field) in cases.items():
+        csv = tmp_path / f"{name.replace(' ', '_')}.csv"
+        csv.write_text(HEADER + body)
+        result = aoer("signals", "import", str(csv))
+        assert result.returncode == 1, name
+        assert line in result.stderr, (name, result.stderr)
+        assert field in result.stderr, (name, result.stderr)
+    assert count(db_url, "SELECT count(*) FROM aiv_raw_signals") == 0
+    assert count(db_url, "SELECT count(*) FROM aoer_queue") == 0
+
+    wrong_header = tmp_path / "header.csv"
+    wrong_header.write_text("dealer,date\n")
+    result = aoer("signals", "import", str(wrong_header))
+    assert result.returncode == 1
+    assert "unknown column(s) dealer" in result.stderr

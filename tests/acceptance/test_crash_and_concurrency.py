@@ -1,0 +1,171 @@
+"""Real worker processes: a SIGKILL mid-batch loses nothing; four workers complete each job once."""
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.acceptance.conftest import AoerCli, start_aoer
+
+pytestmark = pytest.mark.slow
+
+WAIT_S = 120
+
+
+def scalar(db_url: str, sql: str) -> object:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(sql).fetchone()  # type: ignore[arg-type]
+    assert row is not None
+    return row[0]
+
+
+def seed_fleet(db_url: str, tenants: int) -> None:
+    """Tenants with 20 days of varied signals each, generated in SQL."""
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO tenants (name) SELECT 'Dealer ' || g FROM generate_series(1, %s) g",
+            (tenants,),
+        )
+        conn.execute(
+            """
+            INSERT INTO aiv_raw_signals (dealer_id, date, aeo, geo, ugc)
+            SELECT t.id, current_date - d,
+                   round((random() * 100)::numeric, 2), round((random() * 100)::numeric, 2),
+                   round((random() * 100)::numeric, 2)
+            FROM tenants t CROSS JOIN generate_series(0, 19) d
+            """
+        )
+
+
+def wait_for(check: "object", what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def assert_every_summary_correct(db_url: str) -> None:
+    """Each stored summary equals a fresh recomputation from the signals."""
+    mismatches = scalar(
+        db_url,
+        """
+        SELECT count(*)
+        FROM tenants t
+        LEFT JOIN aoer_summary s ON s.tenant_id = t.id
+        LEFT JOIN aoer_compute_scores(ARRAY(SELECT id FROM tenants)) c ON c.tenant_id = t.id
+        WHERE s.tenant_id IS NULL
+           OR (s.aoer_score, s.visibility_risk, s.metrics)
+              IS DISTINCT FROM (c.aoer_score, c.visibility_risk, c.metrics)
+        """,
+    )
+    assert mismatches == 0
+
+
+def test_worker_killed_mid_batch_loses_nothing(aoer: AoerCli, db_url: str, tmp_path: Path) -> None:
+    seed_fleet(db_url, 1500)
+    # Hold every batch open for a while so the kill lands inside one.
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            """
+            CREATE TABLE slow_batches (on_ boolean);
+            INSERT INTO slow_batches VALUES (true);
+            CREATE FUNCTION slow_batch() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF EXISTS (SELECT 1 FROM slow_batches) THEN PERFORM pg_sleep(3); END IF;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER slow_batch AFTER INSERT ON metrics_events
+                FOR EACH STATEMENT EXECUTE FUNCTION slow_batch();
+            """
+        )
+    assert aoer("cron", "--once").returncode == 0
+    env = {"AOER_BATCH_SIZE": "500", "AOER_LEASE_SECONDS": "2", "AOER_LOG_EACH_TENANT": "false"}
+    victim = start_aoer(db_url, tmp_path / "victim.log", "worker", **env)
+    try:
+        wait_for(
+            lambda: scalar(db_url, "SELECT count(*) FROM aoer_queue WHERE status = 'processing'"),
+            "the first worker to claim a batch",
+        )
+        time.sleep(0.5)  # inside the batch statement
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+    held = scalar(db_url, "SELECT count(*) FROM aoer_queue WHERE status = 'processing'")
+    assert held == 500, "the killed worker's batch is still claimed, not lost"
+    assert scalar(db_url, "SELECT count(*) FROM metrics_events") == 0, "its batch rolled back"
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM slow_batches")
+    # The dead worker's server session holds its rows until its statement ends; the rescuer's
+    # lease keeper takes them back once the lease has expired and the rows are free.
+    log = tmp_path / "rescuer.log"
+    rescuer = start_aoer(db_url, log, "worker", **env)
+    try:
+        wait_for(
+            lambda: (
+                scalar(db_url, "SELECT count(*) FROM aoer_queue WHERE status <> 'completed'") == 0
+            ),
+            "the second worker to finish every job",
+        )
+    finally:
+        rescuer.send_signal(signal.SIGTERM)
+        assert rescuer.wait(30) == 0
+    assert "Took back 500 jobs" in log.read_text()
+
+    assert scalar(db_url, "SELECT count(*) FROM aoer_queue WHERE status <> 'completed'") == 0
+    assert scalar(db_url, "SELECT count(*) FROM aoer_queue") == 1500
+    assert scalar(db_url, "SELECT count(*) FROM aoer_queue WHERE retry_count = 1") == 500
+    assert scalar(db_url, "SELECT count(*) FROM aoer_failures") == 500
+    assert scalar(db_url, "SELECT count(*) FROM metrics_events") == 1500
+    assert_every_summary_correct(db_url)
+
+
+def test_four_workers_complete_20000_jobs_exactly_once(
+    aoer: AoerCli, db_url: str, tmp_path: Path
+) -> None:
+    seed_fleet(db_url, 20_000)
+    assert aoer("cron", "--once").returncode == 0
+    env = {"AOER_BATCH_SIZE": "250", "AOER_LOG_EACH_TENANT": "false"}
+    workers = [
+        start_aoer(db_url, tmp_path / f"worker{i}.log", "worker", "--drain", **env)
+        for i in range(4)
+    ]
+    try:
+        codes = [w.wait(WAIT_S * 3) for w in workers]
+    except subprocess.TimeoutExpired:
+        for w in workers:
+            w.kill()
+        raise
+    assert codes == [0, 0, 0, 0]
+    assert scalar(db_url, "SELECT count(*) FROM aoer_queue WHERE status = 'completed'") == 20_000
+    assert scalar(db_url, "SELECT count(*) FROM aoer_queue WHERE status <> 'completed'") == 0
+    assert scalar(db_url, "SELECT count(*) FROM metrics_events") == 20_000
+    assert (
+        scalar(db_url, "SELECT count(DISTINCT event_data ->> 'jobId') FROM metrics_events")
+        == 20_000
+    )
+    assert (
+        scalar(
+            db_url,
+            "SELECT count(*) FROM aoer_queue q WHERE NOT EXISTS (SELECT 1 FROM metrics_events e"
+            " WHERE e.event_data ->> 'jobId' = q.id::text)",
+        )
+        == 0
+    )
+    busy = scalar(db_url, "SELECT count(DISTINCT locked_by) FROM aoer_queue")
+    assert busy == 4, "every worker took part"
+    assert_every_summary_correct(db_url)
+
+
+def test_sigterm_lets_the_worker_exit_cleanly(db_url: str, tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    worker = start_aoer(db_url, log, "worker")
+    wait_for(lambda: "worker active" in log.read_text(), "the worker to start")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    assert "stopped" in log.read_text()

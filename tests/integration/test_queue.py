@@ -1,0 +1,389 @@
+"""Queue semantics (DESIGN §4) on a real PostgreSQL: enqueue, claim, complete, fail, leases."""
+
+import random
+from datetime import timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from aoer import queue
+from aoer.db.pool import Connection
+from aoer.errors import InactiveTenant, InvalidInput, UnknownTenant
+from tests.conftest import AddSignals, MakeTenant
+
+WORKER = "test-worker"
+LEASE_S = 30.0
+
+
+async def rows(conn: Connection, sql: str, *params: Any) -> list[dict[str, Any]]:
+    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    return await cur.fetchall()
+
+
+async def job_count(conn: Connection) -> int:
+    return int((await rows(conn, "SELECT count(*) AS n FROM aoer_queue"))[0]["n"])
+
+
+async def test_enqueue_creates_a_queued_job(conn: Connection, make_tenant: MakeTenant) -> None:
+    tenant = await make_tenant()
+    job = await queue.enqueue(conn, tenant, "high")
+    assert (job.tenant_id, job.priority, job.status, job.coalesced) == (
+        tenant,
+        "high",
+        "queued",
+        False,
+    )
+    [row] = await rows(conn, "SELECT * FROM aoer_queue")
+    assert row["id"] == job.id
+    assert row["max_retries"] == 3
+    assert row["retry_count"] == 0
+
+
+async def test_enqueue_coalesces_and_raises_priority(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    first = await queue.enqueue(conn, tenant, "low")
+    second = await queue.enqueue(conn, tenant, "urgent")
+    third = await queue.enqueue(conn, tenant, "medium")
+    assert second.id == first.id == third.id
+    assert (second.coalesced, third.coalesced) == (True, True)
+    assert second.priority == "urgent"
+    assert third.priority == "urgent", "a lower priority never lowers a waiting job"
+    assert await job_count(conn) == 1
+
+
+async def test_coalescing_moves_scheduled_at_earlier(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    job = await queue.enqueue(conn, tenant)
+    await conn.execute(
+        "UPDATE aoer_queue SET scheduled_at = now() + interval '1 hour' WHERE id = %s", (job.id,)
+    )
+    await queue.enqueue(conn, tenant)
+    [row] = await rows(conn, "SELECT scheduled_at <= now() AS due FROM aoer_queue")
+    assert row["due"] is True
+
+
+async def test_tenant_in_processing_gets_a_new_queued_job(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    first = await queue.enqueue(conn, tenant)
+    [claimed] = await queue.claim(conn, WORKER, 10, LEASE_S)
+    assert claimed.id == first.id
+    second = await queue.enqueue(conn, tenant)
+    assert second.id != first.id
+    assert second.coalesced is False
+    statuses = await rows(conn, "SELECT status FROM aoer_queue ORDER BY created_at")
+    assert [r["status"] for r in statuses] == ["processing", "queued"]
+
+
+@pytest.mark.parametrize(
+    ("tenant_id", "priority", "error", "message"),
+    [
+        ("not-a-uuid", "high", InvalidInput, "malformed tenant id 'not-a-uuid'"),
+        ("UNKNOWN", "high", UnknownTenant, "unknown tenant"),
+        ("VALID", "asap", InvalidInput, "unknown priority 'asap'"),
+    ],
+)
+async def test_bad_enqueue_is_refused_and_writes_nothing(
+    conn: Connection,
+    make_tenant: MakeTenant,
+    tenant_id: str,
+    priority: str,
+    error: type[Exception],
+    message: str,
+) -> None:
+    valid = await make_tenant()
+    target = {"UNKNOWN": str(uuid4()), "VALID": str(valid)}.get(tenant_id, tenant_id)
+    with pytest.raises(error, match=message):
+        await queue.enqueue(conn, target, priority)
+    assert await job_count(conn) == 0
+
+
+async def test_inactive_tenant_is_refused(conn: Connection, make_tenant: MakeTenant) -> None:
+    tenant = await make_tenant(active=False)
+    with pytest.raises(InactiveTenant, match="inactive"):
+        await queue.enqueue(conn, tenant)
+    assert await job_count(conn) == 0
+
+
+async def test_claim_takes_priority_order_then_age(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    order = ["low", "medium", "urgent", "low", "high", "medium", "urgent"]
+    tenants = [await make_tenant(f"t{i}") for i in range(len(order))]
+    for i, (tenant, priority) in enumerate(zip(tenants, order, strict=True)):
+        job = await queue.enqueue(conn, tenant, priority)
+        # distinct ages: earlier index = older
+        await conn.execute(
+            "UPDATE aoer_queue SET scheduled_at = now() - make_interval(secs => %s) WHERE id = %s",
+            (100 - i, job.id),
+        )
+    claimed: list[UUID] = []
+    while batch := await queue.claim(conn, WORKER, 2, LEASE_S):
+        claimed.extend(job.tenant_id for job in batch)
+    rank = {"urgent": 0, "high": 1, "medium": 2, "low": 3}
+    expected = sorted(range(len(order)), key=lambda i: (rank[order[i]], i))
+    assert claimed == [tenants[i] for i in expected]
+
+
+async def test_claim_skips_jobs_not_yet_due(conn: Connection, make_tenant: MakeTenant) -> None:
+    later, now = await make_tenant("later"), await make_tenant("now")
+    job = await queue.enqueue(conn, later, "urgent")
+    await conn.execute(
+        "UPDATE aoer_queue SET scheduled_at = now() + interval '5 minutes' WHERE id = %s",
+        (job.id,),
+    )
+    await queue.enqueue(conn, now, "low")
+    claimed = await queue.claim(conn, WORKER, 10, LEASE_S)
+    assert [j.tenant_id for j in claimed] == [now]
+
+
+async def test_concurrent_claims_never_share_a_job(
+    db_url: str, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    from aoer.db.pool import connect
+
+    tenants = [await make_tenant(f"t{i}") for i in range(40)]
+    await queue.enqueue_many(conn, tenants)
+    other = await connect(db_url)
+    try:
+        async with conn.transaction(), other.transaction():
+            # Both claims run while the other's transaction is still open.
+            first = await queue.claim(conn, "a", 25, LEASE_S)
+            second = await queue.claim(other, "b", 25, LEASE_S)
+    finally:
+        await other.close()
+    assert len(first) == 25
+    assert len(second) == 15
+    assert not {j.id for j in first} & {j.id for j in second}
+
+
+async def test_process_batch_completes_jobs_and_writes_summary_and_event(
+    conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    tenant = await make_tenant()
+    await add_signals(
+        tenant, [{"days_ago": d, "aeo": "60", "geo": "70", "ugc": "80"} for d in range(5)]
+    )
+    job = await queue.enqueue(conn, tenant, "urgent")
+    jobs = await queue.claim(conn, WORKER, 10, LEASE_S)
+    outcome = await queue.process_batch(conn, WORKER, jobs)
+    assert [c.id for c in outcome.completed] == [job.id]
+    assert str(outcome.completed[0].aoer_score) == "68.50"
+    [summary] = await rows(conn, "SELECT aoer_score, visibility_risk FROM aoer_summary")
+    assert (str(summary["aoer_score"]), str(summary["visibility_risk"])) == ("68.50", "0.20")
+    [event] = await rows(conn, "SELECT event_type, event_data FROM metrics_events")
+    assert event["event_type"] == "aoer_recompute"
+    assert event["event_data"]["jobId"] == str(job.id)
+    [state] = await rows(conn, "SELECT status, completed_at IS NOT NULL AS done FROM aoer_queue")
+    assert (state["status"], state["done"]) == ("completed", True)
+
+
+async def test_a_job_whose_lease_was_lost_is_not_completed_by_the_old_holder(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    await queue.enqueue(conn, tenant)
+    jobs = await queue.claim(conn, WORKER, 10, LEASE_S)
+    await conn.execute("UPDATE aoer_queue SET locked_by = 'someone-else'")
+    outcome = await queue.process_batch(conn, WORKER, jobs)
+    assert outcome.completed == []
+    assert await rows(conn, "SELECT 1 FROM metrics_events") == []
+
+
+def test_backoff_doubles_from_60s_and_is_capped_with_jitter() -> None:
+    rng = random.Random(7)
+    for attempt, base in [(1, 60), (2, 120), (3, 240), (4, 480), (7, 3600), (30, 3600)]:
+        delays = [queue.backoff_s(attempt, rng) for _ in range(200)]
+        assert min(delays) >= base
+        assert max(delays) <= base * 1.25
+        assert max(delays) - min(delays) > base * 0.1, "jitter spreads retries"
+
+
+async def test_failed_attempt_is_recorded_and_retried_after_backoff(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    await queue.enqueue(conn, tenant)
+    [job] = await queue.claim(conn, WORKER, 10, LEASE_S)
+    [attempt] = await queue.fail(conn, WORKER, [(job, "boom")], random.Random(1))
+    assert (attempt.status, attempt.retry_count) == ("queued", 1)
+    [row] = await rows(
+        conn,
+        "SELECT extract(epoch FROM scheduled_at - now()) AS wait_s, locked_by FROM aoer_queue",
+    )
+    assert 55 <= row["wait_s"] <= 75 + 1
+    assert row["locked_by"] is None
+    [failure] = await rows(conn, "SELECT * FROM aoer_failures")
+    assert (failure["error_message"], failure["retry_count"], failure["job_id"]) == (
+        "boom",
+        1,
+        job.id,
+    )
+    assert failure["error_data"]["willRetry"] is True
+    assert await queue.claim(conn, WORKER, 10, LEASE_S) == [], "not due before its backoff"
+
+
+async def test_job_fails_for_good_after_max_retries(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    await queue.enqueue(conn, tenant, max_retries=3)
+    for attempt in range(1, 4):
+        await conn.execute("UPDATE aoer_queue SET scheduled_at = now() WHERE status = 'queued'")
+        [job] = await queue.claim(conn, WORKER, 10, LEASE_S)
+        [result] = await queue.fail(conn, WORKER, [(job, f"error {attempt}")])
+        assert result.retry_count == attempt
+    assert result.status == "failed"
+    [row] = await rows(conn, "SELECT status, error_message, completed_at FROM aoer_queue")
+    assert (row["status"], row["error_message"]) == ("failed", "error 3")
+    assert row["completed_at"] is not None
+    failures = await rows(conn, "SELECT retry_count FROM aoer_failures ORDER BY retry_count")
+    assert [f["retry_count"] for f in failures] == [1, 2, 3]
+    status = await queue.tenant_queue_status(conn, tenant)
+    assert (status.pending, status.processing, status.failed) == (0, 0, 1)
+
+
+async def test_retry_folds_into_a_waiting_job_of_the_same_tenant(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    await queue.enqueue(conn, tenant)
+    [job] = await queue.claim(conn, WORKER, 10, LEASE_S)
+    waiting = await queue.enqueue(conn, tenant)
+    [attempt] = await queue.fail(conn, WORKER, [(job, "boom")])
+    assert attempt.status == "failed"
+    assert "retry carried by the waiting job" in attempt.error_message
+    [row] = await rows(conn, "SELECT id FROM aoer_queue WHERE status = 'queued'")
+    assert row["id"] == waiting.id
+
+
+async def test_poison_tenant_does_not_fail_its_neighbours(
+    conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    tenants = [await make_tenant(f"t{i}") for i in range(9)]
+    poison = tenants[4]
+    for tenant in tenants:
+        await add_signals(tenant, [{"days_ago": 0, "aeo": "50", "geo": "50", "ugc": "50"}])
+    # A real database error for one tenant only: a trigger refusing its summary.
+    await conn.execute(
+        f"""
+        CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.tenant_id = '{poison}' THEN RAISE EXCEPTION 'poisoned tenant'; END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_poison BEFORE INSERT OR UPDATE ON aoer_summary
+            FOR EACH ROW EXECUTE FUNCTION refuse_poison();
+        """  # type: ignore[arg-type]
+    )
+    await queue.enqueue_many(conn, tenants)
+    jobs = await queue.claim(conn, WORKER, 100, LEASE_S)
+    outcome = await queue.process_batch(conn, WORKER, jobs)
+    assert sorted(c.tenant_id for c in outcome.completed) == sorted(set(tenants) - {poison})
+    assert [f.tenant_id for f in outcome.failed] == [poison]
+    assert outcome.failed[0].error_message == "poisoned tenant"
+    summaries = await rows(conn, "SELECT tenant_id FROM aoer_summary")
+    assert len(summaries) == 8
+    [failure] = await rows(conn, "SELECT tenant_id, error_message FROM aoer_failures")
+    assert (failure["tenant_id"], failure["error_message"]) == (poison, "poisoned tenant")
+    states = await rows(conn, "SELECT status, count(*) AS n FROM aoer_queue GROUP BY 1 ORDER BY 1")
+    assert {r["status"]: r["n"] for r in states} == {"completed": 8, "queued": 1}
+
+
+async def test_expired_lease_is_taken_back_and_counts_as_an_attempt(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    await queue.enqueue(conn, tenant)
+    [job] = await queue.claim(conn, "dead-worker", 10, LEASE_S)
+    assert await queue.reclaim_expired(conn) == 0, "a live lease is left alone"
+    await conn.execute("UPDATE aoer_queue SET lease_expires_at = now() - interval '1 second'")
+    assert await queue.reclaim_expired(conn) == 1
+    [row] = await rows(
+        conn, "SELECT status, retry_count, locked_by, scheduled_at <= now() AS due FROM aoer_queue"
+    )
+    assert (row["status"], row["retry_count"], row["locked_by"], row["due"]) == (
+        "queued",
+        1,
+        None,
+        True,
+    )
+    [failure] = await rows(conn, "SELECT error_message, error_data FROM aoer_failures")
+    assert "lease expired" in failure["error_message"]
+    assert failure["error_data"]["workerId"] == "dead-worker"
+    [again] = await queue.claim(conn, WORKER, 10, LEASE_S)
+    assert again.id == job.id
+    outcome = await queue.process_batch(conn, WORKER, [again])
+    assert [c.id for c in outcome.completed] == [job.id]
+
+
+async def test_expired_lease_of_a_tenant_with_a_waiting_job_is_not_requeued_twice(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    await queue.enqueue(conn, tenant)
+    await queue.claim(conn, "dead-worker", 10, LEASE_S)
+    waiting = await queue.enqueue(conn, tenant)
+    await conn.execute(
+        "UPDATE aoer_queue SET lease_expires_at = now() - interval '1 second'"
+        " WHERE status = 'processing'"
+    )
+    assert await queue.reclaim_expired(conn) == 1
+    queued = await rows(conn, "SELECT id FROM aoer_queue WHERE status = 'queued'")
+    assert [r["id"] for r in queued] == [waiting.id]
+
+
+async def test_renewing_extends_only_leases_still_held(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    a, b = await make_tenant("a"), await make_tenant("b")
+    await queue.enqueue_many(conn, [a, b])
+    jobs = await queue.claim(conn, WORKER, 10, 1.0)
+    await conn.execute("UPDATE aoer_queue SET locked_by = 'thief' WHERE tenant_id = %s", (b,))
+    kept = await queue.renew_leases(conn, WORKER, [j.id for j in jobs], 600.0)
+    assert kept == {j.id for j in jobs if j.tenant_id == a}
+    [row] = await rows(
+        conn, "SELECT lease_expires_at - now() AS left FROM aoer_queue WHERE tenant_id = %s", a
+    )
+    assert row["left"] > timedelta(minutes=9)
+
+
+async def test_enqueue_all_active_queues_every_active_tenant_once_at_low(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    active = [await make_tenant(f"a{i}") for i in range(5)]
+    await make_tenant("gone", active=False)
+    urgent = await queue.enqueue(conn, active[0], "urgent")
+    assert await queue.trigger_cron(conn) == 5
+    assert await queue.trigger_cron(conn) == 5, "coalesces into the waiting jobs"
+    jobs = await rows(conn, "SELECT tenant_id, priority FROM aoer_queue")
+    assert len(jobs) == 5
+    by_tenant = {r["tenant_id"]: r["priority"] for r in jobs}
+    assert by_tenant[urgent.tenant_id] == "urgent"
+    assert sorted(set(by_tenant.values())) == ["low", "urgent"]
+
+
+async def test_queue_status_reports_pending_processing_completed_failed(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    await queue.enqueue(conn, tenant)
+    jobs = await queue.claim(conn, WORKER, 10, LEASE_S)
+    await queue.process_batch(conn, WORKER, jobs)
+    await queue.enqueue(conn, tenant)
+    await queue.claim(conn, WORKER, 10, LEASE_S)
+    await queue.enqueue(conn, tenant)
+    status = await queue.tenant_queue_status(conn, tenant)
+    assert (status.pending, status.processing, status.completed, status.failed) == (1, 1, 1, 0)
+    depth = {(d.status, d.priority): d.jobs for d in await queue.queue_depth(conn)}
+    assert depth == {
+        ("queued", "medium"): 1,
+        ("processing", "medium"): 1,
+        ("completed", "medium"): 1,
+    }
