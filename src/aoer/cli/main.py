@@ -26,7 +26,12 @@ from aoer.scoring.signals import SignalValidationError, upsert_signals, validate
 from aoer.tenants import create_tenant, list_tenants
 from aoer.worker import Worker
 
-app = typer.Typer(help="AOER Orchestrator", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="AOER Orchestrator",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
 tenants_app = typer.Typer(help="Register and list dealerships", no_args_is_help=True)
 signals_app = typer.Typer(help="Load signal rows", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")

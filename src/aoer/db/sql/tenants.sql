@@ -29,14 +29,16 @@ days AS (
     SELECT d.id, d.n, g.day
     FROM dealers d
     CROSS JOIN generate_series(0, 89) AS g (day)
-    -- sparse (every 4th dealer) and stale (every 5th) dealers leave gaps
-    WHERE NOT (d.n % 4 = 0 AND g.day % 3 <> 0)
-      AND NOT (d.n % 5 = 0 AND g.day < 10)
+    -- sparse (every 6th dealer) and stale (every 5th) dealers leave gaps
+    WHERE NOT (d.n %% 6 = 0 AND g.day %% 8 <> 0)
+      AND NOT (d.n %% 5 = 0 AND g.day < 10)
 ),
 base AS (
     SELECT id, day,
-           35 + (n * 37) % 50 + 8 * sin(day / 7.0 * pi()) * ((n % 3) + 1) / 3
-             + (random() - 0.5) * (4 + (n % 4) * 6) - day * ((n % 7) - 3) / 30.0 AS level
+           48 + (n * 37) %% 50 + 3 * sin(day / 7.0 * pi()) * ((n %% 3) + 1) / 3
+             + (random() - 0.5) * (2 + (n %% 4) * 2) - day * ((n %% 7) - 3) / 30.0
+             -- every 5th dealer (offset 2) swings wildly: high volatility
+             + CASE WHEN n %% 5 = 2 THEN (random() - 0.5) * 70 ELSE 0 END AS level
     FROM days
 )
 INSERT INTO aiv_raw_signals (dealer_id, date, seo, aeo, geo, ugc, geolocal, observed_aiv,
