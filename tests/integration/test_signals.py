@@ -1,0 +1,73 @@
+"""Signal ingestion: validation names row and field; upserts are idempotent and all-or-nothing."""
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from aoer.db.pool import Connection
+from aoer.scoring.demo import DEMO_DEALERS, load_demo
+from aoer.scoring.signals import SignalValidationError, upsert_signals, validate_rows
+from tests.conftest import MakeTenant
+
+
+def row(dealer: object, days_back: int = 1, **values: Any) -> dict[str, Any]:
+    base = {"dealerId": str(dealer), "date": (date.today() - timedelta(days_back)).isoformat()}
+    return base | values
+
+
+async def count(conn: Connection, table: str) -> int:
+    cur = await conn.execute(f"SELECT count(*) AS n FROM {table}")  # type: ignore[arg-type]
+    found = await cur.fetchone()
+    assert found is not None
+    return int(found["n"])
+
+
+def test_validation_names_each_bad_row_and_field() -> None:
+    dealer = uuid4()
+    with pytest.raises(SignalValidationError) as caught:
+        validate_rows(
+            [
+                row(dealer, aeo=50),
+                row(dealer, 2, aeo=101),
+                row("nope", 3),
+                row(dealer, -3),
+                row(dealer, 4, geo="12.345"),
+                row(dealer, 5, colour="red"),
+            ]
+        )
+    found = {(e.row, e.field) for e in caught.value.errors}
+    assert found == {(1, "aeo"), (2, "dealerId"), (3, "date"), (4, "geo"), (5, "colour")}
+    assert str(caught.value).startswith("row 1, field aeo:")
+
+
+async def test_upsert_replaces_a_resent_day(conn: Connection, make_tenant: MakeTenant) -> None:
+    dealer = await make_tenant()
+    first = await upsert_signals(conn, validate_rows([row(dealer, aeo=10), row(dealer, 2)]))
+    again = await upsert_signals(conn, validate_rows([row(dealer, aeo="20.50")]))
+    assert (first.upserted, again.upserted) == (2, 1)
+    assert first.tenant_ids == [dealer]
+    cur = await conn.execute(
+        "SELECT aeo FROM aiv_raw_signals WHERE date = current_date - 1 AND dealer_id = %s",
+        (dealer,),
+    )
+    assert await cur.fetchall() == [{"aeo": Decimal("20.50")}]
+    assert await count(conn, "aiv_raw_signals") == 2
+
+
+async def test_unknown_dealer_writes_nothing(conn: Connection, make_tenant: MakeTenant) -> None:
+    dealer = await make_tenant()
+    rows = validate_rows([row(dealer, aeo=1), row(uuid4(), aeo=2)])
+    with pytest.raises(SignalValidationError, match="row 1, field dealerId: unknown tenant"):
+        await upsert_signals(conn, rows)
+    assert await count(conn, "aiv_raw_signals") == 0
+
+
+async def test_demo_load_is_idempotent_and_realistic(conn: Connection) -> None:
+    ids = await load_demo(conn)
+    await load_demo(conn)
+    assert len(ids) == len(DEMO_DEALERS) == await count(conn, "tenants")
+    rows = await count(conn, "aiv_raw_signals")
+    assert len(ids) * 50 < rows <= len(ids) * 90
