@@ -13,7 +13,9 @@ from aoer.constants import PRIORITIES, SAFETY_POLL_S
 class Settings(BaseSettings):
     """Everything configurable, named as in DESIGN §10."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", populate_by_name=True, protected_namespaces=()
+    )
 
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
@@ -36,6 +38,16 @@ class Settings(BaseSettings):
     retain_jobs_days: int = Field(default=7, ge=1, alias="AOER_RETAIN_JOBS_DAYS")
     retain_failures_days: int = Field(default=30, ge=1, alias="AOER_RETAIN_FAILURES_DAYS")
     retain_events_days: int = Field(default=400, ge=1, alias="AOER_RETAIN_EVENTS_DAYS")
+    # The self-improving loop (DESIGN §9): weekly training and its promotion rules.
+    model_schedule: bool = Field(default=True, alias="AOER_MODEL_SCHEDULE")
+    model_cron: str = Field(default="0 4 * * 1", alias="AOER_MODEL_CRON")
+    model_holdout_days: int = Field(default=14, ge=1, le=365, alias="AOER_MODEL_HOLDOUT_DAYS")
+    model_train_days: int = Field(default=180, ge=7, le=3650, alias="AOER_MODEL_TRAIN_DAYS")
+    model_min_rows: int = Field(default=500, ge=10, alias="AOER_MODEL_MIN_ROWS")
+    model_min_holdout_rows: int = Field(default=100, ge=5, alias="AOER_MODEL_MIN_HOLDOUT_ROWS")
+    model_min_tenants: int = Field(default=5, ge=1, alias="AOER_MODEL_MIN_TENANTS")
+    model_margin: float = Field(default=0.02, ge=0, lt=1, alias="AOER_MODEL_MARGIN")
+    model_min_r2: float = Field(default=0.0, le=1, alias="AOER_MODEL_MIN_R2")
 
     @field_validator("log_format")
     @classmethod
@@ -51,6 +63,15 @@ class Settings(BaseSettings):
 
         if not croniter.is_valid(value):
             raise ValueError(f"AOER_CRON is not a valid cron expression: {value!r}")
+        return value
+
+    @field_validator("model_cron")
+    @classmethod
+    def _valid_model_cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"AOER_MODEL_CRON is not a valid cron expression: {value!r}")
         return value
 
     @cached_property

@@ -23,6 +23,7 @@ RECOMPUTE_EVENT: Final = "aoer_recompute"
 # Scheduler tick names (rows of aoer_cron_ticks)
 RECOMPUTE_TICK: Final = "recompute"
 RETENTION_TICK: Final = "retention"
+MODEL_TICK: Final = "model_train"  # weekly training of the score's weights (DESIGN §9)
 RETENTION_CRON: Final = "17 3 * * *"
 RETENTION_BATCH_ROWS: Final = 5000
 

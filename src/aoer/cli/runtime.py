@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 
 from aoer import queue
 from aoer.config import Settings
-from aoer.constants import RECOMPUTE_TICK, RETENTION_CRON, RETENTION_TICK
+from aoer.constants import MODEL_TICK, RECOMPUTE_TICK, RETENTION_CRON, RETENTION_TICK
 from aoer.db.embedded import start_embedded
 from aoer.db.pool import Connection, Pool, open_pool
 from aoer.db.schema import migrate
 from aoer.errors import AoerError
 from aoer.queue.retention import RetentionAges, purge
+from aoer.scoring import model
 from aoer.types import JsonObject
 from aoer.worker.scheduler import ScheduledJob
 
@@ -43,7 +44,8 @@ async def database(
 
 
 def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
-    """The ticks every worker runs: the fleet recompute and the daily retention."""
+    """The ticks every worker runs: the fleet recompute, the daily retention, the weekly
+    model training."""
 
     async def recompute(conn: Connection) -> JsonObject:
         return {"queued": await queue.trigger_cron(conn, max_retries=settings.max_retries)}
@@ -54,12 +56,19 @@ def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
         )
         return {"deleted": await purge(conn, ages)}
 
+    async def train_model(conn: Connection) -> JsonObject:
+        run = await model.train_on_tick(conn, settings, MODEL_TICK)
+        return {"decision": run.evaluation.decision, "auditId": run.audit_id}
+
     if not settings.run_cron:
         return []
-    return [
+    jobs = [
         ScheduledJob(RECOMPUTE_TICK, settings.cron, recompute),
         ScheduledJob(RETENTION_TICK, RETENTION_CRON, retention),
     ]
+    if settings.model_schedule:
+        jobs.append(ScheduledJob(MODEL_TICK, settings.model_cron, train_model))
+    return jobs
 
 
 def install_stop_handlers(stop: Callable[[], None]) -> None:
