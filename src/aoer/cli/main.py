@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from aoer import queue
+from aoer.cli.model import model_app
 from aoer.cli.runtime import database, install_stop_handlers, scheduled_jobs
 from aoer.config import Settings, load_settings
 from aoer.constants import DEFAULT_PRIORITY, SIGNAL_COLUMNS
@@ -36,6 +37,7 @@ tenants_app = typer.Typer(help="Register and list dealerships", no_args_is_help=
 signals_app = typer.Typer(help="Load signal rows", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(signals_app, name="signals")
+app.add_typer(model_app, name="model")
 
 console = Console()
 errors = Console(stderr=True)

@@ -1,0 +1,164 @@
+"""`aoer model`: train, inspect and roll back the score's weights (DESIGN §9)."""
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aoer.cli.runtime import database
+from aoer.config import Settings, load_settings
+from aoer.errors import AoerError
+from aoer.log import setup_logging
+from aoer.scoring import model
+from aoer.scoring.training import COMPONENTS, Metrics, Weights
+
+model_app = typer.Typer(
+    help="The self-improving score: train, status, rollback", no_args_is_help=True
+)
+console = Console()
+errors = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _run(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
+    """As `aoer`'s other commands: settings, logging, the coroutine; AoerError → exit 1."""
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        errors.print(f"[red]error:[/red] invalid configuration: {exc}")
+        raise typer.Exit(2) from None
+    setup_logging(settings.log_format)
+    try:
+        return asyncio.run(make(settings))
+    except AoerError as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _weights(weights: Weights) -> str:
+    parts = [f"{c} {getattr(weights, c)}" for c in COMPONENTS]
+    return ", ".join([*parts, f"intercept {weights.intercept}"])
+
+
+def _metric(metrics: Metrics | None, name: str) -> str:
+    if metrics is None:
+        return "-"
+    value = getattr(metrics, name)
+    return "-" if value is None else f"{value:.3f}"
+
+
+@model_app.command("train")
+def train(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Fit and judge, but write nothing")
+    ] = False,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option("--as-of", formats=["%Y-%m-%d"], help="End the split on this date"),
+    ] = None,
+) -> None:
+    """Fit a challenger on older days, judge it on the held-out days, promote if clearly better."""
+
+    async def main(settings: Settings) -> model.TrainingRun:
+        async with database(settings) as (_, pool), pool.connection() as conn:
+            return await model.train(
+                conn,
+                model.policy_from_settings(settings),
+                trigger="cli",
+                as_of=as_of.date() if as_of else None,
+                dry_run=dry_run,
+                max_retries=settings.max_retries,
+            )
+
+    run = _run(main)
+    result, window = run.evaluation, run.window
+    table = Table(title="model training" + (" (dry run: nothing written)" if dry_run else ""))
+    table.add_column("", style="bold")
+    table.add_column(f"champion {run.champion_version}", justify="right")
+    table.add_column(f"challenger {run.challenger_version or ''}".strip(), justify="right")
+    for name in ("rmse", "mae", "r2"):
+        table.add_row(
+            f"held-out {name.upper().replace('R2', 'R²')}",
+            _metric(result.champion_metrics, name),
+            _metric(result.challenger_metrics, name),
+        )
+    console.print(table)
+    console.print(
+        f"train {window.train_from} → {window.train_to}: {result.train_rows} rows, "
+        f"{result.train_tenants} tenants; held out {window.holdout_from} → "
+        f"{window.holdout_to}: {result.holdout_rows} rows, {result.holdout_tenants} tenants; "
+        f"components {', '.join(result.components) or '-'}"
+    )
+    if result.challenger:
+        console.print(f"challenger weights: {_weights(result.challenger)}")
+    console.print(f"[bold]{result.decision}[/bold]: {result.reason}", highlight=False)
+    if run.requeued:
+        console.print(f"queued {run.requeued} tenants for recompute with {run.result_version}")
+
+
+@model_app.command("status")
+def status(
+    runs: Annotated[int, typer.Option(help="How many recent runs to list")] = 10,
+) -> None:
+    """The champion model and the latest training runs and rollbacks."""
+
+    async def main(settings: Settings) -> model.ModelStatus:
+        async with database(settings) as (_, pool), pool.connection() as conn:
+            return await model.model_status(conn, runs=runs)
+
+    state = _run(main)
+    champion = state.champion
+    table = Table(title=f"champion {champion.version}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    table.add_row("weights", _weights(champion.weights))
+    table.add_row("promoted", str(champion.promoted_at or "-"))
+    table.add_row("replaced", champion.previous_version or "-")
+    if champion.as_of:
+        table.add_row(
+            "trained",
+            f"as of {champion.as_of} on {champion.train_rows} rows of {champion.tenants} tenants",
+        )
+        table.add_row(
+            "held out",
+            f"{champion.holdout_from} → {champion.holdout_to}: {champion.holdout_rows} rows, "
+            f"RMSE {_metric(champion.holdout, 'rmse')}, MAE {_metric(champion.holdout, 'mae')}, "
+            f"R² {_metric(champion.holdout, 'r2')}",
+        )
+    console.print(table)
+    history = Table(title="recent runs")
+    for column in ("when", "kind", "by", "champion", "challenger", "RMSE", "R²", "decision"):
+        history.add_column(column)
+    history.add_column("reason", overflow="fold")
+    for entry in state.runs:
+        history.add_row(
+            entry.created_at.strftime("%Y-%m-%d %H:%M"),
+            entry.kind,
+            entry.trigger,
+            f"{entry.champion_version} → {entry.result_version}",
+            entry.challenger_version or "-",
+            f"{_metric(entry.champion, 'rmse')} / {_metric(entry.challenger, 'rmse')}",
+            _metric(entry.challenger, "r2"),
+            entry.decision,
+            entry.reason,
+        )
+    console.print(history)
+
+
+@model_app.command("rollback")
+def rollback() -> None:
+    """Restore the champion the current one replaced and re-queue every tenant."""
+
+    async def main(settings: Settings) -> model.Rollback:
+        async with database(settings) as (_, pool), pool.connection() as conn:
+            return await model.rollback(conn, trigger="cli", max_retries=settings.max_retries)
+
+    done = _run(main)
+    console.print(
+        f"rolled back from {done.from_version} to {done.to_version}; "
+        f"queued {done.requeued} tenants for recompute"
+    )
