@@ -6,10 +6,12 @@ and one-shot runs deterministic.
 
 import asyncio
 import contextlib
+import contextlib
 import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -18,11 +20,14 @@ from aoer import queue
 from aoer.config import Settings
 from aoer.constants import LEASE_RENEWALS_PER_LEASE
 from aoer.db.pool import Pool
+from aoer.queue.batches import BatchOutcome
 from aoer.types import ClaimedJob
 from aoer.worker.scheduler import ScheduledJob, run_scheduler
 from aoer.worker.wakeup import listen_for_jobs
 
 logger = logging.getLogger(__name__)
+
+LISTEN_READY_S = 5.0  # how long to wait for LISTEN before claiming anyway (the poll covers)
 
 
 def new_worker_id() -> str:
@@ -48,6 +53,7 @@ class Worker:
         drain: bool = False,
         scheduled: list[ScheduledJob] | None = None,
         worker_id: str | None = None,
+        on_batch: Callable[[BatchOutcome], None] | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -56,6 +62,7 @@ class Worker:
         self.scheduled = scheduled or []
         self.worker_id = worker_id or new_worker_id()
         self.stats = WorkerStats()
+        self.on_batch = on_batch  # an observer (metrics) told of every processed batch
         self._stopping = asyncio.Event()
         self._wakeups = [asyncio.Event() for _ in range(settings.worker_concurrency)]
         self._in_hand: dict[UUID, ClaimedJob] = {}
@@ -88,7 +95,8 @@ class Worker:
                     )
                 )
             # Listen before the first claim so no NOTIFY falls between them.
-            await asyncio.wait({asyncio.create_task(listening.wait())}, timeout=5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(listening.wait(), LISTEN_READY_S)
         try:
             async with asyncio.TaskGroup() as group:
                 for slot in range(self.settings.worker_concurrency):
@@ -146,6 +154,8 @@ class Worker:
         self.stats.batches += 1
         self.stats.completed += len(outcome.completed)
         self.stats.failed += len(outcome.failed)
+        if self.on_batch is not None:
+            self.on_batch(outcome)
         if self.settings.log_each_tenant:
             for done in outcome.completed:
                 logger.info(
