@@ -6,7 +6,6 @@ and one-shot runs deterministic.
 
 import asyncio
 import contextlib
-import contextlib
 import logging
 import os
 import socket
