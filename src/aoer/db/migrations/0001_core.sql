@@ -82,8 +82,6 @@ CREATE UNIQUE INDEX aoer_queue_one_queued_per_tenant ON aoer_queue (tenant_id)
 -- The claim walks this index in priority order.
 CREATE INDEX aoer_queue_claim_idx ON aoer_queue (priority_rank DESC, scheduled_at)
     WHERE status = 'queued';
--- The worker's timer for the next delayed job.
-CREATE INDEX aoer_queue_due_idx ON aoer_queue (scheduled_at) WHERE status = 'queued';
 -- Lease recovery looks only at jobs in flight.
 CREATE INDEX aoer_queue_lease_idx ON aoer_queue (lease_expires_at)
     WHERE status = 'processing';

@@ -53,8 +53,8 @@ UPDATE aoer_queue q
        locked_by = %(worker_id)s,
        lease_expires_at = now() + make_interval(secs => %(lease_s)s),
        updated_at = now()
-FROM next
-WHERE q.id = next.id
+-- = ANY(ARRAY(...)): primary-key lookups for the claimed rows, never a scan of the queue.
+WHERE q.id = ANY (ARRAY(SELECT id FROM next))
 RETURNING q.id, q.tenant_id, q.priority, q.retry_count, q.max_retries, q.created_at;
 
 -- name: complete_jobs
@@ -210,8 +210,17 @@ recorded AS (
 SELECT * FROM updated;
 
 -- name: next_due_at
--- When the earliest delayed job becomes due (NULL when nothing waits).
-SELECT min(scheduled_at) AS due_at FROM aoer_queue WHERE status = 'queued';
+-- When the earliest waiting job becomes due (NULL when nothing waits): the head of each
+-- priority in the claim index, so no second index is needed.
+SELECT min(head.scheduled_at) AS due_at
+FROM (VALUES (1::smallint), (2::smallint), (3::smallint), (4::smallint)) AS p (rank)
+CROSS JOIN LATERAL (
+    SELECT scheduled_at
+    FROM aoer_queue
+    WHERE status = 'queued' AND priority_rank = p.rank
+    ORDER BY scheduled_at
+    LIMIT 1
+) head;
 
 -- name: tenant_queue_status
 SELECT count(*) FILTER (WHERE status = 'queued')::integer     AS pending,
