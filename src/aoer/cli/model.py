@@ -116,7 +116,8 @@ def status(
     table.add_column("", style="bold")
     table.add_column("")
     table.add_row("weights", _weights(champion.weights))
-    table.add_row("promoted", str(champion.promoted_at or "-"))
+    promoted = champion.promoted_at
+    table.add_row("promoted", promoted.strftime("%Y-%m-%d %H:%M UTC") if promoted else "-")
     table.add_row("replaced", champion.previous_version or "-")
     if champion.as_of:
         table.add_row(

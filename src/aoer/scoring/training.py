@@ -207,8 +207,8 @@ def _judge(champion: Metrics, challenger: Metrics, policy: Policy) -> tuple[Deci
     if challenger.mae > champion.mae:
         failures.append("MAE is worse than the champion's")
     if failures:
-        return "rejected", "not promoted: " + "; ".join(failures) + f" — {summary}"
-    return "promoted", f"promoted: clearly better on held-out days — {summary}"
+        return "rejected", "; ".join(failures) + f" — {summary}"
+    return "promoted", f"clearly better on held-out days — {summary}"
 
 
 def evaluate(data: Dataset, champion: Weights, policy: Policy) -> Evaluation:
@@ -265,8 +265,8 @@ def evaluate(data: Dataset, champion: Weights, policy: Policy) -> Evaluation:
         return replace(
             base,
             decision="rejected",
-            reason="not promoted: the fit gives every component zero weight; outcomes do not "
-            "rise with any component",
+            reason="the fit gives every component zero weight: outcomes do not rise with any "
+            "component",
             champion_metrics=champion_metrics,
         )
     challenger = normalise(coefficients, columns, features[train][:, index], data.outcome[train])

@@ -1,0 +1,213 @@
+"""The self-improving loop on real PostgreSQL: train, promote or not, re-queue, score, roll back."""
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, cast
+from uuid import UUID
+
+import pytest
+
+from aoer.config import Settings
+from aoer.db.pool import Connection, Pool
+from aoer.errors import InvalidInput
+from aoer.scoring import model
+from aoer.scoring.recompute import recompute_tenants
+from aoer.scoring.training import COMPONENTS
+from aoer.worker import Worker
+from tests.conftest import MakeTenant
+from tests.model.synthetic import POLICY, TRUE_WEIGHTS, expected_score, seed
+
+# Stated tolerance: with 760 training rows and noise of 2 points, each weight's standard
+# error is about 0.004, so 0.03 is a generous bound that still rules out v1 (off by ≥ 0.10).
+WEIGHT_TOLERANCE = Decimal("0.03")
+INTERCEPT_TOLERANCE = Decimal("2.5")  # AIV points; the truth is 0
+
+
+async def rows(conn: Connection, sql: str, *params: object) -> list[dict[str, Any]]:
+    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    return [dict(r) for r in await cur.fetchall()]
+
+
+async def drain(pool: Pool, db_url: str) -> None:
+    settings = Settings(AOER_RUN_CRON=False, AOER_BATCH_SIZE=50)  # type: ignore[call-arg]
+    await asyncio.wait_for(Worker(settings, pool, db_url, drain=True).run(), 30)
+
+
+async def scores(conn: Connection, tenants: list[UUID]) -> dict[UUID, tuple[Decimal, str]]:
+    found = await rows(
+        conn,
+        "SELECT tenant_id, aoer_score, metrics ->> 'modelVersion' AS version FROM aoer_summary"
+        " WHERE tenant_id = ANY (%s)",
+        tenants,
+    )
+    return {r["tenant_id"]: (r["aoer_score"], r["version"]) for r in found}
+
+
+async def test_known_weights_are_recovered_promoted_requeued_and_scored(
+    conn: Connection, pool: Pool, db_url: str, make_tenant: MakeTenant
+) -> None:
+    tenants = await seed(conn, outcome="linear")
+    dormant = await make_tenant("Dormant Motors", active=False)
+    await recompute_tenants(conn, [*tenants, dormant])
+
+    run = await model.train(conn, POLICY, trigger="cli")
+
+    result = run.evaluation
+    assert (result.decision, run.challenger_version, run.result_version) == ("promoted", "v2", "v2")
+    assert result.challenger is not None
+    for component in COMPONENTS:
+        got = getattr(result.challenger, component)
+        assert abs(got - Decimal(str(TRUE_WEIGHTS[component]))) <= WEIGHT_TOLERANCE, component
+    assert sum(getattr(result.challenger, c) for c in COMPONENTS) == 1
+    assert abs(result.challenger.intercept) <= INTERCEPT_TOLERANCE
+    assert result.champion_metrics is not None
+    assert result.challenger_metrics is not None
+    assert result.challenger_metrics.rmse < result.champion_metrics.rmse * 0.5
+    assert result.challenger_metrics.r2 is not None
+    assert result.challenger_metrics.r2 > 0.9
+    assert (result.train_rows, result.holdout_rows) == (760, 140)
+    assert (result.train_tenants, result.holdout_tenants) == (10, 10)
+
+    weights = {r["version"]: r for r in await rows(conn, "SELECT * FROM model_weights")}
+    assert weights["v2"]["status"] == "champion"
+    assert weights["v1"]["status"] == "retired"
+    assert weights["v2"]["previous_version"] == "v1"
+    assert weights["v2"]["holdout_from"] == run.window.as_of - timedelta(days=13)
+    assert weights["v2"]["holdout_to"] == run.window.as_of
+    assert weights["v2"]["train_to"] == run.window.as_of - timedelta(days=14)
+    assert weights["v2"]["holdout_rmse"] == result.challenger_metrics.rmse
+    assert weights["v2"]["fit"]["dataSha256"] == result.details["dataSha256"]
+
+    # Every active tenant is re-queued at low priority, in the same transaction.
+    queued = await rows(conn, "SELECT tenant_id, priority FROM aoer_queue WHERE status = 'queued'")
+    assert run.requeued == len(tenants)
+    assert sorted(q["tenant_id"] for q in queued) == sorted(tenants)
+    assert {q["priority"] for q in queued} == {"low"}
+
+    [audit] = await rows(conn, "SELECT * FROM model_audit")
+    assert audit["id"] == UUID(cast(str, run.audit_id))
+    assert (audit["kind"], audit["trigger"], audit["decision"]) == ("train", "cli", "promoted")
+    assert (audit["champion_version"], audit["challenger_version"]) == ("v1", "v2")
+    assert audit["result_version"] == "v2"
+    assert audit["requeued"] == len(tenants)
+    assert audit["champion_rmse"] == result.champion_metrics.rmse
+    assert audit["challenger_r2"] == result.challenger_metrics.r2
+    assert audit["settings"]["holdout_days"] == POLICY.holdout_days
+
+    await drain(pool, db_url)
+    after = await scores(conn, tenants)
+    for tenant in tenants:
+        score, version = after[tenant]
+        assert version == "v2"
+        assert score == await expected_score(conn, tenant, "v2"), tenant
+    [metrics] = await rows(
+        conn, "SELECT metrics FROM aoer_summary WHERE tenant_id = %s", tenants[0]
+    )
+    assert {"avgSEO", "avgGeolocal"} <= set(metrics["metrics"])
+    events = await rows(
+        conn,
+        "SELECT count(*) AS n FROM metrics_events"
+        " WHERE event_data -> 'metrics' ->> 'modelVersion' = 'v2'",
+    )
+    assert events == [{"n": len(tenants)}]
+
+
+async def test_pure_noise_outcomes_are_recorded_but_not_promoted(conn: Connection) -> None:
+    await seed(conn, outcome="noise")
+
+    run = await model.train(conn, POLICY, trigger="cli")
+
+    assert run.evaluation.decision == "rejected"
+    assert "R²" in run.evaluation.reason
+    assert "AOER_MODEL_MIN_R2" in run.evaluation.reason
+    weights = {r["version"]: r for r in await rows(conn, "SELECT * FROM model_weights")}
+    assert weights["v1"]["status"] == "champion"
+    assert weights["v2"]["status"] == "retired"
+    assert weights["v2"]["retired_at"] is not None
+    [audit] = await rows(conn, "SELECT * FROM model_audit")
+    assert (audit["decision"], audit["challenger_version"]) == ("rejected", "v2")
+    assert audit["result_version"] == "v1"
+    assert audit["requeued"] == 0
+    assert audit["reason"] == run.evaluation.reason
+    assert audit["challenger_r2"] < 0  # the held-out days show no signal at all
+    assert await rows(conn, "SELECT id FROM aoer_queue") == []
+
+
+async def test_too_little_data_trains_nothing_and_says_why(conn: Connection) -> None:
+    await seed(conn, tenants=2, days=20)
+
+    run = await model.train(conn, POLICY, trigger="cli")
+
+    reason = run.evaluation.reason
+    assert run.evaluation.decision == "skipped"
+    assert run.challenger_version is None
+    assert reason.startswith("too little data to train:")
+    assert "12 training rows (needs 300, AOER_MODEL_MIN_ROWS)" in reason
+    assert "2 tenants in training (needs 5, AOER_MODEL_MIN_TENANTS)" in reason
+    assert await rows(conn, "SELECT version FROM model_weights") == [{"version": "v1"}]
+    [audit] = await rows(conn, "SELECT decision, reason, train_rows FROM model_audit")
+    assert audit == {"decision": "skipped", "reason": reason, "train_rows": 12}
+    assert await rows(conn, "SELECT id FROM aoer_queue") == []
+
+
+async def test_rollback_restores_the_previous_champion_and_its_scores(
+    conn: Connection, pool: Pool, db_url: str
+) -> None:
+    tenants = await seed(conn, outcome="linear")
+    await recompute_tenants(conn, tenants)
+    v1_scores = await scores(conn, tenants)
+    assert {version for _, version in v1_scores.values()} == {"v1"}
+    await model.train(conn, POLICY, trigger="cli")
+    await drain(pool, db_url)
+    v2_scores = await scores(conn, tenants)
+    assert v2_scores != v1_scores
+
+    done = await model.rollback(conn, trigger="cli")
+
+    assert (done.from_version, done.to_version, done.requeued) == ("v2", "v1", len(tenants))
+    statuses = await rows(conn, "SELECT version, status FROM model_weights ORDER BY version")
+    assert statuses == [
+        {"version": "v1", "status": "champion"},
+        {"version": "v2", "status": "retired"},
+    ]
+    await drain(pool, db_url)
+    assert await scores(conn, tenants) == v1_scores
+    audit = await rows(
+        conn,
+        "SELECT kind, decision, champion_version, result_version"
+        " FROM model_audit WHERE kind = 'rollback'",
+    )
+    assert audit == [
+        {
+            "kind": "rollback",
+            "decision": "rolled_back",
+            "champion_version": "v2",
+            "result_version": "v1",
+        }
+    ]
+    with pytest.raises(model.NothingToRollBack, match="v1 did not replace"):
+        await model.rollback(conn, trigger="cli")
+
+
+async def test_dry_run_writes_nothing_and_repeats_exactly(conn: Connection) -> None:
+    await seed(conn, outcome="linear")
+
+    dry = await model.train(conn, POLICY, trigger="cli", dry_run=True)
+
+    assert dry.evaluation.decision == "promoted"
+    assert dry.audit_id is None
+    assert await rows(conn, "SELECT version FROM model_weights") == [{"version": "v1"}]
+    assert await rows(conn, "SELECT id FROM model_audit") == []
+    assert await rows(conn, "SELECT id FROM aoer_queue") == []
+    # Same as-of date and data: the real run fits the same weights on the same checksum.
+    real = await model.train(conn, POLICY, trigger="cli", as_of=dry.window.as_of)
+    assert real.evaluation.challenger == dry.evaluation.challenger
+    assert real.evaluation.details["dataSha256"] == dry.evaluation.details["dataSha256"]
+
+
+async def test_a_future_as_of_date_is_refused(conn: Connection) -> None:
+    cur = await conn.execute("SELECT current_date + 1 AS tomorrow")
+    tomorrow = (await cur.fetchone() or {})["tomorrow"]
+    with pytest.raises(InvalidInput, match="in the future"):
+        await model.train(conn, POLICY, trigger="cli", as_of=tomorrow)  # type: ignore[arg-type]

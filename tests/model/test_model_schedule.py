@@ -1,0 +1,80 @@
+"""The weekly training tick: fired once across schedulers, audited with its tick."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from aoer.cli.runtime import scheduled_jobs
+from aoer.config import Settings
+from aoer.constants import MODEL_TICK
+from aoer.db.pool import Connection, connect
+from aoer.worker.scheduler import ScheduledJob, fire_if_due
+from tests.model.synthetic import POLICY, seed
+
+MONDAY_4AM = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
+
+
+def weekly_training() -> ScheduledJob:
+    settings = Settings(  # type: ignore[call-arg]
+        AOER_MODEL_HOLDOUT_DAYS=POLICY.holdout_days,
+        AOER_MODEL_TRAIN_DAYS=POLICY.train_days,
+        AOER_MODEL_MIN_ROWS=POLICY.min_rows,
+        AOER_MODEL_MIN_HOLDOUT_ROWS=POLICY.min_holdout_rows,
+        AOER_MODEL_MIN_TENANTS=POLICY.min_tenants,
+    )
+    [job] = [j for j in scheduled_jobs(settings) if j.name == MODEL_TICK]
+    assert job.cron == "0 4 * * 1"  # the default: weekly, Monday 04:00 UTC
+    return job
+
+
+async def test_two_schedulers_never_train_the_same_weekly_tick_twice(
+    conn: Connection, db_url: str
+) -> None:
+    await seed(conn, outcome="linear")
+    job = weekly_training()
+    first, second = await connect(db_url), await connect(db_url)
+    try:
+        # Both wake up during the same week: one trains, the other finds the tick taken.
+        now = MONDAY_4AM + timedelta(hours=3)
+        results = await asyncio.gather(
+            fire_if_due(first, job, "scheduler-a", now),
+            fire_if_due(second, job, "scheduler-b", now),
+        )
+        assert sorted(r is not None for r in results) == [False, True]
+        [fired] = [r for r in results if r is not None]
+        assert fired["decision"] == "promoted"
+        later = MONDAY_4AM + timedelta(days=3)
+        again = await asyncio.gather(
+            fire_if_due(first, job, "scheduler-a", later),
+            fire_if_due(second, job, "scheduler-b", later),
+        )
+        assert again == [None, None]
+    finally:
+        await first.close()
+        await second.close()
+
+    cur = await conn.execute("SELECT trigger, tick, decision, id::text AS id FROM model_audit")
+    assert await cur.fetchall() == [
+        {"trigger": "schedule", "tick": MONDAY_4AM, "decision": "promoted", "id": fired["auditId"]}
+    ]
+    cur = await conn.execute("SELECT tick FROM aoer_cron_ticks WHERE name = %s", (MODEL_TICK,))
+    assert await cur.fetchall() == [{"tick": MONDAY_4AM}]
+
+
+async def test_next_week_trains_again_and_keeps_a_champion_it_cannot_beat(
+    conn: Connection,
+) -> None:
+    await seed(conn, outcome="linear")
+    job = weekly_training()
+    assert (await fire_if_due(conn, job, "w", MONDAY_4AM))["decision"] == "promoted"  # type: ignore[index]
+
+    result = await fire_if_due(conn, job, "w", MONDAY_4AM + timedelta(weeks=1))
+
+    # Same data, so v3 matches v2: not clearly better, recorded and retired.
+    assert result is not None
+    assert result["decision"] == "rejected"
+    cur = await conn.execute("SELECT version, status FROM model_weights ORDER BY version")
+    assert await cur.fetchall() == [
+        {"version": "v1", "status": "retired"},
+        {"version": "v2", "status": "champion"},
+        {"version": "v3", "status": "retired"},
+    ]
