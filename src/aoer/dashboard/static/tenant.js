@@ -1,0 +1,163 @@
+/* AOER dashboard: one dealership — live tiles, trend chart, queue, "Recompute now". */
+"use strict";
+
+(() => {
+  const main = document.getElementById("main");
+  const tenantId = main.dataset.tenantId;
+  const q = encodeURIComponent(tenantId);
+  const WAIT_WARNING_MS = 30000;
+  const MAX_EVENTS = 10;
+
+  const chart = TrendChart.create(document.getElementById("chart"), document.getElementById("chart-readout"));
+  let chartDays = 30;
+  let recompute = null; // {since, timer} while a requested recompute is in flight
+
+  const bound = (key) => main.querySelector(`[data-bind="${key}"]`);
+  const tileOf = (node) => (node ? node.closest(".tile, .card") : null);
+
+  /* -- tiles ------------------------------------------------------------------------------ */
+
+  const METRIC_DIGITS = { avgAEO: 2, avgGEO: 2, avgUGC: 2, volatility: 2, dataPoints: 0, daysSinceLastData: 0 };
+
+  function applySummary(summary, highlight) {
+    const changed = new Set();
+    const put = (key, text) => { if (AOER.setText(bound(key), text)) changed.add(tileOf(bound(key))); };
+    put("aoerScore", AOER.fixed(summary.aoerScore, 2));
+    put("visibilityRisk", AOER.fixed(summary.visibilityRisk, 2));
+    const grade = bound("grade");
+    if (grade && grade.textContent !== summary.grade) { AOER.setBadge(grade, "grade", summary.grade); changed.add(tileOf(grade)); }
+    const risk = bound("riskLevel");
+    if (risk && risk.textContent !== summary.riskLevel) { AOER.setBadge(risk, "risk", summary.riskLevel); changed.add(tileOf(risk)); }
+    const updated = bound("lastUpdated");
+    if (updated && summary.lastUpdated && updated.getAttribute("datetime") !== summary.lastUpdated) {
+      AOER.setTime(updated, summary.lastUpdated);
+      changed.add(tileOf(updated));
+    }
+    const metrics = summary.metrics || {};
+    for (const [key, digits] of Object.entries(METRIC_DIGITS)) put(key, AOER.fixed(metrics[key], digits));
+
+    document.getElementById("notice-never").hidden = true;
+    const noSignals = document.getElementById("notice-nosignals");
+    if (!metrics.error) noSignals.hidden = true;
+    document.getElementById("notice-nodata").hidden = !metrics.error || !noSignals.hidden;
+    if (highlight) for (const node of changed) AOER.flash(node, true);
+    return changed.size;
+  }
+
+  function applyQueue(status) {
+    for (const key of ["pending", "processing", "completed", "failed"]) {
+      const node = bound(`queue.${key}`);
+      if (AOER.setText(node, String(status[key] ?? 0))) AOER.flash(node.parentElement, false);
+    }
+    if (recompute) {
+      if (status.processing > 0) progress("Recomputing…");
+      else if (status.pending > 0) progress("Queued, waiting for a worker…");
+    }
+  }
+
+  function addEvent(summary) {
+    const list = document.getElementById("events");
+    const item = AOER.el("li");
+    const time = AOER.el("time", { "data-relative": "" });
+    AOER.setTime(time, summary.lastUpdated);
+    const score = AOER.el("span", {}, "score ");
+    score.appendChild(AOER.el("b", { class: "num" }, AOER.fixed(summary.aoerScore, 2)));
+    const risk = AOER.el("span", {}, "risk ");
+    risk.appendChild(AOER.el("span", { class: "num" }, AOER.fixed(summary.visibilityRisk, 2)));
+    item.append(time, score, risk);
+    list.prepend(item);
+    while (list.children.length > MAX_EVENTS) list.lastElementChild.remove();
+    document.getElementById("events-empty").hidden = true;
+    AOER.flash(item, false);
+  }
+
+  /* -- chart ------------------------------------------------------------------------------ */
+
+  async function loadHistory(days) {
+    try {
+      const body = await AOER.getJSON(`/api/aoer/history?tenantId=${q}&days=${days}`);
+      const points = (body.history || []).map((p) => ({ t: Date.parse(p.createdAt), v: Number(p.aoerScore) }));
+      chart.setPoints(points.filter((p) => !Number.isNaN(p.t)), days);
+    } catch (error) {
+      const box = document.getElementById("chart");
+      box.replaceChildren(AOER.el("p", { class: "empty-text" }, `The score history could not be loaded (${error.message}). It will retry when the connection is back.`));
+    }
+  }
+
+  for (const button of document.querySelectorAll("#trend [data-days]")) {
+    button.addEventListener("click", () => {
+      chartDays = Number(button.dataset.days);
+      for (const other of document.querySelectorAll("#trend [data-days]")) {
+        other.setAttribute("aria-pressed", String(other === button));
+      }
+      loadHistory(chartDays);
+    });
+  }
+
+  /* -- recompute now ---------------------------------------------------------------------- */
+
+  const button = document.getElementById("recompute");
+  const status = document.getElementById("recompute-status");
+
+  function progress(text, state) {
+    status.textContent = text;
+    if (state) status.dataset.state = state; else delete status.dataset.state;
+  }
+
+  function finishRecompute(text, state) {
+    if (recompute) clearTimeout(recompute.timer);
+    recompute = null;
+    button.disabled = false;
+    button.removeAttribute("aria-busy");
+    progress(text, state);
+  }
+
+  button.addEventListener("click", async () => {
+    if (recompute) return;
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+    recompute = { since: Date.now(), timer: setTimeout(() => progress("Still waiting for a worker — is `aoer worker` running?"), WAIT_WARNING_MS) };
+    progress("Queuing an urgent recompute…");
+    try {
+      const job = await AOER.postJSON("/api/aoer/queue", { tenantId, priority: "urgent" });
+      if (recompute) progress(job.coalesced ? "Queued (joined the job already waiting)…" : "Queued, waiting for a worker…");
+    } catch (error) {
+      finishRecompute(`Could not queue the recompute: ${error.message}`, "error");
+    }
+  });
+
+  /* -- live ------------------------------------------------------------------------------- */
+
+  function onSummary(summary) {
+    if (summary.tenantId !== tenantId) return;
+    applySummary(summary, true);
+    chart.addPoint({ t: Date.parse(summary.lastUpdated), v: Number(summary.aoerScore) });
+    addEvent(summary);
+    if (recompute) {
+      const seconds = ((Date.now() - recompute.since) / 1000).toFixed(1);
+      finishRecompute(`Done in ${seconds} s: score ${AOER.fixed(summary.aoerScore, 2)} (${summary.grade}).`);
+    }
+  }
+
+  async function resync() {
+    // After a reconnect: fetch what the stream may have missed while it was down.
+    try {
+      const [summary, queue] = await Promise.all([
+        AOER.getJSON(`/api/aoer/summary?tenantId=${q}`).catch((e) => (e.status === 404 ? null : Promise.reject(e))),
+        AOER.getJSON(`/api/aoer/queue?tenantId=${q}`),
+      ]);
+      if (summary) applySummary(summary, true);
+      applyQueue(queue.queueStatus || {});
+      loadHistory(chartDays);
+    } catch (_) { /* the stream's error handler shows the state and retries */ }
+  }
+
+  AOER.stream(`/api/aoer/stream?tenantId=${q}`, {
+    events: {
+      summary: onSummary,
+      queue: (body) => applyQueue(body.queueStatus || body),
+    },
+    onResync: resync,
+  });
+  loadHistory(chartDays);
+})();

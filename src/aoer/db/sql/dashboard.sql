@@ -1,0 +1,95 @@
+-- name: dashboard_fleet_page
+-- One page of the fleet: every dealership (computed or not) with its summary, filtered by a
+-- name fragment, grade and risk level, ordered by the chosen key. The sort key is a fixed
+-- word chosen by the caller from a whitelist; each CASE below is NULL unless selected, so it
+-- orders nothing. Never-computed dealerships sort last in both directions; ties by name, id.
+SELECT t.id AS tenant_id, t.name, t.city, t.active,
+       s.aoer_score, s.visibility_risk, s.last_updated,
+       aoer_grade(s.aoer_score) AS grade, aoer_risk_level(s.visibility_risk) AS risk_level
+FROM tenants t
+LEFT JOIN aoer_summary s ON s.tenant_id = t.id
+WHERE (%(name)s::text IS NULL OR strpos(lower(t.name), lower(%(name)s::text)) > 0)
+  AND (%(grade)s::text IS NULL
+       OR (%(grade)s = 'none' AND s.tenant_id IS NULL)
+       OR aoer_grade(s.aoer_score) = %(grade)s)
+  AND (%(risk_level)s::text IS NULL OR aoer_risk_level(s.visibility_risk) = %(risk_level)s)
+ORDER BY
+    CASE WHEN %(sort)s = 'score' AND NOT %(descending)s THEN s.aoer_score END ASC NULLS LAST,
+    CASE WHEN %(sort)s = 'score' AND %(descending)s THEN s.aoer_score END DESC NULLS LAST,
+    CASE WHEN %(sort)s = 'risk' AND NOT %(descending)s THEN s.visibility_risk END ASC NULLS LAST,
+    CASE WHEN %(sort)s = 'risk' AND %(descending)s THEN s.visibility_risk END DESC NULLS LAST,
+    CASE WHEN %(sort)s = 'updated' AND NOT %(descending)s THEN s.last_updated END
+        ASC NULLS LAST,
+    CASE WHEN %(sort)s = 'updated' AND %(descending)s THEN s.last_updated END DESC NULLS LAST,
+    CASE WHEN %(sort)s = 'name' AND %(descending)s THEN lower(t.name) END DESC,
+    lower(t.name), t.id
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: dashboard_fleet_count
+-- How many dealerships match the fleet filters (for the pager).
+SELECT count(*)::integer AS matching
+FROM tenants t
+LEFT JOIN aoer_summary s ON s.tenant_id = t.id
+WHERE (%(name)s::text IS NULL OR strpos(lower(t.name), lower(%(name)s::text)) > 0)
+  AND (%(grade)s::text IS NULL
+       OR (%(grade)s = 'none' AND s.tenant_id IS NULL)
+       OR aoer_grade(s.aoer_score) = %(grade)s)
+  AND (%(risk_level)s::text IS NULL OR aoer_risk_level(s.visibility_risk) = %(risk_level)s);
+
+-- name: dashboard_fleet_totals
+-- The fleet at a glance: dealerships, how many were computed, the mean score, and how many
+-- sit at each risk level.
+SELECT count(*)::integer AS tenants,
+       count(s.tenant_id)::integer AS computed,
+       round(avg(s.aoer_score), 2) AS mean_score,
+       count(*) FILTER (WHERE aoer_risk_level(s.visibility_risk) = 'Low')::integer AS low,
+       count(*) FILTER (WHERE aoer_risk_level(s.visibility_risk) = 'Medium')::integer AS medium,
+       count(*) FILTER (WHERE aoer_risk_level(s.visibility_risk) = 'High')::integer AS high,
+       count(*) FILTER (WHERE aoer_risk_level(s.visibility_risk) = 'Critical')::integer
+           AS critical
+FROM tenants t
+LEFT JOIN aoer_summary s ON s.tenant_id = t.id;
+
+-- name: dashboard_recent_failures
+-- The latest failed attempts across the fleet, newest first, with the dealership's name.
+SELECT f.created_at, f.tenant_id, t.name, f.error_message, f.retry_count,
+       coalesce((f.error_data ->> 'willRetry')::boolean, false) AS will_retry
+FROM aoer_failures f
+JOIN tenants t ON t.id = f.tenant_id
+ORDER BY f.created_at DESC
+LIMIT %(limit)s;
+
+-- name: dashboard_last_tick
+-- The latest tick of a scheduled job that fired (NULL row when it never fired).
+SELECT tick, fired_at, fired_by, result
+FROM aoer_cron_ticks
+WHERE name = %(name)s
+ORDER BY tick DESC
+LIMIT 1;
+
+-- name: dashboard_tenant
+-- One dealership with its summary (NULL columns when never computed) and how many signal
+-- rows it has sent, and when the latest one is dated.
+SELECT t.id AS tenant_id, t.name, t.domain, t.city, t.region, t.active,
+       s.aoer_score, s.visibility_risk, s.last_updated, s.metrics,
+       aoer_grade(s.aoer_score) AS grade, aoer_risk_level(s.visibility_risk) AS risk_level,
+       sig.signal_rows, sig.last_signal_date
+FROM tenants t
+LEFT JOIN aoer_summary s ON s.tenant_id = t.id
+CROSS JOIN LATERAL (
+    SELECT count(*)::integer AS signal_rows, max(r.date) AS last_signal_date
+    FROM aiv_raw_signals r
+    WHERE r.dealer_id = t.id
+) sig
+WHERE t.id = %(tenant_id)s;
+
+-- name: dashboard_recent_events
+-- The dealership's latest recomputes, newest first.
+SELECT created_at,
+       (event_data ->> 'aoerScore')::numeric AS aoer_score,
+       (event_data ->> 'visibilityRisk')::numeric AS visibility_risk,
+       event_data ->> 'priority' AS priority
+FROM metrics_events
+WHERE tenant_id = %(tenant_id)s AND event_type = 'aoer_recompute'
+ORDER BY created_at DESC
+LIMIT %(limit)s;
