@@ -6,29 +6,30 @@ SELECT pg_advisory_xact_lock(%(key)s);
 SELECT current_date AS today;
 
 -- name: model_training_data
--- Every tenant-day in the window whose outcome is known, as one row of parallel arrays
--- (ordered by date, then tenant) so the trainer gets its matrix in one round trip.
+-- Every tenant-day in the window whose outcome is known, as one row of parallel arrays so
+-- the trainer gets its matrix in one round trip. The rows are sorted once (date, tenant) in
+-- the subquery and every aggregate consumes that one ordered pass, which keeps the arrays
+-- aligned and the data checksum stable without a sort per column.
 -- `tenant` is a dense per-run index of the dealer, for counting tenants on each side.
-WITH rows AS (
+SELECT coalesce(array_agg(date >= %(holdout_from)s), '{}') AS holdout,
+       coalesce(array_agg(tenant), '{}') AS tenant,
+       coalesce(array_agg(seo), '{}') AS seo,
+       coalesce(array_agg(aeo), '{}') AS aeo,
+       coalesce(array_agg(geo), '{}') AS geo,
+       coalesce(array_agg(ugc), '{}') AS ugc,
+       coalesce(array_agg(geolocal), '{}') AS geolocal,
+       coalesce(array_agg(observed_aiv), '{}') AS observed_aiv
+FROM (
     SELECT s.date,
            dense_rank() OVER (ORDER BY s.dealer_id)::integer AS tenant,
            s.seo::float8 AS seo, s.aeo::float8 AS aeo, s.geo::float8 AS geo,
            s.ugc::float8 AS ugc, s.geolocal::float8 AS geolocal,
-           s.observed_aiv::float8 AS observed_aiv,
-           s.dealer_id
+           s.observed_aiv::float8 AS observed_aiv
     FROM aiv_raw_signals s
     WHERE s.date BETWEEN %(train_from)s AND %(holdout_to)s
       AND s.observed_aiv IS NOT NULL
-)
-SELECT coalesce(array_agg(date >= %(holdout_from)s ORDER BY date, dealer_id), '{}') AS holdout,
-       coalesce(array_agg(tenant ORDER BY date, dealer_id), '{}') AS tenant,
-       coalesce(array_agg(seo ORDER BY date, dealer_id), '{}') AS seo,
-       coalesce(array_agg(aeo ORDER BY date, dealer_id), '{}') AS aeo,
-       coalesce(array_agg(geo ORDER BY date, dealer_id), '{}') AS geo,
-       coalesce(array_agg(ugc ORDER BY date, dealer_id), '{}') AS ugc,
-       coalesce(array_agg(geolocal ORDER BY date, dealer_id), '{}') AS geolocal,
-       coalesce(array_agg(observed_aiv ORDER BY date, dealer_id), '{}') AS observed_aiv
-FROM rows;
+    ORDER BY s.date, s.dealer_id
+) tenant_days;
 
 -- name: model_champion
 -- The model the score uses now. Changes of champion are serialised by the model lock.
