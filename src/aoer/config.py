@@ -13,9 +13,7 @@ from aoer.constants import PRIORITIES, SAFETY_POLL_S
 class Settings(BaseSettings):
     """Everything configurable, named as in DESIGN §10."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", extra="ignore", populate_by_name=True, protected_namespaces=()
-    )
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", protected_namespaces=())
 
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
