@@ -17,12 +17,13 @@ from rich.text import Text
 from aoer import queue
 from aoer.cli.model import model_app
 from aoer.cli.runtime import database, install_stop_handlers, scheduled_jobs
+from aoer.cli.serve import register as register_api_commands
+from aoer.cli.serve import run_up
 from aoer.config import Settings, load_settings
 from aoer.constants import DEFAULT_PRIORITY, SIGNAL_COLUMNS
 from aoer.db.schema import migrate as run_migrations
 from aoer.errors import AoerError
 from aoer.log import setup_logging
-from aoer.scoring.demo import load_demo
 from aoer.scoring.signals import SignalValidationError, upsert_signals, validate_rows
 from aoer.tenants import create_tenant, list_tenants
 from aoer.worker import Worker
@@ -38,6 +39,7 @@ signals_app = typer.Typer(help="Load signal rows", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(signals_app, name="signals")
 app.add_typer(model_app, name="model")
+register_api_commands(app)
 
 console = Console()
 errors = Console(stderr=True)
@@ -96,20 +98,8 @@ def worker(
 def up(
     demo: Annotated[bool, typer.Option("--demo", help="Add demo dealerships with signals")] = False,
 ) -> None:
-    """Everything in one process on this machine (embedded PostgreSQL unless DATABASE_URL)."""
-
-    async def main(settings: Settings) -> None:
-        async with database(settings, allow_embedded=True, run_migrations=True) as (url, pool):
-            if demo:
-                async with pool.connection() as conn:
-                    ids = await load_demo(conn)
-                    await queue.enqueue_many(conn, ids, "high")
-                console.print(f"demo: {len(ids)} dealerships with 90 days of signals")
-            runner = Worker(settings, pool, url, scheduled=scheduled_jobs(settings))
-            install_stop_handlers(runner.stop)
-            await runner.run()
-
-    _run(main)
+    """API, worker and scheduler in one process (embedded PostgreSQL unless DATABASE_URL)."""
+    _run(lambda settings: run_up(settings, demo=demo))
 
 
 @app.command()

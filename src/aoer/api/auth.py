@@ -1,0 +1,235 @@
+"""Who is calling: HS256 bearer JWTs (or the session cookie that carries one), roles, tenants.
+
+Tokens carry `sub`, `role` (admin | service | tenant), `tenant_id` for tenant tokens, `exp`
+and `iat`. Routers declare what they need with the dependencies at the bottom of this module:
+`CurrentPrincipal`, `require_roles(...)`, `require_admin`, `tenant_query_access(...)`, and
+`ensure_tenant_access(principal, tenant_id)` for tenants named in a body.
+"""
+
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal, cast, get_args
+from uuid import UUID
+
+import jwt
+from fastapi import Depends, Query, Request
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+
+from aoer.api.errors import Forbidden, Unauthorized
+from aoer.errors import AoerError
+
+logger = logging.getLogger(__name__)
+
+Role = Literal["admin", "service", "tenant"]
+ROLES: tuple[Role, ...] = get_args(Role)
+JWT_ALGORITHM = "HS256"
+MIN_SECRET_CHARS = 32  # HS256 keys shorter than the hash are guessable
+SESSION_COOKIE = "aoer_session"
+DEFAULT_TOKEN_TTL = timedelta(days=1)
+LOGIN_TOKEN_TTL = timedelta(minutes=15)
+SESSION_TTL = timedelta(hours=12)
+LOGIN_PURPOSE = "login"
+LEEWAY_S = 5  # clock skew tolerated between the minting and the verifying host
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The verified caller."""
+
+    subject: str
+    role: Role
+    tenant_id: UUID | None
+    expires_at: datetime
+    token_id: str | None = None
+    purpose: str | None = None
+
+    def may_access(self, tenant_id: UUID) -> bool:
+        return self.role != "tenant" or self.tenant_id == tenant_id
+
+    def claims_json(self) -> str:
+        """The claims PostgreSQL's RLS policies read from `request.jwt.claims`."""
+        claims = {"sub": self.subject, "role": self.role}
+        if self.tenant_id is not None:
+            claims["tenant_id"] = str(self.tenant_id)
+        return json.dumps(claims)
+
+
+class TokenService:
+    """Mints and verifies tokens with one shared secret; login tokens work once per process."""
+
+    def __init__(self, secret: str) -> None:
+        if len(secret) < MIN_SECRET_CHARS:
+            raise AoerError(f"AOER_JWT_SECRET must be at least {MIN_SECRET_CHARS} characters")
+        self._secret = secret
+        self._used_logins: dict[str, float] = {}
+
+    def mint(
+        self,
+        role: str,
+        *,
+        tenant_id: UUID | None = None,
+        ttl: timedelta = DEFAULT_TOKEN_TTL,
+        subject: str | None = None,
+        purpose: str | None = None,
+    ) -> str:
+        if role not in ROLES:
+            raise AoerError(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
+        if (role == "tenant") != (tenant_id is not None):
+            raise AoerError("a tenant token needs a tenant id, and only a tenant token has one")
+        if ttl <= timedelta(0):
+            raise AoerError("a token's time to live must be positive")
+        now = datetime.now(UTC)
+        claims: dict[str, object] = {
+            "sub": subject or (f"tenant:{tenant_id}" if tenant_id else role),
+            "role": role,
+            "iat": int(now.timestamp()),
+            "exp": int((now + ttl).timestamp()),
+            "jti": uuid.uuid4().hex,
+        }
+        if tenant_id is not None:
+            claims["tenant_id"] = str(tenant_id)
+        if purpose is not None:
+            claims["purpose"] = purpose
+        return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM)
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[JWT_ALGORITHM],
+                options={"require": ["exp", "sub", "role"]},
+                leeway=LEEWAY_S,
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("the token has expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized(f"invalid token: {exc}") from None
+        role = claims.get("role")
+        if role not in ROLES:
+            raise Unauthorized(f"invalid token: unknown role {role!r}")
+        tenant_id = _tenant_claim(claims.get("tenant_id"))
+        if (role == "tenant") != (tenant_id is not None):
+            raise Unauthorized("invalid token: tenant_id goes with role tenant, and only with it")
+        return Principal(
+            subject=str(claims["sub"]),
+            role=cast(Role, role),
+            tenant_id=tenant_id,
+            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+            token_id=str(claims["jti"]) if "jti" in claims else None,
+            purpose=str(claims["purpose"]) if "purpose" in claims else None,
+        )
+
+    def consume_login(self, principal: Principal) -> None:
+        """A login link works once: refuse a login token this process has already taken."""
+        if principal.purpose != LOGIN_PURPOSE:
+            return
+        now = time.time()
+        self._used_logins = {k: exp for k, exp in self._used_logins.items() if exp > now}
+        if principal.token_id is None or principal.token_id in self._used_logins:
+            raise Unauthorized("this login link was already used; mint a new one")
+        self._used_logins[principal.token_id] = principal.expires_at.timestamp() + LEEWAY_S
+
+
+def _tenant_claim(value: object) -> UUID | None:
+    if value is None:
+        return None
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise Unauthorized("invalid token: tenant_id is not a UUID") from None
+
+
+def secret_matches(given: str, expected: str | None) -> bool:
+    """Constant-time comparison, so the cron secret cannot be guessed byte by byte."""
+    return expected is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+# OpenAPI-visible credential sources; neither fails by itself, `current_principal` decides.
+bearer_scheme = HTTPBearer(
+    auto_error=False, bearerFormat="JWT", description="`aoer token` mints one (HS256)"
+)
+cookie_scheme = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="Set by GET /login for the dashboard"
+)
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+SessionCookie = Annotated[str | None, Depends(cookie_scheme)]
+
+
+def token_service(request: Request) -> TokenService:
+    return cast(TokenService, request.app.state.tokens)
+
+
+async def current_principal(
+    request: Request, bearer: BearerCredentials, cookie: SessionCookie
+) -> Principal:
+    token = bearer.credentials if bearer is not None else cookie
+    if not token:
+        raise Unauthorized("missing credentials: send Authorization: Bearer <token>")
+    principal = token_service(request).verify(token)
+    if principal.purpose == LOGIN_PURPOSE:
+        raise Unauthorized("a login token only works on GET /login")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that lets only these roles through (403 for the others)."""
+
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden(f"role {principal.role} may not do this (allowed: {', '.join(roles)})")
+        return principal
+
+    return dependency
+
+
+require_admin = require_roles("admin")
+
+
+def ensure_tenant_access(principal: Principal, tenant_id: UUID) -> None:
+    """403 unless the caller may act on this tenant (tenant tokens: only their own)."""
+    if not principal.may_access(tenant_id):
+        raise Forbidden(f"this token belongs to another tenant, not to {tenant_id}")
+
+
+@dataclass(frozen=True, slots=True)
+class TenantAccess:
+    """A caller allowed to act on `tenant_id`."""
+
+    principal: Principal
+    tenant_id: UUID
+
+
+def tenant_query_access(*roles: Role) -> Callable[..., Awaitable[TenantAccess]]:
+    """A dependency reading `?tenantId=`: these roles only, tenant tokens only their own."""
+    allowed = require_roles(*roles)
+
+    async def dependency(
+        principal: Annotated[Principal, Depends(allowed)],
+        tenant_id: Annotated[UUID, Query(alias="tenantId", description="The tenant's UUID")],
+    ) -> TenantAccess:
+        ensure_tenant_access(principal, tenant_id)
+        return TenantAccess(principal, tenant_id)
+
+    return dependency
+
+
+async def cron_caller(
+    request: Request, bearer: BearerCredentials, cookie: SessionCookie
+) -> Principal:
+    """`Authorization: Bearer $CRON_SECRET` (external schedulers), or an admin/service token."""
+    if bearer is not None and secret_matches(bearer.credentials, request.app.state.cron_secret):
+        return Principal("cron-secret", "service", None, datetime.max.replace(tzinfo=UTC))
+    principal = await current_principal(request, bearer, cookie)
+    if principal.role not in ("admin", "service"):
+        raise Forbidden(f"role {principal.role} may not trigger the cron (allowed: admin, service)")
+    return principal

@@ -1,0 +1,221 @@
+"""The summary cache: Redis when REDIS_URL is set (shared by replicas), in-process otherwise.
+
+Entries are the exact response bytes of GET /api/aoer/summary. They are evicted when a
+recompute commits (the NOTIFY fan-out in `events.py` calls `evict` in every API process), and
+a read racing a recompute cannot put the old score back: each entry records when its database
+read started, and an entry (or a write) older than the tenant's last eviction seen by this
+process is ignored. Redis being down costs a warning and a database read, never an error.
+"""
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+MEMORY_MAX_ENTRIES = 100_000
+REDIS_TIMEOUT_S = 0.25  # a slow Redis must not make a read slower than the database
+REDIS_RETRY_AFTER_S = 5.0  # after a failure, skip Redis this long before trying again
+WARN_EVERY_S = 30.0
+REDIS_KEY_PREFIX = "aoer:summary"
+EVICTION_MEMORY_MARGIN_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    body: bytes
+    read_started: float  # wall-clock time the database read behind `body` began
+
+
+class CacheBackend(Protocol):
+    async def get(self, tenant_id: UUID) -> CacheEntry | None: ...
+    async def put(self, tenant_id: UUID, entry: CacheEntry, ttl_s: float) -> None: ...
+    async def evict(self, tenant_ids: list[UUID]) -> None: ...
+    async def clear(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+class MemoryBackend:
+    """A bounded in-process map with per-entry expiry."""
+
+    def __init__(self, max_entries: int = MEMORY_MAX_ENTRIES) -> None:
+        self._entries: OrderedDict[UUID, tuple[float, CacheEntry]] = OrderedDict()
+        self._max_entries = max_entries
+
+    async def get(self, tenant_id: UUID) -> CacheEntry | None:
+        found = self._entries.get(tenant_id)
+        if found is None:
+            return None
+        expires, entry = found
+        if expires <= time.monotonic():
+            self._entries.pop(tenant_id, None)
+            return None
+        return entry
+
+    async def put(self, tenant_id: UUID, entry: CacheEntry, ttl_s: float) -> None:
+        self._entries[tenant_id] = (time.monotonic() + ttl_s, entry)
+        self._entries.move_to_end(tenant_id)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    async def evict(self, tenant_ids: list[UUID]) -> None:
+        for tenant_id in tenant_ids:
+            self._entries.pop(tenant_id, None)
+
+    async def clear(self) -> None:
+        self._entries.clear()
+
+    async def close(self) -> None:
+        self._entries.clear()
+
+
+class RedisBackend:
+    """Redis shared by every replica; every failure degrades to a miss, with a warning."""
+
+    def __init__(self, url: str, namespace: str) -> None:
+        self._client = aioredis.Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+        )
+        self._prefix = f"{REDIS_KEY_PREFIX}:{namespace}:"
+        self._down_until = 0.0
+        self._warned_at = 0.0
+
+    def _key(self, tenant_id: UUID) -> str:
+        return f"{self._prefix}{tenant_id}"
+
+    def _available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self, action: str, exc: Exception) -> None:
+        now = time.monotonic()
+        self._down_until = now + REDIS_RETRY_AFTER_S
+        if now - self._warned_at >= WARN_EVERY_S:
+            self._warned_at = now
+            logger.warning(
+                "Redis unavailable (%s: %s); summaries are read from PostgreSQL meanwhile",
+                action,
+                exc,
+            )
+
+    async def get(self, tenant_id: UUID) -> CacheEntry | None:
+        if not self._available():
+            return None
+        try:
+            raw = await self._client.get(self._key(tenant_id))
+        except (RedisError, OSError) as exc:
+            self._failed("get", exc)
+            return None
+        if not isinstance(raw, bytes):
+            return None
+        stamp, _, body = raw.partition(b"\n")
+        try:
+            return CacheEntry(body, float(stamp))
+        except ValueError:
+            return None
+
+    async def put(self, tenant_id: UUID, entry: CacheEntry, ttl_s: float) -> None:
+        if not self._available() or ttl_s <= 0:
+            return
+        value = f"{entry.read_started:.6f}\n".encode() + entry.body
+        try:
+            await self._client.set(self._key(tenant_id), value, px=max(1, int(ttl_s * 1000)))
+        except (RedisError, OSError) as exc:
+            self._failed("set", exc)
+
+    async def evict(self, tenant_ids: list[UUID]) -> None:
+        # Tried even while marked down: a missed delete is covered by the eviction times
+        # every process keeps, but a successful one is better.
+        try:
+            await self._client.unlink(*(self._key(t) for t in tenant_ids))
+        except (RedisError, OSError) as exc:
+            self._failed("evict", exc)
+
+    async def clear(self) -> None:
+        try:
+            batch: list[bytes] = []
+            async for key in self._client.scan_iter(match=f"{self._prefix}*", count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    await self._client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                await self._client.unlink(*batch)
+        except (RedisError, OSError) as exc:
+            self._failed("clear", exc)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadTicket:
+    tenant_id: UUID
+    started: float
+
+
+class SummaryCache:
+    """Freshness rules over a backend; disabled while no NOTIFY listener guards it."""
+
+    def __init__(self, backend: CacheBackend, ttl_s: float) -> None:
+        self.backend = backend
+        self.ttl_s = ttl_s
+        self.enabled = False  # set by the event hub once it listens for recomputes
+        self._evicted_at: dict[UUID, float] = {}
+        self._cleared_at = 0.0
+
+    def _stale(self, tenant_id: UUID, read_started: float) -> bool:
+        return read_started <= max(self._evicted_at.get(tenant_id, 0.0), self._cleared_at)
+
+    async def get(self, tenant_id: UUID) -> bytes | None:
+        if not self.enabled or self.ttl_s <= 0:
+            return None
+        entry = await self.backend.get(tenant_id)
+        if entry is None or self._stale(tenant_id, entry.read_started):
+            return None
+        return entry.body
+
+    def ticket(self, tenant_id: UUID) -> ReadTicket:
+        """Take before reading the database; `put` then refuses a result a recompute overtook."""
+        return ReadTicket(tenant_id, time.time())
+
+    async def put(self, ticket: ReadTicket, body: bytes) -> None:
+        if not self.enabled or self.ttl_s <= 0 or self._stale(ticket.tenant_id, ticket.started):
+            return
+        await self.backend.put(ticket.tenant_id, CacheEntry(body, ticket.started), self.ttl_s)
+
+    async def evict(self, tenant_ids: Iterable[UUID]) -> None:
+        ids = list(tenant_ids)
+        if not ids:
+            return
+        now = time.time()
+        for tenant_id in ids:
+            self._evicted_at[tenant_id] = now
+        self._forget_old_evictions(now)
+        await self.backend.evict(ids)
+
+    async def clear(self) -> None:
+        """Forget everything (the listener reconnected: evictions may have been missed)."""
+        self._cleared_at = time.time()
+        await self.backend.clear()
+
+    def _forget_old_evictions(self, now: float) -> None:
+        # An eviction matters only while an entry written before it could still be alive.
+        if len(self._evicted_at) < MEMORY_MAX_ENTRIES:
+            return
+        horizon = now - self.ttl_s - EVICTION_MEMORY_MARGIN_S
+        self._evicted_at = {t: at for t, at in self._evicted_at.items() if at > horizon}
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+
+def make_cache(redis_url: str | None, namespace: str, ttl_s: float) -> SummaryCache:
+    backend: CacheBackend = RedisBackend(redis_url, namespace) if redis_url else MemoryBackend()
+    return SummaryCache(backend, ttl_s)

@@ -1,0 +1,203 @@
+"""HTTP errors: every failure becomes `{"error": "<message>", ...}` with a fitting status code.
+
+Core code raises AoerError subclasses; this module alone decides their status codes. FastAPI's
+own `{"detail": ...}` bodies never reach a client: validation errors, unknown routes and
+unexpected exceptions are all rewritten here.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aoer.errors import AoerError, DatabaseError, InactiveTenant, InvalidInput, NotFound
+from aoer.scoring.signals import SignalValidationError
+
+logger = logging.getLogger(__name__)
+
+MAX_LISTED_ERRORS = 1000  # a 10,000-row batch with every row wrong still gets a sane answer
+MAX_ECHOED_INPUT = 80  # characters of a rejected value quoted back in a message
+
+
+class HttpError(AoerError):
+    """The request failed."""
+
+    status_code = 500
+
+    def __init__(
+        self, message: str | None = None, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.headers = dict(headers or {})
+
+
+class Unauthorized(HttpError):
+    """Missing, invalid or expired credentials."""
+
+    status_code = 401
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(HttpError):
+    """The token does not allow this."""
+
+    status_code = 403
+
+
+class Conflict(HttpError):
+    """The request conflicts with the current state."""
+
+    status_code = 409
+
+
+class PayloadTooLarge(HttpError):
+    """The request body is too large."""
+
+    status_code = 413
+
+
+class UnsupportedMediaType(HttpError):
+    """The request body must be JSON (Content-Type: application/json)."""
+
+    status_code = 415
+
+
+class ServiceUnavailable(HttpError):
+    """The database is unavailable."""
+
+    status_code = 503
+
+
+def error_body(message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": message, **extra}
+
+
+def _json(
+    status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def status_for(exc: AoerError) -> int:
+    if isinstance(exc, HttpError):
+        return exc.status_code
+    if isinstance(exc, SignalValidationError):
+        return 422
+    if isinstance(exc, InactiveTenant):
+        return 409
+    if isinstance(exc, InvalidInput):
+        return 400
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, DatabaseError):
+        return 503
+    return 500
+
+
+def _echo(value: object) -> str:
+    if isinstance(value, str | int | float) and len(str(value)) <= MAX_ECHOED_INPUT:
+        return f" (got {value!r})"
+    return ""
+
+
+def validation_issues(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """FastAPI/pydantic errors as `{row?, field, message}`; rows are indexes into `signals`."""
+    issues: list[dict[str, Any]] = []
+    for err in errors:
+        loc = tuple(err.get("loc", ()))
+        source, rest = (loc[0], loc[1:]) if loc else ("body", ())
+        kind = err.get("type", "")
+        message = str(err.get("msg", "invalid value"))
+        if kind == "json_invalid":
+            detail = (err.get("ctx") or {}).get("error", "")
+            position = f" at position {rest[0]}" if rest and isinstance(rest[0], int) else ""
+            issues.append({"field": "body", "message": f"invalid JSON{position}: {detail}"})
+            continue
+        if kind == "missing" and not rest:
+            issues.append({"field": str(source), "message": "a JSON request body is required"})
+            continue
+        if kind != "missing":
+            message += _echo(err.get("input"))
+        in_signals = len(rest) >= 2 and rest[0] == "signals" and isinstance(rest[1], int)
+        if source == "body" and in_signals:
+            field = ".".join(str(p) for p in rest[2:]) or "row"
+            issues.append({"row": rest[1], "field": field, "message": message})
+        else:
+            field = ".".join(str(p) for p in rest) or str(source)
+            issues.append({"field": field, "message": message})
+    return issues
+
+
+def summarize(issues: Sequence[Mapping[str, Any]]) -> str:
+    first = issues[0]
+    where = f"row {first['row']}, " if "row" in first else ""
+    more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
+    return f"{where}{first['field']}: {first['message']}{more}"
+
+
+def _listed(issues: list[dict[str, Any]]) -> dict[str, Any]:
+    extra: dict[str, Any] = {"errors": issues[:MAX_LISTED_ERRORS]}
+    if len(issues) > MAX_LISTED_ERRORS:
+        extra["errorCount"] = len(issues)
+    return extra
+
+
+async def _on_aoer_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AoerError)
+    status = status_for(exc)
+    if isinstance(exc, SignalValidationError):
+        issues = [{"row": e.row, "field": e.field, "message": e.message} for e in exc.errors]
+        return _json(status, error_body(str(exc), **_listed(issues)))
+    if status >= 500:
+        logger.error("request failed: %s", exc)
+    headers = exc.headers if isinstance(exc, HttpError) else None
+    return _json(status, error_body(str(exc)), headers)
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    issues = validation_issues(exc.errors()) or [{"field": "request", "message": "invalid"}]
+    return _json(422, error_body(summarize(issues), **_listed(issues)))
+
+
+def _http_exception_handler(
+    max_body_bytes: int,
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        message = str(exc.detail)
+        if exc.status_code == 413:  # from FastAPI's max_body_size
+            message = (
+                f"request body too large: the limit is {max_body_bytes} bytes "
+                "(send at most 10,000 signal rows per request)"
+            )
+        return _json(exc.status_code, error_body(message), exc.headers)
+
+    return handle
+
+
+async def _on_database_down(_: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable: %s", exc)
+    return _json(503, error_body("the database is unavailable, try again shortly"))
+
+
+async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unexpected error", exc_info=exc)
+    return _json(500, error_body("internal server error"))
+
+
+def install_error_handlers(app: FastAPI, *, max_body_bytes: int) -> None:
+    app.add_exception_handler(AoerError, _on_aoer_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_exception_handler(max_body_bytes))
+    app.add_exception_handler(PoolTimeout, _on_database_down)
+    app.add_exception_handler(psycopg.OperationalError, _on_database_down)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,202 @@
+"""One LISTEN connection per API process, fanned out to the cache and to SSE subscribers.
+
+When a worker commits a batch it NOTIFYs the recomputed tenant ids; this hub evicts their
+cached summaries first, then pushes `summary` and `queue` events to every subscriber of
+those tenants. Queue NOTIFYs (enqueues) refresh the queue status of subscribed tenants.
+Each subscriber has a small bounded queue: a slow client loses its oldest events, never
+slows the others. While the listener is disconnected the cache is bypassed, and it is
+cleared on reconnect, because evictions may have been missed in between.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from uuid import UUID
+
+import psycopg
+
+from aoer.api.cache import SummaryCache
+from aoer.api.readers import queue_statuses, summaries
+from aoer.api.schemas import queue_status_json, summary_json
+from aoer.constants import QUEUE_CHANNEL, SUMMARY_CHANNEL
+from aoer.db.pool import Pool, connect
+from aoer.errors import AoerError
+
+logger = logging.getLogger(__name__)
+
+SUBSCRIBER_QUEUE_SIZE = 16
+QUEUE_REFRESH_DELAY_S = 0.1  # coalesces a burst of enqueues into one status query
+RECONNECT_DELAY_S = 1.0
+LISTEN_READY_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerEvent:
+    name: str
+    data: bytes
+
+    def encode(self) -> bytes:
+        return b"event: " + self.name.encode() + b"\ndata: " + self.data + b"\n\n"
+
+
+class Subscription:
+    """One SSE client's inbox; `None` means the hub is shutting down."""
+
+    def __init__(self, hub: "EventHub", tenant_id: UUID, size: int) -> None:
+        self.hub = hub
+        self.tenant_id = tenant_id
+        self.inbox: asyncio.Queue[ServerEvent | None] = asyncio.Queue(maxsize=size)
+        self.dropped = 0
+
+    def offer(self, event: ServerEvent | None) -> None:
+        if self.inbox.full():
+            self.inbox.get_nowait()  # the newest state supersedes the oldest
+            self.dropped += 1
+        self.inbox.put_nowait(event)
+
+    def close(self) -> None:
+        self.hub.unsubscribe(self)
+
+
+class EventHub:
+    def __init__(
+        self,
+        database_url: str,
+        pool: Pool,
+        cache: SummaryCache,
+        *,
+        subscriber_queue_size: int = SUBSCRIBER_QUEUE_SIZE,
+    ) -> None:
+        self.database_url = database_url
+        self.pool = pool
+        self.cache = cache
+        self.subscriber_queue_size = subscriber_queue_size
+        self.listening = asyncio.Event()
+        self._subscribers: dict[UUID, set[Subscription]] = defaultdict(set)
+        self._last_queue: dict[UUID, bytes] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._refresh: asyncio.Task[None] | None = None
+        self._queue_dirty = False
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(subs) for subs in self._subscribers.values())
+
+    async def start(self) -> None:
+        """Start listening; waits (briefly) until the LISTEN is in place."""
+        self._task = asyncio.create_task(self._listen(), name="aoer-event-hub")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.listening.wait(), LISTEN_READY_TIMEOUT_S)
+        if not self.listening.is_set():
+            logger.warning("event hub not listening yet; summaries bypass the cache meanwhile")
+
+    async def stop(self) -> None:
+        for task in (self._task, self._refresh):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self.cache.enabled = False
+        for subs in self._subscribers.values():
+            for sub in subs:
+                sub.offer(None)
+
+    def subscribe(self, tenant_id: UUID) -> Subscription:
+        sub = Subscription(self, tenant_id, self.subscriber_queue_size)
+        self._subscribers[tenant_id].add(sub)
+        self._last_queue.pop(tenant_id, None)  # the next refresh reports it afresh
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        subs = self._subscribers.get(sub.tenant_id)
+        if subs is None:
+            return
+        subs.discard(sub)
+        if not subs:
+            del self._subscribers[sub.tenant_id]
+            self._last_queue.pop(sub.tenant_id, None)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                conn = await connect(self.database_url, autocommit=True)
+                try:
+                    await conn.execute(f"LISTEN {SUMMARY_CHANNEL}")
+                    await conn.execute(f"LISTEN {QUEUE_CHANNEL}")
+                    await self.cache.clear()
+                    self.cache.enabled = True
+                    self.listening.set()
+                    self._queue_changed()
+                    async for notify in conn.notifies():
+                        if notify.channel == SUMMARY_CHANNEL:
+                            await self._summaries_changed(_tenant_ids(notify.payload))
+                        else:
+                            self._queue_changed()
+                finally:
+                    self.cache.enabled = False
+                    self.listening.clear()
+                    await conn.close()
+            except asyncio.CancelledError:
+                raise
+            except (psycopg.Error, OSError, AoerError) as exc:
+                logger.warning("event hub lost its database connection (%s); reconnecting", exc)
+            except Exception:
+                logger.exception("event hub error; reconnecting")
+            await asyncio.sleep(RECONNECT_DELAY_S)
+
+    async def _summaries_changed(self, tenant_ids: list[UUID]) -> None:
+        await self.cache.evict(tenant_ids)
+        watched = [t for t in tenant_ids if t in self._subscribers]
+        if not watched:
+            return
+        try:
+            async with self.pool.connection() as conn:
+                fresh = await summaries(conn, watched)
+                statuses = await queue_statuses(conn, watched)
+        except (psycopg.Error, AoerError) as exc:
+            logger.warning("could not read updated summaries for subscribers: %s", exc)
+            return
+        for summary in fresh:
+            self._publish(summary.tenant_id, ServerEvent("summary", summary_json(summary)))
+        for tenant_id, status in statuses.items():
+            body = queue_status_json(status)
+            self._last_queue[tenant_id] = body
+            self._publish(tenant_id, ServerEvent("queue", body))
+
+    def _queue_changed(self) -> None:
+        self._queue_dirty = True
+        if self._subscribers and (self._refresh is None or self._refresh.done()):
+            self._refresh = asyncio.create_task(self._refresh_queues())
+
+    async def _refresh_queues(self) -> None:
+        while self._queue_dirty:
+            await asyncio.sleep(QUEUE_REFRESH_DELAY_S)
+            self._queue_dirty = False
+            watched = list(self._subscribers)
+            if not watched:
+                return
+            try:
+                async with self.pool.connection() as conn:
+                    statuses = await queue_statuses(conn, watched)
+            except (psycopg.Error, AoerError) as exc:
+                logger.warning("could not refresh queue status for subscribers: %s", exc)
+                return
+            for tenant_id, status in statuses.items():
+                body = queue_status_json(status)
+                if self._last_queue.get(tenant_id) != body:
+                    self._last_queue[tenant_id] = body
+                    self._publish(tenant_id, ServerEvent("queue", body))
+
+    def _publish(self, tenant_id: UUID, event: ServerEvent) -> None:
+        for sub in list(self._subscribers.get(tenant_id, ())):
+            sub.offer(event)
+
+
+def _tenant_ids(payload: str) -> list[UUID]:
+    ids: list[UUID] = []
+    for part in payload.split(","):
+        with contextlib.suppress(ValueError):
+            ids.append(UUID(part.strip()))
+    return ids

@@ -1,0 +1,142 @@
+"""Prometheus metrics: HTTP traffic, queue depth from the database, and recompute batches.
+
+Every app owns its registry (several apps can live in one test process). Queue depth is read
+from PostgreSQL at scrape time, so it covers the whole fleet; batch, job-outcome and latency
+metrics are observed by the process that runs the worker (`aoer up` passes `observe_batch` to
+its Worker).
+"""
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aoer import queue
+from aoer.constants import PRIORITIES
+from aoer.db.pool import Connection
+from aoer.queue.batches import BatchOutcome
+
+JOB_STATUSES = ("queued", "processing", "completed", "failed")
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+HTTP_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 50_000)
+LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21_600)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter(
+            "aoer_http_requests",
+            "HTTP requests by method, route template and status code",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "aoer_http_request_duration_seconds",
+            "HTTP request latency by method and route template",
+            ["method", "route"],
+            buckets=HTTP_BUCKETS_S,
+            registry=r,
+        )
+        self.jobs = Counter(
+            "aoer_jobs",
+            "Recompute jobs settled by this process's worker, by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("completed", "retried", "failed"):
+            self.jobs.labels(outcome)
+        self.batch_duration = Histogram(
+            "aoer_recompute_batch_duration_seconds",
+            "Time to recompute and commit one claimed batch",
+            buckets=BATCH_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "aoer_recompute_batch_size",
+            "Jobs per claimed batch",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=r,
+        )
+        self.job_latency = Histogram(
+            "aoer_job_latency_seconds",
+            "From enqueue to completed recompute, per job",
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.queue_jobs = Gauge(
+            "aoer_queue_jobs",
+            "Jobs in aoer_queue by status and priority (whole fleet, read at scrape time)",
+            ["status", "priority"],
+            registry=r,
+        )
+        self.queue_oldest = Gauge(
+            "aoer_queue_oldest_job_age_seconds",
+            "Age of the oldest queued or processing job by status and priority",
+            ["status", "priority"],
+            registry=r,
+        )
+        self.database_up = Gauge(
+            "aoer_database_up", "1 when the last scrape could read the queue", registry=r
+        )
+
+    def observe_batch(self, outcome: BatchOutcome) -> None:
+        """Record one processed batch (the Worker's `on_batch` hook)."""
+        settled = len(outcome.completed) + len(outcome.failed)
+        if settled:
+            self.batch_size.observe(settled)
+            self.batch_duration.observe(outcome.elapsed_ms / 1000)
+        for done in outcome.completed:
+            self.jobs.labels("completed").inc()
+            self.job_latency.observe(done.latency_ms / 1000)
+        for attempt in outcome.failed:
+            self.jobs.labels("retried" if attempt.status == "queued" else "failed").inc()
+
+    async def refresh_queue(self, conn: Connection) -> None:
+        depth = await queue.queue_depth(conn)
+        found = {(d.status, d.priority): d for d in depth}
+        for status in JOB_STATUSES:
+            for priority in PRIORITIES:
+                row = found.get((status, priority))  # type: ignore[arg-type]
+                self.queue_jobs.labels(status, priority).set(row.jobs if row else 0)
+                if status in ("queued", "processing"):
+                    age = row.oldest_age_s if row and row.oldest_age_s is not None else 0
+                    self.queue_oldest.labels(status, priority).set(age)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class HttpMetricsMiddleware:
+    """Counts and times every request by its route template (never the raw path)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record_status)
+        finally:
+            route = scope.get("route")
+            template = str(getattr(route, "path", "unmatched"))
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
+            self.metrics.http_requests.labels(method, template, str(status)).inc()
+            self.metrics.http_duration.labels(method, template).observe(
+                time.perf_counter() - started
+            )

@@ -1,0 +1,1 @@
+"""The API's routers; `aoer.api.app.default_routers` lists the ones every app includes."""

@@ -1,0 +1,80 @@
+"""Bulk signal ingestion: validate every row, upsert all or none, optionally queue the tenants."""
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from aoer import queue
+from aoer.api import readers
+from aoer.api.auth import Principal, require_roles
+from aoer.api.context import Context
+from aoer.api.errors import Forbidden
+from aoer.api.limits import require_json
+from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
+from aoer.api.schemas import SignalBatch, SignalsOut
+from aoer.constants import DEFAULT_PRIORITY
+from aoer.scoring.signals import FieldError, SignalRow, SignalValidationError, upsert_signals
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["signals"])
+
+
+@router.post(
+    "/api/signals",
+    response_model=SignalsOut,
+    responses=error_responses(*AUTHENTICATED, *WITH_JSON_BODY),
+    summary="Upsert up to 10,000 signal rows (idempotent per dealerId and date)",
+    description="All rows or none. A 422 lists every problem as `{row, field, message}`, "
+    "`row` being the index in `signals`. Tenant tokens may send only their own rows. "
+    "`enqueue` (default true) queues the affected tenants at medium priority.",
+)
+async def upsert(
+    principal: Annotated[Principal, Depends(require_roles("admin", "service", "tenant"))],
+    _: Annotated[None, Depends(require_json)],
+    body: SignalBatch,
+    ctx: Context,
+) -> SignalsOut:
+    rows = body.signals
+    _check_own_rows(principal, rows)
+    _check_unique_days(rows)
+    if not rows:
+        return SignalsOut(upserted=0, tenants=0, queued=0)
+    async with readers.scoped_connection(ctx.pool, principal) as conn, conn.transaction():
+        # One transaction: the rows and the jobs they call for commit together.
+        result = await upsert_signals(conn, rows)
+        jobs = (
+            await queue.enqueue_many(
+                conn, result.tenant_ids, DEFAULT_PRIORITY, max_retries=ctx.settings.max_retries
+            )
+            if body.enqueue
+            else []
+        )
+    return SignalsOut(upserted=result.upserted, tenants=len(result.tenant_ids), queued=len(jobs))
+
+
+def _check_own_rows(principal: Principal, rows: list[SignalRow]) -> None:
+    if principal.role != "tenant":
+        return
+    for index, row in enumerate(rows):
+        if row.dealer_id != principal.tenant_id:
+            raise Forbidden(
+                f"row {index}: dealerId {row.dealer_id} is another tenant; "
+                "a tenant token may only send its own rows"
+            )
+
+
+def _check_unique_days(rows: list[SignalRow]) -> None:
+    seen: dict[tuple[object, object], int] = {}
+    errors: list[FieldError] = []
+    for index, row in enumerate(rows):
+        key = (row.dealer_id, row.date)
+        if key in seen:
+            errors.append(
+                FieldError(index, "date", f"duplicates row {seen[key]} (same dealer and date)")
+            )
+        else:
+            seen[key] = index
+    if errors:
+        raise SignalValidationError(errors)

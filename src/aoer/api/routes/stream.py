@@ -1,0 +1,98 @@
+"""Server-Sent Events: a tenant's summary and queue status, pushed as recomputes commit."""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import StreamingResponse
+
+from aoer.api import readers
+from aoer.api.auth import TenantAccess, tenant_query_access
+from aoer.api.context import Context
+from aoer.api.events import ServerEvent, Subscription
+from aoer.api.responses import AUTHENTICATED, error_responses
+from aoer.api.schemas import queue_status_json, summary_json
+from aoer.errors import UnknownTenant
+
+router = APIRouter(tags=["aoer"])
+
+RECONNECT_MS = 3000  # EventSource reconnect delay the stream asks for
+HEARTBEAT = b": heartbeat\n\n"
+
+_DESCRIPTION = """\
+`text/event-stream`. On connect: the current `summary` (when one exists) and `queue` events;
+then `event: summary` (data: the same JSON as GET /api/aoer/summary) each time a recompute of
+the tenant commits, and `event: queue` (data: its queueStatus) when its jobs change. A
+comment line (`: heartbeat`) every 15 seconds keeps proxies from closing the connection. The
+stream ends when the token expires."""
+
+
+@router.get(
+    "/api/aoer/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "An endless event stream",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **error_responses(*AUTHENTICATED, 404, 422),
+    },
+    summary="Live summary and queue updates (Server-Sent Events)",
+    description=_DESCRIPTION,
+)
+async def stream(
+    access: Annotated[TenantAccess, Depends(tenant_query_access("admin", "tenant"))],
+    ctx: Context,
+) -> StreamingResponse:
+    # Subscribe before reading the current state, so no update falls between the two.
+    subscription = ctx.hub.subscribe(access.tenant_id)
+    try:
+        async with readers.scoped_connection(ctx.pool, access.principal) as conn:
+            found = await readers.summary(conn, access.tenant_id)
+            statuses = await readers.queue_statuses(conn, [access.tenant_id])
+        if not found.tenant_found or access.tenant_id not in statuses:
+            raise UnknownTenant(f"unknown tenant {access.tenant_id}")
+    except BaseException:
+        subscription.close()
+        raise
+    initial = [ServerEvent("queue", queue_status_json(statuses[access.tenant_id]))]
+    if found.summary is not None:
+        initial.insert(0, ServerEvent("summary", summary_json(found.summary)))
+    deadline = access.principal.expires_at.timestamp()
+    return StreamingResponse(
+        _events(subscription, initial, ctx.heartbeat_s, deadline),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(
+    subscription: Subscription, initial: list[ServerEvent], heartbeat_s: float, deadline: float
+) -> AsyncIterator[bytes]:
+    """Yield events until the client leaves (Starlette cancels us), the token expires, or
+    the hub shuts down; always unsubscribe."""
+    try:
+        yield f"retry: {RECONNECT_MS}\n\n".encode()
+        for first in initial:
+            yield first.encode()
+        while True:
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                return
+            event: ServerEvent | None
+            try:
+                event = await asyncio.wait_for(
+                    subscription.inbox.get(), timeout=min(heartbeat_s, remaining)
+                )
+            except TimeoutError:
+                yield HEARTBEAT
+                continue
+            if event is None:
+                return
+            yield event.encode()
+    finally:
+        with contextlib.suppress(Exception):
+            subscription.close()

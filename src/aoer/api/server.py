@@ -1,0 +1,80 @@
+"""Run the app on uvicorn inside the caller's event loop (next to a worker, in tests, in bench).
+
+The composition root owns the process signals, so uvicorn's own signal capture is turned
+off: `stop()` is what a SIGTERM handler calls.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from aoer.errors import AoerError
+
+logger = logging.getLogger(__name__)
+
+GRACEFUL_SHUTDOWN_S = 5  # open SSE streams get this long before they are cut
+START_TIMEOUT_S = 30.0
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ApiServer:
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,  # keep the process's logging set-up
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            server_header=False,
+        )
+        self._server = _Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        """Serve in the background; returns the bound port once requests are accepted."""
+        self._task = asyncio.create_task(self._serve(), name="aoer-api")
+        deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
+        while not self._server.started:
+            if self._task.done():
+                await self._task  # raises why it stopped
+                raise AoerError("the API server stopped while starting")
+            if asyncio.get_running_loop().time() > deadline:
+                raise AoerError("the API server did not start in time")
+            await asyncio.sleep(0.02)
+        return self.port
+
+    async def _serve(self) -> None:
+        try:
+            await self._server.serve()
+        except SystemExit as exc:  # uvicorn exits on a failed startup (port taken, lifespan)
+            raise AoerError(f"the API server could not start (exit {exc.code})") from None
+
+    @property
+    def port(self) -> int:
+        for server in self._server.servers:
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return self._server.config.port
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+
+    async def wait(self) -> None:
+        """Until the server has stopped (after `stop()` or a failure)."""
+        if self._task is not None:
+            await self._task
+
+    @property
+    def task(self) -> "asyncio.Task[None] | None":
+        return self._task

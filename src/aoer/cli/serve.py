@@ -1,0 +1,184 @@
+"""`aoer serve` (the API alone), `aoer token` (mint a JWT) and `run_up` (API + worker + cron)."""
+
+import asyncio
+import logging
+import re
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from aoer import queue
+from aoer.api import create_app
+from aoer.api.auth import LOGIN_PURPOSE, LOGIN_TOKEN_TTL, TokenService
+from aoer.api.secret_files import with_secrets
+from aoer.api.server import ApiServer
+from aoer.cli.runtime import database, install_stop_handlers, scheduled_jobs
+from aoer.config import Settings, load_settings
+from aoer.errors import AoerError
+from aoer.log import setup_logging
+from aoer.scoring.demo import load_demo
+from aoer.worker import Worker
+
+logger = logging.getLogger(__name__)
+console = Console()
+errors = Console(stderr=True)
+T = TypeVar("T")
+
+_TTL = re.compile(r"^(\d+)([smhd]?)$")
+_TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
+MAX_TTL = timedelta(days=3650)
+
+
+def _run(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
+    """As `aoer`'s other commands: settings, logging, the coroutine; AoerError → exit 1."""
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        errors.print(Text(f"error: invalid configuration: {exc}"), highlight=False)
+        raise typer.Exit(2) from None
+    setup_logging(settings.log_format)
+    try:
+        return asyncio.run(make(settings))
+    except AoerError as exc:
+        errors.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)
+        raise typer.Exit(1) from None
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (AOER_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (AOER_PORT)")] = None,
+) -> None:
+    """Run the HTTP API alone (run `aoer migrate` first; workers run separately)."""
+
+    async def main(settings: Settings) -> None:
+        settings = with_secrets(settings, create=True)
+        async with database(settings) as (url, pool):
+            app = create_app(settings, pool, database_url=url)
+            bind = host or settings.host
+            server = ApiServer(app, bind, settings.port if port is None else port)
+            install_stop_handlers(server.stop)
+            bound = await server.start()
+            logger.info("[AOER] API listening on http://%s", _address(bind, bound))
+            await server.wait()
+
+    _run(main)
+
+
+def _address(host: str, port: int) -> str:
+    """Where a browser on this machine reaches a server bound to `host`."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def run_up(settings: Settings, *, demo: bool) -> None:
+    """`aoer up`: API, worker and scheduler in one process and one event loop."""
+    settings = with_secrets(settings, create=True)
+    async with database(settings, allow_embedded=True, run_migrations=True) as (url, pool):
+        if demo:
+            async with pool.connection() as conn:
+                ids = await load_demo(conn)
+                await queue.enqueue_many(conn, ids, "high")
+            console.print(f"demo: {len(ids)} dealerships with 90 days of signals")
+        app = create_app(settings, pool, database_url=url)
+        server = ApiServer(app, settings.host, settings.port)
+        runner = Worker(
+            settings,
+            pool,
+            url,
+            scheduled=scheduled_jobs(settings),
+            on_batch=app.state.metrics.observe_batch,
+        )
+
+        def stop() -> None:
+            runner.stop()
+            server.stop()
+
+        install_stop_handlers(stop)
+        port = await server.start()
+        tokens: TokenService = app.state.tokens
+        link_token = tokens.mint(
+            "admin", ttl=LOGIN_TOKEN_TTL, subject="aoer-up", purpose=LOGIN_PURPOSE
+        )
+        address = _address(settings.host, port)
+        # print, not log: the link is a credential and must not land in shipped log files;
+        # rich would wrap the long URL, so plain stdout it is.
+        print(
+            f"AOER is up: API on http://{address}\n"
+            f"Open the dashboard (link valid once, for 15 minutes):\n"
+            f"  http://{address}/login?token={link_token}\n"
+            f"More tokens: aoer token --role admin (secrets in {settings.home})",
+            flush=True,
+        )
+        worker_task = asyncio.create_task(runner.run(), name="aoer-worker")
+        server_task = server.task
+        assert server_task is not None
+        await asyncio.wait({worker_task, server_task}, return_when=asyncio.FIRST_COMPLETED)
+        stop()  # one half ended (a signal, or a failure): end the other
+        await asyncio.gather(worker_task, server_task)
+
+
+def _parse_ttl(text: str) -> timedelta:
+    match = _TTL.match(text.strip().lower())
+    if not match:
+        raise AoerError(f"invalid --ttl {text!r}: use seconds or a number with s, m, h or d")
+    ttl = timedelta(seconds=int(match[1]) * _TTL_UNITS[match[2]])
+    if not timedelta(0) < ttl <= MAX_TTL:
+        raise AoerError(f"invalid --ttl {text!r}: must be positive and at most 3650d")
+    return ttl
+
+
+def token(
+    role: Annotated[
+        str | None, typer.Option(help="admin or service (tenant tokens: use --tenant)")
+    ] = None,
+    tenant: Annotated[
+        str | None, typer.Option(help="Mint a tenant token for this tenant's UUID")
+    ] = None,
+    ttl: Annotated[str, typer.Option(help="Lifetime: seconds, or e.g. 15m, 12h, 30d")] = "1d",
+    subject: Annotated[str | None, typer.Option(help="The token's `sub` claim")] = None,
+) -> None:
+    """Mint a bearer token (HS256, AOER_JWT_SECRET or the one `aoer up` generated)."""
+    try:
+        settings = with_secrets(load_settings(), create=False)
+        logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+        if tenant is None and role not in ("admin", "service"):
+            raise AoerError("give --role admin, --role service, or --tenant TENANT_ID")
+        if tenant is not None and role not in (None, "tenant"):
+            raise AoerError("--tenant mints a tenant token: leave out --role")
+        tenant_id = queue.parse_tenant_id(tenant) if tenant is not None else None
+        chosen = "tenant" if tenant_id is not None else str(role)
+        if not settings.jwt_secret:
+            raise AoerError(
+                f"no AOER_JWT_SECRET and no {settings.home}/jwt_secret: "
+                "set AOER_JWT_SECRET or start `aoer up`/`aoer serve` once"
+            )
+        lifetime = _parse_ttl(ttl)
+        minted = TokenService(settings.jwt_secret).mint(
+            chosen, tenant_id=tenant_id, ttl=lifetime, subject=subject
+        )
+    except ValueError as exc:
+        errors.print(Text(f"error: invalid configuration: {exc}"), highlight=False)
+        raise typer.Exit(2) from None
+    except AoerError as exc:
+        errors.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)
+        raise typer.Exit(1) from None
+    logger.info(
+        "minted a %s token%s valid for %s",
+        chosen,
+        f" for tenant {tenant_id}" if tenant_id else "",
+        lifetime,
+        extra={"action": "token_mint"},
+    )
+    print(minted, flush=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `serve` and `token` to the `aoer` command line."""
+    app.command()(serve)
+    app.command()(token)
