@@ -3,9 +3,10 @@
 
 const TrendChart = (() => {
   const NS = "http://www.w3.org/2000/svg";
-  const W = 640;
-  const H = 240;
-  const PAD = { top: 14, right: 16, bottom: 28, left: 36 };
+  const PAD = { top: 14, right: 70, bottom: 28, left: 34 };
+  const MIN_WIDTH = 280;
+  let W = 640; // drawn at the container's own width, so text keeps its size on a phone
+  let H = 240;
   const BANDS = [[80, "Excellent"], [60, "Good"], [40, "Fair"]];
   const DAY_MS = 86400000;
 
@@ -53,6 +54,8 @@ const TrendChart = (() => {
 
     function draw() {
       container.replaceChildren();
+      W = Math.max(Math.round(container.clientWidth) || 640, MIN_WIDTH);
+      H = W < 480 ? 200 : 240;
       const now = Date.now();
       geometry = { start: now - days * DAY_MS, end: now };
       const visible = points.filter((p) => p.t >= geometry.start - DAY_MS / 24);
@@ -71,11 +74,12 @@ const TrendChart = (() => {
       for (const [value, name] of BANDS) {
         root.appendChild(svg("line", { class: "band", x1: PAD.left, x2: W - PAD.right, y1: yFor(value), y2: yFor(value) }));
         root.appendChild(svg("text", { class: "label", x: PAD.left - 6, y: yFor(value) + 4, "text-anchor": "end" }, String(value)));
-        root.appendChild(svg("text", { class: "label", x: W - PAD.right, y: yFor(value) - 4, "text-anchor": "end" }, name));
+        root.appendChild(svg("text", { class: "label", x: W - PAD.right + 6, y: yFor(value) + 4 }, name));
       }
       const ticks = [geometry.start, geometry.start + (geometry.end - geometry.start) / 2, geometry.end];
       ticks.forEach((t, i) => {
         const anchor = i === 0 ? "start" : i === 2 ? "end" : "middle";
+        if (i === 1 && W < 420) return; // no room for three dates
         root.appendChild(svg("text", { class: "label", x: xFor(t), y: H - 8, "text-anchor": anchor }, dateLabel(t)));
       });
 
@@ -151,8 +155,14 @@ const TrendChart = (() => {
         select(Number.isFinite(step) ? selected + step : step < 0 ? 0 : visible.length - 1);
       });
       container.appendChild(root);
-      readout.textContent = `Latest: ${describe(visible[visible.length - 1])}`;
+      const only = visible.length === 1 ? " Only one recompute so far: the trend fills in with every recompute." : "";
+      readout.textContent = `Latest: ${describe(visible[visible.length - 1])}.${only}`;
     }
+
+    let width = container.clientWidth;
+    new ResizeObserver(() => {
+      if (Math.abs(container.clientWidth - width) > 8 && geometry) { width = container.clientWidth; draw(); }
+    }).observe(container);
 
     return {
       setPoints(list, windowDays) {

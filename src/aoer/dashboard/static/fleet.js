@@ -87,6 +87,7 @@
   AOER.stream("/api/aoer/stream", {
     events: { summary: onSummary },
     onResync: () => scheduleStats(0),
+    probe: "/dashboard/fleet/stats",
   });
   scheduleStats(STATS_EVERY_MS);
 })();

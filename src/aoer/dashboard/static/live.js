@@ -161,10 +161,20 @@ const AOER = (() => {
           handler(data);
         });
       }
-      source.addEventListener("error", () => {
+      source.addEventListener("error", async () => {
         source.close();
         failures += 1;
         connState("reconnecting", "Reconnecting…");
+        if (failures >= 2 && handlers.probe) {
+          // EventSource hides HTTP statuses; a plain request tells an expired session apart.
+          const status = await fetch(handlers.probe, { credentials: "same-origin" })
+            .then((r) => r.status, () => 0);
+          if (status === 401 || status === 403) {
+            connState("offline", "Signed out");
+            banner("Your session has ended. Open a new login link to keep watching live updates.");
+            return;
+          }
+        }
         if (failures >= 3) banner("The dashboard cannot reach the API. Retrying automatically…");
         timer = setTimeout(open, delay);
         delay = Math.min(delay * 2, RECONNECT_MAX_MS);

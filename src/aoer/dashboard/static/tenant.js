@@ -128,10 +128,17 @@
 
   /* -- live ------------------------------------------------------------------------------- */
 
+  // The stream starts with the current summary; only a later one is a new recompute.
+  const shown = bound("lastUpdated");
+  let shownAt = Date.parse((shown && shown.getAttribute("datetime")) || "") || 0;
+
   function onSummary(summary) {
     if (summary.tenantId !== tenantId) return;
+    const at = Date.parse(summary.lastUpdated);
+    if (!(at > shownAt)) return;
+    shownAt = at;
     applySummary(summary, true);
-    chart.addPoint({ t: Date.parse(summary.lastUpdated), v: Number(summary.aoerScore) });
+    chart.addPoint({ t: at, v: Number(summary.aoerScore) });
     addEvent(summary);
     if (recompute) {
       const seconds = ((Date.now() - recompute.since) / 1000).toFixed(1);
@@ -146,7 +153,7 @@
         AOER.getJSON(`/api/aoer/summary?tenantId=${q}`).catch((e) => (e.status === 404 ? null : Promise.reject(e))),
         AOER.getJSON(`/api/aoer/queue?tenantId=${q}`),
       ]);
-      if (summary) applySummary(summary, true);
+      if (summary) onSummary(summary);
       applyQueue(queue.queueStatus || {});
       loadHistory(chartDays);
     } catch (_) { /* the stream's error handler shows the state and retries */ }
@@ -158,6 +165,7 @@
       queue: (body) => applyQueue(body.queueStatus || body),
     },
     onResync: resync,
+    probe: `/api/aoer/queue?tenantId=${q}`,
   });
   loadHistory(chartDays);
 })();
