@@ -27,6 +27,7 @@ from aoer.errors import AoerError
 logger = logging.getLogger(__name__)
 
 SUBSCRIBER_QUEUE_SIZE = 16
+FLEET_QUEUE_SIZE = 1024  # a fleet subscriber gets every tenant's summaries: room for a batch
 QUEUE_REFRESH_DELAY_S = 0.1  # coalesces a burst of enqueues into one status query
 RECONNECT_DELAY_S = 1.0
 LISTEN_READY_TIMEOUT_S = 5.0
@@ -42,9 +43,10 @@ class ServerEvent:
 
 
 class Subscription:
-    """One SSE client's inbox; `None` means the hub is shutting down."""
+    """One SSE client's inbox; `None` means the hub is shutting down. A subscription to
+    tenant `None` (an admin's fleet view) receives every tenant's summary events."""
 
-    def __init__(self, hub: "EventHub", tenant_id: UUID, size: int) -> None:
+    def __init__(self, hub: "EventHub", tenant_id: UUID | None, size: int) -> None:
         self.hub = hub
         self.tenant_id = tenant_id
         self.inbox: asyncio.Queue[ServerEvent | None] = asyncio.Queue(maxsize=size)
@@ -74,8 +76,8 @@ class EventHub:
         self.cache = cache
         self.subscriber_queue_size = subscriber_queue_size
         self.listening = asyncio.Event()
-        self._subscribers: dict[UUID, set[Subscription]] = defaultdict(set)
-        self._last_queue: dict[UUID, bytes] = {}
+        self._subscribers: dict[UUID | None, set[Subscription]] = defaultdict(set)
+        self._last_queue: dict[UUID | None, bytes] = {}
         self._task: asyncio.Task[None] | None = None
         self._refresh: asyncio.Task[None] | None = None
         self._queue_dirty = False
@@ -103,8 +105,10 @@ class EventHub:
             for sub in subs:
                 sub.offer(None)
 
-    def subscribe(self, tenant_id: UUID) -> Subscription:
-        sub = Subscription(self, tenant_id, self.subscriber_queue_size)
+    def subscribe(self, tenant_id: UUID | None) -> Subscription:
+        """One tenant's events, or (`None`) every tenant's summary events."""
+        size = self.subscriber_queue_size if tenant_id is not None else FLEET_QUEUE_SIZE
+        sub = Subscription(self, tenant_id, size)
         self._subscribers[tenant_id].add(sub)
         self._last_queue.pop(tenant_id, None)  # the next refresh reports it afresh
         return sub
@@ -148,13 +152,16 @@ class EventHub:
 
     async def _summaries_changed(self, tenant_ids: list[UUID]) -> None:
         await self.cache.evict(tenant_ids)
-        watched = [t for t in tenant_ids if t in self._subscribers]
+        fleet = None in self._subscribers
+        watched = [t for t in tenant_ids if fleet or t in self._subscribers]
         if not watched:
             return
         try:
             async with self.pool.connection() as conn:
                 fresh = await summaries(conn, watched)
-                statuses = await queue_statuses(conn, watched)
+                statuses = await queue_statuses(
+                    conn, [t for t in watched if t in self._subscribers]
+                )
         except (psycopg.Error, AoerError) as exc:
             logger.warning("could not read updated summaries for subscribers: %s", exc)
             return
@@ -174,7 +181,7 @@ class EventHub:
         while self._queue_dirty:
             await asyncio.sleep(QUEUE_REFRESH_DELAY_S)
             self._queue_dirty = False
-            watched = list(self._subscribers)
+            watched = [t for t in self._subscribers if t is not None]
             if not watched:
                 return
             try:
@@ -192,6 +199,9 @@ class EventHub:
     def _publish(self, tenant_id: UUID, event: ServerEvent) -> None:
         for sub in list(self._subscribers.get(tenant_id, ())):
             sub.offer(event)
+        if event.name == "summary":
+            for sub in list(self._subscribers.get(None, ())):
+                sub.offer(event)
 
 
 def _tenant_ids(payload: str) -> list[UUID]:

@@ -5,13 +5,15 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
+from uuid import UUID
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from aoer.api import readers
-from aoer.api.auth import TenantAccess, tenant_query_access
+from aoer.api.auth import Principal, TenantAccess, ensure_tenant_access, require_roles
 from aoer.api.context import Context
+from aoer.api.errors import Forbidden
 from aoer.api.events import ServerEvent, Subscription
 from aoer.api.responses import AUTHENTICATED, error_responses
 from aoer.api.schemas import queue_status_json, summary_json
@@ -27,7 +29,8 @@ _DESCRIPTION = """\
 then `event: summary` (data: the same JSON as GET /api/aoer/summary) each time a recompute of
 the tenant commits, and `event: queue` (data: its queueStatus) when its jobs change. A
 comment line (`: heartbeat`) every 15 seconds keeps proxies from closing the connection. The
-stream ends when the token expires."""
+stream ends when the token expires. An admin may leave out `tenantId` to receive every
+tenant's `summary` events (the dashboard's fleet view); no initial or `queue` events then."""
 
 
 @router.get(
@@ -44,9 +47,23 @@ stream ends when the token expires."""
     description=_DESCRIPTION,
 )
 async def stream(
-    access: Annotated[TenantAccess, Depends(tenant_query_access("admin", "tenant"))],
+    principal: Annotated[Principal, Depends(require_roles("admin", "tenant"))],
     ctx: Context,
+    tenant_id: Annotated[
+        UUID | None,
+        Query(alias="tenantId", description="The tenant's UUID (admins: leave out for all)"),
+    ] = None,
 ) -> StreamingResponse:
+    if tenant_id is None:
+        if principal.role != "admin":
+            raise Forbidden("only an admin may stream every tenant: pass tenantId")
+        return StreamingResponse(
+            _events(ctx.hub.subscribe(None), [], ctx.heartbeat_s, principal.expires_at.timestamp()),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    ensure_tenant_access(principal, tenant_id)
+    access = TenantAccess(principal, tenant_id)
     # Subscribe before reading the current state, so no update falls between the two.
     subscription = ctx.hub.subscribe(access.tenant_id)
     try:
