@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID
 
+import psycopg
 import pytest
 
 from aoer.config import Settings
@@ -211,3 +212,37 @@ async def test_a_future_as_of_date_is_refused(conn: Connection) -> None:
     tomorrow = (await cur.fetchone() or {})["tomorrow"]
     with pytest.raises(InvalidInput, match="in the future"):
         await model.train(conn, POLICY, trigger="cli", as_of=tomorrow)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("intercept", "expected"), [("100", "100.00"), ("-100", "0.00")])
+async def test_scores_stay_on_0_to_100_whatever_the_champion(
+    conn: Connection, intercept: str, expected: str
+) -> None:
+    tenants = await seed(conn, tenants=2, days=10)
+    await conn.execute(
+        "INSERT INTO model_weights (version, status, seo, aeo, geo, ugc, geolocal, intercept)"
+        " VALUES ('v2', 'retired', 0, 1, 0, 0, 0, %s)",
+        (intercept,),
+    )
+    async with conn.transaction():
+        await conn.execute("UPDATE model_weights SET status = 'retired' WHERE version = 'v1'")
+        await conn.execute("UPDATE model_weights SET status = 'champion' WHERE version = 'v2'")
+
+    stored = await recompute_tenants(conn, tenants)
+
+    assert {s.aoer_score for s in stored} == {Decimal(expected)}
+    assert {s.metrics["modelVersion"] for s in stored} == {"v2"}
+
+
+async def test_the_schema_allows_one_champion_only(conn: Connection) -> None:
+    await conn.execute(
+        "INSERT INTO model_weights (version, status, seo, aeo, geo, ugc, geolocal)"
+        " VALUES ('v2', 'challenger', 0.2, 0.2, 0.2, 0.2, 0.2)"
+    )
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        await conn.execute("UPDATE model_weights SET status = 'champion' WHERE version = 'v2'")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        await conn.execute(
+            "INSERT INTO model_weights (version, status, seo, aeo, geo, ugc, geolocal)"
+            " VALUES ('v3', 'retired', 0.5, 0.5, 0.5, 0, 0)"
+        )
