@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final, Literal
 
 import numpy as np
+import scipy
 from numpy.typing import NDArray
 from scipy.optimize import nnls
 
@@ -235,6 +236,8 @@ def evaluate(data: Dataset, champion: Weights, policy: Policy) -> Evaluation:
         "coverage": {c: round(float(coverage[i]), 4) for i, c in enumerate(COMPONENTS)},
         "dataSha256": data.checksum(),
         "policy": asdict(policy),
+        # the fit is deterministic for given data and library versions
+        "versions": {"numpy": np.__version__, "scipy": scipy.__version__},
     }
 
     base = Evaluation(
