@@ -1,0 +1,143 @@
+"""Row Level Security at the database level: a tenant-scoped session sees and writes only its
+own rows in every tenant-owned table, even through queries without `WHERE tenant_id`."""
+
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import psycopg
+import pytest
+
+from aoer.api.auth import Principal
+from aoer.api.readers import scoped_connection
+from aoer.db.pool import Connection, Pool, open_pool
+from tests.api.conftest import recompute_through_worker
+from tests.conftest import AddSignals, MakeTenant
+
+SIGNAL = {"days_ago": 1, "aeo": "50", "geo": "40", "ugc": "30"}
+
+
+def tenant(tenant_id: UUID) -> Principal:
+    return Principal(f"tenant:{tenant_id}", "tenant", tenant_id, datetime.now(UTC) + timedelta(1))
+
+
+async def owned_tables(conn: Connection) -> dict[str, str]:
+    """Every table carrying a tenant (by column name), with that column; plus `tenants`."""
+    cur = await conn.execute(
+        """SELECT c.table_name, c.column_name
+           FROM information_schema.columns c
+           JOIN information_schema.tables t USING (table_schema, table_name)
+           WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'
+             AND c.column_name IN ('tenant_id', 'dealer_id')"""
+    )
+    found = {str(r["table_name"]): str(r["column_name"]) for r in await cur.fetchall()}
+    found["tenants"] = "id"
+    return found
+
+
+@pytest.fixture
+async def two_tenants(
+    conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> tuple[UUID, UUID]:
+    """Two tenants with rows in every tenant-owned table."""
+    a, b = await make_tenant("A Motors"), await make_tenant("B Motors")
+    for t in (a, b):
+        await add_signals(t, [SIGNAL])
+    await recompute_through_worker(conn, [a, b])  # summaries, events, completed jobs
+    for t in (a, b):
+        await conn.execute("INSERT INTO aoer_queue (tenant_id) VALUES (%s)", (t,))
+        await conn.execute(
+            "INSERT INTO aoer_failures (tenant_id, error_message) VALUES (%s, 'boom')", (t,)
+        )
+    return a, b
+
+
+async def test_every_tenant_owned_table_has_rls_and_a_policy(conn: Connection) -> None:
+    tables = await owned_tables(conn)
+    assert {"tenants", "aiv_raw_signals", "aoer_summary", "metrics_events", "aoer_queue",
+            "aoer_failures"} <= set(tables)  # fmt: skip
+    cur = await conn.execute(
+        """SELECT c.relname, c.relrowsecurity, count(p.policyname) AS policies
+           FROM pg_class c LEFT JOIN pg_policies p
+             ON p.tablename = c.relname AND p.schemaname = 'public'
+           WHERE c.relname = ANY (%s) AND c.relkind = 'r'
+           GROUP BY c.relname, c.relrowsecurity""",
+        (list(tables),),
+    )
+    state = {r["relname"]: (r["relrowsecurity"], r["policies"]) for r in await cur.fetchall()}
+    unprotected = [t for t in tables if state.get(t, (False, 0))[0] is not True]
+    without_policy = [t for t in tables if state.get(t, (False, 0))[1] == 0]
+    assert unprotected == []
+    assert without_policy == []
+
+
+async def test_a_tenant_session_sees_only_its_rows_without_any_where(
+    pool: Pool, conn: Connection, two_tenants: tuple[UUID, UUID]
+) -> None:
+    a, b = two_tenants
+    tables = await owned_tables(conn)
+    for table, column in tables.items():
+        cur = await conn.execute(f"SELECT DISTINCT {column} AS t FROM {table}")  # type: ignore[arg-type]
+        assert {r["t"] for r in await cur.fetchall()} == {a, b}, f"{table} lacks test rows"
+    for me in (a, b):
+        async with scoped_connection(pool, tenant(me)) as scoped:
+            for table, column in tables.items():
+                cur = await scoped.execute(f"SELECT {column} AS t FROM {table}")  # type: ignore[arg-type]
+                seen = {r["t"] for r in await cur.fetchall()}
+                assert seen == {me}, f"{table}: tenant {me} sees {seen}"
+            cur = await scoped.execute("SELECT tenant_id FROM v_aoer_dashboard")
+            assert {r["tenant_id"] for r in await cur.fetchall()} == {me}
+
+
+async def test_without_claims_the_tenant_role_sees_nothing(
+    conn: Connection, two_tenants: tuple[UUID, UUID]
+) -> None:
+    tables = await owned_tables(conn)
+    async with conn.transaction():
+        await conn.execute("SET LOCAL ROLE aoer_tenant")
+        for table in tables:
+            cur = await conn.execute(f"SELECT count(*) AS n FROM {table}")  # type: ignore[arg-type]
+            row = await cur.fetchone()
+            assert row is not None
+            assert row["n"] == 0, table
+
+
+async def test_a_tenant_session_cannot_write_another_tenants_rows(
+    pool: Pool, conn: Connection, two_tenants: tuple[UUID, UUID]
+) -> None:
+    a, b = two_tenants
+    writes = [
+        ("INSERT INTO aiv_raw_signals (dealer_id, date, aeo) VALUES (%s, current_date, 1)", (b,)),
+        ("INSERT INTO aoer_queue (tenant_id, priority) VALUES (%s, 'urgent')", (b,)),
+        ("UPDATE aoer_queue SET tenant_id = %s", (b,)),
+    ]
+    for sql, params in writes:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            async with scoped_connection(pool, tenant(a)) as scoped:
+                await scoped.execute(sql, params)  # type: ignore[arg-type]
+    # Blanket statements touch only the caller's rows, and read-only tables refuse writes.
+    async with scoped_connection(pool, tenant(a)) as scoped:
+        cur = await scoped.execute("UPDATE aiv_raw_signals SET aeo = 99 RETURNING dealer_id")
+        assert {r["dealer_id"] for r in await cur.fetchall()} == {a}
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        async with scoped_connection(pool, tenant(a)) as scoped:
+            await scoped.execute("DELETE FROM aoer_summary")
+    cur = await conn.execute("SELECT aeo FROM aiv_raw_signals WHERE dealer_id = %s", (b,))
+    assert [r["aeo"] for r in await cur.fetchall()] == [50]
+
+
+async def test_the_scope_ends_with_the_transaction(
+    db_url: str, two_tenants: tuple[UUID, UUID]
+) -> None:
+    a, _ = two_tenants
+    async with open_pool(db_url, max_size=1) as single:  # the same connection both times
+        async with scoped_connection(single, tenant(a)) as scoped:
+            cur = await scoped.execute("SELECT current_user AS who")
+            assert (await cur.fetchone()) == {"who": "aoer_tenant"}
+        async with single.connection() as again:
+            cur = await again.execute(
+                "SELECT current_user AS who, current_setting('request.jwt.claims', true) AS c"
+            )
+            row = await cur.fetchone()
+    assert row is not None
+    assert row["who"] != "aoer_tenant"
+    assert not row["c"]
