@@ -18,7 +18,7 @@ from aoer.api.cache import make_cache
 from aoer.api.context import SSE_HEARTBEAT_S, ApiContext
 from aoer.api.errors import install_error_handlers
 from aoer.api.events import EventHub
-from aoer.api.limits import MAX_BODY_BYTES
+from aoer.api.limits import MAX_BODY_BYTES, BodySizeLimit
 from aoer.api.metrics import HttpMetricsMiddleware, Metrics
 from aoer.api.routes import aoer, ops, session, signals, stream, tenants
 from aoer.config import Settings
@@ -96,12 +96,12 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        max_body_size=MAX_BODY_BYTES,
     )
     app.state.tokens = tokens
     app.state.cron_secret = settings.cron_secret
     app.state.metrics = metrics
     install_error_handlers(app, max_body_bytes=MAX_BODY_BYTES)
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     for router in [*(default_routers() if routers is None else routers), *extra_routers]:
         app.include_router(router)

@@ -168,17 +168,21 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(422, error_body(summarize(issues), **_listed(issues)))
 
 
+def too_large_message(max_body_bytes: int) -> str:
+    return (
+        f"request body too large: the limit is {max_body_bytes} bytes "
+        "(send at most 10,000 signal rows per request)"
+    )
+
+
 def _http_exception_handler(
     max_body_bytes: int,
 ) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     async def handle(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         message = str(exc.detail)
-        if exc.status_code == 413:  # from FastAPI's max_body_size
-            message = (
-                f"request body too large: the limit is {max_body_bytes} bytes "
-                "(send at most 10,000 signal rows per request)"
-            )
+        if exc.status_code == 413:
+            message = too_large_message(max_body_bytes)
         return _json(exc.status_code, error_body(message), exc.headers)
 
     return handle

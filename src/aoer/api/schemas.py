@@ -248,4 +248,4 @@ class ReadyOut(Camel):
     status: Literal["ready", "not ready"]
     database: Literal["ok", "unavailable"]
     migrations: Literal["current", "pending", "unknown"]
-    pending_migrations: list[str] = Field(default_factory=list)
+    pending_migrations: list[str] | None = None
