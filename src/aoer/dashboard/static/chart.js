@@ -140,8 +140,10 @@ const TrendChart = (() => {
       root.addEventListener("pointermove", (event) => {
         const box = root.getBoundingClientRect();
         const x = ((event.clientX - box.left) / box.width) * W;
+        // the nearest point; among points sharing a pixel, the latest (the newest recompute)
+        const nearest = Math.min(...coords.map(([cx]) => Math.abs(cx - x)));
         let best = 0;
-        coords.forEach(([cx], i) => { if (Math.abs(cx - x) < Math.abs(coords[best][0] - x)) best = i; });
+        coords.forEach(([cx], i) => { if (Math.abs(cx - x) <= nearest + 1) best = i; });
         select(best);
       });
       root.addEventListener("pointerleave", clear);

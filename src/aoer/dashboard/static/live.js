@@ -78,7 +78,7 @@ const AOER = (() => {
     node.classList.add("flash");
     if (withMark && !node.querySelector(".changed-mark")) {
       const mark = el("span", { class: "changed-mark" }, "updated");
-      node.appendChild(mark);
+      (node.querySelector("h2") || node).appendChild(mark);
       setTimeout(() => mark.remove(), FLASH_MS);
     }
     setTimeout(() => node.classList.remove("flash"), FLASH_MS);
