@@ -51,6 +51,7 @@ class Api:
     app: Any
     client: httpx.AsyncClient
     base_url: str = "http://test"
+    server: ApiServer | None = None  # when served on a socket
     tokens: TokenService = field(default_factory=lambda: TokenService(JWT_SECRET))
 
     @property
@@ -100,7 +101,7 @@ async def make_api(pool: Pool, db_url: str, tmp_path: Path) -> AsyncIterator[Api
             client = await stack.enter_async_context(
                 httpx.AsyncClient(base_url=base_url, timeout=10)
             )
-            return Api(app, client, base_url)
+            return Api(app, client, base_url, server)
         await stack.enter_async_context(app.router.lifespan_context(app))
         client = await stack.enter_async_context(
             httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test")

@@ -101,6 +101,10 @@ class EventHub:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self.cache.enabled = False
+        self.release_subscribers()
+
+    def release_subscribers(self) -> None:
+        """End every open stream (the server is stopping: do not make it wait for them)."""
         for subs in self._subscribers.values():
             for sub in subs:
                 sub.offer(None)

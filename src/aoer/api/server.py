@@ -38,6 +38,7 @@ class ApiServer:
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             server_header=False,
         )
+        self._app = app
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
 
@@ -69,6 +70,10 @@ class ApiServer:
 
     def stop(self) -> None:
         self._server.should_exit = True
+        # Open SSE streams would hold the graceful shutdown until its timeout: end them now.
+        context = getattr(self._app.state, "aoer", None)
+        if context is not None:
+            context.hub.release_subscribers()
 
     async def wait(self) -> None:
         """Until the server has stopped (after `stop()` or a failure)."""

@@ -1,0 +1,213 @@
+"""Server-Sent Events on a real socket: current state on connect, summary and queue events as
+they commit, heartbeats, one LISTEN connection for all subscribers, clean disconnects."""
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+
+from aoer import queue
+from aoer.api.events import ServerEvent, Subscription
+from aoer.db.pool import Connection
+from tests.api.conftest import WORKER, Api, ApiFactory, recompute_through_worker
+from tests.conftest import AddSignals, MakeTenant
+
+STEADY = [{"days_ago": d, "aeo": "60", "geo": "50", "ugc": "40"} for d in range(6)]
+WAIT_S = 5.0
+
+
+class EventReader:
+    """Parses a text/event-stream into (event, data) pairs and comment lines."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.lines = response.aiter_lines()
+        self.comments: list[str] = []
+
+    async def next(self, within_s: float = WAIT_S) -> tuple[str, Any]:
+        return await asyncio.wait_for(self._next(), within_s)
+
+    async def _next(self) -> tuple[str, Any]:
+        name, data = "message", None
+        async for line in self.lines:
+            if line.startswith(":"):
+                self.comments.append(line)
+            elif line.startswith("event: "):
+                name = line[len("event: ") :]
+            elif line.startswith("data: "):
+                data = json.loads(line[len("data: ") :])
+            elif line.startswith("retry: "):
+                name, data = "retry", int(line[len("retry: ") :])
+            elif line == "" and data is not None:
+                return name, data
+        raise EOFError("the stream ended")
+
+    async def until(self, name: str, within_s: float = WAIT_S) -> Any:
+        while True:
+            got, data = await self.next(within_s)
+            if got == name:
+                return data
+
+
+@asynccontextmanager
+async def open_stream(
+    api: Api, tenant: UUID, headers: dict[str, str] | None = None
+) -> AsyncIterator[EventReader]:
+    async with api.client.stream(
+        "GET",
+        "/api/aoer/stream",
+        params={"tenantId": str(tenant)},
+        headers=headers or api.admin,
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        yield EventReader(response)
+
+
+@pytest.fixture
+async def live(make_api: ApiFactory) -> Api:
+    return await make_api(live=True)
+
+
+@pytest.fixture
+async def computed(conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals) -> UUID:
+    tenant = await make_tenant()
+    await add_signals(tenant, STEADY)
+    await recompute_through_worker(conn, [tenant])
+    return tenant
+
+
+async def listeners(conn: Connection) -> int:
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM pg_stat_activity"
+        " WHERE datname = current_database() AND query LIKE 'LISTEN aoer_%%'"
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row["n"])  # type: ignore[call-overload]
+
+
+async def test_stream_sends_state_then_queue_and_summary_events_as_they_commit(
+    live: Api, conn: Connection, computed: UUID
+) -> None:
+    tenant = computed
+    async with open_stream(live, tenant, live.bearer(tenant=tenant)) as events:
+        assert await events.next() == ("retry", 3000)
+        name, summary = await events.next()
+        assert name == "summary"
+        assert (summary["tenantId"], summary["aoerScore"], summary["grade"]) == (
+            str(tenant),
+            51.5,
+            "Fair",
+        )
+        assert await events.next() == (
+            "queue",
+            {"pending": 0, "processing": 0, "completed": 1, "failed": 0},
+        )
+        queued = await live.client.post(
+            "/api/aoer/queue", json={"tenantId": str(tenant)}, headers=live.admin
+        )
+        assert queued.status_code == 202
+        assert await events.until("queue") == {
+            "pending": 1,
+            "processing": 0,
+            "completed": 1,
+            "failed": 0,
+        }
+        await conn.execute("UPDATE aiv_raw_signals SET aeo = 80 WHERE dealer_id = %s", (tenant,))
+        jobs = await queue.claim(conn, WORKER, 10, 30)
+        await queue.process_batch(conn, WORKER, jobs)
+        fresh = await events.until("summary")
+        assert fresh["aoerScore"] == 59.5  # 80*0.40 + 50*0.35 + 40*0.25
+        # The event carries exactly what GET /api/aoer/summary now answers.
+        got = await live.client.get(
+            "/api/aoer/summary", params={"tenantId": str(tenant)}, headers=live.admin
+        )
+        assert got.json() == fresh
+        assert await events.until("queue") == {
+            "pending": 0,
+            "processing": 0,
+            "completed": 2,
+            "failed": 0,
+        }
+
+
+async def test_idle_streams_get_heartbeats(live: Api, computed: UUID) -> None:
+    async with open_stream(live, computed) as events:
+        await events.until("queue")
+        with pytest.raises(TimeoutError):
+            await events.next(within_s=0.7)  # no event while idle...
+        assert ": heartbeat" in events.comments  # ...but heartbeats (every 0.2 s here)
+
+
+async def test_one_listen_connection_fans_out_to_every_subscriber(
+    live: Api, conn: Connection, computed: UUID
+) -> None:
+    async with many_streams(live, computed, 12) as streams:
+        for events in streams:
+            await events.until("queue")
+        assert live.ctx.hub.subscriber_count == 12
+        assert await listeners(conn) == 1
+        await recompute_through_worker(conn, [computed])
+        for events in streams:
+            assert (await events.until("summary"))["tenantId"] == str(computed)
+
+
+async def test_disconnected_clients_are_unsubscribed(live: Api, computed: UUID) -> None:
+    async with open_stream(live, computed) as events:
+        await events.until("queue")
+        assert live.ctx.hub.subscriber_count == 1
+    for _ in range(100):
+        if live.ctx.hub.subscriber_count == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert live.ctx.hub.subscriber_count == 0
+
+
+async def test_the_stream_ends_when_the_token_expires(live: Api, computed: UUID) -> None:
+    short = live.bearer(tenant=computed, ttl=timedelta(seconds=2))
+    async with open_stream(live, computed, short) as events:
+        await events.until("queue")
+        with pytest.raises(EOFError):
+            await events.until("summary", within_s=5)
+
+
+async def test_stopping_the_server_ends_open_streams_promptly(live: Api, computed: UUID) -> None:
+    assert live.server is not None
+    async with open_stream(live, computed) as events:
+        await events.until("queue")
+        live.server.stop()
+        with pytest.raises(EOFError):
+            await events.until("summary", within_s=3)
+    await asyncio.wait_for(live.server.wait(), 3)
+
+
+async def test_unknown_tenant_stream_is_404(live: Api) -> None:
+    response = await live.client.get(
+        "/api/aoer/stream",
+        params={"tenantId": "00000000-0000-0000-0000-000000000001"},
+        headers=live.admin,
+    )
+    assert response.status_code == 404
+    assert live.ctx.hub.subscriber_count == 0
+
+
+def test_a_slow_subscriber_keeps_only_the_newest_events() -> None:
+    sub = Subscription(None, None, 3)  # type: ignore[arg-type]
+    for n in range(5):
+        sub.offer(ServerEvent("summary", str(n).encode()))
+    kept = [sub.inbox.get_nowait() for _ in range(3)]
+    assert [e.data for e in kept if e] == [b"2", b"3", b"4"]
+    assert sub.dropped == 2
+
+
+@asynccontextmanager
+async def many_streams(api: Api, tenant: UUID, n: int) -> AsyncIterator[list[EventReader]]:
+    async with contextlib.AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(open_stream(api, tenant)) for _ in range(n)]
