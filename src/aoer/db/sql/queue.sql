@@ -68,7 +68,10 @@ WITH done AS (
            lease_expires_at = NULL,
            error_message = NULL,
            updated_at = now()
-     WHERE q.id = ANY (%(job_ids)s::uuid[])
+      -- A join, not `q.id = ANY (array)`: as a filter on the lease index that tests every
+      -- id against every job in flight, quadratic in the batch size.
+      FROM unnest(%(job_ids)s::uuid[]) AS held (id)
+     WHERE q.id = held.id
        AND q.status = 'processing'
        AND q.locked_by = %(worker_id)s
     RETURNING q.id, q.tenant_id, q.priority, q.created_at
