@@ -20,7 +20,7 @@ from aoer.api.errors import install_error_handlers
 from aoer.api.events import EventHub
 from aoer.api.limits import MAX_BODY_BYTES, BodySizeLimit
 from aoer.api.metrics import HttpMetricsMiddleware, Metrics
-from aoer.api.routes import aoer, ops, session, signals, stream, tenants
+from aoer.api.routes import aoer, model, ops, session, signals, stream, tenants
 from aoer.config import Settings
 from aoer.dashboard.routes import router as dashboard_router
 from aoer.db.pool import Pool
@@ -46,6 +46,7 @@ def default_routers() -> list[APIRouter]:
         tenants.router,
         session.router,
         ops.router,
+        model.router,
         dashboard_router,
     ]
 

@@ -223,7 +223,7 @@ async def train(principal: Admin, _: JsonBody, body: TrainIn, ctx: Context) -> T
 @router.post(
     "/api/model/rollback",
     response_model=RollbackOut,
-    responses=error_responses(*AUTHENTICATED, 409, 415),
+    responses=error_responses(*AUTHENTICATED, 409, 415, 422),
     summary="Restore the previous champion and re-queue every tenant (admin)",
 )
 async def rollback(principal: Admin, _: JsonBody, ctx: Context) -> RollbackOut:
