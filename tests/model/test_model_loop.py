@@ -1,7 +1,7 @@
 """The self-improving loop on real PostgreSQL: train, promote or not, re-queue, score, roll back."""
 
 import asyncio
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID
@@ -207,11 +207,15 @@ async def test_dry_run_writes_nothing_and_repeats_exactly(conn: Connection) -> N
     assert real.evaluation.details["dataSha256"] == dry.evaluation.details["dataSha256"]
 
 
-async def test_a_future_as_of_date_is_refused(conn: Connection) -> None:
+async def test_an_as_of_date_in_the_future_or_before_any_history_is_refused(
+    conn: Connection,
+) -> None:
     cur = await conn.execute("SELECT current_date + 1 AS tomorrow")
     tomorrow = (await cur.fetchone() or {})["tomorrow"]
     with pytest.raises(InvalidInput, match="in the future"):
         await model.train(conn, POLICY, trigger="cli", as_of=tomorrow)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="leaves no room"):
+        await model.train(conn, POLICY, trigger="cli", as_of=date(1, 1, 5))
 
 
 @pytest.mark.parametrize(("intercept", "expected"), [("100", "100.00"), ("-100", "0.00")])

@@ -100,7 +100,11 @@ async def train(
         today = await store.today(conn)
         if as_of and as_of > today:
             raise InvalidInput(f"as-of date {as_of} is in the future (today is {today} UTC)")
-        window = Window.ending(as_of or today, policy)
+        try:
+            window = Window.ending(as_of or today, policy)
+        except OverflowError:
+            days = policy.train_days + policy.holdout_days
+            raise InvalidInput(f"as-of date {as_of} leaves no room for {days} days") from None
         champion = await store.current_champion(conn)
         data = await store.load_dataset(conn, window)
         # NNLS and the metrics are CPU work: keep the event loop (leases, API) responsive.
