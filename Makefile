@@ -24,6 +24,10 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
+# Rewrites docs/screenshots/*.png (README) from the browser tests; needs Chromium.
+screenshots: $(STAMP)
+	AOER_UPDATE_SCREENSHOTS=1 $(BIN)/pytest tests/browser -m browser -q
+
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 

@@ -3,27 +3,40 @@
 -- name fragment, grade and risk level, ordered by the chosen key. The sort key is a fixed
 -- word chosen by the caller from a whitelist; each CASE below is NULL unless selected, so it
 -- orders nothing. Never-computed dealerships sort last in both directions; ties by name, id.
+-- The inner query orders only ids (a top-N sort); the page's rows are then read by key, and
+-- grade and level computed for those rows alone.
 SELECT t.id AS tenant_id, t.name, t.city, t.active,
        s.aoer_score, s.visibility_risk, s.last_updated,
        aoer_grade(s.aoer_score) AS grade, aoer_risk_level(s.visibility_risk) AS risk_level
-FROM tenants t
-LEFT JOIN aoer_summary s ON s.tenant_id = t.id
-WHERE (%(name)s::text IS NULL OR strpos(lower(t.name), lower(%(name)s::text)) > 0)
-  AND (%(grade)s::text IS NULL
-       OR (%(grade)s = 'none' AND s.tenant_id IS NULL)
-       OR aoer_grade(s.aoer_score) = %(grade)s)
-  AND (%(risk_level)s::text IS NULL OR aoer_risk_level(s.visibility_risk) = %(risk_level)s)
-ORDER BY
-    CASE WHEN %(sort)s = 'score' AND NOT %(descending)s THEN s.aoer_score END ASC NULLS LAST,
-    CASE WHEN %(sort)s = 'score' AND %(descending)s THEN s.aoer_score END DESC NULLS LAST,
-    CASE WHEN %(sort)s = 'risk' AND NOT %(descending)s THEN s.visibility_risk END ASC NULLS LAST,
-    CASE WHEN %(sort)s = 'risk' AND %(descending)s THEN s.visibility_risk END DESC NULLS LAST,
-    CASE WHEN %(sort)s = 'updated' AND NOT %(descending)s THEN s.last_updated END
-        ASC NULLS LAST,
-    CASE WHEN %(sort)s = 'updated' AND %(descending)s THEN s.last_updated END DESC NULLS LAST,
-    CASE WHEN %(sort)s = 'name' AND %(descending)s THEN lower(t.name) END DESC,
-    lower(t.name), t.id
-LIMIT %(limit)s OFFSET %(offset)s;
+FROM unnest(ARRAY(
+    SELECT t.id
+    FROM tenants t
+    LEFT JOIN aoer_summary s ON s.tenant_id = t.id
+    WHERE (%(name)s::text IS NULL OR strpos(lower(t.name), lower(%(name)s::text)) > 0)
+      AND (%(grade)s::text IS NULL
+           OR (%(grade)s = 'none' AND s.tenant_id IS NULL)
+           OR aoer_grade(s.aoer_score) = %(grade)s)
+      AND (%(risk_level)s::text IS NULL
+           OR aoer_risk_level(s.visibility_risk) = %(risk_level)s)
+    ORDER BY
+        CASE WHEN %(sort)s = 'score' AND NOT %(descending)s THEN s.aoer_score END
+            ASC NULLS LAST,
+        CASE WHEN %(sort)s = 'score' AND %(descending)s THEN s.aoer_score END DESC NULLS LAST,
+        CASE WHEN %(sort)s = 'risk' AND NOT %(descending)s THEN s.visibility_risk END
+            ASC NULLS LAST,
+        CASE WHEN %(sort)s = 'risk' AND %(descending)s THEN s.visibility_risk END
+            DESC NULLS LAST,
+        CASE WHEN %(sort)s = 'updated' AND NOT %(descending)s THEN s.last_updated END
+            ASC NULLS LAST,
+        CASE WHEN %(sort)s = 'updated' AND %(descending)s THEN s.last_updated END
+            DESC NULLS LAST,
+        CASE WHEN %(sort)s = 'name' AND %(descending)s THEN lower(t.name) END DESC,
+        lower(t.name), t.id
+    LIMIT %(limit)s OFFSET %(offset)s
+)) WITH ORDINALITY AS page (tenant_id, position)
+JOIN tenants t ON t.id = page.tenant_id
+LEFT JOIN aoer_summary s ON s.tenant_id = page.tenant_id
+ORDER BY page.position;
 
 -- name: dashboard_fleet_count
 -- How many dealerships match the fleet filters (for the pager).
@@ -38,17 +51,20 @@ WHERE (%(name)s::text IS NULL OR strpos(lower(t.name), lower(%(name)s::text)) > 
 
 -- name: dashboard_fleet_totals
 -- The fleet at a glance: dealerships, how many were computed, the mean score, and how many
--- sit at each risk level.
-SELECT count(*)::integer AS tenants,
-       count(s.tenant_id)::integer AS computed,
-       round(avg(s.aoer_score), 2) AS mean_score,
-       count(*) FILTER (WHERE aoer_risk_level(s.visibility_risk) = 'Low')::integer AS low,
-       count(*) FILTER (WHERE aoer_risk_level(s.visibility_risk) = 'Medium')::integer AS medium,
-       count(*) FILTER (WHERE aoer_risk_level(s.visibility_risk) = 'High')::integer AS high,
-       count(*) FILTER (WHERE aoer_risk_level(s.visibility_risk) = 'Critical')::integer
-           AS critical
-FROM tenants t
-LEFT JOIN aoer_summary s ON s.tenant_id = t.id;
+-- sit at each risk level. Risks take at most 101 values (numeric(3,2) in 0..1), so the
+-- level is computed once per distinct value, not once per dealership.
+WITH by_risk AS (
+    SELECT aoer_risk_level(visibility_risk) AS level, dealers
+    FROM (SELECT visibility_risk, count(*) AS dealers FROM aoer_summary GROUP BY visibility_risk) r
+)
+SELECT (SELECT count(*) FROM tenants)::integer AS tenants,
+       (SELECT count(*) FROM aoer_summary)::integer AS computed,
+       (SELECT round(avg(aoer_score), 2) FROM aoer_summary) AS mean_score,
+       coalesce(sum(dealers) FILTER (WHERE level = 'Low'), 0)::integer AS low,
+       coalesce(sum(dealers) FILTER (WHERE level = 'Medium'), 0)::integer AS medium,
+       coalesce(sum(dealers) FILTER (WHERE level = 'High'), 0)::integer AS high,
+       coalesce(sum(dealers) FILTER (WHERE level = 'Critical'), 0)::integer AS critical
+FROM by_risk;
 
 -- name: dashboard_recent_failures
 -- The latest failed attempts across the fleet, newest first, with the dealership's name.
