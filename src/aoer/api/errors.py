@@ -183,6 +183,8 @@ def _http_exception_handler(
         message = str(exc.detail)
         if exc.status_code == 413:
             message = too_large_message(max_body_bytes)
+        elif message == "There was an error parsing the body":  # FastAPI's words for it
+            message = "the request body cannot be read as JSON: send UTF-8 encoded JSON"
         return _json(exc.status_code, error_body(message), exc.headers)
 
     return handle

@@ -5,7 +5,7 @@ from typing import Any
 from aoer.api.schemas import ErrorOut, ValidationErrorOut
 
 _DESCRIPTIONS = {
-    400: "The request is not valid",
+    400: "The request body cannot be read as JSON (for instance, it is not UTF-8)",
     401: "Missing, invalid or expired token",
     403: "The token's role or tenant does not allow this",
     404: "No such tenant, or nothing computed for it yet",
@@ -28,4 +28,4 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 AUTHENTICATED = (401, 403, 503)
-WITH_JSON_BODY = (413, 415, 422)
+WITH_JSON_BODY = (400, 413, 415, 422)
