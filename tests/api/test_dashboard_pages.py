@@ -1,0 +1,133 @@
+"""The dashboard's pages over HTTP (no browser): who sees what, escaping, assets, headers."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from aoer.dashboard.render import CONTENT_SECURITY_POLICY, ago, assets, fixed
+from aoer.db.pool import Connection
+from aoer.scoring.recompute import recompute_tenants
+from tests.api.conftest import Api
+from tests.conftest import AddSignals, MakeTenant
+
+
+async def test_pages_without_a_session_answer_with_a_sign_in_page(api: Api) -> None:
+    for path in (
+        "/dashboard",
+        "/dashboard/fleet",
+        f"/dashboard/tenant/{'0' * 8}-0000-0000-0000-{'0' * 12}",
+    ):
+        response = await api.client.get(path)
+        assert response.status_code == 401
+        assert response.headers["content-type"].startswith("text/html")
+        assert "Sign in to see the dashboard" in response.text
+        assert "aoer up" in response.text
+
+
+async def test_dashboard_sends_admins_to_the_fleet_and_tenants_to_their_page(
+    api: Api, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    to_fleet = await api.client.get("/dashboard", headers=api.admin)
+    assert (to_fleet.status_code, to_fleet.headers["location"]) == (303, "/dashboard/fleet")
+    own = await api.client.get("/dashboard", headers=api.bearer(tenant=tenant))
+    assert (own.status_code, own.headers["location"]) == (303, f"/dashboard/tenant/{tenant}")
+    service = await api.client.get("/dashboard", headers=api.bearer("service"))
+    assert service.status_code == 403
+
+
+async def test_tenant_page_escapes_data_and_sends_security_headers(
+    api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    tenant = await make_tenant("<script>alert('x')</script> Motors")
+    await add_signals(
+        tenant, [{"days_ago": d, "aeo": "64", "geo": "64", "ugc": "64"} for d in range(6)]
+    )
+    await recompute_tenants(conn, [tenant])
+
+    page = await api.client.get(f"/dashboard/tenant/{tenant}", headers=api.bearer(tenant=tenant))
+
+    assert page.status_code == 200
+    assert "<script>alert" not in page.text
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; Motors" in page.text
+    assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert page.headers["cache-control"] == "no-store"
+    assert 'data-bind="aoerScore">64.00<' in page.text
+    assert "Good" in page.text
+    # every script is a file the app serves itself, by content-hashed URL
+    for name in ("live.js", "chart.js", "tenant.js"):
+        assert f'src="/dashboard/static/{name}?v={assets()[name].version}"' in page.text
+    assert "<script>" not in page.text
+
+
+async def test_unknown_and_malformed_dealerships(api: Api, make_tenant: MakeTenant) -> None:
+    tenant = await make_tenant()
+    missing = await api.client.get(
+        "/dashboard/tenant/00000000-0000-0000-0000-000000000001", headers=api.admin
+    )
+    assert missing.status_code == 404
+    malformed = await api.client.get("/dashboard/tenant/not-a-uuid", headers=api.admin)
+    assert malformed.status_code == 404
+    # a tenant user learns nothing about other ids, existing or not
+    other = await api.client.get(
+        "/dashboard/tenant/00000000-0000-0000-0000-000000000001",
+        headers=api.bearer(tenant=tenant),
+    )
+    assert other.status_code == 403
+
+
+async def test_fleet_page_and_stats_are_for_admins_only(
+    api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    tenant = await make_tenant("Able Motors")
+    await add_signals(tenant, [{"days_ago": 0, "aeo": "90"}])
+    await recompute_tenants(conn, [tenant])
+
+    page = await api.client.get(
+        "/dashboard/fleet",
+        params={"sort": "nonsense", "grade": "x", "page": "1"},
+        headers=api.admin,
+    )
+    assert page.status_code == 200
+    assert "Able Motors" in page.text
+    assert 'aria-sort="descending"' in page.text  # unknown sort: the default, risk descending
+
+    stats = await api.client.get("/dashboard/fleet/stats", headers=api.admin)
+    assert stats.status_code == 200
+    body = stats.json()
+    assert body["totals"] == {
+        "tenants": 1,
+        "computed": 1,
+        "meanScore": 36.0,  # 90 * 0.40: no GEO or UGC, one day, no volatility
+        "byRisk": {"Low": 0, "Medium": 0, "High": 1, "Critical": 0},
+    }
+    assert body["nextTick"] is None  # AOER_RUN_CRON is off in these tests
+
+    tenant_token = api.bearer(tenant=tenant)
+    assert (await api.client.get("/dashboard/fleet", headers=tenant_token)).status_code == 403
+    assert (await api.client.get("/dashboard/fleet/stats", headers=tenant_token)).status_code == 403
+
+
+async def test_static_files_are_only_the_packaged_ones(api: Api) -> None:
+    css = await api.client.get(
+        f"/dashboard/static/dashboard.css?v={assets()['dashboard.css'].version}"
+    )
+    assert css.status_code == 200
+    assert css.headers["content-type"].startswith("text/css")
+    assert "immutable" in css.headers["cache-control"]
+    stale = await api.client.get("/dashboard/static/dashboard.css?v=old")
+    assert stale.headers["cache-control"] == "no-cache"
+    for path in ("/dashboard/static/nope.js", "/dashboard/static/..%2Froutes.py"):
+        assert (await api.client.get(path)).status_code == 404
+
+
+def test_numbers_and_relative_times_read_as_on_the_page() -> None:
+    assert fixed(None) == "—"
+    assert fixed(Decimal("64")) == "64.00"
+    assert fixed(3, 0) == "3"
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert ago(None) == "never"
+    assert ago(now - timedelta(seconds=2), now) == "just now"
+    assert ago(now - timedelta(seconds=42), now) == "42 s ago"
+    assert ago(now - timedelta(minutes=61), now) == "1 h 1 min ago"
+    assert ago(now - timedelta(days=3), now) == "3 days ago"
+    assert ago(now + timedelta(hours=2), now) == "in 2 h"
