@@ -65,9 +65,15 @@ async def test_unknown_dealer_writes_nothing(conn: Connection, make_tenant: Make
     assert await count(conn, "aiv_raw_signals") == 0
 
 
-async def test_demo_load_is_idempotent_and_realistic(conn: Connection) -> None:
+async def test_demo_load_is_idempotent_with_signals_and_history(conn: Connection) -> None:
     ids = await load_demo(conn)
     await load_demo(conn)
     assert len(ids) == len(DEMO_DEALERS) == await count(conn, "tenants")
     rows = await count(conn, "aiv_raw_signals")
     assert len(ids) * 50 < rows <= len(ids) * 90
+    # 89 days of back-filled history per dealer, each scored as of its own day
+    assert await count(conn, "metrics_events") == len(ids) * 89
+    cur = await conn.execute(
+        "SELECT count(DISTINCT (event_data ->> 'aoerScore')) AS n FROM metrics_events"
+    )
+    assert (await cur.fetchone()) == {"n": pytest.approx(len(ids) * 89, rel=0.5)}

@@ -27,7 +27,7 @@ def demo_tenant_ids() -> list[UUID]:
 
 
 async def load_demo(conn: Connection) -> list[UUID]:
-    """Create the demo dealerships and their signals (idempotent); returns their ids."""
+    """Create the demo dealerships, their signals and score history (idempotent); their ids."""
     ids = demo_tenant_ids()
     async with conn.transaction():
         await conn.execute(
@@ -38,4 +38,5 @@ async def load_demo(conn: Connection) -> list[UUID]:
                 "cities": [city for _, city in DEMO_DEALERS],
             },
         )
+        await conn.execute(query("demo_history"), {"ids": ids})
     return ids

@@ -53,3 +53,20 @@ SELECT id, current_date - day,
        round((level * 3 + random() * 40)::numeric, 2)
 FROM base
 ON CONFLICT (dealer_id, date) DO NOTHING;
+
+-- name: demo_history
+-- One recompute event per demo dealership and past day, scored as of that day, so a
+-- newcomer's trend charts have history at once. Dealers that already have events are left
+-- alone (idempotent; never rewrites real history).
+INSERT INTO metrics_events (tenant_id, event_type, event_data, created_at)
+SELECT sc.tenant_id, 'aoer_recompute',
+       jsonb_build_object('aoerScore', sc.aoer_score,
+                          'visibilityRisk', sc.visibility_risk,
+                          'metrics', sc.metrics,
+                          'backfilled', true),
+       (current_date - d.day) + time '12:00'
+FROM generate_series(1, 89) AS d (day)
+CROSS JOIN LATERAL aoer_compute_scores_as_of(
+    ARRAY(SELECT t.id FROM unnest(%(ids)s::uuid[]) AS t (id)
+          WHERE NOT EXISTS (SELECT 1 FROM metrics_events e WHERE e.tenant_id = t.id)),
+    current_date - d.day) sc;
