@@ -43,6 +43,16 @@ async def next_summary(subscription: Subscription) -> bytes:
             return event.data
 
 
+async def recompute_and_wait(api: Api, conn: Connection, tenant: UUID) -> None:
+    """Recompute as a worker does, and wait until this API process has heard of it."""
+    watcher = api.ctx.hub.subscribe(tenant)
+    try:
+        await recompute_through_worker(conn, [tenant])
+        await next_summary(watcher)  # the hub evicts before it tells anyone
+    finally:
+        watcher.close()
+
+
 async def stored_score(conn: Connection, tenant: UUID) -> float:
     cur = await conn.execute("SELECT aoer_score FROM aoer_summary WHERE tenant_id = %s", (tenant,))
     row = await cur.fetchone()
@@ -56,7 +66,7 @@ async def test_a_read_after_a_recompute_never_returns_the_old_score(
     api = cached_api
     tenant = await make_tenant()
     await add_signals(tenant, LOW)
-    await recompute_through_worker(conn, [tenant])
+    await recompute_and_wait(api, conn, tenant)
     old = await score(api, tenant)
     assert await api.ctx.cache.get(tenant) is not None, "the first read fills the cache"
     assert await score(api, tenant) == old
@@ -66,12 +76,7 @@ async def test_a_read_after_a_recompute_never_returns_the_old_score(
         "UPDATE aiv_raw_signals SET aeo = 95, geo = 95, ugc = 95 WHERE dealer_id = %s", (tenant,)
     )
     assert await score(api, tenant) == old
-    watcher = api.ctx.hub.subscribe(tenant)
-    try:
-        await recompute_through_worker(conn, [tenant])
-        await next_summary(watcher)  # the hub evicts before it tells anyone
-    finally:
-        watcher.close()
+    await recompute_and_wait(api, conn, tenant)
     fresh = await score(api, tenant)
     assert fresh != old
     assert fresh == await stored_score(conn, tenant)
@@ -122,7 +127,7 @@ async def test_entries_expire_after_the_ttl(
     api = await make_api(AOER_CACHE_TTL=0.3)
     tenant = await make_tenant()
     await add_signals(tenant, LOW)
-    await recompute_through_worker(conn, [tenant])
+    await recompute_and_wait(api, conn, tenant)
     await score(api, tenant)
     # Remove the summary behind the cache's back (no NOTIFY): the entry still answers...
     await conn.execute("DELETE FROM aoer_summary WHERE tenant_id = %s", (tenant,))
@@ -149,12 +154,7 @@ async def test_redis_down_falls_back_to_postgres_with_a_warning(
     await recompute_through_worker(conn, [tenant])
     first = await score(api, tenant)
     await add_signals(tenant, HIGH)
-    watcher = api.ctx.hub.subscribe(tenant)
-    try:
-        await recompute_through_worker(conn, [tenant])
-        await next_summary(watcher)
-    finally:
-        watcher.close()
+    await recompute_and_wait(api, conn, tenant)
     started = time.perf_counter()
     assert await score(api, tenant) == await stored_score(conn, tenant) != first
     assert time.perf_counter() - started < 1.0, "a dead Redis must not slow reads down"
@@ -166,7 +166,7 @@ async def test_a_lost_listener_bypasses_then_clears_the_cache(
 ) -> None:
     tenant = await make_tenant()
     await add_signals(tenant, LOW)
-    await recompute_through_worker(conn, [tenant])
+    await recompute_and_wait(api, conn, tenant)
     await score(api, tenant)
     # A recompute whose NOTIFY the API never hears: its listener connection is cut first.
     await conn.execute(
@@ -195,7 +195,7 @@ async def test_redis_keys_are_namespaced_and_expire(
     api = await make_api(REDIS_URL=redis_url, AOER_CACHE_TTL=120)
     tenant = await make_tenant()
     await add_signals(tenant, LOW)
-    await recompute_through_worker(conn, [tenant])
+    await recompute_and_wait(api, conn, tenant)
     await score(api, tenant)
     client = aioredis.Redis.from_url(redis_url)
     try:

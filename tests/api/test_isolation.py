@@ -201,3 +201,11 @@ async def snapshot(conn: Connection) -> dict[str, object]:
     row = await cur.fetchone()
     assert row is not None
     return dict(row)
+
+
+async def test_credentials_are_checked_before_the_input(api: Api) -> None:
+    for path in ("/api/aoer/summary", "/api/aoer/queue", "/api/aoer/history"):
+        response = await api.client.get(path, params={"tenantId": "not-a-uuid"})
+        assert response.status_code == 401, path
+    posted = await api.client.post("/api/aoer/queue", json={"tenantId": "not-a-uuid"})
+    assert posted.status_code == 401

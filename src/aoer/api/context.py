@@ -26,7 +26,8 @@ class ApiContext:
     heartbeat_s: float = SSE_HEARTBEAT_S
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
+    # async on purpose: FastAPI runs plain `def` dependencies in a worker thread
     return cast(ApiContext, request.app.state.aoer)
 
 

@@ -1,0 +1,395 @@
+"""HTTP API benchmark: requests/s and p50/p99 latency at 64 concurrent connections.
+
+Measures, against real `aoer serve` processes on a seeded database:
+  * the framework ceiling: GET /healthz (a constant JSON body, same app, same middleware);
+  * GET /api/aoer/summary cached (in-process cache, and Redis when it is reachable);
+  * GET /api/aoer/summary uncached (AOER_CACHE_TTL=0), with an admin token and with tenant
+    tokens (Row Level Security: SET LOCAL ROLE + claims in a transaction);
+  * POST /api/aoer/queue (an enqueue that coalesces, plus NOTIFY).
+Each server's own ceiling is measured in the same run. The load generator is a keep-alive
+HTTP/1.1 client on raw asyncio streams (uvloop), so it costs the server as little CPU as
+possible; it still shares the machine's cores with the server and PostgreSQL.
+
+    .venv/bin/python bench/api_bench.py [--seconds 10] [--tenants 1000] [--no-readme]
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import redis
+import uvloop
+
+from aoer.api.auth import TokenService
+from aoer.db.schema import migrate
+
+BENCH_DIR = Path(__file__).resolve().parent
+README = BENCH_DIR / "README.md"
+SECTION = "## API"
+SERVER_URL = os.environ.get("AOER_BENCH_SERVER", "postgresql://postgres@127.0.0.1:5432/postgres")
+DATABASE = "aoer_bench_api"
+REDIS_URL = os.environ.get("AOER_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+SECRET = "bench-secret-" + "0123456789abcdef" * 3
+CONNECTIONS = 64
+WARMUP_S = 2.0
+TARGET_SHARE = 0.5
+TARGET_P99_MS = 20.0
+
+
+@dataclass
+class Result:
+    server: str
+    name: str
+    requests: int
+    seconds: float
+    latencies_ms: list[float] = field(repr=False)
+    statuses: Counter[int]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+# -- load generator -----------------------------------------------------------------------
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def _connection(
+    host: str,
+    port: int,
+    requests: list[bytes],
+    offset: int,
+    start_at: float,
+    stop_at: float,
+    latencies: list[float],
+    statuses: Counter[int],
+) -> int:
+    reader, writer = await asyncio.open_connection(host, port)
+    done = 0
+    i = offset
+    try:
+        while True:
+            request = requests[i % len(requests)]
+            i += 1
+            began = time.perf_counter()
+            if began >= stop_at:
+                return done
+            writer.write(request)
+            status = await _read_response(reader)
+            ended = time.perf_counter()
+            if began >= start_at:  # warm-up requests are not counted
+                latencies.append((ended - began) * 1000)
+                statuses[status] += 1
+                done += 1
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+async def load(server: str, name: str, port: int, requests: list[bytes], seconds: float) -> Result:
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    now = time.perf_counter()
+    start_at, stop_at = now + WARMUP_S, now + WARMUP_S + seconds
+    step = max(1, len(requests) // CONNECTIONS)
+    counts = await asyncio.gather(
+        *(
+            _connection(
+                "127.0.0.1", port, requests, c * step, start_at, stop_at, latencies, statuses
+            )
+            for c in range(CONNECTIONS)
+        )
+    )
+    return Result(server, name, sum(counts), seconds, latencies, statuses)
+
+
+def get(path: str, token: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+
+
+def post(path: str, token: str, body: dict[str, object]) -> bytes:
+    data = json.dumps(body).encode()
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode() + data
+
+
+# -- database and servers -----------------------------------------------------------------
+
+
+def database_url() -> str:
+    return urlunsplit(urlsplit(SERVER_URL)._replace(path=f"/{DATABASE}"))
+
+
+def seed(tenants: int) -> list[uuid.UUID]:
+    with psycopg.connect(SERVER_URL, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {DATABASE}")
+    url = database_url()
+    asyncio.run(migrate(url))
+    ids = [uuid.uuid4() for _ in range(tenants)]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO tenants (id, name) SELECT id, 'Bench Motors ' || n"
+            " FROM unnest(%s::uuid[]) WITH ORDINALITY AS t (id, n)",
+            (ids,),
+        )
+        conn.execute(
+            "INSERT INTO aiv_raw_signals (dealer_id, date, seo, aeo, geo, ugc, geolocal)"
+            " SELECT t, current_date - d, 50, 40 + (random() * 40)::int, 55, 45, 50"
+            " FROM unnest(%s::uuid[]) t, generate_series(0, 29) d",
+            (ids,),
+        )
+        conn.execute("SELECT count(*) FROM aoer_store_scores(%s)", (ids,))
+        conn.execute("VACUUM ANALYZE")
+    return ids
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(label: str, **env: str) -> Iterator[int]:
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AOER_")}
+    environment.pop("REDIS_URL", None)
+    environment.update(
+        {
+            "DATABASE_URL": database_url(),
+            "AOER_JWT_SECRET": SECRET,
+            "AOER_HOME": f"/tmp/aoer-bench-{label}",
+            "AOER_LOG_FORMAT": "text",
+            **env,
+        }
+    )
+    log = open(f"/tmp/aoer-bench-{label}.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aoer", "serve", "--port", str(port)],
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"aoer serve ({label}) did not start; see {log.name}")
+            time.sleep(0.1)
+        yield port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        log.close()
+
+
+def redis_reachable() -> bool:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        return False
+    return True
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+def run(seconds: float, tenant_count: int) -> list[Result]:
+    print(f"seeding {tenant_count} tenants with 30 days of signals...", flush=True)
+    tenants = seed(tenant_count)
+    tokens = TokenService(SECRET)
+    admin = tokens.mint("admin")
+    ceiling = [get("/healthz", admin)]
+    summaries = [get(f"/api/aoer/summary?tenantId={t}", admin) for t in tenants]
+    tenant_summaries = [
+        get(f"/api/aoer/summary?tenantId={t}", tokens.mint("tenant", tenant_id=t)) for t in tenants
+    ]
+    enqueues = [post("/api/aoer/queue", admin, {"tenantId": str(t)}) for t in tenants]
+
+    def measure(server: str, port: int, name: str, requests: list[bytes]) -> Result:
+        result = uvloop.run(load(server, name, port, requests, seconds))
+        print(
+            f"  {server:<10} {name:<34} {result.rate:8.0f} req/s  p50 "
+            f"{result.percentile(50):6.2f} ms  p99 {result.percentile(99):6.2f} ms  "
+            f"{dict(result.statuses)}",
+            flush=True,
+        )
+        return result
+
+    results: list[Result] = []
+    plans: list[tuple[str, dict[str, str], list[tuple[str, list[bytes]]]]] = [
+        (
+            "in-process",
+            {},
+            [
+                ("ceiling: GET /healthz", ceiling),
+                ("GET /api/aoer/summary (cached)", summaries),
+                ("POST /api/aoer/queue", enqueues),
+            ],
+        ),
+        (
+            "uncached",
+            {"AOER_CACHE_TTL": "0"},
+            [
+                ("ceiling: GET /healthz", ceiling),
+                ("GET /api/aoer/summary (admin)", summaries),
+                ("GET /api/aoer/summary (tenant, RLS)", tenant_summaries),
+            ],
+        ),
+    ]
+    if redis_reachable():
+        plans.insert(
+            1,
+            (
+                "redis",
+                {"REDIS_URL": REDIS_URL},
+                [
+                    ("ceiling: GET /healthz", ceiling),
+                    ("GET /api/aoer/summary (cached)", summaries),
+                ],
+            ),
+        )
+    else:
+        print(f"Redis at {REDIS_URL} unreachable: skipping the Redis cache", flush=True)
+    for server, env, scenarios in plans:
+        print(f"server: {server}", flush=True)
+        with serving(server, **env) as port:
+            for name, requests in scenarios:
+                results.append(measure(server, port, name, requests))
+    return results
+
+
+def verdicts(results: list[Result]) -> list[str]:
+    lines = []
+    by_server: dict[str, float] = {
+        r.server: r.rate for r in results if r.name.startswith("ceiling")
+    }
+    for r in results:
+        if "(cached)" not in r.name:
+            continue
+        share = r.rate / by_server[r.server]
+        p99 = r.percentile(99)
+        ok = share >= TARGET_SHARE and p99 < TARGET_P99_MS
+        lines.append(
+            f"- cached summary ({r.server}): {share:.0%} of the ceiling, p99 {p99:.1f} ms → "
+            f"{'meets' if ok else 'MISSES'} the target (≥ {TARGET_SHARE:.0%}, p99 < "
+            f"{TARGET_P99_MS:.0f} ms)"
+        )
+    return lines
+
+
+def section(results: list[Result], seconds: float, tenants: int) -> str:
+    ceilings = {r.server: r.rate for r in results if r.name.startswith("ceiling")}
+    rows = [
+        "| server (summary cache) | request | req/s | p50 ms | p99 ms | share of ceiling |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        share = r.rate / ceilings[r.server]
+        non_2xx = sum(n for s, n in r.statuses.items() if not 200 <= s < 300)
+        note = f" ({non_2xx} non-2xx)" if non_2xx else ""
+        rows.append(
+            f"| {r.server} | {r.name}{note} | {r.rate:,.0f} | {r.percentile(50):.2f} | "
+            f"{r.percentile(99):.2f} | {share:.0%} |"
+        )
+    cpu = platform.processor() or platform.machine()
+    return "\n".join(
+        [
+            SECTION,
+            "",
+            "`bench/api_bench.py` (`.venv/bin/python bench/api_bench.py`): one `aoer serve` "
+            "process (one uvicorn worker) per cache setting, on a database of "
+            f"{tenants:,} tenants with 30 days of signals; {CONNECTIONS} keep-alive "
+            f"connections, {WARMUP_S:.0f} s warm-up then {seconds:.0f} s measured per row. "
+            "The load generator (raw asyncio streams on uvloop) and PostgreSQL share the "
+            f"machine's {os.cpu_count()} cores ({cpu}) with the server. Every row of one "
+            "server is measured against that server's own ceiling (GET /healthz: constant "
+            "JSON through the same middleware). Last run: "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+            "",
+            *rows,
+            "",
+            *verdicts(results),
+            "",
+            "Uncached reads and enqueues are bound by PostgreSQL round trips (an admin read is "
+            "one; a tenant read adds BEGIN, the role/claims `set_config` and COMMIT; an "
+            "enqueue is one transaction with an upsert and a NOTIFY) and by the pool "
+            "(AOER_POOL_SIZE, 10 by default). Cached reads skip the database: token check, "
+            "a cache lookup and the stored response bytes.",
+            "",
+        ]
+    )
+
+
+def write_readme(text: str) -> None:
+    """Replace only the API section of bench/README.md (other sections have other owners)."""
+    current = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
+    start = current.find(f"\n{SECTION}\n")
+    if start == -1:
+        updated = current.rstrip("\n") + "\n\n" + text
+    else:
+        rest = current[start + 1 + len(SECTION) :]
+        following = rest.find("\n## ")
+        tail = rest[following + 1 :] if following != -1 else ""
+        updated = current[: start + 1] + text + ("\n" + tail if tail else "")
+    README.write_text(updated.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per row")
+    parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--no-readme", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    try:
+        results = run(args.seconds, args.tenants)
+    finally:
+        with psycopg.connect(SERVER_URL, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    text = section(results, args.seconds, args.tenants)
+    print()
+    print(text)
+    if not args.no_readme:
+        write_readme(text)
+        print(f"wrote the {SECTION!r} section of {README}")
+
+
+if __name__ == "__main__":
+    main()
