@@ -79,14 +79,14 @@ async def make_api(pool: Pool, db_url: str, tmp_path: Path) -> AsyncIterator[Api
     """
     stack = contextlib.AsyncExitStack()
 
-    async def make(*, live: bool = False, **overrides: object) -> Api:
+    async def make(*, live: bool = False, namespace: str | None = None, **overrides: object) -> Api:
         settings = api_settings(tmp_path / "home", **overrides)
         app = create_app(
             settings,
             pool,
             database_url=db_url,
             heartbeat_s=0.2,
-            cache_namespace=f"test-{uuid4().hex}",
+            cache_namespace=namespace or f"test-{uuid4().hex}",
         )
         if live:
             server = ApiServer(app, "127.0.0.1", 0)

@@ -121,10 +121,40 @@ async def test_replicas_share_redis_and_ignore_entries_older_than_their_eviction
         await two.close()
 
 
-async def test_entries_expire_after_the_ttl(
-    make_api: ApiFactory, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+async def test_replicas_share_entries_through_redis(
+    make_api: ApiFactory,
+    redis_url: str,
+    conn: Connection,
+    make_tenant: MakeTenant,
+    add_signals: AddSignals,
 ) -> None:
-    api = await make_api(AOER_CACHE_TTL=0.3)
+    namespace = f"test-replicas-{time.time_ns()}"
+    one = await make_api(REDIS_URL=redis_url, namespace=namespace)
+    two = await make_api(REDIS_URL=redis_url, namespace=namespace)
+    tenant = await make_tenant()
+    await add_signals(tenant, LOW)
+    watchers = [one.ctx.hub.subscribe(tenant), two.ctx.hub.subscribe(tenant)]
+    await recompute_through_worker(conn, [tenant])
+    for watcher in watchers:
+        await next_summary(watcher)
+        watcher.close()
+    first = await score(one, tenant)
+    # Gone from the database behind both replicas' backs: the second still answers, from Redis.
+    await conn.execute("DELETE FROM aoer_summary WHERE tenant_id = %s", (tenant,))
+    assert await score(two, tenant) == first
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_entries_expire_after_the_ttl(
+    request: pytest.FixtureRequest,
+    make_api: ApiFactory,
+    conn: Connection,
+    make_tenant: MakeTenant,
+    add_signals: AddSignals,
+    backend: str,
+) -> None:
+    redis = {"REDIS_URL": request.getfixturevalue("redis_url")} if backend == "redis" else {}
+    api = await make_api(AOER_CACHE_TTL=0.3, **redis)
     tenant = await make_tenant()
     await add_signals(tenant, LOW)
     await recompute_and_wait(api, conn, tenant)

@@ -1,4 +1,4 @@
-"""The summary cache: Redis when REDIS_URL is set (shared by replicas), in-process otherwise.
+"""The summary cache: in-process, and shared through Redis by the replicas when REDIS_URL is set.
 
 Entries are the exact response bytes of GET /api/aoer/summary. They are evicted when a
 recompute commits (the NOTIFY fan-out in `events.py` calls `evict` in every API process), and
@@ -154,6 +154,45 @@ class RedisBackend:
         await self._client.aclose()
 
 
+class TieredBackend:
+    """Redis behind an in-process copy. Every API process hears every recompute (the NOTIFY
+    fan-out), so the local copy is exactly as fresh as Redis and saves a Redis round trip
+    on most reads; Redis still shares warm entries between replicas."""
+
+    def __init__(self, shared: CacheBackend, ttl_s: float) -> None:
+        self.shared = shared
+        self.local = MemoryBackend()
+        self.ttl_s = ttl_s
+
+    async def get(self, tenant_id: UUID) -> CacheEntry | None:
+        entry = await self.local.get(tenant_id)
+        if entry is not None:
+            return entry
+        entry = await self.shared.get(tenant_id)
+        if entry is not None:
+            # The local copy lives no longer than the shared entry would have.
+            left = entry.read_started + self.ttl_s - time.time()
+            if left > 0:
+                await self.local.put(tenant_id, entry, left)
+        return entry
+
+    async def put(self, tenant_id: UUID, entry: CacheEntry, ttl_s: float) -> None:
+        await self.local.put(tenant_id, entry, ttl_s)
+        await self.shared.put(tenant_id, entry, ttl_s)
+
+    async def evict(self, tenant_ids: list[UUID]) -> None:
+        await self.local.evict(tenant_ids)
+        await self.shared.evict(tenant_ids)
+
+    async def clear(self) -> None:
+        await self.local.clear()
+        await self.shared.clear()
+
+    async def close(self) -> None:
+        await self.local.close()
+        await self.shared.close()
+
+
 @dataclass(frozen=True, slots=True)
 class ReadTicket:
     tenant_id: UUID
@@ -217,5 +256,7 @@ class SummaryCache:
 
 
 def make_cache(redis_url: str | None, namespace: str, ttl_s: float) -> SummaryCache:
-    backend: CacheBackend = RedisBackend(redis_url, namespace) if redis_url else MemoryBackend()
+    backend: CacheBackend = (
+        TieredBackend(RedisBackend(redis_url, namespace), ttl_s) if redis_url else MemoryBackend()
+    )
     return SummaryCache(backend, ttl_s)
