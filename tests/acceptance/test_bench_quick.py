@@ -51,8 +51,9 @@ def test_bench_quick_runs_every_method_with_identical_summaries(
     assert "| method | seconds | tenants/s | ratio to floor | peak memory | notes |" in table
     for method in (
         "1. floor",
-        "2. this system: cron --once + 1 worker process",
-        "2. this system: cron --once + 2 worker processes",
+        "2. this system: 1 running `aoer worker` process",
+        "2. this system: 2 running `aoer worker` processes",
+        "2. this system, cold: `aoer cron --once`, then 2 × `aoer worker --drain`",
         "3. replaced design",
         "4. Procrastinate",
     ):
