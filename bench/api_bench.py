@@ -10,7 +10,7 @@ Each server's own ceiling is measured in the same run. The load generator is a k
 HTTP/1.1 client on raw asyncio streams (uvloop), so it costs the server as little CPU as
 possible; it still shares the machine's cores with the server and PostgreSQL.
 
-    .venv/bin/python bench/api_bench.py [--seconds 10] [--tenants 1000] [--no-readme]
+    .venv/bin/python bench/api_bench.py [--seconds 4] [--rounds 5] [--tenants 1000] [--no-readme]
 """
 
 import argparse
@@ -21,6 +21,7 @@ import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -54,20 +55,37 @@ TARGET_P99_MS = 20.0
 
 @dataclass
 class Result:
+    """One scenario, measured in several rounds interleaved with the server's other
+    scenarios (the machine is shared: interleaving spreads its noise over all of them);
+    reported as the median round."""
+
     server: str
     name: str
-    requests: int
-    seconds: float
-    latencies_ms: list[float] = field(repr=False)
-    statuses: Counter[int]
+    rates: list[float] = field(default_factory=list)
+    p50s: list[float] = field(default_factory=list)
+    p99s: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+
+    def add(
+        self, requests: int, seconds: float, latencies_ms: list[float], statuses: Counter[int]
+    ) -> None:
+        ordered = sorted(latencies_ms) or [float("nan")]
+        self.rates.append(requests / seconds)
+        self.p50s.append(ordered[int(0.50 * (len(ordered) - 1))])
+        self.p99s.append(ordered[int(0.99 * (len(ordered) - 1))])
+        self.statuses.update(statuses)
 
     @property
     def rate(self) -> float:
-        return self.requests / self.seconds
+        return statistics.median(self.rates)
 
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.p50s)
+
+    @property
+    def p99(self) -> float:
+        return statistics.median(self.p99s)
 
 
 # -- load generator -----------------------------------------------------------------------
@@ -118,7 +136,7 @@ async def _connection(
             await writer.wait_closed()
 
 
-async def load(server: str, name: str, port: int, requests: list[bytes], seconds: float) -> Result:
+async def load(result: Result, port: int, requests: list[bytes], seconds: float) -> None:
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     now = time.perf_counter()
@@ -132,7 +150,7 @@ async def load(server: str, name: str, port: int, requests: list[bytes], seconds
             for c in range(CONNECTIONS)
         )
     )
-    return Result(server, name, sum(counts), seconds, latencies, statuses)
+    result.add(sum(counts), seconds, latencies, statuses)
 
 
 def get(path: str, token: str) -> bytes:
@@ -231,7 +249,7 @@ def redis_reachable() -> bool:
 # -- the run ------------------------------------------------------------------------------
 
 
-def run(seconds: float, tenant_count: int) -> list[Result]:
+def run(seconds: float, tenant_count: int, rounds: int) -> list[Result]:
     print(f"seeding {tenant_count} tenants with 30 days of signals...", flush=True)
     tenants = seed(tenant_count)
     tokens = TokenService(SECRET)
@@ -243,15 +261,13 @@ def run(seconds: float, tenant_count: int) -> list[Result]:
     ]
     enqueues = [post("/api/aoer/queue", admin, {"tenantId": str(t)}) for t in tenants]
 
-    def measure(server: str, port: int, name: str, requests: list[bytes]) -> Result:
-        result = uvloop.run(load(server, name, port, requests, seconds))
+    def measure(result: Result, port: int, requests: list[bytes]) -> None:
+        uvloop.run(load(result, port, requests, seconds))
         print(
-            f"  {server:<10} {name:<34} {result.rate:8.0f} req/s  p50 "
-            f"{result.percentile(50):6.2f} ms  p99 {result.percentile(99):6.2f} ms  "
-            f"{dict(result.statuses)}",
+            f"  {result.server:<10} {result.name:<36} {result.rates[-1]:8.0f} req/s  p50 "
+            f"{result.p50s[-1]:6.2f} ms  p99 {result.p99s[-1]:6.2f} ms",
             flush=True,
         )
-        return result
 
     results: list[Result] = []
     plans: list[tuple[str, dict[str, str], list[tuple[str, list[bytes]]]]] = [
@@ -290,9 +306,14 @@ def run(seconds: float, tenant_count: int) -> list[Result]:
         print(f"Redis at {REDIS_URL} unreachable: skipping the Redis cache", flush=True)
     for server, env, scenarios in plans:
         print(f"server: {server}", flush=True)
+        measured = [(Result(server, name), requests) for name, requests in scenarios]
         with serving(server, **env) as port:
-            for name, requests in scenarios:
-                results.append(measure(server, port, name, requests))
+            for _, requests in measured:  # untimed: open pool connections, fill caches
+                uvloop.run(load(Result(server, "priming"), port, requests, 1.0))
+            for _ in range(rounds):
+                for result, requests in measured:
+                    measure(result, port, requests)
+        results.extend(result for result, _ in measured)
     return results
 
 
@@ -305,7 +326,7 @@ def verdicts(results: list[Result]) -> list[str]:
         if "(cached)" not in r.name:
             continue
         share = r.rate / by_server[r.server]
-        p99 = r.percentile(99)
+        p99 = r.p99
         ok = share >= TARGET_SHARE and p99 < TARGET_P99_MS
         lines.append(
             f"- cached summary ({r.server}): {share:.0%} of the ceiling, p99 {p99:.1f} ms → "
@@ -315,7 +336,7 @@ def verdicts(results: list[Result]) -> list[str]:
     return lines
 
 
-def section(results: list[Result], seconds: float, tenants: int) -> str:
+def section(results: list[Result], seconds: float, tenants: int, rounds: int, load: str) -> str:
     ceilings = {r.server: r.rate for r in results if r.name.startswith("ceiling")}
     rows = [
         "| server (summary cache) | request | req/s | p50 ms | p99 ms | share of ceiling |",
@@ -326,8 +347,8 @@ def section(results: list[Result], seconds: float, tenants: int) -> str:
         non_2xx = sum(n for s, n in r.statuses.items() if not 200 <= s < 300)
         note = f" ({non_2xx} non-2xx)" if non_2xx else ""
         rows.append(
-            f"| {r.server} | {r.name}{note} | {r.rate:,.0f} | {r.percentile(50):.2f} | "
-            f"{r.percentile(99):.2f} | {share:.0%} |"
+            f"| {r.server} | {r.name}{note} | {r.rate:,.0f} | {r.p50:.2f} | "
+            f"{r.p99:.2f} | {share:.0%} |"
         )
     cpu = platform.processor() or platform.machine()
     return "\n".join(
@@ -337,12 +358,14 @@ def section(results: list[Result], seconds: float, tenants: int) -> str:
             "`bench/api_bench.py` (`.venv/bin/python bench/api_bench.py`): one `aoer serve` "
             "process (one uvicorn worker) per cache setting, on a database of "
             f"{tenants:,} tenants with 30 days of signals; {CONNECTIONS} keep-alive "
-            f"connections, {WARMUP_S:.0f} s warm-up then {seconds:.0f} s measured per row. "
+            f"connections; each row is the median of {rounds} rounds ({WARMUP_S:.0f} s warm-up, "
+            f"{seconds:.0f} s measured), a server's rows interleaved round by round. "
             "The load generator (raw asyncio streams on uvloop) and PostgreSQL share the "
             f"machine's {os.cpu_count()} cores ({cpu}) with the server. Every row of one "
             "server is measured against that server's own ceiling (GET /healthz: constant "
             "JSON through the same middleware). Last run: "
-            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average (1 min) {load} — other "
+            "work on the machine shows in these numbers.",
             "",
             *rows,
             "",
@@ -374,16 +397,19 @@ def write_readme(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per row")
+    parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per round")
     parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per row")
     parser.add_argument("--no-readme", action="store_true", help="print only")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
     try:
-        results = run(args.seconds, args.tenants)
+        results = run(args.seconds, args.tenants, args.rounds)
     finally:
         with psycopg.connect(SERVER_URL, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-    text = section(results, args.seconds, args.tenants)
+    load = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+    text = section(results, args.seconds, args.tenants, args.rounds, load)
     print()
     print(text)
     if not args.no_readme:
