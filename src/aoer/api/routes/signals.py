@@ -51,6 +51,14 @@ async def upsert(
             if body.enqueue
             else []
         )
+    logger.info(
+        "%d signal rows for %d tenants upserted by %s (%d queued)",
+        result.upserted,
+        len(result.tenant_ids),
+        principal.subject,
+        len(jobs),
+        extra={"action": "signals_upsert"},
+    )
     return SignalsOut(upserted=result.upserted, tenants=len(result.tenant_ids), queued=len(jobs))
 
 
