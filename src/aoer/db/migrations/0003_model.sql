@@ -81,7 +81,9 @@ CREATE INDEX model_audit_created_idx ON model_audit (created_at DESC);
 -- penalty and risk as v1, so v1 as champion reproduces the v1 numbers exactly. The intercept
 -- joins the weighted sum before the penalty; the result is clamped to 0-100 (v1 never needs
 -- it). With no champion row (never expected) it falls back to the v1 constants, labelled v1.
-CREATE OR REPLACE FUNCTION aoer_compute_scores(tenant_ids uuid[])
+-- It is computed as of any date (back-filled history, audits); `aoer_compute_scores` is the
+-- as-of-today case.
+CREATE FUNCTION aoer_compute_scores_as_of(tenant_ids uuid[], as_of date)
 RETURNS TABLE (tenant_id uuid, aoer_score numeric, visibility_risk numeric, metrics jsonb)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     WITH model AS (
@@ -108,10 +110,10 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
                round(coalesce(avg(s.ugc), 0), 2)          AS avg_ugc,
                round(coalesce(avg(s.geolocal), 0), 2)     AS avg_geolocal,
                round(coalesce(stddev_samp(s.aeo), 0), 2)  AS volatility,
-               (current_date - max(s.date))::integer      AS days_since
+               (as_of - max(s.date))::integer             AS days_since
         FROM aiv_raw_signals s
         WHERE s.dealer_id = ANY (tenant_ids)
-          AND s.date BETWEEN current_date - 30 AND current_date
+          AND s.date BETWEEN as_of - 30 AND as_of
           AND s.aeo IS NOT NULL
         GROUP BY s.dealer_id
     ),
@@ -155,3 +157,10 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     FROM ids
     LEFT JOIN scored sc ON sc.tenant_id = ids.tenant_id
 $$;
+
+CREATE OR REPLACE FUNCTION aoer_compute_scores(tenant_ids uuid[])
+RETURNS TABLE (tenant_id uuid, aoer_score numeric, visibility_risk numeric, metrics jsonb)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT * FROM aoer_compute_scores_as_of(tenant_ids, current_date)
+$$;
+
