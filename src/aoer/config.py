@@ -23,7 +23,9 @@ class Settings(BaseSettings):
     cron: str = Field(default="0 */6 * * *", alias="AOER_CRON")
     run_cron: bool = Field(default=True, validation_alias=AliasChoices("AOER_RUN_CRON", "RUN_CRON"))
     batch_size: int = Field(default=1000, ge=1, le=50_000, alias="AOER_BATCH_SIZE")
-    worker_concurrency: int = Field(default=1, ge=1, le=64, alias="AOER_WORKER_CONCURRENCY")
+    # Two batches in flight per worker: one's Python work and commit wait overlap the other's
+    # SQL, which keeps PostgreSQL busy (bench/README.md, "Where the time goes").
+    worker_concurrency: int = Field(default=2, ge=1, le=64, alias="AOER_WORKER_CONCURRENCY")
     max_retries: int = Field(default=3, ge=1, le=100, alias="AOER_MAX_RETRIES")
     lease_s: float = Field(default=30.0, gt=0, alias="AOER_LEASE_SECONDS")
     poll_s: float = Field(default=SAFETY_POLL_S, gt=0, alias="AOER_POLL_SECONDS")

@@ -84,7 +84,13 @@ def test_worker_killed_mid_batch_loses_nothing(aoer: AoerCli, db_url: str, tmp_p
             """
         )
     assert aoer("cron", "--once").returncode == 0
-    env = {"AOER_BATCH_SIZE": "500", "AOER_LEASE_SECONDS": "2", "AOER_LOG_EACH_TENANT": "false"}
+    # One batch in flight, so the kill lands in exactly one batch of 500.
+    env = {
+        "AOER_BATCH_SIZE": "500",
+        "AOER_WORKER_CONCURRENCY": "1",
+        "AOER_LEASE_SECONDS": "2",
+        "AOER_LOG_EACH_TENANT": "false",
+    }
     victim = start_aoer(db_url, tmp_path / "victim.log", "worker", **env)
     try:
         wait_for(
