@@ -54,6 +54,12 @@ class EventReader:
             if got == name:
                 return data
 
+    async def until_end(self, within_s: float) -> None:
+        """Read whatever comes until the server ends the stream (EOFError) or time runs out."""
+        async with asyncio.timeout(within_s):
+            while True:
+                await self._next()
+
 
 @asynccontextmanager
 async def open_stream(
@@ -124,6 +130,8 @@ async def test_stream_sends_state_then_queue_and_summary_events_as_they_commit(
         jobs = await queue.claim(conn, WORKER, 10, 30)
         await queue.process_batch(conn, WORKER, jobs)
         fresh = await events.until("summary")
+        if fresh["aoerScore"] == 51.5:  # the fixture's own recompute, heard late: skip it
+            fresh = await events.until("summary")
         assert fresh["aoerScore"] == 59.5  # 80*0.40 + 50*0.35 + 40*0.25
         # The event carries exactly what GET /api/aoer/summary now answers.
         got = await live.client.get(
@@ -150,13 +158,15 @@ async def test_one_listen_connection_fans_out_to_every_subscriber(
     live: Api, conn: Connection, computed: UUID
 ) -> None:
     async with many_streams(live, computed, 12) as streams:
-        for events in streams:
-            await events.until("queue")
+        seen = [(await events.until("summary"))["lastUpdated"] for events in streams]
         assert live.ctx.hub.subscriber_count == 12
         assert await listeners(conn) == 1
         await recompute_through_worker(conn, [computed])
-        for events in streams:
-            assert (await events.until("summary"))["tenantId"] == str(computed)
+        for events, before in zip(streams, seen, strict=True):
+            summary = await events.until("summary")
+            while summary["lastUpdated"] == before:  # the fixture's recompute, heard late
+                summary = await events.until("summary")
+            assert summary["tenantId"] == str(computed)
 
 
 async def test_disconnected_clients_are_unsubscribed(live: Api, computed: UUID) -> None:
@@ -175,7 +185,7 @@ async def test_the_stream_ends_when_the_token_expires(live: Api, computed: UUID)
     async with open_stream(live, computed, short) as events:
         await events.until("queue")
         with pytest.raises(EOFError):
-            await events.until("summary", within_s=5)
+            await events.until_end(within_s=5)
 
 
 async def test_stopping_the_server_ends_open_streams_promptly(live: Api, computed: UUID) -> None:
@@ -184,7 +194,7 @@ async def test_stopping_the_server_ends_open_streams_promptly(live: Api, compute
         await events.until("queue")
         live.server.stop()
         with pytest.raises(EOFError):
-            await events.until("summary", within_s=3)
+            await events.until_end(within_s=3)
     await asyncio.wait_for(live.server.wait(), 3)
 
 
