@@ -1,30 +1,26 @@
 """`aoer`: run the service, the worker and the operator's one-shot commands."""
 
-import asyncio
 import csv
 import logging
-import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from rich.text import Text
 
 from aoer import queue
 from aoer.cli.model import model_app
+from aoer.cli.runner import EXIT_USAGE, console, fail, run_command
 from aoer.cli.runtime import database, install_stop_handlers, scheduled_jobs
 from aoer.cli.serve import register as register_api_commands
 from aoer.cli.serve import run_up
-from aoer.config import Settings, load_settings
+from aoer.config import Settings
 from aoer.constants import DEFAULT_PRIORITY, SIGNAL_COLUMNS
 from aoer.db.schema import migrate as run_migrations
 from aoer.errors import AoerError
-from aoer.log import setup_logging
-from aoer.scoring.signals import SignalValidationError, upsert_signals, validate_rows
+from aoer.scoring.signals import upsert_signals, validate_rows
 from aoer.tenants import create_tenant, list_tenants
 from aoer.worker import Worker
 
@@ -41,25 +37,6 @@ app.add_typer(signals_app, name="signals")
 app.add_typer(model_app, name="model")
 register_api_commands(app)
 
-console = Console()
-errors = Console(stderr=True)
-T = TypeVar("T")
-
-
-def _run(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
-    """Read settings, set up logging, run the coroutine; AoerError → message and exit 1."""
-    try:
-        settings = load_settings()
-    except ValueError as exc:
-        errors.print(Text(f"error: invalid configuration: {exc}"), highlight=False)
-        raise typer.Exit(2) from None
-    setup_logging(settings.log_format)
-    try:
-        return asyncio.run(make(settings))
-    except AoerError as exc:
-        errors.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)
-        raise typer.Exit(1) from None
-
 
 @app.command()
 def migrate() -> None:
@@ -70,7 +47,7 @@ def migrate() -> None:
             applied = await run_migrations(url)
         console.print(f"{len(applied)} migrations applied" if applied else "schema is current")
 
-    _run(main)
+    run_command(main)
 
 
 @app.command()
@@ -91,7 +68,7 @@ def worker(
             install_stop_handlers(runner.stop)
             await runner.run()
 
-    _run(main)
+    run_command(main)
 
 
 @app.command()
@@ -99,7 +76,7 @@ def up(
     demo: Annotated[bool, typer.Option("--demo", help="Add demo dealerships with signals")] = False,
 ) -> None:
     """API, worker and scheduler in one process (embedded PostgreSQL unless DATABASE_URL)."""
-    _run(lambda settings: run_up(settings, demo=demo))
+    run_command(lambda settings: run_up(settings, demo=demo))
 
 
 @app.command()
@@ -108,14 +85,13 @@ def cron(
 ) -> None:
     """Queue every active tenant at low priority, as the cron tick does."""
     if not once:
-        errors.print("error: the scheduler runs inside `aoer worker`; use `aoer cron --once`")
-        raise typer.Exit(2)
+        fail("the scheduler runs inside `aoer worker`; use `aoer cron --once`", EXIT_USAGE)
 
     async def main(settings: Settings) -> int:
         async with database(settings) as (_, pool), pool.connection() as conn:
             return await queue.trigger_cron(conn, max_retries=settings.max_retries)
 
-    console.print(f"queued {_run(main)} tenants")
+    console.print(f"queued {run_command(main)} tenants")
 
 
 @app.command()
@@ -131,7 +107,7 @@ def enqueue(
         state = "coalesced into" if job.coalesced else "queued as"
         console.print(f"tenant {job.tenant_id} {state} job {job.id} (priority {job.priority})")
 
-    _run(main)
+    run_command(main)
 
 
 @app.command()
@@ -166,7 +142,7 @@ def status() -> None:
             f"{rate.last_hour} in the last hour"
         )
 
-    _run(main)
+    run_command(main)
 
 
 @tenants_app.command("add")
@@ -187,7 +163,7 @@ def tenants_add(
             )
         console.print(f"{tenant.id}\t{tenant.name}")
 
-    _run(main)
+    run_command(main)
 
 
 @tenants_app.command("list")
@@ -204,7 +180,7 @@ def tenants_list() -> None:
             )
         console.print(table)
 
-    _run(main)
+    run_command(main)
 
 
 def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -249,17 +225,10 @@ def signals_import(
                 await queue.enqueue_many(conn, result.tenant_ids, DEFAULT_PRIORITY)
         return result.upserted, len(result.tenant_ids)
 
-    try:
-        upserted, tenants = _run(main)
-    except typer.Exit:
-        raise
+    upserted, tenants = run_command(main)
     console.print(f"imported {upserted} rows for {tenants} tenants")
 
 
 def main() -> None:
     logging.captureWarnings(True)
-    try:
-        app()
-    except SignalValidationError as exc:  # pragma: no cover - _run handles AoerError
-        errors.print(f"error: {exc}")
-        sys.exit(1)
+    app()

@@ -1,42 +1,20 @@
 """`aoer model`: train, inspect and roll back the score's weights (DESIGN §9)."""
 
-import asyncio
-from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from aoer.cli.runner import console, run_command
 from aoer.cli.runtime import database
-from aoer.config import Settings, load_settings
-from aoer.errors import AoerError
-from aoer.log import setup_logging
+from aoer.config import Settings
 from aoer.scoring import model
 from aoer.scoring.training import COMPONENTS, Metrics, Weights
 
 model_app = typer.Typer(
     help="The self-improving score: train, status, rollback", no_args_is_help=True
 )
-console = Console()
-errors = Console(stderr=True)
-T = TypeVar("T")
-
-
-def _run(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
-    """As `aoer`'s other commands: settings, logging, the coroutine; AoerError → exit 1."""
-    try:
-        settings = load_settings()
-    except ValueError as exc:
-        errors.print(f"[red]error:[/red] invalid configuration: {exc}")
-        raise typer.Exit(2) from None
-    setup_logging(settings.log_format)
-    try:
-        return asyncio.run(make(settings))
-    except AoerError as exc:
-        errors.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
 
 
 def _weights(weights: Weights) -> str:
@@ -74,7 +52,7 @@ def train(
                 max_retries=settings.max_retries,
             )
 
-    run = _run(main)
+    run = run_command(main)
     result, window = run.evaluation, run.window
     table = Table(title="model training" + (" (dry run: nothing written)" if dry_run else ""))
     table.add_column("", style="bold")
@@ -110,7 +88,7 @@ def status(
         async with database(settings) as (_, pool), pool.connection() as conn:
             return await model.model_status(conn, runs=runs)
 
-    state = _run(main)
+    state = run_command(main)
     champion = state.champion
     table = Table(title=f"champion {champion.version}", show_header=False)
     table.add_column("", style="bold")
@@ -158,7 +136,7 @@ def rollback() -> None:
         async with database(settings) as (_, pool), pool.connection() as conn:
             return await model.rollback(conn, trigger="cli", max_retries=settings.max_retries)
 
-    done = _run(main)
+    done = run_command(main)
     console.print(
         f"rolled back from {done.from_version} to {done.to_version}; "
         f"queued {done.requeued} tenants for recompute"

@@ -4,59 +4,28 @@ import asyncio
 import logging
 import re
 import sys
-from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from aoer import queue
 from aoer.api import create_app
 from aoer.api.auth import LOGIN_PURPOSE, LOGIN_TOKEN_TTL, TokenService
 from aoer.api.secret_files import with_secrets
 from aoer.api.server import ApiServer
+from aoer.cli.runner import EXIT_USAGE, console, fail, run_command
 from aoer.cli.runtime import database, install_stop_handlers, scheduled_jobs
 from aoer.config import Settings, load_settings
 from aoer.errors import AoerError
-from aoer.log import setup_logging
 from aoer.scoring.demo import load_demo
 from aoer.worker import Worker
 
 logger = logging.getLogger(__name__)
-console = Console()
-errors = Console(stderr=True)
-T = TypeVar("T")
 
 _TTL = re.compile(r"^(\d+)([smhd]?)$")
 _TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 MAX_TTL = timedelta(days=3650)
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when installed (uvicorn[standard] brings it): the API serves faster on it."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - a platform without uvloop
-        return None
-    return uvloop.new_event_loop
-
-
-def _run(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
-    """As `aoer`'s other commands: settings, logging, the coroutine; AoerError → exit 1."""
-    try:
-        settings = load_settings()
-    except ValueError as exc:
-        errors.print(Text(f"error: invalid configuration: {exc}"), highlight=False)
-        raise typer.Exit(2) from None
-    setup_logging(settings.log_format)
-    try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            return runner.run(make(settings))
-    except AoerError as exc:
-        errors.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)
-        raise typer.Exit(1) from None
 
 
 def serve(
@@ -76,7 +45,7 @@ def serve(
             logger.info("[AOER] API listening on http://%s", _address(bind, bound))
             await server.wait()
 
-    _run(main)
+    run_command(main)
 
 
 def _address(host: str, port: int) -> str:
@@ -173,11 +142,9 @@ def token(
             chosen, tenant_id=tenant_id, ttl=lifetime, subject=subject
         )
     except ValueError as exc:
-        errors.print(Text(f"error: invalid configuration: {exc}"), highlight=False)
-        raise typer.Exit(2) from None
+        fail(f"invalid configuration: {exc}", EXIT_USAGE)
     except AoerError as exc:
-        errors.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)
-        raise typer.Exit(1) from None
+        fail(str(exc))
     logger.info(
         "minted a %s token%s valid for %s",
         chosen,

@@ -1,0 +1,53 @@
+"""How every `aoer` command runs: settings, logging, one event loop; errors become messages."""
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from aoer.config import Settings, load_settings
+from aoer.errors import AoerError
+from aoer.log import setup_logging
+
+T = TypeVar("T")
+console = Console()
+errors = Console(stderr=True)
+
+EXIT_ERROR = 1  # the command failed (bad input, unknown tenant, database down, ...)
+EXIT_USAGE = 2  # the configuration or the command line is wrong
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (uvicorn[standard] brings it): the API serves faster on it."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a platform without uvloop
+        return None
+    return uvloop.new_event_loop
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """Print `error: <message>` to stderr (never as markup) and exit."""
+    errors.print(Text("error: ", style="red") + Text(message), highlight=False)
+    raise typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except ValueError as exc:
+        fail(f"invalid configuration: {exc}", EXIT_USAGE)
+
+
+def run_command(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
+    """Read settings, set up logging and run the command's coroutine; AoerError → exit 1."""
+    settings = settings_or_exit()
+    setup_logging(settings.log_format)
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(make(settings))
+    except AoerError as exc:
+        fail(str(exc))
