@@ -11,6 +11,8 @@ from uuid import UUID
 from aoer.api.auth import Principal
 from aoer.db.pool import Connection, Pool
 from aoer.db.queries import query
+from aoer.queue.jobs import queue_status_from_row
+from aoer.scoring.recompute import summary_from_row
 from aoer.types import Grade, JsonObject, QueueStatus, RiskLevel, Summary
 
 HISTORY_LIMIT = 5000  # points per history response
@@ -35,18 +37,6 @@ async def scoped_connection(pool: Pool, principal: Principal) -> AsyncIterator[C
             yield conn
 
 
-def _summary(row: dict[str, object]) -> Summary:
-    return Summary(
-        tenant_id=cast(UUID, row["tenant_id"]),
-        aoer_score=cast(Decimal, row["aoer_score"]),
-        visibility_risk=cast(Decimal, row["visibility_risk"]),
-        grade=cast(Grade, row["grade"]),
-        risk_level=cast(RiskLevel, row["risk_level"]),
-        last_updated=cast(datetime, row["last_updated"]),
-        metrics=cast(JsonObject, row["metrics"]),
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class SummaryLookup:
     tenant_found: bool
@@ -60,26 +50,18 @@ async def summary(conn: Connection, tenant_id: UUID) -> SummaryLookup:
         return SummaryLookup(False, None)
     if row["aoer_score"] is None:
         return SummaryLookup(True, None)
-    return SummaryLookup(True, _summary(row))
+    return SummaryLookup(True, summary_from_row(row))
 
 
 async def summaries(conn: Connection, tenant_ids: Sequence[UUID]) -> list[Summary]:
     cur = await conn.execute(query("api_summaries"), {"tenant_ids": list(tenant_ids)})
-    return [_summary(row) for row in await cur.fetchall()]
+    return [summary_from_row(row) for row in await cur.fetchall()]
 
 
 async def queue_statuses(conn: Connection, tenant_ids: Sequence[UUID]) -> dict[UUID, QueueStatus]:
     """Queue counts of the given tenants; unknown (or invisible) tenants are absent."""
     cur = await conn.execute(query("api_queue_statuses"), {"tenant_ids": list(tenant_ids)})
-    return {
-        cast(UUID, r["tenant_id"]): QueueStatus(
-            pending=cast(int, r["pending"]),
-            processing=cast(int, r["processing"]),
-            completed=cast(int, r["completed"]),
-            failed=cast(int, r["failed"]),
-        )
-        for r in await cur.fetchall()
-    }
+    return {cast(UUID, r["tenant_id"]): queue_status_from_row(r) for r in await cur.fetchall()}
 
 
 async def tenant_exists(conn: Connection, tenant_id: UUID) -> bool:

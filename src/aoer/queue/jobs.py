@@ -234,6 +234,11 @@ async def tenant_queue_status(conn: Connection, tenant_id: UUID | str) -> QueueS
     )
     row = await cur.fetchone()
     assert row is not None  # an aggregate always returns one row
+    return queue_status_from_row(row)
+
+
+def queue_status_from_row(row: dict[str, object]) -> QueueStatus:
+    """Counts by status (`queued` reported as `pending`) as the dataclass."""
     return QueueStatus(
         pending=cast(int, row["pending"]),
         processing=cast(int, row["processing"]),

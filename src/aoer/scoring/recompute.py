@@ -27,11 +27,8 @@ async def recompute_tenants(conn: Connection, tenant_ids: Iterable[UUID]) -> lis
     ]
 
 
-async def get_summary(conn: Connection, tenant_id: UUID) -> Summary | None:
-    cur = await conn.execute(query("get_summary"), {"tenant_id": tenant_id})
-    r = await cur.fetchone()
-    if r is None:
-        return None
+def summary_from_row(r: dict[str, object]) -> Summary:
+    """A summary row (with grade and risk level) as the dataclass."""
     return Summary(
         tenant_id=cast(UUID, r["tenant_id"]),
         aoer_score=cast(Decimal, r["aoer_score"]),
@@ -41,3 +38,9 @@ async def get_summary(conn: Connection, tenant_id: UUID) -> Summary | None:
         last_updated=cast(datetime, r["last_updated"]),
         metrics=cast(JsonObject, r["metrics"]),
     )
+
+
+async def get_summary(conn: Connection, tenant_id: UUID) -> Summary | None:
+    cur = await conn.execute(query("get_summary"), {"tenant_id": tenant_id})
+    r = await cur.fetchone()
+    return None if r is None else summary_from_row(r)
