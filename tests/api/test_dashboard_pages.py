@@ -131,3 +131,22 @@ def test_numbers_and_relative_times_read_as_on_the_page() -> None:
     assert ago(now - timedelta(minutes=61), now) == "1 h 1 min ago"
     assert ago(now - timedelta(days=3), now) == "3 days ago"
     assert ago(now + timedelta(hours=2), now) == "in 2 h"
+
+
+async def test_a_used_login_link_shows_a_sign_in_page_to_browsers_and_json_to_clients(
+    api: Api,
+) -> None:
+    from aoer.api.auth import LOGIN_PURPOSE
+
+    link = api.tokens.mint("admin", purpose=LOGIN_PURPOSE)
+    first = await api.client.get("/login", params={"token": link})
+    assert first.status_code == 303
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    again = await api.client.get("/login", params={"token": link}, headers=html)
+    assert again.status_code == 401
+    assert again.headers["content-type"].startswith("text/html")
+    assert "already used" in again.text
+    assert "Sign in to see the dashboard" in again.text
+    scripted = await api.client.get("/login", params={"token": "junk"})
+    assert scripted.status_code == 401
+    assert scripted.json()["error"].startswith("invalid token")

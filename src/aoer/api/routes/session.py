@@ -5,16 +5,22 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 
 from aoer.api.auth import LOGIN_PURPOSE, SESSION_COOKIE, SESSION_TTL, token_service
+from aoer.api.errors import Unauthorized
 from aoer.api.responses import error_responses
+from aoer.dashboard.routes import sign_in_page
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["session"])
 
 DASHBOARD_PATH = "/dashboard"
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
 
 
 @router.get(
@@ -30,10 +36,16 @@ DASHBOARD_PATH = "/dashboard"
 async def login(
     request: Request,
     token: Annotated[str, Query(min_length=1, max_length=4096, description="A JWT")],
-) -> RedirectResponse:
+) -> Response:
     tokens = token_service(request)
-    principal = tokens.verify(token)
-    tokens.consume_login(principal)
+    try:
+        principal = tokens.verify(token)
+        tokens.consume_login(principal)
+    except Unauthorized as exc:
+        if _wants_html(request):
+            # A person clicking a used or expired link gets a page that says what to do.
+            return sign_in_page(str(exc))
+        raise
     # The cookie holds a fresh session token, never the (possibly logged) link's token. A
     # login link opens a full session; any other token lends the session its own expiry.
     ttl = SESSION_TTL
