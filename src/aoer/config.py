@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535, alias="AOER_PORT")
     log_format: str = Field(default="text", alias="AOER_LOG_FORMAT")
     log_each_tenant: bool = Field(default=True, alias="AOER_LOG_EACH_TENANT")
+    worker_metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, alias="AOER_WORKER_METRICS_PORT"
+    )
     pool_size: int = Field(default=10, ge=1, alias="AOER_POOL_SIZE")
     retain_jobs_days: int = Field(default=7, ge=1, alias="AOER_RETAIN_JOBS_DAYS")
     retain_failures_days: int = Field(default=30, ge=1, alias="AOER_RETAIN_FAILURES_DAYS")

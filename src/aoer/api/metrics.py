@@ -25,9 +25,13 @@ LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600
 
 
 class Metrics:
-    def __init__(self) -> None:
+    """One process's metrics. `queue_gauges=False` (a worker's own endpoint) leaves out the
+    fleet-wide queue gauges, which only processes that refresh them at scrape time export."""
+
+    def __init__(self, *, queue_gauges: bool = True) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        fleet = r if queue_gauges else None
         self.http_requests = Counter(
             "aoer_http_requests",
             "HTTP requests by method, route template and status code",
@@ -71,16 +75,16 @@ class Metrics:
             "aoer_queue_jobs",
             "Jobs in aoer_queue by status and priority (whole fleet, read at scrape time)",
             ["status", "priority"],
-            registry=r,
+            registry=fleet,
         )
         self.queue_oldest = Gauge(
             "aoer_queue_oldest_job_age_seconds",
             "Age of the oldest queued or processing job by status and priority",
             ["status", "priority"],
-            registry=r,
+            registry=fleet,
         )
         self.database_up = Gauge(
-            "aoer_database_up", "1 when the last scrape could read the queue", registry=r
+            "aoer_database_up", "1 when the last scrape could read the queue", registry=fleet
         )
 
     def observe_batch(self, outcome: BatchOutcome) -> None:

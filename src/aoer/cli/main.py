@@ -13,7 +13,12 @@ from rich.table import Table
 from aoer import queue
 from aoer.cli.model import model_app
 from aoer.cli.runner import EXIT_USAGE, console, fail, run_command
-from aoer.cli.runtime import database, install_stop_handlers, scheduled_jobs
+from aoer.cli.runtime import (
+    database,
+    install_stop_handlers,
+    scheduled_jobs,
+    serve_worker_metrics,
+)
 from aoer.cli.serve import register as register_api_commands
 from aoer.cli.serve import run_up
 from aoer.config import Settings
@@ -56,15 +61,28 @@ def worker(
         bool, typer.Option("--drain", help="Process until nothing is due, then exit 0")
     ] = False,
     concurrency: Annotated[int | None, typer.Option(help="Batches in flight at once")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this worker's Prometheus metrics on this port (AOER_HOST)"),
+    ] = None,
 ) -> None:
     """Run a worker: claim batches, recompute, and run the cron scheduler."""
 
     async def main(settings: Settings) -> None:
         if concurrency:
             settings.worker_concurrency = concurrency
+        port = settings.worker_metrics_port if metrics_port is None else metrics_port
+        metrics = serve_worker_metrics(settings.host, port) if port is not None else None
         async with database(settings) as (url, pool):
             jobs = [] if drain else scheduled_jobs(settings)
-            runner = Worker(settings, pool, url, drain=drain, scheduled=jobs)
+            runner = Worker(
+                settings,
+                pool,
+                url,
+                drain=drain,
+                scheduled=jobs,
+                on_batch=metrics.observe_batch if metrics else None,
+            )
             install_stop_handlers(runner.stop)
             await runner.run()
 

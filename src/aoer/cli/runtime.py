@@ -5,6 +5,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from aoer import queue
 from aoer.config import Settings
@@ -17,6 +18,9 @@ from aoer.queue.retention import RetentionAges, purge
 from aoer.scoring import model
 from aoer.types import JsonObject
 from aoer.worker.scheduler import ScheduledJob
+
+if TYPE_CHECKING:
+    from aoer.api.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -76,3 +80,16 @@ def install_stop_handlers(stop: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
+
+
+def serve_worker_metrics(host: str, port: int) -> "Metrics":
+    """This worker's job, batch and latency metrics on http://host:port/metrics (Prometheus
+    scrapes every worker; queue depth stays with the API, which reads it fleet-wide)."""
+    from prometheus_client import start_http_server
+
+    from aoer.api.metrics import Metrics
+
+    metrics = Metrics(queue_gauges=False)
+    start_http_server(port, addr=host, registry=metrics.registry)
+    logger.info("[AOER] worker metrics on http://%s:%d/metrics", host, port)
+    return metrics
