@@ -39,12 +39,24 @@ SELECT id, active FROM tenants WHERE id = %(tenant_id)s;
 -- name: claim_jobs
 -- Take up to `limit` due jobs in priority order, then age. SKIP LOCKED lets workers claim
 -- side by side without waiting on each other; the lease says how long the claim holds.
-WITH next AS (
+-- When the most urgent due job is `urgent`, the batch is capped at 100 jobs: someone waits
+-- for it, and a small batch commits in milliseconds instead of carrying a full batch of
+-- lower-priority work along (bench/README.md: urgent latency behind a backlog).
+WITH head AS (
+    SELECT priority_rank
+    FROM aoer_queue
+    WHERE status = 'queued' AND scheduled_at <= now()
+    ORDER BY priority_rank DESC, scheduled_at
+    LIMIT 1
+),
+next AS (
     SELECT id
     FROM aoer_queue
     WHERE status = 'queued' AND scheduled_at <= now()
     ORDER BY priority_rank DESC, scheduled_at
-    LIMIT %(limit)s
+    LIMIT CASE WHEN (SELECT priority_rank FROM head) = aoer_priority_rank('urgent')
+               THEN least(%(limit)s, 100)
+               ELSE %(limit)s END
     FOR UPDATE SKIP LOCKED
 )
 UPDATE aoer_queue q
