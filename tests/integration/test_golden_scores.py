@@ -8,7 +8,7 @@ import pytest
 
 from aoer.db.pool import Connection
 from aoer.scoring.recompute import get_summary, recompute_tenants
-from tests.conftest import GOLDEN, AddSignals, MakeTenant
+from tests.conftest import GOLDEN, SHARED_GOLDEN, VENDORED_GOLDEN, AddSignals, MakeTenant
 
 CASES: list[dict[str, Any]] = json.loads(GOLDEN.read_text())["cases"]
 
@@ -24,8 +24,10 @@ def key_is_text(value: object) -> bool:
     return isinstance(value, str) and not value.replace(".", "", 1).isdigit()
 
 
-def test_golden_file_has_cases() -> None:
+def test_golden_file_has_cases_and_the_copy_matches_the_contract() -> None:
     assert len(CASES) >= 20
+    if SHARED_GOLDEN.exists():  # beside the contract: the kept copy must be the same file
+        assert VENDORED_GOLDEN.read_bytes() == SHARED_GOLDEN.read_bytes()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
