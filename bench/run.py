@@ -650,7 +650,9 @@ async def run(args: argparse.Namespace) -> int:
         header = await machine_header(url, tenants, bench.signal_rows)
         text = render(bench, header, latency)
         print(text)
-        output = Path(args.output) if args.output else BENCH_DIR / "results.md"
+        # Only the full run replaces the recorded results; smaller runs write beside them.
+        default = "results.md" if tenants == FULL_TENANTS else "results-quick.md"
+        output = Path(args.output) if args.output else BENCH_DIR / default
         output.write_text(text)
         bench.say(f"wrote {output}; logs in {bench.log_dir}")
     finally:
@@ -680,7 +682,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="concurrencies to try, e.g. 1,4,8",
     )
     parser.add_argument("--floor-runs", type=int, default=3, help="runs of the floor (best kept)")
-    parser.add_argument("--output", help="where to write the table (default bench/results.md)")
+    parser.add_argument(
+        "--output",
+        help="where to write the table (default bench/results.md for the full run, "
+        "bench/results-quick.md otherwise)",
+    )
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN of the floor")
     parser.add_argument("--keep-database", action="store_true", help="do not drop it at the end")
     parser.add_argument(
