@@ -7,6 +7,7 @@ off: `stop()` is what a SIGTERM handler calls.
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Iterator
 
 import uvicorn
@@ -27,7 +28,10 @@ class _Server(uvicorn.Server):
 
 
 class ApiServer:
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    """`reuse_port=True` binds with SO_REUSEPORT: several `aoer serve` processes then share
+    one port and the kernel spreads connections across them (one per core)."""
+
+    def __init__(self, app: FastAPI, host: str, port: int, *, reuse_port: bool = False) -> None:
         config = uvicorn.Config(
             app,
             host=host,
@@ -39,6 +43,7 @@ class ApiServer:
             server_header=False,
         )
         self._app = app
+        self._reuse_port = reuse_port
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
 
@@ -55,9 +60,23 @@ class ApiServer:
             await asyncio.sleep(0.02)
         return self.port
 
+    def _shared_socket(self) -> socket.socket:
+        config = self._server.config
+        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind((config.host, config.port))
+        except OSError as exc:
+            sock.close()
+            raise AoerError(f"cannot bind {config.host}:{config.port}: {exc}") from None
+        return sock
+
     async def _serve(self) -> None:
         try:
-            await self._server.serve()
+            sockets = [self._shared_socket()] if self._reuse_port else None
+            await self._server.serve(sockets=sockets)
         except SystemExit as exc:  # uvicorn exits on a failed startup (port taken, lifespan)
             raise AoerError(f"the API server could not start (exit {exc.code})") from None
 

@@ -31,6 +31,12 @@ MAX_TTL = timedelta(days=3650)
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (AOER_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind (AOER_PORT)")] = None,
+    reuse_port: Annotated[
+        bool,
+        typer.Option(
+            "--reuse-port", help="Share the port with other `aoer serve` processes (one per core)"
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP API alone (run `aoer migrate` first; workers run separately)."""
 
@@ -39,7 +45,9 @@ def serve(
         async with database(settings) as (url, pool):
             app = create_app(settings, pool, database_url=url)
             bind = host or settings.host
-            server = ApiServer(app, bind, settings.port if port is None else port)
+            server = ApiServer(
+                app, bind, settings.port if port is None else port, reuse_port=reuse_port
+            )
             install_stop_handlers(server.stop)
             bound = await server.start()
             logger.info("[AOER] API listening on http://%s", _address(bind, bound))
