@@ -13,9 +13,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final, Literal
 
 import numpy as np
-import scipy
 from numpy.typing import NDArray
-from scipy.optimize import nnls
 
 COMPONENTS: Final = ("seo", "aeo", "geo", "ugc", "geolocal")
 WEIGHT_PLACES: Final = Decimal("0.000001")  # model_weights.<component> numeric(7,6)
@@ -132,6 +130,8 @@ def fit(features: FloatArray, outcome: FloatArray) -> tuple[FloatArray, float]:
     """Least squares with non-negative weights and a free intercept (centred NNLS)."""
     x_mean = features.mean(axis=0)
     y_mean = float(outcome.mean())
+    from scipy.optimize import nnls  # imported here: SciPy costs every CLI start ~0.3 s
+
     coefficients, _ = nnls(features - x_mean, outcome - y_mean)
     coefficients = np.asarray(coefficients, dtype=np.float64)
     return coefficients, y_mean - float(x_mean @ coefficients)
@@ -237,7 +237,7 @@ def evaluate(data: Dataset, champion: Weights, policy: Policy) -> Evaluation:
         "dataSha256": data.checksum(),
         "policy": asdict(policy),
         # the fit is deterministic for given data and library versions
-        "versions": {"numpy": np.__version__, "scipy": scipy.__version__},
+        "versions": {"numpy": np.__version__, "scipy": _scipy_version()},
     }
 
     base = Evaluation(
@@ -283,3 +283,9 @@ def evaluate(data: Dataset, champion: Weights, policy: Policy) -> Evaluation:
         champion_metrics=champion_metrics,
         challenger_metrics=challenger_metrics,
     )
+
+
+def _scipy_version() -> str:
+    import scipy
+
+    return str(scipy.__version__)
