@@ -203,7 +203,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(label: str, **env: str) -> Iterator[int]:
+def serving(label: str, replicas: int = 1, **env: str) -> Iterator[int]:
+    """`replicas` `aoer serve` processes on one port (`--reuse-port` when more than one)."""
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AOER_")}
     environment.pop("REDIS_URL", None)
@@ -216,26 +217,28 @@ def serving(label: str, **env: str) -> Iterator[int]:
             **env,
         }
     )
-    log = open(f"/tmp/aoer-bench-{label}.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aoer", "serve", "--port", str(port)],
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    command = [sys.executable, "-m", "aoer", "serve", "--port", str(port)]
+    if replicas > 1:
+        command.append("--reuse-port")
+    logs = [Path(f"/tmp/aoer-bench-{label}-{i}.log") for i in range(replicas)]
+    processes = []
+    for log in logs:
+        with log.open("w") as handle:
+            processes.append(
+                subprocess.Popen(command, env=environment, stdout=handle, stderr=subprocess.STDOUT)
+            )
     try:
         deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"aoer serve ({label}) did not start; see {log.name}")
+        while not all("API listening" in log.read_text() for log in logs):
+            if any(p.poll() is not None for p in processes) or time.monotonic() > deadline:
+                raise SystemExit(f"aoer serve ({label}) did not start; see {logs}")
             time.sleep(0.1)
         yield port
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
-        log.close()
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(30)
 
 
 def redis_reachable() -> bool:
@@ -249,7 +252,7 @@ def redis_reachable() -> bool:
 # -- the run ------------------------------------------------------------------------------
 
 
-def run(seconds: float, tenant_count: int, rounds: int) -> list[Result]:
+def run(seconds: float, tenant_count: int, rounds: int, replicas: int = 1) -> list[Result]:
     print(f"seeding {tenant_count} tenants with 30 days of signals...", flush=True)
     tenants = seed(tenant_count)
     tokens = TokenService(SECRET)
@@ -307,7 +310,7 @@ def run(seconds: float, tenant_count: int, rounds: int) -> list[Result]:
     for server, env, scenarios in plans:
         print(f"server: {server}", flush=True)
         measured = [(Result(server, name), requests) for name, requests in scenarios]
-        with serving(server, **env) as port:
+        with serving(server, replicas, **env) as port:
             for _, requests in measured:  # untimed: open pool connections, fill caches
                 uvloop.run(load(Result(server, "priming"), port, requests, 1.0))
             for _ in range(rounds):
@@ -336,7 +339,9 @@ def verdicts(results: list[Result]) -> list[str]:
     return lines
 
 
-def section(results: list[Result], seconds: float, tenants: int, rounds: int, load: str) -> str:
+def section(
+    results: list[Result], seconds: float, tenants: int, rounds: int, load: str, replicas: int
+) -> str:
     ceilings = {r.server: r.rate for r in results if r.name.startswith("ceiling")}
     rows = [
         "| server (summary cache) | request | req/s | p50 ms | p99 ms | share of ceiling |",
@@ -355,8 +360,13 @@ def section(results: list[Result], seconds: float, tenants: int, rounds: int, lo
         [
             SECTION,
             "",
-            "`bench/api_bench.py` (`.venv/bin/python bench/api_bench.py`): one `aoer serve` "
-            "process (one uvicorn worker) per cache setting, on a database of "
+            f"`bench/api_bench.py` (`.venv/bin/python bench/api_bench.py --replicas {replicas}`): "
+            + (
+                "one `aoer serve` process"
+                if replicas == 1
+                else f"{replicas} `aoer serve --reuse-port` processes sharing one port"
+            )
+            + " per cache setting, on a database of "
             f"{tenants:,} tenants with 30 days of signals; {CONNECTIONS} keep-alive "
             f"connections; each row is the median of {rounds} rounds ({WARMUP_S:.0f} s warm-up, "
             f"{seconds:.0f} s measured), a server's rows interleaved round by round. "
@@ -407,15 +417,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per row")
     parser.add_argument("--no-readme", action="store_true", help="print only")
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="aoer serve processes sharing the port"
+    )
     args = parser.parse_args(argv)
     load_before = os.getloadavg()[0]
     try:
-        results = run(args.seconds, args.tenants, args.rounds)
+        results = run(args.seconds, args.tenants, args.rounds, args.replicas)
     finally:
         with psycopg.connect(SERVER_URL, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     load = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
-    text = section(results, args.seconds, args.tenants, args.rounds, load)
+    text = section(results, args.seconds, args.tenants, args.rounds, load, args.replicas)
     print()
     print(text)
     if not args.no_readme:
