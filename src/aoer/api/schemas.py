@@ -3,7 +3,7 @@
 import json
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -11,7 +11,7 @@ from pydantic.alias_generators import to_camel
 
 from aoer.constants import DEFAULT_PRIORITY
 from aoer.scoring.signals import SignalRow
-from aoer.types import Grade, JobStatus, Priority, QueueStatus, RiskLevel, Summary, Tenant
+from aoer.types import Grade, JobStatus, Priority, QueueStatus, RiskLevel, Summary
 
 MAX_SIGNAL_ROWS = 10_000  # rows per POST /api/signals
 MAX_HISTORY_DAYS = 400  # the default retention of metrics_events
@@ -20,6 +20,12 @@ DEFAULT_HISTORY_DAYS = 30
 
 class Camel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    @classmethod
+    def of(cls, source: object) -> Self:
+        """This response model read from a core dataclass with the same field names (nested
+        dataclasses included), instead of copying field by field."""
+        return cls.model_validate(source, from_attributes=True)
 
 
 class StrictCamel(Camel):
@@ -75,15 +81,6 @@ class QueueStatusOut(Camel):
     processing: int
     completed: int
     failed: int
-
-    @classmethod
-    def of(cls, status: QueueStatus) -> "QueueStatusOut":
-        return cls(
-            pending=status.pending,
-            processing=status.processing,
-            completed=status.completed,
-            failed=status.failed,
-        )
 
 
 class TenantQueueOut(Camel):
@@ -217,19 +214,6 @@ class TenantOut(Camel):
     active: bool
     created_at: datetime
     updated_at: datetime
-
-    @classmethod
-    def of(cls, tenant: Tenant) -> "TenantOut":
-        return cls(
-            id=tenant.id,
-            name=tenant.name,
-            domain=tenant.domain,
-            city=tenant.city,
-            region=tenant.region,
-            active=tenant.active,
-            created_at=tenant.created_at,
-            updated_at=tenant.updated_at,
-        )
 
 
 class TenantsOut(Camel):

@@ -14,8 +14,6 @@ from aoer.api.limits import require_json
 from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
 from aoer.api.schemas import Camel, StrictCamel
 from aoer.scoring import model
-from aoer.scoring.model_store import AuditEntry, ModelVersion
-from aoer.scoring.training import COMPONENTS, Metrics, Weights
 
 logger = logging.getLogger(__name__)
 
@@ -34,19 +32,11 @@ class WeightsOut(Camel):
     geolocal: float
     intercept: float
 
-    @classmethod
-    def of(cls, weights: Weights) -> "WeightsOut":
-        return cls(**{c: float(getattr(weights, c)) for c in (*COMPONENTS, "intercept")})
-
 
 class MetricsOut(Camel):
     rmse: float
     mae: float
     r2: float | None
-
-    @classmethod
-    def of(cls, metrics: Metrics | None) -> "MetricsOut | None":
-        return cls(rmse=metrics.rmse, mae=metrics.mae, r2=metrics.r2) if metrics else None
 
 
 class ModelOut(Camel):
@@ -63,24 +53,6 @@ class ModelOut(Camel):
     previous_version: str | None
     promoted_at: datetime | None
     created_at: datetime
-
-    @classmethod
-    def of(cls, m: ModelVersion) -> "ModelOut":
-        return cls(
-            version=m.version,
-            status=m.status,
-            weights=WeightsOut.of(m.weights),
-            as_of=m.as_of,
-            holdout_from=m.holdout_from,
-            holdout_to=m.holdout_to,
-            train_rows=m.train_rows,
-            holdout_rows=m.holdout_rows,
-            tenants=m.tenants,
-            holdout=MetricsOut.of(m.holdout),
-            previous_version=m.previous_version,
-            promoted_at=m.promoted_at,
-            created_at=m.created_at,
-        )
 
 
 class RunOut(Camel):
@@ -101,14 +73,6 @@ class RunOut(Camel):
     requeued: int
     duration_ms: float
     created_at: datetime
-
-    @classmethod
-    def of(cls, e: AuditEntry) -> "RunOut":
-        return cls(
-            **{k: getattr(e, k) for k in cls.model_fields if k not in ("champion", "challenger")},
-            champion=MetricsOut.of(e.champion),
-            challenger=MetricsOut.of(e.challenger),
-        )
 
 
 class ModelStatusOut(Camel):
@@ -214,8 +178,12 @@ async def train(principal: Admin, _: JsonBody, body: TrainIn, ctx: Context) -> T
         holdout_tenants=result.holdout_tenants,
         components=list(result.components),
         challenger=WeightsOut.of(result.challenger) if result.challenger else None,
-        champion_metrics=MetricsOut.of(result.champion_metrics),
-        challenger_metrics=MetricsOut.of(result.challenger_metrics),
+        champion_metrics=MetricsOut.of(result.champion_metrics)
+        if result.champion_metrics
+        else None,
+        challenger_metrics=MetricsOut.of(result.challenger_metrics)
+        if result.challenger_metrics
+        else None,
         duration_ms=run.duration_ms,
     )
 
