@@ -14,12 +14,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal, cast, get_args
+from typing import Annotated, Any, Literal, cast, get_args
 from uuid import UUID
 
 import jwt
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
+from pydantic import TypeAdapter, ValidationError
 
 from aoer.api.errors import Forbidden, Unauthorized
 from aoer.errors import AoerError
@@ -186,7 +189,10 @@ def token_service(request: Request) -> TokenService:
 async def current_principal(
     request: Request, bearer: BearerCredentials, cookie: SessionCookie
 ) -> Principal:
-    token = bearer.credentials if bearer is not None else cookie
+    return _authenticate(request, bearer.credentials if bearer is not None else cookie)
+
+
+def _authenticate(request: Request, token: str | None) -> Principal:
     if not token:
         raise Unauthorized("missing credentials: send Authorization: Bearer <token>")
     principal = token_service(request).verify(token)
@@ -236,19 +242,71 @@ class TenantAccess:
     tenant_id: UUID
 
 
-def tenant_query_access(*roles: Role) -> Callable[..., Awaitable[TenantAccess]]:
-    """A dependency reading `?tenantId=`: these roles only, tenant tokens only their own."""
-    allowed = require_roles(*roles)
+_TENANT_ID = TypeAdapter(UUID)
+TENANT_ID_DESCRIPTION = "The tenant's UUID"
 
-    async def dependency(
-        # A sub-dependency, so a request without credentials gets 401 before any 422.
-        principal: Annotated[Principal, Depends(allowed)],
-        tenant_id: Annotated[UUID, Query(alias="tenantId", description="The tenant's UUID")],
-    ) -> TenantAccess:
+
+def request_token(request: Request) -> str | None:
+    """The token `bearer_scheme` or else `cookie_scheme` would find, read off the request."""
+    scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
+    if scheme.lower() == "bearer" and credentials:
+        return credentials
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+def tenant_id_query(request: Request) -> UUID:
+    """`?tenantId=` as a UUID; a 422 naming the parameter otherwise (as FastAPI words it)."""
+    value = request.query_params.get("tenantId")
+    location = ("query", "tenantId")
+    if value is None:
+        missing = {"type": "missing", "loc": location, "msg": "Field required", "input": None}
+        raise RequestValidationError([missing])
+    try:
+        return _TENANT_ID.validate_python(value)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": (*location, *error["loc"])} for error in exc.errors()]
+        ) from None
+
+
+def tenant_query_access(*roles: Role) -> Callable[[Request], Awaitable[TenantAccess]]:
+    """A dependency reading `?tenantId=`: these roles only, tenant tokens only their own.
+
+    It reads the credentials and the query off the request itself instead of declaring them
+    as FastAPI parameters: the dashboard's and scripts' hottest reads (a cached summary) go
+    through it, and FastAPI's per-parameter dependency solving cost a third of such a
+    request. Routes using it declare both in OpenAPI with `openapi_extra=TENANT_QUERY_DOC`.
+    Credentials are checked before the input, so a request without them gets 401, not 422.
+    """
+
+    async def dependency(request: Request) -> TenantAccess:
+        principal = _check_role(_authenticate(request, request_token(request)), roles)
+        tenant_id = tenant_id_query(request)
         ensure_tenant_access(principal, tenant_id)
         return TenantAccess(principal, tenant_id)
 
     return dependency
+
+
+# What FastAPI would have documented for `bearer_scheme`, `cookie_scheme` and a
+# `tenantId: UUID` Query parameter (a test keeps the two in step).
+TENANT_QUERY_DOC: dict[str, Any] = {
+    "security": [{bearer_scheme.scheme_name: []}, {cookie_scheme.scheme_name: []}],
+    "parameters": [
+        {
+            "name": "tenantId",
+            "in": "query",
+            "required": True,
+            "schema": {
+                "type": "string",
+                "format": "uuid",
+                "description": TENANT_ID_DESCRIPTION,
+                "title": "Tenantid",
+            },
+            "description": TENANT_ID_DESCRIPTION,
+        }
+    ],
+}
 
 
 async def cron_caller(

@@ -26,9 +26,13 @@ class ApiContext:
     heartbeat_s: float = SSE_HEARTBEAT_S
 
 
+def api_context(request: Request) -> ApiContext:
+    return cast(ApiContext, request.app.state.aoer)
+
+
 async def get_context(request: Request) -> ApiContext:
     # async on purpose: FastAPI runs plain `def` dependencies in a worker thread
-    return cast(ApiContext, request.app.state.aoer)
+    return api_context(request)
 
 
 Context = Annotated[ApiContext, Depends(get_context)]
