@@ -80,14 +80,26 @@ def test_up_demo_runs_on_the_embedded_database_and_reuses_it(tmp_path: Path) -> 
         assert row == (len(DEMO_DEALERS),)
     finally:
         assert stop(second) == 0
-        stop_embedded_server(home / "pgdata")
+        stop_embedded_server(home)
 
 
-def stop_embedded_server(pgdata: Path) -> None:
-    """The embedded server outlives `aoer up` on purpose; the test stops it (fast shutdown)."""
-    pid = int((pgdata / "postmaster.pid").read_text().split()[0])
-    os.kill(pid, signal.SIGINT)
-    deadline = time.monotonic() + 30
-    while (pgdata / "postmaster.pid").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not (pgdata / "postmaster.pid").exists(), "the embedded server did not stop"
+def aoer_down(home: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AOER_", "DATABASE_URL"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "aoer", "down"],
+        env={**env, "AOER_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def stop_embedded_server(home: Path) -> None:
+    """The embedded server outlives `aoer up` on purpose; `aoer down` stops it."""
+    pid_file = home / "pgdata" / "postmaster.pid"
+    pid = int(pid_file.read_text().split()[0])
+    assert f"stopped the embedded PostgreSQL in {home / 'pgdata'} (pid {pid})" in aoer_down(home)
+    assert not pid_file.exists(), "the embedded server did not stop"
+    assert "no embedded PostgreSQL is running" in aoer_down(home)

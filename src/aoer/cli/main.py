@@ -23,6 +23,7 @@ from aoer.cli.serve import register as register_api_commands
 from aoer.cli.serve import run_up
 from aoer.config import Settings
 from aoer.constants import DEFAULT_PRIORITY, SIGNAL_COLUMNS
+from aoer.db.embedded import DATA_FOLDER, stop_embedded
 from aoer.db.schema import migrate as run_migrations
 from aoer.errors import AoerError
 from aoer.scoring.signals import upsert_signals, validate_rows
@@ -95,6 +96,20 @@ def up(
 ) -> None:
     """API, worker and scheduler in one process (embedded PostgreSQL unless DATABASE_URL)."""
     run_command(lambda settings: run_up(settings, demo=demo))
+
+
+@app.command()
+def down() -> None:
+    """Stop the embedded PostgreSQL that `aoer up` leaves running (in AOER_HOME)."""
+
+    async def main(settings: Settings) -> str:
+        pgdata = settings.home / DATA_FOLDER
+        pid = await stop_embedded(settings.home)
+        if pid is None:
+            return f"no embedded PostgreSQL is running in {pgdata}"
+        return f"stopped the embedded PostgreSQL in {pgdata} (pid {pid})"
+
+    console.print(run_command(main), highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -2,6 +2,9 @@
 
 import asyncio
 import logging
+import os
+import signal
+import time
 import warnings
 from pathlib import Path
 
@@ -10,6 +13,8 @@ from aoer.errors import DatabaseError
 logger = logging.getLogger(__name__)
 
 DATA_FOLDER = "pgdata"
+PID_FILE = "postmaster.pid"
+STOP_TIMEOUT_S = 60.0
 
 
 async def start_embedded(home: Path) -> str:
@@ -35,3 +40,37 @@ def _start(home: Path) -> str:
     url = str(server.get_uri())
     logger.info("embedded PostgreSQL ready in %s", pgdata)
     return url
+
+
+async def stop_embedded(home: Path, timeout_s: float = STOP_TIMEOUT_S) -> int | None:
+    """Stop the server `aoer up` left running on `home/pgdata`; its pid, or None if none ran.
+
+    A fast shutdown (SIGINT, what `pg_ctl stop -m fast` sends): open sessions are rolled back
+    and the data is checkpointed, so the next `aoer up` starts without recovery.
+    """
+    return await asyncio.to_thread(_stop, home, timeout_s)
+
+
+def _stop(home: Path, timeout_s: float) -> int | None:
+    pgdata = home.resolve() / DATA_FOLDER
+    pid_file = pgdata / PID_FILE
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except FileNotFoundError:
+        return None
+    except (ValueError, IndexError):
+        raise DatabaseError(f"cannot read the server's pid from {pid_file}") from None
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        return None  # a stale pid file: the server died; its next start cleans it up
+    except PermissionError:
+        raise DatabaseError(f"not allowed to stop the embedded PostgreSQL (pid {pid})") from None
+    deadline = time.monotonic() + timeout_s
+    while pid_file.exists():
+        if time.monotonic() > deadline:
+            raise DatabaseError(
+                f"the embedded PostgreSQL (pid {pid}) did not stop in {timeout_s:.0f}s"
+            )
+        time.sleep(0.1)
+    return pid
