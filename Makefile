@@ -35,4 +35,5 @@ bench-quick: $(STAMP)
 	$(BIN)/python bench/run.py --quick
 
 clean:
+	-test ! -x $(BIN)/aoer || $(BIN)/aoer down
 	rm -rf $(VENV) .aoer .pytest_cache .mypy_cache .ruff_cache
