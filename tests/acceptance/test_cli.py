@@ -120,3 +120,20 @@ def test_signals_import_names_the_bad_line_and_writes_nothing(
     result = aoer("signals", "import", str(wrong_header))
     assert result.returncode == 1
     assert "unknown column(s) dealer" in result.stderr
+
+
+def test_every_command_that_queues_honours_aoer_max_retries(
+    aoer: AoerCli, db_url: str, tmp_path: Path
+) -> None:
+    assert aoer("migrate").returncode == 0
+    imported, enqueued, cron_only = (str(uuid4()) for _ in range(3))
+    for tenant in (imported, enqueued, cron_only):
+        assert aoer("tenants", "add", "Dealer", "--id", tenant).returncode == 0
+    csv = tmp_path / "signals.csv"
+    csv.write_text(HEADER + f"{imported},2026-11-20,50,60,70,80,40,,\n")
+    retries = {"AOER_MAX_RETRIES": "7"}
+    assert aoer("signals", "import", str(csv), **retries).returncode == 0
+    assert aoer("enqueue", enqueued, **retries).returncode == 0
+    assert aoer("cron", "--once", **retries).returncode == 0
+    assert count(db_url, "SELECT count(*) FROM aoer_queue") == 3
+    assert count(db_url, "SELECT count(*) FROM aoer_queue WHERE max_retries = 7") == 3

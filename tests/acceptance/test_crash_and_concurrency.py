@@ -121,7 +121,14 @@ def test_worker_killed_mid_batch_loses_nothing(aoer: AoerCli, db_url: str, tmp_p
     finally:
         rescuer.send_signal(signal.SIGTERM)
         assert rescuer.wait(30) == 0
-    assert "Took back 500 jobs" in log.read_text()
+    rescued = log.read_text()
+    assert "Took back 500 jobs" in rescued
+    lost = [
+        line for line in rescued.splitlines() if "[AOER] ❌ Failed recompute for tenant" in line
+    ]
+    assert len(lost) == 500, "each lost attempt is logged as a failed recompute"
+    assert all("lease expired: worker" in line for line in lost)
+    assert "Completed recompute for 0 tenants" not in rescued
 
     assert scalar(db_url, "SELECT count(*) FROM aoer_queue WHERE status <> 'completed'") == 0
     assert scalar(db_url, "SELECT count(*) FROM aoer_queue") == 1500

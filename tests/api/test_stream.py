@@ -4,6 +4,7 @@ they commit, heartbeats, one LISTEN connection for all subscribers, clean discon
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -15,6 +16,7 @@ import pytest
 
 from aoer import queue
 from aoer.api.events import ServerEvent, Subscription
+from aoer.api.routes.stream import HEARTBEAT, event_stream
 from aoer.db.pool import Connection
 from tests.api.conftest import WORKER, Api, ApiFactory, recompute_through_worker
 from tests.conftest import AddSignals, MakeTenant
@@ -206,6 +208,31 @@ async def test_unknown_tenant_stream_is_404(live: Api) -> None:
     )
     assert response.status_code == 404
     assert live.ctx.hub.subscriber_count == 0
+
+
+async def test_busy_streams_get_heartbeats_on_time_too() -> None:
+    sub = Subscription(None, None, 100)  # type: ignore[arg-type]
+    sub.close = lambda: None  # type: ignore[method-assign]  # no hub to leave
+    stream = event_stream(sub, [], heartbeat_s=0.2, deadline=time.time() + 60)
+    chunks: list[bytes] = []
+
+    async def busy() -> None:
+        for n in range(1000):
+            sub.offer(ServerEvent("queue", str(n).encode()))
+            await asyncio.sleep(0.02)  # ten events per heartbeat interval
+
+    feeder = asyncio.create_task(busy())
+    try:
+        async with asyncio.timeout(1.1):
+            async for chunk in stream:
+                chunks.append(chunk)
+    except TimeoutError:
+        pass
+    finally:
+        feeder.cancel()
+        await stream.aclose()
+    assert sum(chunk.startswith(b"event: queue") for chunk in chunks) >= 20
+    assert 4 <= chunks.count(HEARTBEAT) <= 6, "one heartbeat every 0.2 s, events or not"
 
 
 def test_a_slow_subscriber_keeps_only_the_newest_events() -> None:

@@ -255,7 +255,9 @@ def signals_import(
                     progress=lambda n: progress.advance(task, n),
                 )
             if enqueue_after:
-                await queue.enqueue_many(conn, result.tenant_ids, DEFAULT_PRIORITY)
+                await queue.enqueue_many(
+                    conn, result.tenant_ids, DEFAULT_PRIORITY, max_retries=settings.max_retries
+                )
         return result.upserted, len(result.tenant_ids)
 
     upserted, tenants = run_command(main)

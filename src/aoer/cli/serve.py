@@ -79,7 +79,7 @@ async def run_up(settings: Settings, *, demo: bool) -> None:
         if demo:
             async with pool.connection() as conn:
                 ids = await load_demo(conn)
-                await queue.enqueue_many(conn, ids, "high")
+                await queue.enqueue_many(conn, ids, "high", max_retries=settings.max_retries)
             console.print(f"demo: {len(ids)} dealerships with 90 days of signals")
         app = create_app(settings, pool, database_url=url)
         server = ApiServer(app, settings.host, settings.port)

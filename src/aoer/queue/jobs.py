@@ -181,17 +181,17 @@ async def fail(
         for r in rows
     ]
     for attempt in attempts:
-        logger.error(
-            "[AOER] ❌ Failed recompute for tenant %s: %s",
-            attempt.tenant_id,
-            attempt.error_message,
-            extra={
-                "tenant_id": str(attempt.tenant_id),
-                "job_id": str(attempt.id),
-                "action": "fail",
-            },
-        )
+        _log_failure(attempt.id, attempt.tenant_id, attempt.error_message)
     return attempts
+
+
+def _log_failure(job_id: UUID, tenant_id: UUID, error: str) -> None:
+    logger.error(
+        "[AOER] ❌ Failed recompute for tenant %s: %s",
+        tenant_id,
+        error,
+        extra={"tenant_id": str(tenant_id), "job_id": str(job_id), "action": "fail"},
+    )
 
 
 async def renew_leases(
@@ -219,6 +219,8 @@ async def reclaim_expired(conn: Connection) -> int:
         logger.warning(
             "[AOER] Took back %d jobs whose worker stopped renewing its lease", len(rows)
         )
+    for row in rows:  # the lost attempt is a failed recompute, logged as any other
+        _log_failure(cast(UUID, row["id"]), cast(UUID, row["tenant_id"]), str(row["error_message"]))
     return len(rows)
 
 

@@ -167,7 +167,7 @@ class Worker:
                         "action": "complete",
                     },
                 )
-        else:
+        elif outcome.completed:
             logger.info(
                 "[AOER] ✅ Completed recompute for %d tenants in one batch (%.0fms)",
                 len(outcome.completed),

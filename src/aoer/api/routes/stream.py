@@ -58,7 +58,9 @@ async def stream(
         if principal.role != "admin":
             raise Forbidden("only an admin may stream every tenant: pass tenantId")
         return StreamingResponse(
-            _events(ctx.hub.subscribe(None), [], ctx.heartbeat_s, principal.expires_at.timestamp()),
+            event_stream(
+                ctx.hub.subscribe(None), [], ctx.heartbeat_s, principal.expires_at.timestamp()
+            ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -80,13 +82,13 @@ async def stream(
         initial.insert(0, ServerEvent("summary", summary_json(found.summary)))
     deadline = access.principal.expires_at.timestamp()
     return StreamingResponse(
-        _events(subscription, initial, ctx.heartbeat_s, deadline),
+        event_stream(subscription, initial, ctx.heartbeat_s, deadline),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _events(
+async def event_stream(
     subscription: Subscription, initial: list[ServerEvent], heartbeat_s: float, deadline: float
 ) -> AsyncIterator[bytes]:
     """Yield events until the client leaves (Starlette cancels us), the token expires, or
@@ -95,17 +97,24 @@ async def _events(
         yield f"retry: {RECONNECT_MS}\n\n".encode()
         for first in initial:
             yield first.encode()
+        # A heartbeat every `heartbeat_s` however busy the stream is (DESIGN §6): clients and
+        # proxies can count on the cadence to tell a live stream from a dead one.
+        next_beat = time.monotonic() + heartbeat_s
         while True:
             remaining = deadline - time.time()
             if remaining <= 0:
                 return
+            until_beat = next_beat - time.monotonic()
+            if until_beat <= 0:
+                yield HEARTBEAT
+                next_beat = time.monotonic() + heartbeat_s
+                continue
             event: ServerEvent | None
             try:
                 event = await asyncio.wait_for(
-                    subscription.inbox.get(), timeout=min(heartbeat_s, remaining)
+                    subscription.inbox.get(), timeout=min(until_beat, remaining)
                 )
             except TimeoutError:
-                yield HEARTBEAT
                 continue
             if event is None:
                 return

@@ -211,7 +211,7 @@ updated AS (
            updated_at = now()
     FROM decided d
     WHERE q.id = d.id
-    RETURNING q.id, q.tenant_id, q.status
+    RETURNING q.id, q.tenant_id, q.status, q.error_message
 ),
 recorded AS (
     INSERT INTO aoer_failures (tenant_id, job_id, error_message, error_data, retry_count)
