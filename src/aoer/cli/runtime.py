@@ -68,7 +68,8 @@ def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
         return []
     jobs = [
         ScheduledJob(RECOMPUTE_TICK, settings.cron, recompute),
-        ScheduledJob(RETENTION_TICK, RETENTION_CRON, retention),
+        # Retention deletes in batches of its own short transactions, not in one long one.
+        ScheduledJob(RETENTION_TICK, RETENTION_CRON, retention, in_tick_transaction=False),
     ]
     if settings.model_schedule:
         jobs.append(ScheduledJob(MODEL_TICK, settings.model_cron, train_model))

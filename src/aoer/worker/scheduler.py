@@ -1,8 +1,11 @@
 """Cron ticks that fire once across every worker, including one missed while all were down.
 
-Each firing inserts its tick into `aoer_cron_ticks` and runs its action in the same
-transaction: the primary key lets exactly one worker win a tick, and an action that fails
-leaves the tick unrecorded so the next pass tries again.
+Each firing inserts its tick into `aoer_cron_ticks`: the primary key lets exactly one worker
+win a tick. By default the action runs in that same transaction, so it happens exactly when
+the tick is recorded, and an action that fails leaves the tick unrecorded for the next pass.
+An idempotent action that works in many short transactions of its own (retention deletes in
+batches) sets `in_tick_transaction=False`: the tick is claimed and committed first, the
+action runs outside it, and a failure releases the tick so the next pass tries again.
 """
 
 import asyncio
@@ -33,6 +36,7 @@ class ScheduledJob:
     name: str
     cron: str
     action: TickAction
+    in_tick_transaction: bool = True
 
     def __post_init__(self) -> None:
         if not croniter.is_valid(self.cron):
@@ -51,19 +55,39 @@ async def fire_if_due(
 ) -> JsonObject | None:
     """Fire `job`'s latest tick unless some worker already did; returns the action's result."""
     tick = job.previous_tick(now or datetime.now(UTC))
-    async with conn.transaction():
-        cur = await conn.execute(
-            query("claim_tick"), {"name": job.name, "tick": tick, "fired_by": fired_by}
-        )
-        if await cur.fetchone() is None:
-            return None
-        result = await job.action(conn)
-        await conn.execute(
-            query("record_tick_result"),
-            {"name": job.name, "tick": tick, "result": json.dumps(result, default=str)},
-        )
+    claim = {"name": job.name, "tick": tick, "fired_by": fired_by}
+    if job.in_tick_transaction:
+        async with conn.transaction():
+            if not await _claim(conn, claim):
+                return None
+            result = await job.action(conn)
+            await _record(conn, job, tick, result)
+    else:
+        async with conn.transaction():
+            if not await _claim(conn, claim):
+                return None
+        try:
+            result = await job.action(conn)
+        except BaseException:
+            # If the database is gone too, the claim stays and the next tick catches up.
+            with contextlib.suppress(Exception):
+                await conn.execute(query("release_tick"), claim)
+            raise
+        await _record(conn, job, tick, result)
     logger.info("[AOER] %s tick %s fired by %s", job.name, tick.isoformat(), fired_by)
     return result
+
+
+async def _claim(conn: Connection, claim: dict[str, object]) -> bool:
+    cur = await conn.execute(query("claim_tick"), claim)
+    return await cur.fetchone() is not None
+
+
+async def _record(conn: Connection, job: ScheduledJob, tick: datetime, result: JsonObject) -> None:
+    await conn.execute(
+        query("record_tick_result"),
+        {"name": job.name, "tick": tick, "result": json.dumps(result, default=str)},
+    )
 
 
 async def run_scheduler(

@@ -8,6 +8,11 @@ RETURNING tick;
 -- name: record_tick_result
 UPDATE aoer_cron_ticks SET result = %(result)s::jsonb WHERE name = %(name)s AND tick = %(tick)s;
 
+-- name: release_tick
+-- Give back a tick whose action failed outside the tick's transaction, so it fires again.
+DELETE FROM aoer_cron_ticks
+WHERE name = %(name)s AND tick = %(tick)s AND fired_by = %(fired_by)s;
+
 -- name: last_tick
 SELECT tick, fired_by, fired_at, result FROM aoer_cron_ticks
 WHERE name = %(name)s ORDER BY tick DESC LIMIT 1;
