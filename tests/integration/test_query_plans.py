@@ -69,3 +69,33 @@ async def test_hot_query_uses_its_index(big_queue: Connection, name: str) -> Non
     assert all(n["Node Type"] != "Seq Scan" for n in queue_scans), shown
     if name == "claim_jobs":
         assert all(n["Node Type"] != "Sort" for n in nodes), "claims walk the index in order"
+
+
+async def test_grade_and_risk_level_are_inlined_and_keep_their_bands(conn: Connection) -> None:
+    cur = await conn.execute(
+        "EXPLAIN (VERBOSE, FORMAT JSON)"
+        " SELECT aoer_grade(s), aoer_risk_level(r) FROM (VALUES (50.0, 0.3), (90, 0.9)) v (s, r)"
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    plan = json.dumps(row, default=str)
+    assert "aoer_grade" not in plan, "called, not inlined"
+    assert "aoer_risk_level" not in plan, "called, not inlined"
+    assert "CASE" in plan
+    cur = await conn.execute(
+        "SELECT s, r, aoer_grade(s) AS grade, aoer_risk_level(r) AS level FROM (VALUES"
+        " (100, 0), (80, 0.2), (79.99, 0.21), (60, 0.5), (59.99, 0.51), (40, 0.8),"
+        " (39.99, 0.81), (0, 1), (NULL, NULL)) v (s, r)"
+    )
+    bands = [(row["grade"], row["level"]) for row in await cur.fetchall()]
+    assert bands == [
+        ("Excellent", "Low"),
+        ("Excellent", "Low"),
+        ("Good", "Medium"),
+        ("Good", "Medium"),
+        ("Fair", "High"),
+        ("Fair", "High"),
+        ("Poor", "Critical"),
+        ("Poor", "Critical"),
+        (None, None),
+    ]
