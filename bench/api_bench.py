@@ -397,9 +397,9 @@ def section(
             "latency is 64 / throughput (Little's law): 20 ms needs 3,200 req/s just for the "
             "mean, and the ceiling's own p99 shows what the machine allows any endpoint. A "
             "single process holds the cached read close to its ceiling, and so its p99 close "
-            "to the ceiling's, which sits near 20 ms on this shared machine (the load "
-            "generator, PostgreSQL and Redis use the same 2 cores); one process per core "
-            "leaves headroom under it.",
+            "to the ceiling's: the floor any endpoint gets on this shared machine (the load "
+            "generator, PostgreSQL and Redis use the same 2 cores). One process per core "
+            "leaves more headroom under 20 ms.",
             "",
             "Uncached reads and enqueues are bound by PostgreSQL round trips (an admin read is "
             "one; a tenant read adds BEGIN, the role/claims `set_config` and COMMIT; an "
