@@ -71,16 +71,16 @@ async def test_hot_query_uses_its_index(big_queue: Connection, name: str) -> Non
         assert all(n["Node Type"] != "Sort" for n in nodes), "claims walk the index in order"
 
 
-async def test_grade_and_risk_level_are_inlined_and_keep_their_bands(conn: Connection) -> None:
+async def test_sql_helpers_are_inlined_and_keep_their_answers(conn: Connection) -> None:
     cur = await conn.execute(
-        "EXPLAIN (VERBOSE, FORMAT JSON)"
-        " SELECT aoer_grade(s), aoer_risk_level(r) FROM (VALUES (50.0, 0.3), (90, 0.9)) v (s, r)"
+        "EXPLAIN (VERBOSE, FORMAT JSON) SELECT aoer_grade(s), aoer_risk_level(r),"
+        " aoer_priority_rank(p) FROM (VALUES (50.0, 0.3, 'low'), (90, 0.9, 'high')) v (s, r, p)"
     )
     row = await cur.fetchone()
     assert row is not None
     plan = json.dumps(row, default=str)
-    assert "aoer_grade" not in plan, "called, not inlined"
-    assert "aoer_risk_level" not in plan, "called, not inlined"
+    for helper in ("aoer_grade", "aoer_risk_level", "aoer_priority_rank"):
+        assert helper not in plan, f"{helper} is called, not inlined"
     assert "CASE" in plan
     cur = await conn.execute(
         "SELECT s, r, aoer_grade(s) AS grade, aoer_risk_level(r) AS level FROM (VALUES"
@@ -99,3 +99,8 @@ async def test_grade_and_risk_level_are_inlined_and_keep_their_bands(conn: Conne
         ("Poor", "Critical"),
         (None, None),
     ]
+    cur = await conn.execute(
+        "SELECT aoer_priority_rank(p) AS rank FROM unnest("
+        "ARRAY['urgent', 'high', 'medium', 'low', 'critical', NULL]) p"
+    )
+    assert [r["rank"] for r in await cur.fetchall()] == [4, 3, 2, 1, None, None]
