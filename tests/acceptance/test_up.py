@@ -23,9 +23,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_up(home: Path, log: Path, *args: str) -> subprocess.Popen[str]:
+def fresh_machine_env(home: Path, **extra: str) -> dict[str, str]:
+    """No configuration but AOER_HOME, as on a machine where nothing was set up."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AOER_", "DATABASE_URL"))}
-    env.update({"AOER_HOME": str(home), "AOER_PORT": str(free_port()), "PYTHONUNBUFFERED": "1"})
+    return {**env, "AOER_HOME": str(home), **extra}
+
+
+def start_up(home: Path, log: Path, *args: str) -> subprocess.Popen[str]:
+    env = fresh_machine_env(home, AOER_PORT=str(free_port()), PYTHONUNBUFFERED="1")
     return subprocess.Popen(
         [sys.executable, "-m", "aoer", "up", *args],
         env=env,
@@ -84,10 +89,9 @@ def test_up_demo_runs_on_the_embedded_database_and_reuses_it(tmp_path: Path) -> 
 
 
 def aoer_down(home: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AOER_", "DATABASE_URL"))}
     done = subprocess.run(
         [sys.executable, "-m", "aoer", "down"],
-        env={**env, "AOER_HOME": str(home)},
+        env=fresh_machine_env(home),
         capture_output=True,
         text=True,
         timeout=90,
