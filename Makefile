@@ -1,5 +1,10 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-PYTHON ?= python3.11
+# The newest supported Python that runs here (3.13, 3.12, 3.11, else python3 if it is one of
+# them); `make PYTHON=...` picks another. A pyenv shim of a version not selected fails the
+# check and is skipped.
+SUPPORTED := import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+            $$p -c '$(SUPPORTED)' >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -7,7 +12,9 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test lint bench bench-quick screenshots clean
 
 $(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON)"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "needs Python 3.11, 3.12 or 3.13 on PATH"; exit 1; }
+	@$(PYTHON) -c '$(SUPPORTED)' || \
+	  { echo "needs Python 3.11-3.13; $(PYTHON) is $$($(PYTHON) --version 2>&1)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -20,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest

@@ -13,9 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from aoer.constants import RECOMPUTE_EVENT
 from aoer.db.pool import Connection, connect
 from aoer.db.queries import query
-from aoer.queue import claim
+from aoer.store import QueuePolicy, Session
 from common import DEFAULT_URL
 
 MAX_LINE = 160
@@ -33,6 +34,7 @@ async def _explain(conn: Connection, name: str, params: dict[str, object]) -> No
 async def main(batch_size: int) -> None:
     url = os.environ.get("AOER_BENCH_DATABASE_URL", DEFAULT_URL)
     conn = await connect(url)
+    session = Session(conn, QueuePolicy(batch_size=batch_size))
     try:
         async with conn.transaction(force_rollback=True):
             await conn.execute("TRUNCATE aoer_queue, aoer_failures CASCADE")
@@ -41,15 +43,12 @@ async def main(batch_size: int) -> None:
             await _explain(
                 conn, "claim_jobs", {"worker_id": "profile", "limit": batch_size, "lease_s": 30.0}
             )
-            jobs = await claim(conn, "profile", batch_size, 30.0)
-            await _explain(
-                conn, "complete_jobs", {"worker_id": "profile", "job_ids": [j.id for j in jobs]}
-            )
-            jobs = await claim(conn, "profile", batch_size, 30.0)
+            jobs = await session.jobs.claim("profile")
+            held = {"worker_id": "profile", "job_ids": [j.id for j in jobs]}
+            await _explain(conn, "complete_jobs", {**held, "event_type": RECOMPUTE_EVENT})
+            jobs = await session.jobs.claim("profile")
             started = time.perf_counter()
-            await conn.execute(
-                query("complete_jobs"), {"worker_id": "profile", "job_ids": [j.id for j in jobs]}
-            )
+            await session.jobs.complete("profile", [j.id for j in jobs])
             print(f"--- complete_jobs again, without EXPLAIN: {time.perf_counter() - started:.3f}s")
     finally:
         await conn.close()

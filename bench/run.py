@@ -28,6 +28,7 @@ import procrastinate_method
 from aoer.db.pool import connect
 from aoer.db.schema import migrate
 from aoer.queue import enqueue
+from aoer.store import QueuePolicy, Session
 from common import (
     BENCH_DIR,
     DEFAULT_URL,
@@ -455,7 +456,7 @@ class Bench:
             try:
                 for tenant in self.tenant_ids[:IDLE_SAMPLES]:
                     started = time.perf_counter()
-                    await enqueue(conn, tenant, "urgent")
+                    await enqueue(Session(conn, QueuePolicy()), tenant, "urgent")
                     committed = await self.watcher.wait_for(UUID(tenant), timeout_s=30)
                     latencies.append((committed - started) * 1000)
             finally:
@@ -492,7 +493,7 @@ class Bench:
                 tenant = row["tenant_id"]
                 assert isinstance(tenant, UUID)
                 started = time.perf_counter()
-                await enqueue(conn, tenant, "urgent")
+                await enqueue(Session(conn, QueuePolicy()), tenant, "urgent")
                 committed = await self.watcher.wait_for(tenant, timeout_s=60)
                 latencies.append((committed - started) * 1000)
                 await asyncio.sleep(0.2)

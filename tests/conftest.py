@@ -8,7 +8,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -17,8 +17,11 @@ from uuid import UUID
 import psycopg
 import pytest
 
+from aoer.bootstrap import Services, queue_policy
+from aoer.config import Settings
 from aoer.db.pool import Connection, Pool, connect, open_pool
 from aoer.db.schema import migrate
+from aoer.store import QueuePolicy, Session, Store
 
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -97,6 +100,22 @@ async def conn(db_url: str) -> AsyncIterator[Connection]:
     await c.close()
 
 
+def session_of(conn: Connection, **policy: Any) -> Session:
+    """The store's statements on this connection (policy values as keyword arguments)."""
+    return Session(conn, QueuePolicy(**policy))
+
+
+@pytest.fixture
+def store(pool: Pool, db_url: str) -> Store:
+    """The store over the test's pool, with the default policy."""
+    return Store(pool, db_url)
+
+
+def services_for(settings: Settings, pool: Pool, db_url: str) -> Services:
+    """What the composition root would build for `settings`, over the test's pool."""
+    return Services(settings, db_url, Store(pool, db_url, queue_policy(settings)))
+
+
 MakeTenant = Callable[..., Awaitable[UUID]]
 
 
@@ -139,5 +158,26 @@ def add_signals(conn: Connection) -> AddSignals:
     return add
 
 
+async def eventually(
+    check: Callable[[], Awaitable[bool] | bool], what: str, timeout_s: float = 10.0
+) -> None:
+    """Wait until `check()` holds (polled every 20 ms); fail naming `what` after `timeout_s`."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out after {timeout_s:.0f}s waiting until {what}")
+        await asyncio.sleep(0.02)
+
+
+def utc_today() -> date:
+    """Today as the database sees it (sessions run in UTC), not the machine's local date."""
+    return datetime.now(UTC).date()
+
+
 def days_ago(n: int) -> date:
-    return date.today() - timedelta(days=n)
+    return utc_today() - timedelta(days=n)

@@ -1,13 +1,16 @@
 """Settings, read once from the environment (and `.env`) and passed down."""
 
-from datetime import timedelta
-from functools import cached_property
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from aoer.constants import PRIORITIES, SAFETY_POLL_S
+from aoer.constants import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_LEASE_S,
+    DEFAULT_MAX_RETRIES,
+    SAFETY_POLL_S,
+)
 
 
 class Settings(BaseSettings):
@@ -22,12 +25,12 @@ class Settings(BaseSettings):
     cron_secret: str | None = Field(default=None, alias="CRON_SECRET")
     cron: str = Field(default="0 */6 * * *", alias="AOER_CRON")
     run_cron: bool = Field(default=True, validation_alias=AliasChoices("AOER_RUN_CRON", "RUN_CRON"))
-    batch_size: int = Field(default=1000, ge=1, le=50_000, alias="AOER_BATCH_SIZE")
+    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1, le=50_000, alias="AOER_BATCH_SIZE")
     # Two batches in flight per worker: one's Python work and commit wait overlap the other's
     # SQL, which keeps PostgreSQL busy (bench/README.md, "Where the time goes").
     worker_concurrency: int = Field(default=2, ge=1, le=64, alias="AOER_WORKER_CONCURRENCY")
-    max_retries: int = Field(default=3, ge=1, le=100, alias="AOER_MAX_RETRIES")
-    lease_s: float = Field(default=30.0, gt=0, alias="AOER_LEASE_SECONDS")
+    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=1, le=100, alias="AOER_MAX_RETRIES")
+    lease_s: float = Field(default=DEFAULT_LEASE_S, gt=0, alias="AOER_LEASE_SECONDS")
     poll_s: float = Field(default=SAFETY_POLL_S, gt=0, alias="AOER_POLL_SECONDS")
     cache_ttl_s: float = Field(default=300.0, ge=0, alias="AOER_CACHE_TTL")
     host: str = Field(default="127.0.0.1", alias="AOER_HOST")
@@ -77,14 +80,10 @@ class Settings(BaseSettings):
             raise ValueError(f"AOER_MODEL_CRON is not a valid cron expression: {value!r}")
         return value
 
-    @cached_property
-    def lease(self) -> timedelta:
-        return timedelta(seconds=self.lease_s)
-
 
 def load_settings(**overrides: object) -> Settings:
     """Read the settings once; entry points call this and pass the result down."""
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
-__all__ = ["PRIORITIES", "Settings", "load_settings"]
+__all__ = ["Settings", "load_settings"]

@@ -1,11 +1,18 @@
 """Every magic value of the orchestrator, named once with its unit."""
 
-from typing import Final
+from typing import Final, get_args
+
+from aoer.types import JobStatus, Priority
 
 # Queue
-PRIORITIES: Final = ("low", "medium", "high", "urgent")
-DEFAULT_PRIORITY: Final = "medium"
-CRON_PRIORITY: Final = "low"
+PRIORITIES: Final[tuple[Priority, ...]] = get_args(Priority)  # lowest first
+JOB_STATUSES: Final[tuple[JobStatus, ...]] = get_args(JobStatus)
+DEFAULT_MAX_RETRIES: Final = 3  # attempts per job (AOER_MAX_RETRIES)
+DEFAULT_LEASE_S: Final = 30.0  # AOER_LEASE_SECONDS
+DEFAULT_BATCH_SIZE: Final = 1000  # jobs per claim (AOER_BATCH_SIZE)
+RECLAIM_LIMIT: Final = 10_000  # expired jobs taken back per statement
+DEFAULT_PRIORITY: Final[Priority] = "medium"
+CRON_PRIORITY: Final[Priority] = "low"
 BACKOFF_BASE_S: Final = 60.0
 BACKOFF_CAP_S: Final = 3600.0
 BACKOFF_JITTER: Final = 0.25  # each delay is stretched by a random 0-25 %

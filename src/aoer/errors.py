@@ -1,4 +1,9 @@
-"""The orchestrator's exceptions: one root, a few kinds the API maps to status codes."""
+"""The orchestrator's exceptions: one root, a few kinds; `aoer.api.errors` maps them to HTTP.
+
+Driver errors never travel past the store: `aoer.store` turns them into `DatabaseError`
+subclasses once, so callers tell a passing failure (`TransientDatabaseError`: the connection
+was lost, a deadlock, a serialization failure, a lock or statement timeout) from the rest.
+"""
 
 
 class AoerError(Exception):
@@ -20,12 +25,37 @@ class UnknownTenant(NotFound):
     """Unknown tenant."""
 
 
-class InactiveTenant(InvalidInput):
+class Conflict(AoerError):
+    """The request conflicts with the current state."""
+
+
+class AlreadyExists(Conflict):
+    """The object already exists."""
+
+
+class InactiveTenant(Conflict):
     """The tenant is inactive."""
 
 
 class DatabaseError(AoerError):
     """The database failed."""
+
+
+class DuplicateKey(DatabaseError):
+    """A row with this key already exists."""
+
+
+class TransientDatabaseError(DatabaseError):
+    """The database failed for a passing reason; the same work may succeed when retried."""
+
+
+class DatabaseUnavailable(TransientDatabaseError):
+    """The database is unavailable, try again shortly."""
+
+
+class ConcurrencyConflict(TransientDatabaseError):
+    """The statement lost a race with another transaction (deadlock, serialization, lock
+    or statement timeout); retrying it may succeed."""
 
 
 class MigrationError(DatabaseError):

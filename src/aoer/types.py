@@ -53,6 +53,16 @@ class FailedAttempt:
 
 
 @dataclass(frozen=True, slots=True)
+class ReclaimedJob:
+    """A job taken back from a worker whose lease expired."""
+
+    id: UUID
+    tenant_id: UUID
+    status: JobStatus
+    error_message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Score:
     tenant_id: UUID
     aoer_score: Decimal
@@ -103,3 +113,25 @@ class Tenant:
     active: bool
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScorePoint:
+    """One recompute in a tenant's score history."""
+
+    created_at: datetime
+    aoer_score: Decimal
+    visibility_risk: Decimal
+    grade: Grade
+    risk_level: RiskLevel
+    metrics: JsonObject
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """A scheduler tick that fired."""
+
+    tick: datetime
+    fired_at: datetime
+    fired_by: str
+    result: JsonObject | None

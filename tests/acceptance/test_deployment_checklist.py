@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import pytest
 from aoer.api.auth import TokenService
 from aoer.db.pool import Connection
 from tests.acceptance.conftest import start_aoer
+from tests.conftest import utc_today
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +106,7 @@ async def test_the_deployment_checklist_over_http(
             assert created.status_code == 201, created.text
             tenants.append(created.json()["id"])
         rows = [
-            {"dealerId": t, "date": str(date.today() - timedelta(d)), "aeo": 55 + i * 10,
+            {"dealerId": t, "date": str(utc_today() - timedelta(d)), "aeo": 55 + i * 10,
              "geo": 50, "ugc": 45}
             for i, t in enumerate(tenants)
             for d in range(30)

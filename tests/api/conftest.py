@@ -19,13 +19,13 @@ import pytest
 import redis
 
 from aoer import queue
-from aoer.api import create_app
 from aoer.api.auth import TokenService
 from aoer.api.context import ApiContext
 from aoer.api.server import ApiServer
+from aoer.bootstrap.api import ApiParts, build_api
 from aoer.config import Settings
 from aoer.db.pool import Connection, Pool
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, services_for, session_of
 
 JWT_SECRET = "api-test-secret-0123456789abcdef-0123456789"
 CRON_SECRET = "cron-test-secret-0123456789abcdef"
@@ -48,15 +48,19 @@ def api_settings(home: Path, **overrides: object) -> Settings:
 class Api:
     """One running app and an httpx client bound to it (through ASGI, or a real socket)."""
 
-    app: Any
+    parts: ApiParts
     client: httpx.AsyncClient
     base_url: str = "http://test"
     server: ApiServer | None = None  # when served on a socket
     tokens: TokenService = field(default_factory=lambda: TokenService(JWT_SECRET))
 
     @property
+    def app(self) -> Any:
+        return self.parts.app
+
+    @property
     def ctx(self) -> ApiContext:
-        return self.app.state.aoer  # type: ignore[no-any-return]
+        return self.parts.context
 
     def bearer(self, role: str = "admin", tenant: UUID | None = None, **kw: Any) -> dict[str, str]:
         token = self.tokens.mint("tenant" if tenant else role, tenant_id=tenant, **kw)
@@ -81,15 +85,16 @@ async def make_api(pool: Pool, db_url: str, tmp_path: Path) -> AsyncIterator[Api
 
     async def make(*, live: bool = False, namespace: str | None = None, **overrides: object) -> Api:
         settings = api_settings(tmp_path / "home", **overrides)
-        app = create_app(
-            settings,
-            pool,
-            database_url=db_url,
-            heartbeat_s=0.2,
-            cache_namespace=namespace or f"test-{uuid4().hex}",
+        parts = await stack.enter_async_context(
+            build_api(
+                services_for(settings, pool, db_url),
+                heartbeat_s=0.2,
+                cache_namespace=namespace or f"test-{uuid4().hex}",
+            )
         )
+        app = parts.app
         if live:
-            server = ApiServer(app, "127.0.0.1", 0)
+            server = parts.server("127.0.0.1", 0)
             port = await server.start()
 
             async def shutdown() -> None:
@@ -101,12 +106,12 @@ async def make_api(pool: Pool, db_url: str, tmp_path: Path) -> AsyncIterator[Api
             client = await stack.enter_async_context(
                 httpx.AsyncClient(base_url=base_url, timeout=10)
             )
-            return Api(app, client, base_url, server)
+            return Api(parts, client, base_url, server)
         await stack.enter_async_context(app.router.lifespan_context(app))
         client = await stack.enter_async_context(
             httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test")
         )
-        return Api(app, client)
+        return Api(parts, client)
 
     async with stack:
         yield make
@@ -135,9 +140,9 @@ def redis_url() -> str:
 
 async def recompute_through_worker(conn: Connection, tenant_ids: list[UUID]) -> None:
     """What a worker does: enqueue, claim, process the batch (commits and NOTIFYs)."""
-    await queue.enqueue_many(conn, tenant_ids, "high")
-    jobs = await queue.claim(conn, WORKER, len(tenant_ids), 30)
-    await queue.process_batch(conn, WORKER, jobs)
+    await queue.enqueue_many(session_of(conn), tenant_ids, "high")
+    jobs = await session_of(conn, lease_s=30).jobs.claim(WORKER, len(tenant_ids))
+    await queue.process_batch(session_of(conn), WORKER, jobs)
 
 
 async def count(conn: Connection, table: str) -> int:

@@ -1,7 +1,7 @@
 """Bad input gets a 4xx whose message names the problem, and nothing is written."""
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -12,9 +12,9 @@ from aoer.api.schemas import MAX_SIGNAL_ROWS
 from aoer.db.pool import Connection
 from tests.api.conftest import Api
 from tests.api.test_isolation import snapshot
-from tests.conftest import MakeTenant
+from tests.conftest import MakeTenant, utc_today
 
-TODAY = date.today()
+TODAY = utc_today()
 
 
 @pytest.fixture

@@ -201,7 +201,7 @@ async def test_a_lost_listener_bypasses_then_clears_the_cache(
     # A recompute whose NOTIFY the API never hears: its listener connection is cut first.
     await conn.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND query LIKE 'LISTEN aoer_%%'"
+        " WHERE datname = current_database() AND query LIKE 'LISTEN %%aoer_%%'"
     )
     await conn.execute("DELETE FROM aoer_summary WHERE tenant_id = %s", (tenant,))
     for _ in range(100):

@@ -5,9 +5,8 @@ from decimal import Decimal
 
 from aoer.dashboard.render import CONTENT_SECURITY_POLICY, ago, assets, fixed
 from aoer.db.pool import Connection
-from aoer.scoring.recompute import recompute_tenants
 from tests.api.conftest import Api
-from tests.conftest import AddSignals, MakeTenant
+from tests.conftest import AddSignals, MakeTenant, session_of
 
 
 async def test_pages_without_a_session_answer_with_a_sign_in_page(api: Api) -> None:
@@ -42,7 +41,7 @@ async def test_tenant_page_escapes_data_and_sends_security_headers(
     await add_signals(
         tenant, [{"days_ago": d, "aeo": "64", "geo": "64", "ugc": "64"} for d in range(6)]
     )
-    await recompute_tenants(conn, [tenant])
+    await session_of(conn).scores.recompute([tenant])
 
     page = await api.client.get(f"/dashboard/tenant/{tenant}", headers=api.bearer(tenant=tenant))
 
@@ -80,7 +79,7 @@ async def test_fleet_page_and_stats_are_for_admins_only(
 ) -> None:
     tenant = await make_tenant("Able Motors")
     await add_signals(tenant, [{"days_ago": 0, "aeo": "90"}])
-    await recompute_tenants(conn, [tenant])
+    await session_of(conn).scores.recompute([tenant])
 
     page = await api.client.get(
         "/dashboard/fleet",

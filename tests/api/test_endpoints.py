@@ -1,13 +1,13 @@
 """The DESIGN §6 endpoints with their paths and camelCase JSON, on a real PostgreSQL."""
 
 import gc
-from datetime import date, timedelta
+from datetime import timedelta
 from uuid import uuid4
 
 from aoer import queue
 from aoer.db.pool import Connection
 from tests.api.conftest import CRON_SECRET, Api, ApiFactory, count, recompute_through_worker
-from tests.conftest import AddSignals, MakeTenant
+from tests.conftest import AddSignals, MakeTenant, session_of, utc_today
 
 STEADY = [{"days_ago": d, "aeo": "60.00", "geo": "50.00", "ugc": "40.00"} for d in range(6)]
 
@@ -152,7 +152,7 @@ async def test_signals_upsert_is_idempotent_and_queues_the_tenants(
     api: Api, conn: Connection, make_tenant: MakeTenant
 ) -> None:
     a, b = await make_tenant("A"), await make_tenant("B")
-    today = date.today()
+    today = utc_today()
     rows = [
         {"dealerId": str(t), "date": str(today - timedelta(d)), "aeo": 50 + d, "geo": "40.5"}
         for t in (a, b)
@@ -178,7 +178,7 @@ async def test_tenant_sends_its_own_signals(
     api: Api, conn: Connection, make_tenant: MakeTenant
 ) -> None:
     tenant = await make_tenant()
-    rows = [{"dealerId": str(tenant), "date": str(date.today()), "aeo": 10}]
+    rows = [{"dealerId": str(tenant), "date": str(utc_today()), "aeo": 10}]
     response = await api.client.post(
         "/api/signals", json={"signals": rows}, headers=api.bearer(tenant=tenant)
     )
@@ -236,8 +236,8 @@ async def test_metrics_expose_queue_depth_http_traffic_and_batches(
     assert "aoer_http_request_duration_seconds_bucket" in text
     assert "aoer_database_up 1.0" in text
     # The worker half (`aoer up` wires the hook): one batch of one job.
-    jobs = await queue.claim(conn, "w", 10, 30)
-    api.app.state.metrics.observe_batch(await queue.process_batch(conn, "w", jobs))
+    jobs = await session_of(conn, lease_s=30).jobs.claim("w", 10)
+    api.ctx.metrics.observe_batch(await queue.process_batch(session_of(conn), "w", jobs))
     text = (await api.client.get("/metrics")).text
     assert 'aoer_jobs_total{outcome="completed"} 1.0' in text
     assert "aoer_recompute_batch_size_count 1.0" in text

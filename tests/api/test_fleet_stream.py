@@ -10,7 +10,7 @@ import httpx
 
 from aoer.db.pool import Connection
 from tests.api.conftest import Api, ApiFactory, recompute_through_worker
-from tests.conftest import AddSignals, MakeTenant
+from tests.conftest import AddSignals, MakeTenant, eventually
 
 WAIT_S = 5.0
 
@@ -42,16 +42,13 @@ async def test_admin_fleet_stream_carries_every_tenants_summaries(
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         reading = asyncio.create_task(summaries(response, len(tenants)))
-        await asyncio.sleep(0.2)  # subscribed before the batch commits
+        await eventually(lambda: live.ctx.hub.subscriber_count == 1, "the stream subscribed")
         await recompute_through_worker(conn, tenants)
         events = await asyncio.wait_for(reading, WAIT_S)
     assert {UUID(e["tenantId"]) for e in events} == set(tenants)
     assert {e["grade"] for e in events} == {"Good"}
-    for _ in range(50):  # the server notices the client left at its next write
-        if live.ctx.hub.subscriber_count == 0:
-            break
-        await asyncio.sleep(0.1)
-    assert live.ctx.hub.subscriber_count == 0
+    # The server notices the client left at its next write (a heartbeat at the latest).
+    await eventually(lambda: live.ctx.hub.subscriber_count == 0, "the stream unsubscribed")
 
 
 async def test_only_an_admin_may_stream_the_whole_fleet(api: Api, make_tenant: MakeTenant) -> None:

@@ -2,7 +2,7 @@
 tenant token on another tenant, or a role the endpoint does not allow → 403."""
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +13,7 @@ import pytest
 from aoer.api.auth import LOGIN_PURPOSE, SESSION_COOKIE
 from aoer.db.pool import Connection
 from tests.api.conftest import CRON_SECRET, JWT_SECRET, Api, recompute_through_worker
-from tests.conftest import AddSignals, MakeTenant
+from tests.conftest import AddSignals, MakeTenant, utc_today
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Endpoint:
         if self.method == "POST" and self.path == "/api/aoer/queue":
             return client.post(self.path, json={"tenantId": tid}, **kw)
         if self.method == "POST" and self.path == "/api/signals":
-            row = {"dealerId": tid, "date": str(date.today() - timedelta(1)), "aeo": 70}
+            row = {"dealerId": tid, "date": str(utc_today() - timedelta(1)), "aeo": 70}
             return client.post(self.path, json={"signals": [row]}, **kw)
         if self.method == "POST" and self.path == "/api/tenants":
             return client.post(self.path, json={"name": "New Motors"}, **kw)
@@ -132,7 +132,7 @@ async def test_tenant_token_may_not_send_another_tenants_signal_rows(
     api: Api, conn: Connection, tenants: tuple[UUID, UUID]
 ) -> None:
     a, b = tenants
-    yesterday = str(date.today() - timedelta(1))
+    yesterday = str(utc_today() - timedelta(1))
     rows = [{"dealerId": str(a), "date": yesterday}, {"dealerId": str(b), "date": yesterday}]
     before = await snapshot(conn)
     response = await api.client.post(

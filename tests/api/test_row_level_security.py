@@ -1,15 +1,16 @@
 """Row Level Security at the database level: a tenant-scoped session sees and writes only its
 own rows in every tenant-owned table, even through queries without `WHERE tenant_id`."""
 
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-import psycopg
 import pytest
 
 from aoer.api.auth import Principal
-from aoer.api.readers import scoped_connection
 from aoer.db.pool import Connection, Pool, open_pool
+from aoer.errors import DatabaseError
+from aoer.store import Session, Store
 from tests.api.conftest import recompute_through_worker
 from tests.conftest import AddSignals, MakeTenant
 
@@ -18,6 +19,11 @@ SIGNAL = {"days_ago": 1, "aeo": "50", "geo": "40", "ugc": "30"}
 
 def tenant(tenant_id: UUID) -> Principal:
     return Principal(f"tenant:{tenant_id}", "tenant", tenant_id, datetime.now(UTC) + timedelta(1))
+
+
+def scoped(pool: Pool, tenant_id: UUID) -> AbstractAsyncContextManager[Session]:
+    """A store session as the tenant's token would get it (Row Level Security on)."""
+    return Store(pool, str(pool.conninfo)).session(tenant(tenant_id).scope)
 
 
 async def owned_tables(conn: Connection) -> dict[str, str]:
@@ -79,12 +85,12 @@ async def test_a_tenant_session_sees_only_its_rows_without_any_where(
         cur = await conn.execute(f"SELECT DISTINCT {column} AS t FROM {table}")  # type: ignore[arg-type]
         assert {r["t"] for r in await cur.fetchall()} == {a, b}, f"{table} lacks test rows"
     for me in (a, b):
-        async with scoped_connection(pool, tenant(me)) as scoped:
+        async with scoped(pool, me) as session:
             for table, column in tables.items():
-                cur = await scoped.execute(f"SELECT {column} AS t FROM {table}")  # type: ignore[arg-type]
+                cur = await session.conn.execute(f"SELECT {column} AS t FROM {table}")  # type: ignore[arg-type]
                 seen = {r["t"] for r in await cur.fetchall()}
                 assert seen == {me}, f"{table}: tenant {me} sees {seen}"
-            cur = await scoped.execute("SELECT tenant_id FROM v_aoer_dashboard")
+            cur = await session.conn.execute("SELECT tenant_id FROM v_aoer_dashboard")
             assert {r["tenant_id"] for r in await cur.fetchall()} == {me}
 
 
@@ -111,16 +117,16 @@ async def test_a_tenant_session_cannot_write_another_tenants_rows(
         ("UPDATE aoer_queue SET tenant_id = %s", (b,)),
     ]
     for sql, params in writes:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
-            async with scoped_connection(pool, tenant(a)) as scoped:
-                await scoped.execute(sql, params)  # type: ignore[arg-type]
+        with pytest.raises(DatabaseError, match="row-level security"):
+            async with scoped(pool, a) as session:
+                await session.conn.execute(sql, params)  # type: ignore[arg-type]
     # Blanket statements touch only the caller's rows, and read-only tables refuse writes.
-    async with scoped_connection(pool, tenant(a)) as scoped:
-        cur = await scoped.execute("UPDATE aiv_raw_signals SET aeo = 99 RETURNING dealer_id")
+    async with scoped(pool, a) as session:
+        cur = await session.conn.execute("UPDATE aiv_raw_signals SET aeo = 99 RETURNING dealer_id")
         assert {r["dealer_id"] for r in await cur.fetchall()} == {a}
-    with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        async with scoped_connection(pool, tenant(a)) as scoped:
-            await scoped.execute("DELETE FROM aoer_summary")
+    with pytest.raises(DatabaseError, match="permission denied"):
+        async with scoped(pool, a) as session:
+            await session.conn.execute("DELETE FROM aoer_summary")
     cur = await conn.execute("SELECT aeo FROM aiv_raw_signals WHERE dealer_id = %s", (b,))
     assert [r["aeo"] for r in await cur.fetchall()] == [50]
 
@@ -130,8 +136,8 @@ async def test_the_scope_ends_with_the_transaction(
 ) -> None:
     a, _ = two_tenants
     async with open_pool(db_url, max_size=1) as single:  # the same connection both times
-        async with scoped_connection(single, tenant(a)) as scoped:
-            cur = await scoped.execute("SELECT current_user AS who")
+        async with scoped(single, a) as session:
+            cur = await session.conn.execute("SELECT current_user AS who")
             assert (await cur.fetchone()) == {"who": "aoer_tenant"}
         async with single.connection() as again:
             cur = await again.execute(

@@ -19,7 +19,7 @@ from aoer.api.events import ServerEvent, Subscription
 from aoer.api.routes.stream import HEARTBEAT, event_stream
 from aoer.db.pool import Connection
 from tests.api.conftest import WORKER, Api, ApiFactory, recompute_through_worker
-from tests.conftest import AddSignals, MakeTenant
+from tests.conftest import AddSignals, MakeTenant, session_of
 
 STEADY = [{"days_ago": d, "aeo": "60", "geo": "50", "ugc": "40"} for d in range(6)]
 WAIT_S = 5.0
@@ -94,7 +94,7 @@ async def computed(conn: Connection, make_tenant: MakeTenant, add_signals: AddSi
 async def listeners(conn: Connection) -> int:
     cur = await conn.execute(
         "SELECT count(*) AS n FROM pg_stat_activity"
-        " WHERE datname = current_database() AND query LIKE 'LISTEN aoer_%%'"
+        " WHERE datname = current_database() AND query LIKE 'LISTEN %%aoer_%%'"
     )
     row = await cur.fetchone()
     assert row is not None
@@ -129,8 +129,8 @@ async def test_stream_sends_state_then_queue_and_summary_events_as_they_commit(
             "failed": 0,
         }
         await conn.execute("UPDATE aiv_raw_signals SET aeo = 80 WHERE dealer_id = %s", (tenant,))
-        jobs = await queue.claim(conn, WORKER, 10, 30)
-        await queue.process_batch(conn, WORKER, jobs)
+        jobs = await session_of(conn, lease_s=30).jobs.claim(WORKER, 10)
+        await queue.process_batch(session_of(conn), WORKER, jobs)
         fresh = await events.until("summary")
         if fresh["aoerScore"] == 51.5:  # the fixture's own recompute, heard late: skip it
             fresh = await events.until("summary")

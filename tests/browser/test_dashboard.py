@@ -2,7 +2,7 @@
 
 import re
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from uuid import UUID
 
 import pytest
@@ -11,6 +11,7 @@ from playwright.async_api import BrowserContext, Page, expect
 from aoer.db.pool import Connection
 from aoer.scoring.demo import DEMO_DEALERS, demo_tenant_ids
 from tests.browser.conftest import Aoer, Screenshot, wait_for_demo_scores
+from tests.conftest import utc_today
 
 pytestmark = pytest.mark.browser
 
@@ -34,7 +35,7 @@ async def add_history(conn: Connection, tenant_id: UUID) -> None:
 
 def flat_month(tenant_id: UUID, value: float) -> list[dict[str, object]]:
     """Signals for every day of the 30-day window at one value: the score becomes `value`."""
-    today = date.today()
+    today = utc_today()
     return [
         {
             "dealerId": str(tenant_id),

@@ -3,7 +3,7 @@ even while a large backlog drains; without one, batches stay full."""
 
 from aoer import queue
 from aoer.db.pool import Connection
-from tests.conftest import MakeTenant
+from tests.conftest import MakeTenant, session_of
 
 WORKER = "test-worker"
 LEASE_S = 30.0
@@ -13,7 +13,7 @@ async def _fleet(conn: Connection, n: int) -> None:
     await conn.execute(
         "INSERT INTO tenants (name) SELECT 'd' || g FROM generate_series(1, %s) g", (n,)
     )
-    await queue.enqueue_all_active(conn)
+    await session_of(conn).jobs.enqueue_all_active("low")
 
 
 async def test_batch_led_by_an_urgent_job_is_capped(
@@ -21,15 +21,15 @@ async def test_batch_led_by_an_urgent_job_is_capped(
 ) -> None:
     await _fleet(conn, 300)
     urgent = await make_tenant("waiting customer")
-    await queue.enqueue(conn, urgent, "urgent")
+    await queue.enqueue(session_of(conn), urgent, "urgent")
 
-    first = await queue.claim(conn, WORKER, 1000, LEASE_S)
+    first = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 1000)
     assert urgent in {job.tenant_id for job in first}
     assert len(first) == 100, "the urgent job's batch is small"
-    rest = await queue.claim(conn, WORKER, 1000, LEASE_S)
+    rest = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 1000)
     assert len(rest) == 201, "without an urgent job at the head, batches are full again"
 
 
 async def test_backlog_without_urgent_jobs_is_claimed_in_full_batches(conn: Connection) -> None:
     await _fleet(conn, 300)
-    assert len(await queue.claim(conn, WORKER, 250, LEASE_S)) == 250
+    assert len(await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 250)) == 250

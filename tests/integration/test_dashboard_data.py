@@ -6,8 +6,7 @@ from uuid import UUID
 from aoer import queue
 from aoer.dashboard import data
 from aoer.db.pool import Connection
-from aoer.scoring.recompute import recompute_tenants
-from tests.conftest import AddSignals, MakeTenant
+from tests.conftest import AddSignals, MakeTenant, session_of
 
 
 async def _scored(
@@ -16,7 +15,7 @@ async def _scored(
     """A tenant with `n` days of flat signals (score = aeo, risk 0.80 when n < 5 else 0.20)."""
     tid = await make_tenant(name)
     await add_signals(tid, [{"days_ago": d, "aeo": aeo, "geo": aeo, "ugc": aeo} for d in range(n)])
-    await recompute_tenants(conn, [tid])
+    await session_of(conn).scores.recompute([tid])
     return tid
 
 
@@ -29,7 +28,9 @@ async def test_fleet_sorts_by_every_key_and_keeps_uncomputed_last(
     await make_tenant("Delta Trucks")  # never computed
 
     async def names(sort: data.SortKey, descending: bool) -> list[str]:
-        page = await data.fleet_page(conn, data.FleetFilter(sort=sort, descending=descending))
+        page = await data.fleet_page(
+            session_of(conn), data.FleetFilter(sort=sort, descending=descending)
+        )
         return [r.name for r in page.rows]
 
     assert await names("score", True) == [
@@ -81,7 +82,7 @@ async def test_fleet_filters_by_name_grade_and_risk_and_pages(
     await make_tenant("New_Dealer")
 
     async def page(**kw: object) -> data.FleetPage:
-        return await data.fleet_page(conn, data.FleetFilter(**kw))  # type: ignore[arg-type]
+        return await data.fleet_page(session_of(conn), data.FleetFilter(**kw))  # type: ignore[arg-type]
 
     by_name = await page(name="motors")
     assert by_name.matching == 7
@@ -114,17 +115,17 @@ async def test_fleet_stats_report_totals_queue_failures_and_ticks(
     a = await _scored(conn, make_tenant, add_signals, "Able", "80.00", 10)
     b = await _scored(conn, make_tenant, add_signals, "Baker", "20.00", 2)
     c = await make_tenant("Charlie")
-    await queue.enqueue(conn, a, "urgent")
-    await queue.enqueue(conn, b, "low")
-    await queue.enqueue(conn, c, "low")
-    [job] = list(await queue.claim(conn, "w1", 1, 30.0))
+    await queue.enqueue(session_of(conn), a, "urgent")
+    await queue.enqueue(session_of(conn), b, "low")
+    await queue.enqueue(session_of(conn), c, "low")
+    [job] = list(await session_of(conn, lease_s=30.0).jobs.claim("w1", 1))
     assert job.tenant_id == a
-    await queue.fail(conn, "w1", [(job, "boom: <script>alert(1)</script>")])
+    await queue.fail(session_of(conn), "w1", [(job, "boom: <script>alert(1)</script>")])
     await conn.execute(
         "INSERT INTO aoer_cron_ticks (name, tick, fired_by) VALUES ('recompute', now(), 'w1')"
     )
 
-    stats = await data.fleet_stats(conn, "recompute")
+    stats = await data.fleet_stats(session_of(conn), "recompute")
 
     assert stats.totals.tenants == 3
     assert stats.totals.computed == 2
@@ -146,23 +147,23 @@ async def test_tenant_view_distinguishes_never_computed_no_signals_and_scored(
     conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
 ) -> None:
     fresh = await make_tenant("Fresh")
-    view = await data.tenant_view(conn, fresh)
+    view = await data.tenant_view(session_of(conn), fresh)
     assert view is not None
     assert not view.computed
     assert view.signal_rows == 0
     assert view.metrics == {}
     assert view.events == []
 
-    await recompute_tenants(conn, [fresh])
-    view = await data.tenant_view(conn, fresh)
+    await session_of(conn).scores.recompute([fresh])
+    view = await data.tenant_view(session_of(conn), fresh)
     assert view is not None
     assert view.computed
     assert view.signal_rows == 0
     assert view.metrics == {"error": "No data available"}
 
     scored = await _scored(conn, make_tenant, add_signals, "Scored", "64.00", 6)
-    await queue.enqueue(conn, scored, "high")
-    view = await data.tenant_view(conn, scored)
+    await queue.enqueue(session_of(conn), scored, "high")
+    view = await data.tenant_view(session_of(conn), scored)
     assert view is not None
     assert view.aoer_score == Decimal("64.00")
     assert view.grade == "Good"
@@ -170,4 +171,4 @@ async def test_tenant_view_distinguishes_never_computed_no_signals_and_scored(
     assert view.queue_status.pending == 1
     assert view.metrics["dataPoints"] == 6
 
-    assert await data.tenant_view(conn, UUID(int=0)) is None
+    assert await data.tenant_view(session_of(conn), UUID(int=0)) is None

@@ -7,8 +7,14 @@ from typing import Any
 import pytest
 
 from aoer.db.pool import Connection
-from aoer.scoring.recompute import get_summary, recompute_tenants
-from tests.conftest import GOLDEN, SHARED_GOLDEN, VENDORED_GOLDEN, AddSignals, MakeTenant
+from tests.conftest import (
+    GOLDEN,
+    SHARED_GOLDEN,
+    VENDORED_GOLDEN,
+    AddSignals,
+    MakeTenant,
+    session_of,
+)
 
 CASES: list[dict[str, Any]] = json.loads(GOLDEN.read_text())["cases"]
 
@@ -38,7 +44,7 @@ async def test_golden_case(
 
     tenant = await make_tenant(case["name"], tenant_id=UUID(case["tenant_id"]))
     await add_signals(tenant, case["signals"])
-    [score] = await recompute_tenants(conn, [tenant])
+    [score] = await session_of(conn).scores.recompute([tenant])
     expected = case["expected"]
 
     assert score.aoer_score == Decimal(expected["aoer_score"])
@@ -48,7 +54,7 @@ async def test_golden_case(
         if isinstance(value, str) and key != "error":
             # same scale as the golden string: 60.00, not 60 or 60.0
             assert str(score.metrics[key]) == value, key
-    summary = await get_summary(conn, tenant)
+    [summary] = await session_of(conn).scores.summaries([tenant])
     assert summary is not None
     assert summary.aoer_score == Decimal(expected["aoer_score"])
     assert summary.visibility_risk == Decimal(expected["visibility_risk"])
@@ -65,7 +71,7 @@ async def test_whole_golden_set_in_one_batch(
         tenant = await make_tenant(case["name"], tenant_id=UUID(case["tenant_id"]))
         await add_signals(tenant, case["signals"])
         ids.append(tenant)
-    scores = {s.tenant_id: s for s in await recompute_tenants(conn, ids)}
+    scores = {s.tenant_id: s for s in await session_of(conn).scores.recompute(ids)}
     assert len(scores) == len(CASES)
     for case in CASES:
         got = scores[UUID(case["tenant_id"])]

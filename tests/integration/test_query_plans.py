@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from aoer.constants import RECOMPUTE_EVENT
 from aoer.db.pool import Connection
 from aoer.db.queries import query
 
@@ -12,13 +13,13 @@ PARAMS: dict[str, dict[str, Any]] = {
     "claim_jobs": {"worker_id": "w", "limit": 500, "lease_s": 30.0},
     "next_due_at": {},
     "reclaim_expired": {"limit": 10_000},
-    "tenant_queue_status": {"tenant_id": "00000000-0000-0000-0000-000000000001"},
+    "queue_statuses": {"tenant_ids": ["00000000-0000-0000-0000-000000000001"]},
 }
 EXPECTED_INDEX = {
     "claim_jobs": "aoer_queue_claim_idx",
     "next_due_at": "aoer_queue_claim_idx",
     "reclaim_expired": "aoer_queue_lease_idx",
-    "tenant_queue_status": "aoer_queue_tenant_status_idx",
+    "queue_statuses": "aoer_queue_tenant_status_idx",
 }
 
 
@@ -69,6 +70,43 @@ async def test_hot_query_uses_its_index(big_queue: Connection, name: str) -> Non
     assert all(n["Node Type"] != "Seq Scan" for n in queue_scans), shown
     if name == "claim_jobs":
         assert all(n["Node Type"] != "Sort" for n in nodes), "claims walk the index in order"
+
+
+async def test_complete_jobs_probes_each_held_job_by_key(big_queue: Connection) -> None:
+    """The hottest statement, planned as during a fleet refresh: 20,000 jobs in flight, one
+    worker completing its batch of 1,000. The held ids are joined to the queue (a hash join
+    over the jobs in flight, or a primary-key probe per job): never a sequential scan of the
+    queue, and never the quadratic plan that tests every held id against every job in
+    flight as a filter (`id = ANY (...)` on the lease index)."""
+    await big_queue.execute(
+        "UPDATE aoer_queue SET status = 'processing', locked_by = 'w', started_at = now(),"
+        " lease_expires_at = now() + interval '30 seconds'"
+        " WHERE id IN (SELECT id FROM aoer_queue WHERE status = 'completed' LIMIT 20000)"
+    )
+    await big_queue.execute("ANALYZE aoer_queue")
+    cur = await big_queue.execute(
+        "SELECT array_agg(id) AS ids FROM (SELECT id FROM aoer_queue"
+        " WHERE status = 'processing' LIMIT 1000) held"
+    )
+    held = await cur.fetchone()
+    assert held is not None
+    params = {"worker_id": "w", "job_ids": held["ids"], "event_type": RECOMPUTE_EVENT}
+    cur = await big_queue.execute(
+        b"EXPLAIN (FORMAT JSON) " + query("complete_jobs").encode(), params
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    nodes = nodes_in(row["QUERY PLAN"])
+    shown = json.dumps(row["QUERY PLAN"], indent=1, default=str)[:4000]
+    queue_scans = [
+        n for n in nodes if n.get("Relation Name") == "aoer_queue" and "Scan" in n["Node Type"]
+    ]
+    assert queue_scans, shown
+    for scan in queue_scans:
+        assert scan["Node Type"] in ("Index Scan", "Index Only Scan"), shown
+        assert scan.get("Index Name") in ("aoer_queue_pkey", "aoer_queue_lease_idx"), shown
+        assert "ANY" not in scan.get("Filter", ""), shown
+    assert any(n["Node Type"] in ("Hash Join", "Nested Loop") for n in nodes), shown
 
 
 async def test_sql_helpers_are_inlined_and_keep_their_answers(conn: Connection) -> None:

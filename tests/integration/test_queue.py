@@ -10,7 +10,7 @@ import pytest
 from aoer import queue
 from aoer.db.pool import Connection
 from aoer.errors import InactiveTenant, InvalidInput, UnknownTenant
-from tests.conftest import AddSignals, MakeTenant
+from tests.conftest import AddSignals, MakeTenant, session_of
 
 WORKER = "test-worker"
 LEASE_S = 30.0
@@ -27,7 +27,7 @@ async def job_count(conn: Connection) -> int:
 
 async def test_enqueue_creates_a_queued_job(conn: Connection, make_tenant: MakeTenant) -> None:
     tenant = await make_tenant()
-    job = await queue.enqueue(conn, tenant, "high")
+    job = await queue.enqueue(session_of(conn), tenant, "high")
     assert (job.tenant_id, job.priority, job.status, job.coalesced) == (
         tenant,
         "high",
@@ -44,9 +44,9 @@ async def test_enqueue_coalesces_and_raises_priority(
     conn: Connection, make_tenant: MakeTenant
 ) -> None:
     tenant = await make_tenant()
-    first = await queue.enqueue(conn, tenant, "low")
-    second = await queue.enqueue(conn, tenant, "urgent")
-    third = await queue.enqueue(conn, tenant, "medium")
+    first = await queue.enqueue(session_of(conn), tenant, "low")
+    second = await queue.enqueue(session_of(conn), tenant, "urgent")
+    third = await queue.enqueue(session_of(conn), tenant, "medium")
     assert second.id == first.id == third.id
     assert (second.coalesced, third.coalesced) == (True, True)
     assert second.priority == "urgent"
@@ -58,11 +58,11 @@ async def test_coalescing_moves_scheduled_at_earlier(
     conn: Connection, make_tenant: MakeTenant
 ) -> None:
     tenant = await make_tenant()
-    job = await queue.enqueue(conn, tenant)
+    job = await queue.enqueue(session_of(conn), tenant)
     await conn.execute(
         "UPDATE aoer_queue SET scheduled_at = now() + interval '1 hour' WHERE id = %s", (job.id,)
     )
-    await queue.enqueue(conn, tenant)
+    await queue.enqueue(session_of(conn), tenant)
     [row] = await rows(conn, "SELECT scheduled_at <= now() AS due FROM aoer_queue")
     assert row["due"] is True
 
@@ -71,10 +71,10 @@ async def test_tenant_in_processing_gets_a_new_queued_job(
     conn: Connection, make_tenant: MakeTenant
 ) -> None:
     tenant = await make_tenant()
-    first = await queue.enqueue(conn, tenant)
-    [claimed] = await queue.claim(conn, WORKER, 10, LEASE_S)
+    first = await queue.enqueue(session_of(conn), tenant)
+    [claimed] = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 10)
     assert claimed.id == first.id
-    second = await queue.enqueue(conn, tenant)
+    second = await queue.enqueue(session_of(conn), tenant)
     assert second.id != first.id
     assert second.coalesced is False
     statuses = await rows(conn, "SELECT status FROM aoer_queue ORDER BY created_at")
@@ -100,14 +100,14 @@ async def test_bad_enqueue_is_refused_and_writes_nothing(
     valid = await make_tenant()
     target = {"UNKNOWN": str(uuid4()), "VALID": str(valid)}.get(tenant_id, tenant_id)
     with pytest.raises(error, match=message):
-        await queue.enqueue(conn, target, priority)
+        await queue.enqueue(session_of(conn), target, priority)
     assert await job_count(conn) == 0
 
 
 async def test_inactive_tenant_is_refused(conn: Connection, make_tenant: MakeTenant) -> None:
     tenant = await make_tenant(active=False)
     with pytest.raises(InactiveTenant, match="inactive"):
-        await queue.enqueue(conn, tenant)
+        await queue.enqueue(session_of(conn), tenant)
     assert await job_count(conn) == 0
 
 
@@ -117,14 +117,14 @@ async def test_claim_takes_priority_order_then_age(
     order = ["low", "medium", "urgent", "low", "high", "medium", "urgent"]
     tenants = [await make_tenant(f"t{i}") for i in range(len(order))]
     for i, (tenant, priority) in enumerate(zip(tenants, order, strict=True)):
-        job = await queue.enqueue(conn, tenant, priority)
+        job = await queue.enqueue(session_of(conn), tenant, priority)
         # distinct ages: earlier index = older
         await conn.execute(
             "UPDATE aoer_queue SET scheduled_at = now() - make_interval(secs => %s) WHERE id = %s",
             (100 - i, job.id),
         )
     batches: list[set[UUID]] = []
-    while batch := await queue.claim(conn, WORKER, 2, LEASE_S):
+    while batch := await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 2):
         batches.append({job.tenant_id for job in batch})
     rank = {"urgent": 0, "high": 1, "medium": 2, "low": 3}
     expected = [tenants[i] for i in sorted(range(len(order)), key=lambda i: (rank[order[i]], i))]
@@ -134,13 +134,13 @@ async def test_claim_takes_priority_order_then_age(
 
 async def test_claim_skips_jobs_not_yet_due(conn: Connection, make_tenant: MakeTenant) -> None:
     later, now = await make_tenant("later"), await make_tenant("now")
-    job = await queue.enqueue(conn, later, "urgent")
+    job = await queue.enqueue(session_of(conn), later, "urgent")
     await conn.execute(
         "UPDATE aoer_queue SET scheduled_at = now() + interval '5 minutes' WHERE id = %s",
         (job.id,),
     )
-    await queue.enqueue(conn, now, "low")
-    claimed = await queue.claim(conn, WORKER, 10, LEASE_S)
+    await queue.enqueue(session_of(conn), now, "low")
+    claimed = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 10)
     assert [j.tenant_id for j in claimed] == [now]
 
 
@@ -150,13 +150,13 @@ async def test_concurrent_claims_never_share_a_job(
     from aoer.db.pool import connect
 
     tenants = [await make_tenant(f"t{i}") for i in range(40)]
-    await queue.enqueue_many(conn, tenants)
+    await queue.enqueue_many(session_of(conn), tenants)
     other = await connect(db_url)
     try:
         async with conn.transaction(), other.transaction():
             # Both claims run while the other's transaction is still open.
-            first = await queue.claim(conn, "a", 25, LEASE_S)
-            second = await queue.claim(other, "b", 25, LEASE_S)
+            first = await session_of(conn, lease_s=LEASE_S).jobs.claim("a", 25)
+            second = await session_of(other, lease_s=LEASE_S).jobs.claim("b", 25)
     finally:
         await other.close()
     assert len(first) == 25
@@ -171,9 +171,9 @@ async def test_process_batch_completes_jobs_and_writes_summary_and_event(
     await add_signals(
         tenant, [{"days_ago": d, "aeo": "60", "geo": "70", "ugc": "80"} for d in range(5)]
     )
-    job = await queue.enqueue(conn, tenant, "urgent")
-    jobs = await queue.claim(conn, WORKER, 10, LEASE_S)
-    outcome = await queue.process_batch(conn, WORKER, jobs)
+    job = await queue.enqueue(session_of(conn), tenant, "urgent")
+    jobs = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 10)
+    outcome = await queue.process_batch(session_of(conn), WORKER, jobs)
     assert [c.id for c in outcome.completed] == [job.id]
     assert str(outcome.completed[0].aoer_score) == "68.50"
     [summary] = await rows(conn, "SELECT aoer_score, visibility_risk FROM aoer_summary")
@@ -189,10 +189,10 @@ async def test_a_job_whose_lease_was_lost_is_not_completed_by_the_old_holder(
     conn: Connection, make_tenant: MakeTenant
 ) -> None:
     tenant = await make_tenant()
-    await queue.enqueue(conn, tenant)
-    jobs = await queue.claim(conn, WORKER, 10, LEASE_S)
+    await queue.enqueue(session_of(conn), tenant)
+    jobs = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 10)
     await conn.execute("UPDATE aoer_queue SET locked_by = 'someone-else'")
-    outcome = await queue.process_batch(conn, WORKER, jobs)
+    outcome = await queue.process_batch(session_of(conn), WORKER, jobs)
     assert outcome.completed == []
     assert await rows(conn, "SELECT 1 FROM metrics_events") == []
 
@@ -210,9 +210,9 @@ async def test_failed_attempt_is_recorded_and_retried_after_backoff(
     conn: Connection, make_tenant: MakeTenant
 ) -> None:
     tenant = await make_tenant()
-    await queue.enqueue(conn, tenant)
-    [job] = await queue.claim(conn, WORKER, 10, LEASE_S)
-    [attempt] = await queue.fail(conn, WORKER, [(job, "boom")], random.Random(1))
+    await queue.enqueue(session_of(conn), tenant)
+    [job] = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 10)
+    [attempt] = await queue.fail(session_of(conn), WORKER, [(job, "boom")], random.Random(1))
     assert (attempt.status, attempt.retry_count) == ("queued", 1)
     [row] = await rows(
         conn,
@@ -227,18 +227,20 @@ async def test_failed_attempt_is_recorded_and_retried_after_backoff(
         job.id,
     )
     assert failure["error_data"]["willRetry"] is True
-    assert await queue.claim(conn, WORKER, 10, LEASE_S) == [], "not due before its backoff"
+    assert await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 10) == [], (
+        "not due before its backoff"
+    )
 
 
 async def test_job_fails_for_good_after_max_retries(
     conn: Connection, make_tenant: MakeTenant
 ) -> None:
     tenant = await make_tenant()
-    await queue.enqueue(conn, tenant, max_retries=3)
+    await queue.enqueue(session_of(conn, max_retries=3), tenant)
     for attempt in range(1, 4):
         await conn.execute("UPDATE aoer_queue SET scheduled_at = now() WHERE status = 'queued'")
-        [job] = await queue.claim(conn, WORKER, 10, LEASE_S)
-        [result] = await queue.fail(conn, WORKER, [(job, f"error {attempt}")])
+        [job] = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 10)
+        [result] = await queue.fail(session_of(conn), WORKER, [(job, f"error {attempt}")])
         assert result.retry_count == attempt
     assert result.status == "failed"
     [row] = await rows(conn, "SELECT status, error_message, completed_at FROM aoer_queue")
@@ -246,7 +248,7 @@ async def test_job_fails_for_good_after_max_retries(
     assert row["completed_at"] is not None
     failures = await rows(conn, "SELECT retry_count FROM aoer_failures ORDER BY retry_count")
     assert [f["retry_count"] for f in failures] == [1, 2, 3]
-    status = await queue.tenant_queue_status(conn, tenant)
+    status = (await session_of(conn).jobs.statuses([tenant]))[tenant]
     assert (status.pending, status.processing, status.failed) == (0, 0, 1)
 
 
@@ -254,10 +256,10 @@ async def test_retry_folds_into_a_waiting_job_of_the_same_tenant(
     conn: Connection, make_tenant: MakeTenant
 ) -> None:
     tenant = await make_tenant()
-    await queue.enqueue(conn, tenant)
-    [job] = await queue.claim(conn, WORKER, 10, LEASE_S)
-    waiting = await queue.enqueue(conn, tenant)
-    [attempt] = await queue.fail(conn, WORKER, [(job, "boom")])
+    await queue.enqueue(session_of(conn), tenant)
+    [job] = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 10)
+    waiting = await queue.enqueue(session_of(conn), tenant)
+    [attempt] = await queue.fail(session_of(conn), WORKER, [(job, "boom")])
     assert attempt.status == "failed"
     assert "retry carried by the waiting job" in attempt.error_message
     [row] = await rows(conn, "SELECT id FROM aoer_queue WHERE status = 'queued'")
@@ -283,9 +285,9 @@ async def test_poison_tenant_does_not_fail_its_neighbours(
             FOR EACH ROW EXECUTE FUNCTION refuse_poison();
         """  # type: ignore[arg-type]
     )
-    await queue.enqueue_many(conn, tenants)
-    jobs = await queue.claim(conn, WORKER, 100, LEASE_S)
-    outcome = await queue.process_batch(conn, WORKER, jobs)
+    await queue.enqueue_many(session_of(conn), tenants)
+    jobs = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 100)
+    outcome = await queue.process_batch(session_of(conn), WORKER, jobs)
     assert sorted(c.tenant_id for c in outcome.completed) == sorted(set(tenants) - {poison})
     assert [f.tenant_id for f in outcome.failed] == [poison]
     assert outcome.failed[0].error_message == "poisoned tenant"
@@ -301,11 +303,11 @@ async def test_expired_lease_is_taken_back_and_counts_as_an_attempt(
     conn: Connection, make_tenant: MakeTenant
 ) -> None:
     tenant = await make_tenant()
-    await queue.enqueue(conn, tenant)
-    [job] = await queue.claim(conn, "dead-worker", 10, LEASE_S)
-    assert await queue.reclaim_expired(conn) == 0, "a live lease is left alone"
+    await queue.enqueue(session_of(conn), tenant)
+    [job] = await session_of(conn, lease_s=LEASE_S).jobs.claim("dead-worker", 10)
+    assert await queue.reclaim_expired(session_of(conn)) == 0, "a live lease is left alone"
     await conn.execute("UPDATE aoer_queue SET lease_expires_at = now() - interval '1 second'")
-    assert await queue.reclaim_expired(conn) == 1
+    assert await queue.reclaim_expired(session_of(conn)) == 1
     [row] = await rows(
         conn, "SELECT status, retry_count, locked_by, scheduled_at <= now() AS due FROM aoer_queue"
     )
@@ -318,9 +320,9 @@ async def test_expired_lease_is_taken_back_and_counts_as_an_attempt(
     [failure] = await rows(conn, "SELECT error_message, error_data FROM aoer_failures")
     assert "lease expired" in failure["error_message"]
     assert failure["error_data"]["workerId"] == "dead-worker"
-    [again] = await queue.claim(conn, WORKER, 10, LEASE_S)
+    [again] = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 10)
     assert again.id == job.id
-    outcome = await queue.process_batch(conn, WORKER, [again])
+    outcome = await queue.process_batch(session_of(conn), WORKER, [again])
     assert [c.id for c in outcome.completed] == [job.id]
 
 
@@ -328,14 +330,14 @@ async def test_expired_lease_of_a_tenant_with_a_waiting_job_is_not_requeued_twic
     conn: Connection, make_tenant: MakeTenant
 ) -> None:
     tenant = await make_tenant()
-    await queue.enqueue(conn, tenant)
-    await queue.claim(conn, "dead-worker", 10, LEASE_S)
-    waiting = await queue.enqueue(conn, tenant)
+    await queue.enqueue(session_of(conn), tenant)
+    await session_of(conn, lease_s=LEASE_S).jobs.claim("dead-worker", 10)
+    waiting = await queue.enqueue(session_of(conn), tenant)
     await conn.execute(
         "UPDATE aoer_queue SET lease_expires_at = now() - interval '1 second'"
         " WHERE status = 'processing'"
     )
-    assert await queue.reclaim_expired(conn) == 1
+    assert await queue.reclaim_expired(session_of(conn)) == 1
     queued = await rows(conn, "SELECT id FROM aoer_queue WHERE status = 'queued'")
     assert [r["id"] for r in queued] == [waiting.id]
 
@@ -344,10 +346,10 @@ async def test_renewing_extends_only_leases_still_held(
     conn: Connection, make_tenant: MakeTenant
 ) -> None:
     a, b = await make_tenant("a"), await make_tenant("b")
-    await queue.enqueue_many(conn, [a, b])
-    jobs = await queue.claim(conn, WORKER, 10, 1.0)
+    await queue.enqueue_many(session_of(conn), [a, b])
+    jobs = await session_of(conn, lease_s=1.0).jobs.claim(WORKER, 10)
     await conn.execute("UPDATE aoer_queue SET locked_by = 'thief' WHERE tenant_id = %s", (b,))
-    kept = await queue.renew_leases(conn, WORKER, [j.id for j in jobs], 600.0)
+    kept = await session_of(conn, lease_s=600.0).jobs.renew(WORKER, [j.id for j in jobs])
     assert kept == {j.id for j in jobs if j.tenant_id == a}
     [row] = await rows(
         conn, "SELECT lease_expires_at - now() AS left FROM aoer_queue WHERE tenant_id = %s", a
@@ -360,9 +362,9 @@ async def test_enqueue_all_active_queues_every_active_tenant_once_at_low(
 ) -> None:
     active = [await make_tenant(f"a{i}") for i in range(5)]
     await make_tenant("gone", active=False)
-    urgent = await queue.enqueue(conn, active[0], "urgent")
-    assert await queue.trigger_cron(conn) == 5
-    assert await queue.trigger_cron(conn) == 5, "coalesces into the waiting jobs"
+    urgent = await queue.enqueue(session_of(conn), active[0], "urgent")
+    assert await queue.trigger_cron(session_of(conn)) == 5
+    assert await queue.trigger_cron(session_of(conn)) == 5, "coalesces into the waiting jobs"
     jobs = await rows(conn, "SELECT tenant_id, priority FROM aoer_queue")
     assert len(jobs) == 5
     by_tenant = {r["tenant_id"]: r["priority"] for r in jobs}
@@ -374,15 +376,15 @@ async def test_queue_status_reports_pending_processing_completed_failed(
     conn: Connection, make_tenant: MakeTenant
 ) -> None:
     tenant = await make_tenant()
-    await queue.enqueue(conn, tenant)
-    jobs = await queue.claim(conn, WORKER, 10, LEASE_S)
-    await queue.process_batch(conn, WORKER, jobs)
-    await queue.enqueue(conn, tenant)
-    await queue.claim(conn, WORKER, 10, LEASE_S)
-    await queue.enqueue(conn, tenant)
-    status = await queue.tenant_queue_status(conn, tenant)
+    await queue.enqueue(session_of(conn), tenant)
+    jobs = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 10)
+    await queue.process_batch(session_of(conn), WORKER, jobs)
+    await queue.enqueue(session_of(conn), tenant)
+    await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 10)
+    await queue.enqueue(session_of(conn), tenant)
+    status = (await session_of(conn).jobs.statuses([tenant]))[tenant]
     assert (status.pending, status.processing, status.completed, status.failed) == (1, 1, 1, 0)
-    depth = {(d.status, d.priority): d.jobs for d in await queue.queue_depth(conn)}
+    depth = {(d.status, d.priority): d.jobs for d in await session_of(conn).jobs.depth()}
     assert depth == {
         ("queued", "medium"): 1,
         ("processing", "medium"): 1,

@@ -5,14 +5,15 @@ from uuid import UUID
 
 import pytest
 
-from aoer.cli.runtime import scheduled_jobs
+from aoer.bootstrap.worker import scheduled_jobs
 from aoer.config import Settings
 from aoer.constants import RETENTION_TICK
 from aoer.db.pool import Connection
 from aoer.queue import retention
+from aoer.store import Session
 from aoer.types import JsonObject
 from aoer.worker.scheduler import ScheduledJob, fire_if_due
-from tests.conftest import MakeTenant
+from tests.conftest import MakeTenant, session_of
 
 AGES = {"AOER_RETAIN_JOBS_DAYS": 7, "AOER_RETAIN_FAILURES_DAYS": 30, "AOER_RETAIN_EVENTS_DAYS": 90}
 
@@ -80,11 +81,11 @@ async def test_retention_deletes_what_is_past_its_age_and_nothing_else(
     await add_rows(conn, "metrics_events", b, 10, days_ago=91)
     await add_rows(conn, "metrics_events", b, 5, days_ago=89)
 
-    result = await fire_if_due(conn, retention_tick(), "w1")
+    result = await fire_if_due(session_of(conn), retention_tick(), "w1")
 
     assert result == {"deleted": {"aoer_queue": 10, "aoer_failures": 7, "metrics_events": 10}}
     assert await counts(conn) == {"jobs": 6, "waiting_or_running": 2, "failures": 2, "events": 5}
-    assert await fire_if_due(conn, retention_tick(), "w2") is None, "once per tick"
+    assert await fire_if_due(session_of(conn), retention_tick(), "w2") is None, "once per tick"
 
 
 async def test_retention_commits_batch_by_batch_outside_the_tick_transaction(
@@ -107,7 +108,7 @@ async def test_retention_commits_batch_by_batch_outside_the_tick_transaction(
             FOR EACH STATEMENT EXECUTE FUNCTION log_delete();
         """
     )
-    await fire_if_due(conn, retention_tick(), "w1")
+    await fire_if_due(session_of(conn), retention_tick(), "w1")
     cur = await conn.execute("SELECT xid, tick_rows FROM delete_log ORDER BY xid")
     log = await cur.fetchall()
     tick = await conn.execute("SELECT xmin::text::bigint AS xid FROM aoer_cron_ticks")
@@ -124,7 +125,8 @@ async def test_an_action_outside_the_tick_transaction_releases_a_failed_tick(
 ) -> None:
     calls: list[int] = []
 
-    async def flaky(c: Connection) -> JsonObject:
+    async def flaky(session: Session) -> JsonObject:
+        c = session.conn
         calls.append(1)
         async with c.transaction():
             await c.execute("CREATE TABLE IF NOT EXISTS progress (n int)")
@@ -135,10 +137,10 @@ async def test_an_action_outside_the_tick_transaction_releases_a_failed_tick(
 
     job = ScheduledJob("outside", "* * * * *", flaky, in_tick_transaction=False)
     with pytest.raises(RuntimeError, match="hiccup"):
-        await fire_if_due(conn, job, "w1")
+        await fire_if_due(session_of(conn), job, "w1")
     cur = await conn.execute("SELECT count(*) AS n FROM aoer_cron_ticks WHERE name = 'outside'")
     assert await cur.fetchone() == {"n": 0}, "the failed tick was given back"
-    assert await fire_if_due(conn, job, "w1") == {"done": True}
+    assert await fire_if_due(session_of(conn), job, "w1") == {"done": True}
     cur = await conn.execute("SELECT n FROM progress ORDER BY n")
     assert await cur.fetchall() == [{"n": 1}, {"n": 2}], "work committed before the failure stays"
     cur = await conn.execute("SELECT result FROM aoer_cron_ticks WHERE name = 'outside'")

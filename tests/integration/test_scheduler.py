@@ -6,15 +6,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from aoer.db.pool import Connection, connect
+from aoer.store import Session
 from aoer.types import JsonObject
 from aoer.worker.scheduler import ScheduledJob, fire_if_due
-from tests.conftest import MakeTenant
+from tests.conftest import MakeTenant, session_of
 
 
 def every_minute(fired: list[str]) -> ScheduledJob:
-    async def action(conn: Connection) -> JsonObject:
+    async def action(session: Session) -> JsonObject:
         fired.append("x")
-        cur = await conn.execute("SELECT count(*) AS n FROM tenants")
+        cur = await session.conn.execute("SELECT count(*) AS n FROM tenants")
         return dict(await cur.fetchone() or {})
 
     return ScheduledJob("test-tick", "* * * * *", action)
@@ -29,11 +30,16 @@ async def test_three_schedulers_fire_each_tick_exactly_once(db_url: str) -> None
         for minute in range(5):
             now = start + timedelta(minutes=minute)
             results = await asyncio.gather(
-                *(fire_if_due(c, job, f"scheduler-{i}", now) for i, c in enumerate(conns))
+                *(
+                    fire_if_due(session_of(c), job, f"scheduler-{i}", now)
+                    for i, c in enumerate(conns)
+                )
             )
             assert sum(r is not None for r in results) == 1, f"tick {minute} fired once"
             # a second pass over the same tick fires nothing
-            again = await asyncio.gather(*(fire_if_due(c, job, "late", now) for c in conns))
+            again = await asyncio.gather(
+                *(fire_if_due(session_of(c), job, "late", now) for c in conns)
+            )
             assert again == [None, None, None]
         cur = await conns[0].execute("SELECT tick FROM aoer_cron_ticks ORDER BY tick")
         ticks = [r["tick"] for r in await cur.fetchall()]
@@ -53,22 +59,22 @@ async def test_missed_tick_fires_once_on_start(conn: Connection) -> None:
         (datetime(2026, 11, 28, 0, 0, tzinfo=UTC),),
     )
     back_up = datetime(2026, 11, 28, 13, 30, tzinfo=UTC)
-    assert await fire_if_due(conn, job, "w1", back_up) is not None
-    assert await fire_if_due(conn, job, "w2", back_up + timedelta(minutes=5)) is None
+    assert await fire_if_due(session_of(conn), job, "w1", back_up) is not None
+    assert await fire_if_due(session_of(conn), job, "w2", back_up + timedelta(minutes=5)) is None
     assert len(fired) == 1, "one catch-up firing, not one per missed tick"
 
 
 async def test_cron_tick_queues_all_active_tenants_at_low(
     conn: Connection, make_tenant: MakeTenant
 ) -> None:
-    from aoer.cli.runtime import scheduled_jobs
+    from aoer.bootstrap.worker import scheduled_jobs
     from aoer.config import Settings
 
     for i in range(3):
         await make_tenant(f"t{i}")
     await make_tenant("inactive", active=False)
     [recompute] = [j for j in scheduled_jobs(Settings()) if j.name == "recompute"]
-    result = await fire_if_due(conn, recompute, "w1")
+    result = await fire_if_due(session_of(conn), recompute, "w1")
     assert result == {"queued": 3}
     cur = await conn.execute("SELECT DISTINCT priority FROM aoer_queue")
     assert await cur.fetchall() == [{"priority": "low"}]
@@ -86,6 +92,6 @@ async def test_a_failing_action_leaves_the_tick_to_fire_again(conn: Connection) 
     job = ScheduledJob("flaky", "* * * * *", flaky)
     now = datetime(2026, 11, 28, 12, 0, 30, tzinfo=UTC)
     with pytest.raises(RuntimeError, match="hiccup"):
-        await fire_if_due(conn, job, "w1", now)
-    assert await fire_if_due(conn, job, "w1", now) == {}
+        await fire_if_due(session_of(conn), job, "w1", now)
+    assert await fire_if_due(session_of(conn), job, "w1", now) == {}
     assert len(calls) == 2

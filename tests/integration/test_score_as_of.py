@@ -1,9 +1,9 @@
 """The score as of a past date equals today's score of the same signals shifted in time."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from aoer.db.pool import Connection
-from tests.conftest import AddSignals, MakeTenant
+from tests.conftest import AddSignals, MakeTenant, utc_today
 
 
 async def test_score_as_of_a_past_day_matches_todays_score_of_shifted_signals(
@@ -22,7 +22,7 @@ async def test_score_as_of_a_past_day_matches_todays_score_of_shifted_signals(
     cur = await conn.execute(
         "SELECT aoer_score, visibility_risk, metrics FROM aoer_compute_scores_as_of(%s, %s)"
         " UNION ALL SELECT aoer_score, visibility_risk, metrics FROM aoer_compute_scores(%s)",
-        ([past], date.today() - timedelta(days=shift), [today]),
+        ([past], utc_today() - timedelta(days=shift), [today]),
     )
     as_of, now = await cur.fetchall()
     assert as_of == now

@@ -1,6 +1,6 @@
 """Signal ingestion: validation names row and field; upserts are idempotent and all-or-nothing."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import uuid4
@@ -10,11 +10,11 @@ import pytest
 from aoer.db.pool import Connection
 from aoer.scoring.demo import DEMO_DEALERS, load_demo
 from aoer.scoring.signals import SignalValidationError, upsert_signals, validate_rows
-from tests.conftest import MakeTenant
+from tests.conftest import MakeTenant, session_of, utc_today
 
 
 def row(dealer: object, days_back: int = 1, **values: Any) -> dict[str, Any]:
-    base = {"dealerId": str(dealer), "date": (date.today() - timedelta(days_back)).isoformat()}
+    base = {"dealerId": str(dealer), "date": (utc_today() - timedelta(days_back)).isoformat()}
     return base | values
 
 
@@ -45,8 +45,10 @@ def test_validation_names_each_bad_row_and_field() -> None:
 
 async def test_upsert_replaces_a_resent_day(conn: Connection, make_tenant: MakeTenant) -> None:
     dealer = await make_tenant()
-    first = await upsert_signals(conn, validate_rows([row(dealer, aeo=10), row(dealer, 2)]))
-    again = await upsert_signals(conn, validate_rows([row(dealer, aeo="20.50")]))
+    first = await upsert_signals(
+        session_of(conn), validate_rows([row(dealer, aeo=10), row(dealer, 2)])
+    )
+    again = await upsert_signals(session_of(conn), validate_rows([row(dealer, aeo="20.50")]))
     assert (first.upserted, again.upserted) == (2, 1)
     assert first.tenant_ids == [dealer]
     cur = await conn.execute(
@@ -61,13 +63,13 @@ async def test_unknown_dealer_writes_nothing(conn: Connection, make_tenant: Make
     dealer = await make_tenant()
     rows = validate_rows([row(dealer, aeo=1), row(uuid4(), aeo=2)])
     with pytest.raises(SignalValidationError, match="row 1, field dealerId: unknown tenant"):
-        await upsert_signals(conn, rows)
+        await upsert_signals(session_of(conn), rows)
     assert await count(conn, "aiv_raw_signals") == 0
 
 
 async def test_demo_load_is_idempotent_with_signals_and_history(conn: Connection) -> None:
-    ids = await load_demo(conn)
-    await load_demo(conn)
+    ids = await load_demo(session_of(conn))
+    await load_demo(session_of(conn))
     assert len(ids) == len(DEMO_DEALERS) == await count(conn, "tenants")
     rows = await count(conn, "aiv_raw_signals")
     assert len(ids) * 50 < rows <= len(ids) * 90

@@ -9,7 +9,7 @@ from uuid import UUID
 import numpy as np
 
 from aoer.db.pool import Connection
-from aoer.scoring.training import COMPONENTS, Policy
+from aoer.training import COMPONENTS, Policy
 
 # The truth the trainer must find: far from v1 (which ignores seo and geolocal).
 TRUE_WEIGHTS = {"seo": 0.10, "aeo": 0.20, "geo": 0.30, "ugc": 0.15, "geolocal": 0.25}

@@ -6,10 +6,11 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from aoer.api.app import create_app
 from aoer.api.auth import TokenService
+from aoer.bootstrap.api import build_api
 from aoer.config import Settings
 from aoer.db.pool import Connection, Pool
+from tests.conftest import services_for
 from tests.model.synthetic import POLICY, seed
 
 SECRET = "model-api-test-secret-0123456789abcdef"
@@ -25,10 +26,10 @@ async def client(pool: Pool, db_url: str) -> AsyncIterator[httpx.AsyncClient]:
         AOER_MODEL_MIN_HOLDOUT_ROWS=POLICY.min_holdout_rows,
         AOER_MODEL_MIN_TENANTS=POLICY.min_tenants,
     )
-    app = create_app(settings, pool, database_url=db_url, cache_namespace=uuid4().hex)
     async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as c,
+        build_api(services_for(settings, pool, db_url), cache_namespace=uuid4().hex) as api,
+        api.app.router.lifespan_context(api.app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(api.app), base_url="http://test") as c,
     ):
         yield c
 

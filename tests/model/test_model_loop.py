@@ -9,14 +9,13 @@ from uuid import UUID
 import psycopg
 import pytest
 
+from aoer.bootstrap.worker import build_worker
 from aoer.config import Settings
 from aoer.db.pool import Connection, Pool
 from aoer.errors import InvalidInput
 from aoer.scoring import model
-from aoer.scoring.recompute import recompute_tenants
-from aoer.scoring.training import COMPONENTS
-from aoer.worker import Worker
-from tests.conftest import MakeTenant
+from aoer.training import COMPONENTS
+from tests.conftest import MakeTenant, services_for, session_of
 from tests.model.synthetic import POLICY, TRUE_WEIGHTS, expected_score, seed
 
 # Stated tolerance: with 760 training rows and noise of 2 points, each weight's standard
@@ -32,7 +31,7 @@ async def rows(conn: Connection, sql: str, *params: object) -> list[dict[str, An
 
 async def drain(pool: Pool, db_url: str) -> None:
     settings = Settings(AOER_RUN_CRON=False, AOER_BATCH_SIZE=50)  # type: ignore[call-arg]
-    await asyncio.wait_for(Worker(settings, pool, db_url, drain=True).run(), 30)
+    await asyncio.wait_for(build_worker(services_for(settings, pool, db_url), drain=True).run(), 30)
 
 
 async def scores(conn: Connection, tenants: list[UUID]) -> dict[UUID, tuple[Decimal, str]]:
@@ -50,9 +49,9 @@ async def test_known_weights_are_recovered_promoted_requeued_and_scored(
 ) -> None:
     tenants = await seed(conn, outcome="linear")
     dormant = await make_tenant("Dormant Motors", active=False)
-    await recompute_tenants(conn, [*tenants, dormant])
+    await session_of(conn).scores.recompute([*tenants, dormant])
 
-    run = await model.train(conn, POLICY, trigger="cli")
+    run = await model.train(session_of(conn), POLICY, trigger="cli")
 
     result = run.evaluation
     assert (result.decision, run.challenger_version, run.result_version) == ("promoted", "v2", "v2")
@@ -117,7 +116,7 @@ async def test_known_weights_are_recovered_promoted_requeued_and_scored(
 async def test_pure_noise_outcomes_are_recorded_but_not_promoted(conn: Connection) -> None:
     await seed(conn, outcome="noise")
 
-    run = await model.train(conn, POLICY, trigger="cli")
+    run = await model.train(session_of(conn), POLICY, trigger="cli")
 
     assert run.evaluation.decision == "rejected"
     assert "R²" in run.evaluation.reason
@@ -138,7 +137,7 @@ async def test_pure_noise_outcomes_are_recorded_but_not_promoted(conn: Connectio
 async def test_too_little_data_trains_nothing_and_says_why(conn: Connection) -> None:
     await seed(conn, tenants=2, days=20)
 
-    run = await model.train(conn, POLICY, trigger="cli")
+    run = await model.train(session_of(conn), POLICY, trigger="cli")
 
     reason = run.evaluation.reason
     assert run.evaluation.decision == "skipped"
@@ -156,15 +155,15 @@ async def test_rollback_restores_the_previous_champion_and_its_scores(
     conn: Connection, pool: Pool, db_url: str
 ) -> None:
     tenants = await seed(conn, outcome="linear")
-    await recompute_tenants(conn, tenants)
+    await session_of(conn).scores.recompute(tenants)
     v1_scores = await scores(conn, tenants)
     assert {version for _, version in v1_scores.values()} == {"v1"}
-    await model.train(conn, POLICY, trigger="cli")
+    await model.train(session_of(conn), POLICY, trigger="cli")
     await drain(pool, db_url)
     v2_scores = await scores(conn, tenants)
     assert v2_scores != v1_scores
 
-    done = await model.rollback(conn, trigger="cli")
+    done = await model.rollback(session_of(conn), trigger="cli")
 
     assert (done.from_version, done.to_version, done.requeued) == ("v2", "v1", len(tenants))
     statuses = await rows(conn, "SELECT version, status FROM model_weights ORDER BY version")
@@ -188,13 +187,13 @@ async def test_rollback_restores_the_previous_champion_and_its_scores(
         }
     ]
     with pytest.raises(model.NothingToRollBack, match="v1 did not replace"):
-        await model.rollback(conn, trigger="cli")
+        await model.rollback(session_of(conn), trigger="cli")
 
 
 async def test_dry_run_writes_nothing_and_repeats_exactly(conn: Connection) -> None:
     await seed(conn, outcome="linear")
 
-    dry = await model.train(conn, POLICY, trigger="cli", dry_run=True)
+    dry = await model.train(session_of(conn), POLICY, trigger="cli", dry_run=True)
 
     assert dry.evaluation.decision == "promoted"
     assert dry.audit_id is None
@@ -202,7 +201,7 @@ async def test_dry_run_writes_nothing_and_repeats_exactly(conn: Connection) -> N
     assert await rows(conn, "SELECT id FROM model_audit") == []
     assert await rows(conn, "SELECT id FROM aoer_queue") == []
     # Same as-of date and data: the real run fits the same weights on the same checksum.
-    real = await model.train(conn, POLICY, trigger="cli", as_of=dry.window.as_of)
+    real = await model.train(session_of(conn), POLICY, trigger="cli", as_of=dry.window.as_of)
     assert real.evaluation.challenger == dry.evaluation.challenger
     assert real.evaluation.details["dataSha256"] == dry.evaluation.details["dataSha256"]
 
@@ -213,9 +212,9 @@ async def test_an_as_of_date_in_the_future_or_before_any_history_is_refused(
     cur = await conn.execute("SELECT current_date + 1 AS tomorrow")
     tomorrow = (await cur.fetchone() or {})["tomorrow"]
     with pytest.raises(InvalidInput, match="in the future"):
-        await model.train(conn, POLICY, trigger="cli", as_of=tomorrow)  # type: ignore[arg-type]
+        await model.train(session_of(conn), POLICY, trigger="cli", as_of=tomorrow)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="leaves no room"):
-        await model.train(conn, POLICY, trigger="cli", as_of=date(1, 1, 5))
+        await model.train(session_of(conn), POLICY, trigger="cli", as_of=date(1, 1, 5))
 
 
 @pytest.mark.parametrize(("intercept", "expected"), [("100", "100.00"), ("-100", "0.00")])
@@ -232,7 +231,7 @@ async def test_scores_stay_on_0_to_100_whatever_the_champion(
         await conn.execute("UPDATE model_weights SET status = 'retired' WHERE version = 'v1'")
         await conn.execute("UPDATE model_weights SET status = 'champion' WHERE version = 'v2'")
 
-    stored = await recompute_tenants(conn, tenants)
+    stored = await session_of(conn).scores.recompute(tenants)
 
     assert {s.aoer_score for s in stored} == {Decimal(expected)}
     assert {s.metrics["modelVersion"] for s in stored} == {"v2"}

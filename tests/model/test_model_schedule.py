@@ -3,11 +3,12 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from aoer.cli.runtime import scheduled_jobs
+from aoer.bootstrap.worker import scheduled_jobs
 from aoer.config import Settings
 from aoer.constants import MODEL_TICK
 from aoer.db.pool import Connection, connect
 from aoer.worker.scheduler import ScheduledJob, fire_if_due
+from tests.conftest import session_of
 from tests.model.synthetic import POLICY, seed
 
 MONDAY_4AM = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
@@ -36,16 +37,16 @@ async def test_two_schedulers_never_train_the_same_weekly_tick_twice(
         # Both wake up during the same week: one trains, the other finds the tick taken.
         now = MONDAY_4AM + timedelta(hours=3)
         results = await asyncio.gather(
-            fire_if_due(first, job, "scheduler-a", now),
-            fire_if_due(second, job, "scheduler-b", now),
+            fire_if_due(session_of(first), job, "scheduler-a", now),
+            fire_if_due(session_of(second), job, "scheduler-b", now),
         )
         assert sorted(r is not None for r in results) == [False, True]
         [fired] = [r for r in results if r is not None]
         assert fired["decision"] == "promoted"
         later = MONDAY_4AM + timedelta(days=3)
         again = await asyncio.gather(
-            fire_if_due(first, job, "scheduler-a", later),
-            fire_if_due(second, job, "scheduler-b", later),
+            fire_if_due(session_of(first), job, "scheduler-a", later),
+            fire_if_due(session_of(second), job, "scheduler-b", later),
         )
         assert again == [None, None]
     finally:
@@ -65,9 +66,9 @@ async def test_next_week_trains_again_and_keeps_a_champion_it_cannot_beat(
 ) -> None:
     await seed(conn, outcome="linear")
     job = weekly_training()
-    assert (await fire_if_due(conn, job, "w", MONDAY_4AM))["decision"] == "promoted"  # type: ignore[index]
+    assert (await fire_if_due(session_of(conn), job, "w", MONDAY_4AM))["decision"] == "promoted"  # type: ignore[index]
 
-    result = await fire_if_due(conn, job, "w", MONDAY_4AM + timedelta(weeks=1))
+    result = await fire_if_due(session_of(conn), job, "w", MONDAY_4AM + timedelta(weeks=1))
 
     # Same data, so v3 matches v2: not clearly better, recorded and retired.
     assert result is not None

@@ -7,7 +7,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from aoer.scoring.training import (
+from aoer.training import (
     COMPONENTS,
     V1_WEIGHTS,
     Dataset,

@@ -1,5 +1,5 @@
 """The HTTP API: FastAPI app factory, routers, auth, cache, SSE fan-out and metrics."""
 
-from aoer.api.app import create_app, default_routers
+from aoer.api.app import api_routers, create_app
 
-__all__ = ["create_app", "default_routers"]
+__all__ = ["api_routers", "create_app"]

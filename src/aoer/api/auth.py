@@ -7,7 +7,6 @@ and `iat`. Routers declare what they need with the dependencies at the bottom of
 """
 
 import hmac
-import json
 import logging
 import time
 import uuid
@@ -24,8 +23,10 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import TypeAdapter, ValidationError
 
+from aoer.api.context import api_context
 from aoer.api.errors import Forbidden, Unauthorized
 from aoer.errors import AoerError
+from aoer.store import Scope
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +57,13 @@ class Principal:
     def may_access(self, tenant_id: UUID) -> bool:
         return self.role != "tenant" or self.tenant_id == tenant_id
 
-    def claims_json(self) -> str:
-        """The claims PostgreSQL's RLS policies read from `request.jwt.claims`."""
-        claims = {"sub": self.subject, "role": self.role}
-        if self.tenant_id is not None:
-            claims["tenant_id"] = str(self.tenant_id)
-        return json.dumps(claims)
+    @property
+    def scope(self) -> Scope | None:
+        """What Row Level Security limits this caller to (None: admin and service roles,
+        whose access the endpoints check)."""
+        if self.role != "tenant" or self.tenant_id is None:
+            return None
+        return Scope({"sub": self.subject, "role": self.role, "tenant_id": str(self.tenant_id)})
 
 
 class TokenService:
@@ -183,7 +185,7 @@ SessionCookie = Annotated[str | None, Depends(cookie_scheme)]
 
 
 def token_service(request: Request) -> TokenService:
-    return cast(TokenService, request.app.state.tokens)
+    return api_context(request).tokens
 
 
 async def current_principal(
@@ -313,7 +315,8 @@ async def cron_caller(
     request: Request, bearer: BearerCredentials, cookie: SessionCookie
 ) -> Principal:
     """`Authorization: Bearer $CRON_SECRET` (external schedulers), or an admin/service token."""
-    if bearer is not None and secret_matches(bearer.credentials, request.app.state.cron_secret):
+    cron_secret = api_context(request).settings.cron_secret
+    if bearer is not None and secret_matches(bearer.credentials, cron_secret):
         return Principal("cron-secret", "service", None, datetime.max.replace(tzinfo=UTC))
     principal = await current_principal(request, bearer, cookie)
     if principal.role not in ("admin", "service"):

@@ -1,29 +1,46 @@
-"""What every request handler may use: settings, pool, tokens, cache, event hub and metrics."""
+"""What every request handler may use: settings, store, tokens, cache, event hub and metrics.
 
+The composition root (`aoer.bootstrap`) builds one `ApiContext` per process and hands it to
+`create_app`; handlers reach it through the `Context` dependency.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, Final, cast
 
 from fastapi import Depends, Request
 
-from aoer.api.auth import TokenService
 from aoer.api.cache import SummaryCache
-from aoer.api.events import EventHub
 from aoer.api.metrics import Metrics
 from aoer.config import Settings
-from aoer.db.pool import Pool
+from aoer.store import Scope, Session, Store
 
-SSE_HEARTBEAT_S = 15.0
+if TYPE_CHECKING:  # auth reads the context; the context only names auth's types
+    from aoer.api.auth import Principal, TokenService
+    from aoer.api.events import EventHub
+
+SSE_HEARTBEAT_S: Final = 15.0
+DB_ACQUIRE_TIMEOUT_S: Final = 5.0  # a request waits this long for a pooled connection, then 503
 
 
 @dataclass
 class ApiContext:
     settings: Settings
-    pool: Pool
-    tokens: TokenService
+    store: Store
+    tokens: "TokenService"
     cache: SummaryCache
-    hub: EventHub
+    hub: "EventHub"
     metrics: Metrics
     heartbeat_s: float = SSE_HEARTBEAT_S
+
+    @asynccontextmanager
+    async def session(self, principal: "Principal | None" = None) -> AsyncIterator[Session]:
+        """A store session that sees what `principal` may see (everything when None: the
+        caller checked the role). Tenant tokens get Row Level Security."""
+        scope: Scope | None = principal.scope if principal is not None else None
+        async with self.store.session(scope, timeout_s=DB_ACQUIRE_TIMEOUT_S) as session:
+            yield session
 
 
 def api_context(request: Request) -> ApiContext:

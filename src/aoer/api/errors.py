@@ -1,22 +1,28 @@
 """HTTP errors: every failure becomes `{"error": "<message>", ...}` with a fitting status code.
 
-Core code raises AoerError subclasses; this module alone decides their status codes. FastAPI's
-own `{"detail": ...}` bodies never reach a client: validation errors, unknown routes and
-unexpected exceptions are all rewritten here.
+Core code raises AoerError subclasses; `status_for` below is the one place that decides their
+status codes. FastAPI's own `{"detail": ...}` bodies never reach a client: validation errors,
+unknown routes and unexpected exceptions are all rewritten here. Driver errors never get
+this far: the store translates them (`aoer.store.errors`).
 """
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from aoer.errors import AoerError, DatabaseError, InactiveTenant, InvalidInput, NotFound
+from aoer.errors import (
+    AoerError,
+    Conflict,
+    DatabaseError,
+    InvalidInput,
+    NotFound,
+    TransientDatabaseError,
+)
 from aoer.scoring.signals import SignalValidationError
 
 logger = logging.getLogger(__name__)
@@ -52,28 +58,10 @@ class Forbidden(HttpError):
     status_code = 403
 
 
-class Conflict(HttpError):
-    """The request conflicts with the current state."""
-
-    status_code = 409
-
-
-class PayloadTooLarge(HttpError):
-    """The request body is too large."""
-
-    status_code = 413
-
-
 class UnsupportedMediaType(HttpError):
     """The request body must be JSON (Content-Type: application/json)."""
 
     status_code = 415
-
-
-class ServiceUnavailable(HttpError):
-    """The database is unavailable."""
-
-    status_code = 503
 
 
 def error_body(message: str, **extra: Any) -> dict[str, Any]:
@@ -86,19 +74,24 @@ def _json(
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
+# The project's errors and their status codes, most specific first.
+STATUS_CODES: tuple[tuple[type[AoerError], int], ...] = (
+    (SignalValidationError, 422),
+    (InvalidInput, 400),
+    (NotFound, 404),
+    (Conflict, 409),
+    (TransientDatabaseError, 503),
+    (DatabaseError, 500),
+)
+
+
 def status_for(exc: AoerError) -> int:
+    """The one mapping from the project's errors to HTTP status codes."""
     if isinstance(exc, HttpError):
         return exc.status_code
-    if isinstance(exc, SignalValidationError):
-        return 422
-    if isinstance(exc, InactiveTenant):
-        return 409
-    if isinstance(exc, InvalidInput):
-        return 400
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, DatabaseError):
-        return 503
+    for kind, status in STATUS_CODES:
+        if isinstance(exc, kind):
+            return status
     return 500
 
 
@@ -156,6 +149,9 @@ async def _on_aoer_error(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, SignalValidationError):
         issues = [{"row": e.row, "field": e.field, "message": e.message} for e in exc.errors]
         return _json(status, error_body(str(exc), **_listed(issues)))
+    if isinstance(exc, TransientDatabaseError):
+        logger.warning("database unavailable: %s", exc)
+        return _json(status, error_body("the database is unavailable, try again shortly"))
     if status >= 500:
         logger.error("request failed: %s", exc)
     headers = exc.headers if isinstance(exc, HttpError) else None
@@ -190,11 +186,6 @@ def _http_exception_handler(
     return handle
 
 
-async def _on_database_down(_: Request, exc: Exception) -> JSONResponse:
-    logger.warning("database unavailable: %s", exc)
-    return _json(503, error_body("the database is unavailable, try again shortly"))
-
-
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
     logger.exception("unexpected error", exc_info=exc)
     return _json(500, error_body("internal server error"))
@@ -204,6 +195,4 @@ def install_error_handlers(app: FastAPI, *, max_body_bytes: int) -> None:
     app.add_exception_handler(AoerError, _on_aoer_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler(max_body_bytes))
-    app.add_exception_handler(PoolTimeout, _on_database_down)
-    app.add_exception_handler(psycopg.OperationalError, _on_database_down)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -15,14 +15,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from uuid import UUID
 
-import psycopg
-
 from aoer.api.cache import SummaryCache
-from aoer.api.readers import queue_statuses, summaries
 from aoer.api.schemas import queue_status_json, summary_json
 from aoer.constants import QUEUE_CHANNEL, SUMMARY_CHANNEL
-from aoer.db.pool import Pool, connect
-from aoer.errors import AoerError
+from aoer.errors import DatabaseError
+from aoer.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -65,14 +62,12 @@ class Subscription:
 class EventHub:
     def __init__(
         self,
-        database_url: str,
-        pool: Pool,
+        store: Store,
         cache: SummaryCache,
         *,
         subscriber_queue_size: int = SUBSCRIBER_QUEUE_SIZE,
     ) -> None:
-        self.database_url = database_url
-        self.pool = pool
+        self.store = store
         self.cache = cache
         self.subscriber_queue_size = subscriber_queue_size
         self.listening = asyncio.Event()
@@ -129,26 +124,23 @@ class EventHub:
     async def _listen(self) -> None:
         while True:
             try:
-                conn = await connect(self.database_url, autocommit=True)
-                try:
-                    await conn.execute(f"LISTEN {SUMMARY_CHANNEL}")
-                    await conn.execute(f"LISTEN {QUEUE_CHANNEL}")
-                    await self.cache.clear()
-                    self.cache.enabled = True
-                    self.listening.set()
-                    self._queue_changed()
-                    async for notify in conn.notifies():
-                        if notify.channel == SUMMARY_CHANNEL:
-                            await self._summaries_changed(_tenant_ids(notify.payload))
-                        else:
-                            self._queue_changed()
-                finally:
-                    self.cache.enabled = False
-                    self.listening.clear()
-                    await conn.close()
+                async with self.store.listen(SUMMARY_CHANNEL, QUEUE_CHANNEL) as notifications:
+                    try:
+                        await self.cache.clear()
+                        self.cache.enabled = True
+                        self.listening.set()
+                        self._queue_changed()
+                        async for notify in notifications:
+                            if notify.channel == SUMMARY_CHANNEL:
+                                await self._summaries_changed(_tenant_ids(notify.payload))
+                            else:
+                                self._queue_changed()
+                    finally:
+                        self.cache.enabled = False
+                        self.listening.clear()
             except asyncio.CancelledError:
                 raise
-            except (psycopg.Error, OSError, AoerError) as exc:
+            except (DatabaseError, OSError) as exc:
                 logger.warning("event hub lost its database connection (%s); reconnecting", exc)
             except Exception:
                 logger.exception("event hub error; reconnecting")
@@ -161,12 +153,12 @@ class EventHub:
         if not watched:
             return
         try:
-            async with self.pool.connection() as conn:
-                fresh = await summaries(conn, watched)
-                statuses = await queue_statuses(
-                    conn, [t for t in watched if t in self._subscribers]
+            async with self.store.session() as session:
+                fresh = await session.scores.summaries(watched)
+                statuses = await session.jobs.statuses(
+                    [t for t in watched if t in self._subscribers]
                 )
-        except (psycopg.Error, AoerError) as exc:
+        except DatabaseError as exc:
             logger.warning("could not read updated summaries for subscribers: %s", exc)
             return
         for summary in fresh:
@@ -189,9 +181,9 @@ class EventHub:
             if not watched:
                 return
             try:
-                async with self.pool.connection() as conn:
-                    statuses = await queue_statuses(conn, watched)
-            except (psycopg.Error, AoerError) as exc:
+                async with self.store.session() as session:
+                    statuses = await session.jobs.statuses(watched)
+            except DatabaseError as exc:
                 logger.warning("could not refresh queue status for subscribers: %s", exc)
                 return
             for tenant_id, status in statuses.items():

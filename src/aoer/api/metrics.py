@@ -11,12 +11,10 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aoer import queue
-from aoer.constants import PRIORITIES
-from aoer.db.pool import Connection
+from aoer.constants import JOB_STATUSES, PRIORITIES
 from aoer.queue.batches import BatchOutcome
+from aoer.types import QueueDepth
 
-JOB_STATUSES = ("queued", "processing", "completed", "failed")
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 HTTP_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -99,12 +97,11 @@ class Metrics:
         for attempt in outcome.failed:
             self.jobs.labels("retried" if attempt.status == "queued" else "failed").inc()
 
-    async def refresh_queue(self, conn: Connection) -> None:
-        depth = await queue.queue_depth(conn)
+    def set_queue_depth(self, depth: list[QueueDepth]) -> None:
         found = {(d.status, d.priority): d for d in depth}
         for status in JOB_STATUSES:
             for priority in PRIORITIES:
-                row = found.get((status, priority))  # type: ignore[arg-type]
+                row = found.get((status, priority))
                 self.queue_jobs.labels(status, priority).set(row.jobs if row else 0)
                 if status in ("queued", "processing"):
                     age = row.oldest_age_s if row and row.oldest_age_s is not None else 0

@@ -9,7 +9,7 @@ import contextlib
 import gc
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import uvicorn
 from fastapi import FastAPI
@@ -32,7 +32,15 @@ class ApiServer:
     """`reuse_port=True` binds with SO_REUSEPORT: several `aoer serve` processes then share
     one port and the kernel spreads connections across them (one per core)."""
 
-    def __init__(self, app: FastAPI, host: str, port: int, *, reuse_port: bool = False) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        host: str,
+        port: int,
+        *,
+        reuse_port: bool = False,
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
         config = uvicorn.Config(
             app,
             host=host,
@@ -43,7 +51,7 @@ class ApiServer:
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             server_header=False,
         )
-        self._app = app
+        self._on_stop = on_stop
         self._reuse_port = reuse_port
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
@@ -94,10 +102,10 @@ class ApiServer:
 
     def stop(self) -> None:
         self._server.should_exit = True
-        # Open SSE streams would hold the graceful shutdown until its timeout: end them now.
-        context = getattr(self._app.state, "aoer", None)
-        if context is not None:
-            context.hub.release_subscribers()
+        # Open SSE streams would hold the graceful shutdown until its timeout: the caller's
+        # `on_stop` (the event hub's `release_subscribers`) ends them now.
+        if self._on_stop is not None:
+            self._on_stop()
 
     async def wait(self) -> None:
         """Until the server has stopped (after `stop()` or a failure)."""

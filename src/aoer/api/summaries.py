@@ -2,7 +2,6 @@
 
 from uuid import UUID
 
-from aoer.api import readers
 from aoer.api.auth import Principal
 from aoer.api.context import ApiContext
 from aoer.api.schemas import summary_json
@@ -15,8 +14,8 @@ async def summary_body(ctx: ApiContext, principal: Principal, tenant_id: UUID) -
     if cached is not None:
         return cached
     ticket = ctx.cache.ticket(tenant_id)
-    async with readers.scoped_connection(ctx.pool, principal) as conn:
-        found = await readers.summary(conn, tenant_id)
+    async with ctx.session(principal) as session:
+        found = await session.scores.summary(tenant_id)
     if not found.tenant_found:
         raise UnknownTenant(f"unknown tenant {tenant_id}")
     if found.summary is None:

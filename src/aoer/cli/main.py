@@ -11,14 +11,11 @@ from rich.progress import Progress
 from rich.table import Table
 
 from aoer import queue
+from aoer.bootstrap import open_services, resolve_database_url
+from aoer.bootstrap.worker import build_worker
 from aoer.cli.model import model_app
 from aoer.cli.runner import EXIT_USAGE, console, fail, run_command
-from aoer.cli.runtime import (
-    database,
-    install_stop_handlers,
-    scheduled_jobs,
-    serve_worker_metrics,
-)
+from aoer.cli.runtime import install_stop_handlers, serve_worker_metrics
 from aoer.cli.serve import register as register_api_commands
 from aoer.cli.serve import run_up
 from aoer.config import Settings
@@ -27,8 +24,6 @@ from aoer.db.embedded import DATA_FOLDER, stop_embedded
 from aoer.db.schema import migrate as run_migrations
 from aoer.errors import AoerError
 from aoer.scoring.signals import upsert_signals, validate_rows
-from aoer.tenants import create_tenant, list_tenants
-from aoer.worker import Worker
 
 app = typer.Typer(
     help="AOER Orchestrator",
@@ -49,8 +44,7 @@ def migrate() -> None:
     """Apply pending database migrations (idempotent; safe when run twice at once)."""
 
     async def main(settings: Settings) -> None:
-        async with database(settings) as (url, _):
-            applied = await run_migrations(url)
+        applied = await run_migrations(await resolve_database_url(settings, allow_embedded=False))
         console.print(f"{len(applied)} migrations applied" if applied else "schema is current")
 
     run_command(main)
@@ -74,15 +68,9 @@ def worker(
             settings.worker_concurrency = concurrency
         port = settings.worker_metrics_port if metrics_port is None else metrics_port
         metrics = serve_worker_metrics(settings.host, port) if port is not None else None
-        async with database(settings) as (url, pool):
-            jobs = [] if drain else scheduled_jobs(settings)
-            runner = Worker(
-                settings,
-                pool,
-                url,
-                drain=drain,
-                scheduled=jobs,
-                on_batch=metrics.observe_batch if metrics else None,
+        async with open_services(settings) as services:
+            runner = build_worker(
+                services, drain=drain, on_batch=metrics.observe_batch if metrics else None
             )
             install_stop_handlers(runner.stop)
             await runner.run()
@@ -121,8 +109,8 @@ def cron(
         fail("the scheduler runs inside `aoer worker`; use `aoer cron --once`", EXIT_USAGE)
 
     async def main(settings: Settings) -> int:
-        async with database(settings) as (_, pool), pool.connection() as conn:
-            return await queue.trigger_cron(conn, max_retries=settings.max_retries)
+        async with open_services(settings) as services, services.store.session() as session:
+            return await queue.trigger_cron(session)
 
     console.print(f"queued {run_command(main)} tenants")
 
@@ -135,8 +123,8 @@ def enqueue(
     """Queue one tenant for recompute (coalesces with a job already waiting)."""
 
     async def main(settings: Settings) -> None:
-        async with database(settings) as (_, pool), pool.connection() as conn:
-            job = await queue.enqueue(conn, tenant_id, priority, max_retries=settings.max_retries)
+        async with open_services(settings) as services, services.store.session() as session:
+            job = await queue.enqueue(session, tenant_id, priority)
         state = "coalesced into" if job.coalesced else "queued as"
         console.print(f"tenant {job.tenant_id} {state} job {job.id} (priority {job.priority})")
 
@@ -148,9 +136,9 @@ def status() -> None:
     """Queue depth by status and priority, oldest waiting job, throughput."""
 
     async def main(settings: Settings) -> None:
-        async with database(settings) as (_, pool), pool.connection() as conn:
-            depth = await queue.queue_depth(conn)
-            rate = await queue.throughput(conn)
+        async with open_services(settings) as services, services.store.session() as session:
+            depth = await session.jobs.depth()
+            rate = await session.jobs.throughput()
         table = Table(title="aoer_queue")
         table.add_column("status")
         for priority in ("urgent", "high", "medium", "low"):
@@ -190,9 +178,9 @@ def tenants_add(
 
     async def main(settings: Settings) -> None:
         tid = queue.parse_tenant_id(tenant_id) if tenant_id else None
-        async with database(settings) as (_, pool), pool.connection() as conn:
-            tenant = await create_tenant(
-                conn, name, tenant_id=tid, domain=domain, city=city, region=region
+        async with open_services(settings) as services, services.store.session() as session:
+            tenant = await session.tenants.create(
+                name, tenant_id=tid, domain=domain, city=city, region=region
             )
         console.print(f"{tenant.id}\t{tenant.name}")
 
@@ -204,8 +192,8 @@ def tenants_list() -> None:
     """List dealerships."""
 
     async def main(settings: Settings) -> None:
-        async with database(settings) as (_, pool), pool.connection() as conn:
-            tenants = await list_tenants(conn, limit=1_000_000)
+        async with open_services(settings) as services, services.store.session() as session:
+            tenants = await session.tenants.list(limit=1_000_000)
         table = Table("id", "name", "domain", "city", "active")
         for t in tenants:
             table.add_row(
@@ -244,20 +232,18 @@ def signals_import(
 
     async def main(settings: Settings) -> tuple[int, int]:
         rows = validate_rows(_csv_rows(file), first_index=2, row_label="line")
-        async with database(settings) as (_, pool), pool.connection() as conn:
+        async with open_services(settings) as services, services.store.session() as session:
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task(f"importing {file.name}", total=len(rows))
                 result = await upsert_signals(
-                    conn,
+                    session,
                     rows,
                     first_index=2,
                     row_label="line",
                     progress=lambda n: progress.advance(task, n),
                 )
             if enqueue_after:
-                await queue.enqueue_many(
-                    conn, result.tenant_ids, DEFAULT_PRIORITY, max_retries=settings.max_retries
-                )
+                await queue.enqueue_many(session, result.tenant_ids, DEFAULT_PRIORITY)
         return result.upserted, len(result.tenant_ids)
 
     upserted, tenants = run_command(main)

@@ -6,11 +6,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from aoer.bootstrap import open_services
 from aoer.cli.runner import console, run_command
-from aoer.cli.runtime import database
 from aoer.config import Settings
 from aoer.scoring import model
-from aoer.scoring.training import COMPONENTS, Metrics, Weights
+from aoer.training import COMPONENTS, Metrics, Weights
 
 model_app = typer.Typer(
     help="The self-improving score: train, status, rollback", no_args_is_help=True
@@ -42,14 +42,13 @@ def train(
     """Fit a challenger on older days, judge it on the held-out days, promote if clearly better."""
 
     async def main(settings: Settings) -> model.TrainingRun:
-        async with database(settings) as (_, pool), pool.connection() as conn:
+        async with open_services(settings) as services, services.store.session() as session:
             return await model.train(
-                conn,
+                session,
                 model.policy_from_settings(settings),
                 trigger="cli",
                 as_of=as_of.date() if as_of else None,
                 dry_run=dry_run,
-                max_retries=settings.max_retries,
             )
 
     run = run_command(main)
@@ -85,8 +84,8 @@ def status(
     """The champion model and the latest training runs and rollbacks."""
 
     async def main(settings: Settings) -> model.ModelStatus:
-        async with database(settings) as (_, pool), pool.connection() as conn:
-            return await model.model_status(conn, runs=runs)
+        async with open_services(settings) as services, services.store.session() as session:
+            return await model.model_status(session, runs=runs)
 
     state = run_command(main)
     champion = state.champion
@@ -133,8 +132,8 @@ def rollback() -> None:
     """Restore the champion the current one replaced and re-queue every tenant."""
 
     async def main(settings: Settings) -> model.Rollback:
-        async with database(settings) as (_, pool), pool.connection() as conn:
-            return await model.rollback(conn, trigger="cli", max_retries=settings.max_retries)
+        async with open_services(settings) as services, services.store.session() as session:
+            return await model.rollback(session, trigger="cli")
 
     done = run_command(main)
     console.print(

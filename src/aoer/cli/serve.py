@@ -14,12 +14,13 @@ from typing import Annotated
 import typer
 
 from aoer import queue
+from aoer.bootstrap import open_services
+from aoer.bootstrap.worker import build_worker
 from aoer.cli.runner import EXIT_USAGE, console, fail, run_command
-from aoer.cli.runtime import database, install_stop_handlers, scheduled_jobs
+from aoer.cli.runtime import install_stop_handlers
 from aoer.config import Settings, load_settings
 from aoer.errors import AoerError
 from aoer.scoring.demo import load_demo
-from aoer.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -41,16 +42,14 @@ def serve(
     """Run the HTTP API alone (run `aoer migrate` first; workers run separately)."""
 
     async def main(settings: Settings) -> None:
-        from aoer.api import create_app
         from aoer.api.secret_files import with_secrets
-        from aoer.api.server import ApiServer
+        from aoer.bootstrap.api import build_api
 
         settings = with_secrets(settings, create=True)
-        async with database(settings) as (url, pool):
-            app = create_app(settings, pool, database_url=url)
+        async with open_services(settings) as services, build_api(services) as api:
             bind = host or settings.host
-            server = ApiServer(
-                app, bind, settings.port if port is None else port, reuse_port=reuse_port
+            server = api.server(
+                bind, settings.port if port is None else port, reuse_port=reuse_port
             )
             install_stop_handlers(server.stop)
             bound = await server.start()
@@ -69,27 +68,22 @@ def _address(host: str, port: int) -> str:
 
 async def run_up(settings: Settings, *, demo: bool) -> None:
     """`aoer up`: API, worker and scheduler in one process and one event loop."""
-    from aoer.api import create_app
-    from aoer.api.auth import LOGIN_PURPOSE, LOGIN_TOKEN_TTL, TokenService
+    from aoer.api.auth import LOGIN_PURPOSE, LOGIN_TOKEN_TTL
     from aoer.api.secret_files import with_secrets
-    from aoer.api.server import ApiServer
+    from aoer.bootstrap.api import build_api
 
     settings = with_secrets(settings, create=True)
-    async with database(settings, allow_embedded=True, run_migrations=True) as (url, pool):
+    async with (
+        open_services(settings, allow_embedded=True, run_migrations=True) as services,
+        build_api(services) as api,
+    ):
         if demo:
-            async with pool.connection() as conn:
-                ids = await load_demo(conn)
-                await queue.enqueue_many(conn, ids, "high", max_retries=settings.max_retries)
+            async with services.store.session() as session:
+                ids = await load_demo(session)
+                await queue.enqueue_many(session, ids, "high")
             console.print(f"demo: {len(ids)} dealerships with 90 days of signals")
-        app = create_app(settings, pool, database_url=url)
-        server = ApiServer(app, settings.host, settings.port)
-        runner = Worker(
-            settings,
-            pool,
-            url,
-            scheduled=scheduled_jobs(settings),
-            on_batch=app.state.metrics.observe_batch,
-        )
+        server = api.server(settings.host, settings.port)
+        runner = build_worker(services, on_batch=api.context.metrics.observe_batch)
 
         def stop() -> None:
             runner.stop()
@@ -97,8 +91,7 @@ async def run_up(settings: Settings, *, demo: bool) -> None:
 
         install_stop_handlers(stop)
         port = await server.start()
-        tokens: TokenService = app.state.tokens
-        link_token = tokens.mint(
+        link_token = api.context.tokens.mint(
             "admin", ttl=LOGIN_TOKEN_TTL, subject="aoer-up", purpose=LOGIN_PURPOSE
         )
         address = _address(settings.host, port)

@@ -1,86 +1,56 @@
-"""What the dashboard shows, read from PostgreSQL into typed rows (SQL in `dashboard.sql`)."""
+"""What the dashboard shows, gathered from the store into one typed view per page."""
 
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Final, Literal, cast, get_args
+from typing import Final, get_args
 from uuid import UUID
 
-from aoer import queue
-from aoer.db.pool import Connection
-from aoer.db.queries import query
-from aoer.types import Grade, JsonObject, QueueDepth, QueueStatus, RiskLevel, Throughput
+from aoer.store import Session
+from aoer.store.fleet import (
+    NEVER_COMPUTED,
+    SORT_KEYS,
+    Failure,
+    FleetFilter,
+    FleetPage,
+    FleetRow,
+    FleetTotals,
+    SortKey,
+)
+from aoer.store.scores import RecentEvent
+from aoer.types import (
+    Grade,
+    JsonObject,
+    QueueDepth,
+    QueueStatus,
+    RiskLevel,
+    Throughput,
+    Tick,
+)
 
-SortKey = Literal["score", "risk", "name", "updated"]
-SORT_KEYS: Final[tuple[str, ...]] = get_args(SortKey)
 GRADES: Final[tuple[str, ...]] = get_args(Grade)
 RISK_LEVELS: Final[tuple[str, ...]] = get_args(RiskLevel)
-NEVER_COMPUTED: Final = "none"  # the grade filter's value for dealerships without a summary
 RECENT_EVENTS: Final = 10
 RECENT_FAILURES: Final = 10
 
-
-@dataclass(frozen=True, slots=True)
-class FleetFilter:
-    """A validated fleet query: every field comes from a whitelist or is a plain value."""
-
-    name: str | None = None
-    grade: str | None = None
-    risk_level: str | None = None
-    sort: SortKey = "risk"
-    descending: bool = True
-    page: int = 1
-    per_page: int = 50
-
-
-@dataclass(frozen=True, slots=True)
-class FleetRow:
-    tenant_id: UUID
-    name: str
-    city: str | None
-    active: bool
-    aoer_score: Decimal | None
-    visibility_risk: Decimal | None
-    grade: Grade | None
-    risk_level: RiskLevel | None
-    last_updated: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class FleetPage:
-    rows: list[FleetRow]
-    matching: int
-    filter: FleetFilter
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.matching // self.filter.per_page))
-
-
-@dataclass(frozen=True, slots=True)
-class FleetTotals:
-    tenants: int
-    computed: int
-    mean_score: Decimal | None
-    by_risk: dict[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    created_at: datetime
-    tenant_id: UUID
-    name: str
-    error_message: str
-    retry_count: int
-    will_retry: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    tick: datetime
-    fired_at: datetime
-    fired_by: str
-    result: JsonObject
+__all__ = [
+    "GRADES",
+    "NEVER_COMPUTED",
+    "RISK_LEVELS",
+    "SORT_KEYS",
+    "Failure",
+    "FleetFilter",
+    "FleetPage",
+    "FleetRow",
+    "FleetStats",
+    "FleetTotals",
+    "RecentEvent",
+    "SortKey",
+    "TenantView",
+    "fleet_page",
+    "fleet_stats",
+    "tenant_view",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +60,6 @@ class FleetStats:
     throughput: Throughput
     failures: list[Failure]
     last_tick: Tick | None
-
-
-@dataclass(frozen=True, slots=True)
-class RecentEvent:
-    created_at: datetime
-    aoer_score: Decimal | None
-    visibility_risk: Decimal | None
-    priority: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,63 +86,43 @@ class TenantView:
         return self.aoer_score is not None
 
 
-def _filter_params(f: FleetFilter) -> dict[str, object]:
-    return {"name": f.name, "grade": f.grade, "risk_level": f.risk_level}
-
-
-async def fleet_page(conn: Connection, f: FleetFilter) -> FleetPage:
+async def fleet_page(session: Session, f: FleetFilter) -> FleetPage:
     """One sorted, filtered page of dealerships and how many match in all."""
-    params = {
-        **_filter_params(f),
-        "sort": f.sort,
-        "descending": f.descending,
-        "limit": f.per_page,
-        "offset": (f.page - 1) * f.per_page,
-    }
-    cur = await conn.execute(query("dashboard_fleet_page"), params)
-    rows = [FleetRow(**cast(JsonObject, r)) for r in await cur.fetchall()]
-    cur = await conn.execute(query("dashboard_fleet_count"), _filter_params(f))
-    counted = await cur.fetchone()
-    return FleetPage(rows, cast(int, counted["matching"]) if counted else 0, f)
+    return await session.fleet.page(f)
 
 
-async def fleet_stats(conn: Connection, tick_name: str) -> FleetStats:
+async def fleet_stats(session: Session, tick_name: str) -> FleetStats:
     """Totals, queue depth, throughput, recent failures and the last scheduler tick."""
-    cur = await conn.execute(query("dashboard_fleet_totals"))
-    t = await cur.fetchone()
-    assert t is not None  # an aggregate always returns one row
-    totals = FleetTotals(
-        tenants=cast(int, t["tenants"]),
-        computed=cast(int, t["computed"]),
-        mean_score=cast(Decimal | None, t["mean_score"]),
-        by_risk={level: cast(int, t[level.lower()]) for level in RISK_LEVELS},
-    )
-    cur = await conn.execute(query("dashboard_recent_failures"), {"limit": RECENT_FAILURES})
-    failures = [Failure(**cast(JsonObject, r)) for r in await cur.fetchall()]
-    cur = await conn.execute(query("dashboard_last_tick"), {"name": tick_name})
-    tick = await cur.fetchone()
     return FleetStats(
-        totals=totals,
-        depth=await queue.queue_depth(conn),
-        throughput=await queue.throughput(conn),
-        failures=failures,
-        last_tick=Tick(**cast(JsonObject, tick)) if tick else None,
+        totals=await session.fleet.totals(),
+        depth=await session.jobs.depth(),
+        throughput=await session.jobs.throughput(),
+        failures=await session.fleet.recent_failures(RECENT_FAILURES),
+        last_tick=await session.ticks.last(tick_name),
     )
 
 
-async def tenant_view(conn: Connection, tenant_id: UUID) -> TenantView | None:
+async def tenant_view(session: Session, tenant_id: UUID) -> TenantView | None:
     """One dealership's page data, or None when no such dealership is visible."""
-    cur = await conn.execute(query("dashboard_tenant"), {"tenant_id": tenant_id})
-    row = await cur.fetchone()
+    row = await session.fleet.tenant(tenant_id)
     if row is None:
         return None
-    cur = await conn.execute(
-        query("dashboard_recent_events"), {"tenant_id": tenant_id, "limit": RECENT_EVENTS}
-    )
-    events = [RecentEvent(**cast(JsonObject, r)) for r in await cur.fetchall()]
-    fields = cast(JsonObject, row)
+    statuses = await session.jobs.statuses([tenant_id])
     return TenantView(
-        **{**fields, "metrics": fields["metrics"] or {}},
-        queue_status=await queue.tenant_queue_status(conn, tenant_id),
-        events=events,
+        tenant_id=row.tenant_id,
+        name=row.name,
+        domain=row.domain,
+        city=row.city,
+        region=row.region,
+        active=row.active,
+        aoer_score=row.aoer_score,
+        visibility_risk=row.visibility_risk,
+        grade=row.grade,
+        risk_level=row.risk_level,
+        last_updated=row.last_updated,
+        metrics=row.metrics or {},
+        signal_rows=row.signal_rows,
+        last_signal_date=row.last_signal_date,
+        queue_status=statuses.get(tenant_id, QueueStatus(0, 0, 0, 0)),
+        events=await session.scores.recent_events(tenant_id, RECENT_EVENTS),
     )

@@ -23,20 +23,20 @@ from aoer.api.auth import (
 )
 from aoer.api.context import Context
 from aoer.api.errors import Unauthorized
-from aoer.api.readers import scoped_connection
 from aoer.config import Settings
-from aoer.constants import PRIORITIES, RECOMPUTE_TICK
+from aoer.constants import JOB_STATUSES, PRIORITIES, RECOMPUTE_TICK
 from aoer.dashboard import data
 from aoer.dashboard.render import assets, page
 
 router = APIRouter(include_in_schema=False)
 
-STATUSES: Final = (
-    ("queued", "Pending"),
-    ("processing", "Processing"),
-    ("completed", "Completed"),
-    ("failed", "Failed"),
-)
+STATUS_LABELS: Final = {
+    "queued": "Pending",
+    "processing": "Processing",
+    "completed": "Completed",
+    "failed": "Failed",
+}
+STATUSES: Final = tuple((status, STATUS_LABELS[status]) for status in JOB_STATUSES)
 PRIORITY_ORDER: Final = tuple(reversed(PRIORITIES))  # urgent first
 MAX_NAME_FILTER_CHARS: Final = 100
 IMMUTABLE: Final = "public, max-age=31536000, immutable"
@@ -119,8 +119,8 @@ async def tenant_page(tenant_id: str, who: PagePrincipal, ctx: Context) -> Respo
     if who.role == "service" or not who.may_access(tid):
         # Same answer whether or not the dealership exists: nothing about it leaks.
         return denied_page(who, "This dealership belongs to another account.")
-    async with scoped_connection(ctx.pool, who) as conn:
-        view = await data.tenant_view(conn, tid)
+    async with ctx.session(who) as session:
+        view = await data.tenant_view(session, tid)
     if view is None:
         return not_found_page(who, "There is no dealership with this id.")
     return page("tenant.html", principal=who, view=view, active_nav="tenant")
@@ -177,9 +177,9 @@ async def fleet_page(
     if who.role != "admin":
         return denied_page(who, "The fleet view is for administrators.")
     f = fleet_filter(q, grade, risk, sort, dir, page_number)
-    async with scoped_connection(ctx.pool, who) as conn:
-        fleet = await data.fleet_page(conn, f)
-        stats = await data.fleet_stats(conn, RECOMPUTE_TICK)
+    async with ctx.session(who) as session:
+        fleet = await data.fleet_page(session, f)
+        stats = await data.fleet_stats(session, RECOMPUTE_TICK)
     return page(
         "fleet.html",
         principal=who,
@@ -202,8 +202,8 @@ async def fleet_stats(
     who: Annotated[Principal, Depends(require_admin)], ctx: Context
 ) -> dict[str, Any]:
     """The fleet page's live numbers (JSON; the page refreshes them in place)."""
-    async with scoped_connection(ctx.pool, who) as conn:
-        stats = await data.fleet_stats(conn, RECOMPUTE_TICK)
+    async with ctx.session(who) as session:
+        stats = await data.fleet_stats(session, RECOMPUTE_TICK)
     depth: dict[str, dict[str, int]] = {}
     for d in stats.depth:
         depth.setdefault(d.status, {})[d.priority] = d.jobs

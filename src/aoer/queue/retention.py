@@ -1,12 +1,14 @@
-"""Retention: delete finished jobs, failures and old events in batches, oldest first."""
+"""Retention: delete finished jobs, failures and old events in batches, oldest first.
+
+Each batch is its own short transaction (the session is in autocommit), so retention never
+holds locks or bloats one long transaction."""
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import LiteralString
 
 from aoer.constants import RETENTION_BATCH_ROWS
-from aoer.db.pool import Connection
-from aoer.db.queries import query
+from aoer.store import Session
 
 logger = logging.getLogger(__name__)
 
@@ -18,26 +20,21 @@ class RetentionAges:
     events_days: int
 
 
-async def _delete_in_batches(conn: Connection, sql: LiteralString, days: int) -> int:
+async def _in_batches(delete: Callable[[int, int], Awaitable[int]], days: int) -> int:
     total = 0
     while True:
-        async with conn.transaction():
-            cur = await conn.execute(sql, {"days": days, "limit": RETENTION_BATCH_ROWS})
-        total += cur.rowcount
-        if cur.rowcount < RETENTION_BATCH_ROWS:
+        deleted = await delete(days, RETENTION_BATCH_ROWS)
+        total += deleted
+        if deleted < RETENTION_BATCH_ROWS:
             return total
 
 
-async def purge(conn: Connection, ages: RetentionAges) -> dict[str, int]:
+async def purge(session: Session, ages: RetentionAges) -> dict[str, int]:
     """Delete everything older than its retention age; returns rows deleted per table."""
     deleted = {
-        "aoer_queue": await _delete_in_batches(conn, query("delete_finished_jobs"), ages.jobs_days),
-        "aoer_failures": await _delete_in_batches(
-            conn, query("delete_old_failures"), ages.failures_days
-        ),
-        "metrics_events": await _delete_in_batches(
-            conn, query("delete_old_events"), ages.events_days
-        ),
+        "aoer_queue": await _in_batches(session.jobs.delete_finished, ages.jobs_days),
+        "aoer_failures": await _in_batches(session.jobs.delete_failures, ages.failures_days),
+        "metrics_events": await _in_batches(session.scores.delete_events, ages.events_days),
     }
     logger.info("[AOER] Retention deleted %s", deleted, extra={"action": "retention"})
     return deleted

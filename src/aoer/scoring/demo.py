@@ -2,8 +2,7 @@
 
 from uuid import UUID, uuid5
 
-from aoer.db.pool import Connection
-from aoer.db.queries import query
+from aoer.store import Session
 
 DEMO_NAMESPACE = UUID("5e0d1c55-a0e2-4c5b-9a52-6f1d7d3b0a01")
 DEMO_DEALERS: tuple[tuple[str, str], ...] = (
@@ -26,17 +25,10 @@ def demo_tenant_ids() -> list[UUID]:
     return [uuid5(DEMO_NAMESPACE, name) for name, _ in DEMO_DEALERS]
 
 
-async def load_demo(conn: Connection) -> list[UUID]:
+async def load_demo(session: Session) -> list[UUID]:
     """Create the demo dealerships, their signals and score history (idempotent); their ids."""
     ids = demo_tenant_ids()
-    async with conn.transaction():
-        await conn.execute(
-            query("demo_tenants"),
-            {
-                "ids": ids,
-                "names": [name for name, _ in DEMO_DEALERS],
-                "cities": [city for _, city in DEMO_DEALERS],
-            },
-        )
-        await conn.execute(query("demo_history"), {"ids": ids})
+    await session.tenants.add_demo(
+        ids, [name for name, _ in DEMO_DEALERS], [city for _, city in DEMO_DEALERS]
+    )
     return ids

@@ -11,27 +11,21 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Final, Literal
-
-from psycopg.types.json import Jsonb
+from typing import Literal
 
 from aoer.config import Settings
 from aoer.constants import CRON_PRIORITY
-from aoer.db.pool import Connection
-from aoer.db.queries import query
-from aoer.errors import InvalidInput
-from aoer.queue.jobs import enqueue_all_active
-from aoer.scoring import model_store as store
-from aoer.scoring.model_store import AuditEntry, ModelVersion
-from aoer.scoring.training import Evaluation, Policy, Window, evaluate
+from aoer.errors import Conflict, InvalidInput
+from aoer.store import Session
+from aoer.store.models import AuditEntry, ModelVersion, metric_fields
+from aoer.training import Evaluation, Policy, Window, evaluate
 
 logger = logging.getLogger(__name__)
 
-MODEL_LOCK_KEY: Final = 0x4A0E7_0005  # pg_advisory_xact_lock key of training and rollback
 Trigger = Literal["schedule", "cli", "api"]
 
 
-class NothingToRollBack(InvalidInput):
+class NothingToRollBack(Conflict):
     """There is no earlier champion to roll back to."""
 
 
@@ -77,14 +71,13 @@ def policy_from_settings(settings: Settings) -> Policy:
 
 
 async def train(
-    conn: Connection,
+    session: Session,
     policy: Policy,
     *,
     trigger: Trigger,
     as_of: date | None = None,
     dry_run: bool = False,
     tick: datetime | None = None,
-    max_retries: int = 3,
 ) -> TrainingRun:
     """Fit a challenger, judge it against the champion, promote or retire it, audit the run.
 
@@ -95,9 +88,10 @@ async def train(
     challenger_version: str | None = None
     requeued = 0
     audit_id = None
-    async with conn.transaction():
-        await conn.execute(query("model_lock"), {"key": MODEL_LOCK_KEY})
-        today = await store.today(conn)
+    models = session.models
+    async with session.transaction():
+        await models.lock()
+        today = await models.today()
         if as_of and as_of > today:
             raise InvalidInput(f"as-of date {as_of} is in the future (today is {today} UTC)")
         try:
@@ -105,24 +99,23 @@ async def train(
         except OverflowError:
             days = policy.train_days + policy.holdout_days
             raise InvalidInput(f"as-of date {as_of} leaves no room for {days} days") from None
-        champion = await store.current_champion(conn)
-        data = await store.load_dataset(conn, window)
+        champion = await models.champion()
+        data = await models.dataset(window)
         # NNLS and the metrics are CPU work: keep the event loop (leases, API) responsive.
         result = await asyncio.to_thread(evaluate, data, champion.weights, policy)
         result_version = champion.version
         if not dry_run and result.challenger is not None:
-            challenger_version = await store.next_version(conn)
-            await store.insert_version(conn, challenger_version, result.challenger, window, result)
+            challenger_version = await models.next_version()
+            await models.insert_version(challenger_version, result.challenger, window, result)
             if result.decision == "promoted":
-                await store.swap_champion(
-                    conn, challenger_version, previous=champion.version, promotion=True
+                await models.swap_champion(
+                    challenger_version, previous=champion.version, promotion=True
                 )
                 result_version = challenger_version
-                requeued = await enqueue_all_active(conn, CRON_PRIORITY, max_retries=max_retries)
+                requeued = await session.jobs.enqueue_all_active(CRON_PRIORITY)
         duration_ms = (time.perf_counter() - started) * 1000
         if not dry_run:
-            audit_id = await store.insert_audit(
-                conn,
+            audit_id = await models.insert_audit(
                 {
                     "kind": "train",
                     "trigger": trigger,
@@ -141,17 +134,15 @@ async def train(
                     "holdout_rows": result.holdout_rows,
                     "train_tenants": result.train_tenants,
                     "holdout_tenants": result.holdout_tenants,
-                    **store.metric_fields("champion", result.champion_metrics),
-                    **store.metric_fields("challenger", result.challenger_metrics),
+                    **metric_fields("champion", result.champion_metrics),
+                    **metric_fields("challenger", result.challenger_metrics),
                     "requeued": requeued,
-                    "settings": Jsonb(result.details["policy"]),
-                    "details": Jsonb(
-                        {
-                            **result.details,
-                            "components": list(result.components),
-                            "droppedRows": result.dropped_rows,
-                        }
-                    ),
+                    "settings": result.details["policy"],
+                    "details": {
+                        **result.details,
+                        "components": list(result.components),
+                        "droppedRows": result.dropped_rows,
+                    },
                     "duration_ms": duration_ms,
                 },
             )
@@ -179,32 +170,28 @@ async def train(
     )
 
 
-async def train_on_tick(conn: Connection, settings: Settings, tick_name: str) -> TrainingRun:
+async def train_on_tick(session: Session, policy: Policy, tick_name: str) -> TrainingRun:
     """The weekly scheduler action: train inside the transaction that claimed the tick."""
     return await train(
-        conn,
-        policy_from_settings(settings),
-        trigger="schedule",
-        tick=await store.tick_in_progress(conn, tick_name),
-        max_retries=settings.max_retries,
+        session, policy, trigger="schedule", tick=await session.ticks.in_progress(tick_name)
     )
 
 
-async def rollback(conn: Connection, *, trigger: Trigger, max_retries: int = 3) -> Rollback:
+async def rollback(session: Session, *, trigger: Trigger) -> Rollback:
     """Restore the champion the current one replaced, re-queue every tenant, audit it."""
     started = time.perf_counter()
-    async with conn.transaction():
-        await conn.execute(query("model_lock"), {"key": MODEL_LOCK_KEY})
-        champion = await store.current_champion(conn)
+    models = session.models
+    async with session.transaction():
+        await models.lock()
+        champion = await models.champion()
         if champion.previous_version is None:
             raise NothingToRollBack(
                 f"nothing to roll back: {champion.version} did not replace an earlier champion"
             )
         previous = champion.previous_version
-        await store.swap_champion(conn, previous, previous=None, promotion=False)
-        requeued = await enqueue_all_active(conn, CRON_PRIORITY, max_retries=max_retries)
-        audit_id = await store.insert_audit(
-            conn,
+        await models.swap_champion(previous, previous=None, promotion=False)
+        requeued = await session.jobs.enqueue_all_active(CRON_PRIORITY)
+        audit_id = await models.insert_audit(
             {
                 "trigger": trigger,
                 "champion_version": champion.version,
@@ -225,8 +212,8 @@ async def rollback(conn: Connection, *, trigger: Trigger, max_retries: int = 3) 
     return Rollback(champion.version, previous, requeued, audit_id)
 
 
-async def model_status(conn: Connection, *, runs: int = 10) -> ModelStatus:
+async def model_status(session: Session, *, runs: int = 10) -> ModelStatus:
     """The champion and the latest runs, newest first."""
-    async with conn.transaction():
-        champion = await store.current_champion(conn)
-        return ModelStatus(champion, await store.recent_audit(conn, runs))
+    async with session.transaction():
+        champion = await session.models.champion()
+        return ModelStatus(champion, await session.models.recent_audit(runs))

@@ -8,16 +8,16 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from aoer.constants import SIGNAL_COLUMNS
-from aoer.db.pool import Connection
-from aoer.db.queries import query
 from aoer.errors import InvalidInput
+from aoer.store import Session
+from aoer.store.signals import UnknownDealers
 
 Percent = Annotated[
     Decimal | None, Field(default=None, ge=0, le=100, max_digits=5, decimal_places=2)
@@ -104,7 +104,7 @@ def validate_rows(
 
 
 async def upsert_signals(
-    conn: Connection,
+    session: Session,
     rows: list[SignalRow],
     *,
     first_index: int = 0,
@@ -112,25 +112,15 @@ async def upsert_signals(
     progress: Callable[[int], None] | None = None,
 ) -> UpsertResult:
     """Upsert validated rows in one transaction; unknown dealers → error, nothing written."""
-    async with conn.transaction():
-        await conn.execute(query("create_signal_stage"))
-        async with conn.cursor().copy(query("copy_signal_stage")) as copy:
-            for index, row in enumerate(rows, start=first_index):
-                await copy.write_row((index, *(getattr(row, column) for column in SIGNAL_COLUMNS)))
-                if progress is not None and index % 1000 == 0:
-                    progress(1000)
-        cur = await conn.execute(query("unknown_signal_dealers"))
-        unknown = await cur.fetchall()
-        if unknown:
-            errors = [
-                FieldError(cast(int, r["line"]), "dealerId", f"unknown tenant {r['dealer_id']}")
-                for r in unknown
-            ]
-            raise SignalValidationError(errors, row_label=row_label)
-        cur = await conn.execute(query("merge_signal_stage"))
-        merged = await cur.fetchone()
-        assert merged is not None
-    return UpsertResult(
-        upserted=cast(int, merged["upserted"]),
-        tenant_ids=sorted({row.dealer_id for row in rows}),
+    staged = (
+        (index, *(getattr(row, column) for column in SIGNAL_COLUMNS))
+        for index, row in enumerate(rows, start=first_index)
     )
+    try:
+        upserted = await session.signals.upsert(staged, progress=progress)
+    except UnknownDealers as exc:
+        errors = [
+            FieldError(u.line, "dealerId", f"unknown tenant {u.dealer_id}") for u in exc.unknown
+        ]
+        raise SignalValidationError(errors, row_label=row_label) from None
+    return UpsertResult(upserted=upserted, tenant_ids=sorted({row.dealer_id for row in rows}))

@@ -18,8 +18,8 @@ from uuid import UUID
 from aoer import queue
 from aoer.config import Settings
 from aoer.constants import LEASE_RENEWALS_PER_LEASE
-from aoer.db.pool import Pool
 from aoer.queue.batches import BatchOutcome
+from aoer.store import Store
 from aoer.types import ClaimedJob
 from aoer.worker.scheduler import ScheduledJob, run_scheduler
 from aoer.worker.wakeup import listen_for_jobs
@@ -38,16 +38,17 @@ class WorkerStats:
     batches: int = 0
     completed: int = 0
     failed: int = 0
+    notifications: int = 0  # NOTIFYs that woke the worker
 
 
 class Worker:
-    """Runs `settings.worker_concurrency` claim/process slots over one pool."""
+    """Runs `settings.worker_concurrency` claim/process slots over one store (lease and batch
+    size come with the store's policy)."""
 
     def __init__(
         self,
         settings: Settings,
-        pool: Pool,
-        database_url: str,
+        store: Store,
         *,
         drain: bool = False,
         scheduled: list[ScheduledJob] | None = None,
@@ -55,8 +56,7 @@ class Worker:
         on_batch: Callable[[BatchOutcome], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.pool = pool
-        self.database_url = database_url
+        self.store = store
         self.drain = drain
         self.scheduled = scheduled or []
         self.worker_id = worker_id or new_worker_id()
@@ -64,6 +64,10 @@ class Worker:
         self.on_batch = on_batch  # an observer (metrics) told of every processed batch
         self._stopping = asyncio.Event()
         self._wakeups = [asyncio.Event() for _ in range(settings.worker_concurrency)]
+        self._sleeping = 0
+        # Observable states (tests, `aoer up`): LISTEN is in place; every slot is asleep.
+        self.listening = asyncio.Event()
+        self.idle = asyncio.Event()
         self._in_hand: dict[UUID, ClaimedJob] = {}
 
     def stop(self) -> None:
@@ -75,6 +79,11 @@ class Worker:
         for event in self._wakeups:
             event.set()
 
+    def _listener_woke(self, notified: bool) -> None:
+        if notified:
+            self.stats.notifications += 1
+        self._wake_all()
+
     async def run(self) -> WorkerStats:
         logger.info(
             "[AOER] AOER Orchestrator worker active",
@@ -82,20 +91,21 @@ class Worker:
         )
         helpers: list[asyncio.Task[None]] = []
         if not self.drain:
-            listening = asyncio.Event()
             helpers.append(
-                asyncio.create_task(listen_for_jobs(self.database_url, self._wake_all, listening))
+                asyncio.create_task(
+                    listen_for_jobs(self.store, self._listener_woke, self.listening)
+                )
             )
             helpers.append(asyncio.create_task(self._keep_leases()))
             if self.scheduled:
                 helpers.append(
                     asyncio.create_task(
-                        run_scheduler(self.pool, self.scheduled, self.worker_id, self._stopping)
+                        run_scheduler(self.store, self.scheduled, self.worker_id, self._stopping)
                     )
                 )
             # Listen before the first claim so no NOTIFY falls between them.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(listening.wait(), LISTEN_READY_S)
+                await asyncio.wait_for(self.listening.wait(), LISTEN_READY_S)
         try:
             async with asyncio.TaskGroup() as group:
                 for slot in range(self.settings.worker_concurrency):
@@ -133,20 +143,18 @@ class Worker:
                 await self._sleep(wake, self.settings.poll_s)
 
     async def _claim(self) -> list[ClaimedJob]:
-        async with self.pool.connection() as conn:
+        async with self.store.session() as session:
             if self.drain:
-                await queue.reclaim_expired(conn)
-            jobs = await queue.claim(
-                conn, self.worker_id, self.settings.batch_size, self.settings.lease_s
-            )
+                await queue.reclaim_expired(session)
+            jobs = await session.jobs.claim(self.worker_id)
         for job in jobs:
             self._in_hand[job.id] = job
         return jobs
 
     async def _process(self, jobs: list[ClaimedJob]) -> None:
         try:
-            async with self.pool.connection() as conn:
-                outcome = await queue.process_batch(conn, self.worker_id, jobs)
+            async with self.store.session() as session:
+                outcome = await queue.process_batch(session, self.worker_id, jobs)
         finally:
             for job in jobs:
                 self._in_hand.pop(job.id, None)
@@ -178,12 +186,19 @@ class Worker:
     async def _sleep(self, wake: asyncio.Event, seconds: float | None = None) -> None:
         if seconds is None:
             seconds = await self._until_next_due()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=seconds)
+        self._sleeping += 1
+        if self._sleeping == len(self._wakeups):
+            self.idle.set()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=seconds)
+        finally:
+            self._sleeping -= 1
+            self.idle.clear()
 
     async def _until_next_due(self) -> float:
-        async with self.pool.connection() as conn:
-            due_at = await queue.next_due_at(conn)
+        async with self.store.session() as session:
+            due_at = await session.jobs.next_due_at()
         if due_at is None:
             return self.settings.poll_s
         seconds = (due_at - datetime.now(UTC)).total_seconds()
@@ -191,18 +206,16 @@ class Worker:
 
     async def _keep_leases(self) -> None:
         """Renew the leases of jobs in hand and take back those of dead workers."""
-        interval = self.settings.lease_s / LEASE_RENEWALS_PER_LEASE
+        interval = self.store.policy.lease_s / LEASE_RENEWALS_PER_LEASE
         while True:
             await asyncio.sleep(interval)
             try:
-                async with self.pool.connection() as conn:
+                async with self.store.session() as session:
                     held = list(self._in_hand)
-                    kept = await queue.renew_leases(
-                        conn, self.worker_id, held, self.settings.lease_s
-                    )
+                    kept = await session.jobs.renew(self.worker_id, held)
                     if len(kept) < len(held):
                         logger.warning("[AOER] lost the lease of %d jobs", len(held) - len(kept))
-                    await queue.reclaim_expired(conn)
+                    await queue.reclaim_expired(session)
             except asyncio.CancelledError:
                 raise
             except Exception:

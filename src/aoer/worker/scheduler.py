@@ -10,7 +10,6 @@ action runs outside it, and a failure releases the tick so the next pass tries a
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,9 +17,8 @@ from datetime import UTC, datetime
 
 from croniter import croniter
 
-from aoer.db.pool import Connection, Pool
-from aoer.db.queries import query
 from aoer.errors import InvalidInput
+from aoer.store import Session, Store
 from aoer.types import JsonObject
 
 logger = logging.getLogger(__name__)
@@ -28,7 +26,7 @@ logger = logging.getLogger(__name__)
 MAX_SLEEP_S = 60.0  # re-check at least this often (clock changes, missed wake-ups)
 ERROR_RETRY_S = 5.0
 
-TickAction = Callable[[Connection], Awaitable[JsonObject]]
+TickAction = Callable[[Session], Awaitable[JsonObject]]
 
 
 @dataclass(frozen=True)
@@ -51,47 +49,35 @@ class ScheduledJob:
 
 
 async def fire_if_due(
-    conn: Connection, job: ScheduledJob, fired_by: str, now: datetime | None = None
+    session: Session, job: ScheduledJob, fired_by: str, now: datetime | None = None
 ) -> JsonObject | None:
     """Fire `job`'s latest tick unless some worker already did; returns the action's result."""
     tick = job.previous_tick(now or datetime.now(UTC))
-    claim = {"name": job.name, "tick": tick, "fired_by": fired_by}
+    ticks = session.ticks
     if job.in_tick_transaction:
-        async with conn.transaction():
-            if not await _claim(conn, claim):
+        async with session.transaction():
+            if not await ticks.claim(job.name, tick, fired_by):
                 return None
-            result = await job.action(conn)
-            await _record(conn, job, tick, result)
+            result = await job.action(session)
+            await ticks.record(job.name, tick, result)
     else:
-        async with conn.transaction():
-            if not await _claim(conn, claim):
+        async with session.transaction():
+            if not await ticks.claim(job.name, tick, fired_by):
                 return None
         try:
-            result = await job.action(conn)
+            result = await job.action(session)
         except BaseException:
             # If the database is gone too, the claim stays and the next tick catches up.
             with contextlib.suppress(Exception):
-                await conn.execute(query("release_tick"), claim)
+                await ticks.release(job.name, tick, fired_by)
             raise
-        await _record(conn, job, tick, result)
+        await ticks.record(job.name, tick, result)
     logger.info("[AOER] %s tick %s fired by %s", job.name, tick.isoformat(), fired_by)
     return result
 
 
-async def _claim(conn: Connection, claim: dict[str, object]) -> bool:
-    cur = await conn.execute(query("claim_tick"), claim)
-    return await cur.fetchone() is not None
-
-
-async def _record(conn: Connection, job: ScheduledJob, tick: datetime, result: JsonObject) -> None:
-    await conn.execute(
-        query("record_tick_result"),
-        {"name": job.name, "tick": tick, "result": json.dumps(result, default=str)},
-    )
-
-
 async def run_scheduler(
-    pool: Pool, jobs: list[ScheduledJob], fired_by: str, stopping: asyncio.Event
+    store: Store, jobs: list[ScheduledJob], fired_by: str, stopping: asyncio.Event
 ) -> None:
     """Fire due ticks, then sleep until the next one (or until stopping)."""
     while not stopping.is_set():
@@ -99,8 +85,8 @@ async def run_scheduler(
         delay = MAX_SLEEP_S
         for job in jobs:
             try:
-                async with pool.connection() as conn:
-                    await fire_if_due(conn, job, fired_by, now)
+                async with store.session() as session:
+                    await fire_if_due(session, job, fired_by, now)
             except Exception:
                 logger.exception("[AOER] scheduler could not fire %s", job.name)
                 delay = ERROR_RETRY_S

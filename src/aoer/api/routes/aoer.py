@@ -6,7 +6,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from aoer import queue
-from aoer.api import readers
 from aoer.api.auth import (
     TENANT_QUERY_DOC,
     Principal,
@@ -56,10 +55,8 @@ async def queue_tenant(
     principal: Enqueuer, _: JsonBody, body: QueueRequest, ctx: Context
 ) -> QueuedJobOut:
     ensure_tenant_access(principal, body.tenant_id)
-    async with readers.scoped_connection(ctx.pool, principal) as conn:
-        job = await queue.enqueue(
-            conn, body.tenant_id, body.priority, max_retries=ctx.settings.max_retries
-        )
+    async with ctx.session(principal) as session:
+        job = await queue.enqueue(session, body.tenant_id, body.priority)
     return QueuedJobOut(
         success=True,
         job_id=job.id,
@@ -78,8 +75,8 @@ async def queue_tenant(
     summary="A tenant's jobs by status (`queued` reported as pending)",
 )
 async def queue_status(access: TenantReader, ctx: Context) -> TenantQueueOut:
-    async with readers.scoped_connection(ctx.pool, access.principal) as conn:
-        statuses = await readers.queue_statuses(conn, [access.tenant_id])
+    async with ctx.session(access.principal) as session:
+        statuses = await session.jobs.statuses([access.tenant_id])
     status = statuses.get(access.tenant_id)
     if status is None:
         raise UnknownTenant(f"unknown tenant {access.tenant_id}")
@@ -113,8 +110,8 @@ async def cron(caller: Annotated[Principal, Depends(cron_caller)], ctx: Context)
     logger.info(
         "[AOER] Cron triggered over HTTP by %s", caller.subject, extra={"action": "cron_http"}
     )
-    async with readers.scoped_connection(ctx.pool, caller) as conn:
-        queued = await queue.trigger_cron(conn, max_retries=ctx.settings.max_retries)
+    async with ctx.session(caller) as session:
+        queued = await queue.trigger_cron(session)
     return CronOut(success=True, queued=queued)
 
 
@@ -132,10 +129,10 @@ async def history(
         int, Query(ge=1, le=MAX_HISTORY_DAYS, description="How many days back")
     ] = DEFAULT_HISTORY_DAYS,
 ) -> HistoryOut:
-    async with readers.scoped_connection(ctx.pool, access.principal) as conn:
-        if not await readers.tenant_exists(conn, access.tenant_id):
+    async with ctx.session(access.principal) as session:
+        if not await session.tenants.exists(access.tenant_id):
             raise UnknownTenant(f"unknown tenant {access.tenant_id}")
-        points = await readers.score_history(conn, access.tenant_id, days)
+        points = await session.scores.history(access.tenant_id, days)
     return HistoryOut(
         tenant_id=access.tenant_id,
         days=days,

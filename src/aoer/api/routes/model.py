@@ -6,10 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from aoer.api import readers
 from aoer.api.auth import Principal, require_admin
 from aoer.api.context import Context
-from aoer.api.errors import Conflict
 from aoer.api.limits import require_json
 from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
 from aoer.api.schemas import Camel, StrictCamel
@@ -126,8 +124,8 @@ class RollbackOut(Camel):
 async def model_status(
     _: Admin, ctx: Context, runs: Annotated[int, Query(ge=1, le=MAX_RUNS)] = 10
 ) -> ModelStatusOut:
-    async with ctx.pool.connection(timeout=readers.DB_ACQUIRE_TIMEOUT_S) as conn:
-        state = await model.model_status(conn, runs=runs)
+    async with ctx.session() as session:
+        state = await model.model_status(session, runs=runs)
     return ModelStatusOut(
         champion=ModelOut.of(state.champion), runs=[RunOut.of(e) for e in state.runs]
     )
@@ -148,14 +146,13 @@ async def train(principal: Admin, _: JsonBody, body: TrainIn, ctx: Context) -> T
         " (dry run)" if body.dry_run else "",
         extra={"action": "model_train_http"},
     )
-    async with ctx.pool.connection(timeout=readers.DB_ACQUIRE_TIMEOUT_S) as conn:
+    async with ctx.session() as session:
         run = await model.train(
-            conn,
+            session,
             model.policy_from_settings(ctx.settings),
             trigger="api",
             as_of=body.as_of,
             dry_run=body.dry_run,
-            max_retries=ctx.settings.max_retries,
         )
     result, window = run.evaluation, run.window
     return TrainOut(
@@ -200,11 +197,8 @@ async def rollback(principal: Admin, _: JsonBody, ctx: Context) -> RollbackOut:
         principal.subject,
         extra={"action": "model_rollback_http"},
     )
-    async with ctx.pool.connection(timeout=readers.DB_ACQUIRE_TIMEOUT_S) as conn:
-        try:
-            done = await model.rollback(conn, trigger="api", max_retries=ctx.settings.max_retries)
-        except model.NothingToRollBack as exc:
-            raise Conflict(str(exc)) from None
+    async with ctx.session() as session:
+        done = await model.rollback(session, trigger="api")
     return RollbackOut(
         from_version=done.from_version,
         to_version=done.to_version,

@@ -2,17 +2,13 @@
 
 import logging
 
-import psycopg
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from psycopg_pool import PoolTimeout
 
-from aoer.api import readers
 from aoer.api.context import Context
 from aoer.api.schemas import HealthOut, ReadyOut
-from aoer.db.schema import pending_migrations
-from aoer.errors import AoerError
+from aoer.errors import DatabaseError
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +35,8 @@ async def healthz() -> Response:
 )
 async def readyz(ctx: Context) -> JSONResponse:
     try:
-        async with ctx.pool.connection(timeout=READY_TIMEOUT_S) as conn:
-            await readers.ping(conn)
-            pending = [f"{m.version:04d}_{m.name}" for m in await pending_migrations(conn)]
-    except (psycopg.Error, PoolTimeout, AoerError) as exc:
+        pending = await ctx.store.pending_migrations(timeout_s=READY_TIMEOUT_S)
+    except DatabaseError as exc:
         logger.warning("not ready: database unavailable (%s)", exc)
         body = ReadyOut(
             error="the database is unavailable",
@@ -80,10 +74,10 @@ def _ready_response(body: ReadyOut, status: int) -> JSONResponse:
 )
 async def metrics(ctx: Context) -> Response:
     try:
-        async with ctx.pool.connection(timeout=READY_TIMEOUT_S) as conn:
-            await ctx.metrics.refresh_queue(conn)
+        async with ctx.store.session(timeout_s=READY_TIMEOUT_S) as session:
+            ctx.metrics.set_queue_depth(await session.jobs.depth())
         ctx.metrics.database_up.set(1)
-    except (psycopg.Error, PoolTimeout, AoerError) as exc:
+    except DatabaseError as exc:
         logger.warning("metrics: cannot read the queue (%s)", exc)
         ctx.metrics.database_up.set(0)
     return Response(ctx.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -6,7 +6,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from aoer import queue
-from aoer.api import readers
 from aoer.api.auth import Principal, require_roles
 from aoer.api.context import Context
 from aoer.api.errors import Forbidden
@@ -41,13 +40,11 @@ async def upsert(
     _check_unique_days(rows)
     if not rows:
         return SignalsOut(upserted=0, tenants=0, queued=0)
-    async with readers.scoped_connection(ctx.pool, principal) as conn, conn.transaction():
+    async with ctx.session(principal) as session, session.transaction():
         # One transaction: the rows and the jobs they call for commit together.
-        result = await upsert_signals(conn, rows)
+        result = await upsert_signals(session, rows)
         jobs = (
-            await queue.enqueue_many(
-                conn, result.tenant_ids, DEFAULT_PRIORITY, max_retries=ctx.settings.max_retries
-            )
+            await queue.enqueue_many(session, result.tenant_ids, DEFAULT_PRIORITY)
             if body.enqueue
             else []
         )

@@ -10,7 +10,6 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from aoer.api import readers
 from aoer.api.auth import Principal, TenantAccess, ensure_tenant_access, require_roles
 from aoer.api.context import Context
 from aoer.api.errors import Forbidden
@@ -69,9 +68,9 @@ async def stream(
     # Subscribe before reading the current state, so no update falls between the two.
     subscription = ctx.hub.subscribe(access.tenant_id)
     try:
-        async with readers.scoped_connection(ctx.pool, access.principal) as conn:
-            found = await readers.summary(conn, access.tenant_id)
-            statuses = await readers.queue_statuses(conn, [access.tenant_id])
+        async with ctx.session(access.principal) as session:
+            found = await session.scores.summary(access.tenant_id)
+            statuses = await session.jobs.statuses([access.tenant_id])
         if not found.tenant_found or access.tenant_id not in statuses:
             raise UnknownTenant(f"unknown tenant {access.tenant_id}")
     except BaseException:

@@ -5,15 +5,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from aoer.api import readers
 from aoer.api.auth import Principal, require_admin, require_roles
 from aoer.api.context import Context
-from aoer.api.errors import Conflict
 from aoer.api.limits import require_json
 from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
 from aoer.api.schemas import TenantIn, TenantOut, TenantsOut
-from aoer.errors import InvalidInput
-from aoer.tenants import create_tenant, list_tenants
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +31,8 @@ async def tenants(
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> TenantsOut:
     # No tenant filter here: for tenant tokens Row Level Security leaves only their row.
-    async with readers.scoped_connection(ctx.pool, principal) as conn:
-        found = await list_tenants(conn, limit=limit, offset=offset)
+    async with ctx.session(principal) as session:
+        found = await session.tenants.list(limit=limit, offset=offset)
     return TenantsOut(tenants=[TenantOut.of(t) for t in found])
 
 
@@ -53,19 +49,15 @@ async def register(
     body: TenantIn,
     ctx: Context,
 ) -> TenantOut:
-    async with ctx.pool.connection(timeout=readers.DB_ACQUIRE_TIMEOUT_S) as conn:
-        try:
-            tenant = await create_tenant(
-                conn,
-                body.name,
-                tenant_id=body.id,
-                domain=body.domain,
-                city=body.city,
-                region=body.region,
-                active=body.active,
-            )
-        except InvalidInput as exc:  # the name is validated above: this is a taken id
-            raise Conflict(str(exc)) from None
+    async with ctx.session() as session:
+        tenant = await session.tenants.create(
+            body.name,
+            tenant_id=body.id,
+            domain=body.domain,
+            city=body.city,
+            region=body.region,
+            active=body.active,
+        )
     logger.info(
         "tenant %s (%s) registered by %s",
         tenant.id,

@@ -35,9 +35,6 @@ FROM (
 -- The model the score uses now. Changes of champion are serialised by the model lock.
 SELECT * FROM model_weights WHERE status = 'champion';
 
--- name: model_get_version
-SELECT * FROM model_weights WHERE version = %(version)s;
-
 -- name: model_next_version
 -- Versions are v1, v2, ... in creation order; callers hold the model lock.
 SELECT 'v' || (coalesce(max(substring(version FROM 2)::integer), 0) + 1) AS version
@@ -92,14 +89,6 @@ RETURNING id, created_at;
 
 -- name: model_recent_audit
 SELECT * FROM model_audit ORDER BY created_at DESC, id LIMIT %(limit)s;
-
--- name: model_tick_in_progress
--- The scheduler inserts its tick row and runs the action in one transaction, so the tick
--- being fired is the row of `name` this transaction inserted (fired_at = now()).
-SELECT tick FROM aoer_cron_ticks
-WHERE name = %(name)s AND fired_at = now()
-ORDER BY tick DESC
-LIMIT 1;
 
 -- name: model_insert_rollback_audit
 INSERT INTO model_audit (kind, trigger, champion_version, result_version, decision, reason,

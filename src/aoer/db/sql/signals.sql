@@ -24,7 +24,7 @@ FROM aoer_signal_stage s
 WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = s.dealer_id)
 GROUP BY s.dealer_id
 ORDER BY 1
-LIMIT 20;
+LIMIT %(limit)s;
 
 -- name: merge_signal_stage
 WITH merged AS (

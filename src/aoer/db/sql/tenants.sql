@@ -11,6 +11,9 @@ WHERE (%(tenant_id)s::uuid IS NULL OR id = %(tenant_id)s::uuid)
 ORDER BY name, id
 LIMIT %(limit)s OFFSET %(offset)s;
 
+-- name: tenant_exists
+SELECT EXISTS (SELECT 1 FROM tenants WHERE id = %(tenant_id)s) AS found;
+
 -- name: demo_tenants
 -- Demo dealerships with ~90 days of realistic signals: each has its own level, trend,
 -- weekly rhythm and noise; a few are sparse or stale so every risk level shows.
@@ -59,7 +62,7 @@ ON CONFLICT (dealer_id, date) DO NOTHING;
 -- newcomer's trend charts have history at once. Dealers that already have events are left
 -- alone (idempotent; never rewrites real history).
 INSERT INTO metrics_events (tenant_id, event_type, event_data, created_at)
-SELECT sc.tenant_id, 'aoer_recompute',
+SELECT sc.tenant_id, %(event_type)s,
        jsonb_build_object('aoerScore', sc.aoer_score,
                           'visibilityRisk', sc.visibility_risk,
                           'metrics', sc.metrics,

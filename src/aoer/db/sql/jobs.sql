@@ -31,10 +31,11 @@ SELECT count(*)::integer AS queued FROM queued;
 
 -- name: notify_queue
 -- Wake idle workers; delivered when the enqueuing transaction commits.
-SELECT pg_notify('aoer_queue', %(payload)s);
+SELECT pg_notify(%(channel)s, %(payload)s);
 
 -- name: tenant_state
-SELECT id, active FROM tenants WHERE id = %(tenant_id)s;
+-- Whether the tenant is active; no row when it does not exist.
+SELECT active FROM tenants WHERE id = %(tenant_id)s;
 
 -- name: claim_jobs
 -- Take up to `limit` due jobs in priority order, then age. SKIP LOCKED lets workers claim
@@ -93,7 +94,7 @@ scores AS (
 ),
 events AS (
     INSERT INTO metrics_events (tenant_id, event_type, event_data)
-    SELECT d.tenant_id, 'aoer_recompute',
+    SELECT d.tenant_id, %(event_type)s,
            jsonb_build_object('jobId', d.id,
                               'priority', d.priority,
                               'aoerScore', sc.aoer_score,
@@ -111,7 +112,7 @@ JOIN scores sc ON sc.tenant_id = d.tenant_id;
 
 -- name: notify_summaries
 -- Tell every API process which summaries changed, in payloads under NOTIFY's 8000-byte limit.
-SELECT pg_notify('aoer_summary_updated', string_agg(tenant_id::text, ','))
+SELECT pg_notify(%(channel)s, string_agg(tenant_id::text, ','))
 FROM (
     SELECT tenant_id, (row_number() OVER () - 1) / 150 AS chunk
     FROM unnest(%(tenant_ids)s::uuid[]) AS t (tenant_id)
@@ -237,13 +238,18 @@ CROSS JOIN LATERAL (
     LIMIT 1
 ) head;
 
--- name: tenant_queue_status
-SELECT count(*) FILTER (WHERE status = 'queued')::integer     AS pending,
-       count(*) FILTER (WHERE status = 'processing')::integer AS processing,
-       count(*) FILTER (WHERE status = 'completed')::integer  AS completed,
-       count(*) FILTER (WHERE status = 'failed')::integer     AS failed
-FROM aoer_queue
-WHERE tenant_id = %(tenant_id)s;
+-- name: queue_statuses
+-- Job counts by status for each existing tenant among the given ones (`queued` reported as
+-- pending); tenants that do not exist are left out.
+SELECT t.id AS tenant_id,
+       count(q.id) FILTER (WHERE q.status = 'queued')::integer     AS pending,
+       count(q.id) FILTER (WHERE q.status = 'processing')::integer AS processing,
+       count(q.id) FILTER (WHERE q.status = 'completed')::integer  AS completed,
+       count(q.id) FILTER (WHERE q.status = 'failed')::integer     AS failed
+FROM tenants t
+LEFT JOIN aoer_queue q ON q.tenant_id = t.id
+WHERE t.id = ANY (%(tenant_ids)s::uuid[])
+GROUP BY t.id;
 
 -- name: queue_depth
 -- Jobs by status and priority, for `aoer status`, the dashboard and /metrics.
@@ -276,11 +282,5 @@ WHERE id IN (SELECT id FROM aoer_queue
 -- name: delete_old_failures
 DELETE FROM aoer_failures
 WHERE id IN (SELECT id FROM aoer_failures
-             WHERE created_at < now() - make_interval(days => %(days)s)
-             LIMIT %(limit)s);
-
--- name: delete_old_events
-DELETE FROM metrics_events
-WHERE id IN (SELECT id FROM metrics_events
              WHERE created_at < now() - make_interval(days => %(days)s)
              LIMIT %(limit)s);

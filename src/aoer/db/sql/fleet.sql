@@ -1,4 +1,4 @@
--- name: dashboard_fleet_page
+-- name: fleet_page
 -- One page of the fleet: every dealership (computed or not) with its summary, filtered by a
 -- name fragment, grade and risk level, ordered by the chosen key. The sort key is a fixed
 -- word chosen by the caller from a whitelist; each CASE below is NULL unless selected, so it
@@ -38,7 +38,7 @@ JOIN tenants t ON t.id = page.tenant_id
 LEFT JOIN aoer_summary s ON s.tenant_id = page.tenant_id
 ORDER BY page.position;
 
--- name: dashboard_fleet_count
+-- name: fleet_count
 -- How many dealerships match the fleet filters (for the pager).
 SELECT count(*)::integer AS matching
 FROM tenants t
@@ -49,7 +49,7 @@ WHERE (%(name)s::text IS NULL OR strpos(lower(t.name), lower(%(name)s::text)) > 
        OR aoer_grade(s.aoer_score) = %(grade)s)
   AND (%(risk_level)s::text IS NULL OR aoer_risk_level(s.visibility_risk) = %(risk_level)s);
 
--- name: dashboard_fleet_totals
+-- name: fleet_totals
 -- The fleet at a glance: dealerships, how many were computed, the mean score, and how many
 -- sit at each risk level. Risks take at most 101 values (numeric(3,2) in 0..1), so the
 -- level is computed once per distinct value, not once per dealership.
@@ -66,7 +66,7 @@ SELECT (SELECT count(*) FROM tenants)::integer AS tenants,
        coalesce(sum(dealers) FILTER (WHERE level = 'Critical'), 0)::integer AS critical
 FROM by_risk;
 
--- name: dashboard_recent_failures
+-- name: recent_failures
 -- The latest failed attempts across the fleet, newest first, with the dealership's name.
 SELECT f.created_at, f.tenant_id, t.name, f.error_message, f.retry_count,
        coalesce((f.error_data ->> 'willRetry')::boolean, false) AS will_retry
@@ -75,15 +75,7 @@ JOIN tenants t ON t.id = f.tenant_id
 ORDER BY f.created_at DESC
 LIMIT %(limit)s;
 
--- name: dashboard_last_tick
--- The latest tick of a scheduled job that fired (NULL row when it never fired).
-SELECT tick, fired_at, fired_by, result
-FROM aoer_cron_ticks
-WHERE name = %(name)s
-ORDER BY tick DESC
-LIMIT 1;
-
--- name: dashboard_tenant
+-- name: tenant_view
 -- One dealership with its summary (NULL columns when never computed) and how many signal
 -- rows it has sent, and when the latest one is dated.
 SELECT t.id AS tenant_id, t.name, t.domain, t.city, t.region, t.active,
@@ -98,14 +90,3 @@ CROSS JOIN LATERAL (
     WHERE r.dealer_id = t.id
 ) sig
 WHERE t.id = %(tenant_id)s;
-
--- name: dashboard_recent_events
--- The dealership's latest recomputes, newest first.
-SELECT created_at,
-       (event_data ->> 'aoerScore')::numeric AS aoer_score,
-       (event_data ->> 'visibilityRisk')::numeric AS visibility_risk,
-       event_data ->> 'priority' AS priority
-FROM metrics_events
-WHERE tenant_id = %(tenant_id)s AND event_type = 'aoer_recompute'
-ORDER BY created_at DESC
-LIMIT %(limit)s;

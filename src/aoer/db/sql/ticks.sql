@@ -14,5 +14,17 @@ DELETE FROM aoer_cron_ticks
 WHERE name = %(name)s AND tick = %(tick)s AND fired_by = %(fired_by)s;
 
 -- name: last_tick
-SELECT tick, fired_by, fired_at, result FROM aoer_cron_ticks
-WHERE name = %(name)s ORDER BY tick DESC LIMIT 1;
+-- The latest tick of a scheduled job that fired (no row when it never fired).
+SELECT tick, fired_at, fired_by, result
+FROM aoer_cron_ticks
+WHERE name = %(name)s
+ORDER BY tick DESC
+LIMIT 1;
+
+-- name: tick_in_progress
+-- The scheduler inserts its tick row and runs the action in one transaction, so the tick
+-- being fired is the row of `name` this transaction inserted (fired_at = now()).
+SELECT tick FROM aoer_cron_ticks
+WHERE name = %(name)s AND fired_at = now()
+ORDER BY tick DESC
+LIMIT 1;

@@ -1,0 +1,66 @@
+"""The API's half of the composition root: tokens, cache, event hub, metrics, the app."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from aoer.api import api_routers, create_app
+from aoer.api.auth import TokenService
+from aoer.api.cache import make_cache
+from aoer.api.context import SSE_HEARTBEAT_S, ApiContext
+from aoer.api.events import EventHub
+from aoer.api.metrics import Metrics
+from aoer.api.server import ApiServer
+from aoer.bootstrap import Services
+from aoer.dashboard import dashboard_routers
+from aoer.errors import AoerError
+
+
+@dataclass
+class ApiParts:
+    app: FastAPI
+    context: ApiContext
+
+    def server(self, host: str, port: int, *, reuse_port: bool = False) -> ApiServer:
+        return ApiServer(
+            self.app,
+            host,
+            port,
+            reuse_port=reuse_port,
+            on_stop=self.context.hub.release_subscribers,
+        )
+
+
+@asynccontextmanager
+async def build_api(
+    services: Services,
+    *,
+    heartbeat_s: float = SSE_HEARTBEAT_S,
+    cache_namespace: str | None = None,
+) -> AsyncIterator[ApiParts]:
+    """The API over `services`: tokens, cache, event hub, metrics and the app (API and
+    dashboard routers). Needs `AOER_JWT_SECRET`; the cache is closed on exit.
+
+    `cache_namespace` (default: the database's name) keeps deployments sharing one Redis
+    apart."""
+    settings = services.settings
+    if not settings.jwt_secret:
+        raise AoerError("AOER_JWT_SECRET is not set: the API never runs without authentication")
+    tokens = TokenService(settings.jwt_secret)
+    namespace = cache_namespace or await services.store.database_name()
+    cache = make_cache(settings.redis_url, namespace, settings.cache_ttl_s)
+    context = ApiContext(
+        settings=settings,
+        store=services.store,
+        tokens=tokens,
+        cache=cache,
+        hub=EventHub(services.store, cache),
+        metrics=Metrics(),
+        heartbeat_s=heartbeat_s,
+    )
+    try:
+        yield ApiParts(create_app(context, [*api_routers(), *dashboard_routers()]), context)
+    finally:
+        await cache.close()

@@ -1,0 +1,131 @@
+"""What the dashboard reads across tables: fleet pages and totals, failures, one dealership."""
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Final, Literal, get_args
+from uuid import UUID
+
+from aoer.store.statements import Statements
+from aoer.types import Grade, JsonObject, RiskLevel
+
+SortKey = Literal["score", "risk", "name", "updated"]
+SORT_KEYS: Final[tuple[str, ...]] = get_args(SortKey)
+NEVER_COMPUTED: Final = "none"  # the grade filter's value for dealerships without a summary
+
+
+@dataclass(frozen=True, slots=True)
+class FleetFilter:
+    """A validated fleet query: every field comes from a whitelist or is a plain value."""
+
+    name: str | None = None
+    grade: str | None = None
+    risk_level: str | None = None
+    sort: SortKey = "risk"
+    descending: bool = True
+    page: int = 1
+    per_page: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class FleetRow:
+    tenant_id: UUID
+    name: str
+    city: str | None
+    active: bool
+    aoer_score: Decimal | None
+    visibility_risk: Decimal | None
+    grade: Grade | None
+    risk_level: RiskLevel | None
+    last_updated: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FleetPage:
+    rows: list[FleetRow]
+    matching: int
+    filter: FleetFilter
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.matching // self.filter.per_page))
+
+
+@dataclass(frozen=True, slots=True)
+class FleetTotals:
+    tenants: int
+    computed: int
+    mean_score: Decimal | None
+    low: int
+    medium: int
+    high: int
+    critical: int
+
+    @property
+    def by_risk(self) -> dict[str, int]:
+        """Dealerships per risk level, in the levels' order."""
+        return {
+            "Low": self.low,
+            "Medium": self.medium,
+            "High": self.high,
+            "Critical": self.critical,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    created_at: datetime
+    tenant_id: UUID
+    name: str
+    error_message: str
+    retry_count: int
+    will_retry: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRow:
+    """One dealership with its summary (None fields when never computed) and its data."""
+
+    tenant_id: UUID
+    name: str
+    domain: str | None
+    city: str | None
+    region: str | None
+    active: bool
+    aoer_score: Decimal | None
+    visibility_risk: Decimal | None
+    grade: Grade | None
+    risk_level: RiskLevel | None
+    last_updated: datetime | None
+    metrics: JsonObject | None
+    signal_rows: int
+    last_signal_date: date | None
+
+
+def _filter_params(f: FleetFilter) -> dict[str, object]:
+    return {"name": f.name, "grade": f.grade, "risk_level": f.risk_level}
+
+
+class Fleet(Statements):
+    async def page(self, f: FleetFilter) -> FleetPage:
+        """One sorted, filtered page of dealerships and how many match in all."""
+        params = {
+            **_filter_params(f),
+            "sort": f.sort,
+            "descending": f.descending,
+            "limit": f.per_page,
+            "offset": (f.page - 1) * f.per_page,
+        }
+        rows = await self._all(FleetRow, "fleet_page", params)
+        return FleetPage(rows, await self._int("fleet_count", _filter_params(f)), f)
+
+    async def totals(self) -> FleetTotals:
+        found = await self._one(FleetTotals, "fleet_totals")
+        assert found is not None  # an aggregate always returns one row
+        return found
+
+    async def recent_failures(self, limit: int) -> list[Failure]:
+        return await self._all(Failure, "recent_failures", {"limit": limit})
+
+    async def tenant(self, tenant_id: UUID) -> TenantRow | None:
+        return await self._one(TenantRow, "tenant_view", {"tenant_id": tenant_id})

@@ -1,0 +1,142 @@
+"""`aoer_queue` and `aoer_failures`: enqueue, claim, complete, fail, lease, report, retain."""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from uuid import UUID
+
+from psycopg.rows import kwargs_row
+
+from aoer.constants import QUEUE_CHANNEL, RECLAIM_LIMIT, RECOMPUTE_EVENT, SUMMARY_CHANNEL
+from aoer.store.statements import Statements
+from aoer.types import (
+    ClaimedJob,
+    CompletedJob,
+    EnqueuedJob,
+    FailedAttempt,
+    Priority,
+    QueueDepth,
+    QueueStatus,
+    ReclaimedJob,
+    Throughput,
+)
+
+
+def _status_row(*, tenant_id: UUID, **counts: int) -> tuple[UUID, QueueStatus]:
+    return tenant_id, QueueStatus(**counts)
+
+
+class Jobs(Statements):
+    """The queue's rows. Each method that changes state is one transaction (a savepoint when
+    the caller already holds one), and wakes workers when it queued anything."""
+
+    async def enqueue(self, tenant_ids: Iterable[UUID], priority: Priority) -> list[EnqueuedJob]:
+        """Queue these tenants (coalescing into waiting jobs); unknown and inactive tenants
+        are left out of the result."""
+        params = {
+            "tenant_ids": sorted(set(tenant_ids)),
+            "priority": priority,
+            "max_retries": self.policy.max_retries,
+        }
+        async with self.transaction():
+            jobs = await self._all(EnqueuedJob, "enqueue_tenants", params)
+            if jobs:
+                await self.wake_workers(priority)
+        return jobs
+
+    async def enqueue_all_active(self, priority: Priority) -> int:
+        """Queue every active tenant in one set-based statement; how many."""
+        params = {"priority": priority, "max_retries": self.policy.max_retries}
+        async with self.transaction():
+            queued = await self._int("enqueue_all_active", params)
+            if queued:
+                await self.wake_workers(priority)
+        return queued
+
+    async def tenant_active(self, tenant_id: UUID) -> bool | None:
+        """Whether the tenant is active; None when it does not exist."""
+        value = await self._value("tenant_state", {"tenant_id": tenant_id})
+        return None if value is None else bool(value)
+
+    async def wake_workers(self, payload: str) -> None:
+        """NOTIFY idle workers; delivered when the current transaction commits."""
+        await self._run("notify_queue", {"channel": QUEUE_CHANNEL, "payload": payload})
+
+    async def claim(self, worker_id: str, limit: int | None = None) -> list[ClaimedJob]:
+        """Claim up to `limit` (default: the batch size) due jobs in priority order under a
+        lease."""
+        params = {
+            "worker_id": worker_id,
+            "limit": limit or self.policy.batch_size,
+            "lease_s": self.policy.lease_s,
+        }
+        async with self.transaction():
+            return await self._all(ClaimedJob, "claim_jobs", params)
+
+    async def complete(self, worker_id: str, job_ids: Sequence[UUID]) -> list[CompletedJob]:
+        """Recompute and store the held jobs' tenants, add their events, mark them completed:
+        one statement. Jobs this worker no longer holds are left alone."""
+        params = {"worker_id": worker_id, "job_ids": list(job_ids), "event_type": RECOMPUTE_EVENT}
+        return await self._all(CompletedJob, "complete_jobs", params)
+
+    async def announce_summaries(self, tenant_ids: Sequence[UUID]) -> None:
+        """Tell every API process which summaries changed (on commit)."""
+        params = {"channel": SUMMARY_CHANNEL, "tenant_ids": list(tenant_ids)}
+        await self._run("notify_summaries", params)
+
+    async def fail(
+        self,
+        worker_id: str,
+        job_ids: Sequence[UUID],
+        errors: Sequence[str],
+        delays_s: Sequence[float],
+    ) -> list[FailedAttempt]:
+        """Record failed attempts; each job retries after its delay or ends `failed`."""
+        params = {
+            "worker_id": worker_id,
+            "job_ids": list(job_ids),
+            "errors": list(errors),
+            "delays_s": list(delays_s),
+        }
+        async with self.transaction():
+            return await self._all(FailedAttempt, "fail_jobs", params)
+
+    async def renew(self, worker_id: str, job_ids: Sequence[UUID]) -> set[UUID]:
+        """Extend the leases this worker still holds; the ids still held."""
+        if not job_ids:
+            return set()
+        params = {"worker_id": worker_id, "job_ids": list(job_ids), "lease_s": self.policy.lease_s}
+        async with self.transaction():
+            return {v for v in await self._values("renew_leases", params) if isinstance(v, UUID)}
+
+    async def reclaim_expired(self, limit: int = RECLAIM_LIMIT) -> list[ReclaimedJob]:
+        """Take back the jobs of workers whose lease expired (each lost attempt counts)."""
+        async with self.transaction():
+            taken = await self._all(ReclaimedJob, "reclaim_expired", {"limit": limit})
+            if any(job.status == "queued" for job in taken):
+                await self.wake_workers("reclaimed")
+        return taken
+
+    async def next_due_at(self) -> datetime | None:
+        value = await self._value("next_due_at")
+        return value if isinstance(value, datetime) else None
+
+    async def statuses(self, tenant_ids: Sequence[UUID]) -> dict[UUID, QueueStatus]:
+        """Job counts by status of each existing tenant among these (`queued` as pending)."""
+        rows = await self._rows(
+            kwargs_row(_status_row), "queue_statuses", {"tenant_ids": list(tenant_ids)}
+        )
+        return dict(rows)
+
+    async def depth(self) -> list[QueueDepth]:
+        return await self._all(QueueDepth, "queue_depth")
+
+    async def throughput(self) -> Throughput:
+        found = await self._one(Throughput, "throughput")
+        return found or Throughput(0, 0)
+
+    async def delete_finished(self, days: int, limit: int) -> int:
+        """Retention: one batch of jobs finished more than `days` ago; rows deleted."""
+        return await self._run("delete_finished_jobs", {"days": days, "limit": limit})
+
+    async def delete_failures(self, days: int, limit: int) -> int:
+        return await self._run("delete_old_failures", {"days": days, "limit": limit})

@@ -1,0 +1,194 @@
+"""`model_weights` and `model_audit`: the score's models and the trail of every run."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Final, Literal
+
+import numpy as np
+from psycopg.rows import kwargs_row
+from psycopg.types.json import Jsonb
+
+from aoer.errors import InvalidInput
+from aoer.store.statements import Statements
+from aoer.training import COMPONENTS, Dataset, Evaluation, Metrics, Weights, Window
+
+ModelStatusName = Literal["champion", "challenger", "retired"]
+MODEL_LOCK_KEY: Final = 0x4A0E7_0005  # pg_advisory_xact_lock key of training and rollback
+JSON_AUDIT_FIELDS: Final = ("settings", "details")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    version: str
+    status: ModelStatusName
+    weights: Weights
+    as_of: date | None
+    holdout_from: date | None
+    holdout_to: date | None
+    train_rows: int
+    holdout_rows: int
+    tenants: int
+    holdout: Metrics | None
+    previous_version: str | None
+    promoted_at: datetime | None
+    retired_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: str
+    kind: Literal["train", "rollback"]
+    trigger: str
+    champion_version: str
+    challenger_version: str | None
+    result_version: str
+    decision: str
+    reason: str
+    holdout_from: date | None
+    holdout_to: date | None
+    train_rows: int | None
+    holdout_rows: int | None
+    champion: Metrics | None
+    challenger: Metrics | None
+    requeued: int
+    duration_ms: float
+    created_at: datetime
+
+
+def _metrics(row: Mapping[str, Any], prefix: str) -> Metrics | None:
+    if row[f"{prefix}_rmse"] is None:
+        return None
+    return Metrics(row[f"{prefix}_rmse"], row[f"{prefix}_mae"], row[f"{prefix}_r2"])
+
+
+def metric_fields(prefix: str, metrics: Metrics | None) -> dict[str, float | None]:
+    """Audit/weights columns `<prefix>_rmse`, `_mae`, `_r2` (NULL when not measured)."""
+    return {
+        f"{prefix}_rmse": metrics.rmse if metrics else None,
+        f"{prefix}_mae": metrics.mae if metrics else None,
+        f"{prefix}_r2": metrics.r2 if metrics else None,
+    }
+
+
+def _version_row(**row: Any) -> ModelVersion:
+    return ModelVersion(
+        version=row["version"],
+        status=row["status"],
+        weights=Weights(**{c: row[c] for c in COMPONENTS}, intercept=row["intercept"]),
+        as_of=row["as_of"],
+        holdout_from=row["holdout_from"],
+        holdout_to=row["holdout_to"],
+        train_rows=row["train_rows"],
+        holdout_rows=row["holdout_rows"],
+        tenants=row["tenants"],
+        holdout=_metrics(row, "holdout"),
+        previous_version=row["previous_version"],
+        promoted_at=row["promoted_at"],
+        retired_at=row["retired_at"],
+        created_at=row["created_at"],
+    )
+
+
+def _audit_row(**row: Any) -> AuditEntry:
+    return AuditEntry(
+        id=str(row["id"]),
+        kind=row["kind"],
+        trigger=row["trigger"],
+        champion_version=row["champion_version"],
+        challenger_version=row["challenger_version"],
+        result_version=row["result_version"],
+        decision=row["decision"],
+        reason=row["reason"],
+        holdout_from=row["holdout_from"],
+        holdout_to=row["holdout_to"],
+        train_rows=row["train_rows"],
+        holdout_rows=row["holdout_rows"],
+        champion=_metrics(row, "champion"),
+        challenger=_metrics(row, "challenger"),
+        requeued=row["requeued"],
+        duration_ms=row["duration_ms"],
+        created_at=row["created_at"],
+    )
+
+
+def _dataset_row(**row: Any) -> Dataset:
+    columns = [np.array(row[c], dtype=np.float64) for c in COMPONENTS]  # NULL becomes NaN
+    return Dataset(
+        holdout=np.array(row["holdout"], dtype=np.bool_),
+        tenant=np.array(row["tenant"], dtype=np.int64),
+        features=np.column_stack(columns).reshape(-1, len(COMPONENTS)),
+        outcome=np.array(row["observed_aiv"], dtype=np.float64),
+    )
+
+
+class Models(Statements):
+    async def lock(self) -> None:
+        """Serialise training runs and rollbacks for the current transaction."""
+        await self._run("model_lock", {"key": MODEL_LOCK_KEY})
+
+    async def today(self) -> date:
+        """The database's date (UTC), the as-of date of the score and of a training run."""
+        value = await self._value("model_today")
+        assert isinstance(value, date)
+        return value
+
+    async def champion(self) -> ModelVersion:
+        """The model the score uses now."""
+        rows = await self._rows(kwargs_row(_version_row), "model_champion")
+        if not rows:  # the migration seeds v1 and every swap happens in one transaction
+            raise InvalidInput("no champion model: model_weights has no row with status 'champion'")
+        return rows[0]
+
+    async def recent_audit(self, limit: int) -> list[AuditEntry]:
+        return await self._rows(kwargs_row(_audit_row), "model_recent_audit", {"limit": limit})
+
+    async def dataset(self, window: Window) -> Dataset:
+        """The window's tenant-days with a known outcome, selected and ordered in one statement."""
+        params = {
+            "train_from": window.train_from,
+            "holdout_from": window.holdout_from,
+            "holdout_to": window.holdout_to,
+        }
+        rows = await self._rows(kwargs_row(_dataset_row), "model_training_data", params)
+        return rows[0]  # an aggregate always returns one row
+
+    async def next_version(self) -> str:
+        """The next free version name; the caller holds the model lock."""
+        return str(await self._value("model_next_version"))
+
+    async def insert_version(
+        self, version: str, weights: Weights, window: Window, result: Evaluation
+    ) -> None:
+        """Record a fitted challenger (as `challenger`; a swap may crown it right after)."""
+        params = {
+            "version": version,
+            "status": "challenger" if result.decision == "promoted" else "retired",
+            **{c: getattr(weights, c) for c in COMPONENTS},
+            "intercept": weights.intercept,
+            "as_of": window.as_of,
+            "train_from": window.train_from,
+            "train_to": window.train_to,
+            "holdout_from": window.holdout_from,
+            "holdout_to": window.holdout_to,
+            "train_rows": result.train_rows,
+            "holdout_rows": result.holdout_rows,
+            "tenants": result.train_tenants,
+            **metric_fields("holdout", result.challenger_metrics),
+            "fit": Jsonb({**result.details, "components": list(result.components)}),
+        }
+        await self._run("model_insert_version", params)
+
+    async def swap_champion(self, version: str, *, previous: str | None, promotion: bool) -> None:
+        """Retire the champion and crown `version`; the caller's transaction makes it atomic."""
+        await self._run("model_retire_champion")
+        params = {"version": version, "previous_version": previous, "promotion": promotion}
+        if await self._value("model_crown", params) is None:
+            raise InvalidInput(f"unknown model version {version!r}")
+
+    async def insert_audit(self, fields: Mapping[str, object], *, rollback: bool = False) -> str:
+        """One `model_audit` row for a training run (or a rollback); its id."""
+        params = {k: Jsonb(v) if k in JSON_AUDIT_FIELDS else v for k, v in fields.items()}
+        name = "model_insert_rollback_audit" if rollback else "model_insert_audit"
+        return str(await self._value(name, params))

@@ -1,0 +1,97 @@
+"""`aoer_summary` and the `aoer_recompute` rows of `metrics_events`: scores and their history."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+from aoer.constants import RECOMPUTE_EVENT
+from aoer.store.statements import Statements
+from aoer.types import Grade, JsonObject, RiskLevel, Score, ScorePoint, Summary
+
+HISTORY_LIMIT = 5000  # points per history read
+
+
+@dataclass(frozen=True, slots=True)
+class _SummaryRow:
+    """A tenant with its summary; NULL columns when it was never computed."""
+
+    tenant_id: UUID
+    aoer_score: Decimal | None
+    visibility_risk: Decimal | None
+    last_updated: datetime | None
+    metrics: JsonObject | None
+    grade: Grade | None
+    risk_level: RiskLevel | None
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryLookup:
+    tenant_found: bool
+    summary: Summary | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecentEvent:
+    created_at: datetime
+    aoer_score: Decimal | None
+    visibility_risk: Decimal | None
+    priority: str | None
+
+
+class Scores(Statements):
+    async def recompute(self, tenant_ids: Iterable[UUID]) -> list[Score]:
+        """Compute and store these tenants' summaries in one statement (outside the queue)."""
+        async with self.transaction():
+            return await self._all(Score, "recompute_tenants", {"tenant_ids": list(tenant_ids)})
+
+    async def summary(self, tenant_id: UUID) -> SummaryLookup:
+        """The tenant's summary; tells a tenant never computed from one that does not exist
+        (or, under Row Level Security, is not the caller's)."""
+        row = await self._one(_SummaryRow, "summary", {"tenant_id": tenant_id})
+        if row is None:
+            return SummaryLookup(False, None)
+        if (
+            row.aoer_score is None
+            or row.visibility_risk is None
+            or row.last_updated is None
+            or row.grade is None
+            or row.risk_level is None
+        ):
+            return SummaryLookup(True, None)
+        summary = Summary(
+            tenant_id=row.tenant_id,
+            aoer_score=row.aoer_score,
+            visibility_risk=row.visibility_risk,
+            grade=row.grade,
+            risk_level=row.risk_level,
+            last_updated=row.last_updated,
+            metrics=row.metrics or {},
+        )
+        return SummaryLookup(True, summary)
+
+    async def summaries(self, tenant_ids: Sequence[UUID]) -> list[Summary]:
+        """The computed summaries among these tenants."""
+        return await self._all(Summary, "summaries", {"tenant_ids": list(tenant_ids)})
+
+    async def history(
+        self, tenant_id: UUID, days: int, limit: int = HISTORY_LIMIT
+    ) -> list[ScorePoint]:
+        """One point per recompute over the last `days` days, oldest first."""
+        params = {
+            "tenant_id": tenant_id,
+            "days": days,
+            "limit": limit,
+            "event_type": RECOMPUTE_EVENT,
+        }
+        return await self._all(ScorePoint, "score_history", params)
+
+    async def recent_events(self, tenant_id: UUID, limit: int) -> list[RecentEvent]:
+        """The tenant's latest recomputes, newest first."""
+        params = {"tenant_id": tenant_id, "limit": limit, "event_type": RECOMPUTE_EVENT}
+        return await self._all(RecentEvent, "recent_events", params)
+
+    async def delete_events(self, days: int, limit: int) -> int:
+        """Retention: one batch of events older than `days`; rows deleted."""
+        return await self._run("delete_old_events", {"days": days, "limit": limit})

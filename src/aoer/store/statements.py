@@ -1,0 +1,73 @@
+"""What every part of the store shares: one connection, named queries, typed rows.
+
+Each data-owning class (`Jobs`, `Scores`, ...) subclasses `Statements`; its methods run named
+queries from `aoer/db/sql/*.sql` through the helpers below, which map rows with psycopg row
+factories (`class_row` into the project's dataclasses, `scalar_row` for single values) and
+translate driver errors once.
+"""
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from psycopg.rows import AsyncRowFactory, class_row, scalar_row
+
+from aoer.db.pool import Connection
+from aoer.db.queries import query
+from aoer.errors import DatabaseError
+from aoer.store.errors import translated
+from aoer.store.policy import QueuePolicy
+
+T = TypeVar("T")
+Params = Mapping[str, Any] | None
+
+
+class Statements:
+    """Named queries over one connection, under the store's policy."""
+
+    def __init__(self, conn: Connection, policy: QueuePolicy) -> None:
+        self.conn = conn
+        self.policy = policy
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """A transaction (a savepoint inside another); driver errors translated."""
+        with translated():
+            async with self.conn.transaction():
+                yield
+
+    async def _rows(self, factory: AsyncRowFactory[T], name: str, params: Params = None) -> list[T]:
+        with translated():
+            async with self.conn.cursor(row_factory=factory) as cur:
+                await cur.execute(query(name), params)
+                return await cur.fetchall()
+
+    async def _all(self, cls: type[T], name: str, params: Params = None) -> list[T]:
+        return await self._rows(class_row(cls), name, params)
+
+    async def _one(self, cls: type[T], name: str, params: Params = None) -> T | None:
+        rows = await self._rows(class_row(cls), name, params)
+        return rows[0] if rows else None
+
+    async def _value(self, name: str, params: Params = None) -> object:
+        """The first column of the first row (None when there is no row)."""
+        rows = await self._rows(scalar_row, name, params)
+        return rows[0] if rows else None
+
+    async def _int(self, name: str, params: Params = None) -> int:
+        """A count or other integer the query always returns (0 when it returns no row)."""
+        value = await self._value(name, params)
+        if value is None:
+            return 0
+        if not isinstance(value, int):
+            raise DatabaseError(f"query {name} returned {value!r}, expected an integer")
+        return value
+
+    async def _values(self, name: str, params: Params = None) -> list[object]:
+        return await self._rows(scalar_row, name, params)
+
+    async def _run(self, name: str, params: Params = None) -> int:
+        """Execute; the number of rows it touched."""
+        with translated():
+            cur = await self.conn.execute(query(name), params)
+            return cur.rowcount

@@ -1,0 +1,56 @@
+"""`tenants`: register, list and look up dealerships; the demo fleet."""
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from aoer.constants import RECOMPUTE_EVENT
+from aoer.errors import AlreadyExists, DuplicateKey, InvalidInput
+from aoer.store.statements import Statements
+from aoer.types import Tenant
+
+
+class Tenants(Statements):
+    async def create(
+        self,
+        name: str,
+        *,
+        tenant_id: UUID | None = None,
+        domain: str | None = None,
+        city: str | None = None,
+        region: str | None = None,
+        active: bool = True,
+    ) -> Tenant:
+        if not name.strip():
+            raise InvalidInput("tenant name must not be empty")
+        params = {
+            "id": tenant_id,
+            "name": name.strip(),
+            "domain": domain,
+            "city": city,
+            "region": region,
+            "active": active,
+        }
+        try:
+            async with self.transaction():
+                created = await self._one(Tenant, "create_tenant", params)
+        except DuplicateKey:
+            raise AlreadyExists(f"a tenant with id {tenant_id} already exists") from None
+        assert created is not None  # INSERT … RETURNING returns the row
+        return created
+
+    async def list(self, *, limit: int = 1000, offset: int = 0) -> list[Tenant]:
+        """Dealerships by name (under Row Level Security, only the caller's)."""
+        params = {"tenant_id": None, "limit": limit, "offset": offset}
+        return await self._all(Tenant, "list_tenants", params)
+
+    async def exists(self, tenant_id: UUID) -> bool:
+        return bool(await self._value("tenant_exists", {"tenant_id": tenant_id}))
+
+    async def add_demo(
+        self, ids: Sequence[UUID], names: Sequence[str], cities: Sequence[str]
+    ) -> None:
+        """The demo dealerships, their signals and a score history (idempotent)."""
+        async with self.transaction():
+            params = {"ids": list(ids), "names": list(names), "cities": list(cities)}
+            await self._run("demo_tenants", params)
+            await self._run("demo_history", {"ids": list(ids), "event_type": RECOMPUTE_EVENT})

@@ -1,0 +1,36 @@
+"""`aoer_cron_ticks`: each scheduler tick is one row, so it fires once across all workers."""
+
+import json
+from datetime import datetime
+
+from psycopg.types.json import Jsonb
+
+from aoer.store.statements import Statements
+from aoer.types import JsonObject, Tick
+
+
+class Ticks(Statements):
+    async def claim(self, name: str, tick: datetime, fired_by: str) -> bool:
+        """Insert the tick; False when another scheduler already did."""
+        params = {"name": name, "tick": tick, "fired_by": fired_by}
+        return await self._value("claim_tick", params) is not None
+
+    async def record(self, name: str, tick: datetime, result: JsonObject) -> None:
+        params = {"name": name, "tick": tick, "result": Jsonb(result, dumps=_dumps)}
+        await self._run("record_tick_result", params)
+
+    async def release(self, name: str, tick: datetime, fired_by: str) -> None:
+        """Give back a claimed tick whose action failed, so it fires again."""
+        await self._run("release_tick", {"name": name, "tick": tick, "fired_by": fired_by})
+
+    async def last(self, name: str) -> Tick | None:
+        return await self._one(Tick, "last_tick", {"name": name})
+
+    async def in_progress(self, name: str) -> datetime | None:
+        """The tick of `name` this transaction is firing, if any (for audit trails)."""
+        value = await self._value("tick_in_progress", {"name": name})
+        return value if isinstance(value, datetime) else None
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, default=str)  # datetimes and UUIDs as text
