@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         default=None, ge=0, le=65535, alias="AOER_WORKER_METRICS_PORT"
     )
     pool_size: int = Field(default=10, ge=1, alias="AOER_POOL_SIZE")
+    # How long a worker or API process waits for an unreachable database: at start (retrying
+    # with backoff, each attempt logged) and for a batch hit by a passing database error.
+    connect_timeout_s: float = Field(default=300.0, gt=0, alias="AOER_CONNECT_TIMEOUT")
     retain_jobs_days: int = Field(default=7, ge=1, alias="AOER_RETAIN_JOBS_DAYS")
     retain_failures_days: int = Field(default=30, ge=1, alias="AOER_RETAIN_FAILURES_DAYS")
     retain_events_days: int = Field(default=400, ge=1, alias="AOER_RETAIN_EVENTS_DAYS")

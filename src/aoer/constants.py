@@ -18,6 +18,11 @@ BACKOFF_CAP_S: Final = 3600.0
 BACKOFF_JITTER: Final = 0.25  # each delay is stretched by a random 0-25 %
 SAFETY_POLL_S: Final = 5.0  # NOTIFY only wakes; this poll guarantees progress if one is lost
 LEASE_RENEWALS_PER_LEASE: Final = 3
+LEASE_CHECK_MAX_S: Final = 2.5  # renew and reclaim at least this often, whatever the lease
+# A lease must have expired this long ago before another worker takes its jobs back, so a
+# live worker whose renewal was briefly delayed (a busy CPU) keeps them. A dead worker's jobs
+# are back within lease + grace + one check: 35 s with the default 30 s lease.
+RECLAIM_GRACE_S: Final = 2.5
 
 # NOTIFY channels
 QUEUE_CHANNEL: Final = "aoer_queue"

@@ -1,6 +1,7 @@
 """The operator's commands, run for real: tenants, signals, enqueue, worker, cron, status."""
 
 import re
+import socket
 from pathlib import Path
 from uuid import uuid4
 
@@ -137,3 +138,22 @@ def test_every_command_that_queues_honours_aoer_max_retries(
     assert aoer("cron", "--once", **retries).returncode == 0
     assert count(db_url, "SELECT count(*) FROM aoer_queue") == 3
     assert count(db_url, "SELECT count(*) FROM aoer_queue WHERE max_retries = 7") == 3
+
+
+def test_a_worker_started_while_the_database_is_down_retries_then_exits_clearly(
+    aoer: AoerCli, tmp_path: Path
+) -> None:
+    """Every attempt is logged; after AOER_CONNECT_TIMEOUT the worker exits non-zero with one
+    line that says why, not a traceback."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    done = aoer("worker", DATABASE_URL=down, AOER_CONNECT_TIMEOUT="4")
+    assert done.returncode == 1, done.stderr
+    assert "database unreachable (attempt 1)" in done.stdout  # the log
+    assert "database unreachable (attempt 2)" in done.stdout
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert "PostgreSQL unreachable for 4s (AOER_CONNECT_TIMEOUT)" in errors[0]
+    assert "Traceback" not in done.stderr

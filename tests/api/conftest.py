@@ -22,10 +22,11 @@ from aoer import queue
 from aoer.api.auth import TokenService
 from aoer.api.context import ApiContext
 from aoer.api.server import ApiServer
+from aoer.bootstrap import ProcessKind, open_services
 from aoer.bootstrap.api import ApiParts, build_api
 from aoer.config import Settings
 from aoer.db.pool import Connection, Pool
-from tests.conftest import IN_CI, services_for, session_of
+from tests.conftest import IN_CI, session_of
 
 JWT_SECRET = "api-test-secret-0123456789abcdef-0123456789"
 CRON_SECRET = "cron-test-secret-0123456789abcdef"
@@ -85,9 +86,13 @@ async def make_api(pool: Pool, db_url: str, tmp_path: Path) -> AsyncIterator[Api
 
     async def make(*, live: bool = False, namespace: str | None = None, **overrides: object) -> Api:
         settings = api_settings(tmp_path / "home", **overrides)
+        # The API's own pool, with the API's server-side limits, as `aoer serve` opens it.
+        services = await stack.enter_async_context(
+            open_services(settings, kind=ProcessKind.API, database_url=db_url)
+        )
         parts = await stack.enter_async_context(
             build_api(
-                services_for(settings, pool, db_url),
+                services,
                 heartbeat_s=0.2,
                 cache_namespace=namespace or f"test-{uuid4().hex}",
             )

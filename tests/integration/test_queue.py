@@ -306,7 +306,7 @@ async def test_expired_lease_is_taken_back_and_counts_as_an_attempt(
     await queue.enqueue(session_of(conn), tenant)
     [job] = await session_of(conn, lease_s=LEASE_S).jobs.claim("dead-worker", 10)
     assert await queue.reclaim_expired(session_of(conn)) == 0, "a live lease is left alone"
-    await conn.execute("UPDATE aoer_queue SET lease_expires_at = now() - interval '1 second'")
+    await conn.execute("UPDATE aoer_queue SET lease_expires_at = now() - interval '1 minute'")
     assert await queue.reclaim_expired(session_of(conn)) == 1
     [row] = await rows(
         conn, "SELECT status, retry_count, locked_by, scheduled_at <= now() AS due FROM aoer_queue"
@@ -334,7 +334,7 @@ async def test_expired_lease_of_a_tenant_with_a_waiting_job_is_not_requeued_twic
     await session_of(conn, lease_s=LEASE_S).jobs.claim("dead-worker", 10)
     waiting = await queue.enqueue(session_of(conn), tenant)
     await conn.execute(
-        "UPDATE aoer_queue SET lease_expires_at = now() - interval '1 second'"
+        "UPDATE aoer_queue SET lease_expires_at = now() - interval '1 minute'"
         " WHERE status = 'processing'"
     )
     assert await queue.reclaim_expired(session_of(conn)) == 1
@@ -349,8 +349,10 @@ async def test_renewing_extends_only_leases_still_held(
     await queue.enqueue_many(session_of(conn), [a, b])
     jobs = await session_of(conn, lease_s=1.0).jobs.claim(WORKER, 10)
     await conn.execute("UPDATE aoer_queue SET locked_by = 'thief' WHERE tenant_id = %s", (b,))
-    kept = await session_of(conn, lease_s=600.0).jobs.renew(WORKER, [j.id for j in jobs])
-    assert kept == {j.id for j in jobs if j.tenant_id == a}
+    checks = await session_of(conn, lease_s=600.0).jobs.renew(WORKER, [j.id for j in jobs])
+    tenant_of = {j.id: j.tenant_id for j in jobs}
+    assert {tenant_of[c.id] for c in checks if c.renewed} == {a}
+    assert {tenant_of[c.id] for c in checks if c.lost} == {b}, "another worker holds b's job"
     [row] = await rows(
         conn, "SELECT lease_expires_at - now() AS left FROM aoer_queue WHERE tenant_id = %s", a
     )

@@ -8,6 +8,7 @@ import pytest
 from aoer import queue
 from aoer.bootstrap.worker import build_worker
 from aoer.config import Settings
+from aoer.constants import RECLAIM_GRACE_S
 from aoer.db.pool import Connection, Pool
 from tests.conftest import AddSignals, MakeTenant, eventually, services_for, session_of
 
@@ -90,8 +91,12 @@ async def test_worker_takes_back_a_dead_workers_jobs(
     # Claimed by a worker that never comes back.
     await session_of(conn, lease_s=0.5).jobs.claim("dead", 10)
 
-    async def lease_expired() -> bool:
-        cur = await conn.execute("SELECT bool_and(lease_expires_at < now()) AS x FROM aoer_queue")
+    async def lease_expired() -> bool:  # and its grace period over: others may take it back
+        cur = await conn.execute(
+            "SELECT bool_and(lease_expires_at < now() - make_interval(secs => %s)) AS x"
+            " FROM aoer_queue",
+            (RECLAIM_GRACE_S,),
+        )
         row = await cur.fetchone()
         return bool(row and row["x"])
 

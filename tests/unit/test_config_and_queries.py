@@ -18,7 +18,7 @@ def test_settings_read_the_design_names(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("AOER_LEASE_SECONDS", "12")
     settings = Settings()
     assert (settings.cron, settings.batch_size, settings.run_cron) == ("*/5 * * * *", 250, False)
-    assert settings.lease.total_seconds() == 12
+    assert settings.lease_s == 12
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,9 @@ reads these parts back out of the app: whoever needs one is given it. The API ha
 own module so one-shot commands start without loading FastAPI and uvicorn.
 """
 
+import asyncio
+import enum
+import itertools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,12 +18,40 @@ from dataclasses import dataclass
 
 from aoer.config import Settings
 from aoer.db.embedded import start_embedded
-from aoer.db.pool import open_pool
+from aoer.db.pool import SessionLimits, connect, open_pool
 from aoer.db.schema import migrate
-from aoer.errors import AoerError
+from aoer.errors import AoerError, DatabaseError
 from aoer.store import QueuePolicy, Store
 
 logger = logging.getLogger(__name__)
+
+CONNECT_RETRY_FIRST_S = 1.0  # first pause when the database is unreachable at start
+CONNECT_RETRY_MAX_S = 30.0  # longest pause between start-up attempts
+
+
+class ProcessKind(enum.Enum):
+    """What a pool serves; each kind gets the server-side limits it can live with."""
+
+    API = "api"
+    WORKER = "worker"
+    COMMAND = "command"
+
+
+# API: no request waits on a worker's locks for more than 1 s, and a transaction left open
+# by a hung API process is ended after 10 s. Workers: a hung worker's transactions end
+# after 5 s idle (its jobs come back with its lease), lock waits are bounded, statements
+# get minutes (a million-tenant tick). One-shot commands sit between.
+LIMITS = {
+    ProcessKind.API: SessionLimits(
+        statement_timeout_ms=30_000, lock_timeout_ms=1_000, idle_in_transaction_ms=10_000
+    ),
+    ProcessKind.WORKER: SessionLimits(
+        statement_timeout_ms=300_000, lock_timeout_ms=30_000, idle_in_transaction_ms=5_000
+    ),
+    ProcessKind.COMMAND: SessionLimits(
+        statement_timeout_ms=0, lock_timeout_ms=5_000, idle_in_transaction_ms=60_000
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -51,14 +82,56 @@ async def resolve_database_url(settings: Settings, *, allow_embedded: bool) -> s
 
 @asynccontextmanager
 async def open_services(
-    settings: Settings, *, allow_embedded: bool = False, run_migrations: bool = False
+    settings: Settings,
+    *,
+    kind: ProcessKind = ProcessKind.COMMAND,
+    allow_embedded: bool = False,
+    run_migrations: bool = False,
+    wait: bool = False,
+    database_url: str | None = None,
 ) -> AsyncIterator[Services]:
     """The database (embedded if allowed and no URL is set), migrated if asked, and the store
-    over a pool sized for the worker's slots; closed on exit."""
-    url = await resolve_database_url(settings, allow_embedded=allow_embedded)
+    over a pool sized for the worker's slots with `kind`'s limits; closed on exit.
+
+    `wait` (long-running processes): an unreachable database is retried with backoff, each
+    attempt logged, for up to AOER_CONNECT_TIMEOUT, then one clear error."""
+    url = database_url or await resolve_database_url(settings, allow_embedded=allow_embedded)
     if run_migrations:
         for migration in await migrate(url):
             logger.info("applied migration %04d_%s", migration.version, migration.name)
+    if wait:
+        await wait_for_database(url, settings.connect_timeout_s)
     pool_size = max(settings.pool_size, settings.worker_concurrency * 2 + 2)
-    async with open_pool(url, max_size=pool_size) as pool:
+    async with open_pool(url, max_size=pool_size, limits=LIMITS[kind]) as pool:
         yield Services(settings, url, Store(pool, url, queue_policy(settings)))
+
+
+async def wait_for_database(url: str, timeout_s: float) -> None:
+    """Return once PostgreSQL accepts a connection; until then retry with backoff, each
+    attempt logged, for up to `timeout_s`, then raise one clear error."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    delay = CONNECT_RETRY_FIRST_S
+    for attempt in itertools.count(1):
+        try:
+            conn = await connect(url)
+        except DatabaseError as exc:
+            if loop.time() + delay > deadline:
+                raise AoerError(
+                    f"PostgreSQL unreachable for {timeout_s:.0f}s (AOER_CONNECT_TIMEOUT), "
+                    f"giving up: {exc}"
+                ) from None
+            logger.warning(
+                "[AOER] database unreachable (attempt %d): %s; retrying in %.0fs",
+                attempt,
+                exc,
+                delay,
+                extra={"action": "connect_retry"},
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, CONNECT_RETRY_MAX_S)
+            continue
+        await conn.close()
+        if attempt > 1:
+            logger.info("[AOER] database reachable after %d attempts", attempt)
+        return

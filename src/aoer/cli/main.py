@@ -11,7 +11,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from aoer import queue
-from aoer.bootstrap import open_services, resolve_database_url
+from aoer.bootstrap import ProcessKind, open_services, resolve_database_url
 from aoer.bootstrap.worker import build_worker
 from aoer.cli.model import model_app
 from aoer.cli.runner import EXIT_USAGE, console, fail, run_command
@@ -68,7 +68,7 @@ def worker(
             settings.worker_concurrency = concurrency
         port = settings.worker_metrics_port if metrics_port is None else metrics_port
         metrics = serve_worker_metrics(settings.host, port) if port is not None else None
-        async with open_services(settings) as services:
+        async with open_services(settings, kind=ProcessKind.WORKER, wait=True) as services:
             runner = build_worker(
                 services, drain=drain, on_batch=metrics.observe_batch if metrics else None
             )

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from aoer import queue
-from aoer.bootstrap import open_services
+from aoer.bootstrap import ProcessKind, open_services
 from aoer.bootstrap.worker import build_worker
 from aoer.cli.runner import EXIT_USAGE, console, fail, run_command
 from aoer.cli.runtime import install_stop_handlers
@@ -46,7 +46,10 @@ def serve(
         from aoer.bootstrap.api import build_api
 
         settings = with_secrets(settings, create=True)
-        async with open_services(settings) as services, build_api(services) as api:
+        async with (
+            open_services(settings, kind=ProcessKind.API, wait=True) as services,
+            build_api(services) as api,
+        ):
             bind = host or settings.host
             server = api.server(
                 bind, settings.port if port is None else port, reuse_port=reuse_port
@@ -74,7 +77,13 @@ async def run_up(settings: Settings, *, demo: bool) -> None:
 
     settings = with_secrets(settings, create=True)
     async with (
-        open_services(settings, allow_embedded=True, run_migrations=True) as services,
+        open_services(
+            settings, kind=ProcessKind.API, allow_embedded=True, run_migrations=True
+        ) as services,
+        # The worker half gets a pool of its own, with a worker's server-side limits.
+        open_services(
+            settings, kind=ProcessKind.WORKER, database_url=services.database_url
+        ) as worker_services,
         build_api(services) as api,
     ):
         if demo:
@@ -83,7 +92,7 @@ async def run_up(settings: Settings, *, demo: bool) -> None:
                 await queue.enqueue_many(session, ids, "high")
             console.print(f"demo: {len(ids)} dealerships with 90 days of signals")
         server = api.server(settings.host, settings.port)
-        runner = build_worker(services, on_batch=api.context.metrics.observe_batch)
+        runner = build_worker(worker_services, on_batch=api.context.metrics.observe_batch)
 
         def stop() -> None:
             runner.stop()

@@ -1,9 +1,19 @@
-"""Connections and pools: every session runs in UTC so `CURRENT_DATE` is the UTC date."""
+"""Connections and pools: every session runs in UTC so `CURRENT_DATE` is the UTC date.
+
+Each pool also sets the server-side limits its process kind needs (`SessionLimits`): how
+long a statement may run, how long it may wait for a lock, how long a transaction may sit
+idle. The last one is what ends the transactions of a worker that hangs (SIGSTOP, a stuck
+host) so its rows stop blocking everyone else. TCP keepalives in both directions notice a
+peer that vanished without closing its connection.
+"""
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -16,6 +26,41 @@ Connection = psycopg.AsyncConnection[dict[str, object]]
 Pool = AsyncConnectionPool[Connection]
 
 CONNECT_TIMEOUT_S = 10
+# A pool whose server went away retries with doubling pauses; giving up an attempt after this
+# long restarts the pauses at 1 s on the next request, so a restarted server is used again
+# within seconds instead of after the minutes the backoff would otherwise reach.
+RECONNECT_ATTEMPT_S = 4.0
+# libpq's keepalives: a dead server host is noticed in about idle + interval × count.
+KEEPALIVES: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """Server-side limits for every connection of a pool, in milliseconds (0: none)."""
+
+    statement_timeout_ms: int = 0
+    lock_timeout_ms: int = 0
+    idle_in_transaction_ms: int = 0
+    # The server's keepalives toward this client: a vanished client host is noticed in
+    # about idle + interval × count seconds.
+    tcp_keepalives_idle_s: int = 10
+    tcp_keepalives_interval_s: int = 5
+    tcp_keepalives_count: int = 3
+
+    def settings(self) -> list[tuple[str, str]]:
+        return [
+            ("statement_timeout", str(self.statement_timeout_ms)),
+            ("lock_timeout", str(self.lock_timeout_ms)),
+            ("idle_in_transaction_session_timeout", str(self.idle_in_transaction_ms)),
+            ("tcp_keepalives_idle", str(self.tcp_keepalives_idle_s)),
+            ("tcp_keepalives_interval", str(self.tcp_keepalives_interval_s)),
+            ("tcp_keepalives_count", str(self.tcp_keepalives_count)),
+        ]
 
 
 def _exact_json(text: str | bytes) -> object:
@@ -23,16 +68,23 @@ def _exact_json(text: str | bytes) -> object:
     return json.loads(text, parse_float=Decimal)
 
 
-async def _configure(conn: Connection) -> None:
+async def _configure(conn: Connection, limits: SessionLimits | None = None) -> None:
     set_json_loads(_exact_json, conn)
     await conn.execute("SET TIME ZONE 'UTC'")
+    if limits is not None:
+        for name, value in limits.settings():
+            await conn.execute("SELECT set_config(%s, %s, false)", (name, value))
 
 
 async def connect(url: str, *, autocommit: bool = True) -> Connection:
     """One connection outside any pool (LISTEN, migrations, CLI one-shots)."""
     try:
         conn = await psycopg.AsyncConnection.connect(
-            url, autocommit=autocommit, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT_S
+            url,
+            autocommit=autocommit,
+            row_factory=dict_row,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            **KEEPALIVES,
         )
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"cannot connect to PostgreSQL: {exc}") from exc
@@ -43,20 +95,38 @@ async def connect(url: str, *, autocommit: bool = True) -> Connection:
 
 
 @asynccontextmanager
-async def open_pool(url: str, *, max_size: int = 10, min_size: int = 1) -> AsyncIterator[Pool]:
-    """A connection pool, opened and checked, closed on exit."""
+async def open_pool(
+    url: str,
+    *,
+    max_size: int = 10,
+    min_size: int = 1,
+    limits: SessionLimits | None = None,
+    open_timeout_s: float = CONNECT_TIMEOUT_S * 3,
+) -> AsyncIterator[Pool]:
+    """A connection pool, opened and checked, closed on exit.
+
+    Every connection is checked when it is lent (an empty round trip): after a server
+    restart a dead pooled connection is replaced instead of failing a request."""
+    configure: Callable[[Connection], Awaitable[None]] = partial(_configure, limits=limits)
     pool: Pool = AsyncConnectionPool(
         url,
         min_size=min(min_size, max_size),
         max_size=max_size,
         open=False,
-        configure=_configure,
+        configure=configure,
+        check=AsyncConnectionPool.check_connection,
+        reconnect_timeout=RECONNECT_ATTEMPT_S,
         # Autocommit: reads leave no transaction open; writes say `conn.transaction()`.
-        kwargs={"row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT_S, "autocommit": True},
+        kwargs={
+            "row_factory": dict_row,
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "autocommit": True,
+            **KEEPALIVES,
+        },
         connection_class=psycopg.AsyncConnection,
     )
     try:
-        await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 3)
+        await pool.open(wait=True, timeout=open_timeout_s)
     except Exception as exc:
         await pool.close()
         raise DatabaseError(f"cannot connect to PostgreSQL: {exc}") from exc

@@ -1,12 +1,19 @@
 """`aoer_queue` and `aoer_failures`: enqueue, claim, complete, fail, lease, report, retain."""
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 from psycopg.rows import kwargs_row
 
-from aoer.constants import QUEUE_CHANNEL, RECLAIM_LIMIT, RECOMPUTE_EVENT, SUMMARY_CHANNEL
+from aoer.constants import (
+    QUEUE_CHANNEL,
+    RECLAIM_GRACE_S,
+    RECLAIM_LIMIT,
+    RECOMPUTE_EVENT,
+    SUMMARY_CHANNEL,
+)
 from aoer.store.statements import Statements
 from aoer.types import (
     ClaimedJob,
@@ -19,6 +26,20 @@ from aoer.types import (
     ReclaimedJob,
     Throughput,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseCheck:
+    """One held job after a renewal: renewed, or skipped because this worker's own batch
+    holds its row (neither), or `lost` to another worker."""
+
+    id: UUID
+    renewed: bool
+    lost: bool
+
+
+TICK_LOCK_TIMEOUT_MS = 2000  # the tick waits at most this long on an insert in flight
+TICK_IDLE_MS = 10_000  # a tick whose process hangs mid-transaction is ended by the server
 
 
 def _status_row(*, tenant_id: UUID, **counts: int) -> tuple[UUID, QueueStatus]:
@@ -47,6 +68,11 @@ class Jobs(Statements):
         """Queue every active tenant in one set-based statement; how many."""
         params = {"priority": priority, "max_retries": self.policy.max_retries}
         async with self.transaction():
+            # The statement skips locked waiting jobs; a conflicting insert still in flight
+            # is the only thing it may wait on, and not for long.
+            await self.limit_transaction(
+                lock_timeout_ms=TICK_LOCK_TIMEOUT_MS, idle_ms=TICK_IDLE_MS, statement_timeout_ms=0
+            )
             queued = await self._int("enqueue_all_active", params)
             if queued:
                 await self.wake_workers(priority)
@@ -100,18 +126,31 @@ class Jobs(Statements):
         async with self.transaction():
             return await self._all(FailedAttempt, "fail_jobs", params)
 
-    async def renew(self, worker_id: str, job_ids: Sequence[UUID]) -> set[UUID]:
-        """Extend the leases this worker still holds; the ids still held."""
+    async def renew(self, worker_id: str, job_ids: Sequence[UUID]) -> list[LeaseCheck]:
+        """Extend the leases this worker holds, never waiting on a row; how each job stands."""
         if not job_ids:
-            return set()
+            return []
         params = {"worker_id": worker_id, "job_ids": list(job_ids), "lease_s": self.policy.lease_s}
         async with self.transaction():
-            return {v for v in await self._values("renew_leases", params) if isinstance(v, UUID)}
+            return await self._all(LeaseCheck, "renew_leases", params)
+
+    async def release(self, worker_id: str, job_ids: Sequence[UUID]) -> int:
+        """Put held jobs back in the queue without spending an attempt; how many."""
+        if not job_ids:
+            return 0
+        params = {"worker_id": worker_id, "job_ids": list(job_ids)}
+        async with self.transaction():
+            released = await self._values("release_jobs", params)
+            if released:
+                await self.wake_workers("released")
+        return len(released)
 
     async def reclaim_expired(self, limit: int = RECLAIM_LIMIT) -> list[ReclaimedJob]:
-        """Take back the jobs of workers whose lease expired (each lost attempt counts)."""
+        """Take back the jobs of workers whose lease expired more than a grace period ago
+        (each lost attempt counts)."""
+        params = {"limit": limit, "grace_s": RECLAIM_GRACE_S}
         async with self.transaction():
-            taken = await self._all(ReclaimedJob, "reclaim_expired", {"limit": limit})
+            taken = await self._all(ReclaimedJob, "reclaim_expired", params)
             if any(job.status == "queued" for job in taken):
                 await self.wake_workers("reclaimed")
         return taken

@@ -125,7 +125,9 @@ def _dataset_row(**row: Any) -> Dataset:
 
 class Models(Statements):
     async def lock(self) -> None:
-        """Serialise training runs and rollbacks for the current transaction."""
+        """Serialise training runs and rollbacks for the current transaction, which may
+        wait for another run and think between statements (fitting): no pool limits."""
+        await self.limit_transaction(lock_timeout_ms=0, idle_ms=0, statement_timeout_ms=0)
         await self._run("model_lock", {"key": MODEL_LOCK_KEY})
 
     async def today(self) -> date:

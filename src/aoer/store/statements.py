@@ -36,6 +36,17 @@ class Statements:
             async with self.conn.transaction():
                 yield
 
+    async def limit_transaction(
+        self, *, lock_timeout_ms: int, idle_ms: int, statement_timeout_ms: int
+    ) -> None:
+        """Set this transaction's own lock, idle and statement limits (0 = none)."""
+        params = {
+            "lock_timeout_ms": lock_timeout_ms,
+            "idle_ms": idle_ms,
+            "statement_timeout_ms": statement_timeout_ms,
+        }
+        await self._run("local_timeouts", params)
+
     async def _rows(self, factory: AsyncRowFactory[T], name: str, params: Params = None) -> list[T]:
         with translated():
             async with self.conn.cursor(row_factory=factory) as cur:

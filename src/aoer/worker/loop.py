@@ -17,7 +17,8 @@ from uuid import UUID
 
 from aoer import queue
 from aoer.config import Settings
-from aoer.constants import LEASE_RENEWALS_PER_LEASE
+from aoer.constants import LEASE_CHECK_MAX_S, LEASE_RENEWALS_PER_LEASE
+from aoer.errors import TransientDatabaseError
 from aoer.queue.batches import BatchOutcome
 from aoer.store import Store
 from aoer.types import ClaimedJob
@@ -27,6 +28,8 @@ from aoer.worker.wakeup import listen_for_jobs
 logger = logging.getLogger(__name__)
 
 LISTEN_READY_S = 5.0  # how long to wait for LISTEN before claiming anyway (the poll covers)
+RETRY_FIRST_S = 0.1  # first pause after a passing database error; doubles per retry
+RETRY_MAX_S = 5.0  # longest pause between retries
 
 
 def new_worker_id() -> str:
@@ -137,6 +140,10 @@ class Worker:
                 await self._sleep(wake)
             except asyncio.CancelledError:
                 raise
+            except TransientDatabaseError as exc:
+                # The database is away (restart, network): one line, then try again.
+                logger.warning("[AOER] worker slot %d: %s; retrying", slot, exc)
+                await self._sleep(wake, self.settings.poll_s)
             except Exception:
                 # A failing batch never stops the loop; its leases expire if it was lost.
                 logger.exception("[AOER] worker slot %d error; retrying", slot)
@@ -151,13 +158,58 @@ class Worker:
             self._in_hand[job.id] = job
         return jobs
 
-    async def _process(self, jobs: list[ClaimedJob]) -> None:
+    async def _settle(self, jobs: list[ClaimedJob]) -> BatchOutcome | None:
+        """Process the batch. A passing database error (connection lost, restart, deadlock,
+        timeout) is no tenant's fault and spends no attempt: the batch is retried in place,
+        with backoff, while the worker runs and within AOER_CONNECT_TIMEOUT; past that the
+        jobs are released back to the queue (None)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.connect_timeout_s
+        delay = RETRY_FIRST_S
+        retries = 0
+        while True:
+            try:
+                async with self.store.session() as session:
+                    return await queue.process_batch(session, self.worker_id, jobs)
+            except TransientDatabaseError as exc:
+                retries += 1
+                if self._stopping.is_set() or loop.time() + delay > deadline:
+                    await self._release(jobs, f"{exc} (after {retries} attempts)")
+                    return None
+                logger.warning(
+                    "[AOER] batch of %d jobs: %s; retrying in %.1fs",
+                    len(jobs),
+                    exc,
+                    delay,
+                    extra={"action": "batch_retry", "worker_id": self.worker_id},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _release(self, jobs: list[ClaimedJob], reason: str) -> None:
+        """Give the jobs back without spending an attempt (best effort: if the database is
+        still away, their leases expire and another worker takes them back)."""
         try:
             async with self.store.session() as session:
-                outcome = await queue.process_batch(session, self.worker_id, jobs)
+                released = await session.jobs.release(self.worker_id, [j.id for j in jobs])
+        except TransientDatabaseError as exc:
+            logger.warning(
+                "[AOER] could not release %d jobs (%s); their leases will expire", len(jobs), exc
+            )
+            return
+        logger.warning(
+            "[AOER] released %d of %d jobs back to the queue: %s", released, len(jobs), reason
+        )
+
+    async def _process(self, jobs: list[ClaimedJob]) -> None:
+        try:
+            settled = await self._settle(jobs)
         finally:
             for job in jobs:
                 self._in_hand.pop(job.id, None)
+        if settled is None:
+            return
+        outcome = settled
         self.stats.batches += 1
         self.stats.completed += len(outcome.completed)
         self.stats.failed += len(outcome.failed)
@@ -205,18 +257,29 @@ class Worker:
         return min(max(seconds, 0.01), self.settings.poll_s)
 
     async def _keep_leases(self) -> None:
-        """Renew the leases of jobs in hand and take back those of dead workers."""
-        interval = self.store.policy.lease_s / LEASE_RENEWALS_PER_LEASE
+        """Renew the leases of jobs in hand and take back those of dead workers.
+
+        Renewal never waits on a row (this worker's own batch may hold it), so it cannot
+        deadlock with the batch; a lease is reported lost only when another worker has
+        really taken the job back."""
+        lease_s = self.store.policy.lease_s
+        interval = min(lease_s / LEASE_RENEWALS_PER_LEASE, LEASE_CHECK_MAX_S)
         while True:
             await asyncio.sleep(interval)
             try:
                 async with self.store.session() as session:
-                    held = list(self._in_hand)
-                    kept = await session.jobs.renew(self.worker_id, held)
-                    if len(kept) < len(held):
-                        logger.warning("[AOER] lost the lease of %d jobs", len(held) - len(kept))
+                    checks = await session.jobs.renew(self.worker_id, list(self._in_hand))
+                    lost = [c.id for c in checks if c.lost and c.id in self._in_hand]
+                    if lost:
+                        logger.warning(
+                            "[AOER] lost the lease of %d jobs: another worker took them back",
+                            len(lost),
+                            extra={"action": "lease_lost", "worker_id": self.worker_id},
+                        )
                     await queue.reclaim_expired(session)
             except asyncio.CancelledError:
                 raise
+            except TransientDatabaseError as exc:
+                logger.warning("[AOER] lease keeper: %s", exc)
             except Exception:
                 logger.exception("[AOER] lease keeper error")

@@ -14,20 +14,39 @@ ON CONFLICT (tenant_id) WHERE status = 'queued' DO UPDATE
 RETURNING q.id, q.tenant_id, q.priority, q.status, q.xmax::text <> '0' AS coalesced;
 
 -- name: enqueue_all_active
--- The cron tick: every active tenant, one set-based statement, coalescing like enqueue.
-WITH queued AS (
-    INSERT INTO aoer_queue AS q (tenant_id, priority, max_retries, scheduled_at)
+-- The cron tick: every active tenant, set-based, coalescing like enqueue. It never waits on
+-- a row another transaction holds: a waiting job that a worker is claiming right now is
+-- left alone (that tenant is being recomputed anyway), so a hung worker cannot stall the
+-- tick. Waiting jobs are coalesced under SKIP LOCKED; tenants with no waiting job (as of
+-- the statement's snapshot) get one.
+WITH waiting AS (
+    SELECT q.id
+    FROM aoer_queue q
+    JOIN tenants t ON t.id = q.tenant_id AND t.active
+    WHERE q.status = 'queued'
+    FOR UPDATE OF q SKIP LOCKED
+),
+coalesced AS (
+    UPDATE aoer_queue q
+       SET priority = CASE WHEN aoer_priority_rank(%(priority)s) > q.priority_rank
+                           THEN %(priority)s ELSE q.priority END,
+           scheduled_at = least(q.scheduled_at, now()),
+           updated_at = now()
+      FROM waiting w
+     WHERE q.id = w.id
+    RETURNING 1
+),
+inserted AS (
+    INSERT INTO aoer_queue (tenant_id, priority, max_retries, scheduled_at)
     SELECT t.id, %(priority)s, %(max_retries)s, now()
     FROM tenants t
     WHERE t.active
-    ON CONFLICT (tenant_id) WHERE status = 'queued' DO UPDATE
-       SET priority = CASE WHEN aoer_priority_rank(EXCLUDED.priority) > q.priority_rank
-                           THEN EXCLUDED.priority ELSE q.priority END,
-           scheduled_at = least(q.scheduled_at, EXCLUDED.scheduled_at),
-           updated_at = now()
+      AND NOT EXISTS (SELECT 1 FROM aoer_queue o
+                      WHERE o.tenant_id = t.id AND o.status = 'queued')
+    ON CONFLICT (tenant_id) WHERE status = 'queued' DO NOTHING
     RETURNING 1
 )
-SELECT count(*)::integer AS queued FROM queued;
+SELECT ((SELECT count(*) FROM coalesced) + (SELECT count(*) FROM inserted))::integer AS queued;
 
 -- name: notify_queue
 -- Wake idle workers; delivered when the enqueuing transaction commits.
@@ -168,10 +187,50 @@ recorded AS (
 SELECT * FROM updated;
 
 -- name: renew_leases
-UPDATE aoer_queue
-   SET lease_expires_at = now() + make_interval(secs => %(lease_s)s)
- WHERE id = ANY (%(job_ids)s::uuid[]) AND status = 'processing' AND locked_by = %(worker_id)s
-RETURNING id;
+-- Extend the leases this worker holds, in id order and under SKIP LOCKED: renewal never
+-- waits on a row, so it can neither stall behind nor deadlock with this worker's own batch
+-- that is completing those rows right now (the batch's rows are skipped, and reported as
+-- still held). `lost` marks a job another worker took back: it is processing under another
+-- worker, or it was reclaimed (its lease expired) and is no longer processing. A job this
+-- worker finished meanwhile is neither renewed nor lost.
+WITH mine AS (
+    SELECT id
+    FROM aoer_queue
+    WHERE id = ANY (%(job_ids)s::uuid[]) AND status = 'processing' AND locked_by = %(worker_id)s
+    ORDER BY id
+    FOR UPDATE SKIP LOCKED
+),
+renewed AS (
+    UPDATE aoer_queue q
+       SET lease_expires_at = now() + make_interval(secs => %(lease_s)s)
+      FROM mine
+     WHERE q.id = mine.id
+    RETURNING q.id
+)
+SELECT q.id,
+       q.id IN (SELECT id FROM renewed) AS renewed,
+       CASE WHEN q.status = 'processing' THEN q.locked_by IS DISTINCT FROM %(worker_id)s
+            ELSE coalesce(q.error_message LIKE 'lease expired:%%', false) END AS lost
+FROM aoer_queue q
+WHERE q.id = ANY (%(job_ids)s::uuid[]);
+
+-- name: release_jobs
+-- Give back jobs this worker holds but cannot finish for a reason that is not the tenant's
+-- (the database kept failing, the worker is stopping): back to `queued` at once, no attempt
+-- spent. A job whose tenant meanwhile got a waiting job is left to its lease (reclaim
+-- closes it in favour of the waiting one).
+UPDATE aoer_queue q
+   SET status = 'queued',
+       locked_by = NULL,
+       lease_expires_at = NULL,
+       started_at = NULL,
+       updated_at = now()
+ WHERE q.id = ANY (%(job_ids)s::uuid[])
+   AND q.status = 'processing'
+   AND q.locked_by = %(worker_id)s
+   AND NOT EXISTS (SELECT 1 FROM aoer_queue o
+                   WHERE o.tenant_id = q.tenant_id AND o.status = 'queued')
+RETURNING q.id;
 
 -- name: reclaim_expired
 -- Take back jobs whose worker stopped renewing its lease (it died). The lost attempt counts:
@@ -181,7 +240,8 @@ RETURNING id;
 WITH locked AS (
     SELECT id
     FROM aoer_queue
-    WHERE status = 'processing' AND lease_expires_at < now()
+    WHERE status = 'processing'
+      AND lease_expires_at < now() - make_interval(secs => %(grace_s)s)
     ORDER BY lease_expires_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
