@@ -10,7 +10,7 @@ import pytest
 
 from tests.acceptance.conftest import AoerCli, start_aoer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 WAIT_S = 120
 

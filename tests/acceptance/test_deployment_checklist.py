@@ -25,7 +25,7 @@ from aoer.db.pool import Connection
 from tests.acceptance.conftest import start_aoer
 from tests.conftest import utc_today
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 JWT_SECRET = "checklist-secret-0123456789abcdef-0123456789"
 CRON_SECRET = "checklist-cron-secret-0123456789abcdef"

@@ -13,7 +13,7 @@ import pytest
 
 from aoer.scoring.demo import DEMO_DEALERS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 START_S = 120
 
 

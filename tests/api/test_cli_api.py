@@ -17,7 +17,7 @@ from aoer.api.auth import SESSION_COOKIE, TokenService
 from tests.acceptance.conftest import cli_command, cli_env
 from tests.api.conftest import JWT_SECRET
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 START_S = 60.0
 LINK = re.compile(r"(http://\S+)/login\?token=(\S+)")
 

@@ -13,7 +13,8 @@ from aoer.scoring.demo import DEMO_DEALERS, demo_tenant_ids
 from tests.browser.conftest import Aoer, Screenshot, wait_for_demo_scores
 from tests.conftest import utc_today
 
-pytestmark = pytest.mark.browser
+# Each test starts a real `aoer up --demo` and a browser: slow, with a timeout to match.
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
 LIVE_UPDATE_MS = 2000  # the bound: a committed recompute shows on the page within it
 RECONNECT_MS = 20_000  # backoff tops out at 10 s between attempts
