@@ -71,6 +71,11 @@ def test_up_demo_runs_on_the_embedded_database_and_reuses_it(tmp_path: Path) -> 
     try:
         wait_for_summaries(log, home, len(DEMO_DEALERS))
         assert "[AOER] AOER Orchestrator worker active" in log.read_text()
+        # A newcomer's second command, with the same AOER_HOME and no DATABASE_URL.
+        listed = aoer(home, "tenants", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert DEMO_DEALERS[0][0] in listed.stdout
+        assert "database: postgresql://" in log.read_text(), "up names the database it uses"
     finally:
         assert stop(first) == 0
     assert (home / "pgdata" / "PG_VERSION").exists()
@@ -88,16 +93,28 @@ def test_up_demo_runs_on_the_embedded_database_and_reuses_it(tmp_path: Path) -> 
         stop_embedded_server(home)
 
 
-def aoer_down(home: Path) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "aoer", "down"],
-        env=fresh_machine_env(home),
+def aoer(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aoer", *args],
+        env=fresh_machine_env(home, COLUMNS="200"),
         capture_output=True,
         text=True,
         timeout=90,
+        check=False,
     )
+
+
+def aoer_down(home: Path) -> str:
+    done = aoer(home, "down")
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def test_commands_without_a_database_say_how_to_get_one(tmp_path: Path) -> None:
+    done = aoer(tmp_path / "empty-home", "status")
+    assert done.returncode == 1
+    assert "no embedded database runs in" in done.stderr
+    assert "aoer up" in done.stderr
 
 
 def stop_embedded_server(home: Path) -> None:

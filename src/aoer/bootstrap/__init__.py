@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aoer.config import Settings
-from aoer.db.embedded import start_embedded
+from aoer.db.embedded import embedded_pid, start_embedded
 from aoer.db.pool import SessionLimits, connect, open_pool
 from aoer.db.schema import migrate
 from aoer.errors import AoerError, DatabaseError
@@ -72,12 +72,16 @@ def queue_policy(settings: Settings) -> QueuePolicy:
 
 
 async def resolve_database_url(settings: Settings, *, allow_embedded: bool) -> str:
-    """DATABASE_URL when set; otherwise the embedded server in AOER_HOME (for `aoer up`)."""
+    """DATABASE_URL when set; otherwise the embedded server in AOER_HOME: started by
+    `aoer up` (`allow_embedded`), found by every other command while it runs."""
     if settings.database_url:
         return settings.database_url
-    if not allow_embedded:
-        raise AoerError("DATABASE_URL is not set (only `aoer up` starts an embedded database)")
-    return await start_embedded(settings.home)
+    if allow_embedded or embedded_pid(settings.home) is not None:
+        return await start_embedded(settings.home)  # reuses the running server
+    raise AoerError(
+        f"DATABASE_URL is not set and no embedded database runs in {settings.home.resolve()} "
+        "(AOER_HOME): start one with `aoer up`, or set DATABASE_URL"
+    )
 
 
 @asynccontextmanager

@@ -19,6 +19,7 @@ from aoer.bootstrap.worker import build_worker
 from aoer.cli.runner import EXIT_USAGE, console, fail, run_command
 from aoer.cli.runtime import install_stop_handlers
 from aoer.config import Settings, load_settings
+from aoer.db.pool import redacted
 from aoer.errors import AoerError
 from aoer.scoring.demo import load_demo
 
@@ -108,9 +109,11 @@ async def run_up(settings: Settings, *, demo: bool) -> None:
         # rich would wrap the long URL, so plain stdout it is.
         print(
             f"AOER is up: API on http://{address}\n"
+            f"database: {redacted(services.database_url)}\n"
+            f"  (other aoer commands find it by themselves with AOER_HOME={settings.home})\n"
+            f"More tokens: aoer token --role admin (secrets in {settings.home})\n"
             f"Open the dashboard (link valid once, for 15 minutes):\n"
-            f"  http://{address}/login?token={link_token}\n"
-            f"More tokens: aoer token --role admin (secrets in {settings.home})",
+            f"  http://{address}/login?token={link_token}",
             flush=True,
         )
         worker_task = asyncio.create_task(runner.run(), name="aoer-worker")

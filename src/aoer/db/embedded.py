@@ -42,6 +42,22 @@ def _start(home: Path) -> str:
     return url
 
 
+def embedded_pid(home: Path) -> int | None:
+    """The pid of the embedded server running on `home/pgdata`, or None when none runs."""
+    pid_file = home.resolve() / DATA_FOLDER / PID_FILE
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None  # a stale pid file: the server died
+    except PermissionError:
+        return pid  # alive, owned by someone else
+    return pid
+
+
 async def stop_embedded(home: Path, timeout_s: float = STOP_TIMEOUT_S) -> int | None:
     """Stop the server `aoer up` left running on `home/pgdata`; its pid, or None if none ran.
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
@@ -61,6 +62,15 @@ class SessionLimits:
             ("tcp_keepalives_interval", str(self.tcp_keepalives_interval_s)),
             ("tcp_keepalives_count", str(self.tcp_keepalives_count)),
         ]
+
+
+def redacted(url: str) -> str:
+    """The URL with its password hidden, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _exact_json(text: str | bytes) -> object:
