@@ -1,5 +1,6 @@
 """The operator's commands, run for real: tenants, signals, enqueue, worker, cron, status."""
 
+import json
 import re
 import socket
 from pathlib import Path
@@ -157,3 +158,28 @@ def test_a_worker_started_while_the_database_is_down_retries_then_exits_clearly(
     assert len(errors) == 1, done.stderr
     assert "PostgreSQL unreachable for 4s (AOER_CONNECT_TIMEOUT)" in errors[0]
     assert "Traceback" not in done.stderr
+
+
+def test_listings_print_whole_ids_when_piped_and_json_on_request(aoer: AoerCli) -> None:
+    """DESIGN §16: off a terminal nothing is cut, even at 80 columns; `--json` is one
+    document and nothing else."""
+    names = [f"Dealership With A Rather Long Name Number {i}" for i in range(3)]
+    ids = []
+    for name in names:
+        added = aoer("tenants", "add", name, "--domain", "example.com")
+        assert added.returncode == 0, added.stderr
+        ids.append(added.stdout.split()[0])
+    listed = aoer("tenants", "list", COLUMNS="80")
+    assert listed.returncode == 0, listed.stderr
+    for tenant_id, name in zip(ids, names, strict=True):
+        assert tenant_id in listed.stdout
+        assert name in listed.stdout
+    as_json = aoer("tenants", "list", "--json", COLUMNS="80")
+    assert as_json.returncode == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert sorted(t["id"] for t in document["tenants"]) == sorted(ids)
+    status = json.loads(aoer("status", "--json").stdout)
+    assert status["jobs"]["queued"] == {}
+    assert status["throughput"] == {"lastMinute": 0, "lastHour": 0}
+    model = json.loads(aoer("model", "status", "--json", COLUMNS="80").stdout)
+    assert model["champion"]["version"] == "v1"

@@ -14,16 +14,17 @@ from aoer import queue
 from aoer.bootstrap import ProcessKind, open_services, resolve_database_url
 from aoer.bootstrap.worker import build_worker
 from aoer.cli.model import model_app
-from aoer.cli.runner import EXIT_USAGE, console, fail, run_command
+from aoer.cli.runner import EXIT_USAGE, JsonOutput, console, emit_json, fail, run_command, show
 from aoer.cli.runtime import install_stop_handlers, serve_worker_metrics
 from aoer.cli.serve import register as register_api_commands
 from aoer.cli.serve import run_up
 from aoer.config import Settings
-from aoer.constants import DEFAULT_PRIORITY, SIGNAL_COLUMNS
+from aoer.constants import DEFAULT_PRIORITY, JOB_STATUSES, SIGNAL_COLUMNS
 from aoer.db.embedded import DATA_FOLDER, stop_embedded
 from aoer.db.schema import migrate as run_migrations
 from aoer.errors import AoerError
 from aoer.scoring.signals import upsert_signals, validate_rows
+from aoer.types import Tenant
 
 app = typer.Typer(
     help="AOER Orchestrator",
@@ -132,13 +133,23 @@ def enqueue(
 
 
 @app.command()
-def status() -> None:
+def status(as_json: JsonOutput = False) -> None:
     """Queue depth by status and priority, oldest waiting job, throughput."""
 
     async def main(settings: Settings) -> None:
         async with open_services(settings) as services, services.store.session() as session:
             depth = await session.jobs.depth()
             rate = await session.jobs.throughput()
+        if as_json:
+            jobs: dict[str, dict[str, int]] = {s: {} for s in JOB_STATUSES}
+            oldest: dict[str, dict[str, float]] = {}
+            for d in depth:
+                jobs[d.status][d.priority] = d.jobs
+                if d.oldest_age_s is not None:
+                    oldest.setdefault(d.status, {})[d.priority] = round(d.oldest_age_s, 3)
+            throughput = {"lastMinute": rate.last_minute, "lastHour": rate.last_hour}
+            emit_json({"jobs": jobs, "oldestAgeSeconds": oldest, "throughput": throughput})
+            return
         table = Table(title="aoer_queue")
         table.add_column("status")
         for priority in ("urgent", "high", "medium", "low"):
@@ -157,7 +168,7 @@ def status() -> None:
                 str(sum(d.jobs for d in rows.values())),
                 f"{max(ages):.0f}s" if ages else "-",
             )
-        console.print(table)
+        show(table)
         console.print(
             f"throughput: {rate.last_minute} jobs in the last minute, "
             f"{rate.last_hour} in the last hour"
@@ -188,20 +199,38 @@ def tenants_add(
 
 
 @tenants_app.command("list")
-def tenants_list() -> None:
-    """List dealerships."""
+def tenants_list(as_json: JsonOutput = False) -> None:
+    """List dealerships (full ids; `--json` for scripts)."""
 
     async def main(settings: Settings) -> None:
         async with open_services(settings) as services, services.store.session() as session:
             tenants = await session.tenants.list(limit=1_000_000)
+        if as_json:
+            emit_json({"tenants": [tenant_json(t) for t in tenants]})
+            return
         table = Table("id", "name", "domain", "city", "active")
+        table.columns[0].no_wrap = True  # an id is copied whole into other commands
         for t in tenants:
             table.add_row(
                 str(t.id), t.name, t.domain or "", t.city or "", "yes" if t.active else "no"
             )
-        console.print(table)
+        show(table)
 
     run_command(main)
+
+
+def tenant_json(t: Tenant) -> dict[str, object]:
+    """A tenant as `GET /api/tenants` shows it."""
+    return {
+        "id": str(t.id),
+        "name": t.name,
+        "domain": t.domain,
+        "city": t.city,
+        "region": t.region,
+        "active": t.active,
+        "createdAt": t.created_at.isoformat(),
+        "updatedAt": t.updated_at.isoformat(),
+    }
 
 
 def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """`aoer model`: train, inspect and roll back the score's weights (DESIGN §9)."""
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
@@ -7,7 +8,7 @@ import typer
 from rich.table import Table
 
 from aoer.bootstrap import open_services
-from aoer.cli.runner import console, run_command
+from aoer.cli.runner import JsonOutput, console, emit_json, run_command, show
 from aoer.config import Settings
 from aoer.scoring import model
 from aoer.training import COMPONENTS, Metrics, Weights
@@ -80,6 +81,7 @@ def train(
 @model_app.command("status")
 def status(
     runs: Annotated[int, typer.Option(help="How many recent runs to list")] = 10,
+    as_json: JsonOutput = False,
 ) -> None:
     """The champion model and the latest training runs and rollbacks."""
 
@@ -88,6 +90,9 @@ def status(
             return await model.model_status(session, runs=runs)
 
     state = run_command(main)
+    if as_json:
+        emit_json({"champion": asdict(state.champion), "runs": [asdict(r) for r in state.runs]})
+        return
     champion = state.champion
     table = Table(title=f"champion {champion.version}", show_header=False)
     table.add_column("", style="bold")
@@ -107,7 +112,7 @@ def status(
             f"RMSE {_metric(champion.holdout, 'rmse')}, MAE {_metric(champion.holdout, 'mae')}, "
             f"R² {_metric(champion.holdout, 'r2')}",
         )
-    console.print(table)
+    show(table)
     history = Table(title="recent runs")
     for column in ("when", "kind", "by", "champion", "challenger", "RMSE", "R²", "decision"):
         history.add_column(column)
@@ -124,7 +129,7 @@ def status(
             entry.decision,
             entry.reason,
         )
-    console.print(history)
+    show(history)
 
 
 @model_app.command("rollback")

@@ -1,11 +1,12 @@
 """How every `aoer` command runs: settings, logging, one event loop; errors become messages."""
 
 import asyncio
+import json
 from collections.abc import Callable, Coroutine
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.text import Text
 
 from aoer.config import Settings, load_settings
@@ -15,6 +16,12 @@ from aoer.log import setup_logging
 T = TypeVar("T")
 console = Console()
 errors = Console(stderr=True)
+
+# Listing and status commands (DESIGN §16): `--json` prints one JSON document and nothing else.
+JsonOutput = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else")
+]
+PIPED_WIDTH = 100_000  # off a terminal, tables are as wide as their content: nothing is cut
 
 EXIT_ERROR = 1  # the command failed (bad input, unknown tenant, database down, ...)
 EXIT_USAGE = 2  # the configuration or the command line is wrong
@@ -27,6 +34,19 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:  # pragma: no cover - a platform without uvloop
         return None
     return uvloop.new_event_loop
+
+
+def show(renderable: RenderableType) -> None:
+    """A table on the terminal; piped or redirected, at full width, so no value is cut."""
+    if console.is_terminal:
+        console.print(renderable)
+    else:
+        Console(width=PIPED_WIDTH, highlight=False).print(renderable, soft_wrap=True)
+
+
+def emit_json(document: object) -> None:
+    """One JSON document on stdout (UUIDs, dates and decimals as strings)."""
+    print(json.dumps(document, indent=2, default=str), flush=True)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
