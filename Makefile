@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-quick screenshots clean
+.PHONY: run test lint bench bench-quick chaos chaos-quick screenshots clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON)"; exit 1; }
@@ -33,6 +33,14 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/run.py --quick
+
+# Kill, stop and starve workers, the API and PostgreSQL (a scratch cluster the script creates
+# and removes); exits 1 on any lost or duplicated job. ARGS=--strict fails on missed targets.
+chaos: $(STAMP)
+	$(BIN)/python bench/chaos.py $(ARGS)
+
+chaos-quick: $(STAMP)
+	$(BIN)/python bench/chaos.py --quick $(ARGS)
 
 clean:
 	-test ! -x $(BIN)/aoer || $(BIN)/aoer down
