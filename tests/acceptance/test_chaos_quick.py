@@ -1,0 +1,73 @@
+"""The chaos harness (bench/chaos.py) runs end to end at its CI size and finds nothing lost.
+
+Availability targets of issue 11 are reported in the table, not asserted here (the harness
+fails on them only with --strict); what is asserted is that every scenario ran on a scratch
+cluster, the table was printed, and no job was lost or recomputed twice.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IN_CI, REPO
+
+CHAOS = REPO / "bench" / "chaos.py"
+PG_BIN = Path(os.environ.get("AOER_CHAOS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+HEADER = (
+    "| scenario | jobs | lost | duplicated | stuck | failed | taken back from live workers"
+    " | 5xx | seconds to recover | deadlocks | 'lost the lease' logs |"
+)
+SCENARIOS = (
+    "a. SIGKILL workers during a drain",
+    "b. SIGSTOP a worker mid-batch",
+    "c. pg_ctl restart -m fast mid-drain",
+    "c. pg_ctl restart -m immediate mid-drain",
+    "d. lease 3 s, cores busy",
+)
+
+
+def table_rows(output: str) -> dict[str, list[str]]:
+    """scenario → its cells, from the printed markdown table."""
+    rows = {}
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0] in SCENARIOS:
+            rows[cells[0]] = cells
+    return rows
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_chaos_quick_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    if not (PG_BIN / "initdb").exists():
+        message = f"the chaos harness needs initdb in {PG_BIN} (AOER_CHAOS_PG_BIN)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AOER_", "DATABASE_URL"))}
+    env["AOER_CHAOS_PG_BIN"] = str(PG_BIN)
+    done = subprocess.run(
+        [sys.executable, str(CHAOS), "--quick"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    log = done.stdout[-6000:] + done.stderr[-6000:]
+    assert done.returncode == 0, log
+    assert HEADER in done.stdout, log
+    rows = table_rows(done.stdout)
+    assert set(rows) == set(SCENARIOS), log
+    for name, cells in rows.items():
+        jobs, lost, duplicated = (int(re.sub(r"\D", "", c)) for c in cells[1:4])
+        assert jobs > 0, f"{name}: no jobs ran\n{log}"
+        assert (lost, duplicated) == (0, 0), f"{name}: lost {lost}, duplicated {duplicated}"
+    scratch = re.search(r"scratch cluster and logs in (\S+)", done.stderr)
+    assert scratch is not None, log
+    assert not Path(scratch.group(1)).exists(), "the scratch cluster was not removed"
