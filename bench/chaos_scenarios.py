@@ -39,6 +39,17 @@ FROM pgrowlocks('aoer_queue') AS l
 JOIN aoer_queue q ON q.ctid = l.locked_row
 WHERE l.pids && %(pids)s::int[]
 """
+PACE_SQL = """
+WITH span AS (
+    SELECT coalesce(to_timestamp(%(since)s::float8), min(started_at)) AS since,
+           to_timestamp(%(until)s::float8) AS until
+    FROM aoer_queue
+)
+SELECT count(q.id), extract(epoch FROM span.until - span.since)::float8
+FROM span LEFT JOIN aoer_queue q
+  ON q.status = 'completed' AND q.completed_at >= span.since AND q.completed_at < span.until
+GROUP BY span.since, span.until
+"""
 OPEN_TRANSACTIONS_SQL = """
 SELECT pid, state FROM pg_stat_activity
 WHERE application_name = %(app)s AND xact_start IS NOT NULL
@@ -121,16 +132,12 @@ def hung_worker(ctx: Context) -> Row:
         hung, *_ = stage.start(max(options.workers, 2), api=True)[1:]
         feeder = stage.feed(options.jobs, endless=True)
         wait_for(lambda: stage.completed() > 0, READY_TIMEOUT_S)
-        completed_before, before_at = stage.completed(), time.time()
-        time.sleep(1.0)  # the fleet's pace before the stop
         where = _stop_inside_transaction(stage, hung, ctx.has_rowlocks)
         stopped_at = hung.stopped[-1][0]
         # The harness's own inserts end here, so they never meet the cron requests below
         # (two multi-row enqueues in different orders can deadlock each other).
         feeder.stop()
         feeder.join()
-        rate_before = (stage.completed() - completed_before) / max(stopped_at - before_at, 1e-3)
-        completed_at_stop = stage.completed()
         held = _held(stage, hung, ctx.has_rowlocks)
         held_tenants = sorted({tenant for tenant, _ in held.values()}, key=str)
         row.notes.append(
@@ -146,14 +153,15 @@ def hung_worker(ctx: Context) -> Row:
         )
         cron_thread.start()
         back_s = _watch_held(stage, hung, set(held), stopped_at, window_s, ctx.has_rowlocks)
-        completed_in_window = stage.completed() - completed_at_stop
         resumed_at = hung.sigcont()
         time.sleep(AFTER_RESUME_S)
         stage.stop_client(client, CLIENT_TIMEOUT_S + 10)
         cron_thread.join(CLIENT_TIMEOUT_S)
+        rate_before, _ = _pace(stage, None, stopped_at)
+        rate_during, done_during = _pace(stage, stopped_at, resumed_at)
         row.notes.append(
-            f"fleet while it was stopped: {completed_in_window / (resumed_at - stopped_at):.0f}"
-            f" jobs/s completed (before: {rate_before:.0f}/s); resumed after"
+            f"the other worker(s) while it was stopped: {done_during} jobs completed,"
+            f" {rate_during:.0f}/s (before the stop: {rate_before:.0f}/s); resumed after"
             f" {resumed_at - stopped_at:.1f} s"
         )
         answers = stage.answers()
@@ -178,6 +186,14 @@ def hung_worker(ctx: Context) -> Row:
     finally:
         stage.close()
     return row
+
+
+def _pace(stage: Stage, since: float | None, until: float) -> tuple[float, int]:
+    """Jobs completed per second between `since` (None: the first claim) and `until`."""
+    row = stage.conn.execute(PACE_SQL, {"since": since, "until": until}).fetchone()
+    assert row is not None
+    done, seconds = int(str(row[0])), float(str(row[1] or 0))
+    return (done / seconds if seconds > 0 else 0.0), done
 
 
 def _stop_inside_transaction(stage: Stage, proc: Proc, rowlocks: bool) -> str:
@@ -356,7 +372,7 @@ def restart_database(ctx: Context, mode: str) -> Row:
         row.recover = f"{ready_s:.1f}" if ready_s is not None else f">{options.readyz_cap_s:.0f}"
         row.notes.append(
             f"API pool warmed by {WARM_REQUESTS} requests ({WARM_REQUESTS // 2} at a time), then"
-            f" ~10 requests/s; pg_ctl restart -m {mode} took {up_at - down_at:.1f} s;"
+            f" ~4 requests/s; pg_ctl restart -m {mode} took {up_at - down_at:.1f} s;"
             f" {len(while_down)} requests"
             f" failed while it ran; {len(after)} failed after the database was back"
             + (f" ({_kinds(after)}; first: {after[0].error})" if after else "")
@@ -398,16 +414,16 @@ def _low_traffic_loops(tenants: list[UUID]) -> list[dict[str, object]]:
             "path": "/api/aoer/queue",
             "bodies": [{"tenantId": str(t)} for t in tenants],
             "threads": 1,
-            "interval_s": 0.5,
+            "interval_s": 1.0,
         },
         {
             "kind": "queue status",
             "method": "GET",
             "path": f"/api/aoer/queue?tenantId={tenants[0]}",
             "threads": 1,
-            "interval_s": 0.5,
+            "interval_s": 1.0,
         },
-        {"kind": "readyz", "method": "GET", "path": "/readyz", "threads": 1, "interval_s": 0.25},
+        {"kind": "readyz", "method": "GET", "path": "/readyz", "threads": 1, "interval_s": 0.5},
     ]
 
 

@@ -11,9 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.conftest import IN_CI, REPO
+
+sys.path.insert(0, str(REPO / "bench"))
+
+import chaos_ledger as ledger
 
 CHAOS = REPO / "bench" / "chaos.py"
 PG_BIN = Path(os.environ.get("AOER_CHAOS_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -71,3 +76,35 @@ def test_chaos_quick_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     scratch = re.search(r"scratch cluster and logs in (\S+)", done.stderr)
     assert scratch is not None, log
     assert not Path(scratch.group(1)).exists(), "the scratch cluster was not removed"
+
+
+def test_chaos_tally_counts_every_kind_of_loss(db_url: str) -> None:
+    """The harness's own check finds a job lost each way, a duplicate and a stuck job."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        ledger.register_fleet(conn, 7)
+        feeder = ledger.Feeder(db_url, ledger.tenant_ids(7), 7, 7, endless=False)
+        feeder.fill(conn, 7)
+        done, twice, no_event, stuck, failed, gone, _waiting = feeder.ids
+        conn.execute(
+            "UPDATE aoer_queue SET status = 'completed', completed_at = now() WHERE id = ANY(%s)",
+            ([done, twice, no_event],),
+        )
+        for job in (done, twice, twice):
+            conn.execute(
+                "INSERT INTO metrics_events (tenant_id, event_type, event_data)"
+                " SELECT tenant_id, 'aoer_recompute', jsonb_build_object('jobId', id)"
+                " FROM aoer_queue WHERE id = %s",
+                (job,),
+            )
+        conn.execute(
+            "UPDATE aoer_queue SET status = 'processing', locked_by = 'h:1:x',"
+            " lease_expires_at = now() WHERE id = %s",
+            (stuck,),
+        )
+        conn.execute("UPDATE aoer_queue SET status = 'failed' WHERE id = %s", (failed,))
+        conn.execute("DELETE FROM aoer_queue WHERE id = %s", (gone,))
+        tally = ledger.tally(conn, feeder.ids)
+    assert tally.duplicated == 1
+    assert tally.completed_without_event == 1
+    assert (tally.stuck, tally.failed, tally.missing, tally.waiting_due) == (1, 1, 1, 1)
+    assert tally.lost == 4  # no event, stuck, gone and the one still waiting
