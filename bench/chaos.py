@@ -38,8 +38,8 @@ from chaos_stage import Context, Options, Row
 EXIT_OK, EXIT_LOSS, EXIT_HARNESS = 0, 1, 2
 SCENARIOS = ("a", "b", "c", "d")
 FULL = Options(
-    tenants=50_000,
-    jobs=150_000,
+    tenants=30_000,
+    jobs=100_000,
     workers=3,
     lease_s=10.0,
     short_lease_s=3.0,

@@ -1,6 +1,7 @@
 """One chaos scenario's stage: its processes, its jobs, its client and its row of the table."""
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -23,7 +24,8 @@ CLIENT_SCRIPT = BENCH_DIR / "chaos_client.py"
 READY_TIMEOUT_S = 60.0
 WORKER_ACTIVE_LINE = "[AOER] AOER Orchestrator worker active"
 LEASE_LOST_LINE = "lost the lease of"
-DEADLOCK_LINE = "deadlock detected"
+# log_line_prefix '%m [%p] %a ': the application name of the backend that was chosen to fail.
+DEADLOCK_VICTIM = re.compile(r"\] (\S*) ERROR:  deadlock detected")
 SLOT_ERROR_LINE = "worker slot"
 KEEPER_ERROR_LINE = "lease keeper error"
 
@@ -286,11 +288,14 @@ class Stage:
             row.notes.append(f"{t.missing} job ids handed out that are not in aoer_queue")
         self._count_takebacks(row)
         server_log = self.ctx.cluster.log_since(self.log_offset)
-        row.deadlocks = server_log.count(DEADLOCK_LINE)
-        harness_deadlocks = server_log.count(f"{ledger.FEEDER_APP} ERROR:  {DEADLOCK_LINE}")
-        if harness_deadlocks:
-            row.deadlocks -= harness_deadlocks
-            row.notes.append(f"{harness_deadlocks} deadlocks of the harness's feeder not counted")
+        victims = DEADLOCK_VICTIM.findall(server_log)
+        row.deadlocks = sum(1 for app in victims if app != ledger.FEEDER_APP)
+        if victims:
+            row.notes.append(
+                "deadlocks by victim: "
+                + ", ".join(f"{app or '?'} {victims.count(app)}" for app in sorted(set(victims)))
+                + f" (the harness's feeder, {ledger.FEEDER_APP}, not counted)"
+            )
         row.lease_warnings = self.fleet.count_in_logs(LEASE_LOST_LINE)
         slot_errors = self.fleet.count_in_logs(SLOT_ERROR_LINE)
         keeper_errors = self.fleet.count_in_logs(KEEPER_ERROR_LINE)
