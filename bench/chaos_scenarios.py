@@ -18,6 +18,7 @@ from chaos_stage import READY_TIMEOUT_S, Answer, Context, Row, Stage, Target, wa
 
 HUNG_GRACE_S = 1.0  # observed past lease + 10 s before the hung worker is resumed
 CATCH_TIMEOUT_S = 20.0  # how long to try to stop the worker with a claim still open
+SETTLE_S = 0.2  # after SIGSTOP, before checking what the stopped worker still holds open
 AFTER_RESUME_S = 2.0
 WARM_REQUESTS = 40  # concurrent requests before a restart, half at a time
 CLIENT_TIMEOUT_S = 60.0
@@ -209,6 +210,8 @@ def _stop_inside_transaction(stage: Stage, proc: Proc, rowlocks: bool) -> str:
         if not any(state == "idle in transaction" for _, state in rows):
             continue
         proc.sigstop()
+        # A COMMIT already sent lands after the stop: look once the socket has drained.
+        time.sleep(SETTLE_S)
         rows = stage.conn.execute(OPEN_TRANSACTIONS_SQL, args).fetchall()
         pids = [int(str(pid)) for pid, _ in rows]
         locked_queued = 0
