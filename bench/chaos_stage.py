@@ -259,6 +259,9 @@ class Stage:
         else:
             self.drained_at = time.time()
         self.supervise()
+        # A worker still importing has no SIGTERM handler yet: let replacements come up first.
+        for proc in self.fleet.live_workers():
+            wait_for(lambda p=proc: WORKER_ACTIVE_LINE in p.log_text(), READY_TIMEOUT_S)
         codes = self.fleet.close()
         bad_exits = {name: code for name, code in codes.items() if code != 0}
         if bad_exits:
