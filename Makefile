@@ -9,7 +9,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-quick screenshots clean
+.PHONY: run test lint bench bench-quick chaos chaos-quick screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "needs Python 3.11, 3.12 or 3.13 on PATH"; exit 1; }
@@ -41,6 +41,14 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/run.py --quick
+
+# Kill, stop and starve workers, the API and PostgreSQL (a scratch cluster the script creates
+# and removes); exits 1 on any lost or duplicated job. ARGS=--strict fails on missed targets.
+chaos: $(STAMP)
+	$(BIN)/python bench/chaos.py $(ARGS)
+
+chaos-quick: $(STAMP)
+	$(BIN)/python bench/chaos.py --quick $(ARGS)
 
 clean:
 	-test ! -x $(BIN)/aoer || $(BIN)/aoer down
