@@ -13,7 +13,7 @@ from typing import Annotated, Final
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 
 from aoer.api.auth import LOGIN_PURPOSE, SESSION_COOKIE, Principal
 from aoer.api.context import api_context
@@ -38,6 +38,7 @@ ROLE_LABELS: Final = {
     "tenant": "dealership user",
     "service": "service (machines only)",
 }
+HTML_CONTENT: Final = {"text/html": {"schema": {"type": "string"}}}
 CROSS_SITE_LOGIN: Final = (
     "cross-site sign-in refused: sign in with the button on this dashboard's own login page"
 )
@@ -75,10 +76,14 @@ async def _link_principal(request: Request, token: str) -> Principal:
 
 @router.get(
     "/login",
-    response_class=HTMLResponse,
+    response_class=Response,
     responses={
-        200: {"description": "Who the link signs in as, and a Sign in button (no cookie yet)"},
-        **error_responses(401, 422),
+        200: {
+            "description": "Who the link signs in as, and a Sign in button (no cookie yet)",
+            "content": HTML_CONTENT,
+        },
+        **error_responses(422),
+        401: {**error_responses(401)[401], "content": HTML_CONTENT},  # HTML to browsers
     },
     summary="Show who a token (e.g. the link `aoer up` prints) would sign in as",
     description="Sets no cookie and uses nothing up: the page's button posts the token to "
