@@ -51,3 +51,10 @@ SIGNAL_COLUMNS: Final = (
     "observed_aiv",
     "observed_rar",
 )
+
+# Tokens and browser sessions
+TOKEN_LEEWAY_S: Final = 5  # clock skew tolerated between the minting and the verifying host
+SESSION_REVOCATIONS_REFRESH_S: Final = 2.0  # every API process reloads revoked sessions this often
+# A process whose revocation list is older than this (its database unreachable) refuses
+# session cookies with a 503 rather than honour one that may have been signed out.
+SESSION_REVOCATIONS_STALE_S: Final = 10.0

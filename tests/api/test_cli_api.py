@@ -1,5 +1,6 @@
 """`aoer token` and `aoer up` as an operator runs them: minted tokens verify, `aoer up` makes
-its secrets once (0600) and reuses them, and its login link signs a browser in, once."""
+its secrets once (0600) and reuses them, and its login link signs a browser in, once (also
+after a restart)."""
 
 import re
 import signal
@@ -118,12 +119,17 @@ def test_up_generates_secrets_once_and_prints_a_one_time_login_link(
         for name in ("jwt_secret", "cron_secret"):
             assert (home / name).stat().st_mode & 0o777 == 0o600, name
         with httpx.Client(base_url=base) as browser:
-            login = browser.get("/login", params={"token": token})
+            shown = browser.get("/login", params={"token": token})
+            assert shown.status_code == 200, "the link shows a Sign in button"
+            assert not browser.cookies.get(SESSION_COOKIE)
+            button = {"token": token}
+            same_origin = {"Origin": base, "Sec-Fetch-Site": "same-origin"}
+            login = browser.post("/login", data=button, headers=same_origin)
             assert login.status_code == 303
             assert login.headers["location"] == "/dashboard"
             assert browser.cookies.get(SESSION_COOKIE)
             assert browser.get("/api/tenants").status_code == 200, "the cookie signs in"
-            assert browser.get("/login", params={"token": token}).status_code == 401
+            assert browser.post("/login", data=button, headers=same_origin).status_code == 401
         minted = run_cli(db_url, home, "token", "--role", "admin").stdout.strip()
         headers = {"Authorization": f"Bearer {minted}"}
         assert httpx.get(f"{base}/api/tenants", headers=headers).status_code == 200
@@ -141,5 +147,11 @@ def test_up_generates_secrets_once_and_prints_a_one_time_login_link(
         assert (home / "jwt_secret").read_text() == secret, "reused, not regenerated"
         still = httpx.get(f"{base}/api/tenants", headers=headers)
         assert still.status_code == 200, "tokens minted before the restart still work"
+        used = httpx.post(
+            f"{base}/login",
+            data={"token": token},
+            headers={"Origin": base, "Sec-Fetch-Site": "same-origin"},
+        )
+        assert used.status_code == 401, "a used login link stays used after a restart"
     finally:
         assert _stop(second) == 0

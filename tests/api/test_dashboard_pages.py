@@ -138,7 +138,8 @@ async def test_a_used_login_link_shows_a_sign_in_page_to_browsers_and_json_to_cl
     from aoer.api.auth import LOGIN_PURPOSE
 
     link = api.tokens.mint("admin", purpose=LOGIN_PURPOSE)
-    first = await api.client.get("/login", params={"token": link})
+    same_origin = {"Origin": api.base_url, "Sec-Fetch-Site": "same-origin"}
+    first = await api.client.post("/login", data={"token": link}, headers=same_origin)
     assert first.status_code == 303
     html = {"Accept": "text/html,application/xhtml+xml"}
     again = await api.client.get("/login", params={"token": link}, headers=html)

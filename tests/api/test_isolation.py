@@ -161,7 +161,8 @@ async def test_the_session_cookie_authenticates_like_a_bearer_token(
 ) -> None:
     a, b = tenants
     link = api.tokens.mint("tenant", tenant_id=a, purpose=LOGIN_PURPOSE)
-    login = await api.client.get("/login", params={"token": link})
+    same_origin = {"Origin": api.base_url, "Sec-Fetch-Site": "same-origin"}
+    login = await api.client.post("/login", data={"token": link}, headers=same_origin)
     assert login.status_code == 303
     assert login.headers["location"] == "/dashboard"
     cookie = login.headers["set-cookie"]
@@ -173,7 +174,7 @@ async def test_the_session_cookie_authenticates_like_a_bearer_token(
     assert own.status_code == 200
     other = await api.client.get("/api/aoer/summary", params={"tenantId": str(b)})
     assert other.status_code == 403
-    again = await api.client.get("/login", params={"token": link})
+    again = await api.client.post("/login", data={"token": link}, headers=same_origin)
     assert again.status_code == 401, "a login link works once"
     api.client.cookies.clear()
     signed_out = await api.client.get("/api/aoer/summary", params={"tenantId": str(a)})

@@ -54,13 +54,18 @@ async def two_tenants(
         await conn.execute(
             "INSERT INTO aoer_failures (tenant_id, error_message) VALUES (%s, 'boom')", (t,)
         )
+        await conn.execute(
+            "INSERT INTO aoer_sessions (id, kind, subject, role, tenant_id, expires_at)"
+            " VALUES (gen_random_uuid()::text, 'session', 'x', 'tenant', %s, now() + '1h')",
+            (t,),
+        )
     return a, b
 
 
 async def test_every_tenant_owned_table_has_rls_and_a_policy(conn: Connection) -> None:
     tables = await owned_tables(conn)
     assert {"tenants", "aiv_raw_signals", "aoer_summary", "metrics_events", "aoer_queue",
-            "aoer_failures"} <= set(tables)  # fmt: skip
+            "aoer_failures", "aoer_sessions"} <= set(tables)  # fmt: skip
     cur = await conn.execute(
         """SELECT c.relname, c.relrowsecurity, count(p.policyname) AS policies
            FROM pg_class c LEFT JOIN pg_policies p

@@ -87,7 +87,7 @@ async def test_request_token_reads_what_the_declared_schemes_read(
     incoming = request(authorization, cookie)
     bearer = await bearer_scheme(incoming)
     expected = bearer.credentials if bearer is not None else await cookie_scheme(incoming)
-    assert request_token(incoming) == expected
+    assert request_token(incoming) == (expected, bearer is None)
 
 
 async def test_hot_reads_name_an_empty_tenant_id(api: Api) -> None:

@@ -1,10 +1,11 @@
 """Drive the real dashboard in Debian's headless Chromium against a real `aoer up --demo`.
 
 Each test gets its own database and its own `aoer up --demo` process (API + worker in one,
-as an operator runs it), signs in through the one-time link that process prints, and saves
-screenshots under `test-output/screenshots/`. With `AOER_UPDATE_SCREENSHOTS=1` (`make
-screenshots`) the README's screenshots in `docs/screenshots/` are rewritten too. Under
-`CI=true` a missing Chromium fails the tests instead of skipping them.
+as an operator runs it), signs in through the one-time link that process prints (opening it,
+then pressing its Sign in button), and saves screenshots under `test-output/screenshots/`.
+With `AOER_UPDATE_SCREENSHOTS=1` (`make screenshots`) the README's screenshots in
+`docs/screenshots/` are rewritten too. Under `CI=true` a missing Chromium fails the tests
+instead of skipping them.
 """
 
 import asyncio

@@ -65,9 +65,14 @@ async def change_score(aoer: Aoer, tenant_id: UUID, value: float) -> float:
 
 
 async def sign_in(page: Page, link: str) -> None:
+    """Open the link, then press its Sign in button (opening it alone signs nothing in)."""
     response = await page.goto(link)
     assert response is not None
     assert response.ok, await page.content()
+    assert not [c for c in await page.context.cookies() if c["name"] == "aoer_session"]
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Sign in").click()
+    assert "/dashboard" in page.url, await page.content()
 
 
 def watch_navigations(page: Page) -> list[str]:
@@ -295,3 +300,11 @@ async def test_tenant_user_cannot_open_another_dealership(
         str(other),
     )
     assert statuses == [403, 403, 403, 403, 403]
+
+    # Signing out ends the session: the dashboard asks to sign in again.
+    await page.goto(f"{aoer_up.base_url}/dashboard")
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("You are signed out")
+    again = await page.goto(f"{aoer_up.base_url}/dashboard/tenant/{own}")
+    assert again is not None
+    assert again.status == 401

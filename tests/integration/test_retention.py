@@ -1,5 +1,6 @@
-"""Retention: the daily tick deletes finished jobs, failures and events past their ages, in
-batches of their own short transactions, and nothing that is still waiting or running."""
+"""Retention: the daily tick deletes finished jobs, failures and events past their ages, and
+sessions and used login links whose token expired, in batches of their own short
+transactions, and nothing that is still waiting, running or able to sign in."""
 
 from uuid import UUID
 
@@ -47,13 +48,23 @@ async def add_rows(conn: Connection, table: str, tenant: UUID, n: int, days_ago:
     )
 
 
+async def add_sessions(conn: Connection, kind: str, n: int, expires_in: str) -> None:
+    await conn.execute(
+        "INSERT INTO aoer_sessions (id, kind, subject, role, expires_at)"
+        " SELECT gen_random_uuid()::text, %s, 'admin', 'admin', now() + %s::interval"
+        " FROM generate_series(1, %s)",
+        (kind, expires_in, n),
+    )
+
+
 async def counts(conn: Connection) -> dict[str, int]:
     cur = await conn.execute(
         """SELECT (SELECT count(*) FROM aoer_queue) AS jobs,
                   (SELECT count(*) FROM aoer_queue WHERE status IN ('queued', 'processing'))
                       AS waiting_or_running,
                   (SELECT count(*) FROM aoer_failures) AS failures,
-                  (SELECT count(*) FROM metrics_events) AS events"""
+                  (SELECT count(*) FROM metrics_events) AS events,
+                  (SELECT count(*) FROM aoer_sessions) AS sessions"""
     )
     row = await cur.fetchone()
     assert row is not None
@@ -80,11 +91,27 @@ async def test_retention_deletes_what_is_past_its_age_and_nothing_else(
     await add_rows(conn, "aoer_failures", a, 2, days_ago=29)
     await add_rows(conn, "metrics_events", b, 10, days_ago=91)
     await add_rows(conn, "metrics_events", b, 5, days_ago=89)
+    await add_sessions(conn, "login", 4, "-1 hour")  # expired: deleted
+    await add_sessions(conn, "session", 3, "-1 minute")  # expired: deleted
+    await add_sessions(conn, "login", 2, "10 minutes")  # a used link not expired yet: kept
 
     result = await fire_if_due(session_of(conn), retention_tick(), "w1")
 
-    assert result == {"deleted": {"aoer_queue": 10, "aoer_failures": 7, "metrics_events": 10}}
-    assert await counts(conn) == {"jobs": 6, "waiting_or_running": 2, "failures": 2, "events": 5}
+    assert result == {
+        "deleted": {
+            "aoer_queue": 10,
+            "aoer_failures": 7,
+            "metrics_events": 10,
+            "aoer_sessions": 7,
+        }
+    }
+    assert await counts(conn) == {
+        "jobs": 6,
+        "waiting_or_running": 2,
+        "failures": 2,
+        "events": 5,
+        "sessions": 2,
+    }
     assert await fire_if_due(session_of(conn), retention_tick(), "w2") is None, "once per tick"
 
 

@@ -1,10 +1,10 @@
 """The app factory: one FastAPI app over the parts the composition root built.
 
-`create_app(context, routers)` wires a built `ApiContext` (settings, store, tokens, cache,
-event hub, metrics) into FastAPI: error handlers, body limit, metrics middleware, the
-routers, and a lifespan that starts and stops the event hub. It opens nothing itself;
-`aoer.bootstrap` decides which routers a process serves (the API's own `api_routers()` and
-the dashboard's).
+`create_app(context, routers)` wires a built `ApiContext` (settings, store, tokens,
+sessions, cache, event hub, metrics) into FastAPI: error handlers, body limit, metrics
+middleware, the routers, and a lifespan that starts and stops the event hub and the session
+revocation reloads. It opens nothing itself; `aoer.bootstrap` decides which routers a
+process serves (the API's own `api_routers()` and the dashboard's).
 """
 
 import logging
@@ -26,7 +26,8 @@ DESCRIPTION = """\
 Keeps the AOER score (Answer Engine Optimization Rating) of every dealership fresh.
 
 Authenticate with `Authorization: Bearer <JWT>` (`aoer token` mints one; roles `admin`,
-`service`, `tenant`) or the session cookie set by `GET /login`. Errors are
+`service`, `tenant`) or the session cookie set by `POST /login` (a request that changes
+state with the cookie must come from the dashboard's own pages). Errors are
 `{"error": "<message>", ...}`."""
 
 
@@ -37,10 +38,11 @@ def api_routers() -> list[APIRouter]:
 
 def create_app(context: ApiContext, routers: Sequence[APIRouter]) -> FastAPI:
     """The API over `context`; the store, cache and hub stay the composition root's to close
-    (the lifespan starts and stops the hub's LISTEN)."""
+    (the lifespan starts and stops the hub's LISTEN and the session revocation reloads)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await context.sessions.start()
         await context.hub.start()
         logger.info(
             "API ready (summary cache: %s, TTL %.0fs)",
@@ -51,6 +53,7 @@ def create_app(context: ApiContext, routers: Sequence[APIRouter]) -> FastAPI:
             yield
         finally:
             await context.hub.stop()
+            await context.sessions.stop()
 
     app = FastAPI(
         title="AOER Orchestrator API",

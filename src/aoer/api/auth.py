@@ -25,6 +25,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from aoer.api.context import api_context
 from aoer.api.errors import Forbidden, Unauthorized
+from aoer.api.origin import SAFE_METHODS, ensure_same_origin
+from aoer.constants import TOKEN_LEEWAY_S
 from aoer.errors import AoerError
 from aoer.store import Scope
 
@@ -38,8 +40,9 @@ SESSION_COOKIE = "aoer_session"
 DEFAULT_TOKEN_TTL = timedelta(days=1)
 LOGIN_TOKEN_TTL = timedelta(minutes=15)
 SESSION_TTL = timedelta(hours=12)
-LOGIN_PURPOSE = "login"
-LEEWAY_S = 5  # clock skew tolerated between the minting and the verifying host
+LOGIN_PURPOSE = "login"  # a one-time link: only POST /login takes it
+SESSION_PURPOSE = "session"  # what the cookie carries: revocable (aoer.api.sessions)
+LEEWAY_S = TOKEN_LEEWAY_S
 VERIFIED_CACHE_SIZE = 10_000  # tokens whose signature was checked, kept until they expire
 
 
@@ -67,13 +70,13 @@ class Principal:
 
 
 class TokenService:
-    """Mints and verifies tokens with one shared secret; login tokens work once per process."""
+    """Mints and verifies tokens with one shared secret (stateless: sessions and used login
+    links are `aoer.api.sessions`' business)."""
 
     def __init__(self, secret: str) -> None:
         if len(secret) < MIN_SECRET_CHARS:
             raise AoerError(f"AOER_JWT_SECRET must be at least {MIN_SECRET_CHARS} characters")
         self._secret = secret
-        self._used_logins: dict[str, float] = {}
         # A token is immutable: once its signature and claims check out, only its expiry
         # can change the answer. Remembering it saves the HMAC and JSON work per request.
         self._verified: dict[str, Principal] = {}
@@ -148,16 +151,6 @@ class TokenService:
             purpose=str(claims["purpose"]) if "purpose" in claims else None,
         )
 
-    def consume_login(self, principal: Principal) -> None:
-        """A login link works once: refuse a login token this process has already taken."""
-        if principal.purpose != LOGIN_PURPOSE:
-            return
-        now = time.time()
-        self._used_logins = {k: exp for k, exp in self._used_logins.items() if exp > now}
-        if principal.token_id is None or principal.token_id in self._used_logins:
-            raise Unauthorized("this login link was already used; mint a new one")
-        self._used_logins[principal.token_id] = principal.expires_at.timestamp() + LEEWAY_S
-
 
 def _tenant_claim(value: object) -> UUID | None:
     if value is None:
@@ -178,7 +171,10 @@ bearer_scheme = HTTPBearer(
     auto_error=False, bearerFormat="JWT", description="`aoer token` mints one (HS256)"
 )
 cookie_scheme = APIKeyCookie(
-    name=SESSION_COOKIE, auto_error=False, description="Set by GET /login for the dashboard"
+    name=SESSION_COOKIE,
+    auto_error=False,
+    description="Set by POST /login for the dashboard; requests that change state with it "
+    "must come from the dashboard's own pages (Origin / Sec-Fetch-Site)",
 )
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 SessionCookie = Annotated[str | None, Depends(cookie_scheme)]
@@ -191,15 +187,24 @@ def token_service(request: Request) -> TokenService:
 async def current_principal(
     request: Request, bearer: BearerCredentials, cookie: SessionCookie
 ) -> Principal:
-    return _authenticate(request, bearer.credentials if bearer is not None else cookie)
+    if bearer is not None:
+        return _authenticate(request, bearer.credentials, from_cookie=False)
+    return _authenticate(request, cookie, from_cookie=True)
 
 
-def _authenticate(request: Request, token: str | None) -> Principal:
+def _authenticate(request: Request, token: str | None, *, from_cookie: bool) -> Principal:
     if not token:
         raise Unauthorized("missing credentials: send Authorization: Bearer <token>")
-    principal = token_service(request).verify(token)
+    context = api_context(request)
+    principal = context.tokens.verify(token)
     if principal.purpose == LOGIN_PURPOSE:
-        raise Unauthorized("a login token only works on GET /login")
+        raise Unauthorized("a login token only works on /login")
+    context.sessions.check(principal)  # a signed-out session, wherever it is presented
+    if from_cookie:
+        if principal.purpose != SESSION_PURPOSE:
+            raise Unauthorized("the session cookie holds no session; sign in again")
+        if request.method not in SAFE_METHODS:
+            ensure_same_origin(request)
     return principal
 
 
@@ -248,12 +253,13 @@ _TENANT_ID = TypeAdapter(UUID)
 TENANT_ID_DESCRIPTION = "The tenant's UUID"
 
 
-def request_token(request: Request) -> str | None:
-    """The token `bearer_scheme` or else `cookie_scheme` would find, read off the request."""
+def request_token(request: Request) -> tuple[str | None, bool]:
+    """The token `bearer_scheme` or else `cookie_scheme` would find, read off the request,
+    and whether it came from the cookie."""
     scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
     if scheme.lower() == "bearer" and credentials:
-        return credentials
-    return request.cookies.get(SESSION_COOKIE) or None
+        return credentials, False
+    return request.cookies.get(SESSION_COOKIE) or None, True
 
 
 def tenant_id_query(request: Request) -> UUID:
@@ -282,7 +288,8 @@ def tenant_query_access(*roles: Role) -> Callable[[Request], Awaitable[TenantAcc
     """
 
     async def dependency(request: Request) -> TenantAccess:
-        principal = _check_role(_authenticate(request, request_token(request)), roles)
+        token, from_cookie = request_token(request)
+        principal = _check_role(_authenticate(request, token, from_cookie=from_cookie), roles)
         tenant_id = tenant_id_query(request)
         ensure_tenant_access(principal, tenant_id)
         return TenantAccess(principal, tenant_id)
@@ -311,14 +318,25 @@ TENANT_QUERY_DOC: dict[str, Any] = {
 }
 
 
-async def cron_caller(
-    request: Request, bearer: BearerCredentials, cookie: SessionCookie
-) -> Principal:
-    """`Authorization: Bearer $CRON_SECRET` (external schedulers), or an admin/service token."""
+CRON_COOKIE_MESSAGE = (
+    "GET /api/aoer/cron takes Authorization: Bearer (CRON_SECRET, or an admin or service "
+    "token), never the session cookie: no page may queue the fleet by being visited"
+)
+
+
+async def cron_caller(request: Request, bearer: BearerCredentials) -> Principal:
+    """`Authorization: Bearer $CRON_SECRET` (external schedulers), or an admin/service token.
+
+    Never the session cookie: this GET changes state, and a browser sends the cookie along
+    with any GET another page makes it send."""
+    if bearer is None:
+        if request.cookies.get(SESSION_COOKIE):
+            raise Forbidden(CRON_COOKIE_MESSAGE)
+        raise Unauthorized("missing credentials: send Authorization: Bearer <token>")
     cron_secret = api_context(request).settings.cron_secret
-    if bearer is not None and secret_matches(bearer.credentials, cron_secret):
+    if secret_matches(bearer.credentials, cron_secret):
         return Principal("cron-secret", "service", None, datetime.max.replace(tzinfo=UTC))
-    principal = await current_principal(request, bearer, cookie)
+    principal = _authenticate(request, bearer.credentials, from_cookie=False)
     if principal.role not in ("admin", "service"):
         raise Forbidden(f"role {principal.role} may not trigger the cron (allowed: admin, service)")
     return principal

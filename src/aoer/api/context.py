@@ -1,4 +1,5 @@
-"""What every request handler may use: settings, store, tokens, cache, event hub and metrics.
+"""What every request handler may use: settings, store, tokens, sessions, cache, event hub
+and metrics.
 
 The composition root (`aoer.bootstrap`) builds one `ApiContext` per process and hands it to
 `create_app`; handlers reach it through the `Context` dependency.
@@ -19,6 +20,7 @@ from aoer.store import Scope, Session, Store
 if TYPE_CHECKING:  # auth reads the context; the context only names auth's types
     from aoer.api.auth import Principal, TokenService
     from aoer.api.events import EventHub
+    from aoer.api.sessions import SessionRegistry
 
 SSE_HEARTBEAT_S: Final = 15.0
 DB_ACQUIRE_TIMEOUT_S: Final = 5.0  # a request waits this long for a pooled connection, then 503
@@ -29,6 +31,7 @@ class ApiContext:
     settings: Settings
     store: Store
     tokens: "TokenService"
+    sessions: "SessionRegistry"
     cache: SummaryCache
     hub: "EventHub"
     metrics: Metrics

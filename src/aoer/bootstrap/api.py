@@ -1,4 +1,4 @@
-"""The API's half of the composition root: tokens, cache, event hub, metrics, the app."""
+"""The API's half of the composition root: tokens, sessions, cache, event hub, metrics, the app."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +13,7 @@ from aoer.api.context import SSE_HEARTBEAT_S, ApiContext
 from aoer.api.events import EventHub
 from aoer.api.metrics import Metrics
 from aoer.api.server import ApiServer
+from aoer.api.sessions import SessionRegistry
 from aoer.bootstrap import Services
 from aoer.dashboard import dashboard_routers
 from aoer.errors import AoerError
@@ -55,6 +56,7 @@ async def build_api(
         settings=settings,
         store=services.store,
         tokens=tokens,
+        sessions=SessionRegistry(services.store, tokens),
         cache=cache,
         hub=EventHub(services.store, cache),
         metrics=Metrics(),

@@ -18,6 +18,7 @@ from aoer.cli.runner import EXIT_USAGE, JsonOutput, console, emit_json, fail, ru
 from aoer.cli.runtime import install_stop_handlers, serve_worker_metrics
 from aoer.cli.serve import register as register_api_commands
 from aoer.cli.serve import run_up
+from aoer.cli.sessions import sessions_app
 from aoer.config import Settings
 from aoer.constants import DEFAULT_PRIORITY, JOB_STATUSES, SIGNAL_COLUMNS
 from aoer.db.embedded import DATA_FOLDER, stop_embedded
@@ -37,6 +38,7 @@ signals_app = typer.Typer(help="Load signal rows", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(signals_app, name="signals")
 app.add_typer(model_app, name="model")
+app.add_typer(sessions_app, name="sessions")
 register_api_commands(app)
 
 

@@ -1,10 +1,10 @@
 """The store: the only code that executes SQL. One `Store` per process, over one pool.
 
 `store.session()` lends a pooled connection as a `Session` whose parts own the tables:
-`jobs`, `scores`, `tenants`, `signals`, `ticks`, `models`, `fleet`. A session with a `Scope`
-runs inside one transaction as the non-owner role `aoer_tenant` with the caller's claims in
-`request.jwt.claims`, so Row Level Security limits every statement in it, even one that
-forgets its `WHERE tenant_id`.
+`jobs`, `scores`, `tenants`, `signals`, `ticks`, `models`, `fleet`, `sessions`. A session
+with a `Scope` runs inside one transaction as the non-owner role `aoer_tenant` with the
+caller's claims in `request.jwt.claims`, so Row Level Security limits every statement in it,
+even one that forgets its `WHERE tenant_id`.
 """
 
 import json
@@ -23,6 +23,7 @@ from aoer.store.jobs import Jobs
 from aoer.store.models import Models
 from aoer.store.policy import QueuePolicy
 from aoer.store.scores import Scores
+from aoer.store.sessions import Sessions
 from aoer.store.signals import Signals
 from aoer.store.statements import Statements
 from aoer.store.tenants import Tenants
@@ -75,6 +76,10 @@ class Session(Statements):
     @cached_property
     def fleet(self) -> Fleet:
         return Fleet(self.conn, self.policy)
+
+    @cached_property
+    def sessions(self) -> Sessions:
+        return Sessions(self.conn, self.policy)
 
     async def enter_scope(self, scope: Scope) -> None:
         await self._run("enter_tenant_scope", {"claims": scope.claims_json()})

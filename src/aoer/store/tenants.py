@@ -46,6 +46,10 @@ class Tenants(Statements):
     async def exists(self, tenant_id: UUID) -> bool:
         return bool(await self._value("tenant_exists", {"tenant_id": tenant_id}))
 
+    async def name(self, tenant_id: UUID) -> str | None:
+        value = await self._value("tenant_name", {"tenant_id": tenant_id})
+        return str(value) if value is not None else None
+
     async def add_demo(
         self, ids: Sequence[UUID], names: Sequence[str], cities: Sequence[str]
     ) -> None:

@@ -14,6 +14,9 @@ LIMIT %(limit)s OFFSET %(offset)s;
 -- name: tenant_exists
 SELECT EXISTS (SELECT 1 FROM tenants WHERE id = %(tenant_id)s) AS found;
 
+-- name: tenant_name
+SELECT name FROM tenants WHERE id = %(tenant_id)s;
+
 -- name: demo_tenants
 -- Demo dealerships with ~90 days of realistic signals: each has its own level, trend,
 -- weekly rhythm and noise; a few are sparse or stale so every risk level shows.
