@@ -73,19 +73,31 @@ RETURNING q.id, q.tenant_id, q.priority, q.retry_count, q.max_retries, q.created
 -- Finish the jobs this worker still holds: mark them completed, recompute and upsert their
 -- tenants' summaries set-based and add one aoer_recompute event per job -- one statement.
 -- Jobs whose lease was lost to another worker are left alone.
-WITH done AS (
+--
+-- Statistics never see a job in flight for this worker (its id is new each start, and
+-- autovacuum's ANALYZE runs between drains), so `status = 'processing' AND locked_by = ...`
+-- on aoer_queue is estimated at one row. Joined to the held ids, that estimate let the
+-- planner scan every job in flight once per held id (a nested loop over the lease index):
+-- 1,000 x 4,000 comparisons, 1-5 s a batch instead of ~0.1 s (bench/README.md, issue 17).
+-- So the held rows are found by primary key alone, locked in id order (the order
+-- renew_leases locks in too), and the guard is a column of theirs, not a filter the
+-- planner could drive the join with: every plan left is linear in the batch.
+WITH held AS MATERIALIZED (
+    SELECT id, status = 'processing' AND locked_by = %(worker_id)s AS ours
+    FROM aoer_queue
+    WHERE id = ANY (%(job_ids)s::uuid[])
+    ORDER BY id
+    FOR UPDATE
+),
+done AS (
     UPDATE aoer_queue q
        SET status = 'completed',
            completed_at = now(),
            lease_expires_at = NULL,
            error_message = NULL,
            updated_at = now()
-      -- A join, not `q.id = ANY (array)`: as a filter on the lease index that tests every
-      -- id against every job in flight, quadratic in the batch size.
-      FROM unnest(%(job_ids)s::uuid[]) AS held (id)
-     WHERE q.id = held.id
-       AND q.status = 'processing'
-       AND q.locked_by = %(worker_id)s
+      FROM held
+     WHERE q.id = held.id AND held.ours
     RETURNING q.id, q.tenant_id, q.priority, q.created_at
 ),
 scores AS (
@@ -167,10 +179,32 @@ recorded AS (
 SELECT * FROM updated;
 
 -- name: renew_leases
-UPDATE aoer_queue
-   SET lease_expires_at = now() + make_interval(secs => %(lease_s)s)
- WHERE id = ANY (%(job_ids)s::uuid[]) AND status = 'processing' AND locked_by = %(worker_id)s
-RETURNING id;
+-- Extend the leases of the given jobs this worker still holds; returns the ids still its own
+-- (processing or completed under its name). Rows are locked in id order, as complete_jobs
+-- locks them, and SKIP LOCKED: a job whose batch is completing right now stays locked by
+-- that batch until it commits, and waiting for it held up the worker's other batches behind
+-- the rows this renewal had already locked, and could deadlock with them (bench/README.md,
+-- issue 17). Such a job needs no renewal: it is done when that batch commits.
+-- Found by primary key alone, like complete_jobs, so no statistics can make this quadratic.
+WITH held AS MATERIALIZED (
+    SELECT id,
+           status = 'processing' AND locked_by = %(worker_id)s AS ours,
+           status IN ('processing', 'completed') AND locked_by = %(worker_id)s AS kept
+    FROM aoer_queue
+    WHERE id = ANY (%(job_ids)s::uuid[])
+    ORDER BY id
+    FOR UPDATE SKIP LOCKED
+),
+renewed AS (
+    UPDATE aoer_queue q
+       SET lease_expires_at = now() + make_interval(secs => %(lease_s)s)
+      FROM held
+     WHERE q.id = held.id AND held.ours
+)
+SELECT id FROM held WHERE kept
+UNION ALL
+-- Skipped: locked by one of this worker's batches, which is completing them.
+(SELECT unnest(%(job_ids)s::uuid[]) EXCEPT SELECT id FROM held);
 
 -- name: reclaim_expired
 -- Take back jobs whose worker stopped renewing its lease (it died). The lost attempt counts:
