@@ -38,7 +38,9 @@ WHERE a.pid <> pg_backend_pid()
 
 # Distinctive text of each statement the workers and the harness run -> a short name.
 LABELS = (
-    ("aoer_store_scores", "complete_jobs"),
+    # pg_stat_activity keeps the first 1 KiB of a query: match on its leading comment.
+    ("Finish the jobs this worker still holds", "complete_jobs"),
+    ("Extend the leases of the given jobs", "renew_leases"),
     ("SET status = 'processing'", "claim_jobs"),
     ("SET lease_expires_at = now() + make_interval", "renew_leases"),
     ("lease_expired", "reclaim_expired"),
