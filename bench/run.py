@@ -62,6 +62,8 @@ METHODS = ("system", "legacy", "procrastinate", "latency")
 
 LISTEN_SETTLE_S = 1.0  # a started worker LISTENs right after its start line
 WARM_UP_S = 5.0  # a time-boxed run's rate is measured from here on
+FULL_REPEATS = 5  # rounds of floor + running workers for large runs (issue 17); 1 for small
+STEADY_TARGET = 1.3  # issue 17: max ≤ 1.3 × median, 2 workers' median ≤ 1.3 × the floor's
 
 
 @dataclass
@@ -80,13 +82,46 @@ class Row:
     note: str = ""
     # The machine is shared: the 1-minute load average when the row was measured.
     load: float = field(default_factory=lambda: os.getloadavg()[0])
+    load_max: float | None = None  # repeated rows: the highest load seen over their runs
 
     def cells(self, n: int) -> list[str]:
         rate = n / self.seconds if self.seconds else float("inf")
         ratio = f"{self.seconds / self.floor_s:.2f}×" if self.floor_s else "1.00×"
         memory = f"{self.peak_rss_kb / 1024:.0f} MiB" if self.peak_rss_kb else "—"
-        note = f"{self.note}; load {self.load:.1f}"
+        load = f"{self.load:.1f}" + (f"–{self.load_max:.1f}" if self.load_max else "")
+        note = f"{self.note}; load {load}"
         return [self.method, f"{self.seconds:.2f}", f"{rate:,.0f}", ratio, memory, note]
+
+
+@dataclass
+class Repeated:
+    """The runs of one method repeated on the same data, and the load before each run."""
+
+    label: str
+    seconds: list[float] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)
+    peak_rss_kb: int = 0
+
+    def add(self, seconds: float, load: float, peak_rss_kb: int = 0) -> None:
+        self.seconds.append(seconds)
+        self.loads.append(load)
+        self.peak_rss_kb = max(self.peak_rss_kb, peak_rss_kb)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median: how far apart the runs were."""
+        return (max(self.seconds) - min(self.seconds)) / self.median
+
+    def summary(self) -> str:
+        return (
+            f"median of {len(self.seconds)} runs; max {max(self.seconds):.2f} s "
+            f"({max(self.seconds) / self.median:.2f}× the median), min {min(self.seconds):.2f} s, "
+            f"spread {self.spread:.0%}"
+        )
 
 
 class Bench:
@@ -99,6 +134,7 @@ class Bench:
         self.failures: list[str] = []
         self.notes: list[str] = []
         self.floor_s = 0.0
+        self.repeated: dict[str, Repeated] = {}
         self.tenant_ids: list[str] = []
         self.log_dir = Path(tempfile.mkdtemp(prefix="aoer-bench-"))
         self.watcher = SummaryWatcher()
@@ -170,43 +206,88 @@ class Bench:
         return stored
 
     # -- method 1 -----------------------------------------------------------------------
-    async def floor(self) -> None:
-        """The best of `--floor-runs` runs: the floor is a limit, so noise must not raise it."""
-        times = []
-        for _ in range(self.args.floor_runs):
-            await reset(self.url)
-            conn = await connect(self.url)
-            try:
-                started = time.perf_counter()
-                events = await run_floor(conn)
-                times.append(time.perf_counter() - started)
-            finally:
-                await conn.close()
-        self.floor_s = min(times)
-        self.say(f"floor: {events:,} events in {self.floor_s:.2f}s")
+    async def floor(self) -> float:
+        """One run of the floor; its summaries become the reference of the check."""
+        await reset(self.url)
+        conn = await connect(self.url)
+        try:
+            started = time.perf_counter()
+            events = await run_floor(conn)
+            seconds = time.perf_counter() - started
+        finally:
+            await conn.close()
+        self.say(f"floor: {events:,} events in {seconds:.2f}s")
         await self.check("floor", complete=True)
+        return seconds
+
+    async def repeat_refreshes(self, system: bool) -> None:
+        """The floor and the running-worker refreshes, `--repeats` rounds on the same data.
+
+        Rounds interleave the methods (floor, 1 worker, 2 workers, floor, ...) so a change in
+        the machine's other load reaches every method alike. Each row reports the median;
+        max, min and spread (issue 17: one slow drain must show, not hide in a best-of).
+        """
+        floor = Repeated("1. floor: one set-based statement (inline SQL)")
+        systems = {
+            processes: Repeated(
+                f"2. this system: {processes} running `aoer worker` process"
+                + ("es" if processes > 1 else "")
+            )
+            for processes in (1, 2)
+        }
+        for round_no in range(self.args.repeats):
+            self.say(f"round {round_no + 1} of {self.args.repeats}")
+            load = os.getloadavg()[0]
+            floor.add(await self.floor(), load)
+            if system:
+                for processes, runs in systems.items():
+                    load = os.getloadavg()[0]
+                    seconds, peak = await self.system(processes, round_no)
+                    runs.add(seconds, load, peak)
+        self.floor_s = floor.median
+        self.repeated = {"floor": floor} | {
+            f"system_x{processes}": runs for processes, runs in systems.items() if runs.seconds
+        }
         self.rows.append(
             Row(
-                "1. floor: one set-based statement (inline SQL)",
-                self.floor_s,
+                floor.label,
+                floor.median,
                 self.n,
-                note=f"best of {len(times)} runs; upserts all summaries + inserts all events, one"
+                note=f"{floor.summary()}; upserts all summaries + inserts all events, one"
                 " transaction, one backend",
+                load=min(floor.loads),
+                load_max=max(floor.loads),
             )
         )
+        for runs in systems.values():
+            if runs.seconds:
+                self.rows.append(
+                    Row(
+                        runs.label,
+                        runs.median,
+                        self.n,
+                        self.floor_s,
+                        runs.peak_rss_kb,
+                        note=f"{runs.summary()}; tick (`aoer cron --once` statement) → last "
+                        "summary committed; memory per worker process",
+                        load=min(runs.loads),
+                        load_max=max(runs.loads),
+                    )
+                )
 
     # -- method 2 -----------------------------------------------------------------------
-    async def system(self, processes: int) -> None:
+    async def system(self, processes: int, round_no: int = 0) -> tuple[float, int]:
         """Workers already running, as deployed; `aoer cron --once` fires the tick.
 
         Measured from the tick (its statement's start, the queued jobs' `created_at`) to
-        the last summary commit (its NOTIFY reaching the harness), on one clock.
+        the last summary commit (its NOTIFY reaching the harness), on one clock. Returns
+        the seconds and the workers' peak memory.
         """
         await reset(self.url)
         self.watcher.forget()
         env = child_env(self.url)
         workers = [
-            spawn(f"worker{processes}_{i}", aoer_cmd("worker"), env, self.log_dir)
+            spawn(f"worker{processes}_{i}_r{round_no + 1}", aoer_cmd("worker"), env, self.log_dir)
             for i in range(processes)
         ]
         try:
@@ -214,7 +295,9 @@ class Bench:
                 await self._wait_for_log(worker, "worker active")
             await asyncio.sleep(LISTEN_SETTLE_S)
             spawned = time.time()
-            cron = spawn(f"cron{processes}", aoer_cmd("cron", "--once"), env, self.log_dir)
+            cron = spawn(
+                f"cron{processes}_r{round_no + 1}", aoer_cmd("cron", "--once"), env, self.log_dir
+            )
             await run_to_end(cron, "aoer cron --once")
             conn = await connect(self.url)
             try:
@@ -230,22 +313,12 @@ class Bench:
             for worker in workers:
                 await run_to_end(worker, "aoer worker (SIGTERM)", 60)
         seconds = fresh - tick
-        name = f"2. this system: {processes} running `aoer worker` process" + (
-            "es" if processes > 1 else ""
+        self.say(
+            f"{processes} running worker process(es): fresh {seconds:.2f}s after the tick "
+            f"({tick - spawned:.2f}s CLI start)"
         )
-        self.say(f"{name}: fresh {seconds:.2f}s after the tick ({tick - spawned:.2f}s CLI start)")
         await self.check(f"system_x{processes}", complete=True)
-        self.rows.append(
-            Row(
-                name,
-                seconds,
-                self.n,
-                self.floor_s,
-                max(w.peak_rss_kb for w in workers),
-                note="tick (`aoer cron --once` statement) → last summary committed; "
-                "memory per worker process",
-            )
-        )
+        return seconds, max(w.peak_rss_kb for w in workers)
 
     async def system_cold(self, processes: int) -> None:
         """The one-shot way: `aoer cron --once`, then `aoer worker --drain` processes start."""
@@ -566,6 +639,45 @@ async def machine_header(url: str, n: int, signal_rows: int) -> list[str]:
     ]
 
 
+def repeats_table(bench: Bench) -> list[str]:
+    """Every run of the repeated methods, and the targets of issue 17 checked against them."""
+    if not bench.repeated:
+        return []
+    floor = bench.repeated["floor"]
+    lines = [
+        f"Repeated on the same data ({bench.args.repeats} interleaved rounds; seconds per run "
+        "in order, the 1-minute load before each run in brackets):",
+        "",
+        "| method | runs (s) | median | max | min | max / median | spread | median / floor's |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for runs in bench.repeated.values():
+        each = ", ".join(
+            f"{s:.2f} [{load:.1f}]" for s, load in zip(runs.seconds, runs.loads, strict=True)
+        )
+        lines.append(
+            f"| {runs.label} | {each} | {runs.median:.2f} | {max(runs.seconds):.2f} | "
+            f"{min(runs.seconds):.2f} | {max(runs.seconds) / runs.median:.2f} | "
+            f"{runs.spread:.0%} | {runs.median / floor.median:.2f} |"
+        )
+    lines.append("")
+    for key, runs in bench.repeated.items():
+        if key == "floor":
+            continue
+        ratio = max(runs.seconds) / runs.median
+        lines.append(
+            f"- {runs.label}: max / median {ratio:.2f} "
+            f"({'meets' if ratio <= STEADY_TARGET else 'misses'} the target ≤ {STEADY_TARGET})"
+        )
+    if "system_x2" in bench.repeated:
+        ratio = bench.repeated["system_x2"].median / floor.median
+        lines.append(
+            f"- 2 workers' median / floor's median: {ratio:.2f} "
+            f"({'meets' if ratio <= STEADY_TARGET else 'misses'} the target ≤ {STEADY_TARGET})"
+        )
+    return [*lines, ""]
+
+
 def render(bench: Bench, header: list[str], latency: list[str]) -> str:
     lines = [f"# AOER benchmark results ({bench.n:,} tenants)", "", *header, ""]
     lines += [
@@ -573,7 +685,7 @@ def render(bench: Bench, header: list[str], latency: list[str]) -> str:
         "|---|---:|---:|---:|---:|---|",
     ]
     lines += ["| " + " | ".join(row.cells(bench.n)) + " |" for row in bench.rows]
-    lines += ["", *latency, "", *bench.notes]
+    lines += ["", *repeats_table(bench), *latency, "", *bench.notes]
     verdict = (
         "Check passed: every method left identical summaries (score, risk, metrics) for every"
         " tenant it processed, and one event per summary."
@@ -618,7 +730,9 @@ def comparisons(bench: Bench) -> None:
             bench.notes.append(
                 f"- This system (best) vs {label} (best): {min(others) / system:.1f}× the tenants/s"
             )
-    bench.notes.append(f"- This system (best) vs floor: b/a = {system / bench.floor_s:.2f}")
+    bench.notes.append(
+        f"- This system (best row) vs floor (median): b/a = {system / bench.floor_s:.2f}"
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -626,6 +740,8 @@ async def run(args: argparse.Namespace) -> int:
     tenants = args.tenants or (QUICK_TENANTS if args.quick else FULL_TENANTS)
     if args.timebox is None:
         args.timebox = 0.0 if tenants <= 5_000 else 60.0
+    if args.repeats is None:
+        args.repeats = 1 if tenants <= 5_000 else FULL_REPEATS
     only = set(args.only)
     bench = Bench(args, url, tenants)
     try:
@@ -636,10 +752,8 @@ async def run(args: argparse.Namespace) -> int:
                 print(await explain_floor(conn))
             finally:
                 await conn.close()
-        await bench.floor()
+        await bench.repeat_refreshes("system" in only)
         if "system" in only:
-            for processes in (1, 2):
-                await bench.system(processes)
             await bench.system_cold(2)
         if "legacy" in only:
             for processes in (1, 2):
@@ -682,7 +796,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=list(PROCRASTINATE_CONCURRENCY),
         help="concurrencies to try, e.g. 1,4,8",
     )
-    parser.add_argument("--floor-runs", type=int, default=3, help="runs of the floor (best kept)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        help="rounds of the floor and of 1 and 2 running workers, interleaved on the same data; "
+        f"each row is the median (default {FULL_REPEATS} for large runs, 1 for small ones)",
+    )
     parser.add_argument(
         "--output",
         help="where to write the table (default bench/results.md for the full run, "

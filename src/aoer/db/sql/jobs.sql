@@ -93,19 +93,32 @@ RETURNING q.id, q.tenant_id, q.priority, q.retry_count, q.max_retries, q.created
 -- Finish the jobs this worker still holds: mark them completed, recompute and upsert their
 -- tenants' summaries set-based and add one aoer_recompute event per job -- one statement.
 -- Jobs whose lease was lost to another worker are left alone.
-WITH done AS (
+--
+-- Statistics never see a job in flight for this worker (its id is new each start, and
+-- autovacuum's ANALYZE runs between drains), so `status = 'processing' AND locked_by = ...`
+-- on aoer_queue is estimated at one row. Joined to the held ids, that estimate let the
+-- planner scan every job in flight once per held id (a nested loop over the lease index):
+-- 1,000 x 4,000 comparisons, 1-5 s a batch instead of ~0.1 s (bench/README.md, issue 17).
+-- So the held rows are found by primary key alone, locked in id order (the order
+-- renew_leases locks in too), and the guard is a column of theirs, not a filter the
+-- planner could drive the join with: every plan left is linear in the batch.
+WITH held AS MATERIALIZED (
+    SELECT q.id, q.status = 'processing' AND q.locked_by = %(worker_id)s AS ours
+    FROM (SELECT id FROM unnest(%(job_ids)s::uuid[]) AS asked (id) ORDER BY id) AS asked
+    -- One primary-key probe per held job, in id order: never a scan of the queue.
+    CROSS JOIN LATERAL (
+        SELECT id, status, locked_by FROM aoer_queue WHERE id = asked.id FOR UPDATE
+    ) q
+),
+done AS (
     UPDATE aoer_queue q
        SET status = 'completed',
            completed_at = now(),
            lease_expires_at = NULL,
            error_message = NULL,
            updated_at = now()
-      -- A join, not `q.id = ANY (array)`: as a filter on the lease index that tests every
-      -- id against every job in flight, quadratic in the batch size.
-      FROM unnest(%(job_ids)s::uuid[]) AS held (id)
-     WHERE q.id = held.id
-       AND q.status = 'processing'
-       AND q.locked_by = %(worker_id)s
+     -- = ANY(ARRAY(...)): a primary-key lookup per held row, never a scan of the queue.
+     WHERE q.id = ANY (ARRAY(SELECT id FROM held WHERE ours))
     RETURNING q.id, q.tenant_id, q.priority, q.created_at
 ),
 scores AS (
@@ -187,32 +200,35 @@ recorded AS (
 SELECT * FROM updated;
 
 -- name: renew_leases
--- Extend the leases this worker holds, in id order and under SKIP LOCKED: renewal never
--- waits on a row, so it can neither stall behind nor deadlock with this worker's own batch
--- that is completing those rows right now (the batch's rows are skipped, and reported as
--- still held). `lost` marks a job another worker took back: it is processing under another
--- worker, or it was reclaimed (its lease expired) and is no longer processing. A job this
--- worker finished meanwhile is neither renewed nor lost.
-WITH mine AS (
-    SELECT id
-    FROM aoer_queue
-    WHERE id = ANY (%(job_ids)s::uuid[]) AND status = 'processing' AND locked_by = %(worker_id)s
-    ORDER BY id
-    FOR UPDATE SKIP LOCKED
+-- Extend the leases this worker holds. Rows are found by primary key alone (no statistics
+-- can make this quadratic) and locked in id order, as complete_jobs locks them, under SKIP
+-- LOCKED: renewal never waits on a row, so it can neither stall behind nor deadlock with this
+-- worker's own batch that is completing those rows right now (bench/README.md, issue 17).
+-- Per asked job: `renewed`, or neither (its batch holds the row, or this worker finished it),
+-- or `lost`: another worker took it back -- it is processing under another worker, or it was
+-- reclaimed (its lease expired) and is no longer processing.
+WITH held AS MATERIALIZED (
+    SELECT q.id, q.status = 'processing' AND q.locked_by = %(worker_id)s AS ours
+    FROM (SELECT id FROM unnest(%(job_ids)s::uuid[]) AS asked (id) ORDER BY id) AS asked
+    CROSS JOIN LATERAL (
+        SELECT id, status, locked_by FROM aoer_queue WHERE id = asked.id FOR UPDATE SKIP LOCKED
+    ) q
 ),
 renewed AS (
     UPDATE aoer_queue q
        SET lease_expires_at = now() + make_interval(secs => %(lease_s)s)
-      FROM mine
-     WHERE q.id = mine.id
+     WHERE q.id = ANY (ARRAY(SELECT id FROM held WHERE ours))
     RETURNING q.id
 )
-SELECT q.id,
-       q.id IN (SELECT id FROM renewed) AS renewed,
+SELECT asked.id,
+       asked.id IN (SELECT id FROM renewed) AS renewed,
        CASE WHEN q.status = 'processing' THEN q.locked_by IS DISTINCT FROM %(worker_id)s
             ELSE coalesce(q.error_message LIKE 'lease expired:%%', false) END AS lost
-FROM aoer_queue q
-WHERE q.id = ANY (%(job_ids)s::uuid[]);
+FROM unnest(%(job_ids)s::uuid[]) AS asked (id)
+-- One primary-key probe per asked job (a plain read: it never waits on the batch's locks).
+CROSS JOIN LATERAL (
+    SELECT status, locked_by, error_message FROM aoer_queue WHERE id = asked.id
+) q;
 
 -- name: release_jobs
 -- Give back jobs this worker holds but cannot finish for a reason that is not the tenant's
