@@ -50,6 +50,7 @@ def create_app(context: ApiContext, routers: Sequence[APIRouter]) -> FastAPI:
         try:
             yield
         finally:
+            await context.metrics_snapshot.close()
             await context.hub.stop()
 
     app = FastAPI(

@@ -1,4 +1,4 @@
-"""What every request handler may use: settings, store, tokens, cache, event hub and metrics.
+"""What every request handler may use: settings, store, tokens, cache, event hub, metrics.
 
 The composition root (`aoer.bootstrap`) builds one `ApiContext` per process and hands it to
 `create_app`; handlers reach it through the `Context` dependency.
@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 
 from aoer.api.cache import SummaryCache
 from aoer.api.metrics import Metrics
+from aoer.api.metrics_snapshot import MetricsSnapshot
 from aoer.config import Settings
 from aoer.store import Scope, Session, Store
 
@@ -32,6 +33,7 @@ class ApiContext:
     cache: SummaryCache
     hub: "EventHub"
     metrics: Metrics
+    metrics_snapshot: MetricsSnapshot
     heartbeat_s: float = SSE_HEARTBEAT_S
 
     @asynccontextmanager
