@@ -162,3 +162,14 @@ async def test_without_a_metrics_token_the_endpoint_is_open(api: Api) -> None:
     assert api.ctx.settings.metrics_token is None
     assert "aoer_database_up" in await scrape(api)
     assert "aoer_database_up" in await scrape(api, {"Authorization": "Bearer anything"})
+
+
+async def test_a_scrape_flood_is_answered_a_few_at_a_time(make_api: ApiFactory) -> None:
+    api = await make_api(AOER_METRICS_REFRESH_SECONDS=60)  # the body is stored: cheap to serve
+    await scrape(api)
+    started = time.perf_counter()
+    answers = await asyncio.gather(*(api.client.get("/metrics") for _ in range(11)))
+    elapsed = time.perf_counter() - started
+    assert {r.status_code for r in answers} == {200}
+    # 20 scrapes a second at most (SCRAPE_SPACING_S): 11 at once take half a second.
+    assert elapsed >= 0.45, f"11 scrapes answered within {elapsed:.2f} s"
