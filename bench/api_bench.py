@@ -6,7 +6,11 @@ Measures, against real `aoer serve` processes on a seeded database:
     admin token and with tenant tokens;
   * GET /api/aoer/summary uncached (AOER_CACHE_TTL=0), with an admin token and with tenant
     tokens (Row Level Security: SET LOCAL ROLE + claims in a transaction);
-  * POST /api/aoer/queue (an enqueue that coalesces, plus NOTIFY).
+  * POST /api/aoer/queue (an enqueue that coalesces, plus NOTIFY);
+  * cached summary reads while FLOOD_CLIENTS more connections scrape GET /metrics in a loop
+    (uncounted), against the snapshot (AOER_METRICS_REFRESH_SECONDS, 5 s by default) and
+    against a read and render per scrape (AOER_METRICS_REFRESH_SECONDS=0, what every scrape
+    did before the snapshot).
 Each server runs as one process and as several sharing the port (`--replicas 1,2`), and its
 own ceiling is measured in the same run. The load generator is a keep-alive
 HTTP/1.1 client on raw asyncio streams (uvloop), so it costs the server as little CPU as
@@ -22,6 +26,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import signal
 import socket
 import statistics
@@ -54,6 +59,7 @@ CONNECTIONS = 64
 WARMUP_S = 2.0
 TARGET_SHARE = 0.5
 TARGET_P99_MS = 20.0
+FLOOD_CLIENTS = 16  # connections scraping /metrics back to back in the flood rows
 
 
 @dataclass
@@ -139,21 +145,34 @@ async def _connection(
             await writer.wait_closed()
 
 
-async def load(result: Result, port: int, requests: list[bytes], seconds: float) -> None:
+async def load(
+    result: Result,
+    port: int,
+    requests: list[bytes],
+    seconds: float,
+    flood: list[bytes] | None = None,
+) -> None:
+    """CONNECTIONS measured connections; with `flood`, FLOOD_CLIENTS more send it meanwhile
+    (not counted: they are the disturbance)."""
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     now = time.perf_counter()
     start_at, stop_at = now + WARMUP_S, now + WARMUP_S + seconds
     step = max(1, len(requests) // CONNECTIONS)
+    flooding = [
+        _connection("127.0.0.1", port, flood, 0, start_at, stop_at, [], Counter())
+        for _ in range(FLOOD_CLIENTS if flood else 0)
+    ]
     counts = await asyncio.gather(
         *(
             _connection(
                 "127.0.0.1", port, requests, c * step, start_at, stop_at, latencies, statuses
             )
             for c in range(CONNECTIONS)
-        )
+        ),
+        *flooding,
     )
-    result.add(sum(counts), seconds, latencies, statuses)
+    result.add(sum(counts[:CONNECTIONS]), seconds, latencies, statuses)
 
 
 def get(path: str, token: str) -> bytes:
@@ -268,9 +287,12 @@ def run(
         get(f"/api/aoer/summary?tenantId={t}", tokens.mint("tenant", tenant_id=t)) for t in tenants
     ]
     enqueues = [post("/api/aoer/queue", admin, {"tenantId": str(t)}) for t in tenants]
+    scrapes = [get("/metrics", admin)]
+    flooded = f"GET /api/aoer/summary (cached) + {FLOOD_CLIENTS} flooding /metrics"
 
     def measure(result: Result, port: int, requests: list[bytes]) -> None:
-        uvloop.run(load(result, port, requests, seconds))
+        flood = scrapes if result.name == flooded else None
+        uvloop.run(load(result, port, requests, seconds, flood))
         print(
             f"  {result.server:<10} {result.name:<36} {result.rates[-1]:8.0f} req/s  p50 "
             f"{result.p50s[-1]:6.2f} ms  p99 {result.p99s[-1]:6.2f} ms",
@@ -287,6 +309,16 @@ def run(
                 ("GET /api/aoer/summary (cached)", summaries),
                 ("GET /api/aoer/summary (cached, tenant token)", tenant_summaries),
                 ("POST /api/aoer/queue", enqueues),
+                (flooded, summaries),
+            ],
+        ),
+        (
+            "in-process, metrics refresh 0",
+            {"AOER_METRICS_REFRESH_SECONDS": "0"},
+            [
+                ("ceiling: GET /healthz", ceiling),
+                ("GET /api/aoer/summary (cached)", summaries),
+                (flooded, summaries),
             ],
         ),
         (
@@ -318,7 +350,8 @@ def run(
             server = f"{cache} × {count}"
             print(f"server: {server}", flush=True)
             measured = [(Result(server, name), requests) for name, requests in scenarios]
-            with serving(f"{cache}-{count}", count, **env) as port:
+            label = re.sub(r"[^a-z0-9]+", "-", cache)
+            with serving(f"{label}-{count}", count, **env) as port:
                 for _, requests in measured:  # untimed: open pool connections, fill caches
                     uvloop.run(load(Result(server, "priming"), port, requests, 1.0))
                 for _ in range(rounds):
@@ -400,6 +433,13 @@ def section(
             "to the ceiling's: the floor any endpoint gets on this shared machine (the load "
             "generator, PostgreSQL and Redis use the same 2 cores). One process per core "
             "leaves more headroom under 20 ms.",
+            "",
+            f"The flood rows add {FLOOD_CLIENTS} connections that scrape GET /metrics back to "
+            "back (not counted) to the 64 reading ones. With the default snapshot "
+            "(AOER_METRICS_REFRESH_SECONDS=5) a scrape is a token-free lookup of the stored "
+            "body: the queue's GROUP BY and the registry's rendering run once per 5 s. With "
+            "AOER_METRICS_REFRESH_SECONDS=0 every scrape reads the queue and renders, what each "
+            "scrape did before the snapshot.",
             "",
             "Uncached reads and enqueues are bound by PostgreSQL round trips (an admin read is "
             "one; a tenant read adds BEGIN, the role/claims `set_config` and COMMIT; an "

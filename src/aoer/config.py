@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     # How long a worker or API process waits for an unreachable database: at start (retrying
     # with backoff, each attempt logged) and for a batch hit by a passing database error.
     connect_timeout_s: float = Field(default=300.0, gt=0, alias="AOER_CONNECT_TIMEOUT")
+    # /metrics serves a snapshot: the queue is read (and the body rendered) at most once per
+    # interval however many clients scrape (0: on every scrape). A token closes the endpoint.
+    metrics_refresh_s: float = Field(
+        default=5.0, ge=0, le=3600, alias="AOER_METRICS_REFRESH_SECONDS"
+    )
+    metrics_token: str | None = Field(default=None, alias="AOER_METRICS_TOKEN")
+    # Open Server-Sent Event streams per API process: per principal and in all.
+    sse_max_per_principal: int = Field(default=10, ge=1, alias="AOER_SSE_MAX_PER_PRINCIPAL")
+    sse_max_streams: int = Field(default=1000, ge=1, alias="AOER_SSE_MAX_STREAMS")
     retain_jobs_days: int = Field(default=7, ge=1, alias="AOER_RETAIN_JOBS_DAYS")
     retain_failures_days: int = Field(default=30, ge=1, alias="AOER_RETAIN_FAILURES_DAYS")
     retain_events_days: int = Field(default=400, ge=1, alias="AOER_RETAIN_EVENTS_DAYS")
@@ -57,6 +66,11 @@ class Settings(BaseSettings):
     model_min_tenants: int = Field(default=5, ge=1, alias="AOER_MODEL_MIN_TENANTS")
     model_margin: float = Field(default=0.02, ge=0, lt=1, alias="AOER_MODEL_MARGIN")
     model_min_r2: float = Field(default=0.0, le=1, alias="AOER_MODEL_MIN_R2")
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _unset_when_empty(cls, value: str | None) -> str | None:
+        return value or None  # `AOER_METRICS_TOKEN=` leaves /metrics open, as unset does
 
     @field_validator("log_format")
     @classmethod

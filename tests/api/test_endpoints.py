@@ -221,8 +221,9 @@ async def test_health_and_readiness(api: Api, conn: Connection) -> None:
 
 
 async def test_metrics_expose_queue_depth_http_traffic_and_batches(
-    api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+    make_api: ApiFactory, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
 ) -> None:
+    api = await make_api(AOER_METRICS_REFRESH_SECONDS=0)  # each scrape reads afresh
     tenant = await make_tenant()
     await add_signals(tenant, STEADY)
     await api.client.post(

@@ -19,7 +19,7 @@ from aoer.api.events import ServerEvent, Subscription
 from aoer.api.routes.stream import HEARTBEAT, event_stream
 from aoer.db.pool import Connection
 from tests.api.conftest import WORKER, Api, ApiFactory, recompute_through_worker
-from tests.conftest import AddSignals, MakeTenant, session_of
+from tests.conftest import AddSignals, MakeTenant, eventually, session_of
 
 STEADY = [{"days_ago": d, "aeo": "60", "geo": "50", "ugc": "40"} for d in range(6)]
 WAIT_S = 5.0
@@ -247,4 +247,111 @@ def test_a_slow_subscriber_keeps_only_the_newest_events() -> None:
 @asynccontextmanager
 async def many_streams(api: Api, tenant: UUID, n: int) -> AsyncIterator[list[EventReader]]:
     async with contextlib.AsyncExitStack() as stack:
-        yield [await stack.enter_async_context(open_stream(api, tenant)) for _ in range(n)]
+        yield [
+            await stack.enter_async_context(
+                open_stream(api, tenant, api.bearer("admin", subject=f"watcher-{i}"))
+            )
+            for i in range(n)
+        ]
+
+
+async def stream_status(api: Api, tenant: UUID | None, headers: dict[str, str]) -> httpx.Response:
+    """Open a stream and answer its status (a refused one's body is read)."""
+    params = {"tenantId": str(tenant)} if tenant is not None else {}
+    async with api.client.stream(
+        "GET", "/api/aoer/stream", params=params, headers=headers
+    ) as response:
+        if response.status_code != 200:
+            await response.aread()
+        return response
+
+
+def assert_too_many(response: httpx.Response, setting: str) -> None:
+    assert response.status_code == 429
+    assert setting in response.json()["error"]
+    assert int(response.headers["Retry-After"]) > 0
+
+
+async def test_one_principal_gets_at_most_its_stream_cap(
+    make_api: ApiFactory, make_tenant: MakeTenant, computed: UUID
+) -> None:
+    api = await make_api(live=True, AOER_SSE_MAX_PER_PRINCIPAL=2)
+    hub, owner = api.ctx.hub, (f"tenant:{computed}", "tenant", computed)
+    other = await make_tenant("other")
+    token = api.bearer(tenant=computed)
+    same_subject = api.bearer(tenant=computed)  # another token of the same principal
+    async with contextlib.AsyncExitStack() as stack:
+        first = await stack.enter_async_context(open_stream(api, computed, token))
+        await first.until("queue")
+        async with open_stream(api, computed, same_subject) as second:
+            await second.until("queue")
+            assert_too_many(await stream_status(api, computed, token), "AOER_SSE_MAX_PER_PRINCIPAL")
+            assert_too_many(
+                await stream_status(api, computed, same_subject), "AOER_SSE_MAX_PER_PRINCIPAL"
+            )
+            async with open_stream(api, other, api.bearer(tenant=other)) as elsewhere:
+                assert (await elsewhere.next())[0] == "retry", "other principals are not capped"
+        # The second stream's client left: once the server sees that, its slot is free again.
+        await eventually(lambda: hub.streams_of(owner) == 1, "the left stream frees its slot")
+        async with open_stream(api, computed, same_subject) as again:
+            await again.until("queue")
+    await eventually(lambda: api.ctx.hub.subscriber_count == 0, "every stream is released")
+
+
+async def test_the_server_gets_at_most_its_stream_cap(
+    make_api: ApiFactory, make_tenant: MakeTenant, computed: UUID
+) -> None:
+    api = await make_api(live=True, AOER_SSE_MAX_STREAMS=2)
+    async with open_stream(api, computed) as one:
+        await one.until("queue")
+        async with open_stream(api, computed, api.bearer(tenant=computed)) as two:
+            await two.until("queue")
+            other = await make_tenant("other")
+            assert_too_many(
+                await stream_status(api, other, api.bearer(tenant=other)), "AOER_SSE_MAX_STREAMS"
+            )
+            assert_too_many(await stream_status(api, None, api.admin), "AOER_SSE_MAX_STREAMS")
+    await eventually(lambda: api.ctx.hub.subscriber_count == 0, "every stream is released")
+
+
+async def test_a_refused_or_failed_stream_holds_no_slot(
+    make_api: ApiFactory, computed: UUID
+) -> None:
+    api = await make_api(live=True, AOER_SSE_MAX_PER_PRINCIPAL=1)
+    unknown = await stream_status(api, UUID(int=1), api.admin)
+    assert unknown.status_code == 404
+    async with open_stream(api, computed) as events:
+        await events.until("queue")
+        assert_too_many(await stream_status(api, computed, api.admin), "PER_PRINCIPAL")
+    await eventually(lambda: api.ctx.hub.subscriber_count == 0, "the left stream is released")
+    async with open_stream(api, computed) as events:
+        await events.until("queue")
+
+
+async def test_an_expired_token_frees_its_stream_slot(make_api: ApiFactory, computed: UUID) -> None:
+    api = await make_api(live=True, AOER_SSE_MAX_PER_PRINCIPAL=1)
+    short = api.bearer(tenant=computed, ttl=timedelta(seconds=2))
+    async with open_stream(api, computed, short) as events:
+        await events.until("queue")
+        with pytest.raises(EOFError):
+            await events.until_end(within_s=5)
+    async with open_stream(api, computed, api.bearer(tenant=computed)) as events:
+        await events.until("queue")
+
+
+async def test_stopping_the_server_frees_every_stream_slot(
+    make_api: ApiFactory, computed: UUID
+) -> None:
+    api = await make_api(live=True)
+    assert api.server is not None
+    async with many_streams(api, computed, 3) as streams:
+        for events in streams:
+            await events.until("queue")
+        assert api.ctx.hub.streams_of(("watcher-0", "admin", None)) == 1
+        api.server.stop()
+        for events in streams:
+            with pytest.raises(EOFError):
+                await events.until_end(within_s=3)
+    await asyncio.wait_for(api.server.wait(), 3)
+    await eventually(lambda: api.ctx.hub.subscriber_count == 0, "every stream is released")
+    assert api.ctx.hub.streams_of(("admin", "admin", None)) == 0

@@ -52,6 +52,7 @@ def create_app(context: ApiContext, routers: Sequence[APIRouter]) -> FastAPI:
         try:
             yield
         finally:
+            await context.metrics_snapshot.close()
             await context.hub.stop()
             await context.sessions.stop()
 

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 
 from aoer.api.cache import SummaryCache
 from aoer.api.metrics import Metrics
+from aoer.api.metrics_snapshot import MetricsSnapshot
 from aoer.config import Settings
 from aoer.store import Scope, Session, Store
 
@@ -35,6 +36,7 @@ class ApiContext:
     cache: SummaryCache
     hub: "EventHub"
     metrics: Metrics
+    metrics_snapshot: MetricsSnapshot
     heartbeat_s: float = SSE_HEARTBEAT_S
 
     @asynccontextmanager

@@ -58,6 +58,15 @@ class Forbidden(HttpError):
     status_code = 403
 
 
+class TooManyRequests(HttpError):
+    """Too many requests: retry later."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+
+
 class UnsupportedMediaType(HttpError):
     """The request body must be JSON (Content-Type: application/json)."""
 

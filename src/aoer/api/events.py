@@ -5,17 +5,21 @@ cached summaries first, then pushes `summary` and `queue` events to every subscr
 those tenants. Queue NOTIFYs (enqueues) refresh the queue status of subscribed tenants.
 Each subscriber has a small bounded queue: a slow client loses its oldest events, never
 slows the others. While the listener is disconnected the cache is bypassed, and it is
-cleared on reconnect, because evictions may have been missed in between.
+cleared on reconnect, because evictions may have been missed in between. Open subscriptions
+are capped per owner (the principal) and in all (`max_per_principal`, `max_streams`): past
+either, `subscribe` raises `TooManyRequests` (429); a closed subscription frees its slot.
 """
 
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from uuid import UUID
 
 from aoer.api.cache import SummaryCache
+from aoer.api.errors import TooManyRequests
 from aoer.api.schemas import queue_status_json, summary_json
 from aoer.constants import QUEUE_CHANNEL, SUMMARY_CHANNEL
 from aoer.errors import DatabaseError
@@ -28,6 +32,9 @@ FLEET_QUEUE_SIZE = 1024  # a fleet subscriber gets every tenant's summaries: roo
 QUEUE_REFRESH_DELAY_S = 0.1  # coalesces a burst of enqueues into one status query
 RECONNECT_DELAY_S = 1.0
 LISTEN_READY_TIMEOUT_S = 5.0
+MAX_STREAMS = 1000  # open subscriptions per process (AOER_SSE_MAX_STREAMS)
+MAX_PER_PRINCIPAL = 10  # open subscriptions per owner (AOER_SSE_MAX_PER_PRINCIPAL)
+FULL_RETRY_AFTER_S = 10  # the Retry-After of a 429: streams end as clients leave or tokens expire
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +50,12 @@ class Subscription:
     """One SSE client's inbox; `None` means the hub is shutting down. A subscription to
     tenant `None` (an admin's fleet view) receives every tenant's summary events."""
 
-    def __init__(self, hub: "EventHub", tenant_id: UUID | None, size: int) -> None:
+    def __init__(
+        self, hub: "EventHub", tenant_id: UUID | None, size: int, owner: Hashable = None
+    ) -> None:
         self.hub = hub
         self.tenant_id = tenant_id
+        self.owner = owner
         self.inbox: asyncio.Queue[ServerEvent | None] = asyncio.Queue(maxsize=size)
         self.dropped = 0
 
@@ -56,6 +66,7 @@ class Subscription:
         self.inbox.put_nowait(event)
 
     def close(self) -> None:
+        """Leave the hub and free the slot (closing twice is harmless)."""
         self.hub.unsubscribe(self)
 
 
@@ -66,10 +77,15 @@ class EventHub:
         cache: SummaryCache,
         *,
         subscriber_queue_size: int = SUBSCRIBER_QUEUE_SIZE,
+        max_streams: int = MAX_STREAMS,
+        max_per_principal: int = MAX_PER_PRINCIPAL,
     ) -> None:
         self.store = store
         self.cache = cache
         self.subscriber_queue_size = subscriber_queue_size
+        self.max_streams = max_streams
+        self.max_per_principal = max_per_principal
+        self._per_owner: Counter[Hashable] = Counter()
         self.listening = asyncio.Event()
         self._subscribers: dict[UUID | None, set[Subscription]] = defaultdict(set)
         self._last_queue: dict[UUID | None, bytes] = {}
@@ -80,6 +96,10 @@ class EventHub:
     @property
     def subscriber_count(self) -> int:
         return sum(len(subs) for subs in self._subscribers.values())
+
+    def streams_of(self, owner: Hashable) -> int:
+        """Open subscriptions of `owner`."""
+        return self._per_owner[owner]
 
     async def start(self) -> None:
         """Start listening; waits (briefly) until the LISTEN is in place."""
@@ -104,19 +124,36 @@ class EventHub:
             for sub in subs:
                 sub.offer(None)
 
-    def subscribe(self, tenant_id: UUID | None) -> Subscription:
-        """One tenant's events, or (`None`) every tenant's summary events."""
+    def subscribe(self, tenant_id: UUID | None, owner: Hashable = None) -> Subscription:
+        """One tenant's events, or (`None`) every tenant's summary events, for `owner` (who
+        opened it: the caps count per owner). `TooManyRequests` past either cap."""
+        if self.subscriber_count >= self.max_streams:
+            raise TooManyRequests(
+                f"this server has {self.max_streams} open event streams, its limit "
+                "(AOER_SSE_MAX_STREAMS): retry later",
+                retry_after_s=FULL_RETRY_AFTER_S,
+            )
+        if self._per_owner[owner] >= self.max_per_principal:
+            raise TooManyRequests(
+                f"this token's subject already has {self.max_per_principal} open event "
+                "streams, its limit (AOER_SSE_MAX_PER_PRINCIPAL): close one or retry later",
+                retry_after_s=FULL_RETRY_AFTER_S,
+            )
         size = self.subscriber_queue_size if tenant_id is not None else FLEET_QUEUE_SIZE
-        sub = Subscription(self, tenant_id, size)
+        sub = Subscription(self, tenant_id, size, owner)
         self._subscribers[tenant_id].add(sub)
+        self._per_owner[owner] += 1
         self._last_queue.pop(tenant_id, None)  # the next refresh reports it afresh
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         subs = self._subscribers.get(sub.tenant_id)
-        if subs is None:
+        if subs is None or sub not in subs:
             return
         subs.discard(sub)
+        self._per_owner[sub.owner] -= 1
+        if not self._per_owner[sub.owner]:
+            del self._per_owner[sub.owner]
         if not subs:
             del self._subscribers[sub.tenant_id]
             self._last_queue.pop(sub.tenant_id, None)

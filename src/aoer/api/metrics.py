@@ -1,11 +1,13 @@
 """Prometheus metrics: HTTP traffic, queue depth from the database, and recompute batches.
 
 Every app owns its registry (several apps can live in one test process). Queue depth is read
-from PostgreSQL at scrape time, so it covers the whole fleet; batch, job-outcome and latency
+from PostgreSQL by the API's `MetricsSnapshot` (at most once per refresh interval, however
+many clients scrape), so it covers the whole fleet; batch, job-outcome and latency
 metrics are observed by the process that runs the worker (`aoer up` passes `observe_batch` to
 its Worker).
 """
 
+import math
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -71,7 +73,7 @@ class Metrics:
         )
         self.queue_jobs = Gauge(
             "aoer_queue_jobs",
-            "Jobs in aoer_queue by status and priority (whole fleet, read at scrape time)",
+            "Jobs in aoer_queue by status and priority (whole fleet, from the snapshot)",
             ["status", "priority"],
             registry=fleet,
         )
@@ -82,8 +84,14 @@ class Metrics:
             registry=fleet,
         )
         self.database_up = Gauge(
-            "aoer_database_up", "1 when the last scrape could read the queue", registry=fleet
+            "aoer_database_up", "1 when the last snapshot could read the queue", registry=fleet
         )
+        self.snapshot_age = Gauge(
+            "aoer_metrics_snapshot_age_seconds",
+            "Age of the queue gauges: since their last successful read (+Inf before the first)",
+            registry=fleet,
+        )
+        self.snapshot_age.set(math.inf)
 
     def observe_batch(self, outcome: BatchOutcome) -> None:
         """Record one processed batch (the Worker's `on_batch` hook)."""

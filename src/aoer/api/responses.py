@@ -13,6 +13,7 @@ _DESCRIPTIONS = {
     413: "The request body is over the size limit",
     415: "The request body is not JSON",
     422: "The request failed validation; `errors` names each field (and row)",
+    429: "Too many open streams (for this principal, or on this server); see Retry-After",
     503: "The database is unavailable",
 }
 

@@ -12,6 +12,7 @@ from aoer.api.cache import make_cache
 from aoer.api.context import SSE_HEARTBEAT_S, ApiContext
 from aoer.api.events import EventHub
 from aoer.api.metrics import Metrics
+from aoer.api.metrics_snapshot import MetricsSnapshot
 from aoer.api.server import ApiServer
 from aoer.api.sessions import SessionRegistry
 from aoer.bootstrap import Services
@@ -52,14 +53,21 @@ async def build_api(
     tokens = TokenService(settings.jwt_secret)
     namespace = cache_namespace or await services.store.database_name()
     cache = make_cache(settings.redis_url, namespace, settings.cache_ttl_s)
+    metrics = Metrics()
     context = ApiContext(
         settings=settings,
         store=services.store,
         tokens=tokens,
         sessions=SessionRegistry(services.store, tokens),
         cache=cache,
-        hub=EventHub(services.store, cache),
-        metrics=Metrics(),
+        hub=EventHub(
+            services.store,
+            cache,
+            max_streams=settings.sse_max_streams,
+            max_per_principal=settings.sse_max_per_principal,
+        ),
+        metrics=metrics,
+        metrics_snapshot=MetricsSnapshot(services.store, metrics, settings.metrics_refresh_s),
         heartbeat_s=heartbeat_s,
     )
     try:

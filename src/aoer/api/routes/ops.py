@@ -2,12 +2,15 @@
 
 import logging
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.security.utils import get_authorization_scheme_param
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from aoer.api.auth import secret_matches
 from aoer.api.context import Context
-from aoer.api.schemas import HealthOut, ReadyOut
+from aoer.api.errors import Unauthorized
+from aoer.api.schemas import ErrorOut, HealthOut, ReadyOut
 from aoer.errors import DatabaseError
 
 logger = logging.getLogger(__name__)
@@ -61,6 +64,14 @@ def _ready_response(body: ReadyOut, status: int) -> JSONResponse:
     return JSONResponse(body.model_dump(by_alias=True, exclude_none=True), status_code=status)
 
 
+_METRICS_DESCRIPTION = """\
+Prometheus text format. The body is a snapshot refreshed at most every
+`AOER_METRICS_REFRESH_SECONDS` (5 by default) however many clients scrape: the queue gauges are
+read from the database once per refresh (`aoer_metrics_snapshot_age_seconds` says how long ago;
+`aoer_database_up` is 0 when the last read failed). When `AOER_METRICS_TOKEN` is set, send it
+as `Authorization: Bearer <token>`; otherwise the endpoint is open."""
+
+
 @router.get(
     "/metrics",
     response_class=Response,
@@ -68,16 +79,16 @@ def _ready_response(body: ReadyOut, status: int) -> JSONResponse:
         200: {
             "description": "Prometheus text exposition format",
             "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
-        }
+        },
+        401: {"model": ErrorOut, "description": "AOER_METRICS_TOKEN is set and was not sent"},
     },
     summary="Prometheus metrics",
+    description=_METRICS_DESCRIPTION,
 )
-async def metrics(ctx: Context) -> Response:
-    try:
-        async with ctx.store.session(timeout_s=READY_TIMEOUT_S) as session:
-            ctx.metrics.set_queue_depth(await session.jobs.depth())
-        ctx.metrics.database_up.set(1)
-    except DatabaseError as exc:
-        logger.warning("metrics: cannot read the queue (%s)", exc)
-        ctx.metrics.database_up.set(0)
-    return Response(ctx.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request, ctx: Context) -> Response:
+    expected = ctx.settings.metrics_token
+    if expected is not None:
+        scheme, given = get_authorization_scheme_param(request.headers.get("authorization"))
+        if scheme.lower() != "bearer" or not secret_matches(given, expected):
+            raise Unauthorized("/metrics needs Authorization: Bearer <AOER_METRICS_TOKEN>")
+    return Response(await ctx.metrics_snapshot.body(), media_type=CONTENT_TYPE_LATEST)

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from aoer.api.auth import Principal, TenantAccess, ensure_tenant_access, require_roles
 from aoer.api.context import Context
@@ -29,7 +30,11 @@ then `event: summary` (data: the same JSON as GET /api/aoer/summary) each time a
 the tenant commits, and `event: queue` (data: its queueStatus) when its jobs change. A
 comment line (`: heartbeat`) every 15 seconds keeps proxies from closing the connection. The
 stream ends when the token expires. An admin may leave out `tenantId` to receive every
-tenant's `summary` events (the dashboard's fleet view); no initial or `queue` events then."""
+tenant's `summary` events (the dashboard's fleet view); no initial or `queue` events then.
+
+Open streams are capped per API process: `AOER_SSE_MAX_PER_PRINCIPAL` (10) for one token
+subject (with its role and tenant) and `AOER_SSE_MAX_STREAMS` (1000) in all. Past either the
+answer is 429 with `Retry-After`; a stream's slot is free again as soon as it ends."""
 
 
 @router.get(
@@ -40,7 +45,7 @@ tenant's `summary` events (the dashboard's fleet view); no initial or `queue` ev
             "description": "An endless event stream",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        **error_responses(*AUTHENTICATED, 404, 422),
+        **error_responses(*AUTHENTICATED, 404, 422, 429),
     },
     summary="Live summary and queue updates (Server-Sent Events)",
     description=_DESCRIPTION,
@@ -53,20 +58,18 @@ async def stream(
         Query(alias="tenantId", description="The tenant's UUID (admins: leave out for all)"),
     ] = None,
 ) -> StreamingResponse:
+    owner = stream_owner(principal)
     if tenant_id is None:
         if principal.role != "admin":
             raise Forbidden("only an admin may stream every tenant: pass tenantId")
-        return StreamingResponse(
-            event_stream(
-                ctx.hub.subscribe(None), [], ctx.heartbeat_s, principal.expires_at.timestamp()
-            ),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        fleet = ctx.hub.subscribe(None, owner)
+        return EventStreamResponse(
+            fleet, event_stream(fleet, [], ctx.heartbeat_s, principal.expires_at.timestamp())
         )
     ensure_tenant_access(principal, tenant_id)
     access = TenantAccess(principal, tenant_id)
     # Subscribe before reading the current state, so no update falls between the two.
-    subscription = ctx.hub.subscribe(access.tenant_id)
+    subscription = ctx.hub.subscribe(access.tenant_id, owner)
     try:
         async with ctx.session(access.principal) as session:
             found = await session.scores.summary(access.tenant_id)
@@ -80,11 +83,33 @@ async def stream(
     if found.summary is not None:
         initial.insert(0, ServerEvent("summary", summary_json(found.summary)))
     deadline = access.principal.expires_at.timestamp()
-    return StreamingResponse(
-        event_stream(subscription, initial, ctx.heartbeat_s, deadline),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    return EventStreamResponse(
+        subscription, event_stream(subscription, initial, ctx.heartbeat_s, deadline)
     )
+
+
+def stream_owner(principal: Principal) -> tuple[str, str, UUID | None]:
+    """Whom the per-principal cap counts: the token's subject, with its role and tenant."""
+    return (principal.subject, principal.role, principal.tenant_id)
+
+
+class EventStreamResponse(StreamingResponse):
+    """An event stream that frees its subscription however the response ends: the generator's
+    own `finally` does not run when the client leaves between two chunks or before the first."""
+
+    def __init__(self, subscription: Subscription, events: AsyncIterator[bytes]) -> None:
+        super().__init__(
+            events,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self.subscription = subscription
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.subscription.close()
 
 
 async def event_stream(
