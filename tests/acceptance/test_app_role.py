@@ -206,8 +206,26 @@ def test_migrate_app_role_sets_the_password_from_the_environment(
     assert "NO_SUCH_VAR is not set" in missing.stderr
 
 
-@pytest.mark.parametrize("name", ["postgres", "aoer_app", "aoer_tenant", "Bad-Name", "pg_x"])
-def test_superusers_owners_and_bad_names_are_refused_as_app_role(
+@pytest.fixture
+def superuser(server_url: str) -> Iterator[str]:
+    name = f"aoer_t_su_{uuid.uuid4().hex[:8]}"
+    _admin(server_url, f"CREATE ROLE {name} SUPERUSER LOGIN")
+    yield name
+    _admin(server_url, f"DROP ROLE IF EXISTS {name}")
+
+
+def test_a_superuser_is_refused_as_app_role(
+    aoer: AoerCli, owner_db_url: str, superuser: str
+) -> None:
+    before = _layout(owner_db_url, superuser)
+    done = aoer("migrate", "--app-role", superuser, DATABASE_URL=owner_db_url)
+    assert done.returncode == 1
+    assert f"role {superuser} is a superuser" in done.stderr
+    assert _layout(owner_db_url, superuser) == before
+
+
+@pytest.mark.parametrize("name", ["aoer_app", "aoer_tenant", "Bad-Name", "pg_x"])
+def test_the_schema_roles_and_bad_names_are_refused_as_app_role(
     aoer: AoerCli, owner_db_url: str, name: str
 ) -> None:
     before = _layout(owner_db_url, name)
@@ -220,10 +238,12 @@ def test_superusers_owners_and_bad_names_are_refused_as_app_role(
 def test_an_owner_is_refused_as_app_role(owner_db_url: str, app_role: str) -> None:
     _admin(owner_db_url, f"CREATE ROLE {app_role} LOGIN")
     _admin(owner_db_url, f"ALTER TABLE aoer_cron_ticks OWNER TO {app_role}")
-    with pytest.raises(InvalidInput, match="owns"):
-        asyncio.run(setup_app_role(owner_db_url, AppRole(app_role)))
-    assert not _one(owner_db_url, "SELECT pg_has_role(%s, 'aoer_app', 'MEMBER')", (app_role,))
-    _admin(owner_db_url, "ALTER TABLE aoer_cron_ticks OWNER TO CURRENT_USER")
+    try:
+        with pytest.raises(InvalidInput, match="owns"):
+            asyncio.run(setup_app_role(owner_db_url, AppRole(app_role)))
+        assert not _one(owner_db_url, "SELECT pg_has_role(%s, 'aoer_app', 'MEMBER')", (app_role,))
+    finally:  # so the role can be dropped
+        _admin(owner_db_url, "ALTER TABLE aoer_cron_ticks OWNER TO CURRENT_USER")
 
 
 def test_a_later_table_is_granted_and_policed_on_the_next_migrate(

@@ -112,7 +112,10 @@ async def migrate(url: str) -> list[Migration]:
             if applied:
                 # Tables, sequences and functions of the migrations just applied get the app
                 # role's grants (0007_app_roles.sql); in this transaction, so all or none.
-                await sync_app_privileges(conn)
+                try:
+                    await sync_app_privileges(conn)
+                except psycopg.Error as exc:
+                    raise MigrationError(f"granting aoer_app failed: {exc}") from exc
     finally:
         await conn.close()
     return applied
