@@ -36,7 +36,7 @@ from tests.acceptance.conftest import cli_command, cli_env
 from tests.api.conftest import CRON_SECRET, JWT_SECRET
 from tests.conftest import _admin, as_test_role, with_database
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]  # ~50 s alone, minutes under load
 
 EXAMPLES_PER_OPERATION = 50
 START_S = 30.0
