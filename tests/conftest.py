@@ -2,6 +2,9 @@
 
 The server is `AOER_TEST_DATABASE_URL`, else the local one on 127.0.0.1:5432, else an
 embedded server. Under `CI=true` a missing server fails the run instead of falling back.
+Under `AOER_TEST_APP_ROLE=1` the tests connect to their databases as the production login
+role (`aoer migrate --app-role`; README "Production roles") instead of the owner; databases
+are still created, migrated and dropped as the owner.
 """
 
 import asyncio
@@ -20,11 +23,14 @@ import pytest
 from aoer.bootstrap import Services, queue_policy
 from aoer.config import Settings
 from aoer.db.pool import Connection, Pool, connect, open_pool
+from aoer.db.roles import AppRole, setup_app_role
 from aoer.db.schema import migrate
 from aoer.store import QueuePolicy, Session, Store
 
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+AS_APP_ROLE = os.environ.get("AOER_TEST_APP_ROLE", "").lower() in ("1", "true", "yes")
+TEST_APP_ROLE = "aoer_test_app"  # cluster-global like aoer_tenant; left in place, as it is
 REPO = Path(__file__).resolve().parent.parent
 # The contract's worked cases live beside the repository (../shared/golden); a copy is kept in
 # tests/golden so a clone elsewhere (CI) still has them, and a test keeps the two identical.
@@ -37,6 +43,20 @@ def with_database(url: str, name: str) -> str:
     """The same server URL pointing at another database."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + name))
+
+
+def with_user(url: str, user: str) -> str:
+    """The same server and database, as another role (no password: the suite's servers trust
+    local connections)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+def as_test_role(url: str) -> str:
+    """How tests connect to a migrated database: as the app role under AOER_TEST_APP_ROLE=1,
+    else as the owner."""
+    return with_user(url, TEST_APP_ROLE) if AS_APP_ROLE else url
 
 
 def _reachable(url: str) -> bool:
@@ -74,6 +94,8 @@ def template_db(server_url: str) -> Iterator[str]:
     name = f"aoer_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     _admin(server_url, f"CREATE DATABASE {name}")
     asyncio.run(migrate(with_database(server_url, name)))
+    if AS_APP_ROLE:
+        asyncio.run(setup_app_role(with_database(server_url, name), AppRole(TEST_APP_ROLE)))
     yield name
     _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -83,8 +105,16 @@ def db_url(server_url: str, template_db: str) -> Iterator[str]:
     """A fresh migrated database for this test, dropped afterwards."""
     name = f"aoer_t_{uuid.uuid4().hex[:12]}"
     _admin(server_url, f"CREATE DATABASE {name} TEMPLATE {template_db}")
-    yield with_database(server_url, name)
+    yield as_test_role(with_database(server_url, name))
     _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def owner_db_url(db_url: str, server_url: str) -> str:
+    """The test's database as its owner, for what only migrations may do (even under
+    AOER_TEST_APP_ROLE=1)."""
+    owner = urlsplit(server_url).username or "postgres"
+    return with_user(db_url, owner) if AS_APP_ROLE else db_url
 
 
 @pytest.fixture

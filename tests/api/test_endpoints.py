@@ -5,7 +5,7 @@ from datetime import timedelta
 from uuid import uuid4
 
 from aoer import queue
-from aoer.db.pool import Connection
+from aoer.db.pool import Connection, connect
 from tests.api.conftest import CRON_SECRET, Api, ApiFactory, count, recompute_through_worker
 from tests.conftest import AddSignals, MakeTenant, session_of, utc_today
 
@@ -207,12 +207,14 @@ async def test_register_and_list_tenants(api: Api) -> None:
     assert [t["id"] for t in listed.json()["tenants"]] == [str(chosen)]
 
 
-async def test_health_and_readiness(api: Api, conn: Connection) -> None:
+async def test_health_and_readiness(api: Api, owner_db_url: str) -> None:
     assert (await api.client.get("/healthz")).json() == {"status": "ok"}
     ready = await api.client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "database": "ok", "migrations": "current"}
-    await conn.execute("DELETE FROM aoer_schema_migrations WHERE version = 2")
+    owner = await connect(owner_db_url)  # the app role may not write the migrations table
+    await owner.execute("DELETE FROM aoer_schema_migrations WHERE version = 2")
+    await owner.close()
     behind = await api.client.get("/readyz")
     assert behind.status_code == 503
     assert behind.json()["migrations"] == "pending"

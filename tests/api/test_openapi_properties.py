@@ -34,9 +34,9 @@ from schemathesis.specs.openapi.checks import (
 from aoer.api.auth import TokenService
 from tests.acceptance.conftest import cli_command, cli_env
 from tests.api.conftest import CRON_SECRET, JWT_SECRET
-from tests.conftest import _admin, with_database
+from tests.conftest import _admin, as_test_role, with_database
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # ~50 s alone, minutes under load
 
 EXAMPLES_PER_OPERATION = 50
 START_S = 30.0
@@ -64,7 +64,7 @@ def served(
     """`aoer serve` on a fresh database with two computed tenants; yields its base URL."""
     name = f"aoer_st_{uuid.uuid4().hex[:12]}"
     _admin(server_url, f"CREATE DATABASE {name} TEMPLATE {template_db}")
-    url = with_database(server_url, name)
+    url = as_test_role(with_database(server_url, name))
     with psycopg.connect(url, autocommit=True) as conn:
         for tenant in KNOWN_TENANTS:
             conn.execute("INSERT INTO tenants (id, name) VALUES (%s, 'Known Motors')", (tenant,))

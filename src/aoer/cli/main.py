@@ -2,6 +2,7 @@
 
 import csv
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from aoer.cli.sessions import sessions_app
 from aoer.config import Settings
 from aoer.constants import DEFAULT_PRIORITY, JOB_STATUSES, SIGNAL_COLUMNS
 from aoer.db.embedded import DATA_FOLDER, stop_embedded
+from aoer.db.roles import AppRole, setup_app_role
 from aoer.db.schema import migrate as run_migrations
 from aoer.errors import AoerError
 from aoer.scoring.signals import upsert_signals, validate_rows
@@ -43,12 +45,38 @@ register_api_commands(app)
 
 
 @app.command()
-def migrate() -> None:
+def migrate(
+    app_role: Annotated[
+        str | None,
+        typer.Option(
+            help="Also create or update this LOGIN role for `aoer serve` and `aoer worker`: "
+            "a member of aoer_app, never superuser or owner (README: Production roles)",
+            metavar="NAME",
+        ),
+    ] = None,
+    app_password_env: Annotated[
+        str | None,
+        typer.Option(help="Set the app role's password from this environment variable"),
+    ] = None,
+) -> None:
     """Apply pending database migrations (idempotent; safe when run twice at once)."""
+    if app_password_env and not app_role:
+        fail("--app-password-env needs --app-role NAME", EXIT_USAGE)
+    password = None
+    if app_password_env:
+        password = os.environ.get(app_password_env)
+        if not password:
+            fail(f"environment variable {app_password_env} is not set or empty", EXIT_USAGE)
 
     async def main(settings: Settings) -> None:
-        applied = await run_migrations(await resolve_database_url(settings, allow_embedded=False))
+        role = AppRole(app_role, password) if app_role else None
+        url = await resolve_database_url(settings, allow_embedded=False)
+        applied = await run_migrations(url)
         console.print(f"{len(applied)} migrations applied" if applied else "schema is current")
+        if role:
+            changes = await setup_app_role(url, role)
+            summary = "; ".join(changes) if changes else "up to date"
+            console.print(f"app role {role.name}: {summary}", highlight=False, soft_wrap=True)
 
     run_command(main)
 

@@ -50,14 +50,33 @@ CREATE TABLE IF NOT EXISTS aoer_schema_migrations (
 )"""
 
 
-async def applied_versions(conn: Connection) -> set[int]:
-    """Versions recorded as applied; empty when the database was never migrated."""
+async def _has_migrations_table(conn: Connection) -> bool:
     cur = await conn.execute("SELECT to_regclass('aoer_schema_migrations') IS NOT NULL AS ok")
     row = await cur.fetchone()
-    if not row or not row["ok"]:
+    return bool(row and row["ok"])
+
+
+async def applied_versions(conn: Connection) -> set[int]:
+    """Versions recorded as applied; empty when the database was never migrated."""
+    if not await _has_migrations_table(conn):
         return set()
     cur = await conn.execute("SELECT version FROM aoer_schema_migrations")
     return {int(str(r["version"])) for r in await cur.fetchall()}
+
+
+async def sync_app_privileges(conn: Connection) -> int:
+    """Bring the group role `aoer_app`'s grants in line with its rule (0007_app_roles.sql);
+    returns how many grants, revokes and policies that took (0 when already in line).
+    A database migrated only to before 0007 has no such role yet: 0."""
+    cur = await conn.execute(
+        "SELECT to_regprocedure('aoer_sync_app_privileges()') IS NOT NULL AS ok"
+    )
+    row = await cur.fetchone()
+    if not row or not row["ok"]:
+        return 0
+    cur = await conn.execute("SELECT aoer_sync_app_privileges() AS changes")
+    row = await cur.fetchone()
+    return int(str(row["changes"])) if row else 0
 
 
 async def pending_migrations(conn: Connection) -> list[Migration]:
@@ -66,13 +85,17 @@ async def pending_migrations(conn: Connection) -> list[Migration]:
 
 
 async def migrate(url: str) -> list[Migration]:
-    """Apply every pending migration; returns those this call applied."""
+    """Apply every pending migration; returns those this call applied.
+
+    With nothing pending it changes nothing, so the app role (which may not write the schema,
+    DDL included) can run it too, as `aoer up` does on start."""
     conn = await connect(url)
     applied: list[Migration] = []
     try:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
-            await conn.execute(_CREATE_TABLE)
+            if not await _has_migrations_table(conn):
+                await conn.execute(_CREATE_TABLE)
             for migration in await pending_migrations(conn):
                 logger.info("applying migration %04d_%s", migration.version, migration.name)
                 try:
@@ -86,6 +109,13 @@ async def migrate(url: str) -> list[Migration]:
                     (migration.version, migration.name),
                 )
                 applied.append(migration)
+            if applied:
+                # Tables, sequences and functions of the migrations just applied get the app
+                # role's grants (0007_app_roles.sql); in this transaction, so all or none.
+                try:
+                    await sync_app_privileges(conn)
+                except psycopg.Error as exc:
+                    raise MigrationError(f"granting aoer_app failed: {exc}") from exc
     finally:
         await conn.close()
     return applied
