@@ -1,5 +1,6 @@
 """Every magic value of the orchestrator, named once with its unit."""
 
+import datetime as dt
 from typing import Final, get_args
 
 from aoer.types import JobStatus, Priority
@@ -46,3 +47,6 @@ SIGNAL_COLUMNS: Final = (
     "observed_aiv",
     "observed_rar",
 )
+# Signals start here: an earlier date is a typo (a year 1 or 1900 from a spreadsheet), not data.
+MIN_SIGNAL_DATE: Final = dt.date(2000, 1, 1)
+MAX_IMPORT_ERRORS_PRINTED: Final = 1000  # a file with every row wrong still prints a sane list

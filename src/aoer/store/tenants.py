@@ -46,6 +46,12 @@ class Tenants(Statements):
     async def exists(self, tenant_id: UUID) -> bool:
         return bool(await self._value("tenant_exists", {"tenant_id": tenant_id}))
 
+    async def unknown(self, ids: Sequence[UUID]) -> set[UUID]:
+        """The ids among `ids` that name no tenant (under Row Level Security: none of the
+        caller's)."""
+        found = await self._values("unknown_tenants", {"ids": list(ids)})
+        return {tenant_id for tenant_id in found if isinstance(tenant_id, UUID)}
+
     async def add_demo(
         self, ids: Sequence[UUID], names: Sequence[str], cities: Sequence[str]
     ) -> None:

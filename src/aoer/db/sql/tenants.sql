@@ -14,6 +14,13 @@ LIMIT %(limit)s OFFSET %(offset)s;
 -- name: tenant_exists
 SELECT EXISTS (SELECT 1 FROM tenants WHERE id = %(tenant_id)s) AS found;
 
+-- name: unknown_tenants
+-- The ids in the list that name no tenant (an import reports them before writing anything).
+SELECT u.id
+FROM unnest(%(ids)s::uuid[]) AS u(id)
+WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = u.id)
+ORDER BY u.id;
+
 -- name: demo_tenants
 -- Demo dealerships with ~90 days of realistic signals: each has its own level, trend,
 -- weekly rhythm and noise; a few are sparse or stale so every risk level shows.
