@@ -66,7 +66,7 @@ def _check_own_rows(principal: Principal, rows: list[SignalRow]) -> None:
     for index, row in enumerate(rows):
         if row.dealer_id != principal.tenant_id:
             raise Forbidden(
-                f"row {index} (counting from 0): dealerId {row.dealer_id} is another tenant; "
+                f"row {index}: dealerId {row.dealer_id} is another tenant; "
                 "a tenant token may only send its own rows"
             )
 
