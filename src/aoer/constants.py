@@ -1,5 +1,6 @@
 """Every magic value of the orchestrator, named once with its unit."""
 
+import datetime as dt
 from typing import Final, get_args
 
 from aoer.types import JobStatus, Priority
@@ -58,3 +59,7 @@ SESSION_REVOCATIONS_REFRESH_S: Final = 2.0  # every API process reloads revoked 
 # A process whose revocation list is older than this (its database unreachable) refuses
 # session cookies with a 503 rather than honour one that may have been signed out.
 SESSION_REVOCATIONS_STALE_S: Final = 10.0
+
+# Signals start here: an earlier date is a typo (a year 1 or 1900 from a spreadsheet), not data.
+MIN_SIGNAL_DATE: Final = dt.date(2000, 1, 1)
+MAX_IMPORT_ERRORS_PRINTED: Final = 1000  # a file with every row wrong still prints a sane list

@@ -95,24 +95,24 @@ def test_signals_import_names_the_bad_line_and_writes_nothing(
     assert aoer("tenants", "add", "Bayview Toyota", "--id", tenant).returncode == 0
     good = f"{tenant},2026-11-01,50,60,70,80,40,65,120\n"
     cases = {
-        "out of range": (good + f"{tenant},2026-11-02,50,160,70,80,40,65,120\n", "line 3", "aeo"),
+        "out of range": (good + f"{tenant},2026-11-02,50,160,70,80,40,65,120\n", ":3: ", "aeo"),
         "bad uuid": (
             good + good.replace(tenant, "xyz").replace("11-01", "11-03"),
-            "line 3",
+            ":3: ",
             "dealer_id",
         ),
-        "bad date": (good + f"{tenant},2026-13-40,1,1,1,1,1,1,1\n", "line 3", "date"),
-        "future date": (good + f"{tenant},2999-01-01,1,1,1,1,1,1,1\n", "line 3", "future"),
-        "unknown dealer": (good + good.replace(tenant, str(uuid4())), "line 3", "unknown tenant"),
-        "duplicate day": (good + good, "line 3", "duplicates line 2"),
-        "too many cells": (good + good.strip() + ",9\n", "line 3", "more cells"),
+        "bad date": (good + f"{tenant},2026-13-40,1,1,1,1,1,1,1\n", ":3: ", "date"),
+        "future date": (good + f"{tenant},2999-01-01,1,1,1,1,1,1,1\n", ":3: ", "future"),
+        "unknown dealer": (good + good.replace(tenant, str(uuid4())), ":3: ", "unknown tenant"),
+        "duplicate day": (good + good, ":3: ", "duplicates line 2"),
+        "too many cells": (good + good.strip() + ",9\n", ":3: ", "10 cells, but the header"),
     }
     for name, (body, line, field) in cases.items():
         csv = tmp_path / f"{name.replace(' ', '_')}.csv"
         csv.write_text(HEADER + body)
         result = aoer("signals", "import", str(csv))
         assert result.returncode == 1, name
-        assert line in result.stderr, (name, result.stderr)
+        assert f"{csv}{line}" in result.stderr, (name, result.stderr)
         assert field in result.stderr, (name, result.stderr)
     assert count(db_url, "SELECT count(*) FROM aiv_raw_signals") == 0
     assert count(db_url, "SELECT count(*) FROM aoer_queue") == 0
@@ -121,7 +121,7 @@ def test_signals_import_names_the_bad_line_and_writes_nothing(
     wrong_header.write_text("dealer,date\n")
     result = aoer("signals", "import", str(wrong_header))
     assert result.returncode == 1
-    assert "unknown column(s) dealer" in result.stderr
+    assert f"{wrong_header}:1: column dealer: unknown column" in result.stderr
 
 
 def test_every_command_that_queues_honours_aoer_max_retries(

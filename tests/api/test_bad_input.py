@@ -108,6 +108,8 @@ async def test_wrong_content_types_and_junk_json(
         ({"observedRar": -0.5}, "observedRar", "greater than or equal to 0"),
         ({"date": str(TODAY + timedelta(days=1))}, "date", "is in the future"),
         ({"date": "2024-02-30"}, "date", "valid date"),
+        ({"date": "1999-12-31"}, "date", "before 2000-01-01"),
+        ({"date": "0001-01-01"}, "date", "before 2000-01-01"),
         ({"dealerId": "dealer-7"}, "dealerId", "valid UUID"),
         ({"aeo": "NaN"}, "aeo", "finite number"),
         ({"colour": "red"}, "colour", "Extra inputs are not permitted"),
@@ -124,7 +126,7 @@ async def test_bad_signal_rows_name_row_and_field_and_write_nothing(
     assert body["errors"][0]["row"] == 2
     assert body["errors"][0]["field"] == field
     assert words in body["errors"][0]["message"]
-    assert body["error"].startswith(f"row 2, {field}: ")
+    assert body["error"].startswith(f"row 2 (counting from 0), {field}: ")
     assert await snapshot(conn) == before
 
 

@@ -40,7 +40,7 @@ def test_validation_names_each_bad_row_and_field() -> None:
         )
     found = {(e.row, e.field) for e in caught.value.errors}
     assert found == {(1, "aeo"), (2, "dealerId"), (3, "date"), (4, "geo"), (5, "colour")}
-    assert str(caught.value).startswith("row 1, field aeo:")
+    assert str(caught.value).startswith("row 1 (counting from 0), field aeo:")
 
 
 async def test_upsert_replaces_a_resent_day(conn: Connection, make_tenant: MakeTenant) -> None:
@@ -62,7 +62,9 @@ async def test_upsert_replaces_a_resent_day(conn: Connection, make_tenant: MakeT
 async def test_unknown_dealer_writes_nothing(conn: Connection, make_tenant: MakeTenant) -> None:
     dealer = await make_tenant()
     rows = validate_rows([row(dealer, aeo=1), row(uuid4(), aeo=2)])
-    with pytest.raises(SignalValidationError, match="row 1, field dealerId: unknown tenant"):
+    with pytest.raises(
+        SignalValidationError, match=r"row 1 \(counting from 0\), field dealerId: unknown tenant"
+    ):
         await upsert_signals(session_of(conn), rows)
     assert await count(conn, "aiv_raw_signals") == 0
 

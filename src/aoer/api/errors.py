@@ -140,7 +140,7 @@ def validation_issues(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 def summarize(issues: Sequence[Mapping[str, Any]]) -> str:
     first = issues[0]
-    where = f"row {first['row']}, " if "row" in first else ""
+    where = f"row {first['row']} (counting from 0), " if "row" in first else ""
     more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
     return f"{where}{first['field']}: {first['message']}{more}"
 

@@ -1,14 +1,10 @@
 """`aoer`: run the service, the worker and the operator's one-shot commands."""
 
-import csv
 import logging
 import os
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.progress import Progress
 from rich.table import Table
 
 from aoer import queue
@@ -20,13 +16,12 @@ from aoer.cli.runtime import install_stop_handlers, serve_worker_metrics
 from aoer.cli.serve import register as register_api_commands
 from aoer.cli.serve import run_up
 from aoer.cli.sessions import sessions_app
+from aoer.cli.signals import signals_app
 from aoer.config import Settings
-from aoer.constants import DEFAULT_PRIORITY, JOB_STATUSES, SIGNAL_COLUMNS
+from aoer.constants import DEFAULT_PRIORITY, JOB_STATUSES
 from aoer.db.embedded import DATA_FOLDER, stop_embedded
 from aoer.db.roles import AppRole, setup_app_role
 from aoer.db.schema import migrate as run_migrations
-from aoer.errors import AoerError
-from aoer.scoring.signals import upsert_signals, validate_rows
 from aoer.types import Tenant
 
 app = typer.Typer(
@@ -36,7 +31,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 tenants_app = typer.Typer(help="Register and list dealerships", no_args_is_help=True)
-signals_app = typer.Typer(help="Load signal rows", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(signals_app, name="signals")
 app.add_typer(model_app, name="model")
@@ -261,52 +255,6 @@ def tenant_json(t: Tenant) -> dict[str, object]:
         "createdAt": t.created_at.isoformat(),
         "updatedAt": t.updated_at.isoformat(),
     }
-
-
-def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """CSV rows as dicts; blank cells are NULL. Raises on an unknown or missing column."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        unknown = [c for c in header if c not in SIGNAL_COLUMNS]
-        if unknown:
-            raise AoerError(f"{path}: line 1: unknown column(s) {', '.join(unknown)}")
-        missing = [c for c in ("dealer_id", "date") if c not in header]
-        if missing:
-            raise AoerError(f"{path}: line 1: missing column(s) {', '.join(missing)}")
-        for row in reader:
-            if None in row:
-                raise AoerError(f"{path}: line {reader.line_num}: more cells than columns")
-            yield {k: (v if v != "" else None) for k, v in row.items()}
-
-
-@signals_app.command("import")
-def signals_import(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV file")],
-    enqueue_after: Annotated[
-        bool, typer.Option("--enqueue/--no-enqueue", help="Queue the affected tenants")
-    ] = True,
-) -> None:
-    """Load a CSV of signal rows (columns as aiv_raw_signals); all rows or none."""
-
-    async def main(settings: Settings) -> tuple[int, int]:
-        rows = validate_rows(_csv_rows(file), first_index=2, row_label="line")
-        async with open_services(settings) as services, services.store.session() as session:
-            with Progress(console=console, transient=True) as progress:
-                task = progress.add_task(f"importing {file.name}", total=len(rows))
-                result = await upsert_signals(
-                    session,
-                    rows,
-                    first_index=2,
-                    row_label="line",
-                    progress=lambda n: progress.advance(task, n),
-                )
-            if enqueue_after:
-                await queue.enqueue_many(session, result.tenant_ids, DEFAULT_PRIORITY)
-        return result.upserted, len(result.tenant_ids)
-
-    upserted, tenants = run_command(main)
-    console.print(f"imported {upserted} rows for {tenants} tenants")
 
 
 def main() -> None:

@@ -50,6 +50,12 @@ class Tenants(Statements):
         value = await self._value("tenant_name", {"tenant_id": tenant_id})
         return str(value) if value is not None else None
 
+    async def unknown(self, ids: Sequence[UUID]) -> set[UUID]:
+        """The ids among `ids` that name no tenant (under Row Level Security: none of the
+        caller's)."""
+        found = await self._values("unknown_tenants", {"ids": list(ids)})
+        return {tenant_id for tenant_id in found if isinstance(tenant_id, UUID)}
+
     async def add_demo(
         self, ids: Sequence[UUID], names: Sequence[str], cities: Sequence[str]
     ) -> None:

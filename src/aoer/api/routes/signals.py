@@ -26,7 +26,8 @@ router = APIRouter(tags=["signals"])
     responses=error_responses(*AUTHENTICATED, *WITH_JSON_BODY),
     summary="Upsert up to 10,000 signal rows (idempotent per dealerId and date)",
     description="All rows or none. A 422 lists every problem as `{row, field, message}`, "
-    "`row` being the index in `signals`. Tenant tokens may send only their own rows. "
+    "`row` being the index in `signals` (counting from 0). Tenant tokens may send only their "
+    "own rows. "
     "`enqueue` (default true) queues the affected tenants at medium priority.",
 )
 async def upsert(

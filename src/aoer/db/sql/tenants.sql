@@ -17,6 +17,13 @@ SELECT EXISTS (SELECT 1 FROM tenants WHERE id = %(tenant_id)s) AS found;
 -- name: tenant_name
 SELECT name FROM tenants WHERE id = %(tenant_id)s;
 
+-- name: unknown_tenants
+-- The ids in the list that name no tenant (an import reports them before writing anything).
+SELECT u.id
+FROM unnest(%(ids)s::uuid[]) AS u(id)
+WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = u.id)
+ORDER BY u.id;
+
 -- name: demo_tenants
 -- Demo dealerships with ~90 days of realistic signals: each has its own level, trend,
 -- weekly rhythm and noise; a few are sparse or stale so every risk level shows.

@@ -1,0 +1,193 @@
+"""Reading a CSV file a person saved: its records by line, and every problem with line and column.
+
+Nothing here stops at the first problem: the header, the encoding and the shape of every line
+are checked in one pass, so a file is fixed in one go. Lines count from 1, the header is line 1;
+a record is named by the line it starts on. Blank cells are `None`; blank lines are skipped.
+"""
+
+import codecs
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from aoer.errors import InvalidInput
+
+# UTF-32 LE before UTF-16 LE: its mark starts with the other's.
+_FOREIGN_MARKS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+_SAVE_AS_UTF8 = "save the file as UTF-8 (in Excel: CSV UTF-8)"
+# Undecodable bytes become lone surrogates U+DC80–U+DCFF ("surrogateescape"): text never
+# holds them otherwise, so a cell containing one is exactly a cell with bytes that are not UTF-8.
+_ESCAPED = range(0xDC80, 0xDD00)
+
+
+class _Reader(Protocol):
+    """What is used of a `csv.reader`: rows, and the physical line it has read up to."""
+
+    line_num: int
+
+    def __next__(self) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    line: int
+    column: str | None  # as written in the file's header; None: the line as a whole
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    line: int
+    cells: dict[str, str | None]
+
+
+@dataclass(slots=True)
+class CsvFile:
+    columns: list[str] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def read_csv(path: Path, columns: Sequence[str], required: Sequence[str]) -> CsvFile:
+    """Read and check `path` (see `parse_csv`); a file that cannot be read is `InvalidInput`."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    return parse_csv(data, columns, required)
+
+
+def parse_csv(data: bytes, columns: Sequence[str], required: Sequence[str]) -> CsvFile:
+    """Records whose header names only `columns`, with every column of `required`."""
+    found = CsvFile()
+    encoding_problem = _not_utf8(data)
+    if encoding_problem is not None:
+        found.problems.append(encoding_problem)
+        return found
+    text = data.removeprefix(codecs.BOM_UTF8).decode("utf-8", errors="surrogateescape")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = _next_row(reader, found)
+    if not header or not any(cell.strip() for cell in header):
+        expected = ",".join(columns)
+        found.problems.append(
+            Problem(1, None, f"the first line must name the columns, e.g. {expected}")
+        )
+        return found
+    found.columns = [cell.strip() for cell in header]
+    found.problems.extend(_header_problems(found.columns, columns, required))
+    if found.problems:
+        return found
+    _read_records(reader, found)
+    return found
+
+
+def _not_utf8(data: bytes) -> Problem | None:
+    """UTF-16/32 files: the csv module would read them as garbage or fail on NUL bytes."""
+    for mark, name in _FOREIGN_MARKS:
+        if data.startswith(mark):
+            return Problem(1, None, f"the file is {name} text, not UTF-8; {_SAVE_AS_UTF8}")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        return Problem(
+            line, None, f"a NUL byte: the file is not UTF-8 text (UTF-16?); {_SAVE_AS_UTF8}"
+        )
+    return None
+
+
+def _header_problems(
+    names: Sequence[str], columns: Sequence[str], required: Sequence[str]
+) -> list[Problem]:
+    problems: list[Problem] = []
+    known = ", ".join(columns)
+    for position, name in enumerate(names, start=1):
+        if not name:
+            problems.append(Problem(1, None, f"column {position} has no name"))
+        elif _bad_bytes(name):
+            problems.append(Problem(1, None, f"{_bad_bytes(name)}; {_SAVE_AS_UTF8}"))
+        elif name not in columns:
+            problems.append(Problem(1, name, f"unknown column (the columns are {known})"))
+        elif name in names[: position - 1]:
+            problems.append(Problem(1, name, "named twice"))
+    problems.extend(
+        Problem(1, name, "missing (a required column)") for name in required if name not in names
+    )
+    return problems
+
+
+def _read_records(reader: _Reader, found: CsvFile) -> None:
+    names = found.columns
+    previous = reader.line_num
+    while (cells := _next_row(reader, found)) is not None:
+        line, previous = previous + 1, reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) != len(names):
+            found.problems.append(_wrong_width(line, cells, names))
+            continue
+        problems = [
+            problem
+            for name, cell in zip(names, cells, strict=True)
+            if (problem := _cell_problem(line, reader.line_num, name, cell)) is not None
+        ]
+        if problems:
+            found.problems.extend(problems)
+            continue
+        found.records.append(
+            Record(line, {n: c.strip() or None for n, c in zip(names, cells, strict=True)})
+        )
+
+
+def _next_row(reader: _Reader, found: CsvFile) -> list[str] | None:
+    """The next row, or None at the end; a line the csv module refuses is a problem, skipped."""
+    while True:
+        try:
+            return next(reader)
+        except StopIteration:
+            return None
+        except csv.Error as exc:
+            found.problems.append(Problem(reader.line_num, None, f"not readable as CSV: {exc}"))
+
+
+def _wrong_width(line: int, cells: Sequence[str], names: Sequence[str]) -> Problem:
+    if len(cells) < len(names):
+        missing = names[len(cells)]
+        return Problem(
+            line,
+            missing,
+            f"no cell: the line has {len(cells)} cells, the header names {len(names)} columns "
+            "(leave a cell empty, but keep its comma)",
+        )
+    return Problem(
+        line, None, f"{len(cells)} cells, but the header names only {len(names)} columns"
+    )
+
+
+def _cell_problem(line: int, last_line: int, name: str, cell: str) -> Problem | None:
+    bad = _bad_bytes(cell)
+    if bad:
+        return Problem(line, name, f"{bad}; {_SAVE_AS_UTF8}")
+    if "\n" in cell or "\r" in cell:
+        return Problem(
+            line, name, f"a quoted cell runs to line {last_line}: is a closing quote missing?"
+        )
+    return None
+
+
+def _bad_bytes(text: str) -> str:
+    """'byte 0xe9 is not UTF-8 (…)' when `text` came from undecodable bytes, else ''."""
+    for char in text:
+        if ord(char) in _ESCAPED:
+            return (
+                f"byte 0x{ord(char) - 0xDC00:02x} is not UTF-8 "
+                "(the file looks like Latin-1 or Windows-1252 text)"
+            )
+    return ""
