@@ -63,7 +63,7 @@ async def test_the_cron_tick_never_waits_on_a_job_a_hung_worker_holds(
     await holder.rollback()
 
 
-async def test_an_api_enqueue_waits_at_most_a_second_on_a_held_job(
+async def test_an_api_enqueue_waits_less_than_a_second_on_a_held_job(
     db_url: str, conn: Connection, holder: Connection, make_tenant: MakeTenant
 ) -> None:
     tenant = await make_tenant()
@@ -75,8 +75,8 @@ async def test_an_api_enqueue_waits_at_most_a_second_on_a_held_job(
             async with api.store.session() as session:
                 await asyncio.wait_for(queue.enqueue(session, tenant, "urgent"), PROMPT_S)
         waited = asyncio.get_running_loop().time() - started
-    assert waited < PROMPT_S
-    assert LIMITS[ProcessKind.API].lock_timeout_ms == 1000
+    assert waited < PROMPT_S, "refused after the lock timeout, not left hanging"
+    assert LIMITS[ProcessKind.API].lock_timeout_ms <= 1000
     await holder.rollback()
 
 

@@ -37,13 +37,14 @@ class ProcessKind(enum.Enum):
     COMMAND = "command"
 
 
-# API: no request waits on a worker's locks for more than 1 s, and a transaction left open
+# API: no request waits on a worker's locks for more than 1 s (the lock wait is capped at
+# half of that, leaving the rest for the request's own work), and a transaction left open
 # by a hung API process is ended after 10 s. Workers: a hung worker's transactions end
 # after 5 s idle (its jobs come back with its lease), lock waits are bounded, statements
 # get minutes (a million-tenant tick). One-shot commands sit between.
 LIMITS = {
     ProcessKind.API: SessionLimits(
-        statement_timeout_ms=30_000, lock_timeout_ms=1_000, idle_in_transaction_ms=10_000
+        statement_timeout_ms=30_000, lock_timeout_ms=500, idle_in_transaction_ms=10_000
     ),
     ProcessKind.WORKER: SessionLimits(
         statement_timeout_ms=300_000, lock_timeout_ms=30_000, idle_in_transaction_ms=5_000
