@@ -1,7 +1,9 @@
 """After the database drops every connection (a restart), the API's next requests succeed:
 pooled connections are checked when lent, so a dead one is replaced, not handed out."""
 
-from aoer.db.pool import Connection
+import asyncio
+
+from aoer.db.pool import Connection, connect
 from tests.api.conftest import Api, recompute_through_worker
 from tests.conftest import AddSignals, MakeTenant
 
@@ -37,3 +39,31 @@ async def test_no_request_fails_after_the_pools_connections_are_dropped(
     for path, params in reads * 3:
         response = await api.client.get(path, params=params, headers=api.admin)
         assert response.status_code == 200, (path, response.text)
+
+
+async def test_an_enqueue_behind_a_held_job_is_refused_fast_with_retry_after(
+    api: Api, conn: Connection, db_url: str, make_tenant: MakeTenant
+) -> None:
+    """A worker frozen mid-claim holds the tenant's waiting job: the enqueue is answered 503
+    with Retry-After after the API's short lock wait, not left hanging."""
+    tenant = await make_tenant()
+    body = {"tenantId": str(tenant), "priority": "low"}
+    assert (
+        await api.client.post("/api/aoer/queue", json=body, headers=api.admin)
+    ).status_code == 202
+    holder = await connect(db_url, autocommit=False)
+    try:
+        await holder.execute(
+            "UPDATE aoer_queue SET status = 'processing', locked_by = 'hung',"
+            " lease_expires_at = now() + interval '30 seconds' WHERE tenant_id = %s",
+            (tenant,),
+        )
+        body["priority"] = "urgent"
+        response = await asyncio.wait_for(
+            api.client.post("/api/aoer/queue", json=body, headers=api.admin), 10
+        )
+    finally:
+        await holder.close()
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
+    assert "busy" in response.json()["error"]

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aoer.errors import (
     AoerError,
+    ConcurrencyConflict,
     Conflict,
     DatabaseError,
     InvalidInput,
@@ -28,6 +29,8 @@ from aoer.scoring.signals import SignalValidationError
 logger = logging.getLogger(__name__)
 
 MAX_LISTED_ERRORS = 1000  # a 10,000-row batch with every row wrong still gets a sane answer
+RETRY_BUSY_S = "1"  # Retry-After for a request refused on a held row
+RETRY_UNAVAILABLE_S = "5"  # Retry-After while the database is away
 MAX_ECHOED_INPUT = 80  # characters of a rejected value quoted back in a message
 
 
@@ -158,9 +161,16 @@ async def _on_aoer_error(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, SignalValidationError):
         issues = [{"row": e.row, "field": e.field, "message": e.message} for e in exc.errors]
         return _json(status, error_body(str(exc), **_listed(issues)))
+    if isinstance(exc, ConcurrencyConflict):
+        # A row this request needs is held by another transaction (a worker mid-claim, a
+        # hung process the server has not ended yet): refused fast instead of waiting.
+        logger.warning("busy: %s", exc)
+        message = "the data is busy (another transaction holds it), try again shortly"
+        return _json(status, error_body(message), {"Retry-After": RETRY_BUSY_S})
     if isinstance(exc, TransientDatabaseError):
         logger.warning("database unavailable: %s", exc)
-        return _json(status, error_body("the database is unavailable, try again shortly"))
+        message = "the database is unavailable, try again shortly"
+        return _json(status, error_body(message), {"Retry-After": RETRY_UNAVAILABLE_S})
     if status >= 500:
         logger.error("request failed: %s", exc)
     headers = exc.headers if isinstance(exc, HttpError) else None

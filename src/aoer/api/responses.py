@@ -14,7 +14,7 @@ _DESCRIPTIONS = {
     415: "The request body is not JSON",
     422: "The request failed validation; `errors` names each field (and row)",
     429: "Too many open streams (for this principal, or on this server); see Retry-After",
-    503: "The database is unavailable",
+    503: "The database is unavailable, or a row it needs is busy (see Retry-After)",
 }
 
 
