@@ -141,3 +141,34 @@ async def test_sql_helpers_are_inlined_and_keep_their_answers(conn: Connection) 
         "ARRAY['urgent', 'high', 'medium', 'low', 'critical', NULL]) p"
     )
     assert [r["rank"] for r in await cur.fetchall()] == [4, 3, 2, 1, None, None]
+
+
+async def test_the_tick_does_linear_work_right_after_an_empty_queue_was_analyzed(
+    conn: Connection,
+) -> None:
+    """ANALYZE of an empty queue makes the planner check "no waiting job yet" with a nested
+    loop over a sequential scan of aoer_queue; interleaved with the tick's own inserts that
+    re-read every new row once per tenant (quadratic: minutes at 100,000 tenants)."""
+    tenants = 3000
+    await conn.execute(
+        "INSERT INTO tenants (name) SELECT 'd' || g FROM generate_series(1, %s) g", (tenants,)
+    )
+    await conn.execute("VACUUM ANALYZE aoer_queue")
+    await conn.execute("ANALYZE tenants")
+    params = {"priority": "low", "max_retries": 3}
+    async with conn.transaction(force_rollback=True):
+        cur = await conn.execute(
+            b"EXPLAIN (ANALYZE, FORMAT JSON) " + query("enqueue_all_active").encode(), params
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    nodes = nodes_in(row["QUERY PLAN"])
+    shown = json.dumps(row["QUERY PLAN"], indent=1, default=str)[:4000]
+    rescans = [
+        n
+        for n in nodes
+        if n.get("Relation Name") == "aoer_queue"
+        and n["Node Type"] in ("Seq Scan", "Bitmap Heap Scan")
+        and int(n.get("Actual Loops", 0)) > 1
+    ]
+    assert not rescans, shown  # a whole-queue scan per tenant, over the rows being inserted
