@@ -83,8 +83,9 @@ async def test_a_scrape_flood_reads_the_queue_once_at_a_time(
             return await waiting_queue_reads(conn) >= 1
 
         await eventually(one_read_blocked, "the first queue read waits on the lock")
-        await asyncio.sleep(0.3)  # time for any other scrape to start its own read
-        assert await waiting_queue_reads(conn) == 1, "20 scrapes share one read"
+        snapshot = api.ctx.metrics_snapshot
+        await eventually(lambda: snapshot.waiting >= 5, "several scrapes wait on that read")
+        assert await waiting_queue_reads(conn) == 1, "the scrapes share one read"
     finally:
         await conn.execute("ROLLBACK")
     answers = await asyncio.gather(*scrapes)

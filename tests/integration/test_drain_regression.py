@@ -19,6 +19,7 @@ from aoer.constants import RECOMPUTE_EVENT
 from aoer.db.pool import Connection
 from aoer.db.queries import query
 from tests.conftest import MakeTenant
+from tests.integration.test_query_plans import nodes_in
 
 TENANTS = 12_000
 BATCH = 1_000
@@ -31,19 +32,6 @@ PLANNER_SETTINGS = (
     {"enable_hashjoin": "off"},
     {"enable_nestloop": "off"},
 )
-
-
-def nodes_in(plan: object) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    if isinstance(plan, dict):
-        if "Node Type" in plan:
-            found.append(plan)
-        for value in plan.values():
-            found += nodes_in(value)
-    elif isinstance(plan, list):
-        for item in plan:
-            found += nodes_in(item)
-    return found
 
 
 @pytest.fixture

@@ -55,6 +55,7 @@ class MetricsSnapshot:
         self._read_at: float | None = None  # the last successful read
         self._tried_at: float | None = None  # the end of the last read, failed or not
         self._read: asyncio.Task[None] | None = None
+        self.waiting = 0  # scrapes now waiting on the read in flight (observable in tests)
 
     async def body(self) -> bytes:
         """The exposition text: stored while fresh, else after (at most) one queue read."""
@@ -71,10 +72,14 @@ class MetricsSnapshot:
         ):
             self._read = asyncio.create_task(self._read_queue(), name="aoer-metrics-read")
         if self._read is not None:
-            with contextlib.suppress(TimeoutError):
-                # Shielded: a scrape that gives up (or whose client leaves) keeps the read
-                # going for the next one.
-                await asyncio.wait_for(asyncio.shield(self._read), self.wait_s)
+            self.waiting += 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    # Shielded: a scrape that gives up (or whose client leaves) keeps the
+                    # read going for the next one.
+                    await asyncio.wait_for(asyncio.shield(self._read), self.wait_s)
+            finally:
+                self.waiting -= 1
         if self._body is not None and self._rendered_at >= max(began, self._tried_at or 0):
             return self._body  # another scrape rendered after the same read
         return self._render()

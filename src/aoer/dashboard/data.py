@@ -1,8 +1,6 @@
 """What the dashboard shows, gathered from the store into one typed view per page."""
 
-from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
+from dataclasses import dataclass, fields
 from typing import Final, get_args
 from uuid import UUID
 
@@ -16,11 +14,11 @@ from aoer.store.fleet import (
     FleetRow,
     FleetTotals,
     SortKey,
+    TenantRow,
 )
 from aoer.store.scores import RecentEvent
 from aoer.types import (
     Grade,
-    JsonObject,
     QueueDepth,
     QueueStatus,
     RiskLevel,
@@ -63,21 +61,9 @@ class FleetStats:
 
 
 @dataclass(frozen=True, slots=True)
-class TenantView:
-    tenant_id: UUID
-    name: str
-    domain: str | None
-    city: str | None
-    region: str | None
-    active: bool
-    aoer_score: Decimal | None
-    visibility_risk: Decimal | None
-    grade: Grade | None
-    risk_level: RiskLevel | None
-    last_updated: datetime | None
-    metrics: JsonObject
-    signal_rows: int
-    last_signal_date: date | None
+class TenantView(TenantRow):
+    """A dealership's row with its queue status and latest recomputes."""
+
     queue_status: QueueStatus
     events: list[RecentEvent]
 
@@ -109,20 +95,7 @@ async def tenant_view(session: Session, tenant_id: UUID) -> TenantView | None:
         return None
     statuses = await session.jobs.statuses([tenant_id])
     return TenantView(
-        tenant_id=row.tenant_id,
-        name=row.name,
-        domain=row.domain,
-        city=row.city,
-        region=row.region,
-        active=row.active,
-        aoer_score=row.aoer_score,
-        visibility_risk=row.visibility_risk,
-        grade=row.grade,
-        risk_level=row.risk_level,
-        last_updated=row.last_updated,
-        metrics=row.metrics or {},
-        signal_rows=row.signal_rows,
-        last_signal_date=row.last_signal_date,
+        **{f.name: getattr(row, f.name) for f in fields(row)},
         queue_status=statuses.get(tenant_id, QueueStatus(0, 0, 0, 0)),
         events=await session.scores.recent_events(tenant_id, RECENT_EVENTS),
     )

@@ -97,7 +97,7 @@ class TenantRow:
     grade: Grade | None
     risk_level: RiskLevel | None
     last_updated: datetime | None
-    metrics: JsonObject | None
+    metrics: JsonObject  # {} when never computed
     signal_rows: int
     last_signal_date: date | None
 

@@ -79,7 +79,7 @@ LIMIT %(limit)s;
 -- One dealership with its summary (NULL columns when never computed) and how many signal
 -- rows it has sent, and when the latest one is dated.
 SELECT t.id AS tenant_id, t.name, t.domain, t.city, t.region, t.active,
-       s.aoer_score, s.visibility_risk, s.last_updated, s.metrics,
+       s.aoer_score, s.visibility_risk, s.last_updated, coalesce(s.metrics, '{}') AS metrics,
        aoer_grade(s.aoer_score) AS grade, aoer_risk_level(s.visibility_risk) AS risk_level,
        sig.signal_rows, sig.last_signal_date
 FROM tenants t
