@@ -279,7 +279,7 @@ def test_narrowing_the_rule_revokes_what_it_no_longer_allows(
         " SELECT CASE WHEN relation = 'aoer_cron_ticks' THEN ARRAY['INSERT', 'SELECT']"
         " WHEN kind IN ('v', 'm') THEN ARRAY['SELECT'] WHEN kind = 'S' THEN ARRAY['USAGE']"
         " WHEN relation = 'aoer_schema_migrations' THEN ARRAY['SELECT']"
-        " WHEN relation = 'model_audit' THEN ARRAY['INSERT', 'SELECT']"
+        " WHEN relation IN ('model_audit', 'audit_log') THEN ARRAY['INSERT', 'SELECT']"
         " WHEN relation = 'model_weights' THEN ARRAY['INSERT', 'SELECT', 'UPDATE']"
         " ELSE ARRAY['DELETE', 'INSERT', 'SELECT', 'UPDATE'] END $$",
     )

@@ -59,6 +59,10 @@ async def two_tenants(
             " VALUES (gen_random_uuid()::text, 'session', 'x', 'tenant', %s, now() + '1h')",
             (t,),
         )
+        await conn.execute(
+            "INSERT INTO audit_log (actor, role, tenant_id, action) VALUES ('x', 'admin', %s, 'x')",
+            (t,),
+        )
     return a, b
 
 

@@ -1,7 +1,8 @@
 """The store: the only code that executes SQL. One `Store` per process, over one pool.
 
 `store.session()` lends a pooled connection as a `Session` whose parts own the tables:
-`jobs`, `scores`, `tenants`, `signals`, `ticks`, `models`, `fleet`, `sessions`. A session
+`jobs`, `scores`, `tenants`, `signals`, `ticks`, `models`, `fleet`, `sessions`,
+`organizations`, `audit`. A session
 with a `Scope` runs inside one transaction as the non-owner role `aoer_tenant` with the
 caller's claims in `request.jwt.claims`, so Row Level Security limits every statement in it,
 even one that forgets its `WHERE tenant_id`.
@@ -17,10 +18,12 @@ from psycopg import sql
 
 from aoer.db.pool import Connection, Pool, connect
 from aoer.db.schema import pending_migrations
+from aoer.store.audit import Audit
 from aoer.store.errors import translated
 from aoer.store.fleet import Fleet
 from aoer.store.jobs import Jobs
 from aoer.store.models import Models
+from aoer.store.organizations import Organizations
 from aoer.store.policy import QueuePolicy
 from aoer.store.scores import Scores
 from aoer.store.sessions import Sessions
@@ -80,6 +83,14 @@ class Session(Statements):
     @cached_property
     def sessions(self) -> Sessions:
         return Sessions(self.conn, self.policy)
+
+    @cached_property
+    def organizations(self) -> Organizations:
+        return Organizations(self.conn, self.policy)
+
+    @cached_property
+    def audit(self) -> Audit:
+        return Audit(self.conn, self.policy)
 
     async def enter_scope(self, scope: Scope) -> None:
         await self._run("enter_tenant_scope", {"claims": scope.claims_json()})
