@@ -63,6 +63,11 @@ async def two_tenants(
             "INSERT INTO audit_log (actor, role, tenant_id, action) VALUES ('x', 'admin', %s, 'x')",
             (t,),
         )
+        await conn.execute(
+            "INSERT INTO answer_observations (dealer_id, date, engine, prompt, mentioned, cited)"
+            " VALUES (%s, current_date, 'chatgpt', 'best dealer', true, false)",
+            (t,),
+        )
     return a, b
 
 

@@ -15,9 +15,8 @@ from aoer.config import Settings
 from aoer.constants import DEFAULT_PRIORITY, MAX_IMPORT_ERRORS_PRINTED, SIGNAL_COLUMNS
 from aoer.errors import AoerError, InvalidInput
 from aoer.scoring.csvfile import Problem, read_csv
+from aoer.scoring.rows import FILE_LINES, FieldError
 from aoer.scoring.signals import (
-    FILE_LINES,
-    FieldError,
     SignalRow,
     SignalValidationError,
     check_rows,
