@@ -71,12 +71,13 @@ def check_rows(
     *,
     key: Callable[[M], Hashable],
     same: str,
+    duplicate_field: str = "date",
     naming: Naming = API_ROWS,
 ) -> tuple[list[tuple[int, M]], list[FieldError]]:
     """The valid rows with their numbers, and an error for each bad field of the others.
 
     Two rows with the same `key` are one row sent twice: the second is an error naming the
-    first (`same` says what they share, e.g. "same dealer and date")."""
+    first (`same` says what they share, e.g. "same dealer and date"), on `duplicate_field`."""
     valid: list[tuple[int, M]] = []
     errors: list[FieldError] = []
     seen: dict[Hashable, int] = {}
@@ -89,7 +90,7 @@ def check_rows(
         found = key(row)
         if found in seen:
             message = f"duplicates {naming.row} {seen[found]} ({same})"
-            errors.append(FieldError(number, "date", message))
+            errors.append(FieldError(number, naming.field(duplicate_field), message))
             continue
         seen[found] = number
         valid.append((number, row))

@@ -59,14 +59,19 @@ class SignalRow(BaseModel):
     @field_validator("date")
     @classmethod
     def _within_signal_dates(cls, value: dt.date) -> dt.date:
-        if value < MIN_SIGNAL_DATE:
-            raise ValueError(
-                f"date {value.isoformat()} is before {MIN_SIGNAL_DATE.isoformat()}, "
-                "the earliest day signals may have"
-            )
-        if value > dt.datetime.now(dt.UTC).date():
-            raise ValueError(f"date {value.isoformat()} is in the future")
-        return value
+        return within_signal_dates(value)
+
+
+def within_signal_dates(value: dt.date) -> dt.date:
+    """`value` unless it is before MIN_SIGNAL_DATE or in the future (UTC)."""
+    if value < MIN_SIGNAL_DATE:
+        raise ValueError(
+            f"date {value.isoformat()} is before {MIN_SIGNAL_DATE.isoformat()}, "
+            "the earliest day signals may have"
+        )
+    if value > dt.datetime.now(dt.UTC).date():
+        raise ValueError(f"date {value.isoformat()} is in the future")
+    return value
 
 
 class SignalValidationError(RowValidationError):
