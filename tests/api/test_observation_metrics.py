@@ -7,8 +7,8 @@ from typing import Any
 from uuid import UUID
 
 from tests.api.conftest import Api
-from tests.conftest import MakeTenant, utc_today
 from tests.api.observation_oracle import engines_report
+from tests.conftest import MakeTenant, utc_today
 
 ENGINES = ("chatgpt", "perplexity", "gemini", "ai_overviews", "copilot", "claude")
 
