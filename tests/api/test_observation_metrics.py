@@ -1,6 +1,7 @@
 """GET /api/aoer/engines (DESIGN §14): every metric against an independent Decimal/Fraction
 oracle (tests/api/observation_oracle.py), on a real PostgreSQL."""
 
+import asyncio
 import random
 from datetime import timedelta
 from typing import Any
@@ -163,6 +164,30 @@ async def test_random_fleets_match_the_oracle_including_the_top_ten_cuts(
                             sentiment=rng.choice([None, "-1", "-0.35", "0", "0.25", "1"]),
                         )
                     )  # fmt: skip
-    await post(api, sent)
+    # In batches, then a fifth of the answers re-sent with other values: the daily rollups
+    # the endpoint reads are rebuilt for every day a batch touches.
+    for start in range(0, len(sent), 400):
+        await post(api, sent[start : start + 400])
+    resent = [
+        row | {"mentioned": False, "position": None, "cited": False, "citedUrls": [],
+               "competitors": rng.choices(rivals, k=rng.randint(0, 2))}
+        for row in rng.sample(sent, len(sent) // 5)
+    ]  # fmt: skip
+    await post(api, resent)
+    sent += resent
     for t in tenants:
         assert await engines(api, t) == engines_report(str(t), sent, utc_today())
+
+
+async def test_concurrent_ingests_of_one_tenant_and_day_both_count(
+    api: Api, make_tenant: MakeTenant
+) -> None:
+    t = await make_tenant()
+    batches = [
+        [obs(t, 0, engine, f"{engine} {i}", mentioned=i % 2 == 0, competitors=[f"R{i % 3}"])
+         for i in range(300)]
+        for engine in ("chatgpt", "gemini", "claude", "copilot")
+    ]  # fmt: skip
+    await asyncio.gather(*(post(api, batch) for batch in batches))
+    sent = [row for batch in batches for row in batch]
+    assert await engines(api, t) == engines_report(str(t), sent, utc_today())

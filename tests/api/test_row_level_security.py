@@ -68,6 +68,18 @@ async def two_tenants(
             " VALUES (%s, current_date, 'chatgpt', 'best dealer', true, false)",
             (t,),
         )
+        await conn.execute(
+            "INSERT INTO answer_observation_days VALUES (%s, current_date, 'chatgpt',"
+            " 1, 1, 0, 0, 0, 0, 0, 0)",
+            (t,),
+        )
+        await conn.execute(
+            "INSERT INTO answer_competitor_days VALUES (%s, current_date, 'Rival', 1)", (t,)
+        )
+        await conn.execute(
+            "INSERT INTO answer_cited_url_days VALUES (%s, current_date, 'https://x.example', 1)",
+            (t,),
+        )
     return a, b
 
 

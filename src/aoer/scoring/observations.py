@@ -33,7 +33,7 @@ from aoer.store.observations import OBSERVATION_COLUMNS, StageProblem
 
 MAX_PROMPT_CHARS = 500  # the unique index holds the prompt
 MAX_NAME_CHARS = 200
-MAX_URL_CHARS = 2048
+MAX_URL_CHARS = 500  # a rollup's primary key holds the URL
 MAX_LIST_ITEMS = 100  # cited URLs or competitors in one answer
 ENGINE_PATTERN = r"^[a-z0-9_]+$"
 KNOWN_ENGINES = ("chatgpt", "perplexity", "gemini", "ai_overviews", "copilot", "claude")

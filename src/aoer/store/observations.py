@@ -3,8 +3,10 @@ metrics per engine, the competitor leaderboard and the most cited pages (DESIGN 
 
 An upsert is three steps inside the caller's transaction, so nothing is written unless all
 rows are good: `stage` COPYs the rows into a temporary table, `problems` lists the rows that
-name no tenant or repeat another row, `merge` writes them. `derive_signals` then fills the
-staged days' aeo/geo.
+name no tenant or repeat another row, `merge` writes them and rebuilds the staged days'
+rollups (`answer_observation_days`, `answer_competitor_days`, `answer_cited_url_days`), from
+which the window metrics are read. `derive_signals` then fills the staged days' aeo/geo.
+Every write of observations goes through `merge`, so the rollups always match them.
 """
 
 from collections.abc import Callable, Iterable, Sequence
@@ -22,6 +24,15 @@ PROGRESS_EVERY = 1000  # rows between progress callbacks
 MAX_PROBLEMS_REPORTED = 1000  # staged rows named in one error
 TOP_COMPETITORS = 10  # the leaderboard's length
 TOP_CITED_URLS = 10
+
+# Rebuilding the staged days' rollups, in order.
+ROLLUP_REFRESH = (
+    "refresh_observation_days",
+    "clear_competitor_days",
+    "fill_competitor_days",
+    "clear_cited_url_days",
+    "fill_cited_url_days",
+)
 
 # The order of a staged row's values after its line number (the stage table's columns).
 OBSERVATION_COLUMNS = (
@@ -75,6 +86,12 @@ class CitedUrl:
 
 
 @dataclass(frozen=True, slots=True)
+class TenantVoice:
+    tenant_id: UUID
+    share_of_voice: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
 class EngineReport:
     overall: EngineWindow
     engines: list[EngineWindow]
@@ -110,8 +127,13 @@ class Observations(Statements):
         )
 
     async def merge(self) -> int:
-        """Write the staged rows (replacing what they re-send); the number written."""
-        return await self._int("merge_observation_stage")
+        """Write the staged rows (replacing what they re-send) and rebuild the staged days'
+        rollups; the number written. Holds the staged tenants' ingest lock until commit."""
+        await self._run("lock_staged_tenants")
+        upserted = await self._int("merge_observation_stage")
+        for name in ROLLUP_REFRESH:
+            await self._run(name)
+        return upserted
 
     async def staged_tenants(self) -> list[UUID]:
         return [UUID(str(v)) for v in await self._values("staged_observation_tenants")]
@@ -120,6 +142,13 @@ class Observations(Statements):
         """Fill aeo/geo of every staged day from its observations (supplied values kept);
         the tenants whose signal rows were written."""
         return [UUID(str(v)) for v in await self._values("derive_signals_from_stage")]
+
+    async def share_of_voice(self, tenant_ids: Sequence[UUID]) -> dict[UUID, Decimal | None]:
+        """Each tenant's overall share of voice over the window (absent: no observations)."""
+        rows = await self._all(
+            TenantVoice, "share_of_voice_of_tenants", {"tenant_ids": list(tenant_ids)}
+        )
+        return {row.tenant_id: row.share_of_voice for row in rows}
 
     async def report(
         self,

@@ -21,9 +21,47 @@ CREATE TABLE answer_observations (
     CONSTRAINT answer_observations_key UNIQUE (dealer_id, date, engine, prompt)
 );
 
+-- Daily rollups, rewritten for the days an ingest touches (store/observations.py), so the
+-- window read sums at most 31 rows per engine instead of re-reading ~18,000 answers. Exact
+-- integer and numeric sums: the metrics divide them as they would divide the raw counts.
+CREATE TABLE answer_observation_days (
+    dealer_id       uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    date            date NOT NULL,
+    engine          text NOT NULL,
+    answers         integer NOT NULL,
+    mentions        integer NOT NULL,  -- answers naming the dealership
+    cited           integer NOT NULL,
+    rival_mentions  integer NOT NULL,  -- distinct competitors per answer, summed
+    positions       integer NOT NULL,  -- mentioned answers with a position
+    position_sum    bigint NOT NULL,
+    sentiments      integer NOT NULL,  -- answers with a sentiment
+    sentiment_sum   numeric NOT NULL,
+    PRIMARY KEY (dealer_id, date, engine)
+);
+-- Answers naming each competitor, and citing each page, per dealer and day (all engines).
+CREATE TABLE answer_competitor_days (
+    dealer_id  uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    date       date NOT NULL,
+    name       text NOT NULL,
+    mentions   integer NOT NULL,
+    PRIMARY KEY (dealer_id, date, name)
+);
+CREATE TABLE answer_cited_url_days (
+    dealer_id  uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    date       date NOT NULL,
+    url        text NOT NULL,
+    answers    integer NOT NULL,
+    PRIMARY KEY (dealer_id, date, url)
+);
+
 SELECT aoer_protect_tenant_table('answer_observations', 'dealer_id');
--- A tenant may send its own observations (like its signals).
+SELECT aoer_protect_tenant_table('answer_observation_days', 'dealer_id');
+SELECT aoer_protect_tenant_table('answer_competitor_days', 'dealer_id');
+SELECT aoer_protect_tenant_table('answer_cited_url_days', 'dealer_id');
+-- A tenant may send its own observations (like its signals), which rewrites its rollups.
 GRANT SELECT, INSERT, UPDATE ON answer_observations TO aoer_tenant;
+GRANT SELECT, INSERT, UPDATE, DELETE
+    ON answer_observation_days, answer_competitor_days, answer_cited_url_days TO aoer_tenant;
 
 -- Provenance of a day's aeo/geo: true when the value was derived from that day's observations
 -- (`deriveSignals`), false when it was supplied directly (POST /api/signals, `aoer signals

@@ -87,31 +87,100 @@ derived AS (
 )
 SELECT DISTINCT dealer_id FROM derived ORDER BY dealer_id;
 
+-- name: lock_staged_tenants
+-- Serialise ingests per tenant until commit (advisory lock class 15, sorted to avoid
+-- deadlocks): a day's rollups and derived signals are recomputed from all of its committed
+-- observations, so two concurrent ingests of one tenant must not both miss the other's rows.
+SELECT count(pg_advisory_xact_lock(15, hashtext(s.dealer_id::text)))::integer AS locked
+FROM (SELECT DISTINCT dealer_id FROM aoer_observation_stage ORDER BY dealer_id) s;
+
+-- name: refresh_observation_days
+-- The staged days' per-engine rollup, from every observation of those days. A (dealer, day,
+-- engine) group never disappears (re-sending replaces within it), so an upsert suffices.
+WITH days AS (
+    SELECT DISTINCT dealer_id, date FROM aoer_observation_stage
+)
+INSERT INTO answer_observation_days AS r (dealer_id, date, engine, answers, mentions, cited,
+                                          rival_mentions, positions, position_sum,
+                                          sentiments, sentiment_sum)
+SELECT o.dealer_id, o.date, o.engine,
+       count(*),
+       count(*) FILTER (WHERE o.mentioned),
+       count(*) FILTER (WHERE o.cited),
+       coalesce(sum((SELECT count(DISTINCT c) FROM unnest(o.competitors) AS c)), 0),
+       count(*) FILTER (WHERE o.mentioned AND o.position IS NOT NULL),
+       coalesce(sum(o.position) FILTER (WHERE o.mentioned), 0),
+       count(o.sentiment),
+       coalesce(sum(o.sentiment), 0)
+FROM answer_observations o
+JOIN days d ON d.dealer_id = o.dealer_id AND d.date = o.date
+GROUP BY o.dealer_id, o.date, o.engine
+ON CONFLICT (dealer_id, date, engine) DO UPDATE
+   SET answers = EXCLUDED.answers, mentions = EXCLUDED.mentions, cited = EXCLUDED.cited,
+       rival_mentions = EXCLUDED.rival_mentions, positions = EXCLUDED.positions,
+       position_sum = EXCLUDED.position_sum, sentiments = EXCLUDED.sentiments,
+       sentiment_sum = EXCLUDED.sentiment_sum;
+
+-- name: clear_competitor_days
+-- A re-sent answer may name a competitor no more: the staged days are rebuilt, not merged.
+DELETE FROM answer_competitor_days r
+USING (SELECT DISTINCT dealer_id, date FROM aoer_observation_stage) d
+WHERE r.dealer_id = d.dealer_id AND r.date = d.date;
+
+-- name: fill_competitor_days
+-- Answers naming each competitor (a name listed twice in one answer counts once).
+WITH days AS (
+    SELECT DISTINCT dealer_id, date FROM aoer_observation_stage
+),
+named AS (
+    SELECT DISTINCT o.id, o.dealer_id, o.date, c.name
+    FROM answer_observations o
+    JOIN days d ON d.dealer_id = o.dealer_id AND d.date = o.date
+    CROSS JOIN LATERAL unnest(o.competitors) AS c (name)
+)
+INSERT INTO answer_competitor_days (dealer_id, date, name, mentions)
+SELECT dealer_id, date, name, count(*) FROM named GROUP BY dealer_id, date, name;
+
+-- name: clear_cited_url_days
+DELETE FROM answer_cited_url_days r
+USING (SELECT DISTINCT dealer_id, date FROM aoer_observation_stage) d
+WHERE r.dealer_id = d.dealer_id AND r.date = d.date;
+
+-- name: fill_cited_url_days
+-- Answers citing each page (a URL listed twice in one answer counts once).
+WITH days AS (
+    SELECT DISTINCT dealer_id, date FROM aoer_observation_stage
+),
+cited AS (
+    SELECT DISTINCT o.id, o.dealer_id, o.date, u.url
+    FROM answer_observations o
+    JOIN days d ON d.dealer_id = o.dealer_id AND d.date = o.date
+    CROSS JOIN LATERAL unnest(o.cited_urls) AS u (url)
+)
+INSERT INTO answer_cited_url_days (dealer_id, date, url, answers)
+SELECT dealer_id, date, url, count(*) FROM cited GROUP BY dealer_id, date, url;
+
 -- name: engine_window
 -- The §14 metrics over the §3 window (CURRENT_DATE - 30 … CURRENT_DATE) per engine, and
--- overall (the row whose engine is NULL; always present, with 0 answers when there are none).
--- `rivals` counts the distinct competitors an answer names: one named twice counts once.
-WITH w AS (
-    SELECT o.engine, o.mentioned, o.cited, o.position, o.sentiment,
-           (SELECT count(DISTINCT c) FROM unnest(o.competitors) AS c) AS rivals
-    FROM answer_observations o
-    WHERE o.dealer_id = %(tenant_id)s
-      AND o.date BETWEEN current_date - 30 AND current_date
+-- overall (the row whose engine is NULL; always present, with 0 answers when there are none),
+-- from the daily rollups: sums of exact counts, divided and rounded once in numeric.
+WITH d AS (
+    SELECT *
+    FROM answer_observation_days r
+    WHERE r.dealer_id = %(tenant_id)s
+      AND r.date BETWEEN current_date - 30 AND current_date
 )
 SELECT engine,
        current_date - 30 AS window_from,
        current_date AS window_to,
-       count(*)::integer AS answers,
-       round(count(*) FILTER (WHERE mentioned)::numeric / nullif(count(*), 0), 4)
-           AS visibility,
-       round(count(*) FILTER (WHERE cited)::numeric / nullif(count(*), 0), 4) AS citation_rate,
-       round(avg(position) FILTER (WHERE mentioned AND position IS NOT NULL), 2)
-           AS avg_position,
-       round(count(*) FILTER (WHERE mentioned)::numeric
-             / nullif(count(*) FILTER (WHERE mentioned) + coalesce(sum(rivals), 0), 0), 4)
+       coalesce(sum(answers), 0)::integer AS answers,
+       round(sum(mentions)::numeric / nullif(sum(answers), 0), 4) AS visibility,
+       round(sum(cited)::numeric / nullif(sum(answers), 0), 4) AS citation_rate,
+       round(sum(position_sum)::numeric / nullif(sum(positions), 0), 2) AS avg_position,
+       round(sum(mentions)::numeric / nullif(sum(mentions) + sum(rival_mentions), 0), 4)
            AS share_of_voice,
-       round(avg(sentiment), 2) AS sentiment
-FROM w
+       round(sum(sentiment_sum) / nullif(sum(sentiments), 0), 2) AS sentiment
+FROM d
 GROUP BY GROUPING SETS ((engine), ())
 ORDER BY engine COLLATE "C" NULLS FIRST;
 
@@ -119,34 +188,42 @@ ORDER BY engine COLLATE "C" NULLS FIRST;
 -- The competitor leaderboard over the window: answers naming each competitor (once per
 -- answer), and its share of voice = its mentions / (own mentions + all competitor mentions).
 -- Most mentioned first, ties by name (byte order, so the order never depends on a locale).
-WITH w AS (
-    SELECT o.id, o.mentioned, o.competitors
-    FROM answer_observations o
-    WHERE o.dealer_id = %(tenant_id)s
-      AND o.date BETWEEN current_date - 30 AND current_date
-),
-named AS (
-    SELECT DISTINCT w.id, c.name
-    FROM w CROSS JOIN LATERAL unnest(w.competitors) AS c (name)
+WITH named AS (
+    SELECT c.name, sum(c.mentions) AS mentions
+    FROM answer_competitor_days c
+    WHERE c.dealer_id = %(tenant_id)s
+      AND c.date BETWEEN current_date - 30 AND current_date
+    GROUP BY c.name
 ),
 voices AS (
-    SELECT (SELECT count(*) FROM w WHERE w.mentioned) + (SELECT count(*) FROM named) AS total
+    SELECT coalesce(sum(r.mentions + r.rival_mentions), 0) AS total
+    FROM answer_observation_days r
+    WHERE r.dealer_id = %(tenant_id)s
+      AND r.date BETWEEN current_date - 30 AND current_date
 )
-SELECT n.name, count(*)::integer AS mentions,
-       round(count(*)::numeric / nullif(min(v.total), 0), 4) AS share_of_voice
+SELECT n.name, n.mentions::integer AS mentions,
+       round(n.mentions::numeric / nullif(v.total, 0), 4) AS share_of_voice
 FROM named n CROSS JOIN voices v
-GROUP BY n.name
-ORDER BY mentions DESC, n.name COLLATE "C"
+ORDER BY n.mentions DESC, n.name COLLATE "C"
 LIMIT %(limit)s;
 
 -- name: cited_url_window
 -- The dealership's most cited pages over the window: answers citing each URL (once per
 -- answer), most first, ties by URL (byte order).
-SELECT c.url, count(DISTINCT o.id)::integer AS count
-FROM answer_observations o
-CROSS JOIN LATERAL unnest(o.cited_urls) AS c (url)
-WHERE o.dealer_id = %(tenant_id)s
-  AND o.date BETWEEN current_date - 30 AND current_date
-GROUP BY c.url
-ORDER BY count DESC, c.url COLLATE "C"
+SELECT u.url, sum(u.answers)::integer AS count
+FROM answer_cited_url_days u
+WHERE u.dealer_id = %(tenant_id)s
+  AND u.date BETWEEN current_date - 30 AND current_date
+GROUP BY u.url
+ORDER BY count DESC, u.url COLLATE "C"
 LIMIT %(limit)s;
+
+-- name: share_of_voice_of_tenants
+-- The overall share of voice of each of these tenants over the window (the fleet's column).
+SELECT r.dealer_id AS tenant_id,
+       round(sum(r.mentions)::numeric / nullif(sum(r.mentions) + sum(r.rival_mentions), 0), 4)
+           AS share_of_voice
+FROM answer_observation_days r
+WHERE r.dealer_id = ANY (%(tenant_ids)s)
+  AND r.date BETWEEN current_date - 30 AND current_date
+GROUP BY r.dealer_id;
