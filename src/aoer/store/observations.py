@@ -143,6 +143,11 @@ class Observations(Statements):
         the tenants whose signal rows were written."""
         return [UUID(str(v)) for v in await self._values("derive_signals_from_stage")]
 
+    async def observed(self, tenant_ids: Sequence[UUID]) -> set[UUID]:
+        """Those of these tenants that have observations."""
+        found = await self._values("tenants_with_observations", {"ids": list(tenant_ids)})
+        return {UUID(str(v)) for v in found}
+
     async def share_of_voice(self, tenant_ids: Sequence[UUID]) -> dict[UUID, Decimal | None]:
         """Each tenant's overall share of voice over the window (absent: no observations)."""
         rows = await self._all(

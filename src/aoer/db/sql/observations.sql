@@ -227,3 +227,6 @@ FROM answer_observation_days r
 WHERE r.dealer_id = ANY (%(tenant_ids)s)
   AND r.date BETWEEN current_date - 30 AND current_date
 GROUP BY r.dealer_id;
+
+-- name: tenants_with_observations
+SELECT DISTINCT dealer_id FROM answer_observations WHERE dealer_id = ANY (%(ids)s);

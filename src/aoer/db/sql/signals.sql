@@ -46,3 +46,17 @@ WITH merged AS (
     RETURNING 1
 )
 SELECT count(*)::integer AS upserted FROM merged;
+
+-- name: recent_signal_levels
+-- These tenants' aeo/geo of the last `days` days (rows with an aeo), oldest first.
+SELECT dealer_id, date, aeo, geo
+FROM aiv_raw_signals
+WHERE dealer_id = ANY (%(ids)s) AND date > current_date - %(days)s AND aeo IS NOT NULL
+ORDER BY dealer_id, date;
+
+-- name: mark_signals_derived
+-- The demo: its last days' aeo/geo become derivable, so observations of those days replace
+-- them (DESIGN §14 provenance) instead of standing beside them.
+UPDATE aiv_raw_signals
+SET aeo_derived = true, geo_derived = true
+WHERE dealer_id = ANY (%(ids)s) AND date > current_date - %(days)s;
