@@ -8,6 +8,7 @@ a record is named by the line it starts on. Blank cells are `None`; blank lines 
 import codecs
 import csv
 import io
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ _FOREIGN_MARKS = (
 SAVE_AS_UTF8 = "save the file as UTF-8 (in Excel: CSV UTF-8)"
 # Undecodable bytes become lone surrogates U+DC80–U+DCFF ("surrogateescape"): text never
 # holds them otherwise, so a cell containing one is exactly a cell with bytes that are not UTF-8.
-_ESCAPED = range(0xDC80, 0xDD00)
+_ESCAPED_TEXT = re.compile("[\udc80-\udcff]")
 
 
 class _Reader(Protocol):
@@ -109,7 +110,8 @@ def stream_csv(data: bytes, columns: Sequence[str], required: Sequence[str]) -> 
     found.problems.extend(_header_problems(names, columns, required))
     if found.problems:
         return RecordStream(names, found.problems, iter(()))
-    return RecordStream(names, [], _read_records(reader, names))
+    escapes = _ESCAPED_TEXT.search(text) is not None
+    return RecordStream(names, [], _read_records(reader, names, escapes=escapes))
 
 
 def not_utf8(data: bytes) -> Problem | None:
@@ -147,7 +149,11 @@ def _header_problems(
     return problems
 
 
-def _read_records(reader: _Reader, names: list[str]) -> Iterator[Record | Problem]:
+def _read_records(
+    reader: _Reader, names: list[str], *, escapes: bool
+) -> Iterator[Record | Problem]:
+    """`escapes`: whether the text holds any undecodable byte at all (else no cell is
+    searched for one: a million-line file is read at C speed)."""
     previous = reader.line_num
     unreadable = CsvFile()
     while (cells := _next_row(reader, unreadable)) is not None:
@@ -159,14 +165,15 @@ def _read_records(reader: _Reader, names: list[str]) -> Iterator[Record | Proble
         if len(cells) != len(names):
             yield _wrong_width(line, cells, names)
             continue
-        problems = [
-            problem
-            for name, cell in zip(names, cells, strict=True)
-            if (problem := _cell_problem(line, reader.line_num, name, cell)) is not None
-        ]
-        if problems:
-            yield from problems
-            continue
+        if escapes or reader.line_num > line:  # bad bytes, or a cell spanning lines
+            problems = [
+                problem
+                for name, cell in zip(names, cells, strict=True)
+                if (problem := _cell_problem(line, reader.line_num, name, cell)) is not None
+            ]
+            if problems:
+                yield from problems
+                continue
         yield Record(line, {n: c.strip() or None for n, c in zip(names, cells, strict=True)})
     yield from unreadable.problems
 
@@ -209,10 +216,10 @@ def _cell_problem(line: int, last_line: int, name: str, cell: str) -> Problem | 
 
 def bad_bytes(text: str) -> str:
     """'byte 0xe9 is not UTF-8 (…)' when `text` came from undecodable bytes, else ''."""
-    for char in text:
-        if ord(char) in _ESCAPED:
-            return (
-                f"byte 0x{ord(char) - 0xDC00:02x} is not UTF-8 "
-                "(the file looks like Latin-1 or Windows-1252 text)"
-            )
-    return ""
+    found = _ESCAPED_TEXT.search(text)
+    if found is None:
+        return ""
+    return (
+        f"byte 0x{ord(found.group()) - 0xDC00:02x} is not UTF-8 "
+        "(the file looks like Latin-1 or Windows-1252 text)"
+    )

@@ -8,6 +8,7 @@ the tenants.
 """
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -39,9 +40,13 @@ ENGINE_PATTERN = r"^[a-z0-9_]+$"
 KNOWN_ENGINES = ("chatgpt", "perplexity", "gemini", "ai_overviews", "copilot", "claude")
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_WHITE_SPACE = re.compile(r"\s")
+
+
 def _storable(text: str) -> str:
     """PostgreSQL text holds neither NUL nor lone UTF-16 surrogates: refuse them up front."""
-    if "\x00" in text or any("\ud800" <= ch <= "\udfff" for ch in text):
+    if _UNSTORABLE.search(text):
         raise ValueError("must not contain NUL characters or unpaired surrogates")
     return text
 
@@ -50,7 +55,7 @@ def _web_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{url!r} is not an http(s) URL (e.g. https://dealer.example/page)")
-    if any(ch.isspace() for ch in url):
+    if _WHITE_SPACE.search(url):
         raise ValueError(f"{url!r} contains white space")
     return url
 

@@ -5,9 +5,12 @@ CREATE TABLE answer_observations (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     dealer_id   uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     date        date NOT NULL,
-    engine      text NOT NULL CHECK (engine ~ '^[a-z0-9_]+$' AND char_length(engine) <= 50),
+    -- Byte-order ("C") text keys: the unique index compares them with memcmp, not the
+    -- database's locale, and orderings never depend on it.
+    engine      text COLLATE "C" NOT NULL
+                CHECK (engine ~ '^[a-z0-9_]+$' AND char_length(engine) <= 50),
     -- At most 500 characters: the unique index below must hold the prompt (≤ 2,704 bytes).
-    prompt      text NOT NULL
+    prompt      text COLLATE "C" NOT NULL
                 CHECK (length(btrim(prompt)) > 0 AND char_length(prompt) <= 500),
     mentioned   boolean NOT NULL,
     position    integer CHECK (position >= 1),  -- 1-based rank among the businesses named
@@ -27,7 +30,7 @@ CREATE TABLE answer_observations (
 CREATE TABLE answer_observation_days (
     dealer_id       uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     date            date NOT NULL,
-    engine          text NOT NULL,
+    engine          text COLLATE "C" NOT NULL,
     answers         integer NOT NULL,
     mentions        integer NOT NULL,  -- answers naming the dealership
     cited           integer NOT NULL,
@@ -42,14 +45,14 @@ CREATE TABLE answer_observation_days (
 CREATE TABLE answer_competitor_days (
     dealer_id  uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     date       date NOT NULL,
-    name       text NOT NULL,
+    name       text COLLATE "C" NOT NULL,
     mentions   integer NOT NULL,
     PRIMARY KEY (dealer_id, date, name)
 );
 CREATE TABLE answer_cited_url_days (
     dealer_id  uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     date       date NOT NULL,
-    url        text NOT NULL,
+    url        text COLLATE "C" NOT NULL,
     answers    integer NOT NULL,
     PRIMARY KEY (dealer_id, date, url)
 );

@@ -4,8 +4,8 @@ CREATE TEMPORARY TABLE aoer_observation_stage (
     line         integer NOT NULL,
     dealer_id    uuid NOT NULL,
     date         date NOT NULL,
-    engine       text NOT NULL,
-    prompt       text NOT NULL,
+    engine       text COLLATE "C" NOT NULL,
+    prompt       text COLLATE "C" NOT NULL,
     mentioned    boolean NOT NULL,
     position     integer,
     cited        boolean NOT NULL,
@@ -20,21 +20,26 @@ COPY aoer_observation_stage (line, dealer_id, date, engine, prompt, mentioned, p
 
 -- name: observation_stage_problems
 -- Rows naming no tenant (`unknown`), and rows repeating an earlier row's dealer, day, engine
--- and prompt (`duplicate`, with the line of the first). Set-based, so a million staged rows
--- are checked in one pass.
+-- and prompt (`duplicate`, with the line of the first). Set-based: a hash aggregate finds the
+-- repeated keys, so a million staged rows are checked in one pass without a sort.
 WITH unknown AS (
     SELECT s.line, 'unknown' AS kind, s.dealer_id, NULL::integer AS first_line
     FROM aoer_observation_stage s
     WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = s.dealer_id)
 ),
-ranked AS (
-    SELECT s.line, s.dealer_id,
-           min(s.line) OVER (PARTITION BY s.dealer_id, s.date, s.engine, s.prompt) AS first_line
-    FROM aoer_observation_stage s
+repeated AS (
+    SELECT dealer_id, date, engine, prompt, min(line) AS first_line
+    FROM aoer_observation_stage
+    GROUP BY dealer_id, date, engine, prompt
+    HAVING count(*) > 1
 )
 SELECT line, kind, dealer_id, first_line FROM unknown
 UNION ALL
-SELECT line, 'duplicate', dealer_id, first_line FROM ranked WHERE line <> first_line
+SELECT s.line, 'duplicate', s.dealer_id, r.first_line
+FROM repeated r
+JOIN aoer_observation_stage s
+  ON s.dealer_id = r.dealer_id AND s.date = r.date AND s.engine = r.engine
+ AND s.prompt = r.prompt AND s.line <> r.first_line
 ORDER BY line
 LIMIT %(limit)s;
 
