@@ -46,6 +46,7 @@ async def test_every_bad_row_is_named_with_its_field_and_nothing_is_written(
         obs(t, 0, "claude", "   "),
         obs(t, -1, "claude", "future"),
         obs(t, 0, "claude", "position without mention", position=2),
+        obs(t, 0, "claude", "urls without citation", citedUrls=["https://x.example/"]),
     ]
     response = await send(api, rows)
     assert response.status_code == 422, response.text
@@ -61,7 +62,8 @@ async def test_every_bad_row_is_named_with_its_field_and_nothing_is_written(
         (7, "citedUrls.0"),
         (8, "prompt"),
         (9, "date"),
-        (10, "row"),
+        (10, "position"),
+        (11, "citedUrls"),
     }
     messages = {e["row"]: e["message"] for e in body["errors"]}
     assert "not an http(s) URL" in messages[6]

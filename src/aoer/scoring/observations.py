@@ -22,8 +22,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -127,13 +127,20 @@ class ObservationRow(BaseModel):
     def _within_dates(cls, value: dt.date) -> dt.date:
         return within_signal_dates(value)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> "ObservationRow":
-        if self.position is not None and not self.mentioned:
+    # Fields are validated in declaration order: `mentioned` and `cited` are known by then.
+    @field_validator("position")
+    @classmethod
+    def _only_when_mentioned(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("mentioned") is False:
             raise ValueError("position is given but mentioned is false")
-        if self.cited_urls and not self.cited:
-            raise ValueError("citedUrls are given but cited is false")
-        return self
+        return value
+
+    @field_validator("cited_urls")
+    @classmethod
+    def _only_when_cited(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if value and info.data.get("cited") is False:
+            raise ValueError("cited URLs are given but cited is false")
+        return value
 
     def staged(self, line: int) -> tuple[object, ...]:
         """The row as the stage table takes it: `(line, *OBSERVATION_COLUMNS)`."""

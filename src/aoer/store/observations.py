@@ -162,7 +162,7 @@ class Observations(Statements):
         competitors: int = TOP_COMPETITORS,
         cited_urls: int = TOP_CITED_URLS,
     ) -> EngineReport:
-        """The window metrics of one tenant (call inside one transaction for one snapshot)."""
+        """The window metrics of one tenant."""
         params = {"tenant_id": tenant_id}
         windows = await self._all(EngineWindow, "engine_window", params)
         rivals = await self._all(

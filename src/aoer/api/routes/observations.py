@@ -105,7 +105,7 @@ async def upsert(
     "when the denominator is 0.",
 )
 async def engines(access: TenantReader, ctx: Context) -> EnginesOut:
-    async with ctx.session(access.principal) as session, session.transaction():
+    async with ctx.session(access.principal) as session:
         if not await session.tenants.exists(access.tenant_id):
             raise UnknownTenant(f"unknown tenant {access.tenant_id}")
         report = await session.observations.report(access.tenant_id)
