@@ -9,10 +9,10 @@ the tenants.
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from aoer.scoring.rows import API_ROWS, FieldError, Naming, RowValidationError, check_rows
+from aoer.scoring.rows import API_ROWS, FieldError, Naming, RowValidationError
 from aoer.scoring.signals import within_signal_dates
 from aoer.store import Session
 from aoer.store.observations import OBSERVATION_COLUMNS, StageProblem
@@ -156,28 +156,6 @@ class IngestResult:
     upserted: int
     tenant_ids: list[UUID]
     derived: list[UUID] = field(default_factory=list)  # tenants whose signals were derived
-
-
-def check_observations(
-    rows: Iterable[tuple[int, Mapping[str, Any]]], *, naming: Naming = API_ROWS
-) -> tuple[list[tuple[int, ObservationRow]], list[FieldError]]:
-    """The valid rows with their numbers, and an error for each bad field of the others."""
-    return check_rows(
-        ObservationRow,
-        rows,
-        key=lambda r: (r.dealer_id, r.date, r.engine, r.prompt),
-        same="same dealer, date, engine and prompt",
-        duplicate_field="prompt",
-        naming=naming,
-    )
-
-
-def validate_observations(rows: Iterable[Mapping[str, Any]]) -> list[ObservationRow]:
-    """Validate every row (numbered from 0); raise one error listing each bad row and field."""
-    valid, errors = check_observations(enumerate(rows))
-    if errors:
-        raise ObservationValidationError(errors)
-    return [row for _, row in valid]
 
 
 async def ingest_observations(
