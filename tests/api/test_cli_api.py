@@ -17,6 +17,7 @@ import pytest
 from aoer.api.auth import SESSION_COOKIE, TokenService
 from tests.acceptance.conftest import cli_command, cli_env
 from tests.api.conftest import JWT_SECRET
+from tests.conftest import MakeTenant
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 START_S = 60.0
@@ -34,16 +35,17 @@ def run_cli(db_url: str, home: Path, *args: str, **env: str) -> subprocess.Compl
     )
 
 
-def test_token_mints_verifiable_admin_service_and_tenant_tokens(
-    db_url: str, tmp_path: Path
+async def test_token_mints_verifiable_admin_service_and_tenant_tokens(
+    db_url: str, tmp_path: Path, make_tenant: MakeTenant
 ) -> None:
     tokens = TokenService(JWT_SECRET)
-    for role in ("admin", "service"):
+    for role, article in (("admin", "an"), ("service", "a")):
         done = run_cli(db_url, tmp_path, "token", "--role", role, AOER_JWT_SECRET=JWT_SECRET)
         assert done.returncode == 0, done.stderr
         assert tokens.verify(done.stdout.strip()).role == role
-        assert f"minted a {role} token" in done.stderr, "minting is logged, on stderr"
-    tenant = uuid4()
+        minted = f"minted {article} {role} token, valid for 24 hours"
+        assert minted in done.stderr, "minting is logged, on stderr"
+    tenant = await make_tenant("Token Motors")
     done = run_cli(
         db_url, tmp_path, "token", "--tenant", str(tenant), "--ttl", "15m",
         AOER_JWT_SECRET=JWT_SECRET,
@@ -57,11 +59,14 @@ def test_token_mints_verifiable_admin_service_and_tenant_tokens(
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (("token",), "give --role admin, --role service, or --tenant TENANT_ID"),
+        (("token",), "give --role admin, --role service, --org ORG_ID or --tenant TENANT_ID"),
         (("token", "--role", "root"), "give --role admin, --role service"),
         (("token", "--tenant", "nope"), "malformed tenant id 'nope'"),
         (("token", "--role", "admin", "--ttl", "soon"), "invalid --ttl 'soon'"),
         (("token", "--role", "admin", "--tenant", str(uuid4())), "leave out --role"),
+        (("token", "--tenant", str(uuid4())), "unknown tenant"),
+        (("token", "--org", str(uuid4())), "unknown organisation"),
+        (("token", "--org", "nope"), "malformed organisation id 'nope'"),
     ],
 )
 def test_token_refuses_bad_arguments(

@@ -43,6 +43,7 @@ def create_app(context: ApiContext, routers: Sequence[APIRouter]) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await context.sessions.start()
+        await context.keys.start()
         await context.hub.start()
         logger.info(
             "API ready (summary cache: %s, TTL %.0fs)",
@@ -54,6 +55,7 @@ def create_app(context: ApiContext, routers: Sequence[APIRouter]) -> FastAPI:
         finally:
             await context.metrics_snapshot.close()
             await context.hub.stop()
+            await context.keys.stop()
             await context.sessions.stop()
 
     app = FastAPI(

@@ -5,11 +5,13 @@ and the other one-shot commands start without loading FastAPI and uvicorn (~0.4 
 """
 
 import asyncio
+import getpass
 import logging
 import re
 import sys
 from datetime import timedelta
 from typing import Annotated
+from uuid import UUID
 
 import typer
 
@@ -22,6 +24,7 @@ from aoer.config import Settings, load_settings
 from aoer.db.pool import redacted
 from aoer.errors import AoerError
 from aoer.scoring.demo import load_demo
+from aoer.store.audit import AuditEntry
 
 logger = logging.getLogger(__name__)
 
@@ -141,43 +144,116 @@ def token(
     tenant: Annotated[
         str | None, typer.Option(help="Mint a tenant token for this tenant's UUID")
     ] = None,
+    org: Annotated[
+        str | None, typer.Option(help="Mint an organisation token for this organisation's UUID")
+    ] = None,
     ttl: Annotated[str, typer.Option(help="Lifetime: seconds, or e.g. 15m, 12h, 30d")] = "1d",
     subject: Annotated[str | None, typer.Option(help="The token's `sub` claim")] = None,
 ) -> None:
-    """Mint a bearer token (HS256, AOER_JWT_SECRET or the one `aoer up` generated)."""
+    """Mint a bearer token (HS256, AOER_JWT_SECRET or the one `aoer up` generated); the token
+    is the last line printed. Every mint is recorded in the audit log."""
     from aoer.api.auth import TokenService
     from aoer.api.secret_files import with_secrets
 
     try:
         settings = with_secrets(load_settings(), create=False)
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
-        if tenant is None and role not in ("admin", "service"):
-            raise AoerError("give --role admin, --role service, or --tenant TENANT_ID")
+        if tenant is not None and org is not None:
+            raise AoerError("give --tenant or --org, not both")
+        if tenant is None and org is None and role not in ("admin", "service"):
+            raise AoerError("give --role admin, --role service, --org ORG_ID or --tenant TENANT_ID")
         if tenant is not None and role not in (None, "tenant"):
             raise AoerError("--tenant mints a tenant token: leave out --role")
+        if org is not None and role not in (None, "org"):
+            raise AoerError("--org mints an organisation token: leave out --role")
         tenant_id = queue.parse_tenant_id(tenant) if tenant is not None else None
-        chosen = "tenant" if tenant_id is not None else str(role)
+        org_id = parse_org_id(org) if org is not None else None
+        chosen = "tenant" if tenant_id else "org" if org_id else str(role)
         if not settings.jwt_secret:
             raise AoerError(
                 f"no AOER_JWT_SECRET and no {settings.home}/jwt_secret: "
                 "set AOER_JWT_SECRET or start `aoer up`/`aoer serve` once"
             )
         lifetime = _parse_ttl(ttl)
-        minted = TokenService(settings.jwt_secret).mint(
-            chosen, tenant_id=tenant_id, ttl=lifetime, subject=subject
+        tokens = TokenService(settings.jwt_secret)
+        minted = tokens.mint(
+            chosen, tenant_id=tenant_id, org_id=org_id, ttl=lifetime, subject=subject
         )
+        principal = tokens.verify(minted)
+        asyncio.run(_record_mint(settings, principal.subject, chosen, tenant_id, org_id, ttl))
     except ValueError as exc:
         fail(f"invalid configuration: {exc}", EXIT_USAGE)
     except AoerError as exc:
         fail(str(exc))
+    whose = (
+        f" for tenant {tenant_id}" if tenant_id else f" for organisation {org_id}" if org_id else ""
+    )
     logger.info(
-        "minted a %s token%s valid for %s",
+        "minted %s %s token%s, valid for %s",
+        "an" if chosen[0] in "aeiou" else "a",
         chosen,
-        f" for tenant {tenant_id}" if tenant_id else "",
-        lifetime,
+        whose,
+        duration_words(lifetime),
         extra={"action": "token_mint"},
     )
     print(minted, flush=True)
+
+
+def parse_org_id(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise AoerError(f"malformed organisation id {text!r}: expected a UUID") from None
+
+
+async def _record_mint(
+    settings: Settings,
+    subject: str,
+    role: str,
+    tenant_id: UUID | None,
+    org_id: UUID | None,
+    ttl: str,
+) -> None:
+    """Refuse a token for an unknown tenant or organisation; audit the mint (token.mint)."""
+    async with (
+        open_services(settings) as services,
+        services.store.session() as session,
+        session.transaction(),
+    ):
+        if tenant_id is not None and not await session.tenants.exists(tenant_id):
+            raise AoerError(f"unknown tenant {tenant_id}: no token minted")
+        if org_id is not None and await session.organizations.get(org_id) is None:
+            raise AoerError(f"unknown organisation {org_id}: no token minted")
+        owner = await session.organizations.of_tenant(tenant_id) if tenant_id else None
+        await session.audit.record(
+            AuditEntry(
+                actor=cli_actor(),
+                role="admin",
+                action="token.mint",
+                org_id=org_id or (owner.org_id if owner else None),
+                tenant_id=tenant_id,
+                target=subject,
+                details={"role": role, "ttl": ttl},
+            )
+        )
+
+
+def cli_actor() -> str:
+    """Who runs a command, for the audit log: the operating-system user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def duration_words(span: timedelta) -> str:
+    """`24 hours`, `15 minutes`, `30 days`: a lifetime as a person says it."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("day", 86_400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0 and (unit != "day" or seconds > 86_400):
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
 def register(app: typer.Typer) -> None:

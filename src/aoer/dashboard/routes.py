@@ -19,6 +19,7 @@ from aoer.api.auth import (
     Principal,
     SessionCookie,
     current_principal,
+    may_access,
     require_admin,
 )
 from aoer.api.context import Context
@@ -116,7 +117,7 @@ async def tenant_page(tenant_id: str, who: PagePrincipal, ctx: Context) -> Respo
         tid = UUID(tenant_id)
     except ValueError:
         return not_found_page(who, "There is no dealership at this address.")
-    if who.role == "service" or not who.may_access(tid):
+    if who.role == "service" or not await may_access(who, tid):
         # Same answer whether or not the dealership exists: nothing about it leaks.
         return denied_page(who, "This dealership belongs to another account.")
     async with ctx.session(who) as session:

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["aoer"])
 
-Enqueuer = Annotated[Principal, Depends(require_roles("admin", "service", "tenant"))]
+Enqueuer = Annotated[Principal, Depends(require_roles("admin", "service", "org", "tenant"))]
 TenantReader = Annotated[TenantAccess, Depends(tenant_query_access("admin", "tenant"))]
 JsonBody = Annotated[None, Depends(require_json)]
 
@@ -54,7 +54,7 @@ JsonBody = Annotated[None, Depends(require_json)]
 async def queue_tenant(
     principal: Enqueuer, _: JsonBody, body: QueueRequest, ctx: Context
 ) -> QueuedJobOut:
-    ensure_tenant_access(principal, body.tenant_id)
+    await ensure_tenant_access(principal, body.tenant_id)
     async with ctx.session(principal) as session:
         job = await queue.enqueue(session, body.tenant_id, body.priority)
     return QueuedJobOut(

@@ -14,6 +14,7 @@ from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
 from aoer.api.schemas import SignalBatch, SignalsOut
 from aoer.constants import DEFAULT_PRIORITY
 from aoer.scoring.signals import FieldError, SignalRow, SignalValidationError, upsert_signals
+from aoer.store import Session
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +28,11 @@ router = APIRouter(tags=["signals"])
     summary="Upsert up to 10,000 signal rows (idempotent per dealerId and date)",
     description="All rows or none. A 422 lists every problem as `{row, field, message}`, "
     "`row` being the index in `signals` (counting from 0). Tenant tokens may send only their "
-    "own rows. "
+    "own rows, organisations the rows of their own tenants. "
     "`enqueue` (default true) queues the affected tenants at medium priority.",
 )
 async def upsert(
-    principal: Annotated[Principal, Depends(require_roles("admin", "service", "tenant"))],
+    principal: Annotated[Principal, Depends(require_roles("admin", "service", "org", "tenant"))],
     _: Annotated[None, Depends(require_json)],
     body: SignalBatch,
     ctx: Context,
@@ -42,6 +43,9 @@ async def upsert(
     if not rows:
         return SignalsOut(upserted=0, tenants=0, queued=0)
     async with ctx.session(principal) as session, session.transaction():
+        if principal.role == "org":
+            # Under the organisation's scope a tenant of another organisation is invisible.
+            await _check_org_rows(session, rows)
         # One transaction: the rows and the jobs they call for commit together.
         result = await upsert_signals(session, rows)
         jobs = (
@@ -68,6 +72,15 @@ def _check_own_rows(principal: Principal, rows: list[SignalRow]) -> None:
             raise Forbidden(
                 f"row {index}: dealerId {row.dealer_id} is another tenant; "
                 "a tenant token may only send its own rows"
+            )
+
+
+async def _check_org_rows(session: Session, rows: list[SignalRow]) -> None:
+    others = await session.tenants.unknown(sorted({row.dealer_id for row in rows}))
+    for index, row in enumerate(rows):
+        if row.dealer_id in others:
+            raise Forbidden(
+                f"row {index}: dealerId {row.dealer_id} is not in this token's organisation"
             )
 
 
