@@ -179,7 +179,7 @@ async def test_an_org_session_cannot_write_another_organisations_rows(
         ),
     ]
     for sql, params in writes:
-        with pytest.raises(DatabaseError, match="row-level security|permission denied"):
+        with pytest.raises(DatabaseError, match=r"row-level security|permission denied"):
             async with org_scoped(pool, org_a) as session:
                 await session.conn.execute(sql, params)  # type: ignore[arg-type]
     async with org_scoped(pool, org_a) as session:
