@@ -18,7 +18,7 @@ from aoer.api.context import ApiContext
 from aoer.api.errors import install_error_handlers
 from aoer.api.limits import MAX_BODY_BYTES, BodySizeLimit
 from aoer.api.metrics import HttpMetricsMiddleware
-from aoer.api.routes import aoer, model, ops, signals, stream, tenants
+from aoer.api.routes import aoer, model, ops, orgs, signals, stream, tenants
 
 logger = logging.getLogger(__name__)
 
@@ -26,14 +26,23 @@ DESCRIPTION = """\
 Keeps the AOER score (Answer Engine Optimization Rating) of every dealership fresh.
 
 Authenticate with `Authorization: Bearer <JWT>` (`aoer token` mints one; roles `admin`,
-`service`, `tenant`) or the session cookie set by `POST /login` (a request that changes
-state with the cookie must come from the dashboard's own pages). Errors are
+`service`, `org`, `tenant`), `Authorization: Bearer aoer_…` (an API key) or the session
+cookie set by `POST /login` (a request that changes state with the cookie must come from the
+dashboard's own pages). Errors are
 `{"error": "<message>", ...}`."""
 
 
 def api_routers() -> list[APIRouter]:
     """The JSON API's routers; a new capability adds its router here."""
-    return [aoer.router, stream.router, signals.router, tenants.router, ops.router, model.router]
+    return [
+        aoer.router,
+        stream.router,
+        signals.router,
+        tenants.router,
+        orgs.router,
+        ops.router,
+        model.router,
+    ]
 
 
 def create_app(context: ApiContext, routers: Sequence[APIRouter]) -> FastAPI:

@@ -5,7 +5,6 @@ and the other one-shot commands start without loading FastAPI and uvicorn (~0.4 
 """
 
 import asyncio
-import getpass
 import logging
 import re
 import sys
@@ -18,7 +17,8 @@ import typer
 from aoer import queue
 from aoer.bootstrap import ProcessKind, open_services
 from aoer.bootstrap.worker import build_worker
-from aoer.cli.runner import EXIT_USAGE, console, fail, run_command
+from aoer.cli.orgs import parse_org_id
+from aoer.cli.runner import EXIT_USAGE, cli_actor, console, fail, run_command
 from aoer.cli.runtime import install_stop_handlers
 from aoer.config import Settings, load_settings
 from aoer.db.pool import redacted
@@ -199,13 +199,6 @@ def token(
     print(minted, flush=True)
 
 
-def parse_org_id(text: str) -> UUID:
-    try:
-        return UUID(text)
-    except ValueError:
-        raise AoerError(f"malformed organisation id {text!r}: expected a UUID") from None
-
-
 async def _record_mint(
     settings: Settings,
     subject: str,
@@ -236,14 +229,6 @@ async def _record_mint(
                 details={"role": role, "ttl": ttl},
             )
         )
-
-
-def cli_actor() -> str:
-    """Who runs a command, for the audit log: the operating-system user."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def duration_words(span: timedelta) -> str:

@@ -64,6 +64,10 @@ class Tenants(Statements):
             TenantMove, "move_tenant", {"tenant_id": tenant_id, "org_id": org_id}
         )
 
+    async def get(self, tenant_id: UUID) -> Tenant | None:
+        params = {"tenant_id": tenant_id, "org_id": None, "limit": 1, "offset": 0}
+        return await self._one(Tenant, "list_tenants", params)
+
     async def _known_org(self, org_id: UUID | None) -> None:
         if org_id is not None and not await self._value("org_exists", {"id": org_id}):
             raise UnknownOrganization(f"unknown organisation {org_id}")

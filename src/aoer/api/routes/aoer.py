@@ -32,6 +32,7 @@ from aoer.api.schemas import (
     plain_numbers,
 )
 from aoer.api.summaries import summary_body
+from aoer.api.trail import audit_entry
 from aoer.errors import UnknownTenant
 
 logger = logging.getLogger(__name__)
@@ -106,12 +107,17 @@ async def summary(request: Request, access: TenantReader) -> Response:
     description="For external schedulers: `Authorization: Bearer $CRON_SECRET`, "
     "or an admin or service token.",
 )
-async def cron(caller: Annotated[Principal, Depends(cron_caller)], ctx: Context) -> CronOut:
+async def cron(
+    request: Request, caller: Annotated[Principal, Depends(cron_caller)], ctx: Context
+) -> CronOut:
     logger.info(
         "[AOER] Cron triggered over HTTP by %s", caller.subject, extra={"action": "cron_http"}
     )
     async with ctx.session(caller) as session:
         queued = await queue.trigger_cron(session)
+        await session.audit.record(
+            audit_entry(request, caller, "cron.trigger", details={"queued": queued})
+        )
     return CronOut(success=True, queued=queued)
 
 
