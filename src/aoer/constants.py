@@ -65,6 +65,7 @@ SESSION_REVOCATIONS_STALE_S: Final = 10.0
 API_KEY_REFRESH_S: Final = 1.0
 API_KEY_STALE_S: Final = 4.0
 API_KEY_TOUCH_S: Final = 60.0  # lastUsedAt is written at most this often per key
+API_KEY_PREFIX: Final = "aoer_"  # a bearer credential starting with this is an API key
 API_KEY_RANDOM_BYTES: Final = 32  # secrets.token_urlsafe(32): 43 URL-safe characters
 API_KEY_SHOWN_PREFIX: Final = 12  # characters of a key kept to tell keys apart ("aoer_AbCdEfG")
 

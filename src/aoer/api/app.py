@@ -18,7 +18,7 @@ from aoer.api.context import ApiContext
 from aoer.api.errors import install_error_handlers
 from aoer.api.limits import MAX_BODY_BYTES, BodySizeLimit
 from aoer.api.metrics import HttpMetricsMiddleware
-from aoer.api.routes import aoer, model, ops, orgs, signals, stream, tenants
+from aoer.api.routes import aoer, keys, model, ops, orgs, signals, stream, tenants
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ def api_routers() -> list[APIRouter]:
         signals.router,
         tenants.router,
         orgs.router,
+        keys.router,
         ops.router,
         model.router,
     ]

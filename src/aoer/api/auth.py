@@ -32,7 +32,7 @@ from pydantic import TypeAdapter, ValidationError
 from aoer.api.context import api_context
 from aoer.api.errors import Forbidden, Unauthorized
 from aoer.api.origin import SAFE_METHODS, ensure_same_origin
-from aoer.constants import TOKEN_LEEWAY_S
+from aoer.constants import API_KEY_PREFIX, TOKEN_LEEWAY_S
 from aoer.errors import AoerError
 from aoer.store import Scope, Store
 
@@ -50,7 +50,6 @@ LOGIN_PURPOSE = "login"  # a one-time link: only POST /login takes it
 SESSION_PURPOSE = "session"  # what the cookie carries: revocable (aoer.api.sessions)
 LEEWAY_S = TOKEN_LEEWAY_S
 VERIFIED_CACHE_SIZE = 10_000  # tokens whose signature was checked, kept until they expire
-API_KEY_PREFIX = "aoer_"  # a bearer credential starting with this is an API key, not a JWT
 
 # The organisation a tenant belongs to (None: in none, or no such tenant).
 OrgLookup = Callable[[UUID], Awaitable[UUID | None]]

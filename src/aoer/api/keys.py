@@ -11,43 +11,25 @@ revocation is honoured everywhere within 5 s, and at once by the process that ma
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 from uuid import UUID
 
-from aoer.api.auth import API_KEY_PREFIX, OrgLookup, Principal, Role
+from aoer.api.auth import OrgLookup, Principal, Role
 from aoer.api.errors import Unauthorized
-from aoer.constants import (
-    API_KEY_RANDOM_BYTES,
-    API_KEY_REFRESH_S,
-    API_KEY_SHOWN_PREFIX,
-    API_KEY_STALE_S,
-    API_KEY_TOUCH_S,
-)
+from aoer.constants import API_KEY_REFRESH_S, API_KEY_STALE_S, API_KEY_TOUCH_S
 from aoer.errors import DatabaseError, DatabaseUnavailable
 from aoer.store import Store
-from aoer.store.keys import KeyGrant
+from aoer.store.keys import KeyGrant, key_hash
 
 logger = logging.getLogger(__name__)
 
 FIRST_LOAD_TIMEOUT_S: Final = 5.0
 KNOWN_KEYS_MAX: Final = 100_000  # keys remembered per process (then the oldest are re-read)
 NEVER: Final = datetime.max.replace(tzinfo=UTC)
-
-
-def new_key() -> tuple[str, str, str]:
-    """A fresh key: (the key, its shown prefix, its SHA-256 hex)."""
-    key = API_KEY_PREFIX + secrets.token_urlsafe(API_KEY_RANDOM_BYTES)
-    return key, key[:API_KEY_SHOWN_PREFIX], key_hash(key)
-
-
-def key_hash(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(slots=True)

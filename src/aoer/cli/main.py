@@ -10,6 +10,7 @@ from rich.table import Table
 from aoer import queue
 from aoer.bootstrap import ProcessKind, open_services, resolve_database_url
 from aoer.bootstrap.worker import build_worker
+from aoer.cli.keys import keys_app
 from aoer.cli.model import model_app
 from aoer.cli.orgs import orgs_app, parse_org_id
 from aoer.cli.runner import (
@@ -48,6 +49,7 @@ app.add_typer(signals_app, name="signals")
 app.add_typer(model_app, name="model")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(orgs_app, name="orgs")
+app.add_typer(keys_app, name="keys")
 register_api_commands(app)
 
 
