@@ -18,7 +18,7 @@ from aoer.api.context import ApiContext
 from aoer.api.errors import install_error_handlers
 from aoer.api.limits import MAX_BODY_BYTES, BodySizeLimit
 from aoer.api.metrics import HttpMetricsMiddleware
-from aoer.api.routes import aoer, keys, model, ops, orgs, signals, stream, tenants
+from aoer.api.routes import aoer, audit, keys, model, ops, orgs, signals, stream, tenants
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ def api_routers() -> list[APIRouter]:
         tenants.router,
         orgs.router,
         keys.router,
+        audit.router,
         ops.router,
         model.router,
     ]
