@@ -59,7 +59,7 @@ def test_a_key_revoked_through_one_process_is_refused_by_the_other_within_5_s(
             AOER_JWT_SECRET=SECRET,
             AOER_PORT=str(port),
             AOER_HOME=str(tmp_path),
-        )  # fmt: skip
+        )
         for log, port in zip(logs, ports, strict=True)
     ]
     try:
