@@ -7,7 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response
 
 from aoer.api.auth import Principal, ensure_tenant_access, require_roles
-from aoer.api.context import Context
+from aoer.api.context import ApiContext, Context
 from aoer.api.errors import Forbidden
 from aoer.api.keys import expiry_after
 from aoer.api.limits import require_json
@@ -49,6 +49,15 @@ async def create_key(
     body: KeyIn,
     ctx: Context,
 ) -> NewKeyOut:
+    return await issue_api_key(ctx, request, principal, body)
+
+
+async def issue_api_key(
+    ctx: ApiContext, request: Request, principal: Principal, body: KeyIn
+) -> NewKeyOut:
+    """Create a key as `principal` may (the API's and the dashboard's forms), audited."""
+    if principal.role not in ("admin", "org"):
+        raise Forbidden(f"role {principal.role} may not manage API keys (allowed: admin, org)")
     org_id = body.org_id
     if principal.role == "org":
         if body.scope not in ("org", "tenant"):
@@ -106,6 +115,16 @@ async def create_key(
 async def revoke_key(
     request: Request, key_id: UUID, principal: KeyManager, ctx: Context
 ) -> Response:
+    await revoke_api_key(ctx, request, principal, key_id)
+    return Response(status_code=204)
+
+
+async def revoke_api_key(
+    ctx: ApiContext, request: Request, principal: Principal, key_id: UUID
+) -> None:
+    """Revoke a key the caller may see (404 otherwise), audited; refused here at once."""
+    if principal.role not in ("admin", "org"):
+        raise Forbidden(f"role {principal.role} may not manage API keys (allowed: admin, org)")
     # Under an organisation's scope another organisation's key is invisible: 404 alike.
     async with ctx.session(principal) as session, session.transaction():
         revoked = await session.keys.revoke(key_id)
@@ -131,4 +150,3 @@ async def revoke_key(
                 )
             )
     ctx.keys.forget(key_id)
-    return Response(status_code=204)
