@@ -100,7 +100,8 @@ def _start_up(db_url: str, home: Path, log: Path) -> subprocess.Popen[str]:
 def _login_link(process: subprocess.Popen[str], log: Path) -> tuple[str, str]:
     deadline = time.monotonic() + START_S
     while time.monotonic() < deadline:
-        found = LINK.search(log.read_text())
+        links = list(LINK.finditer(log.read_text()))  # the admin link is printed last
+        found = links[-1] if links else None
         if found:
             return found[1], found[2]
         if process.poll() is not None:

@@ -23,7 +23,7 @@ from aoer.cli.runtime import install_stop_handlers
 from aoer.config import Settings, load_settings
 from aoer.db.pool import redacted
 from aoer.errors import AoerError
-from aoer.scoring.demo import load_demo
+from aoer.scoring.demo import DemoOrg, load_demo, load_demo_orgs
 from aoer.store.audit import AuditEntry
 
 logger = logging.getLogger(__name__)
@@ -90,11 +90,14 @@ async def run_up(settings: Settings, *, demo: bool) -> None:
         ) as worker_services,
         build_api(services) as api,
     ):
+        demo_orgs: list[DemoOrg] = []
         if demo:
             async with services.store.session() as session:
                 ids = await load_demo(session)
+                demo_orgs = await load_demo_orgs(session, ids)
                 await queue.enqueue_many(session, ids, "high")
-            console.print(f"demo: {len(ids)} dealerships with 90 days of signals")
+            owners = " and ".join(f"{o.name} ({o.dealerships})" for o in demo_orgs)
+            console.print(f"demo: {len(ids)} dealerships with 90 days of signals, held by {owners}")
         server = api.server(settings.host, settings.port)
         runner = build_worker(worker_services, on_batch=api.context.metrics.observe_batch)
 
@@ -104,19 +107,33 @@ async def run_up(settings: Settings, *, demo: bool) -> None:
 
         install_stop_handlers(stop)
         port = await server.start()
-        link_token = api.context.tokens.mint(
+        tokens = api.context.tokens
+        address = _address(settings.host, port)
+        links = [
+            (
+                f"as {o.name} (its {o.dealerships} dealerships only)",
+                tokens.mint("org", org_id=o.id, ttl=LOGIN_TOKEN_TTL, subject="aoer-up",
+                            purpose=LOGIN_PURPOSE),
+            )
+            for o in demo_orgs[:1]
+        ]  # fmt: skip
+        admin_link = tokens.mint(
             "admin", ttl=LOGIN_TOKEN_TTL, subject="aoer-up", purpose=LOGIN_PURPOSE
         )
-        address = _address(settings.host, port)
-        # print, not log: the link is a credential and must not land in shipped log files;
+        links.append(("as administrator (every dealership)", admin_link))  # the last line
+        # print, not log: the links are credentials and must not land in shipped log files;
         # rich would wrap the long URL, so plain stdout it is.
         print(
             f"AOER is up: API on http://{address}\n"
             f"database: {redacted(services.database_url)}\n"
             f"  (other aoer commands find it by themselves with AOER_HOME={settings.home})\n"
             f"More tokens: aoer token --role admin (secrets in {settings.home})\n"
-            f"Open the dashboard (link valid once, for 15 minutes):\n"
-            f"  http://{address}/login?token={link_token}",
+            f"Open the dashboard (each link works once, for 15 minutes):\n"
+            + "\n".join(
+                (f"  {label}:\n" if len(links) > 1 else "")
+                + f"  http://{address}/login?token={token}"
+                for label, token in links
+            ),
             flush=True,
         )
         worker_task = asyncio.create_task(runner.run(), name="aoer-worker")
