@@ -36,7 +36,7 @@ NEVER: Final = datetime.max.replace(tzinfo=UTC)
 class _Known:
     principal: Principal
     expires_at: float  # time.time() when it stops working (inf: never)
-    used_at: datetime | None = None  # last use not yet written
+    used_at: float | None = None  # time.time() of the last use not yet written
     written_at: float = 0.0  # time.monotonic() of the last write of last_used_at
 
 
@@ -83,7 +83,7 @@ class KeyRegistry:
             )
         if known.expires_at <= time.time():
             raise Unauthorized("the API key has expired")
-        known.used_at = datetime.now(UTC)
+        known.used_at = time.time()
         return known.principal
 
     async def _load(self, digest: str) -> _Known:
@@ -147,7 +147,11 @@ class KeyRegistry:
         ]
         if not due:
             return 0
-        used = {UUID(k.principal.token_id or ""): k.used_at for k in due if k.used_at}
+        used = {
+            UUID(k.principal.token_id or ""): datetime.fromtimestamp(k.used_at, UTC)
+            for k in due
+            if k.used_at is not None
+        }
         async with self.store.session() as session:
             await session.keys.touch(used)
         for k in due:
