@@ -109,7 +109,7 @@ async def issue_api_key(
     "/api/keys/{key_id}",
     status_code=204,
     response_class=Response,
-    responses=error_responses(*AUTHENTICATED, 404),
+    responses=error_responses(*AUTHENTICATED, 404, 422),
     summary="Revoke an API key: refused by every API process within 5 s",
 )
 async def revoke_key(
