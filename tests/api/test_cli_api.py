@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from aoer.api.auth import SESSION_COOKIE, TokenService
+from aoer.db.pool import Connection
 from tests.acceptance.conftest import cli_command, cli_env
 from tests.api.conftest import JWT_SECRET
 from tests.conftest import MakeTenant
@@ -36,7 +37,7 @@ def run_cli(db_url: str, home: Path, *args: str, **env: str) -> subprocess.Compl
 
 
 async def test_token_mints_verifiable_admin_service_and_tenant_tokens(
-    db_url: str, tmp_path: Path, make_tenant: MakeTenant
+    db_url: str, tmp_path: Path, make_tenant: MakeTenant, conn: Connection
 ) -> None:
     tokens = TokenService(JWT_SECRET)
     for role, article in (("admin", "an"), ("service", "a")):
@@ -54,6 +55,14 @@ async def test_token_mints_verifiable_admin_service_and_tenant_tokens(
     assert (principal.role, principal.tenant_id) == ("tenant", tenant)
     left = (principal.expires_at - datetime.now(UTC)).total_seconds()
     assert 890 < left <= 900
+    cur = await conn.execute(
+        "SELECT action, tenant_id, details ->> 'role' AS role FROM audit_log ORDER BY id"
+    )
+    assert await cur.fetchall() == [
+        {"action": "token.mint", "tenant_id": None, "role": "admin"},
+        {"action": "token.mint", "tenant_id": None, "role": "service"},
+        {"action": "token.mint", "tenant_id": tenant, "role": "tenant"},
+    ]
 
 
 @pytest.mark.parametrize(
