@@ -84,10 +84,20 @@ async def test_a_revoked_key_is_refused_at_once_and_an_expired_one_too(
     assert [r["action"] for r in await cur.fetchall()] == ["key.create", "key.revoke", "key.create"]
 
 
-async def test_an_unknown_key_is_refused(api: Api) -> None:
-    refused = await api.client.get("/api/tenants", headers=bearer("aoer_" + "x" * 43))
+async def test_an_unknown_key_is_refused_and_remembered(api: Api, conn: Connection) -> None:
+    unknown = "aoer_" + "x" * 43
+    refused = await api.client.get("/api/tenants", headers=bearer(unknown))
     assert refused.status_code == 401
     assert refused.json()["error"] == "invalid API key"
+    # Keys are random: one refused as unknown is never read again (a flood of bad keys
+    # costs the database nothing), even if a row with its hash appeared.
+    await conn.execute(
+        "INSERT INTO api_keys (prefix, hash, scope, created_by)"
+        " VALUES ('aoer_x', %s, 'admin', 't')",
+        (hashlib.sha256(unknown.encode()).hexdigest(),),
+    )
+    again = await api.client.get("/api/tenants", headers=bearer(unknown))
+    assert again.status_code == 401
 
 
 async def test_bad_key_requests_are_4xx_and_write_nothing(

@@ -28,7 +28,10 @@ from aoer.store.keys import KeyGrant, key_hash
 logger = logging.getLogger(__name__)
 
 FIRST_LOAD_TIMEOUT_S: Final = 5.0
-KNOWN_KEYS_MAX: Final = 100_000  # keys remembered per process (then the oldest are re-read)
+KNOWN_KEYS_MAX: Final = 100_000  # keys remembered per process (then all are re-read)
+REFUSED_KEYS_MAX: Final = 10_000  # unknown and revoked keys remembered (never valid again)
+INVALID_KEY: Final = "invalid API key"
+REVOKED_KEY: Final = "the API key was revoked"
 NEVER: Final = datetime.max.replace(tzinfo=UTC)
 
 
@@ -58,6 +61,9 @@ class KeyRegistry:
         self.stale_s = stale_s
         self.touch_s = touch_s
         self._known: dict[str, _Known] = {}  # key hash → what it grants
+        # Key hash → why it is refused. A revoked key never works again, and an unknown one
+        # cannot become a key (keys are random), so a flood of bad keys reads nothing twice.
+        self._refused: dict[str, str] = {}
         self._loaded_at: float = time.monotonic()  # nothing known yet: nothing can be stale
         self._task: asyncio.Task[None] | None = None
 
@@ -76,6 +82,9 @@ class KeyRegistry:
         digest = key_hash(key)
         known = self._known.get(digest)
         if known is None:
+            refused = self._refused.get(digest)
+            if refused is not None:
+                raise Unauthorized(refused)
             known = await self._load(digest)
         elif time.monotonic() - self._loaded_at > self.stale_s:
             raise DatabaseUnavailable(
@@ -89,10 +98,10 @@ class KeyRegistry:
     async def _load(self, digest: str) -> _Known:
         async with self.store.session(timeout_s=FIRST_LOAD_TIMEOUT_S) as session:
             grant = await session.keys.by_hash(digest)
-        if grant is None:
-            raise Unauthorized("invalid API key")
-        if grant.revoked_at is not None:
-            raise Unauthorized("the API key was revoked")
+        if grant is None or grant.revoked_at is not None:
+            why = INVALID_KEY if grant is None else REVOKED_KEY
+            self._refuse(digest, why)
+            raise Unauthorized(why)
         known = _Known(self._principal(grant), _deadline(grant))
         if len(self._known) >= KNOWN_KEYS_MAX:
             self._known.clear()
@@ -112,11 +121,24 @@ class KeyRegistry:
         )
 
     def forget(self, key_id: UUID) -> None:
+        """Drop what this process knows of a key: its row is read again at its next use."""
+        subject = f"key:{key_id}"
+        for digest, known in list(self._known.items()):
+            if known.principal.subject == subject:
+                del self._known[digest]
+
+    def revoked(self, key_id: UUID) -> None:
         """A key revoked by this process: refused here at once."""
         subject = f"key:{key_id}"
         for digest, known in list(self._known.items()):
             if known.principal.subject == subject:
                 del self._known[digest]
+                self._refuse(digest, REVOKED_KEY)
+
+    def _refuse(self, digest: str, why: str) -> None:
+        if len(self._refused) >= REFUSED_KEYS_MAX:
+            self._refused.clear()
+        self._refused[digest] = why
 
     async def refresh(self) -> bool:
         """Drop the known keys that were revoked; False when the database failed."""
@@ -130,6 +152,7 @@ class KeyRegistry:
                     revoked = await session.keys.revoked_among(list(ids))
                 for key_id in revoked:
                     self._known.pop(ids[key_id], None)
+                    self._refuse(ids[key_id], REVOKED_KEY)
         except DatabaseError as exc:
             logger.warning("could not reload revoked API keys: %s", exc)
             return False

@@ -149,4 +149,4 @@ async def revoke_api_key(
                     details={"scope": revoked.scope, "prefix": revoked.prefix},
                 )
             )
-    ctx.keys.forget(key_id)
+    ctx.keys.revoked(key_id)
