@@ -59,6 +59,15 @@ SESSION_REVOCATIONS_REFRESH_S: Final = 2.0  # every API process reloads revoked 
 # A process whose revocation list is older than this (its database unreachable) refuses
 # session cookies with a 503 rather than honour one that may have been signed out.
 SESSION_REVOCATIONS_STALE_S: Final = 10.0
+# API keys (DESIGN §12): a revoked key is refused by every API process within 5 s. Each
+# process reloads the revocations of the keys it knows this often, and refuses keys (503)
+# once its list is older than the stale bound, so the 5 s hold even while reloads fail.
+API_KEY_REFRESH_S: Final = 1.0
+API_KEY_STALE_S: Final = 4.0
+API_KEY_TOUCH_S: Final = 60.0  # lastUsedAt is written at most this often per key
+API_KEY_PREFIX: Final = "aoer_"  # a bearer credential starting with this is an API key
+API_KEY_RANDOM_BYTES: Final = 32  # secrets.token_urlsafe(32): 43 URL-safe characters
+API_KEY_SHOWN_PREFIX: Final = 12  # characters of a key kept to tell keys apart ("aoer_AbCdEfG")
 
 # Signals start here: an earlier date is a typo (a year 1 or 1900 from a spreadsheet), not data.
 MIN_SIGNAL_DATE: Final = dt.date(2000, 1, 1)

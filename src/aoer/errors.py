@@ -25,6 +25,10 @@ class UnknownTenant(NotFound):
     """Unknown tenant."""
 
 
+class UnknownOrganization(InvalidInput):
+    """Unknown organisation."""
+
+
 class Conflict(AoerError):
     """The request conflicts with the current state."""
 

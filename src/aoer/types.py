@@ -113,6 +113,7 @@ class Tenant:
     active: bool
     created_at: datetime
     updated_at: datetime
+    org_id: UUID | None = None  # the organisation holding it (DESIGN §12); None: none
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,9 @@ def test_the_app_role_is_a_plain_login_member_of_the_group(app_db: str, app_role
         "UPDATE aoer_schema_migrations SET name = 'x'",
         "UPDATE model_audit SET reason = 'rewritten'",
         "DELETE FROM model_audit",
+        "UPDATE audit_log SET actor = 'rewritten'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
         "DELETE FROM model_weights",
         "SELECT aoer_sync_app_privileges()",
         "GRANT aoer_app TO aoer_tenant",
@@ -134,6 +137,30 @@ def test_the_app_role_may_not_change_the_schema_or_the_audit_trail(
         pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         conn.execute(statement)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("role", [None, "aoer_tenant"])
+@pytest.mark.parametrize(
+    "statement", ["UPDATE audit_log SET actor = 'rewritten'", "DELETE FROM audit_log"]
+)
+def test_the_audit_log_is_append_only_for_the_app_roles_by_privilege(
+    app_db: str, role: str | None, statement: str
+) -> None:
+    """Refused by the grants themselves (the owner's trigger is a second wall)."""
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO audit_log (actor, role, action) VALUES ('t', 'admin', 'test.append')"
+        )
+        with conn.transaction():
+            if role:
+                conn.execute("SET LOCAL ROLE aoer_tenant")
+            with pytest.raises(
+                psycopg.errors.InsufficientPrivilege, match="permission denied for table audit_log"
+            ):
+                conn.execute(statement)  # type: ignore[arg-type]
+        row = conn.execute("SELECT count(*) FROM audit_log WHERE actor = 't'").fetchone()
+        assert row is not None
+        assert row[0] == 1
 
 
 def test_the_app_role_reads_and_writes_what_the_service_uses(app_db: str) -> None:

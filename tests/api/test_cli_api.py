@@ -15,8 +15,10 @@ import httpx
 import pytest
 
 from aoer.api.auth import SESSION_COOKIE, TokenService
+from aoer.db.pool import Connection
 from tests.acceptance.conftest import cli_command, cli_env
 from tests.api.conftest import JWT_SECRET
+from tests.conftest import MakeTenant
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 START_S = 60.0
@@ -34,16 +36,17 @@ def run_cli(db_url: str, home: Path, *args: str, **env: str) -> subprocess.Compl
     )
 
 
-def test_token_mints_verifiable_admin_service_and_tenant_tokens(
-    db_url: str, tmp_path: Path
+async def test_token_mints_verifiable_admin_service_and_tenant_tokens(
+    db_url: str, tmp_path: Path, make_tenant: MakeTenant, conn: Connection
 ) -> None:
     tokens = TokenService(JWT_SECRET)
-    for role in ("admin", "service"):
+    for role, article in (("admin", "an"), ("service", "a")):
         done = run_cli(db_url, tmp_path, "token", "--role", role, AOER_JWT_SECRET=JWT_SECRET)
         assert done.returncode == 0, done.stderr
         assert tokens.verify(done.stdout.strip()).role == role
-        assert f"minted a {role} token" in done.stderr, "minting is logged, on stderr"
-    tenant = uuid4()
+        minted = f"minted {article} {role} token, valid for 24 hours"
+        assert minted in done.stderr, "minting is logged, on stderr"
+    tenant = await make_tenant("Token Motors")
     done = run_cli(
         db_url, tmp_path, "token", "--tenant", str(tenant), "--ttl", "15m",
         AOER_JWT_SECRET=JWT_SECRET,
@@ -52,16 +55,27 @@ def test_token_mints_verifiable_admin_service_and_tenant_tokens(
     assert (principal.role, principal.tenant_id) == ("tenant", tenant)
     left = (principal.expires_at - datetime.now(UTC)).total_seconds()
     assert 890 < left <= 900
+    cur = await conn.execute(
+        "SELECT action, tenant_id, details ->> 'role' AS role FROM audit_log ORDER BY id"
+    )
+    assert await cur.fetchall() == [
+        {"action": "token.mint", "tenant_id": None, "role": "admin"},
+        {"action": "token.mint", "tenant_id": None, "role": "service"},
+        {"action": "token.mint", "tenant_id": tenant, "role": "tenant"},
+    ]
 
 
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (("token",), "give --role admin, --role service, or --tenant TENANT_ID"),
+        (("token",), "give --role admin, --role service, --org ORG_ID or --tenant TENANT_ID"),
         (("token", "--role", "root"), "give --role admin, --role service"),
         (("token", "--tenant", "nope"), "malformed tenant id 'nope'"),
         (("token", "--role", "admin", "--ttl", "soon"), "invalid --ttl 'soon'"),
         (("token", "--role", "admin", "--tenant", str(uuid4())), "leave out --role"),
+        (("token", "--tenant", str(uuid4())), "unknown tenant"),
+        (("token", "--org", str(uuid4())), "unknown organisation"),
+        (("token", "--org", "nope"), "malformed organisation id 'nope'"),
     ],
 )
 def test_token_refuses_bad_arguments(
@@ -95,7 +109,8 @@ def _start_up(db_url: str, home: Path, log: Path) -> subprocess.Popen[str]:
 def _login_link(process: subprocess.Popen[str], log: Path) -> tuple[str, str]:
     deadline = time.monotonic() + START_S
     while time.monotonic() < deadline:
-        found = LINK.search(log.read_text())
+        links = list(LINK.finditer(log.read_text()))  # the admin link is printed last
+        found = links[-1] if links else None
         if found:
             return found[1], found[2]
         if process.poll() is not None:

@@ -21,9 +21,19 @@ def tenant(tenant_id: UUID) -> Principal:
     return Principal(f"tenant:{tenant_id}", "tenant", tenant_id, datetime.now(UTC) + timedelta(1))
 
 
+def org(org_id: UUID) -> Principal:
+    expires = datetime.now(UTC) + timedelta(1)
+    return Principal(f"org:{org_id}", "org", None, expires, org_id=org_id)
+
+
 def scoped(pool: Pool, tenant_id: UUID) -> AbstractAsyncContextManager[Session]:
     """A store session as the tenant's token would get it (Row Level Security on)."""
     return Store(pool, str(pool.conninfo)).session(tenant(tenant_id).scope)
+
+
+def org_scoped(pool: Pool, org_id: UUID) -> AbstractAsyncContextManager[Session]:
+    """A store session as an organisation's token would get it."""
+    return Store(pool, str(pool.conninfo)).session(org(org_id).scope)
 
 
 async def owned_tables(conn: Connection) -> dict[str, str]:
@@ -44,7 +54,8 @@ async def owned_tables(conn: Connection) -> dict[str, str]:
 async def two_tenants(
     conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
 ) -> tuple[UUID, UUID]:
-    """Two tenants with rows in every tenant-owned table."""
+    """Two tenants with rows in every tenant-owned table, each in an organisation of its own
+    (named after it: `A Motors Group` holds A Motors)."""
     a, b = await make_tenant("A Motors"), await make_tenant("B Motors")
     for t in (a, b):
         await add_signals(t, [SIGNAL])
@@ -60,7 +71,25 @@ async def two_tenants(
             (t,),
         )
         await conn.execute(
-            "INSERT INTO audit_log (actor, role, tenant_id, action) VALUES ('x', 'admin', %s, 'x')",
+            "WITH o AS (INSERT INTO organizations (name)"
+            " SELECT name || ' Group' FROM tenants WHERE id = %(t)s RETURNING id)"
+            " UPDATE tenants SET org_id = (SELECT id FROM o) WHERE id = %(t)s",
+            {"t": t},
+        )
+        await conn.execute(
+            "INSERT INTO audit_log (actor, role, org_id, tenant_id, action)"
+            " SELECT 'x', 'admin', org_id, id, 'x' FROM tenants WHERE id = %s",
+            (t,),
+        )
+        await conn.execute(
+            "INSERT INTO api_keys (prefix, hash, scope, tenant_id, created_by)"
+            " VALUES ('aoer_x', encode(sha256(%s::text::bytea), 'hex'), 'tenant', %s, 'x')",
+            (t, t),
+        )
+        await conn.execute(
+            "INSERT INTO api_keys (prefix, hash, scope, org_id, created_by)"
+            " SELECT 'aoer_y', encode(sha256(('org' || id)::bytea), 'hex'), 'org', org_id, 'x'"
+            " FROM tenants WHERE id = %s",
             (t,),
         )
         await conn.execute(
@@ -81,6 +110,13 @@ async def two_tenants(
             (t,),
         )
     return a, b
+
+
+async def org_of(conn: Connection, tenant_id: UUID) -> UUID:
+    cur = await conn.execute("SELECT org_id FROM tenants WHERE id = %s", (tenant_id,))
+    row = await cur.fetchone()
+    assert row is not None
+    return UUID(str(row["org_id"]))
 
 
 async def test_every_tenant_owned_table_has_rls_and_a_policy(conn: Connection) -> None:
@@ -109,7 +145,8 @@ async def test_a_tenant_session_sees_only_its_rows_without_any_where(
     tables = await owned_tables(conn)
     for table, column in tables.items():
         cur = await conn.execute(f"SELECT DISTINCT {column} AS t FROM {table}")  # type: ignore[arg-type]
-        assert {r["t"] for r in await cur.fetchall()} == {a, b}, f"{table} lacks test rows"
+        owners = {r["t"] for r in await cur.fetchall()} - {None}  # organisation-wide keys
+        assert owners == {a, b}, f"{table} lacks test rows"
     for me in (a, b):
         async with scoped(pool, me) as session:
             for table, column in tables.items():
@@ -118,6 +155,55 @@ async def test_a_tenant_session_sees_only_its_rows_without_any_where(
                 assert seen == {me}, f"{table}: tenant {me} sees {seen}"
             cur = await session.conn.execute("SELECT tenant_id FROM v_aoer_dashboard")
             assert {r["tenant_id"] for r in await cur.fetchall()} == {me}
+
+
+async def test_an_org_session_sees_exactly_its_tenants_rows_in_every_table(
+    pool: Pool, conn: Connection, two_tenants: tuple[UUID, UUID], make_tenant: MakeTenant
+) -> None:
+    a, b = two_tenants
+    outsider = await make_tenant("Independent Motors")  # in no organisation
+    tables = await owned_tables(conn)
+    for me in (a, b):
+        org_id = await org_of(conn, me)
+        async with org_scoped(pool, org_id) as session:
+            for table, column in tables.items():
+                cur = await session.conn.execute(f"SELECT {column} AS t FROM {table}")  # type: ignore[arg-type]
+                seen = {r["t"] for r in await cur.fetchall()} - {None}
+                assert seen == {me}, f"{table}: organisation of {me} sees {seen}"
+            cur = await session.conn.execute("SELECT tenant_id FROM v_aoer_dashboard")
+            assert {r["tenant_id"] for r in await cur.fetchall()} == {me}
+            cur = await session.conn.execute("SELECT DISTINCT org_id FROM api_keys")
+            assert {r["org_id"] for r in await cur.fetchall()} == {org_id, None}
+            cur = await session.conn.execute("SELECT id FROM organizations")
+            assert {r["id"] for r in await cur.fetchall()} == {org_id}
+            assert outsider not in {r["t"] for r in await (
+                await session.conn.execute("SELECT id AS t FROM tenants")).fetchall()}  # fmt: skip
+
+
+async def test_an_org_session_cannot_write_another_organisations_rows(
+    pool: Pool, conn: Connection, two_tenants: tuple[UUID, UUID]
+) -> None:
+    a, b = two_tenants
+    org_a, org_b = await org_of(conn, a), await org_of(conn, b)
+    writes = [
+        ("INSERT INTO aiv_raw_signals (dealer_id, date, aeo) VALUES (%s, current_date, 1)", (b,)),
+        ("INSERT INTO aoer_queue (tenant_id, priority) VALUES (%s, 'urgent')", (b,)),
+        ("UPDATE tenants SET org_id = %s", (org_b,)),
+        (
+            "INSERT INTO api_keys (prefix, hash, scope, org_id, created_by)"
+            " VALUES ('aoer_z', repeat('a', 64), 'org', %s, 'x')",
+            (org_b,),
+        ),
+    ]
+    for sql, params in writes:
+        with pytest.raises(DatabaseError, match=r"row-level security|permission denied"):
+            async with org_scoped(pool, org_a) as session:
+                await session.conn.execute(sql, params)  # type: ignore[arg-type]
+    async with org_scoped(pool, org_a) as session:
+        cur = await session.conn.execute("UPDATE api_keys SET revoked_at = now() RETURNING id")
+        assert len(await cur.fetchall()) == 2  # its organisation's key and its tenant's
+    cur = await conn.execute("SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NOT NULL")
+    assert (await cur.fetchone()) == {"n": 2}
 
 
 async def test_without_claims_the_tenant_role_sees_nothing(

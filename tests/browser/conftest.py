@@ -112,6 +112,7 @@ class Aoer:
         self.process: subprocess.Popen[str] | None = None
         self.log = home / "aoer-up.log"
         self.login_link = ""
+        self.org_login_link = ""  # `--demo`: the dealer group's link, printed before the admin's
 
     def _spawn(self) -> subprocess.Popen[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AOER_", "DATABASE_URL"))}
@@ -142,10 +143,13 @@ class Aoer:
         self.process = self._spawn()
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            found = LINK.search(tail(self.log, 1_000_000))
+            # The admin link is the last one printed (`--demo` prints an organisation's first).
+            links = list(LINK.finditer(tail(self.log, 1_000_000)))
+            found = links[-1] if links else None
             if found:
                 assert found[1] == self.base_url, found[0]
                 self.login_link = found[0]
+                self.org_login_link = links[0][0] if len(links) > 1 else ""
                 return
             if self.process.poll() is not None:
                 pytest.fail(f"aoer up exited with {self.process.returncode}:\n{tail(self.log)}")

@@ -18,7 +18,18 @@ from aoer.api.context import ApiContext
 from aoer.api.errors import install_error_handlers
 from aoer.api.limits import MAX_BODY_BYTES, BodySizeLimit
 from aoer.api.metrics import HttpMetricsMiddleware
-from aoer.api.routes import aoer, model, observations, ops, signals, stream, tenants
+from aoer.api.routes import (
+    aoer,
+    audit,
+    keys,
+    model,
+    observations,
+    ops,
+    orgs,
+    signals,
+    stream,
+    tenants,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +37,9 @@ DESCRIPTION = """\
 Keeps the AOER score (Answer Engine Optimization Rating) of every dealership fresh.
 
 Authenticate with `Authorization: Bearer <JWT>` (`aoer token` mints one; roles `admin`,
-`service`, `tenant`) or the session cookie set by `POST /login` (a request that changes
-state with the cookie must come from the dashboard's own pages). Errors are
+`service`, `org`, `tenant`), `Authorization: Bearer aoer_…` (an API key) or the session
+cookie set by `POST /login` (a request that changes state with the cookie must come from the
+dashboard's own pages). Errors are
 `{"error": "<message>", ...}`."""
 
 
@@ -39,6 +51,9 @@ def api_routers() -> list[APIRouter]:
         signals.router,
         observations.router,
         tenants.router,
+        orgs.router,
+        keys.router,
+        audit.router,
         ops.router,
         model.router,
     ]
@@ -51,6 +66,7 @@ def create_app(context: ApiContext, routers: Sequence[APIRouter]) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await context.sessions.start()
+        await context.keys.start()
         await context.hub.start()
         logger.info(
             "API ready (summary cache: %s, TTL %.0fs)",
@@ -62,6 +78,7 @@ def create_app(context: ApiContext, routers: Sequence[APIRouter]) -> FastAPI:
         finally:
             await context.metrics_snapshot.close()
             await context.hub.stop()
+            await context.keys.stop()
             await context.sessions.stop()
 
     app = FastAPI(

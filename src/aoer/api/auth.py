@@ -1,9 +1,15 @@
 """Who is calling: HS256 bearer JWTs (or the session cookie that carries one), roles, tenants.
 
-Tokens carry `sub`, `role` (admin | service | tenant), `tenant_id` for tenant tokens, `exp`
-and `iat`. Routers declare what they need with the dependencies at the bottom of this module:
-`CurrentPrincipal`, `require_roles(...)`, `require_admin`, `tenant_query_access(...)`, and
-`ensure_tenant_access(principal, tenant_id)` for tenants named in a body.
+Tokens carry `sub`, `role` (admin | service | org | tenant), `tenant_id` for tenant tokens,
+`org_id` for organisation tokens, `exp` and `iat`; `Authorization: Bearer aoer_…` API keys
+(`aoer.api.keys`) give the same principals. Routers declare what they need with the
+dependencies at the bottom of this module: `CurrentPrincipal`, `require_roles(...)`,
+`require_admin`, `tenant_query_access(...)`, and `await ensure_tenant_access(principal,
+tenant_id)` for tenants named in a body or path.
+
+An organisation's access to a tenant is read from the database on every check (one indexed
+lookup, only for `org` callers), so a tenant moved to another organisation is refused to the
+old one on the very next request, on every replica, cached summaries included.
 """
 
 import hmac
@@ -11,7 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, cast, get_args
 from uuid import UUID
@@ -26,13 +32,13 @@ from pydantic import TypeAdapter, ValidationError
 from aoer.api.context import api_context
 from aoer.api.errors import Forbidden, Unauthorized
 from aoer.api.origin import SAFE_METHODS, ensure_same_origin
-from aoer.constants import TOKEN_LEEWAY_S
+from aoer.constants import API_KEY_PREFIX, TOKEN_LEEWAY_S
 from aoer.errors import AoerError
-from aoer.store import Scope
+from aoer.store import Scope, Store
 
 logger = logging.getLogger(__name__)
 
-Role = Literal["admin", "service", "tenant"]
+Role = Literal["admin", "service", "org", "tenant"]
 ROLES: tuple[Role, ...] = get_args(Role)
 JWT_ALGORITHM = "HS256"
 MIN_SECRET_CHARS = 32  # HS256 keys shorter than the hash are guessable
@@ -45,6 +51,9 @@ SESSION_PURPOSE = "session"  # what the cookie carries: revocable (aoer.api.sess
 LEEWAY_S = TOKEN_LEEWAY_S
 VERIFIED_CACHE_SIZE = 10_000  # tokens whose signature was checked, kept until they expire
 
+# The organisation a tenant belongs to (None: in none, or no such tenant).
+OrgLookup = Callable[[UUID], Awaitable[UUID | None]]
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -56,27 +65,32 @@ class Principal:
     expires_at: datetime
     token_id: str | None = None
     purpose: str | None = None
-
-    def may_access(self, tenant_id: UUID) -> bool:
-        return self.role != "tenant" or self.tenant_id == tenant_id
+    org_id: UUID | None = None
+    # How `ensure_tenant_access` learns a tenant's organisation (set for `org` callers by
+    # whoever verified them; without it an organisation is refused every tenant).
+    org_lookup: OrgLookup | None = field(default=None, compare=False, repr=False)
 
     @property
     def scope(self) -> Scope | None:
         """What Row Level Security limits this caller to (None: admin and service roles,
         whose access the endpoints check)."""
-        if self.role != "tenant" or self.tenant_id is None:
-            return None
-        return Scope({"sub": self.subject, "role": self.role, "tenant_id": str(self.tenant_id)})
+        if self.role == "tenant" and self.tenant_id is not None:
+            claims = {"sub": self.subject, "role": self.role, "tenant_id": str(self.tenant_id)}
+            return Scope(claims)
+        if self.role == "org" and self.org_id is not None:
+            return Scope({"sub": self.subject, "role": self.role, "org_id": str(self.org_id)})
+        return None
 
 
 class TokenService:
     """Mints and verifies tokens with one shared secret (stateless: sessions and used login
     links are `aoer.api.sessions`' business)."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, org_lookup: OrgLookup | None = None) -> None:
         if len(secret) < MIN_SECRET_CHARS:
             raise AoerError(f"AOER_JWT_SECRET must be at least {MIN_SECRET_CHARS} characters")
         self._secret = secret
+        self.org_lookup = org_lookup
         # A token is immutable: once its signature and claims check out, only its expiry
         # can change the answer. Remembering it saves the HMAC and JSON work per request.
         self._verified: dict[str, Principal] = {}
@@ -86,6 +100,7 @@ class TokenService:
         role: str,
         *,
         tenant_id: UUID | None = None,
+        org_id: UUID | None = None,
         ttl: timedelta = DEFAULT_TOKEN_TTL,
         subject: str | None = None,
         purpose: str | None = None,
@@ -94,11 +109,18 @@ class TokenService:
             raise AoerError(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
         if (role == "tenant") != (tenant_id is not None):
             raise AoerError("a tenant token needs a tenant id, and only a tenant token has one")
+        if (role == "org") != (org_id is not None):
+            raise AoerError(
+                "an organisation token needs an organisation id, and only such a token has one"
+            )
         if ttl <= timedelta(0):
             raise AoerError("a token's time to live must be positive")
         now = datetime.now(UTC)
+        default_subject = (
+            f"tenant:{tenant_id}" if tenant_id else f"org:{org_id}" if org_id else role
+        )
         claims: dict[str, object] = {
-            "sub": subject or (f"tenant:{tenant_id}" if tenant_id else role),
+            "sub": subject or default_subject,
             "role": role,
             "iat": int(now.timestamp()),
             "exp": int((now + ttl).timestamp()),
@@ -106,6 +128,8 @@ class TokenService:
         }
         if tenant_id is not None:
             claims["tenant_id"] = str(tenant_id)
+        if org_id is not None:
+            claims["org_id"] = str(org_id)
         if purpose is not None:
             claims["purpose"] = purpose
         return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM)
@@ -139,9 +163,12 @@ class TokenService:
         role = claims.get("role")
         if role not in ROLES:
             raise Unauthorized(f"invalid token: unknown role {role!r}")
-        tenant_id = _tenant_claim(claims.get("tenant_id"))
+        tenant_id = _uuid_claim(claims.get("tenant_id"), "tenant_id")
         if (role == "tenant") != (tenant_id is not None):
             raise Unauthorized("invalid token: tenant_id goes with role tenant, and only with it")
+        org_id = _uuid_claim(claims.get("org_id"), "org_id")
+        if (role == "org") != (org_id is not None):
+            raise Unauthorized("invalid token: org_id goes with role org, and only with it")
         return Principal(
             subject=str(claims["sub"]),
             role=cast(Role, role),
@@ -149,16 +176,33 @@ class TokenService:
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
             token_id=str(claims["jti"]) if "jti" in claims else None,
             purpose=str(claims["purpose"]) if "purpose" in claims else None,
+            org_id=org_id,
+            org_lookup=self.org_lookup if org_id is not None else None,
         )
 
 
-def _tenant_claim(value: object) -> UUID | None:
+def _uuid_claim(value: object, name: str) -> UUID | None:
     if value is None:
         return None
     try:
         return UUID(str(value))
     except ValueError:
-        raise Unauthorized("invalid token: tenant_id is not a UUID") from None
+        raise Unauthorized(f"invalid token: {name} is not a UUID") from None
+
+
+ORG_LOOKUP_TIMEOUT_S = 5.0
+
+
+def org_lookup(store: Store) -> OrgLookup:
+    """Reads a tenant's organisation from the database, at each check: a move takes effect on
+    the very next request, on every replica."""
+
+    async def lookup(tenant_id: UUID) -> UUID | None:
+        async with store.session(timeout_s=ORG_LOOKUP_TIMEOUT_S) as session:
+            found = await session.organizations.of_tenant(tenant_id)
+        return found.org_id if found is not None else None
+
+    return lookup
 
 
 def secret_matches(given: str, expected: str | None) -> bool:
@@ -168,7 +212,10 @@ def secret_matches(given: str, expected: str | None) -> bool:
 
 # OpenAPI-visible credential sources; neither fails by itself, `current_principal` decides.
 bearer_scheme = HTTPBearer(
-    auto_error=False, bearerFormat="JWT", description="`aoer token` mints one (HS256)"
+    auto_error=False,
+    bearerFormat="JWT",
+    description="`aoer token` mints one (HS256); an API key (`aoer_…`, `aoer keys create`) "
+    "works wherever a token does",
 )
 cookie_scheme = APIKeyCookie(
     name=SESSION_COOKIE,
@@ -188,14 +235,18 @@ async def current_principal(
     request: Request, bearer: BearerCredentials, cookie: SessionCookie
 ) -> Principal:
     if bearer is not None:
-        return _authenticate(request, bearer.credentials, from_cookie=False)
-    return _authenticate(request, cookie, from_cookie=True)
+        return await _authenticate(request, bearer.credentials, from_cookie=False)
+    return await _authenticate(request, cookie, from_cookie=True)
 
 
-def _authenticate(request: Request, token: str | None, *, from_cookie: bool) -> Principal:
+async def _authenticate(request: Request, token: str | None, *, from_cookie: bool) -> Principal:
     if not token:
         raise Unauthorized("missing credentials: send Authorization: Bearer <token>")
     context = api_context(request)
+    if token.startswith(API_KEY_PREFIX):
+        if from_cookie:
+            raise Unauthorized("the session cookie holds no session; sign in again")
+        return await context.keys.verify(token)
     principal = context.tokens.verify(token)
     if principal.purpose == LOGIN_PURPOSE:
         raise Unauthorized("a login token only works on /login")
@@ -235,10 +286,29 @@ def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
 require_admin = require_roles("admin")
 
 
-def ensure_tenant_access(principal: Principal, tenant_id: UUID) -> None:
-    """403 unless the caller may act on this tenant (tenant tokens: only their own)."""
-    if not principal.may_access(tenant_id):
-        raise Forbidden(f"this token belongs to another tenant, not to {tenant_id}")
+async def ensure_tenant_access(principal: Principal, tenant_id: UUID) -> None:
+    """403 unless the caller may act on this tenant: a tenant only on its own, an
+    organisation only on the tenants it holds right now (read from the database)."""
+    if principal.role == "tenant":
+        if principal.tenant_id != tenant_id:
+            raise Forbidden(f"this token belongs to another tenant, not to {tenant_id}")
+    elif principal.role == "org":
+        lookup = principal.org_lookup
+        if (
+            lookup is None
+            or principal.org_id is None
+            or await lookup(tenant_id) != principal.org_id
+        ):
+            raise Forbidden(f"tenant {tenant_id} is not in this token's organisation")
+
+
+async def may_access(principal: Principal, tenant_id: UUID) -> bool:
+    """Whether `ensure_tenant_access` would let the caller through."""
+    try:
+        await ensure_tenant_access(principal, tenant_id)
+    except Forbidden:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +349,7 @@ def tenant_id_query(request: Request) -> UUID:
 
 def tenant_query_access(*roles: Role) -> Callable[[Request], Awaitable[TenantAccess]]:
     """A dependency reading `?tenantId=`: these roles only, tenant tokens only their own.
+    Where `tenant` is allowed so is `org`, on the tenants of its organisation.
 
     It reads the credentials and the query off the request itself instead of declaring them
     as FastAPI parameters: the dashboard's and scripts' hottest reads (a cached summary) go
@@ -287,11 +358,14 @@ def tenant_query_access(*roles: Role) -> Callable[[Request], Awaitable[TenantAcc
     Credentials are checked before the input, so a request without them gets 401, not 422.
     """
 
+    allowed: tuple[Role, ...] = (*roles, "org") if "tenant" in roles else roles
+
     async def dependency(request: Request) -> TenantAccess:
         token, from_cookie = request_token(request)
-        principal = _check_role(_authenticate(request, token, from_cookie=from_cookie), roles)
+        principal = await _authenticate(request, token, from_cookie=from_cookie)
+        _check_role(principal, allowed)
         tenant_id = tenant_id_query(request)
-        ensure_tenant_access(principal, tenant_id)
+        await ensure_tenant_access(principal, tenant_id)
         return TenantAccess(principal, tenant_id)
 
     return dependency
@@ -336,7 +410,7 @@ async def cron_caller(request: Request, bearer: BearerCredentials) -> Principal:
     cron_secret = api_context(request).settings.cron_secret
     if secret_matches(bearer.credentials, cron_secret):
         return Principal("cron-secret", "service", None, datetime.max.replace(tzinfo=UTC))
-    principal = _authenticate(request, bearer.credentials, from_cookie=False)
+    principal = await _authenticate(request, bearer.credentials, from_cookie=False)
     if principal.role not in ("admin", "service"):
         raise Forbidden(f"role {principal.role} may not trigger the cron (allowed: admin, service)")
     return principal

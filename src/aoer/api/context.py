@@ -21,6 +21,7 @@ from aoer.store import Scope, Session, Store
 if TYPE_CHECKING:  # auth reads the context; the context only names auth's types
     from aoer.api.auth import Principal, TokenService
     from aoer.api.events import EventHub
+    from aoer.api.keys import KeyRegistry
     from aoer.api.sessions import SessionRegistry
 
 SSE_HEARTBEAT_S: Final = 15.0
@@ -33,6 +34,7 @@ class ApiContext:
     store: Store
     tokens: "TokenService"
     sessions: "SessionRegistry"
+    keys: "KeyRegistry"
     cache: SummaryCache
     hub: "EventHub"
     metrics: Metrics
@@ -42,7 +44,7 @@ class ApiContext:
     @asynccontextmanager
     async def session(self, principal: "Principal | None" = None) -> AsyncIterator[Session]:
         """A store session that sees what `principal` may see (everything when None: the
-        caller checked the role). Tenant tokens get Row Level Security."""
+        caller checked the role). Tenant and organisation callers get Row Level Security."""
         scope: Scope | None = principal.scope if principal is not None else None
         async with self.store.session(scope, timeout_s=DB_ACQUIRE_TIMEOUT_S) as session:
             yield session

@@ -271,6 +271,13 @@ class TenantIn(StrictCamel):
     city: ShortText | None = None
     region: ShortText | None = None
     active: bool = True
+    org_id: UUID | None = Field(default=None, description="The organisation that holds it")
+
+
+class TenantPatch(StrictCamel):
+    org_id: UUID | None = Field(
+        description="Move the tenant into this organisation (null: into none)"
+    )
 
 
 class TenantOut(Camel):
@@ -282,10 +289,90 @@ class TenantOut(Camel):
     active: bool
     created_at: datetime
     updated_at: datetime
+    org_id: UUID | None = None
 
 
 class TenantsOut(Camel):
     tenants: list[TenantOut]
+
+
+# -- organisations, API keys, audit (DESIGN §12) ------------------------------------------
+
+
+class OrgIn(StrictCamel):
+    name: Name
+
+
+class OrgOut(Camel):
+    id: UUID
+    name: str
+    created_at: datetime
+    tenants: int = Field(default=0, description="Dealerships it holds")
+
+
+class OrgsOut(Camel):
+    organizations: list[OrgOut]
+
+
+KeyScopeName = Literal["admin", "service", "org", "tenant"]
+MAX_KEY_DAYS = 3650
+
+
+class KeyIn(StrictCamel):
+    scope: KeyScopeName
+    org_id: UUID | None = None
+    tenant_id: UUID | None = None
+    name: Name | None = None
+    expires_in_days: int | None = Field(
+        default=None, ge=1, le=MAX_KEY_DAYS, description="Days until it expires (none: never)"
+    )
+
+
+class KeyOut(Camel):
+    id: UUID
+    prefix: str = Field(description="The key's first characters, to tell keys apart")
+    scope: KeyScopeName
+    org_id: UUID | None
+    tenant_id: UUID | None
+    name: str | None
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class NewKeyOut(Camel):
+    id: UUID
+    key: str = Field(description="The key itself: shown in this answer only, never again")
+    scope: KeyScopeName
+    org_id: UUID | None
+    tenant_id: UUID | None
+    name: str | None
+    expires_at: datetime | None
+    created_at: datetime
+
+
+class KeysOut(Camel):
+    keys: list[KeyOut]
+
+
+class AuditOut(Camel):
+    id: int
+    at: datetime
+    actor: str
+    role: str
+    org_id: UUID | None
+    tenant_id: UUID | None
+    action: str
+    target: str | None
+    details: dict[str, Any]
+    ip: str | None
+
+
+class AuditPageOut(Camel):
+    entries: list[AuditOut]
+    next_before: int | None = Field(description="`before` for the next (older) page; null: none")
 
 
 # -- operations ---------------------------------------------------------------------------

@@ -133,6 +133,7 @@ class SessionRegistry:
         token = self.tokens.mint(
             principal.role,
             tenant_id=principal.tenant_id,
+            org_id=principal.org_id,
             ttl=ttl,
             subject=principal.subject,
             purpose=SESSION_PURPOSE,

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from aoer.api import api_routers, create_app
-from aoer.api.auth import TokenService
+from aoer.api.auth import TokenService, org_lookup
 from aoer.api.cache import make_cache
 from aoer.api.context import SSE_HEARTBEAT_S, ApiContext
 from aoer.api.events import EventHub
+from aoer.api.keys import KeyRegistry
 from aoer.api.metrics import Metrics
 from aoer.api.metrics_snapshot import MetricsSnapshot
 from aoer.api.server import ApiServer
@@ -50,7 +51,8 @@ async def build_api(
     settings = services.settings
     if not settings.jwt_secret:
         raise AoerError("AOER_JWT_SECRET is not set: the API never runs without authentication")
-    tokens = TokenService(settings.jwt_secret)
+    lookup = org_lookup(services.store)
+    tokens = TokenService(settings.jwt_secret, lookup)
     namespace = cache_namespace or await services.store.database_name()
     cache = make_cache(settings.redis_url, namespace, settings.cache_ttl_s)
     metrics = Metrics()
@@ -59,6 +61,7 @@ async def build_api(
         store=services.store,
         tokens=tokens,
         sessions=SessionRegistry(services.store, tokens),
+        keys=KeyRegistry(services.store, lookup),
         cache=cache,
         hub=EventHub(
             services.store,

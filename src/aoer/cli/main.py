@@ -10,9 +10,20 @@ from rich.table import Table
 from aoer import queue
 from aoer.bootstrap import ProcessKind, open_services, resolve_database_url
 from aoer.bootstrap.worker import build_worker
+from aoer.cli.keys import keys_app
 from aoer.cli.model import model_app
 from aoer.cli.observations import observations_app
-from aoer.cli.runner import EXIT_USAGE, JsonOutput, console, emit_json, fail, run_command, show
+from aoer.cli.orgs import orgs_app, parse_org_id
+from aoer.cli.runner import (
+    EXIT_USAGE,
+    JsonOutput,
+    cli_actor,
+    console,
+    emit_json,
+    fail,
+    run_command,
+    show,
+)
 from aoer.cli.runtime import install_stop_handlers, serve_worker_metrics
 from aoer.cli.serve import register as register_api_commands
 from aoer.cli.serve import run_up
@@ -23,6 +34,8 @@ from aoer.constants import DEFAULT_PRIORITY, JOB_STATUSES
 from aoer.db.embedded import DATA_FOLDER, stop_embedded
 from aoer.db.roles import AppRole, setup_app_role
 from aoer.db.schema import migrate as run_migrations
+from aoer.errors import UnknownTenant
+from aoer.store.audit import AuditEntry
 from aoer.types import Tenant
 
 app = typer.Typer(
@@ -37,6 +50,8 @@ app.add_typer(signals_app, name="signals")
 app.add_typer(observations_app, name="observations")
 app.add_typer(model_app, name="model")
 app.add_typer(sessions_app, name="sessions")
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(keys_app, name="keys")
 register_api_commands(app)
 
 
@@ -210,16 +225,75 @@ def tenants_add(
     domain: Annotated[str | None, typer.Option(help="Web domain")] = None,
     city: Annotated[str | None, typer.Option(help="City")] = None,
     region: Annotated[str | None, typer.Option(help="Region")] = None,
+    org: Annotated[
+        str | None, typer.Option("--org", help="The organisation (UUID) that holds it")
+    ] = None,
 ) -> None:
     """Register a dealership."""
 
     async def main(settings: Settings) -> None:
         tid = queue.parse_tenant_id(tenant_id) if tenant_id else None
-        async with open_services(settings) as services, services.store.session() as session:
+        org_id = parse_org_id(org) if org else None
+        async with (
+            open_services(settings) as services,
+            services.store.session() as session,
+            session.transaction(),
+        ):
             tenant = await session.tenants.create(
-                name, tenant_id=tid, domain=domain, city=city, region=region
+                name, tenant_id=tid, domain=domain, city=city, region=region, org_id=org_id
             )
-        console.print(f"{tenant.id}\t{tenant.name}")
+            entry = AuditEntry(
+                actor=cli_actor(),
+                role="admin",
+                action="tenant.create",
+                org_id=org_id,
+                tenant_id=tenant.id,
+                target=tenant.name,
+            )
+            await session.audit.record(entry)
+        console.print(f"{tenant.id}\t{tenant.name}", highlight=False)
+
+    run_command(main)
+
+
+@tenants_app.command("move")
+def tenants_move(
+    tenant: Annotated[str, typer.Argument(help="The dealership's UUID")],
+    org: Annotated[
+        str, typer.Option("--org", help="The organisation (UUID) to move it into; `none`: out")
+    ],
+) -> None:
+    """Move a dealership into another organisation (or out of any, `--org none`)."""
+
+    async def main(settings: Settings) -> None:
+        tid = queue.parse_tenant_id(tenant)
+        org_id = None if org.strip().lower() == "none" else parse_org_id(org)
+        async with (
+            open_services(settings) as services,
+            services.store.session() as session,
+            session.transaction(),
+        ):
+            moved = await session.tenants.move(tid, org_id)
+            if moved is None:
+                raise UnknownTenant(f"unknown tenant {tid}")
+            entry = AuditEntry(
+                actor=cli_actor(),
+                role="admin",
+                action="tenant.move",
+                org_id=moved.new_org_id or moved.old_org_id,
+                tenant_id=tid,
+                target=str(tid),
+                details={
+                    "from": str(moved.old_org_id) if moved.old_org_id else None,
+                    "to": str(moved.new_org_id) if moved.new_org_id else None,
+                },
+            )
+            await session.audit.record(entry)
+        console.print(
+            f"moved {tid} from {moved.old_org_id or 'no organisation'} "
+            f"to {moved.new_org_id or 'no organisation'}",
+            highlight=False,
+        )
 
     run_command(main)
 
@@ -234,12 +308,12 @@ def tenants_list(as_json: JsonOutput = False) -> None:
         if as_json:
             emit_json({"tenants": [tenant_json(t) for t in tenants]})
             return
-        table = Table("id", "name", "domain", "city", "active")
+        table = Table("id", "name", "domain", "city", "active", "organisation")
         table.columns[0].no_wrap = True  # an id is copied whole into other commands
         for t in tenants:
-            table.add_row(
-                str(t.id), t.name, t.domain or "", t.city or "", "yes" if t.active else "no"
-            )
+            active = "yes" if t.active else "no"
+            org_id = str(t.org_id) if t.org_id else ""
+            table.add_row(str(t.id), t.name, t.domain or "", t.city or "", active, org_id)
         show(table)
 
     run_command(main)
@@ -256,6 +330,7 @@ def tenant_json(t: Tenant) -> dict[str, object]:
         "active": t.active,
         "createdAt": t.created_at.isoformat(),
         "updatedAt": t.updated_at.isoformat(),
+        "orgId": str(t.org_id) if t.org_id else None,
     }
 
 

@@ -1,6 +1,7 @@
 """How every `aoer` command runs: settings, logging, one event loop; errors become messages."""
 
 import asyncio
+import getpass
 import json
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -71,3 +72,11 @@ def run_command(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
             return runner.run(make(settings))
     except AoerError as exc:
         fail(str(exc))
+
+
+def cli_actor() -> str:
+    """Who runs a command, for the audit log: `cli:` and the operating-system user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"

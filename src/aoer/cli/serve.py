@@ -10,18 +10,21 @@ import re
 import sys
 from datetime import timedelta
 from typing import Annotated
+from uuid import UUID
 
 import typer
 
 from aoer import queue
 from aoer.bootstrap import ProcessKind, open_services
 from aoer.bootstrap.worker import build_worker
-from aoer.cli.runner import EXIT_USAGE, console, fail, run_command
+from aoer.cli.orgs import parse_org_id
+from aoer.cli.runner import EXIT_USAGE, cli_actor, console, fail, run_command
 from aoer.cli.runtime import install_stop_handlers
 from aoer.config import Settings, load_settings
 from aoer.db.pool import redacted
 from aoer.errors import AoerError
-from aoer.scoring.demo import load_demo
+from aoer.scoring.demo import DemoOrg, load_demo, load_demo_orgs
+from aoer.store.audit import AuditEntry
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +90,14 @@ async def run_up(settings: Settings, *, demo: bool) -> None:
         ) as worker_services,
         build_api(services) as api,
     ):
+        demo_orgs: list[DemoOrg] = []
         if demo:
             async with services.store.session() as session:
                 ids = await load_demo(session)
+                demo_orgs = await load_demo_orgs(session, ids)
                 await queue.enqueue_many(session, ids, "high")
-            console.print(f"demo: {len(ids)} dealerships with 90 days of signals")
+            owners = " and ".join(f"{o.name} ({o.dealerships})" for o in demo_orgs)
+            console.print(f"demo: {len(ids)} dealerships with 90 days of signals, held by {owners}")
         server = api.server(settings.host, settings.port)
         runner = build_worker(worker_services, on_batch=api.context.metrics.observe_batch)
 
@@ -101,19 +107,33 @@ async def run_up(settings: Settings, *, demo: bool) -> None:
 
         install_stop_handlers(stop)
         port = await server.start()
-        link_token = api.context.tokens.mint(
+        tokens = api.context.tokens
+        address = _address(settings.host, port)
+        links = [
+            (
+                f"as {o.name} (its {o.dealerships} dealerships only)",
+                tokens.mint("org", org_id=o.id, ttl=LOGIN_TOKEN_TTL, subject="aoer-up",
+                            purpose=LOGIN_PURPOSE),
+            )
+            for o in demo_orgs[:1]
+        ]  # fmt: skip
+        admin_link = tokens.mint(
             "admin", ttl=LOGIN_TOKEN_TTL, subject="aoer-up", purpose=LOGIN_PURPOSE
         )
-        address = _address(settings.host, port)
-        # print, not log: the link is a credential and must not land in shipped log files;
+        links.append(("as administrator (every dealership)", admin_link))  # the last line
+        # print, not log: the links are credentials and must not land in shipped log files;
         # rich would wrap the long URL, so plain stdout it is.
         print(
             f"AOER is up: API on http://{address}\n"
             f"database: {redacted(services.database_url)}\n"
             f"  (other aoer commands find it by themselves with AOER_HOME={settings.home})\n"
             f"More tokens: aoer token --role admin (secrets in {settings.home})\n"
-            f"Open the dashboard (link valid once, for 15 minutes):\n"
-            f"  http://{address}/login?token={link_token}",
+            f"Open the dashboard (each link works once, for 15 minutes):\n"
+            + "\n".join(
+                (f"  {label}:\n" if len(links) > 1 else "")
+                + f"  http://{address}/login?token={token}"
+                for label, token in links
+            ),
             flush=True,
         )
         worker_task = asyncio.create_task(runner.run(), name="aoer-worker")
@@ -141,43 +161,110 @@ def token(
     tenant: Annotated[
         str | None, typer.Option(help="Mint a tenant token for this tenant's UUID")
     ] = None,
+    org: Annotated[
+        str | None, typer.Option(help="Mint an organisation token for this organisation's UUID")
+    ] = None,
     ttl: Annotated[str, typer.Option(help="Lifetime: seconds, or e.g. 15m, 12h, 30d")] = "1d",
     subject: Annotated[str | None, typer.Option(help="The token's `sub` claim")] = None,
 ) -> None:
-    """Mint a bearer token (HS256, AOER_JWT_SECRET or the one `aoer up` generated)."""
+    """Mint a bearer token (HS256, AOER_JWT_SECRET or the one `aoer up` generated); the token
+    is the last line printed. Every mint is recorded in the audit log."""
     from aoer.api.auth import TokenService
     from aoer.api.secret_files import with_secrets
 
     try:
         settings = with_secrets(load_settings(), create=False)
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
-        if tenant is None and role not in ("admin", "service"):
-            raise AoerError("give --role admin, --role service, or --tenant TENANT_ID")
+        if tenant is not None and org is not None:
+            raise AoerError("give --tenant or --org, not both")
+        if tenant is None and org is None and role not in ("admin", "service"):
+            raise AoerError("give --role admin, --role service, --org ORG_ID or --tenant TENANT_ID")
         if tenant is not None and role not in (None, "tenant"):
             raise AoerError("--tenant mints a tenant token: leave out --role")
+        if org is not None and role not in (None, "org"):
+            raise AoerError("--org mints an organisation token: leave out --role")
         tenant_id = queue.parse_tenant_id(tenant) if tenant is not None else None
-        chosen = "tenant" if tenant_id is not None else str(role)
+        org_id = parse_org_id(org) if org is not None else None
+        chosen = "tenant" if tenant_id else "org" if org_id else str(role)
         if not settings.jwt_secret:
             raise AoerError(
                 f"no AOER_JWT_SECRET and no {settings.home}/jwt_secret: "
                 "set AOER_JWT_SECRET or start `aoer up`/`aoer serve` once"
             )
         lifetime = _parse_ttl(ttl)
-        minted = TokenService(settings.jwt_secret).mint(
-            chosen, tenant_id=tenant_id, ttl=lifetime, subject=subject
+        tokens = TokenService(settings.jwt_secret)
+        minted = tokens.mint(
+            chosen, tenant_id=tenant_id, org_id=org_id, ttl=lifetime, subject=subject
         )
+        principal = tokens.verify(minted)
+        record = _record_mint(settings, principal.subject, chosen, tenant_id, org_id, ttl)
+        if tenant_id or org_id:
+            asyncio.run(record)  # the database must confirm the tenant or organisation
+        else:
+            # An admin or service token needs only the secret (a deployment mints one before
+            # its first migrate): the audit row is written when the database can take it.
+            try:
+                asyncio.run(record)
+            except AoerError as exc:
+                logger.warning("token.mint not recorded in the audit log: %s", exc)
     except ValueError as exc:
         fail(f"invalid configuration: {exc}", EXIT_USAGE)
     except AoerError as exc:
         fail(str(exc))
+    whose = (
+        f" for tenant {tenant_id}" if tenant_id else f" for organisation {org_id}" if org_id else ""
+    )
     logger.info(
-        "minted a %s token%s valid for %s",
+        "minted %s %s token%s, valid for %s",
+        "an" if chosen[0] in "aeiou" else "a",
         chosen,
-        f" for tenant {tenant_id}" if tenant_id else "",
-        lifetime,
+        whose,
+        duration_words(lifetime),
         extra={"action": "token_mint"},
     )
     print(minted, flush=True)
+
+
+async def _record_mint(
+    settings: Settings,
+    subject: str,
+    role: str,
+    tenant_id: UUID | None,
+    org_id: UUID | None,
+    ttl: str,
+) -> None:
+    """Refuse a token for an unknown tenant or organisation; audit the mint (token.mint)."""
+    async with (
+        open_services(settings) as services,
+        services.store.session() as session,
+        session.transaction(),
+    ):
+        if tenant_id is not None and not await session.tenants.exists(tenant_id):
+            raise AoerError(f"unknown tenant {tenant_id}: no token minted")
+        if org_id is not None and await session.organizations.get(org_id) is None:
+            raise AoerError(f"unknown organisation {org_id}: no token minted")
+        owner = await session.organizations.of_tenant(tenant_id) if tenant_id else None
+        await session.audit.record(
+            AuditEntry(
+                actor=cli_actor(),
+                role="admin",
+                action="token.mint",
+                org_id=org_id or (owner.org_id if owner else None),
+                tenant_id=tenant_id,
+                target=subject,
+                details={"role": role, "ttl": ttl},
+            )
+        )
+
+
+def duration_words(span: timedelta) -> str:
+    """`24 hours`, `15 minutes`, `30 days`: a lifetime as a person says it."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("day", 86_400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0 and (unit != "day" or seconds > 86_400):
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
 def register(app: typer.Typer) -> None:

@@ -2,12 +2,12 @@
 
 from fastapi import APIRouter
 
-from aoer.dashboard import routes, session
+from aoer.dashboard import keys, routes, session
 
 
 def dashboard_routers() -> list[APIRouter]:
-    """The pages, their assets and the browser sign-in (`/login`)."""
-    return [routes.router, session.router]
+    """The pages, their assets, the API-key page and the browser sign-in (`/login`)."""
+    return [routes.router, keys.router, session.router]
 
 
 __all__ = ["dashboard_routers"]

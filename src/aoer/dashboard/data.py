@@ -95,14 +95,18 @@ async def fleet_page(session: Session, f: FleetFilter) -> FleetPage:
     return await session.fleet.page(f)
 
 
-async def fleet_stats(session: Session, tick_name: str) -> FleetStats:
-    """Totals, queue depth, throughput, recent failures and the last scheduler tick."""
+async def fleet_stats(
+    session: Session, tick_name: str | None, org_id: UUID | None = None
+) -> FleetStats:
+    """Totals (over one organisation's dealerships with `org_id`), queue depth, throughput,
+    recent failures and the last scheduler tick (`tick_name` None: not read; an
+    organisation's session may not read the scheduler's table)."""
     return FleetStats(
-        totals=await session.fleet.totals(),
+        totals=await session.fleet.totals(org_id),
         depth=await session.jobs.depth(),
         throughput=await session.jobs.throughput(),
         failures=await session.fleet.recent_failures(RECENT_FAILURES),
-        last_tick=await session.ticks.last(tick_name),
+        last_tick=await session.ticks.last(tick_name) if tick_name else None,
     )
 
 

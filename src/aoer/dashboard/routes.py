@@ -19,7 +19,8 @@ from aoer.api.auth import (
     Principal,
     SessionCookie,
     current_principal,
-    require_admin,
+    may_access,
+    require_roles,
 )
 from aoer.api.context import Context
 from aoer.api.errors import Unauthorized
@@ -98,10 +99,11 @@ def next_tick(settings: Settings, now: datetime | None = None) -> datetime | Non
 
 @router.get("/dashboard")
 async def home(who: PagePrincipal) -> Response:
-    """Admins land on the fleet, tenant users on their dealership."""
+    """Admins and organisations land on the fleet (an organisation's: its own dealerships),
+    tenant users on their dealership."""
     if isinstance(who, str):
         return sign_in_page(who)
-    if who.role == "admin":
+    if who.role in ("admin", "org"):
         return RedirectResponse("/dashboard/fleet", status_code=303)
     if who.role == "tenant" and who.tenant_id is not None:
         return RedirectResponse(f"/dashboard/tenant/{who.tenant_id}", status_code=303)
@@ -116,7 +118,7 @@ async def tenant_page(tenant_id: str, who: PagePrincipal, ctx: Context) -> Respo
         tid = UUID(tenant_id)
     except ValueError:
         return not_found_page(who, "There is no dealership at this address.")
-    if who.role == "service" or not who.may_access(tid):
+    if who.role == "service" or not await may_access(who, tid):
         # Same answer whether or not the dealership exists: nothing about it leaks.
         return denied_page(who, "This dealership belongs to another account.")
     async with ctx.session(who) as session:
@@ -136,7 +138,13 @@ async def tenant_page(tenant_id: str, who: PagePrincipal, ctx: Context) -> Respo
 
 
 def fleet_filter(
-    q: str | None, grade: str | None, risk: str | None, sort: str | None, dir: str | None, page: int
+    q: str | None,
+    grade: str | None,
+    risk: str | None,
+    sort: str | None,
+    dir: str | None,
+    page: int,
+    org_id: UUID | None = None,
 ) -> data.FleetFilter:
     """Query parameters → a filter; unknown values fall back to the defaults."""
     name = (q or "").strip()[:MAX_NAME_FILTER_CHARS] or None
@@ -150,6 +158,7 @@ def fleet_filter(
         sort=chosen,
         descending=descending,
         page=max(page, 1),
+        org_id=org_id,
     )
 
 
@@ -161,6 +170,7 @@ def fleet_url_builder(f: data.FleetFilter) -> Any:
         "sort": f.sort,
         "dir": "desc" if f.descending else "asc",
         "page": f.page,
+        "org": f.org_id,
     }
 
     def fleet_url(**changes: object) -> str:
@@ -168,6 +178,17 @@ def fleet_url_builder(f: data.FleetFilter) -> Any:
         return "/dashboard/fleet?" + urlencode(params)
 
     return fleet_url
+
+
+def org_choice(who: Principal, org: str | None) -> UUID | None:
+    """The organisation the fleet is limited to: an organisation's own; an admin's choice
+    (`?org=`, an unknown value meaning none)."""
+    if who.role == "org":
+        return who.org_id
+    try:
+        return UUID(org) if org else None
+    except ValueError:
+        return None
 
 
 @router.get("/dashboard/fleet")
@@ -179,17 +200,24 @@ async def fleet_page(
     risk: str | None = None,
     sort: str | None = None,
     dir: str | None = None,
+    org: str | None = None,
     page_number: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1,
 ) -> Response:
     if isinstance(who, str):
         return sign_in_page(who)
-    if who.role != "admin":
-        return denied_page(who, "The fleet view is for administrators.")
-    f = fleet_filter(q, grade, risk, sort, dir, page_number)
+    if who.role not in ("admin", "org"):
+        return denied_page(who, "The fleet view is for administrators and organisations.")
+    org_id = org_choice(who, org)
+    f = fleet_filter(q, grade, risk, sort, dir, page_number, org_id)
+    organization = None
     async with ctx.session(who) as session:
         fleet = await data.fleet_page(session, f)
-        stats = await data.fleet_stats(session, RECOMPUTE_TICK)
+        tick = RECOMPUTE_TICK if who.role == "admin" else None
+        stats = await data.fleet_stats(session, tick, org_id)
+        organizations = await session.organizations.all()
         voices = await data.share_of_voice(session, [r.tenant_id for r in fleet.rows])
+    if org_id is not None:
+        organization = next((o for o in organizations if o.id == org_id), None)
     return page(
         "fleet.html",
         principal=who,
@@ -202,23 +230,30 @@ async def fleet_page(
         priorities=PRIORITY_ORDER,
         grades=data.GRADES,
         risk_levels=data.RISK_LEVELS,
-        next_tick=next_tick(ctx.settings),
+        next_tick=next_tick(ctx.settings) if who.role == "admin" else None,
         cron=ctx.settings.cron,
         fleet_url=fleet_url_builder(f),
+        organization=organization,
+        organizations=organizations if who.role == "admin" else [],
+        stats_url="/dashboard/fleet/stats" + (f"?org={org_id}" if org_id else ""),
     )
 
 
 @router.get("/dashboard/fleet/stats")
 async def fleet_stats(
-    who: Annotated[Principal, Depends(require_admin)], ctx: Context
+    who: Annotated[Principal, Depends(require_roles("admin", "org"))],
+    ctx: Context,
+    org: str | None = None,
 ) -> dict[str, Any]:
     """The fleet page's live numbers (JSON; the page refreshes them in place)."""
+    org_id = org_choice(who, org)
     async with ctx.session(who) as session:
-        stats = await data.fleet_stats(session, RECOMPUTE_TICK)
+        tick_name = RECOMPUTE_TICK if who.role == "admin" else None
+        stats = await data.fleet_stats(session, tick_name, org_id)
     depth: dict[str, dict[str, int]] = {}
     for d in stats.depth:
         depth.setdefault(d.status, {})[d.priority] = d.jobs
-    tick = next_tick(ctx.settings)
+    tick = next_tick(ctx.settings) if who.role == "admin" else None
     return {
         "totals": {
             "tenants": stats.totals.tenants,

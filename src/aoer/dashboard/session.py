@@ -35,6 +35,7 @@ MAX_FORM_BYTES: Final = 8192
 FORM_TYPE: Final = "application/x-www-form-urlencoded"
 ROLE_LABELS: Final = {
     "admin": "administrator (every dealership)",
+    "org": "organisation user (its own dealerships)",
     "tenant": "dealership user",
     "service": "service (machines only)",
 }
@@ -97,10 +98,14 @@ async def login_page(
         principal = await _link_principal(request, token)
     except Unauthorized as exc:
         return _refused(request, exc)
-    tenant_name = None
-    if principal.tenant_id is not None:
+    tenant_name = org_name = None
+    if principal.tenant_id is not None or principal.org_id is not None:
         async with api_context(request).session() as session:
-            tenant_name = await session.tenants.name(principal.tenant_id)
+            if principal.tenant_id is not None:
+                tenant_name = await session.tenants.name(principal.tenant_id)
+            if principal.org_id is not None:
+                org = await session.organizations.get(principal.org_id)
+                org_name = org.name if org is not None else None
     return page(
         "login.html",
         token=token,
@@ -108,6 +113,8 @@ async def login_page(
         role_label=ROLE_LABELS[principal.role],
         tenant_id=principal.tenant_id,
         tenant_name=tenant_name,
+        org_id=principal.org_id,
+        org_name=org_name,
         one_time=principal.purpose == LOGIN_PURPOSE,
         link_expires=principal.expires_at,
     )

@@ -25,6 +25,7 @@ class FleetFilter:
     descending: bool = True
     page: int = 1
     per_page: int = 50
+    org_id: UUID | None = None  # one organisation's dealerships only
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +104,7 @@ class TenantRow:
 
 
 def _filter_params(f: FleetFilter) -> dict[str, object]:
-    return {"name": f.name, "grade": f.grade, "risk_level": f.risk_level}
+    return {"name": f.name, "grade": f.grade, "risk_level": f.risk_level, "org_id": f.org_id}
 
 
 class Fleet(Statements):
@@ -119,8 +120,9 @@ class Fleet(Statements):
         rows = await self._all(FleetRow, "fleet_page", params)
         return FleetPage(rows, await self._int("fleet_count", _filter_params(f)), f)
 
-    async def totals(self) -> FleetTotals:
-        found = await self._one(FleetTotals, "fleet_totals")
+    async def totals(self, org_id: UUID | None = None) -> FleetTotals:
+        """Over every visible dealership, or one organisation's."""
+        found = await self._one(FleetTotals, "fleet_totals", {"org_id": org_id})
         assert found is not None  # an aggregate always returns one row
         return found
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from aoer.errors import AlreadyExists, DuplicateKey
 from aoer.store.statements import Statements
 
 
@@ -22,13 +23,22 @@ class TenantOrg:
 
 class Organizations(Statements):
     async def create(self, name: str) -> Organization:
-        """A new organisation; `DuplicateKey` when the name (ignoring case) is taken."""
-        row = await self._one(Organization, "create_organization", {"name": name})
+        """A new organisation; `AlreadyExists` (naming it) when the name, ignoring case and
+        surrounding blanks, is taken."""
+        try:
+            async with self.transaction():
+                row = await self._one(Organization, "create_organization", {"name": name})
+        except DuplicateKey:
+            raise AlreadyExists(f"an organisation named {name.strip()!r} already exists") from None
         assert row is not None
         return row
 
     async def all(self) -> list[Organization]:
         return await self._all(Organization, "list_organizations")
+
+    async def named(self, name: str) -> Organization | None:
+        """The organisation with this name, ignoring case and surrounding blanks."""
+        return await self._one(Organization, "organization_named", {"name": name})
 
     async def get(self, org_id: UUID) -> Organization | None:
         return await self._one(Organization, "get_organization", {"id": org_id})

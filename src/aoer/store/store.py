@@ -2,7 +2,7 @@
 
 `store.session()` lends a pooled connection as a `Session` whose parts own the tables:
 `jobs`, `scores`, `tenants`, `signals`, `ticks`, `models`, `fleet`, `sessions`,
-`organizations`, `audit`, `observations`. A session
+`organizations`, `audit`, `observations`, `keys`. A session
 with a `Scope` runs inside one transaction as the non-owner role `aoer_tenant` with the
 caller's claims in `request.jwt.claims`, so Row Level Security limits every statement in it,
 even one that forgets its `WHERE tenant_id`.
@@ -22,6 +22,7 @@ from aoer.store.audit import Audit
 from aoer.store.errors import translated
 from aoer.store.fleet import Fleet
 from aoer.store.jobs import Jobs
+from aoer.store.keys import ApiKeys
 from aoer.store.models import Models
 from aoer.store.observations import Observations
 from aoer.store.organizations import Organizations
@@ -96,6 +97,10 @@ class Session(Statements):
     @cached_property
     def observations(self) -> Observations:
         return Observations(self.conn, self.policy)
+
+    @cached_property
+    def keys(self) -> ApiKeys:
+        return ApiKeys(self.conn, self.policy)
 
     async def enter_scope(self, scope: Scope) -> None:
         await self._run("enter_tenant_scope", {"claims": scope.claims_json()})

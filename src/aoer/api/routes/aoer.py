@@ -32,13 +32,14 @@ from aoer.api.schemas import (
     plain_numbers,
 )
 from aoer.api.summaries import summary_body
+from aoer.api.trail import audit_entry
 from aoer.errors import UnknownTenant
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["aoer"])
 
-Enqueuer = Annotated[Principal, Depends(require_roles("admin", "service", "tenant"))]
+Enqueuer = Annotated[Principal, Depends(require_roles("admin", "service", "org", "tenant"))]
 TenantReader = Annotated[TenantAccess, Depends(tenant_query_access("admin", "tenant"))]
 JsonBody = Annotated[None, Depends(require_json)]
 
@@ -54,7 +55,7 @@ JsonBody = Annotated[None, Depends(require_json)]
 async def queue_tenant(
     principal: Enqueuer, _: JsonBody, body: QueueRequest, ctx: Context
 ) -> QueuedJobOut:
-    ensure_tenant_access(principal, body.tenant_id)
+    await ensure_tenant_access(principal, body.tenant_id)
     async with ctx.session(principal) as session:
         job = await queue.enqueue(session, body.tenant_id, body.priority)
     return QueuedJobOut(
@@ -106,12 +107,17 @@ async def summary(request: Request, access: TenantReader) -> Response:
     description="For external schedulers: `Authorization: Bearer $CRON_SECRET`, "
     "or an admin or service token.",
 )
-async def cron(caller: Annotated[Principal, Depends(cron_caller)], ctx: Context) -> CronOut:
+async def cron(
+    request: Request, caller: Annotated[Principal, Depends(cron_caller)], ctx: Context
+) -> CronOut:
     logger.info(
         "[AOER] Cron triggered over HTTP by %s", caller.subject, extra={"action": "cron_http"}
     )
     async with ctx.session(caller) as session:
         queued = await queue.trigger_cron(session)
+        await session.audit.record(
+            audit_entry(request, caller, "cron.trigger", details={"queued": queued})
+        )
     return CronOut(success=True, queued=queued)
 
 

@@ -4,13 +4,14 @@ import logging
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from aoer.api.auth import Principal, require_admin
 from aoer.api.context import Context
 from aoer.api.limits import require_json
 from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
 from aoer.api.schemas import Camel, StrictCamel
+from aoer.api.trail import audit_entry
 from aoer.scoring import model
 
 logger = logging.getLogger(__name__)
@@ -139,7 +140,9 @@ async def model_status(
     description='Body `{}` or `{"dryRun": true, "asOf": "YYYY-MM-DD"}`. A dry run fits '
     "and judges but writes nothing. A promotion re-queues every active tenant at low priority.",
 )
-async def train(principal: Admin, _: JsonBody, body: TrainIn, ctx: Context) -> TrainOut:
+async def train(
+    request: Request, principal: Admin, _: JsonBody, body: TrainIn, ctx: Context
+) -> TrainOut:
     logger.info(
         "model training requested over HTTP by %s%s",
         principal.subject,
@@ -154,6 +157,16 @@ async def train(principal: Admin, _: JsonBody, body: TrainIn, ctx: Context) -> T
             as_of=body.as_of,
             dry_run=body.dry_run,
         )
+        if run.result_version != run.champion_version and not run.dry_run:
+            await session.audit.record(
+                audit_entry(
+                    request,
+                    principal,
+                    "model.promote",
+                    target=run.result_version,
+                    details={"from": run.champion_version, "auditId": run.audit_id},
+                )
+            )
     result, window = run.evaluation, run.window
     return TrainOut(
         decision=result.decision,
@@ -191,7 +204,7 @@ async def train(principal: Admin, _: JsonBody, body: TrainIn, ctx: Context) -> T
     responses=error_responses(*AUTHENTICATED, 409, 415, 422),
     summary="Restore the previous champion and re-queue every tenant (admin)",
 )
-async def rollback(principal: Admin, _: JsonBody, ctx: Context) -> RollbackOut:
+async def rollback(request: Request, principal: Admin, _: JsonBody, ctx: Context) -> RollbackOut:
     logger.warning(
         "model rollback requested over HTTP by %s",
         principal.subject,
@@ -199,6 +212,15 @@ async def rollback(principal: Admin, _: JsonBody, ctx: Context) -> RollbackOut:
     )
     async with ctx.session() as session:
         done = await model.rollback(session, trigger="api")
+        await session.audit.record(
+            audit_entry(
+                request,
+                principal,
+                "model.rollback",
+                target=done.to_version,
+                details={"from": done.from_version, "auditId": done.audit_id},
+            )
+        )
     return RollbackOut(
         from_version=done.from_version,
         to_version=done.to_version,

@@ -15,7 +15,7 @@ from aoer.api.auth import (
     tenant_query_access,
 )
 from aoer.api.context import Context
-from aoer.api.errors import Forbidden
+from aoer.api.dealer_rows import check_org_rows, check_own_rows
 from aoer.api.limits import require_json
 from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
 from aoer.api.schemas import (
@@ -48,27 +48,25 @@ TenantReader = Annotated[TenantAccess, Depends(tenant_query_access("admin", "ten
     "(idempotent per dealerId, date, engine and prompt)",
     description="All rows or none. A 422 lists every problem as `{row, field, message}`, `row` "
     "being the index in `observations` (counting from 0). Tenant tokens may send only their "
-    "own rows. `deriveSignals` (default true) fills each observed day's `aeo` = round(100 × "
+    "own rows, organisations their own tenants' rows. `deriveSignals` (default true) fills "
+    "each observed day's `aeo` = round(100 × "
     "visibility, 2) and `geo` = round(100 × citation rate, 2) over that day's observations of "
     "every engine, unless the day's value was supplied directly (POST /api/signals, `aoer "
     "signals import`), and queues the tenants at medium priority.",
 )
 async def upsert(
-    principal: Annotated[Principal, Depends(require_roles("admin", "service", "tenant"))],
+    principal: Annotated[Principal, Depends(require_roles("admin", "service", "org", "tenant"))],
     _: Annotated[None, Depends(require_json)],
     body: ObservationBatch,
     ctx: Context,
 ) -> ObservationsOut:
     rows = body.observations
-    for index, row in enumerate(rows):
-        if not principal.may_access(row.dealer_id):
-            raise Forbidden(
-                f"row {index}: dealerId {row.dealer_id} is another tenant; "
-                "a tenant token may only send its own rows"
-            )
+    dealer_ids = [row.dealer_id for row in rows]
+    check_own_rows(principal, dealer_ids)
     if not rows:
         return ObservationsOut(upserted=0, tenants=0, derived=0, queued=0)
     async with ctx.session(principal) as session, session.transaction():
+        await check_org_rows(principal, session, dealer_ids)
         # One transaction: the observations, the signals derived and the jobs commit together.
         result = await ingest_observations(session, enumerate(rows), derive=body.derive_signals)
         jobs = await queue.enqueue_many(session, result.derived, DEFAULT_PRIORITY)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from aoer import queue
 from aoer.api.auth import Principal, require_roles
 from aoer.api.context import Context
-from aoer.api.errors import Forbidden
+from aoer.api.dealer_rows import check_org_rows, check_own_rows
 from aoer.api.limits import require_json
 from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
 from aoer.api.schemas import SignalBatch, SignalsOut
@@ -28,21 +28,23 @@ router = APIRouter(tags=["signals"])
     summary="Upsert up to 10,000 signal rows (idempotent per dealerId and date)",
     description="All rows or none. A 422 lists every problem as `{row, field, message}`, "
     "`row` being the index in `signals` (counting from 0). Tenant tokens may send only their "
-    "own rows. "
+    "own rows, organisations the rows of their own tenants. "
     "`enqueue` (default true) queues the affected tenants at medium priority.",
 )
 async def upsert(
-    principal: Annotated[Principal, Depends(require_roles("admin", "service", "tenant"))],
+    principal: Annotated[Principal, Depends(require_roles("admin", "service", "org", "tenant"))],
     _: Annotated[None, Depends(require_json)],
     body: SignalBatch,
     ctx: Context,
 ) -> SignalsOut:
     rows = body.signals
-    _check_own_rows(principal, rows)
+    dealer_ids = [row.dealer_id for row in rows]
+    check_own_rows(principal, dealer_ids)
     _check_unique_days(rows)
     if not rows:
         return SignalsOut(upserted=0, tenants=0, queued=0)
     async with ctx.session(principal) as session, session.transaction():
+        await check_org_rows(principal, session, dealer_ids)
         # One transaction: the rows and the jobs they call for commit together.
         result = await upsert_signals(session, rows)
         jobs = (
@@ -59,17 +61,6 @@ async def upsert(
         extra={"action": "signals_upsert"},
     )
     return SignalsOut(upserted=result.upserted, tenants=len(result.tenant_ids), queued=len(jobs))
-
-
-def _check_own_rows(principal: Principal, rows: list[SignalRow]) -> None:
-    if principal.role != "tenant":
-        return
-    for index, row in enumerate(rows):
-        if row.dealer_id != principal.tenant_id:
-            raise Forbidden(
-                f"row {index}: dealerId {row.dealer_id} is another tenant; "
-                "a tenant token may only send its own rows"
-            )
 
 
 def _check_unique_days(rows: list[SignalRow]) -> None:

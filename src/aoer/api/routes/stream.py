@@ -51,7 +51,7 @@ answer is 429 with `Retry-After`; a stream's slot is free again as soon as it en
     description=_DESCRIPTION,
 )
 async def stream(
-    principal: Annotated[Principal, Depends(require_roles("admin", "tenant"))],
+    principal: Annotated[Principal, Depends(require_roles("admin", "org", "tenant"))],
     ctx: Context,
     tenant_id: Annotated[
         UUID | None,
@@ -66,7 +66,7 @@ async def stream(
         return EventStreamResponse(
             fleet, event_stream(fleet, [], ctx.heartbeat_s, principal.expires_at.timestamp())
         )
-    ensure_tenant_access(principal, tenant_id)
+    await ensure_tenant_access(principal, tenant_id)
     access = TenantAccess(principal, tenant_id)
     # Subscribe before reading the current state, so no update falls between the two.
     subscription = ctx.hub.subscribe(access.tenant_id, owner)

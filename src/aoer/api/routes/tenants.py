@@ -1,15 +1,19 @@
-"""Register and list dealerships: admins register, tenants see only their own."""
+"""Register, list and move dealerships: admins register and move them between organisations;
+organisations and tenants see only their own."""
 
 import logging
 from typing import Annotated
+from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from aoer.api.auth import Principal, require_admin, require_roles
 from aoer.api.context import Context
 from aoer.api.limits import require_json
 from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
-from aoer.api.schemas import TenantIn, TenantOut, TenantsOut
+from aoer.api.schemas import TenantIn, TenantOut, TenantPatch, TenantsOut
+from aoer.api.trail import audit_entry
+from aoer.errors import UnknownTenant
 
 logger = logging.getLogger(__name__)
 
@@ -22,17 +26,21 @@ MAX_PAGE = 1000
     "/api/tenants",
     response_model=TenantsOut,
     responses=error_responses(*AUTHENTICATED, 422),
-    summary="List dealerships (a tenant token sees only its own)",
+    summary="List dealerships (an organisation sees its own, a tenant token only itself)",
 )
 async def tenants(
-    principal: Annotated[Principal, Depends(require_roles("admin", "service", "tenant"))],
+    principal: Annotated[Principal, Depends(require_roles("admin", "service", "org", "tenant"))],
     ctx: Context,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    org_id: Annotated[
+        UUID | None, Query(alias="orgId", description="Only this organisation's dealerships")
+    ] = None,
 ) -> TenantsOut:
-    # No tenant filter here: for tenant tokens Row Level Security leaves only their row.
+    # No tenant filter here: for tenant and organisation callers Row Level Security leaves
+    # only their rows.
     async with ctx.session(principal) as session:
-        found = await session.tenants.list(limit=limit, offset=offset)
+        found = await session.tenants.list(limit=limit, offset=offset, org_id=org_id)
     return TenantsOut(tenants=[TenantOut.of(t) for t in found])
 
 
@@ -41,15 +49,16 @@ async def tenants(
     status_code=201,
     response_model=TenantOut,
     responses=error_responses(*AUTHENTICATED, 409, *WITH_JSON_BODY),
-    summary="Register a dealership (admin)",
+    summary="Register a dealership (admin), optionally in an organisation (`orgId`)",
 )
 async def register(
+    request: Request,
     principal: Annotated[Principal, Depends(require_admin)],
     _: Annotated[None, Depends(require_json)],
     body: TenantIn,
     ctx: Context,
 ) -> TenantOut:
-    async with ctx.session() as session:
+    async with ctx.session() as session, session.transaction():
         tenant = await session.tenants.create(
             body.name,
             tenant_id=body.id,
@@ -57,6 +66,17 @@ async def register(
             city=body.city,
             region=body.region,
             active=body.active,
+            org_id=body.org_id,
+        )
+        await session.audit.record(
+            audit_entry(
+                request,
+                principal,
+                "tenant.create",
+                org_id=tenant.org_id,
+                tenant_id=tenant.id,
+                target=tenant.name,
+            )
         )
     logger.info(
         "tenant %s (%s) registered by %s",
@@ -64,5 +84,52 @@ async def register(
         tenant.name,
         principal.subject,
         extra={"tenant_id": str(tenant.id), "action": "tenant_create"},
+    )
+    return TenantOut.of(tenant)
+
+
+@router.patch(
+    "/api/tenants/{tenant_id}",
+    response_model=TenantOut,
+    responses=error_responses(*AUTHENTICATED, 404, *WITH_JSON_BODY),
+    summary="Move a dealership into another organisation, or out of any (admin)",
+    description="Takes effect on the very next request: the old organisation loses access "
+    "at once (cached summaries included), the new one gains it.",
+)
+async def move(
+    request: Request,
+    tenant_id: UUID,
+    principal: Annotated[Principal, Depends(require_admin)],
+    _: Annotated[None, Depends(require_json)],
+    body: TenantPatch,
+    ctx: Context,
+) -> TenantOut:
+    async with ctx.session() as session, session.transaction():
+        moved = await session.tenants.move(tenant_id, body.org_id)
+        if moved is None:
+            raise UnknownTenant(f"unknown tenant {tenant_id}")
+        await session.audit.record(
+            audit_entry(
+                request,
+                principal,
+                "tenant.move",
+                org_id=moved.new_org_id or moved.old_org_id,
+                tenant_id=tenant_id,
+                target=str(tenant_id),
+                details={
+                    "from": str(moved.old_org_id) if moved.old_org_id else None,
+                    "to": str(moved.new_org_id) if moved.new_org_id else None,
+                },
+            )
+        )
+        tenant = await session.tenants.get(tenant_id)
+    assert tenant is not None
+    logger.info(
+        "tenant %s moved from organisation %s to %s by %s",
+        tenant_id,
+        moved.old_org_id,
+        moved.new_org_id,
+        principal.subject,
+        extra={"tenant_id": str(tenant_id), "action": "tenant_move"},
     )
     return TenantOut.of(tenant)

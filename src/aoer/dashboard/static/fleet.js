@@ -65,11 +65,14 @@
     document.getElementById("failures-empty").hidden = items.length > 0;
   }
 
+  const main = document.querySelector("main");
+  const statsUrl = main.dataset.statsUrl || "/dashboard/fleet/stats";
+
   async function refreshStats() {
     statsTimer = null;
     statsDue = Infinity;
     try {
-      applyStats(await AOER.getJSON("/dashboard/fleet/stats"));
+      applyStats(await AOER.getJSON(statsUrl));
     } catch (_) { /* the stream shows the connection state; the next refresh retries */ }
     scheduleStats(STATS_EVERY_MS);
   }
@@ -84,10 +87,16 @@
     statsTimer = setTimeout(refreshStats, delay);
   }
 
-  AOER.stream("/api/aoer/stream", {
-    events: { summary: onSummary },
-    onResync: () => scheduleStats(0),
-    probe: "/dashboard/fleet/stats",
-  });
+  if (main.dataset.live === "poll") {
+    // One organisation's dealerships: the fleet-wide stream is the administrators'; the
+    // numbers refresh on a timer and the rows on a reload.
+    AOER.connState("live", "Refreshing every 10 s");
+  } else {
+    AOER.stream("/api/aoer/stream", {
+      events: { summary: onSummary },
+      onResync: () => scheduleStats(0),
+      probe: statsUrl,
+    });
+  }
   scheduleStats(STATS_EVERY_MS);
 })();

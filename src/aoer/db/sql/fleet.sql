@@ -13,6 +13,7 @@ FROM unnest(ARRAY(
     FROM tenants t
     LEFT JOIN aoer_summary s ON s.tenant_id = t.id
     WHERE (%(name)s::text IS NULL OR strpos(lower(t.name), lower(%(name)s::text)) > 0)
+      AND (%(org_id)s::uuid IS NULL OR t.org_id = %(org_id)s::uuid)
       AND (%(grade)s::text IS NULL
            OR (%(grade)s = 'none' AND s.tenant_id IS NULL)
            OR aoer_grade(s.aoer_score) = %(grade)s)
@@ -44,6 +45,7 @@ SELECT count(*)::integer AS matching
 FROM tenants t
 LEFT JOIN aoer_summary s ON s.tenant_id = t.id
 WHERE (%(name)s::text IS NULL OR strpos(lower(t.name), lower(%(name)s::text)) > 0)
+  AND (%(org_id)s::uuid IS NULL OR t.org_id = %(org_id)s::uuid)
   AND (%(grade)s::text IS NULL
        OR (%(grade)s = 'none' AND s.tenant_id IS NULL)
        OR aoer_grade(s.aoer_score) = %(grade)s)
@@ -51,15 +53,23 @@ WHERE (%(name)s::text IS NULL OR strpos(lower(t.name), lower(%(name)s::text)) > 
 
 -- name: fleet_totals
 -- The fleet at a glance: dealerships, how many were computed, the mean score, and how many
--- sit at each risk level. Risks take at most 101 values (numeric(3,2) in 0..1), so the
--- level is computed once per distinct value, not once per dealership.
-WITH by_risk AS (
+-- sit at each risk level; `org_id`: over that organisation's dealerships alone. Risks take at
+-- most 101 values (numeric(3,2) in 0..1), so the level is computed once per distinct value,
+-- not once per dealership.
+WITH scoped AS (
+    SELECT s.aoer_score, s.visibility_risk
+    FROM aoer_summary s
+    WHERE %(org_id)s::uuid IS NULL
+       OR s.tenant_id IN (SELECT t.id FROM tenants t WHERE t.org_id = %(org_id)s::uuid)
+),
+by_risk AS (
     SELECT aoer_risk_level(visibility_risk) AS level, dealers
-    FROM (SELECT visibility_risk, count(*) AS dealers FROM aoer_summary GROUP BY visibility_risk) r
+    FROM (SELECT visibility_risk, count(*) AS dealers FROM scoped GROUP BY visibility_risk) r
 )
-SELECT (SELECT count(*) FROM tenants)::integer AS tenants,
-       (SELECT count(*) FROM aoer_summary)::integer AS computed,
-       (SELECT round(avg(aoer_score), 2) FROM aoer_summary) AS mean_score,
+SELECT (SELECT count(*) FROM tenants t
+        WHERE %(org_id)s::uuid IS NULL OR t.org_id = %(org_id)s::uuid)::integer AS tenants,
+       (SELECT count(*) FROM scoped)::integer AS computed,
+       (SELECT round(avg(aoer_score), 2) FROM scoped) AS mean_score,
        coalesce(sum(dealers) FILTER (WHERE level = 'Low'), 0)::integer AS low,
        coalesce(sum(dealers) FILTER (WHERE level = 'Medium'), 0)::integer AS medium,
        coalesce(sum(dealers) FILTER (WHERE level = 'High'), 0)::integer AS high,

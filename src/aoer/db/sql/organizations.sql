@@ -18,3 +18,12 @@ WHERE o.id = %(id)s;
 -- name: tenant_org
 -- The organisation a tenant belongs to (NULL: none); no row for an unknown tenant.
 SELECT org_id FROM tenants WHERE id = %(tenant_id)s;
+
+-- name: org_exists
+SELECT EXISTS (SELECT 1 FROM organizations WHERE id = %(id)s) AS found;
+
+-- name: organization_named
+SELECT o.id, o.name, o.created_at,
+       (SELECT count(*) FROM tenants t WHERE t.org_id = o.id) AS tenants
+FROM organizations o
+WHERE lower(btrim(o.name)) = lower(btrim(%(name)s));

@@ -1,13 +1,14 @@
 -- name: create_tenant
-INSERT INTO tenants (id, name, domain, city, region, active)
+INSERT INTO tenants (id, name, domain, city, region, active, org_id)
 VALUES (coalesce(%(id)s, gen_random_uuid()), %(name)s, %(domain)s, %(city)s, %(region)s,
-        %(active)s)
-RETURNING id, name, domain, city, region, active, created_at, updated_at;
+        %(active)s, %(org_id)s)
+RETURNING id, name, domain, city, region, active, created_at, updated_at, org_id;
 
 -- name: list_tenants
-SELECT id, name, domain, city, region, active, created_at, updated_at
+SELECT id, name, domain, city, region, active, created_at, updated_at, org_id
 FROM tenants
 WHERE (%(tenant_id)s::uuid IS NULL OR id = %(tenant_id)s::uuid)
+  AND (%(org_id)s::uuid IS NULL OR org_id = %(org_id)s::uuid)
 ORDER BY name, id
 LIMIT %(limit)s OFFSET %(offset)s;
 
@@ -83,3 +84,11 @@ CROSS JOIN LATERAL aoer_compute_scores_as_of(
     ARRAY(SELECT t.id FROM unnest(%(ids)s::uuid[]) AS t (id)
           WHERE NOT EXISTS (SELECT 1 FROM metrics_events e WHERE e.tenant_id = t.id)),
     current_date - d.day) sc;
+
+-- name: move_tenant
+-- Put a tenant into an organisation (NULL: out of every one); the tenant's old organisation
+-- comes back too, for the audit trail. No row for an unknown tenant.
+UPDATE tenants t SET org_id = %(org_id)s, updated_at = now()
+FROM (SELECT id, org_id FROM tenants WHERE id = %(tenant_id)s FOR UPDATE) old
+WHERE t.id = old.id
+RETURNING t.id, old.org_id AS old_org_id, t.org_id AS new_org_id;

@@ -1,0 +1,47 @@
+-- name: create_api_key
+INSERT INTO api_keys (prefix, hash, scope, org_id, tenant_id, name, created_by, expires_at)
+VALUES (%(prefix)s, %(hash)s, %(scope)s, %(org_id)s, %(tenant_id)s, %(name)s, %(created_by)s,
+        %(expires_at)s)
+RETURNING id, prefix, scope, org_id, tenant_id, name, created_by, created_at, expires_at,
+          revoked_at, last_used_at;
+
+-- name: api_key_by_hash
+-- What authenticating a key needs, by the hash of the presented key (unique index).
+SELECT id, scope, org_id, tenant_id, expires_at, revoked_at
+FROM api_keys
+WHERE hash = %(hash)s;
+
+-- name: list_api_keys
+-- Newest first; under an organisation's scope only its own and its tenants' keys (RLS).
+SELECT id, prefix, scope, org_id, tenant_id, name, created_by, created_at, expires_at,
+       revoked_at, last_used_at
+FROM api_keys
+WHERE (%(org_id)s::uuid IS NULL OR org_id = %(org_id)s::uuid
+       OR tenant_id IN (SELECT t.id FROM tenants t WHERE t.org_id = %(org_id)s::uuid))
+ORDER BY created_at DESC, id
+LIMIT %(limit)s;
+
+-- name: get_api_key
+SELECT id, prefix, scope, org_id, tenant_id, name, created_by, created_at, expires_at,
+       revoked_at, last_used_at
+FROM api_keys
+WHERE id = %(id)s;
+
+-- name: revoke_api_key
+-- Revoke once; no row when it is unknown (or invisible under the caller's scope) or was
+-- already revoked.
+UPDATE api_keys SET revoked_at = now()
+WHERE id = %(id)s AND revoked_at IS NULL
+RETURNING id, prefix, scope, org_id, tenant_id, name, created_by, created_at, expires_at,
+          revoked_at, last_used_at;
+
+-- name: revoked_api_keys
+-- Which of these keys were revoked (what every API process reloads for the keys it knows).
+SELECT id FROM api_keys
+WHERE id = ANY (%(ids)s::uuid[]) AND revoked_at IS NOT NULL;
+
+-- name: touch_api_keys
+-- Record when keys were last used: one statement for a batch, never moving a time back.
+UPDATE api_keys k SET last_used_at = u.at
+FROM unnest(%(ids)s::uuid[], %(ats)s::timestamptz[]) AS u (id, at)
+WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at);

@@ -1,0 +1,175 @@
+"""Organisations over HTTP (DESIGN §12): created by admins, each sees only its dealerships;
+moving a dealership takes effect on the very next request, cached summaries included."""
+
+from uuid import UUID, uuid4
+
+from aoer.db.pool import Connection
+from tests.api.conftest import Api, count
+from tests.api.org_world import OrgWorld, org_bearer, world
+
+__all__ = ["world"]  # the fixture, imported for pytest
+
+
+async def audit_actions(conn: Connection) -> list[str]:
+    cur = await conn.execute("SELECT action FROM audit_log ORDER BY id")
+    return [str(r["action"]) for r in await cur.fetchall()]
+
+
+async def test_admin_creates_an_organisation_and_a_duplicate_name_is_a_409_naming_it(
+    api: Api, conn: Connection
+) -> None:
+    made = await api.client.post("/api/orgs", json={"name": "Carter Group"}, headers=api.admin)
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert set(body) >= {"id", "name", "createdAt"}
+    assert body["name"] == "Carter Group"
+    again = await api.client.post("/api/orgs", json={"name": " carter GROUP "}, headers=api.admin)
+    assert again.status_code == 409
+    assert "'carter GROUP'" in again.json()["error"]
+    assert "already exists" in again.json()["error"]
+    assert await count(conn, "organizations") == 1
+    assert await audit_actions(conn) == ["org.create"]
+
+
+async def test_organisation_bad_input_writes_nothing(api: Api, conn: Connection) -> None:
+    for body in ({"name": ""}, {"name": "  "}, {}, {"name": "x", "extra": 1}):
+        refused = await api.client.post("/api/orgs", json=body, headers=api.admin)
+        assert refused.status_code == 422, body
+    assert await count(conn, "organizations") == 0
+    assert await count(conn, "audit_log") == 0
+
+
+async def test_only_admins_create_organisations(api: Api, world: OrgWorld) -> None:
+    for headers in (
+        org_bearer(api, world.org_a),
+        api.bearer("service"),
+        api.bearer(tenant=world.a),
+    ):
+        refused = await api.client.post("/api/orgs", json={"name": "Sneaky"}, headers=headers)
+        assert refused.status_code == 403
+
+
+async def test_an_organisation_lists_only_itself_and_its_dealerships(
+    api: Api, world: OrgWorld
+) -> None:
+    mine = org_bearer(api, world.org_a)
+    orgs = (await api.client.get("/api/orgs", headers=mine)).json()["organizations"]
+    assert [(o["id"], o["tenants"]) for o in orgs] == [(str(world.org_a), 1)]
+    everyone = (await api.client.get("/api/orgs", headers=api.admin)).json()["organizations"]
+    assert {o["id"] for o in everyone} == {str(world.org_a), str(world.org_b)}
+    tenants = (await api.client.get("/api/tenants", headers=mine)).json()["tenants"]
+    assert [(t["id"], t["orgId"]) for t in tenants] == [(str(world.a), str(world.org_a))]
+    filtered = await api.client.get(
+        "/api/tenants", params={"orgId": str(world.org_b)}, headers=api.admin
+    )
+    assert [t["id"] for t in filtered.json()["tenants"]] == [str(world.b)]
+
+
+async def test_registering_a_tenant_in_an_unknown_organisation_writes_nothing(
+    api: Api, conn: Connection
+) -> None:
+    before = await count(conn, "tenants")
+    missing = uuid4()
+    refused = await api.client.post(
+        "/api/tenants", json={"name": "Nowhere Motors", "orgId": str(missing)}, headers=api.admin
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"] == f"unknown organisation {missing}"
+    assert await count(conn, "tenants") == before
+    assert await count(conn, "audit_log") == 0
+
+
+async def test_registering_a_tenant_in_an_organisation_is_audited(
+    api: Api, conn: Connection, world: OrgWorld
+) -> None:
+    made = await api.client.post(
+        "/api/tenants", json={"name": "Alpha Toyota", "orgId": str(world.org_a)}, headers=api.admin
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["orgId"] == str(world.org_a)
+    cur = await conn.execute("SELECT actor, role, org_id, tenant_id, action FROM audit_log")
+    assert await cur.fetchall() == [
+        {
+            "actor": "admin",
+            "role": "admin",
+            "org_id": world.org_a,
+            "tenant_id": UUID(made.json()["id"]),
+            "action": "tenant.create",
+        }
+    ]
+
+
+async def test_moving_a_tenant_takes_effect_on_the_very_next_request_cache_included(
+    api: Api, conn: Connection, world: OrgWorld
+) -> None:
+    old, new = org_bearer(api, world.org_a), org_bearer(api, world.org_b)
+    params = {"tenantId": str(world.a)}
+    first = await api.client.get("/api/aoer/summary", params=params, headers=old)
+    assert first.status_code == 200  # now cached
+    assert (
+        await api.client.get("/api/aoer/summary", params=params, headers=new)
+    ).status_code == 403
+    moved = await api.client.patch(
+        f"/api/tenants/{world.a}", json={"orgId": str(world.org_b)}, headers=api.admin
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["orgId"] == str(world.org_b)
+    lost = await api.client.get("/api/aoer/summary", params=params, headers=old)
+    assert lost.status_code == 403, "the cached summary must not reach the old organisation"
+    gained = await api.client.get("/api/aoer/summary", params=params, headers=new)
+    assert gained.status_code == 200
+    assert gained.json() == first.json()
+    old_list = (await api.client.get("/api/tenants", headers=old)).json()["tenants"]
+    assert old_list == []
+    cur = await conn.execute("SELECT action, org_id, details FROM audit_log")
+    assert await cur.fetchall() == [
+        {
+            "action": "tenant.move",
+            "org_id": world.org_b,
+            "details": {"from": str(world.org_a), "to": str(world.org_b)},
+        }
+    ]
+
+
+async def test_moving_refuses_unknown_tenants_and_organisations_and_non_admins(
+    api: Api, conn: Connection, world: OrgWorld
+) -> None:
+    unknown_org = await api.client.patch(
+        f"/api/tenants/{world.a}", json={"orgId": str(uuid4())}, headers=api.admin
+    )
+    assert unknown_org.status_code == 400
+    assert "unknown organisation" in unknown_org.json()["error"]
+    unknown_tenant = await api.client.patch(
+        f"/api/tenants/{uuid4()}", json={"orgId": str(world.org_a)}, headers=api.admin
+    )
+    assert unknown_tenant.status_code == 404
+    by_org = await api.client.patch(
+        f"/api/tenants/{world.a}",
+        json={"orgId": str(world.org_a)},
+        headers=org_bearer(api, world.org_a),
+    )
+    assert by_org.status_code == 403
+    cur = await conn.execute("SELECT org_id FROM tenants WHERE id = %s", (world.a,))
+    assert await cur.fetchone() == {"org_id": world.org_a}
+    assert await count(conn, "audit_log") == 0
+
+
+async def test_an_organisation_queues_and_ingests_only_its_own_dealerships(
+    api: Api, world: OrgWorld
+) -> None:
+    mine = org_bearer(api, world.org_a)
+    ok = await api.client.post("/api/aoer/queue", json={"tenantId": str(world.a)}, headers=mine)
+    assert ok.status_code == 202
+    for other in (world.b, world.loose, uuid4()):
+        refused = await api.client.post(
+            "/api/aoer/queue", json={"tenantId": str(other)}, headers=mine
+        )
+        assert refused.status_code == 403
+    rows = [{"dealerId": str(world.a), "date": "2026-01-02", "aeo": 1}]
+    assert (
+        await api.client.post("/api/signals", json={"signals": rows}, headers=mine)
+    ).status_code == 200
+    rows.append({"dealerId": str(world.b), "date": "2026-01-02", "aeo": 1})
+    refused = await api.client.post("/api/signals", json={"signals": rows}, headers=mine)
+    assert refused.status_code == 403
+    assert "row 1" in refused.json()["error"]
