@@ -192,7 +192,10 @@ async def run(args: argparse.Namespace) -> None:
                     print(f"round {r + 1} {name:6}: {seconds:.3f} s wall, {cpu_s:.2f} s CPU")
             for label, m in (("wall", wall), ("server CPU", cpu)):
                 b, a = statistics.median(m["before"]), statistics.median(m["after"])
-                print(f"{label}: median before {b:.3f} s, after {a:.3f} s, after/before {a / b:.3f}")
+                ratio = a / b
+                print(
+                    f"{label}: median before {b:.3f} s, after {a:.3f} s, after/before {ratio:.3f}"
+                )
         finally:
             await conn.close()
     finally:
