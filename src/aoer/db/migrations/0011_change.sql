@@ -240,3 +240,133 @@ LANGUAGE sql VOLATILE AS $$
         OFFSET 0
     ) x
 $$;
+
+-- What the recommendations compare a dealership with (DESIGN §13): the medians of the
+-- component averages and of volatility over the active dealerships with data, per
+-- organisation and over the whole fleet (`org_id` NULL). A snapshot, refreshed by
+-- `aoer_refresh_component_medians()` on a worker tick: a median over 100k summaries is too
+-- dear for every summary read, and a tenant-scoped read could not see its peers' rows
+-- anyway. Medians are `percentile_disc(0.5)`: an actual dealership's value, exact.
+CREATE TABLE aoer_component_medians (
+    org_id        uuid UNIQUE NULLS NOT DISTINCT REFERENCES organizations (id) ON DELETE CASCADE,
+    tenants       integer NOT NULL CHECK (tenants > 0),
+    avg_seo       numeric,
+    avg_aeo       numeric,
+    avg_geo       numeric,
+    avg_ugc       numeric,
+    avg_geolocal  numeric,
+    volatility    numeric,
+    computed_at   timestamptz NOT NULL DEFAULT now()
+);
+
+-- A tenant reads the fleet's row and its own organisation's; an organisation its own.
+GRANT SELECT ON aoer_component_medians TO aoer_tenant;
+ALTER TABLE aoer_component_medians ENABLE ROW LEVEL SECURITY;
+CREATE POLICY aoer_component_medians_fleet_or_own_org ON aoer_component_medians
+    USING (org_id IS NULL
+           OR org_id = aoer_claimed_org_id()
+           OR org_id = (SELECT t.org_id FROM tenants t WHERE t.id = aoer_claimed_tenant_id()));
+
+-- The weights of the model a summary names, to compute a recommendation's expected gain
+-- under Row Level Security (the model is the formula, not a tenant's data; the training
+-- details stay hidden). The audit's decisions mark promotions and rollbacks on the trend chart.
+GRANT SELECT (version, status, seo, aeo, geo, ugc, geolocal, intercept, promoted_at)
+    ON model_weights TO aoer_tenant;
+GRANT SELECT (id, kind, decision, champion_version, result_version, created_at)
+    ON model_audit TO aoer_tenant;
+
+-- Replace the snapshot (one transaction, so readers see the old rows or the new); returns the number of rows (fleet + organisations).
+CREATE FUNCTION aoer_refresh_component_medians() RETURNS integer
+LANGUAGE sql VOLATILE AS $$
+    DELETE FROM aoer_component_medians;
+    WITH fresh AS (
+        SELECT CASE WHEN grouping(t.org_id) = 0 THEN t.org_id END AS org_id,
+               count(*)::integer AS tenants,
+               percentile_disc(0.5) WITHIN GROUP (ORDER BY (s.metrics -> 'avgSEO')::numeric)
+                   AS avg_seo,
+               percentile_disc(0.5) WITHIN GROUP (ORDER BY (s.metrics -> 'avgAEO')::numeric)
+                   AS avg_aeo,
+               percentile_disc(0.5) WITHIN GROUP (ORDER BY (s.metrics -> 'avgGEO')::numeric)
+                   AS avg_geo,
+               percentile_disc(0.5) WITHIN GROUP (ORDER BY (s.metrics -> 'avgUGC')::numeric)
+                   AS avg_ugc,
+               percentile_disc(0.5) WITHIN GROUP
+                   (ORDER BY (s.metrics -> 'avgGeolocal')::numeric) AS avg_geolocal,
+               percentile_disc(0.5) WITHIN GROUP
+                   (ORDER BY (s.metrics -> 'volatility')::numeric) AS volatility
+        FROM aoer_summary s
+        JOIN tenants t ON t.id = s.tenant_id
+        WHERE t.active AND s.metrics ? 'avgAEO'
+        GROUP BY GROUPING SETS ((t.org_id), ())
+        -- the group of dealerships without an organisation is not an organisation
+        HAVING grouping(t.org_id) = 1 OR t.org_id IS NOT NULL
+    ),
+    added AS (
+        INSERT INTO aoer_component_medians (org_id, tenants, avg_seo, avg_aeo, avg_geo,
+                                            avg_ugc, avg_geolocal, volatility)
+        SELECT f.org_id, f.tenants, f.avg_seo, f.avg_aeo, f.avg_geo, f.avg_ugc,
+               f.avg_geolocal, f.volatility
+        FROM fresh f
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM added
+$$;
+
+-- What GET /api/aoer/summary adds to a summary (DESIGN §13), read under the caller's Row Level
+-- Security: the split of the last recompute, the score now minus the score as of 7 and 30 days
+-- ago (the latest recompute event at or before then; NULL without one), the weights of the
+-- model that scored it, and the medians it is compared with: its organisation's when the
+-- organisation has at least `min_peers` dealerships with data, else the fleet's.
+CREATE FUNCTION aoer_summary_context(tenant uuid, org uuid, current_score numeric,
+                                     current_metrics jsonb, event_kind text,
+                                     min_peers integer)
+RETURNS TABLE (change jsonb, change_7d numeric, change_30d numeric, weights jsonb,
+               benchmark jsonb)
+LANGUAGE sql STABLE AS $$
+    SELECT nullif(last.change, 'null'::jsonb),
+           current_score - d7.score,
+           current_score - d30.score,
+           (SELECT jsonb_build_object('version', w.version, 'seo', w.seo, 'aeo', w.aeo,
+                                      'geo', w.geo, 'ugc', w.ugc, 'geolocal', w.geolocal,
+                                      'intercept', w.intercept)
+            FROM model_weights w
+            WHERE w.version = current_metrics ->> 'modelVersion'),
+           (SELECT jsonb_build_object('scope', CASE WHEN m.org_id IS NULL THEN 'fleet'
+                                                    ELSE 'organisation' END,
+                                      'tenants', m.tenants,
+                                      'avgSEO', m.avg_seo, 'avgAEO', m.avg_aeo,
+                                      'avgGEO', m.avg_geo, 'avgUGC', m.avg_ugc,
+                                      'avgGeolocal', m.avg_geolocal,
+                                      'volatility', m.volatility,
+                                      'computedAt', m.computed_at)
+            FROM aoer_component_medians m
+            WHERE m.org_id IS NULL OR (m.org_id = org AND m.tenants >= min_peers)
+            ORDER BY m.org_id NULLS LAST
+            LIMIT 1)
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (
+        SELECT e.event_data -> 'change' AS change
+        FROM metrics_events e
+        WHERE e.tenant_id = tenant AND e.event_type = event_kind
+        ORDER BY e.created_at DESC
+        LIMIT 1
+    ) last ON true
+    LEFT JOIN LATERAL (
+        SELECT (e.event_data ->> 'aoerScore')::numeric AS score
+        FROM metrics_events e
+        WHERE e.tenant_id = tenant AND e.event_type = event_kind
+          AND e.created_at <= now() - interval '7 days'
+          AND jsonb_typeof(e.event_data -> 'aoerScore') = 'number'
+        ORDER BY e.created_at DESC
+        LIMIT 1
+    ) d7 ON true
+    LEFT JOIN LATERAL (
+        SELECT (e.event_data ->> 'aoerScore')::numeric AS score
+        FROM metrics_events e
+        WHERE e.tenant_id = tenant AND e.event_type = event_kind
+          AND e.created_at <= now() - interval '30 days'
+          AND jsonb_typeof(e.event_data -> 'aoerScore') = 'number'
+        ORDER BY e.created_at DESC
+        LIMIT 1
+    ) d30 ON true
+$$;
