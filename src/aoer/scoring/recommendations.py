@@ -68,6 +68,10 @@ def _cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def _percent(share: Decimal) -> str:
+    return f"{(share * 100).normalize():f}%"
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -177,7 +181,7 @@ def _volatile(summary: Summary, terms: _Terms) -> Recommendation:
     message = (
         f"AEO volatility is {terms.volatility} (over {HIGH_VOLATILITY}): it keeps visibility "
         f"risk at 0.40 (Medium) or above and takes "
-        f"{_cents(min(terms.volatility / PENALTY_DIVISOR, PENALTY_CAP) * 100)}% off the score. "
+        f"{_percent(min(terms.volatility / PENALTY_DIVISOR, PENALTY_CAP))} off the score. "
         f"At {HIGH_VOLATILITY} the score would gain {at_threshold} points"
     )
     gain = at_threshold
