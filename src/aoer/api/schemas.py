@@ -137,10 +137,22 @@ class HistoryPoint(Camel):
     metrics: dict[str, Any]
 
 
+class MarkerOut(Camel):
+    at: datetime
+    kind: Literal["model", "alert"]
+    label: str
+    detail: str
+
+
 class HistoryOut(Camel):
     tenant_id: UUID
     days: int
     history: list[HistoryPoint]
+    markers: list[MarkerOut] = Field(
+        default_factory=list,
+        description="Events to mark on the trend over the same days, oldest first: model "
+        "promotions and rollbacks (`kind` model), alerts (`kind` alert)",
+    )
 
 
 def _plain(value: object) -> object:
