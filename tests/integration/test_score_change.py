@@ -2,6 +2,7 @@
 delta split into parts that add up to the delta to the cent, over random signal sets and
 model changes, checked against an independent Decimal computation of the documented split."""
 
+import asyncio
 import random
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -9,10 +10,10 @@ from typing import Any
 from uuid import UUID
 
 from aoer.constants import RECOMPUTE_EVENT
-from aoer.db.pool import Connection
+from aoer.db.pool import Connection, connect
 from aoer.queue import enqueue
 from aoer.types import Score
-from tests.conftest import AddSignals, MakeTenant, session_of
+from tests.conftest import AddSignals, MakeTenant, eventually, session_of
 
 COMPONENTS = ("seo", "aeo", "geo", "ugc", "geolocal")
 METRIC_KEYS = {"seo": "avgSEO", "aeo": "avgAEO", "geo": "avgGEO", "ugc": "avgUGC"}
@@ -244,3 +245,45 @@ async def test_recompute_event_carries_previous_and_change(
     assert second["aoerScore"] == Decimal("24.00")
     assert as_decimals(second["change"])["aeo"] == Decimal("-4.00")
     assert sum(as_decimals(second["change"]).values(), Decimal(0)) == Decimal("-4.00")
+
+
+async def test_a_concurrent_recompute_reports_the_summary_it_really_replaced(
+    conn: Connection, db_url: str, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    """The previous summary is read under a row lock: a recompute that had to wait for
+    another one reports that one's result as `previous`, not the older snapshot."""
+    tenant = await make_tenant()
+    await add_signals(tenant, [{"days_ago": d, "aeo": "50.00"} for d in range(5)])
+    await session_of(conn).scores.recompute([tenant])  # 20.00
+    await conn.execute("UPDATE aiv_raw_signals SET aeo = 80 WHERE dealer_id = %s", (tenant,))
+    first, second = await connect(db_url), await connect(db_url)
+    try:
+        async with first.transaction():
+            cur = await first.execute(
+                "SELECT aoer_score, previous FROM aoer_store_scores(ARRAY[%s]::uuid[])", (tenant,)
+            )
+            assert (await cur.fetchone() or {})["aoer_score"] == Decimal("32.00")
+            cur = await second.execute("SELECT pg_backend_pid() AS pid")
+            pid = (await cur.fetchone() or {})["pid"]
+            waiting = asyncio.create_task(
+                second.execute(
+                    "SELECT previous, change FROM aoer_store_scores(ARRAY[%s]::uuid[])", (tenant,)
+                )
+            )
+
+            async def blocked() -> bool:
+                cur = await conn.execute(
+                    "SELECT wait_event_type = 'Lock' AS blocked FROM pg_stat_activity"
+                    " WHERE pid = %s",
+                    (pid,),
+                )
+                return bool((await cur.fetchone() or {}).get("blocked"))
+
+            await eventually(blocked, "the second recompute waits for the first one's lock")
+        row = await (await waiting).fetchone()
+        assert row is not None
+        assert row["previous"]["aoerScore"] == Decimal("32.00")  # not the 20.00 it started with
+        assert sum(as_decimals(row["change"]).values(), Decimal(0)) == 0
+    finally:
+        await first.close()
+        await second.close()
