@@ -118,7 +118,7 @@ def recommend(summary: Summary) -> list[Recommendation]:
     metrics = summary.metrics
     points = metrics.get("dataPoints")
     days = metrics.get("daysSinceLastData")
-    if not isinstance(points, int) or "avgAEO" not in metrics:
+    if "avgAEO" not in metrics:
         return [
             Recommendation(
                 "no_data",
@@ -131,7 +131,7 @@ def recommend(summary: Summary) -> list[Recommendation]:
     found: list[Recommendation] = []
     if isinstance(days, int) and days > STALE_AFTER_DAYS:
         found.append(_stale(days))
-    if points < MIN_DATA_POINTS:
+    if isinstance(points, int) and points < MIN_DATA_POINTS:
         found.append(_few_points(points))
     terms = _terms(summary)
     if terms is not None:
