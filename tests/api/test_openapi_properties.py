@@ -116,10 +116,11 @@ def aim_at_known_tenants(case: Any, pick: uuid.UUID) -> None:
     body = case.body
     if isinstance(body, dict) and "tenantId" in body:
         body["tenantId"] = str(pick)
-    if isinstance(body, dict) and isinstance(body.get("signals"), list):
-        for row in body["signals"]:
-            if isinstance(row, dict):
-                row["dealerId"] = str(pick)
+    for rows in ("signals", "observations"):
+        if isinstance(body, dict) and isinstance(body.get(rows), list):
+            for row in body[rows]:
+                if isinstance(row, dict):
+                    row["dealerId"] = str(pick)
 
 
 def exercise(operation: Any, mode: GenerationMode, seen: set[int]) -> None:
@@ -173,4 +174,5 @@ def test_served_api_matches_its_openapi_document(served: str) -> None:
     for operation in ("GET /api/aoer/summary", "GET /api/aoer/history", "GET /api/aoer/queue"):
         assert 200 in statuses[operation], (operation, statuses[operation])
     assert 202 in statuses["POST /api/aoer/queue"]
+    assert 200 in statuses["GET /api/aoer/engines"]
     assert 201 in statuses["POST /api/tenants"]

@@ -63,6 +63,23 @@ async def two_tenants(
             "INSERT INTO audit_log (actor, role, tenant_id, action) VALUES ('x', 'admin', %s, 'x')",
             (t,),
         )
+        await conn.execute(
+            "INSERT INTO answer_observations (dealer_id, date, engine, prompt, mentioned, cited)"
+            " VALUES (%s, current_date, 'chatgpt', 'best dealer', true, false)",
+            (t,),
+        )
+        await conn.execute(
+            "INSERT INTO answer_observation_days VALUES (%s, current_date, 'chatgpt',"
+            " 1, 1, 0, 0, 0, 0, 0, 0)",
+            (t,),
+        )
+        await conn.execute(
+            "INSERT INTO answer_competitor_days VALUES (%s, current_date, 'Rival', 1)", (t,)
+        )
+        await conn.execute(
+            "INSERT INTO answer_cited_url_days VALUES (%s, current_date, 'https://x.example', 1)",
+            (t,),
+        )
     return a, b
 
 

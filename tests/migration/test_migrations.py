@@ -11,6 +11,20 @@ from aoer.db.schema import available_migrations, migrate
 from tests.conftest import _admin, with_database
 
 CONTRACT_COLUMNS = {
+    "answer_observations": {
+        "id",
+        "dealer_id",
+        "date",
+        "engine",
+        "prompt",
+        "mentioned",
+        "position",
+        "cited",
+        "cited_urls",
+        "competitors",
+        "sentiment",
+        "created_at",
+    },
     "tenants": {"id", "name", "domain", "city", "region", "active", "created_at", "updated_at"},
     "aiv_raw_signals": {
         "dealer_id",

@@ -24,7 +24,7 @@ from aoer.errors import (
     NotFound,
     TransientDatabaseError,
 )
-from aoer.scoring.signals import SignalValidationError
+from aoer.scoring.rows import RowValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def _json(
 
 # The project's errors and their status codes, most specific first.
 STATUS_CODES: tuple[tuple[type[AoerError], int], ...] = (
-    (SignalValidationError, 422),
+    (RowValidationError, 422),
     (InvalidInput, 400),
     (NotFound, 404),
     (Conflict, 409),
@@ -113,8 +113,13 @@ def _echo(value: object) -> str:
     return ""
 
 
+# Bodies whose list of rows is reported by row index: POST /api/signals, /api/observations.
+ROW_LISTS = ("signals", "observations")
+
+
 def validation_issues(errors: Sequence[Any]) -> list[dict[str, Any]]:
-    """FastAPI/pydantic errors as `{row?, field, message}`; rows are indexes into `signals`."""
+    """FastAPI/pydantic errors as `{row?, field, message}`; rows are indexes into the body's
+    list of rows (`signals`, `observations`)."""
     issues: list[dict[str, Any]] = []
     for err in errors:
         loc = tuple(err.get("loc", ()))
@@ -131,8 +136,8 @@ def validation_issues(errors: Sequence[Any]) -> list[dict[str, Any]]:
             continue
         if kind != "missing":
             message += _echo(err.get("input"))
-        in_signals = len(rest) >= 2 and rest[0] == "signals" and isinstance(rest[1], int)
-        if source == "body" and in_signals:
+        in_rows = len(rest) >= 2 and rest[0] in ROW_LISTS and isinstance(rest[1], int)
+        if source == "body" and in_rows:
             field = ".".join(str(p) for p in rest[2:]) or "row"
             issues.append({"row": rest[1], "field": field, "message": message})
         else:
@@ -158,7 +163,7 @@ def _listed(issues: list[dict[str, Any]]) -> dict[str, Any]:
 async def _on_aoer_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AoerError)
     status = status_for(exc)
-    if isinstance(exc, SignalValidationError):
+    if isinstance(exc, RowValidationError):
         issues = [{"row": e.row, "field": e.field, "message": e.message} for e in exc.errors]
         return _json(status, error_body(str(exc), **_listed(issues)))
     if isinstance(exc, ConcurrencyConflict):

@@ -1,7 +1,7 @@
 """Request and response bodies, camelCase on the wire as the seed's clients expect (DESIGN §6)."""
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
@@ -10,11 +10,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic.alias_generators import to_camel
 
 from aoer.constants import DEFAULT_PRIORITY
+from aoer.scoring.observations import ObservationRow
 from aoer.scoring.recommendations import recommend
 from aoer.scoring.signals import SignalRow
 from aoer.types import Grade, JobStatus, Priority, QueueStatus, RiskLevel, Summary
 
 MAX_SIGNAL_ROWS = 10_000  # rows per POST /api/signals
+MAX_OBSERVATION_ROWS = 10_000  # rows per POST /api/observations
 MAX_HISTORY_DAYS = 400  # the default retention of metrics_events
 DEFAULT_HISTORY_DAYS = 30
 
@@ -212,6 +214,72 @@ class SignalsOut(Camel):
     upserted: int
     tenants: int
     queued: int
+
+
+# -- answer-engine observations (DESIGN §14) ----------------------------------------------
+
+
+class ObservationBatch(StrictCamel):
+    observations: list[ObservationRow] = Field(max_length=MAX_OBSERVATION_ROWS)
+    derive_signals: bool = Field(
+        default=True,
+        description="Fill each observed day's aeo/geo from its visibility and citation rate "
+        "(unless supplied directly) and queue the tenants",
+    )
+
+
+class ObservationsOut(Camel):
+    upserted: int
+    tenants: int
+    derived: int = Field(description="Tenants whose signal rows were derived")
+    queued: int
+
+
+class WindowOut(BaseModel):
+    from_: date = Field(alias="from", description="CURRENT_DATE - 30")
+    to: date = Field(description="CURRENT_DATE (UTC)")
+
+
+Ratio = Annotated[
+    float | None, Field(description="0-1, rounded to 4 places; null when nothing to divide by")
+]
+
+
+class EngineMetricsOut(Camel):
+    answers: int
+    visibility: Ratio
+    citation_rate: Ratio
+    avg_position: float | None = Field(description="rounded to 2 places; null when none")
+    share_of_voice: Ratio
+    sentiment: float | None = Field(description="-1..1, rounded to 2 places; null when none")
+
+
+class EngineOut(EngineMetricsOut):
+    engine: str
+
+
+class CompetitorOut(Camel):
+    name: str
+    mentions: int
+    share_of_voice: Ratio
+
+
+class CitedUrlOut(Camel):
+    url: str
+    count: int
+
+
+class EnginesOut(Camel):
+    tenant_id: UUID
+    window: WindowOut
+    overall: EngineMetricsOut
+    engines: list[EngineOut] = Field(description="By engine name")
+    competitors: list[CompetitorOut] = Field(
+        description="At most 10: most mentions first, ties by name"
+    )
+    top_cited_urls: list[CitedUrlOut] = Field(
+        description="At most 10: most cited first, ties by URL"
+    )
 
 
 # -- tenants ------------------------------------------------------------------------------

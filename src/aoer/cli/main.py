@@ -11,6 +11,7 @@ from aoer import queue
 from aoer.bootstrap import ProcessKind, open_services, resolve_database_url
 from aoer.bootstrap.worker import build_worker
 from aoer.cli.model import model_app
+from aoer.cli.observations import observations_app
 from aoer.cli.runner import EXIT_USAGE, JsonOutput, console, emit_json, fail, run_command, show
 from aoer.cli.runtime import install_stop_handlers, serve_worker_metrics
 from aoer.cli.serve import register as register_api_commands
@@ -33,6 +34,7 @@ app = typer.Typer(
 tenants_app = typer.Typer(help="Register and list dealerships", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(signals_app, name="signals")
+app.add_typer(observations_app, name="observations")
 app.add_typer(model_app, name="model")
 app.add_typer(sessions_app, name="sessions")
 register_api_commands(app)

@@ -1,23 +1,22 @@
 """`aoer signals import`: load a CSV of signal rows, all or none, every bad row named at once."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.progress import Progress
-from rich.text import Text
 
 from aoer import queue
 from aoer.bootstrap import open_services
-from aoer.cli.runner import console, errors, run_command
+from aoer.cli.imports import as_problems, report_problems
+from aoer.cli.runner import console, run_command
 from aoer.config import Settings
-from aoer.constants import DEFAULT_PRIORITY, MAX_IMPORT_ERRORS_PRINTED, SIGNAL_COLUMNS
-from aoer.errors import AoerError, InvalidInput
-from aoer.scoring.csvfile import Problem, read_csv
+from aoer.constants import DEFAULT_PRIORITY, SIGNAL_COLUMNS
+from aoer.errors import AoerError
+from aoer.scoring.csvfile import read_csv
+from aoer.scoring.rows import FILE_LINES
 from aoer.scoring.signals import (
-    FILE_LINES,
-    FieldError,
     SignalRow,
     SignalValidationError,
     check_rows,
@@ -68,20 +67,20 @@ def signals_import(
         found = read_csv(file, SIGNAL_COLUMNS, REQUIRED_COLUMNS)
         records = ((record.line, record.cells) for record in found.records)
         valid, invalid = check_rows(records, naming=FILE_LINES)
-        problems = [*found.problems, *_problems(invalid)]
+        problems = [*found.problems, *as_problems(invalid)]
         try:
             async with open_services(settings) as services, services.store.session() as session:
                 if valid:
                     unknown = await unknown_dealers(session, valid, naming=FILE_LINES)
-                    problems += _problems(unknown)
+                    problems += as_problems(unknown)
                 if not problems:
                     return await _load(session, file, valid, enqueue_after=enqueue_after)
         except AoerError as exc:
             if not problems:
                 raise
             # The file's own problems still get reported; only the dealer check is missing.
-            _report(file, problems, f"dealer ids were not checked: {exc}")
-        _report(file, problems)
+            report_problems(file, problems, f"dealer ids were not checked: {exc}")
+        report_problems(file, problems)
 
     upserted, tenants = run_command(main)
     console.print(f"imported {upserted} rows for {tenants} tenants")
@@ -102,39 +101,7 @@ async def _load(
                 progress=lambda n: progress.advance(task, n),
             )
         except SignalValidationError as exc:  # a tenant deleted since the check
-            _report(file, _problems(exc.errors))
+            report_problems(file, as_problems(exc.errors))
     if enqueue_after:
         await queue.enqueue_many(session, result.tenant_ids, DEFAULT_PRIORITY)
     return result.upserted, len(result.tenant_ids)
-
-
-def _problems(field_errors: Iterable[FieldError]) -> list[Problem]:
-    return [Problem(e.row, None if e.field == "row" else e.field, e.message) for e in field_errors]
-
-
-def _report(file: Path, problems: Sequence[Problem], note: str | None = None) -> NoReturn:
-    """Print every problem as FILE:LINE: column COLUMN: message (to a cap); raise to exit 1."""
-    ordered = sorted(problems, key=lambda p: p.line)
-    for problem in ordered[:MAX_IMPORT_ERRORS_PRINTED]:
-        column = f"column {problem.column}: " if problem.column is not None else ""
-        _say(f"{file}:{problem.line}: {column}{problem.message}")
-    hidden = len(ordered) - MAX_IMPORT_ERRORS_PRINTED
-    if hidden > 0:
-        _say(f"… and {hidden} more")
-    if note is not None:
-        _say(note)
-    lines = len({p.line for p in ordered})
-    raise InvalidInput(
-        f"{file}: {_count(len(ordered), 'problem')} on {_count(lines, 'line')}; "
-        "nothing was imported"
-    )
-
-
-def _say(line: str) -> None:
-    """One line to stderr as it is: a Text is never read as markup or emoji codes (":100:"),
-    and soft wrapping keeps a long line whole for grep and editors."""
-    errors.print(Text(line), highlight=False, soft_wrap=True)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

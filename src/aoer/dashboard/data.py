@@ -1,6 +1,7 @@
 """What the dashboard shows, gathered from the store into one typed view per page."""
 
 from dataclasses import dataclass, fields
+from decimal import Decimal
 from typing import Final, get_args
 from uuid import UUID
 
@@ -16,6 +17,7 @@ from aoer.store.fleet import (
     SortKey,
     TenantRow,
 )
+from aoer.store.observations import EngineReport
 from aoer.store.scores import RecentEvent
 from aoer.types import (
     Grade,
@@ -30,12 +32,23 @@ GRADES: Final[tuple[str, ...]] = get_args(Grade)
 RISK_LEVELS: Final[tuple[str, ...]] = get_args(RiskLevel)
 RECENT_EVENTS: Final = 10
 RECENT_FAILURES: Final = 10
+ENGINE_LABELS: Final = {
+    "chatgpt": "ChatGPT",
+    "perplexity": "Perplexity",
+    "gemini": "Gemini",
+    "ai_overviews": "AI Overviews",
+    "copilot": "Copilot",
+    "claude": "Claude",
+}
+VOICE_RIVALS: Final = 5  # competitors beside the dealership in the share-of-voice chart
 
 __all__ = [
+    "ENGINE_LABELS",
     "GRADES",
     "NEVER_COMPUTED",
     "RISK_LEVELS",
     "SORT_KEYS",
+    "EngineReport",
     "Failure",
     "FleetFilter",
     "FleetPage",
@@ -45,9 +58,14 @@ __all__ = [
     "RecentEvent",
     "SortKey",
     "TenantView",
+    "VoiceBar",
+    "engine_label",
+    "engine_report",
     "fleet_page",
     "fleet_stats",
+    "share_of_voice",
     "tenant_view",
+    "voice_bars",
 ]
 
 
@@ -99,3 +117,38 @@ async def tenant_view(session: Session, tenant_id: UUID) -> TenantView | None:
         queue_status=statuses.get(tenant_id, QueueStatus(0, 0, 0, 0)),
         events=await session.scores.recent_events(tenant_id, RECENT_EVENTS),
     )
+
+
+async def engine_report(session: Session, tenant_id: UUID) -> EngineReport:
+    """The dealership's answer-engine metrics over the score's window (DESIGN §14)."""
+    return await session.observations.report(tenant_id)
+
+
+async def share_of_voice(session: Session, tenant_ids: list[UUID]) -> dict[UUID, Decimal | None]:
+    """Each listed dealership's overall share of voice (absent: no observations)."""
+    return await session.observations.share_of_voice(tenant_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceBar:
+    label: str
+    share: Decimal  # 0-1
+    own: bool
+
+
+def voice_bars(report: EngineReport) -> list[VoiceBar]:
+    """The dealership's share of voice, then its top five competitors' (those with one)."""
+    bars = []
+    if report.overall.share_of_voice is not None:
+        bars.append(VoiceBar("You", report.overall.share_of_voice, own=True))
+    bars += [
+        VoiceBar(c.name, c.share_of_voice, own=False)
+        for c in report.competitors[:VOICE_RIVALS]
+        if c.share_of_voice is not None
+    ]
+    return bars
+
+
+def engine_label(engine: str) -> str:
+    """An engine's display name (its stored name when it is not a known one)."""
+    return ENGINE_LABELS.get(engine, engine)

@@ -64,6 +64,17 @@ def fixed(value: object, digits: int = 2) -> str:
     return f"{number:.{digits}f}"
 
 
+def percent(value: object, digits: int = 1) -> str:
+    """A 0-1 ratio as a percentage ("31.4 %"); a dash when there is none."""
+    if value is None or isinstance(value, bool):
+        return "—"
+    try:
+        number = Decimal(str(value)) * 100
+    except ArithmeticError:
+        return "—"
+    return f"{number:.{digits}f} %"
+
+
 def ago(moment: datetime | None, now: datetime | None = None) -> str:
     """The same relative wording the page's script keeps ticking ("3 min ago", "in 2 h")."""
     if moment is None:
@@ -103,7 +114,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(fixed=fixed, ago=ago, thousands=thousands)
+    env.filters.update(fixed=fixed, percent=percent, ago=ago, thousands=thousands)
     env.globals.update(static=static_url, badge_class=badge_class)
     return env
 

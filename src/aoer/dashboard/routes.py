@@ -121,9 +121,18 @@ async def tenant_page(tenant_id: str, who: PagePrincipal, ctx: Context) -> Respo
         return denied_page(who, "This dealership belongs to another account.")
     async with ctx.session(who) as session:
         view = await data.tenant_view(session, tid)
-    if view is None:
+        engines = await data.engine_report(session, tid) if view is not None else None
+    if view is None or engines is None:
         return not_found_page(who, "There is no dealership with this id.")
-    return page("tenant.html", principal=who, view=view, active_nav="tenant")
+    return page(
+        "tenant.html",
+        principal=who,
+        view=view,
+        engines=engines,
+        voice_bars=data.voice_bars(engines),
+        engine_label=data.engine_label,
+        active_nav="tenant",
+    )
 
 
 def fleet_filter(
@@ -180,12 +189,14 @@ async def fleet_page(
     async with ctx.session(who) as session:
         fleet = await data.fleet_page(session, f)
         stats = await data.fleet_stats(session, RECOMPUTE_TICK)
+        voices = await data.share_of_voice(session, [r.tenant_id for r in fleet.rows])
     return page(
         "fleet.html",
         principal=who,
         active_nav="fleet",
         page=fleet,
         stats=stats,
+        voices=voices,
         depth={(d.status, d.priority): d.jobs for d in stats.depth},
         statuses=STATUSES,
         priorities=PRIORITY_ORDER,

@@ -8,10 +8,11 @@ a record is named by the line it starts on. Blank cells are `None`; blank lines 
 import codecs
 import csv
 import io
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from aoer.errors import InvalidInput
 
@@ -22,10 +23,10 @@ _FOREIGN_MARKS = (
     (codecs.BOM_UTF16_LE, "UTF-16"),
     (codecs.BOM_UTF16_BE, "UTF-16"),
 )
-_SAVE_AS_UTF8 = "save the file as UTF-8 (in Excel: CSV UTF-8)"
+SAVE_AS_UTF8 = "save the file as UTF-8 (in Excel: CSV UTF-8)"
 # Undecodable bytes become lone surrogates U+DC80–U+DCFF ("surrogateescape"): text never
 # holds them otherwise, so a cell containing one is exactly a cell with bytes that are not UTF-8.
-_ESCAPED = range(0xDC80, 0xDD00)
+_ESCAPED_TEXT = re.compile("[\udc80-\udcff]")
 
 
 class _Reader(Protocol):
@@ -46,7 +47,7 @@ class Problem:
 @dataclass(frozen=True, slots=True)
 class Record:
     line: int
-    cells: dict[str, str | None]
+    cells: dict[str, Any]  # CSV: str or None (blank); JSON Lines: JSON values
 
 
 @dataclass(slots=True)
@@ -67,38 +68,63 @@ def read_csv(path: Path, columns: Sequence[str], required: Sequence[str]) -> Csv
 
 def parse_csv(data: bytes, columns: Sequence[str], required: Sequence[str]) -> CsvFile:
     """Records whose header names only `columns`, with every column of `required`."""
-    found = CsvFile()
-    encoding_problem = _not_utf8(data)
-    if encoding_problem is not None:
-        found.problems.append(encoding_problem)
-        return found
+    stream = stream_csv(data, columns, required)
+    found = CsvFile(columns=stream.columns, problems=list(stream.problems))
+    for item in stream.items:
+        if isinstance(item, Record):
+            found.records.append(item)
+        else:
+            found.problems.append(item)
+    return found
+
+
+@dataclass(slots=True)
+class RecordStream:
+    """A file of records read lazily (CSV here, JSON Lines in `jsonlines`): the header's
+    columns and the problems found up front (encoding, header), then the records and the
+    problems of the lines, in file order, as they are read."""
+
+    columns: list[str]
+    problems: list[Problem]
+    items: Iterator[Record | Problem]
+
+
+def stream_csv(data: bytes, columns: Sequence[str], required: Sequence[str]) -> RecordStream:
+    """`parse_csv`, one record at a time (a million-line file is never held as records).
+
+    When the encoding or the header has a problem, `items` is empty."""
+    problem = not_utf8(data)
+    if problem is not None:
+        return RecordStream([], [problem], iter(()))
     text = data.removeprefix(codecs.BOM_UTF8).decode("utf-8", errors="surrogateescape")
     reader = csv.reader(io.StringIO(text, newline=""))
+    found = CsvFile()
     header = _next_row(reader, found)
     if not header or not any(cell.strip() for cell in header):
         expected = ",".join(columns)
         found.problems.append(
             Problem(1, None, f"the first line must name the columns, e.g. {expected}")
         )
-        return found
-    found.columns = [cell.strip() for cell in header]
-    found.problems.extend(_header_problems(found.columns, columns, required))
+        return RecordStream([], found.problems, iter(()))
+    names = [cell.strip() for cell in header]
+    found.problems.extend(_header_problems(names, columns, required))
     if found.problems:
-        return found
-    _read_records(reader, found)
-    return found
+        return RecordStream(names, found.problems, iter(()))
+    escapes = _ESCAPED_TEXT.search(text) is not None
+    return RecordStream(names, [], _read_records(reader, names, escapes=escapes))
 
 
-def _not_utf8(data: bytes) -> Problem | None:
-    """UTF-16/32 files: the csv module would read them as garbage or fail on NUL bytes."""
+def not_utf8(data: bytes) -> Problem | None:
+    """UTF-16/32 files (a byte order mark, or NUL bytes): read as UTF-8 they would be garbage.
+    Shared by every reader of text files people save (CSV, JSON Lines)."""
     for mark, name in _FOREIGN_MARKS:
         if data.startswith(mark):
-            return Problem(1, None, f"the file is {name} text, not UTF-8; {_SAVE_AS_UTF8}")
+            return Problem(1, None, f"the file is {name} text, not UTF-8; {SAVE_AS_UTF8}")
     nul = data.find(b"\x00")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
         return Problem(
-            line, None, f"a NUL byte: the file is not UTF-8 text (UTF-16?); {_SAVE_AS_UTF8}"
+            line, None, f"a NUL byte: the file is not UTF-8 text (UTF-16?); {SAVE_AS_UTF8}"
         )
     return None
 
@@ -111,8 +137,8 @@ def _header_problems(
     for position, name in enumerate(names, start=1):
         if not name:
             problems.append(Problem(1, None, f"column {position} has no name"))
-        elif _bad_bytes(name):
-            problems.append(Problem(1, None, f"{_bad_bytes(name)}; {_SAVE_AS_UTF8}"))
+        elif bad_bytes(name):
+            problems.append(Problem(1, None, f"{bad_bytes(name)}; {SAVE_AS_UTF8}"))
         elif name not in columns:
             problems.append(Problem(1, name, f"unknown column (the columns are {known})"))
         elif name in names[: position - 1]:
@@ -123,27 +149,33 @@ def _header_problems(
     return problems
 
 
-def _read_records(reader: _Reader, found: CsvFile) -> None:
-    names = found.columns
+def _read_records(
+    reader: _Reader, names: list[str], *, escapes: bool
+) -> Iterator[Record | Problem]:
+    """`escapes`: whether the text holds any undecodable byte at all (else no cell is
+    searched for one: a million-line file is read at C speed)."""
     previous = reader.line_num
-    while (cells := _next_row(reader, found)) is not None:
+    unreadable = CsvFile()
+    while (cells := _next_row(reader, unreadable)) is not None:
+        yield from unreadable.problems
+        unreadable.problems.clear()
         line, previous = previous + 1, reader.line_num
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) != len(names):
-            found.problems.append(_wrong_width(line, cells, names))
+            yield _wrong_width(line, cells, names)
             continue
-        problems = [
-            problem
-            for name, cell in zip(names, cells, strict=True)
-            if (problem := _cell_problem(line, reader.line_num, name, cell)) is not None
-        ]
-        if problems:
-            found.problems.extend(problems)
-            continue
-        found.records.append(
-            Record(line, {n: c.strip() or None for n, c in zip(names, cells, strict=True)})
-        )
+        if escapes or reader.line_num > line:  # bad bytes, or a cell spanning lines
+            problems = [
+                problem
+                for name, cell in zip(names, cells, strict=True)
+                if (problem := _cell_problem(line, reader.line_num, name, cell)) is not None
+            ]
+            if problems:
+                yield from problems
+                continue
+        yield Record(line, {n: c.strip() or None for n, c in zip(names, cells, strict=True)})
+    yield from unreadable.problems
 
 
 def _next_row(reader: _Reader, found: CsvFile) -> list[str] | None:
@@ -172,9 +204,9 @@ def _wrong_width(line: int, cells: Sequence[str], names: Sequence[str]) -> Probl
 
 
 def _cell_problem(line: int, last_line: int, name: str, cell: str) -> Problem | None:
-    bad = _bad_bytes(cell)
+    bad = bad_bytes(cell)
     if bad:
-        return Problem(line, name, f"{bad}; {_SAVE_AS_UTF8}")
+        return Problem(line, name, f"{bad}; {SAVE_AS_UTF8}")
     if "\n" in cell or "\r" in cell:
         return Problem(
             line, name, f"a quoted cell runs to line {last_line}: is a closing quote missing?"
@@ -182,12 +214,12 @@ def _cell_problem(line: int, last_line: int, name: str, cell: str) -> Problem | 
     return None
 
 
-def _bad_bytes(text: str) -> str:
+def bad_bytes(text: str) -> str:
     """'byte 0xe9 is not UTF-8 (…)' when `text` came from undecodable bytes, else ''."""
-    for char in text:
-        if ord(char) in _ESCAPED:
-            return (
-                f"byte 0x{ord(char) - 0xDC00:02x} is not UTF-8 "
-                "(the file looks like Latin-1 or Windows-1252 text)"
-            )
-    return ""
+    found = _ESCAPED_TEXT.search(text)
+    if found is None:
+        return ""
+    return (
+        f"byte 0x{ord(found.group()) - 0xDC00:02x} is not UTF-8 "
+        "(the file looks like Latin-1 or Windows-1252 text)"
+    )

@@ -2,6 +2,7 @@
 
 from uuid import UUID, uuid5
 
+from aoer.scoring.demo_observations import load_demo_observations
 from aoer.store import Session
 
 DEMO_NAMESPACE = UUID("5e0d1c55-a0e2-4c5b-9a52-6f1d7d3b0a01")
@@ -26,9 +27,12 @@ def demo_tenant_ids() -> list[UUID]:
 
 
 async def load_demo(session: Session) -> list[UUID]:
-    """Create the demo dealerships, their signals and score history (idempotent); their ids."""
+    """Create the demo dealerships, their signals, score history and answer-engine
+    observations (idempotent); their ids."""
     ids = demo_tenant_ids()
     await session.tenants.add_demo(
         ids, [name for name, _ in DEMO_DEALERS], [city for _, city in DEMO_DEALERS]
     )
+    dealers = [(i, name, city) for i, (name, city) in zip(ids, DEMO_DEALERS, strict=True)]
+    await load_demo_observations(session, dealers)
     return ids

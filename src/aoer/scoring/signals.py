@@ -11,11 +11,12 @@ from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from aoer.constants import MIN_SIGNAL_DATE, SIGNAL_COLUMNS
-from aoer.errors import InvalidInput
+from aoer.scoring.rows import API_ROWS, FieldError, Naming, RowValidationError
+from aoer.scoring.rows import check_rows as rows_checked
 from aoer.store import Session
 from aoer.store.signals import UnknownDealers
 
@@ -58,56 +59,23 @@ class SignalRow(BaseModel):
     @field_validator("date")
     @classmethod
     def _within_signal_dates(cls, value: dt.date) -> dt.date:
-        if value < MIN_SIGNAL_DATE:
-            raise ValueError(
-                f"date {value.isoformat()} is before {MIN_SIGNAL_DATE.isoformat()}, "
-                "the earliest day signals may have"
-            )
-        if value > dt.datetime.now(dt.UTC).date():
-            raise ValueError(f"date {value.isoformat()} is in the future")
-        return value
+        return within_signal_dates(value)
 
 
-# A CSV names a field by its column (snake_case); pydantic may name it by its alias.
-_COLUMN_OF_ALIAS = {info.alias or name: name for name, info in SignalRow.model_fields.items()}
+def within_signal_dates(value: dt.date) -> dt.date:
+    """`value` unless it is before MIN_SIGNAL_DATE or in the future (UTC)."""
+    if value < MIN_SIGNAL_DATE:
+        raise ValueError(
+            f"date {value.isoformat()} is before {MIN_SIGNAL_DATE.isoformat()}, "
+            "the earliest day signals may have"
+        )
+    if value > dt.datetime.now(dt.UTC).date():
+        raise ValueError(f"date {value.isoformat()} is in the future")
+    return value
 
 
-@dataclass(frozen=True)
-class Naming:
-    """How errors name where they are: the API's row index and camelCase field, or a file's
-    line and column."""
-
-    row: str
-    by_column: bool
-
-    def field(self, name: str) -> str:
-        return _COLUMN_OF_ALIAS.get(name, name) if self.by_column else name
-
-    def where(self, row: int) -> str:
-        return f"{self.row} {row}" + (" (counting from 0)" if self.row == "row" else "")
-
-
-API_ROWS = Naming("row", by_column=False)  # `row` is the index in `signals`, from 0
-FILE_LINES = Naming("line", by_column=True)  # lines of the file, from 1 (the header)
-
-
-@dataclass(frozen=True)
-class FieldError:
-    row: int
-    field: str
-    message: str
-
-
-class SignalValidationError(InvalidInput):
+class SignalValidationError(RowValidationError):
     """Some signal rows are not valid."""
-
-    def __init__(self, errors: list[FieldError], *, naming: Naming = API_ROWS) -> None:
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        where = naming.where(first.row)
-        label = "column" if naming.by_column else "field"
-        super().__init__(f"{where}, {label} {first.field}: {first.message}{more}")
-        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -128,25 +96,13 @@ def check_rows(
     rows: Iterable[tuple[int, Mapping[str, Any]]], *, naming: Naming = API_ROWS
 ) -> tuple[list[tuple[int, SignalRow]], list[FieldError]]:
     """The valid rows with their numbers, and an error for each bad field of the others."""
-    valid: list[tuple[int, SignalRow]] = []
-    errors: list[FieldError] = []
-    seen: dict[tuple[UUID, dt.date], int] = {}
-    for number, raw in rows:
-        try:
-            row = SignalRow.model_validate(raw)
-        except ValidationError as exc:
-            for err in exc.errors():
-                field = ".".join(naming.field(str(p)) for p in err["loc"]) or "row"
-                errors.append(FieldError(number, field, err["msg"]))
-            continue
-        key = (row.dealer_id, row.date)
-        if key in seen:
-            message = f"duplicates {naming.row} {seen[key]} (same dealer and date)"
-            errors.append(FieldError(number, "date", message))
-            continue
-        seen[key] = number
-        valid.append((number, row))
-    return valid, errors
+    return rows_checked(
+        SignalRow,
+        rows,
+        key=lambda row: (row.dealer_id, row.date),
+        same="same dealer and date",
+        naming=naming,
+    )
 
 
 async def unknown_dealers(

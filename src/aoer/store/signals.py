@@ -2,6 +2,8 @@
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from uuid import UUID
 
 from aoer.db.queries import query
@@ -17,6 +19,14 @@ MAX_UNKNOWN_REPORTED = 1000  # unknown dealers named in one error
 class UnknownDealer:
     line: int
     dealer_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class SignalLevel:
+    dealer_id: UUID
+    date: date
+    aeo: Decimal
+    geo: Decimal | None
 
 
 class UnknownDealers(AoerError):
@@ -51,3 +61,13 @@ class Signals(Statements):
             if unknown:
                 raise UnknownDealers(unknown)
             return await self._int("merge_signal_stage")
+
+    async def recent_levels(self, ids: Sequence[UUID], days: int) -> list[SignalLevel]:
+        """These tenants' aeo/geo of the last `days` days (days with an aeo)."""
+        return await self._all(
+            SignalLevel, "recent_signal_levels", {"ids": list(ids), "days": days}
+        )
+
+    async def mark_derived(self, ids: Sequence[UUID], days: int) -> int:
+        """Let observations replace these tenants' aeo/geo of the last `days` days."""
+        return await self._run("mark_signals_derived", {"ids": list(ids), "days": days})

@@ -13,7 +13,8 @@ from aoer.api.limits import require_json
 from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
 from aoer.api.schemas import SignalBatch, SignalsOut
 from aoer.constants import DEFAULT_PRIORITY
-from aoer.scoring.signals import FieldError, SignalRow, SignalValidationError, upsert_signals
+from aoer.scoring.rows import FieldError
+from aoer.scoring.signals import SignalRow, SignalValidationError, upsert_signals
 
 logger = logging.getLogger(__name__)
 

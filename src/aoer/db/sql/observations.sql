@@ -1,0 +1,237 @@
+-- name: create_observation_stage
+-- A per-transaction staging table for COPY; `line` maps rows back to the caller's input.
+CREATE TEMPORARY TABLE aoer_observation_stage (
+    line         integer NOT NULL,
+    dealer_id    uuid NOT NULL,
+    date         date NOT NULL,
+    engine       text COLLATE "C" NOT NULL,
+    prompt       text COLLATE "C" NOT NULL,
+    mentioned    boolean NOT NULL,
+    position     integer,
+    cited        boolean NOT NULL,
+    cited_urls   text[] NOT NULL,
+    competitors  text[] NOT NULL,
+    sentiment    numeric(3,2)
+) ON COMMIT DROP;
+
+-- name: copy_observation_stage
+COPY aoer_observation_stage (line, dealer_id, date, engine, prompt, mentioned, position, cited,
+                             cited_urls, competitors, sentiment) FROM STDIN;
+
+-- name: observation_stage_problems
+-- Rows naming no tenant (`unknown`), and rows repeating an earlier row's dealer, day, engine
+-- and prompt (`duplicate`, with the line of the first). Set-based: a hash aggregate finds the
+-- repeated keys, so a million staged rows are checked in one pass without a sort.
+WITH unknown AS (
+    SELECT s.line, 'unknown' AS kind, s.dealer_id, NULL::integer AS first_line
+    FROM aoer_observation_stage s
+    WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = s.dealer_id)
+),
+repeated AS (
+    SELECT dealer_id, date, engine, prompt, min(line) AS first_line
+    FROM aoer_observation_stage
+    GROUP BY dealer_id, date, engine, prompt
+    HAVING count(*) > 1
+)
+SELECT line, kind, dealer_id, first_line FROM unknown
+UNION ALL
+SELECT s.line, 'duplicate', s.dealer_id, r.first_line
+FROM repeated r
+JOIN aoer_observation_stage s
+  ON s.dealer_id = r.dealer_id AND s.date = r.date AND s.engine = r.engine
+ AND s.prompt = r.prompt AND s.line <> r.first_line
+ORDER BY line
+LIMIT %(limit)s;
+
+-- name: merge_observation_stage
+-- Re-sending a (dealer, day, engine, prompt) replaces the observation.
+WITH merged AS (
+    INSERT INTO answer_observations AS o (dealer_id, date, engine, prompt, mentioned, position,
+                                          cited, cited_urls, competitors, sentiment)
+    SELECT dealer_id, date, engine, prompt, mentioned, position, cited, cited_urls,
+           competitors, sentiment
+    FROM aoer_observation_stage
+    ON CONFLICT (dealer_id, date, engine, prompt) DO UPDATE
+       SET mentioned = EXCLUDED.mentioned, position = EXCLUDED.position,
+           cited = EXCLUDED.cited, cited_urls = EXCLUDED.cited_urls,
+           competitors = EXCLUDED.competitors, sentiment = EXCLUDED.sentiment,
+           created_at = now()
+    RETURNING 1
+)
+SELECT count(*)::integer AS upserted FROM merged;
+
+-- name: staged_observation_tenants
+SELECT DISTINCT dealer_id FROM aoer_observation_stage ORDER BY dealer_id;
+
+-- name: derive_signals_from_stage
+-- Each staged (dealer, day): aeo = round(100 × visibility, 2) and geo = round(100 ×
+-- citationRate, 2) over all of that day's observations (every engine; DESIGN §14). A value
+-- supplied directly (not NULL, `_derived` false) is kept; a derived or missing one is
+-- (re)placed. Returns the dealers whose signal rows were written.
+WITH days AS (
+    SELECT DISTINCT dealer_id, date FROM aoer_observation_stage
+),
+rates AS (
+    SELECT o.dealer_id, o.date,
+           round(100 * count(*) FILTER (WHERE o.mentioned)::numeric / count(*), 2) AS aeo,
+           round(100 * count(*) FILTER (WHERE o.cited)::numeric / count(*), 2) AS geo
+    FROM answer_observations o
+    JOIN days d ON d.dealer_id = o.dealer_id AND d.date = o.date
+    GROUP BY o.dealer_id, o.date
+),
+derived AS (
+    INSERT INTO aiv_raw_signals AS r (dealer_id, date, aeo, aeo_derived, geo, geo_derived)
+    SELECT dealer_id, date, aeo, true, geo, true FROM rates
+    ON CONFLICT (dealer_id, date) DO UPDATE
+       SET aeo = CASE WHEN r.aeo IS NULL OR r.aeo_derived THEN EXCLUDED.aeo ELSE r.aeo END,
+           aeo_derived = r.aeo IS NULL OR r.aeo_derived,
+           geo = CASE WHEN r.geo IS NULL OR r.geo_derived THEN EXCLUDED.geo ELSE r.geo END,
+           geo_derived = r.geo IS NULL OR r.geo_derived,
+           updated_at = now()
+    RETURNING r.dealer_id
+)
+SELECT DISTINCT dealer_id FROM derived ORDER BY dealer_id;
+
+-- name: lock_staged_tenants
+-- Serialise ingests per tenant until commit (advisory lock class 15, sorted to avoid
+-- deadlocks): a day's rollups and derived signals are recomputed from all of its committed
+-- observations, so two concurrent ingests of one tenant must not both miss the other's rows.
+SELECT count(pg_advisory_xact_lock(15, hashtext(s.dealer_id::text)))::integer AS locked
+FROM (SELECT DISTINCT dealer_id FROM aoer_observation_stage ORDER BY dealer_id) s;
+
+-- name: refresh_observation_days
+-- The staged days' per-engine rollup, from every observation of those days. A (dealer, day,
+-- engine) group never disappears (re-sending replaces within it), so an upsert suffices.
+WITH days AS (
+    SELECT DISTINCT dealer_id, date FROM aoer_observation_stage
+)
+INSERT INTO answer_observation_days AS r (dealer_id, date, engine, answers, mentions, cited,
+                                          rival_mentions, positions, position_sum,
+                                          sentiments, sentiment_sum)
+SELECT o.dealer_id, o.date, o.engine,
+       count(*),
+       count(*) FILTER (WHERE o.mentioned),
+       count(*) FILTER (WHERE o.cited),
+       coalesce(sum((SELECT count(DISTINCT c) FROM unnest(o.competitors) AS c)), 0),
+       count(*) FILTER (WHERE o.mentioned AND o.position IS NOT NULL),
+       coalesce(sum(o.position) FILTER (WHERE o.mentioned), 0),
+       count(o.sentiment),
+       coalesce(sum(o.sentiment), 0)
+FROM answer_observations o
+JOIN days d ON d.dealer_id = o.dealer_id AND d.date = o.date
+GROUP BY o.dealer_id, o.date, o.engine
+ON CONFLICT (dealer_id, date, engine) DO UPDATE
+   SET answers = EXCLUDED.answers, mentions = EXCLUDED.mentions, cited = EXCLUDED.cited,
+       rival_mentions = EXCLUDED.rival_mentions, positions = EXCLUDED.positions,
+       position_sum = EXCLUDED.position_sum, sentiments = EXCLUDED.sentiments,
+       sentiment_sum = EXCLUDED.sentiment_sum;
+
+-- name: clear_competitor_days
+-- A re-sent answer may name a competitor no more: the staged days are rebuilt, not merged.
+DELETE FROM answer_competitor_days r
+USING (SELECT DISTINCT dealer_id, date FROM aoer_observation_stage) d
+WHERE r.dealer_id = d.dealer_id AND r.date = d.date;
+
+-- name: fill_competitor_days
+-- Answers naming each competitor (a name listed twice in one answer counts once).
+WITH days AS (
+    SELECT DISTINCT dealer_id, date FROM aoer_observation_stage
+),
+named AS (
+    SELECT DISTINCT o.id, o.dealer_id, o.date, c.name
+    FROM answer_observations o
+    JOIN days d ON d.dealer_id = o.dealer_id AND d.date = o.date
+    CROSS JOIN LATERAL unnest(o.competitors) AS c (name)
+)
+INSERT INTO answer_competitor_days (dealer_id, date, name, mentions)
+SELECT dealer_id, date, name, count(*) FROM named GROUP BY dealer_id, date, name;
+
+-- name: clear_cited_url_days
+DELETE FROM answer_cited_url_days r
+USING (SELECT DISTINCT dealer_id, date FROM aoer_observation_stage) d
+WHERE r.dealer_id = d.dealer_id AND r.date = d.date;
+
+-- name: fill_cited_url_days
+-- Answers citing each page (a URL listed twice in one answer counts once).
+WITH days AS (
+    SELECT DISTINCT dealer_id, date FROM aoer_observation_stage
+),
+cited AS (
+    SELECT DISTINCT o.id, o.dealer_id, o.date, u.url
+    FROM answer_observations o
+    JOIN days d ON d.dealer_id = o.dealer_id AND d.date = o.date
+    CROSS JOIN LATERAL unnest(o.cited_urls) AS u (url)
+)
+INSERT INTO answer_cited_url_days (dealer_id, date, url, answers)
+SELECT dealer_id, date, url, count(*) FROM cited GROUP BY dealer_id, date, url;
+
+-- name: engine_window
+-- The §14 metrics over the §3 window (CURRENT_DATE - 30 … CURRENT_DATE) per engine, and
+-- overall (the row whose engine is NULL; always present, with 0 answers when there are none),
+-- from the daily rollups: sums of exact counts, divided and rounded once in numeric.
+WITH d AS (
+    SELECT *
+    FROM answer_observation_days r
+    WHERE r.dealer_id = %(tenant_id)s
+      AND r.date BETWEEN current_date - 30 AND current_date
+)
+SELECT engine,
+       current_date - 30 AS window_from,
+       current_date AS window_to,
+       coalesce(sum(answers), 0)::integer AS answers,
+       round(sum(mentions)::numeric / nullif(sum(answers), 0), 4) AS visibility,
+       round(sum(cited)::numeric / nullif(sum(answers), 0), 4) AS citation_rate,
+       round(sum(position_sum)::numeric / nullif(sum(positions), 0), 2) AS avg_position,
+       round(sum(mentions)::numeric / nullif(sum(mentions) + sum(rival_mentions), 0), 4)
+           AS share_of_voice,
+       round(sum(sentiment_sum) / nullif(sum(sentiments), 0), 2) AS sentiment
+FROM d
+GROUP BY GROUPING SETS ((engine), ())
+ORDER BY engine COLLATE "C" NULLS FIRST;
+
+-- name: competitor_window
+-- The competitor leaderboard over the window: answers naming each competitor (once per
+-- answer), and its share of voice = its mentions / (own mentions + all competitor mentions).
+-- Most mentioned first, ties by name (byte order, so the order never depends on a locale).
+WITH named AS (
+    SELECT c.name, sum(c.mentions) AS mentions
+    FROM answer_competitor_days c
+    WHERE c.dealer_id = %(tenant_id)s
+      AND c.date BETWEEN current_date - 30 AND current_date
+    GROUP BY c.name
+),
+voices AS (
+    SELECT coalesce(sum(r.mentions + r.rival_mentions), 0) AS total
+    FROM answer_observation_days r
+    WHERE r.dealer_id = %(tenant_id)s
+      AND r.date BETWEEN current_date - 30 AND current_date
+)
+SELECT n.name, n.mentions::integer AS mentions,
+       round(n.mentions::numeric / nullif(v.total, 0), 4) AS share_of_voice
+FROM named n CROSS JOIN voices v
+ORDER BY n.mentions DESC, n.name COLLATE "C"
+LIMIT %(limit)s;
+
+-- name: cited_url_window
+-- The dealership's most cited pages over the window: answers citing each URL (once per
+-- answer), most first, ties by URL (byte order).
+SELECT u.url, sum(u.answers)::integer AS count
+FROM answer_cited_url_days u
+WHERE u.dealer_id = %(tenant_id)s
+  AND u.date BETWEEN current_date - 30 AND current_date
+GROUP BY u.url
+ORDER BY count DESC, u.url COLLATE "C"
+LIMIT %(limit)s;
+
+-- name: share_of_voice_of_tenants
+-- The overall share of voice of each of these tenants over the window (the fleet's column).
+SELECT r.dealer_id AS tenant_id,
+       round(sum(r.mentions)::numeric / nullif(sum(r.mentions) + sum(r.rival_mentions), 0), 4)
+           AS share_of_voice
+FROM answer_observation_days r
+WHERE r.dealer_id = ANY (%(tenant_ids)s)
+  AND r.date BETWEEN current_date - 30 AND current_date
+GROUP BY r.dealer_id;
+
+-- name: tenants_with_observations
+SELECT DISTINCT dealer_id FROM answer_observations WHERE dealer_id = ANY (%(ids)s);

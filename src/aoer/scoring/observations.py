@@ -1,0 +1,193 @@
+"""Answer-engine observations (DESIGN §14): validate rows, upsert all or none, derive signals.
+
+Rows are COPYed into a temporary table, checked there set-based (unknown dealers, a
+dealer/day/engine/prompt sent twice) and merged with one `INSERT … ON CONFLICT DO UPDATE`, so
+re-sending an observation replaces it. With `derive`, every observed day's aeo/geo is filled
+from that day's visibility and citation rate unless supplied directly; the caller then queues
+the tenants.
+"""
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Annotated
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from aoer.scoring.rows import API_ROWS, FieldError, Naming, RowValidationError
+from aoer.scoring.signals import within_signal_dates
+from aoer.store import Session
+from aoer.store.observations import OBSERVATION_COLUMNS, StageProblem
+
+MAX_PROMPT_CHARS = 500  # the unique index holds the prompt
+MAX_NAME_CHARS = 200
+MAX_URL_CHARS = 500  # a rollup's primary key holds the URL
+MAX_LIST_ITEMS = 100  # cited URLs or competitors in one answer
+ENGINE_PATTERN = r"^[a-z0-9_]+$"
+KNOWN_ENGINES = ("chatgpt", "perplexity", "gemini", "ai_overviews", "copilot", "claude")
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_WHITE_SPACE = re.compile(r"\s")
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL text holds neither NUL nor lone UTF-16 surrogates: refuse them up front."""
+    if _UNSTORABLE.search(text):
+        raise ValueError("must not contain NUL characters or unpaired surrogates")
+    return text
+
+
+def _web_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{url!r} is not an http(s) URL (e.g. https://dealer.example/page)")
+    if _WHITE_SPACE.search(url):
+        raise ValueError(f"{url!r} contains white space")
+    return url
+
+
+Engine = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=50, pattern=ENGINE_PATTERN),
+]
+Prompt = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PROMPT_CHARS),
+    AfterValidator(_storable),
+]
+BusinessName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_CHARS),
+    AfterValidator(_storable),
+]
+WebUrl = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL_CHARS),
+    AfterValidator(_web_url),
+]
+
+
+class ObservationRow(BaseModel):
+    """What one answer engine answered to one tracked prompt on one day, for one dealership
+    (camelCase over HTTP and in JSON Lines, snake_case in CSV)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+    dealer_id: UUID = Field(description="a registered tenant's id (UUID)")
+    date: dt.date = Field(description="YYYY-MM-DD, not in the future (UTC)")
+    engine: Engine = Field(
+        description="lower-case letters, digits, _ (chatgpt, perplexity, gemini, "
+        "ai_overviews, copilot, claude, ...)"
+    )
+    prompt: Prompt = Field(description=f"the tracked question, 1-{MAX_PROMPT_CHARS} characters")
+    mentioned: bool = Field(description="the answer named the dealership (true/false)")
+    position: int | None = Field(
+        default=None,
+        ge=1,
+        description="1-based rank among the businesses named; only when mentioned",
+    )
+    cited: bool = Field(description="the answer cited the dealership's pages (true/false)")
+    cited_urls: list[WebUrl] = Field(
+        default_factory=list,
+        max_length=MAX_LIST_ITEMS,
+        description="the dealership's pages cited, http(s) URLs (CSV: separated by |)",
+    )
+    competitors: list[BusinessName] = Field(
+        default_factory=list,
+        max_length=MAX_LIST_ITEMS,
+        description="other businesses the answer named (CSV: separated by |)",
+    )
+    sentiment: Decimal | None = Field(
+        default=None,
+        ge=-1,
+        le=1,
+        max_digits=3,
+        decimal_places=2,
+        description="-1 to 1, at most 2 decimals",
+    )
+
+    @field_validator("date")
+    @classmethod
+    def _within_dates(cls, value: dt.date) -> dt.date:
+        return within_signal_dates(value)
+
+    # Fields are validated in declaration order: `mentioned` and `cited` are known by then.
+    @field_validator("position")
+    @classmethod
+    def _only_when_mentioned(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("mentioned") is False:
+            raise ValueError("position is given but mentioned is false")
+        return value
+
+    @field_validator("cited_urls")
+    @classmethod
+    def _only_when_cited(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if value and info.data.get("cited") is False:
+            raise ValueError("cited URLs are given but cited is false")
+        return value
+
+    def staged(self, line: int) -> tuple[object, ...]:
+        """The row as the stage table takes it: `(line, *OBSERVATION_COLUMNS)`."""
+        return (line, *(getattr(self, column) for column in OBSERVATION_COLUMNS))
+
+
+class ObservationValidationError(RowValidationError):
+    """Some observation rows are not valid."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    upserted: int
+    tenant_ids: list[UUID]
+    derived: list[UUID] = field(default_factory=list)  # tenants whose signals were derived
+
+
+async def ingest_observations(
+    session: Session,
+    rows: Iterable[tuple[int, ObservationRow]],
+    *,
+    derive: bool,
+    naming: Naming = API_ROWS,
+    earlier: list[FieldError] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> IngestResult:
+    """Upsert numbered rows in one transaction: all, or none and an error naming every bad one.
+
+    `rows` may be a generator that validates as it goes and appends the problems of the rows it
+    skips to `earlier`: they are read once every row is staged, so a file is read once."""
+    async with session.transaction():
+        part = session.observations
+        await part.stage((row.staged(number) for number, row in rows), progress=progress)
+        errors = [*(earlier or []), *(_stage_error(p, naming) for p in await part.problems())]
+        if errors:
+            errors.sort(key=lambda e: e.row)
+            raise ObservationValidationError(errors, naming=naming)
+        upserted = await part.merge()
+        tenants = await part.staged_tenants()
+        derived = await part.derive_signals() if derive else []
+    return IngestResult(upserted, tenants, derived)
+
+
+def _stage_error(problem: StageProblem, naming: Naming) -> FieldError:
+    if problem.kind == "unknown":
+        return FieldError(
+            problem.line, naming.field("dealerId"), f"unknown tenant {problem.dealer_id}"
+        )
+    message = f"duplicates {naming.row} {problem.first_line} (same dealer, date, engine and prompt)"
+    return FieldError(problem.line, naming.field("prompt"), message)

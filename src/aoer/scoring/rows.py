@@ -1,0 +1,97 @@
+"""Validating batches of rows (API bodies, import files): every bad field named at once.
+
+The API names a row by its index in the body's list (from 0) and a field by its camelCase
+name; an import names a row by the file's line (from 1) and a field by its column as the file
+names it (snake_case). `Naming` carries that choice, so one validation serves both.
+"""
+
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_snake
+
+from aoer.errors import InvalidInput
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Naming:
+    """How errors name where they are: the API's row index and camelCase field, or a file's
+    line and column (snake_case, as CSV headers name them)."""
+
+    row: str
+    by_column: bool
+
+    def field(self, name: str) -> str:
+        return to_snake(name) if self.by_column else name
+
+    def where(self, row: int) -> str:
+        return f"{self.row} {row}" + (" (counting from 0)" if self.row == "row" else "")
+
+
+API_ROWS = Naming("row", by_column=False)  # `row` is the index in the body's list, from 0
+FILE_LINES = Naming("line", by_column=True)  # lines of the file, from 1 (the header)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    row: int
+    field: str
+    message: str
+
+
+class RowValidationError(InvalidInput):
+    """Some rows are not valid; `errors` names each bad row and field."""
+
+    def __init__(self, errors: list[FieldError], *, naming: Naming = API_ROWS) -> None:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        where = naming.where(first.row)
+        label = "column" if naming.by_column else "field"
+        super().__init__(f"{where}, {label} {first.field}: {first.message}{more}")
+        self.errors = errors
+
+
+def field_errors(number: int, exc: ValidationError, naming: Naming) -> list[FieldError]:
+    """One error per bad field of row `number`, named as `naming` says."""
+    found = []
+    for err in exc.errors():
+        field = ".".join(naming.field(str(p)) for p in err["loc"]) or "row"
+        message = err["msg"].removeprefix("Value error, ")
+        found.append(FieldError(number, field, message))
+    return found
+
+
+def check_rows(
+    model: type[M],
+    rows: Iterable[tuple[int, Mapping[str, Any]]],
+    *,
+    key: Callable[[M], Hashable],
+    same: str,
+    duplicate_field: str = "date",
+    naming: Naming = API_ROWS,
+) -> tuple[list[tuple[int, M]], list[FieldError]]:
+    """The valid rows with their numbers, and an error for each bad field of the others.
+
+    Two rows with the same `key` are one row sent twice: the second is an error naming the
+    first (`same` says what they share, e.g. "same dealer and date"), on `duplicate_field`."""
+    valid: list[tuple[int, M]] = []
+    errors: list[FieldError] = []
+    seen: dict[Hashable, int] = {}
+    for number, raw in rows:
+        try:
+            row = model.model_validate(raw)
+        except ValidationError as exc:
+            errors.extend(field_errors(number, exc, naming))
+            continue
+        found = key(row)
+        if found in seen:
+            message = f"duplicates {naming.row} {seen[found]} ({same})"
+            errors.append(FieldError(number, naming.field(duplicate_field), message))
+            continue
+        seen[found] = number
+        valid.append((number, row))
+    return valid, errors

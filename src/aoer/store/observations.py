@@ -1,0 +1,173 @@
+"""`answer_observations`: staged bulk upsert (COPY), signals derived from them, and the window
+metrics per engine, the competitor leaderboard and the most cited pages (DESIGN §14).
+
+An upsert is three steps inside the caller's transaction, so nothing is written unless all
+rows are good: `stage` COPYs the rows into a temporary table, `problems` lists the rows that
+name no tenant or repeat another row, `merge` writes them and rebuilds the staged days'
+rollups (`answer_observation_days`, `answer_competitor_days`, `answer_cited_url_days`), from
+which the window metrics are read. `derive_signals` then fills the staged days' aeo/geo.
+Every write of observations goes through `merge`, so the rollups always match them.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+from uuid import UUID
+
+from aoer.db.queries import query
+from aoer.store.errors import translated
+from aoer.store.statements import Statements
+
+PROGRESS_EVERY = 1000  # rows between progress callbacks
+MAX_PROBLEMS_REPORTED = 1000  # staged rows named in one error
+TOP_COMPETITORS = 10  # the leaderboard's length
+TOP_CITED_URLS = 10
+
+# Rebuilding the staged days' rollups, in order.
+ROLLUP_REFRESH = (
+    "refresh_observation_days",
+    "clear_competitor_days",
+    "fill_competitor_days",
+    "clear_cited_url_days",
+    "fill_cited_url_days",
+)
+
+# The order of a staged row's values after its line number (the stage table's columns).
+OBSERVATION_COLUMNS = (
+    "dealer_id",
+    "date",
+    "engine",
+    "prompt",
+    "mentioned",
+    "position",
+    "cited",
+    "cited_urls",
+    "competitors",
+    "sentiment",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StageProblem:
+    line: int
+    kind: Literal["unknown", "duplicate"]
+    dealer_id: UUID
+    first_line: int | None  # for a duplicate: the line it repeats
+
+
+@dataclass(frozen=True, slots=True)
+class EngineWindow:
+    """One engine's metrics over the window (engine None: all engines)."""
+
+    engine: str | None
+    window_from: date
+    window_to: date
+    answers: int
+    visibility: Decimal | None
+    citation_rate: Decimal | None
+    avg_position: Decimal | None
+    share_of_voice: Decimal | None
+    sentiment: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompetitorWindow:
+    name: str
+    mentions: int
+    share_of_voice: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class CitedUrl:
+    url: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class TenantVoice:
+    tenant_id: UUID
+    share_of_voice: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineReport:
+    overall: EngineWindow
+    engines: list[EngineWindow]
+    competitors: list[CompetitorWindow]
+    cited_urls: list[CitedUrl]
+
+
+class Observations(Statements):
+    async def stage(
+        self,
+        rows: Iterable[Sequence[object]],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """COPY rows given as `(line, *OBSERVATION_COLUMNS)` into this transaction's stage;
+        the number staged. Call inside a transaction."""
+        await self._run("create_observation_stage")
+        count = 0
+        with translated():
+            async with self.conn.cursor().copy(query("copy_observation_stage")) as copy:
+                for count, row in enumerate(rows, start=1):
+                    await copy.write_row(row)
+                    if progress is not None and count % PROGRESS_EVERY == 0:
+                        progress(PROGRESS_EVERY)
+        if progress is not None:
+            progress(count % PROGRESS_EVERY)
+        return count
+
+    async def problems(self) -> list[StageProblem]:
+        """Staged rows naming no tenant, or repeating an earlier row (first lines first)."""
+        return await self._all(
+            StageProblem, "observation_stage_problems", {"limit": MAX_PROBLEMS_REPORTED}
+        )
+
+    async def merge(self) -> int:
+        """Write the staged rows (replacing what they re-send) and rebuild the staged days'
+        rollups; the number written. Holds the staged tenants' ingest lock until commit."""
+        await self._run("lock_staged_tenants")
+        upserted = await self._int("merge_observation_stage")
+        for name in ROLLUP_REFRESH:
+            await self._run(name)
+        return upserted
+
+    async def staged_tenants(self) -> list[UUID]:
+        return [UUID(str(v)) for v in await self._values("staged_observation_tenants")]
+
+    async def derive_signals(self) -> list[UUID]:
+        """Fill aeo/geo of every staged day from its observations (supplied values kept);
+        the tenants whose signal rows were written."""
+        return [UUID(str(v)) for v in await self._values("derive_signals_from_stage")]
+
+    async def observed(self, tenant_ids: Sequence[UUID]) -> set[UUID]:
+        """Those of these tenants that have observations."""
+        found = await self._values("tenants_with_observations", {"ids": list(tenant_ids)})
+        return {UUID(str(v)) for v in found}
+
+    async def share_of_voice(self, tenant_ids: Sequence[UUID]) -> dict[UUID, Decimal | None]:
+        """Each tenant's overall share of voice over the window (absent: no observations)."""
+        rows = await self._all(
+            TenantVoice, "share_of_voice_of_tenants", {"tenant_ids": list(tenant_ids)}
+        )
+        return {row.tenant_id: row.share_of_voice for row in rows}
+
+    async def report(
+        self,
+        tenant_id: UUID,
+        *,
+        competitors: int = TOP_COMPETITORS,
+        cited_urls: int = TOP_CITED_URLS,
+    ) -> EngineReport:
+        """The window metrics of one tenant."""
+        params = {"tenant_id": tenant_id}
+        windows = await self._all(EngineWindow, "engine_window", params)
+        rivals = await self._all(
+            CompetitorWindow, "competitor_window", params | {"limit": competitors}
+        )
+        urls = await self._all(CitedUrl, "cited_url_window", params | {"limit": cited_urls})
+        overall, engines = windows[0], windows[1:]
+        return EngineReport(overall, engines, rivals, urls)

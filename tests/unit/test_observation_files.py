@@ -1,0 +1,56 @@
+"""Observation files: format detection, CSV lists, JSON Lines problems by line."""
+
+import json
+from pathlib import Path
+from uuid import uuid4
+
+from aoer.scoring.csvfile import Problem, Record
+from aoer.scoring.jsonlines import stream_jsonl
+from aoer.scoring.observation_files import detect_format, parse_observations
+
+DEALER = str(uuid4())
+
+
+def test_the_format_follows_the_name_else_the_first_character() -> None:
+    assert detect_format(Path("a.CSV"), b"{") == "csv"
+    assert detect_format(Path("a.ndjson"), b"dealer_id") == "jsonl"
+    assert detect_format(Path("a.txt"), b"\xef\xbb\xbf \n{}") == "jsonl"
+    assert detect_format(Path("a"), b"dealer_id,date") == "csv"
+
+
+def test_json_lines_name_each_bad_line_and_skip_blank_ones() -> None:
+    data = b'{"a": 1}\n\n[1]\n{oops\n"text"\n\xe9\n{"b": 2}'
+    items = list(stream_jsonl(data).items)
+    assert items[0] == Record(1, {"a": 1})
+    assert [(p.line, p.message.split(",")[0]) for p in items[1:5] if isinstance(p, Problem)] == [
+        (3, "a JSON object is expected"),
+        (4, "not valid JSON at column 2: Expecting property name enclosed in double quotes"),
+        (5, "a JSON object is expected"),
+        (6, "byte 0xe9 is not UTF-8 (the file looks like Latin-1 or Windows-1252 text); save"
+         " the file as UTF-8 (in Excel: CSV UTF-8)"),
+    ]  # fmt: skip
+    assert items[-1] == Record(7, {"b": 2})
+
+
+def test_csv_lists_are_split_at_bars_and_blank_cells_left_out() -> None:
+    csv = (
+        "dealer_id,date,engine,prompt,mentioned,cited,cited_urls,competitors,position\n"
+        f"{DEALER},2026-11-01,gemini,best dealer,yes,1,https://a.example/x | https://a.example/y"
+        ",Hill Motors||Bay Auto,\n"
+    )
+    found = parse_observations(csv.encode(), "csv")
+    [(line, row)] = list(found.rows)
+    assert found.problems == []
+    assert line == 2
+    assert row.cited_urls == ["https://a.example/x", "https://a.example/y"]
+    assert row.competitors == ["Hill Motors", "Bay Auto"]
+    assert (row.mentioned, row.cited, row.position) == (True, True, None)
+
+
+def test_json_lines_take_camel_case_keys_and_name_others_as_written() -> None:
+    good = {"dealerId": DEALER, "date": "2026-11-01", "engine": "claude", "prompt": "p",
+            "mentioned": False, "cited": False}  # fmt: skip
+    data = "\n".join(json.dumps(r) for r in (good, good | {"engine": "Claude", "dealer_id": 1}))
+    found = parse_observations(data.encode(), "jsonl")
+    assert [line for line, _ in found.rows] == [1]
+    assert sorted((e.row, e.field) for e in found.problems) == [(2, "dealer_id"), (2, "engine")]
