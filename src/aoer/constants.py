@@ -32,12 +32,17 @@ SUMMARY_CHANNEL: Final = "aoer_summary_updated"
 # Scoring
 SCORE_WINDOW_DAYS: Final = 30
 RECOMPUTE_EVENT: Final = "aoer_recompute"
+# Recommendations (DESIGN §13): an organisation's medians are the benchmark once it has this
+# many dealerships with data (else the fleet's); the snapshot is refreshed on MEDIANS_CRON.
+MEDIAN_MIN_PEERS: Final = 3
 
 # Scheduler tick names (rows of aoer_cron_ticks)
 RECOMPUTE_TICK: Final = "recompute"
 RETENTION_TICK: Final = "retention"
 MODEL_TICK: Final = "model_train"  # weekly training of the score's weights (DESIGN §9)
 RETENTION_CRON: Final = "17 3 * * *"
+MEDIANS_TICK: Final = "component_medians"
+MEDIANS_CRON: Final = "*/15 * * * *"
 RETENTION_BATCH_ROWS: Final = 5000
 
 # Signals

@@ -64,14 +64,24 @@ class ReclaimedJob:
 
 @dataclass(frozen=True, slots=True)
 class Score:
+    """A stored recompute: the new summary, the one it replaced (`previous`: aoerScore,
+    visibilityRisk, modelVersion) and the delta split into parts (`change`, DESIGN §13);
+    both None on a tenant's first recompute."""
+
     tenant_id: UUID
     aoer_score: Decimal
     visibility_risk: Decimal
     metrics: JsonObject
+    previous: JsonObject | None = None
+    change: JsonObject | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Summary:
+    """A stored summary and what GET /api/aoer/summary adds to it (DESIGN §13): the split of
+    the last change, the 7- and 30-day changes, the weights of the model that scored it and
+    the medians it is compared with (`benchmark`: scope, tenants, avgAEO, ..., volatility)."""
+
     tenant_id: UUID
     aoer_score: Decimal
     visibility_risk: Decimal
@@ -79,6 +89,11 @@ class Summary:
     risk_level: RiskLevel
     last_updated: datetime
     metrics: JsonObject
+    change: JsonObject | None = None
+    change_7d: Decimal | None = None
+    change_30d: Decimal | None = None
+    weights: JsonObject | None = None
+    benchmark: JsonObject | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,10 @@ async def test_summary_has_grade_and_risk_level(
         "riskLevel",
         "lastUpdated",
         "metrics",
+        "change",
+        "change7d",
+        "change30d",
+        "recommendations",
     }
     # 60*0.40 + 50*0.35 + 40*0.25 = 51.50, no volatility; 6 fresh days → risk 0.20
     assert (body["aoerScore"], body["visibilityRisk"]) == (51.5, 0.2)

@@ -115,6 +115,7 @@ async def test_login_link_then_score_tile_updates_live_without_reload(
 
     # The chart: the new point is the last one, hover reads it out, 90 days holds more.
     chart = page.locator("#chart svg")
+    await chart.scroll_into_view_if_needed()  # below the "Why it moved" panel
     box = await chart.bounding_box()
     assert box is not None
     await page.mouse.move(box["x"] + box["width"] - 72, box["y"] + box["height"] / 2)

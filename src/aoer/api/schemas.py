@@ -11,6 +11,7 @@ from pydantic.alias_generators import to_camel
 
 from aoer.constants import DEFAULT_PRIORITY
 from aoer.scoring.observations import ObservationRow
+from aoer.scoring.recommendations import recommend
 from aoer.scoring.signals import SignalRow
 from aoer.types import Grade, JobStatus, Priority, QueueStatus, RiskLevel, Summary
 
@@ -98,6 +99,19 @@ class CronOut(Camel):
 # -- summaries and history ----------------------------------------------------------------
 
 
+class RecommendationOut(Camel):
+    id: str = Field(
+        description="The rule: no_data, stale_data, few_data_points, "
+        "high_volatility, weakest_component (README, Recommendations)"
+    )
+    severity: Literal["critical", "warning", "info"]
+    message: str
+    component: str | None = None
+    expected_gain: float | None = Field(
+        default=None, description="Points the score would gain (exact, 2 decimals)"
+    )
+
+
 class SummaryOut(Camel):
     tenant_id: UUID
     aoer_score: float = Field(ge=0, le=100)
@@ -106,6 +120,14 @@ class SummaryOut(Camel):
     risk_level: RiskLevel
     last_updated: datetime
     metrics: dict[str, Any]
+    change: dict[str, float] | None = Field(
+        default=None,
+        description="The last recompute's score delta split into parts (one per weighted "
+        "component, volatility, model, rounding) adding up to the delta to the cent",
+    )
+    change7d: float | None = Field(default=None, description="Score now minus 7 days ago")
+    change30d: float | None = Field(default=None, description="Score now minus 30 days ago")
+    recommendations: list[RecommendationOut] = Field(default_factory=list)
 
 
 class HistoryPoint(Camel):
@@ -117,10 +139,22 @@ class HistoryPoint(Camel):
     metrics: dict[str, Any]
 
 
+class MarkerOut(Camel):
+    at: datetime
+    kind: Literal["model", "alert"]
+    label: str
+    detail: str
+
+
 class HistoryOut(Camel):
     tenant_id: UUID
     days: int
     history: list[HistoryPoint]
+    markers: list[MarkerOut] = Field(
+        default_factory=list,
+        description="Events to mark on the trend over the same days, oldest first: model "
+        "promotions and rollbacks (`kind` model), alerts (`kind` alert)",
+    )
 
 
 def _plain(value: object) -> object:
@@ -156,6 +190,10 @@ def summary_json(summary: Summary) -> bytes:
             "riskLevel": summary.risk_level,
             "lastUpdated": summary.last_updated.isoformat(),
             "metrics": summary.metrics,
+            "change": summary.change,
+            "change7d": summary.change_7d,
+            "change30d": summary.change_30d,
+            "recommendations": [r.as_json() for r in recommend(summary)],
         }
     )
 

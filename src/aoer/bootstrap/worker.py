@@ -4,7 +4,14 @@ from collections.abc import Callable
 
 from aoer.bootstrap import Services
 from aoer.config import Settings
-from aoer.constants import MODEL_TICK, RECOMPUTE_TICK, RETENTION_CRON, RETENTION_TICK
+from aoer.constants import (
+    MEDIANS_CRON,
+    MEDIANS_TICK,
+    MODEL_TICK,
+    RECOMPUTE_TICK,
+    RETENTION_CRON,
+    RETENTION_TICK,
+)
 from aoer.queue import BatchOutcome, trigger_cron
 from aoer.queue.retention import RetentionAges, purge
 from aoer.scoring import model
@@ -16,7 +23,7 @@ from aoer.worker.scheduler import ScheduledJob
 
 def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
     """The ticks every worker runs: the fleet recompute, the daily retention, the weekly
-    model training."""
+    model training, the medians the recommendations compare with (every 15 minutes)."""
 
     async def recompute(session: Session) -> JsonObject:
         return {"queued": await trigger_cron(session)}
@@ -26,6 +33,9 @@ def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
             settings.retain_jobs_days, settings.retain_failures_days, settings.retain_events_days
         )
         return {"deleted": await purge(session, ages)}
+
+    async def medians(session: Session) -> JsonObject:
+        return {"rows": await session.scores.refresh_medians()}
 
     async def train_model(session: Session) -> JsonObject:
         run = await model.train_on_tick(session, model.policy_from_settings(settings), MODEL_TICK)
@@ -37,6 +47,7 @@ def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
         ScheduledJob(RECOMPUTE_TICK, settings.cron, recompute),
         # Retention deletes in batches of its own short transactions, not in one long one.
         ScheduledJob(RETENTION_TICK, RETENTION_CRON, retention, in_tick_transaction=False),
+        ScheduledJob(MEDIANS_TICK, MEDIANS_CRON, medians),
     ]
     if settings.model_schedule:
         jobs.append(ScheduledJob(MODEL_TICK, settings.model_cron, train_model))

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final, Literal
+from uuid import UUID
 
 import numpy as np
 from psycopg.rows import kwargs_row
@@ -55,6 +56,21 @@ class AuditEntry:
     requeued: int
     duration_ms: float
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChange:
+    """A promotion or rollback: the champion changed from `champion_version` to
+    `result_version` at `created_at`."""
+
+    id: UUID
+    created_at: datetime
+    decision: Literal["promoted", "rolled_back"]
+    champion_version: str
+    result_version: str
+
+
+MODEL_CHANGES_LIMIT: Final = 200  # markers per trend chart
 
 
 def _metrics(row: Mapping[str, Any], prefix: str) -> Metrics | None:
@@ -142,6 +158,11 @@ class Models(Statements):
         if not rows:  # the migration seeds v1 and every swap happens in one transaction
             raise InvalidInput("no champion model: model_weights has no row with status 'champion'")
         return rows[0]
+
+    async def changes(self, days: int) -> list[ModelChange]:
+        """Promotions and rollbacks over the last `days` days, oldest first."""
+        params = {"days": days, "limit": MODEL_CHANGES_LIMIT}
+        return await self._all(ModelChange, "model_changes", params)
 
     async def recent_audit(self, limit: int) -> list[AuditEntry]:
         return await self._rows(kwargs_row(_audit_row), "model_recent_audit", {"limit": limit})

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-from aoer.constants import RECOMPUTE_EVENT
+from aoer.constants import MEDIAN_MIN_PEERS, RECOMPUTE_EVENT
 from aoer.store.statements import Statements
 from aoer.types import Grade, JsonObject, RiskLevel, Score, ScorePoint, Summary
 
@@ -24,6 +24,11 @@ class _SummaryRow:
     metrics: JsonObject | None
     grade: Grade | None
     risk_level: RiskLevel | None
+    change: JsonObject | None
+    change_7d: Decimal | None
+    change_30d: Decimal | None
+    weights: JsonObject | None
+    benchmark: JsonObject | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +54,12 @@ class Scores(Statements):
     async def summary(self, tenant_id: UUID) -> SummaryLookup:
         """The tenant's summary; tells a tenant never computed from one that does not exist
         (or, under Row Level Security, is not the caller's)."""
-        row = await self._one(_SummaryRow, "summary", {"tenant_id": tenant_id})
+        params = {
+            "tenant_id": tenant_id,
+            "event_type": RECOMPUTE_EVENT,
+            "min_peers": MEDIAN_MIN_PEERS,
+        }
+        row = await self._one(_SummaryRow, "summary", params)
         if row is None:
             return SummaryLookup(False, None)
         if (
@@ -68,12 +78,27 @@ class Scores(Statements):
             risk_level=row.risk_level,
             last_updated=row.last_updated,
             metrics=row.metrics or {},
+            change=row.change,
+            change_7d=row.change_7d,
+            change_30d=row.change_30d,
+            weights=row.weights,
+            benchmark=row.benchmark,
         )
         return SummaryLookup(True, summary)
 
     async def summaries(self, tenant_ids: Sequence[UUID]) -> list[Summary]:
         """The computed summaries among these tenants."""
-        return await self._all(Summary, "summaries", {"tenant_ids": list(tenant_ids)})
+        params = {
+            "tenant_ids": list(tenant_ids),
+            "event_type": RECOMPUTE_EVENT,
+            "min_peers": MEDIAN_MIN_PEERS,
+        }
+        return await self._all(Summary, "summaries", params)
+
+    async def refresh_medians(self) -> int:
+        """Replace the snapshot of component medians (fleet and organisations); rows written."""
+        async with self.transaction():
+            return await self._int("refresh_component_medians")
 
     async def history(
         self, tenant_id: UUID, days: int, limit: int = HISTORY_LIMIT

@@ -17,6 +17,7 @@ from aoer.api.auth import (
 )
 from aoer.api.context import Context, api_context
 from aoer.api.limits import require_json
+from aoer.api.markers import trend_markers
 from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
 from aoer.api.schemas import (
     DEFAULT_HISTORY_DAYS,
@@ -24,6 +25,7 @@ from aoer.api.schemas import (
     CronOut,
     HistoryOut,
     HistoryPoint,
+    MarkerOut,
     QueuedJobOut,
     QueueRequest,
     QueueStatusOut,
@@ -139,6 +141,7 @@ async def history(
         if not await session.tenants.exists(access.tenant_id):
             raise UnknownTenant(f"unknown tenant {access.tenant_id}")
         points = await session.scores.history(access.tenant_id, days)
+        markers = await trend_markers(session, access.tenant_id, days)
     return HistoryOut(
         tenant_id=access.tenant_id,
         days=days,
@@ -153,4 +156,5 @@ async def history(
             )
             for p in points
         ],
+        markers=[MarkerOut(at=m.at, kind=m.kind, label=m.label, detail=m.detail) for m in markers],
     )

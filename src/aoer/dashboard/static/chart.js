@@ -35,6 +35,7 @@ const TrendChart = (() => {
   /* container: the element to draw into; readout: a live region for the selected point. */
   function create(container, readout) {
     let points = [];
+    let markers = []; // {t, kind: "model" | "alert", label, detail}
     let days = 30;
     let selected = -1;
     let geometry = null;
@@ -81,6 +82,18 @@ const TrendChart = (() => {
         const anchor = i === 0 ? "start" : i === 2 ? "end" : "middle";
         if (i === 1 && W < 420) return; // no room for three dates
         root.appendChild(svg("text", { class: "label", x: xFor(t), y: H - 8, "text-anchor": anchor }, dateLabel(t)));
+      });
+
+      // Markers (model changes, alerts) within the window: a dashed rule with a short label.
+      const shownMarkers = markers.filter((m) => m.t >= geometry.start && m.t <= geometry.end);
+      shownMarkers.forEach((m, i) => {
+        const x = xFor(m.t);
+        const group = svg("g", { class: `marker marker-${m.kind}`, "data-kind": m.kind });
+        group.appendChild(svg("line", { x1: x, x2: x, y1: PAD.top, y2: yFor(0) }));
+        const right = x > W - PAD.right - 80;
+        group.appendChild(svg("text", { x: right ? x - 4 : x + 4, y: PAD.top + 10 + (i % 3) * 12, "text-anchor": right ? "end" : "start" }, m.label));
+        group.appendChild(svg("title", {}, `${stamp(m.t)}: ${m.detail}`));
+        root.appendChild(group);
       });
 
       if (!visible.length) {
@@ -158,7 +171,8 @@ const TrendChart = (() => {
       });
       container.appendChild(root);
       const only = visible.length === 1 ? " Only one recompute so far: the trend fills in with every recompute." : "";
-      readout.textContent = `Latest: ${describe(visible[visible.length - 1])}.${only}`;
+      const marked = shownMarkers.length ? ` Marked: ${shownMarkers.map((m) => `${dateLabel(m.t)} ${m.label}`).join("; ")}.` : "";
+      readout.textContent = `Latest: ${describe(visible[visible.length - 1])}.${only}${marked}`;
     }
 
     let width = container.clientWidth;
@@ -167,6 +181,11 @@ const TrendChart = (() => {
     }).observe(container);
 
     return {
+      /* Events to mark on the trend; drawn at the next setPoints/addPoint (or now, if drawn). */
+      setMarkers(list) {
+        markers = list.slice().sort((a, b) => a.t - b.t);
+        if (geometry) draw();
+      },
       setPoints(list, windowDays) {
         points = list.slice().sort((a, b) => a.t - b.t);
         days = windowDays;

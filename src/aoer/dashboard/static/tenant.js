@@ -9,6 +9,7 @@
   const MAX_EVENTS = 10;
 
   const chart = TrendChart.create(document.getElementById("chart"), document.getElementById("chart-readout"));
+  const why = WhyPanel.create(document.getElementById("why"));
   let chartDays = 30;
   let recompute = null; // {since, timer} while a requested recompute is in flight
 
@@ -77,6 +78,9 @@
     try {
       const body = await AOER.getJSON(`/api/aoer/history?tenantId=${q}&days=${days}`);
       const points = (body.history || []).map((p) => ({ t: Date.parse(p.createdAt), v: Number(p.aoerScore) }));
+      // Model promotions/rollbacks (and alerts: kind "alert") marked on the trend.
+      const markers = (body.markers || []).map((m) => ({ t: Date.parse(m.at), kind: m.kind, label: m.label, detail: m.detail }));
+      chart.setMarkers(markers.filter((m) => !Number.isNaN(m.t)));
       chart.setPoints(points.filter((p) => !Number.isNaN(p.t)), days);
     } catch (error) {
       const box = document.getElementById("chart");
@@ -134,6 +138,7 @@
 
   function onSummary(summary) {
     if (summary.tenantId !== tenantId) return;
+    why.update(summary); // the stream's first event too: it fills the panel on load
     const at = Date.parse(summary.lastUpdated);
     if (!(at > shownAt)) return;
     shownAt = at;
@@ -168,4 +173,9 @@
     probe: `/api/aoer/queue?tenantId=${q}`,
   });
   loadHistory(chartDays);
+  AOER.getJSON(`/api/aoer/summary?tenantId=${q}`).then((summary) => why.update(summary)).catch((error) => {
+    if (error.status === 404) {
+      document.querySelector("#why [data-why='headline']").textContent = "Not computed yet: nothing to explain.";
+    }
+  });
 })();

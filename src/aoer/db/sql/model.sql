@@ -96,3 +96,13 @@ INSERT INTO model_audit (kind, trigger, champion_version, result_version, decisi
 VALUES ('rollback', %(trigger)s, %(champion_version)s, %(result_version)s, 'rolled_back',
         %(reason)s, %(requeued)s, %(duration_ms)s)
 RETURNING id, created_at;
+
+-- name: model_changes
+-- Promotions and rollbacks over the last `days` days, oldest first: the markers on the score
+-- trend (DESIGN §13). Only columns a tenant-scoped reader is granted (migration 0011).
+SELECT id, created_at, decision, champion_version, result_version
+FROM model_audit
+WHERE decision IN ('promoted', 'rolled_back')
+  AND created_at >= now() - make_interval(days => %(days)s)
+ORDER BY created_at, id
+LIMIT %(limit)s;

@@ -1,23 +1,36 @@
 -- name: recompute_tenants
 -- Recompute and store the given tenants' summaries outside the queue (tools and tests).
-SELECT tenant_id, aoer_score, visibility_risk, metrics
+SELECT tenant_id, aoer_score, visibility_risk, metrics, previous, change
 FROM aoer_store_scores(%(tenant_ids)s::uuid[]);
 
 -- name: summary
 -- One tenant's summary; a row with a NULL score means the tenant exists but was never
 -- computed, no row means no such tenant (or, under RLS, not the caller's).
+-- With what the summary adds (DESIGN §13): aoer_summary_context, migration 0011.
 SELECT t.id AS tenant_id, s.aoer_score, s.visibility_risk, s.last_updated, s.metrics,
-       aoer_grade(s.aoer_score) AS grade, aoer_risk_level(s.visibility_risk) AS risk_level
+       aoer_grade(s.aoer_score) AS grade, aoer_risk_level(s.visibility_risk) AS risk_level,
+       x.change, x.change_7d, x.change_30d, x.weights, x.benchmark
 FROM tenants t
 LEFT JOIN aoer_summary s ON s.tenant_id = t.id
+LEFT JOIN LATERAL aoer_summary_context(t.id, t.org_id, s.aoer_score, s.metrics,
+                                       %(event_type)s, %(min_peers)s) x
+       ON s.tenant_id IS NOT NULL
 WHERE t.id = %(tenant_id)s;
 
 -- name: summaries
 -- The summaries of many tenants at once (the SSE fan-out after a batch commits, tools).
 SELECT s.tenant_id, s.aoer_score, s.visibility_risk, s.last_updated, s.metrics,
-       aoer_grade(s.aoer_score) AS grade, aoer_risk_level(s.visibility_risk) AS risk_level
+       aoer_grade(s.aoer_score) AS grade, aoer_risk_level(s.visibility_risk) AS risk_level,
+       x.change, x.change_7d, x.change_30d, x.weights, x.benchmark
 FROM aoer_summary s
+JOIN tenants t ON t.id = s.tenant_id
+CROSS JOIN LATERAL aoer_summary_context(t.id, t.org_id, s.aoer_score, s.metrics,
+                                        %(event_type)s, %(min_peers)s) x
 WHERE s.tenant_id = ANY (%(tenant_ids)s::uuid[]);
+
+-- name: refresh_component_medians
+-- Replace the medians snapshot the recommendations compare with; rows written.
+SELECT aoer_refresh_component_medians() AS rows;
 
 -- name: score_history
 -- The tenant's recompute events over the last `days` days, oldest first (at most the newest
