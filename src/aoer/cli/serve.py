@@ -57,13 +57,13 @@ def serve(
             )
             install_stop_handlers(server.stop)
             bound = await server.start()
-            logger.info("[AOER] API listening on http://%s", _address(bind, bound))
+            logger.info("[AOER] API listening on http://%s", address(bind, bound))
             await server.wait()
 
     run_command(main)
 
 
-def _address(host: str, port: int) -> str:
+def address(host: str, port: int) -> str:
     """Where a browser on this machine reaches a server bound to `host`."""
     if host in ("", "0.0.0.0", "::"):
         host = "127.0.0.1"
@@ -104,16 +104,16 @@ async def run_up(settings: Settings, *, demo: bool) -> None:
         link_token = api.context.tokens.mint(
             "admin", ttl=LOGIN_TOKEN_TTL, subject="aoer-up", purpose=LOGIN_PURPOSE
         )
-        address = _address(settings.host, port)
+        where = address(settings.host, port)
         # print, not log: the link is a credential and must not land in shipped log files;
         # rich would wrap the long URL, so plain stdout it is.
         print(
-            f"AOER is up: API on http://{address}\n"
+            f"AOER is up: API on http://{where}\n"
             f"database: {redacted(services.database_url)}\n"
             f"  (other aoer commands find it by themselves with AOER_HOME={settings.home})\n"
             f"More tokens: aoer token --role admin (secrets in {settings.home})\n"
             f"Open the dashboard (link valid once, for 15 minutes):\n"
-            f"  http://{address}/login?token={link_token}",
+            f"  http://{where}/login?token={link_token}",
             flush=True,
         )
         worker_task = asyncio.create_task(runner.run(), name="aoer-worker")
