@@ -79,6 +79,8 @@ def test_bad_enqueue_input_gets_a_clear_error_and_writes_nothing(
         (("enqueue", tenant, "--priority", "asap"), "unknown priority 'asap'"),
         (("tenants", "add", "Dup", "--id", tenant), "already exists"),
         (("tenants", "add", "Bad", "--id", "nope"), "malformed tenant id 'nope'"),
+        (("tenants", "add", " riverside HONDA"), "a tenant named 'riverside HONDA' already exists"),
+        (("tenants", "add", "Other", "--domain", "not a domain"), "invalid domain: 'not a domain'"),
     ]
     for args, message in cases:
         result = aoer(*args)

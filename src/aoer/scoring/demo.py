@@ -31,4 +31,6 @@ async def load_demo(session: Session) -> list[UUID]:
     await session.tenants.add_demo(
         ids, [name for name, _ in DEMO_DEALERS], [city for _, city in DEMO_DEALERS]
     )
-    return ids
+    # A demo name another dealership already holds is skipped (names are unique).
+    skipped = await session.tenants.unknown(ids)
+    return [tenant_id for tenant_id in ids if tenant_id not in skipped]
