@@ -32,6 +32,7 @@ SUMMARY_CHANNEL: Final = "aoer_summary_updated"
 # Scoring
 SCORE_WINDOW_DAYS: Final = 30
 RECOMPUTE_EVENT: Final = "aoer_recompute"
+NO_DATA: Final = "No data"  # grade and risk level of a summary with no signal in the window
 
 # Scheduler tick names (rows of aoer_cron_ticks)
 RECOMPUTE_TICK: Final = "recompute"

@@ -114,6 +114,9 @@ class HistoryPoint(Camel):
     grade: Grade
     risk_level: RiskLevel
     metrics: dict[str, Any]
+    priority: Priority | None = Field(
+        default=None, description="The recompute job's priority (none for backfilled points)"
+    )
 
 
 class HistoryOut(Camel):
