@@ -23,19 +23,19 @@ CREATE UNIQUE INDEX tenants_name_key ON tenants (lower(btrim(name)));
 -- grade and risk level say so instead of "Poor" / "Critical", and fleet means leave it out.
 -- These two-argument forms are what the API and the dashboard read; the one-argument ones
 -- (and the seed's v_aoer_dashboard built on them) are unchanged. Inlinable like 0004's.
-CREATE FUNCTION aoer_has_data(metrics jsonb) RETURNS boolean
+CREATE OR REPLACE FUNCTION aoer_has_data(metrics jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT AS $$
     SELECT NOT coalesce(metrics ? 'error', false)
 $$;
 
-CREATE FUNCTION aoer_grade(score numeric, metrics jsonb) RETURNS text
+CREATE OR REPLACE FUNCTION aoer_grade(score numeric, metrics jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT AS $$
     SELECT CASE WHEN score IS NULL THEN NULL
                 WHEN metrics ? 'error' THEN 'No data'
                 ELSE aoer_grade(score) END
 $$;
 
-CREATE FUNCTION aoer_risk_level(risk numeric, metrics jsonb) RETURNS text
+CREATE OR REPLACE FUNCTION aoer_risk_level(risk numeric, metrics jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT AS $$
     SELECT CASE WHEN risk IS NULL THEN NULL
                 WHEN metrics ? 'error' THEN 'No data'
