@@ -20,6 +20,7 @@
     const cell = (name) => row.querySelector(`[data-cell="${name}"]`);
     let changed = AOER.setText(cell("score"), AOER.measure(summary, summary.aoerScore));
     changed = AOER.setText(cell("risk"), AOER.measure(summary, summary.visibilityRisk)) || changed;
+    for (const name of ["score", "risk"]) cell(name).classList.toggle("no-data", summary.grade === AOER.NO_DATA);
     if (cell("grade").textContent !== summary.grade) { AOER.setBadge(cell("grade"), "grade", summary.grade); changed = true; }
     if (cell("level").textContent !== summary.riskLevel) { AOER.setBadge(cell("level"), "risk", summary.riskLevel); changed = true; }
     AOER.setTime(cell("updated"), summary.lastUpdated);

@@ -25,6 +25,7 @@
     const put = (key, text) => { if (AOER.setText(bound(key), text)) changed.add(tileOf(bound(key))); };
     put("aoerScore", AOER.measure(summary, summary.aoerScore));
     put("visibilityRisk", AOER.measure(summary, summary.visibilityRisk));
+    for (const key of ["aoerScore", "visibilityRisk"]) bound(key).classList.toggle("no-data", summary.grade === AOER.NO_DATA);
     const grade = bound("grade");
     if (grade && grade.textContent !== summary.grade) { AOER.setBadge(grade, "grade", summary.grade); changed.add(tileOf(grade)); }
     const risk = bound("riskLevel");
