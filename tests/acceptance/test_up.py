@@ -280,10 +280,12 @@ def test_up_on_an_external_database_waits_a_grace_period_then_exits_once(
     database = tmp_path / "db"  # a server of its own to stop: an "external" database
     database.mkdir()
     url = start_server(database)
+    started: list[subprocess.Popen[str]] = []
     try:
         home = tmp_path / "aoer-home"
         log = tmp_path / "up.log"
         up = start_up_on(url, home, log, AOER_DATABASE_LOST_SECONDS="3")
+        started.append(up)
         wait_for_link(up, log)
         wait_for_text(log, "[AOER] model_train tick")
         subprocess.run([sys.executable, "-m", "aoer", "down"], env=fresh_machine_env(database))
@@ -300,6 +302,7 @@ def test_up_on_an_external_database_waits_a_grace_period_then_exits_once(
         start_server(database)  # the database is back; this time the user presses Ctrl-C
         second_log = tmp_path / "up2.log"
         second = start_up_on(url, home, second_log, AOER_DATABASE_LOST_SECONDS="600")
+        started.append(second)
         wait_for_link(second, second_log)
         wait_for_text(second_log, "worker active")
         subprocess.run([sys.executable, "-m", "aoer", "down"], env=fresh_machine_env(database))
@@ -309,4 +312,8 @@ def test_up_on_an_external_database_waits_a_grace_period_then_exits_once(
         assert second.wait(EXIT_TIMEOUT_S) == 0
         assert time.monotonic() - pressed < 5, "Ctrl-C without a database ends up at once"
     finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
         subprocess.run([sys.executable, "-m", "aoer", "down"], env=fresh_machine_env(database))
