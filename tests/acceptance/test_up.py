@@ -164,6 +164,9 @@ def test_down_refuses_while_up_runs_and_force_stops_both(tmp_path: Path) -> None
         assert "aoer down --force" in refused.stderr
         assert up.poll() is None, "up still runs"
         assert (home / "pgdata" / "postmaster.pid").exists(), "and so does its database"
+        second = aoer(home, "up")
+        assert second.returncode == 1
+        assert f"another `aoer up` (pid {up.pid}) is running with AOER_HOME=" in second.stderr
 
         forced = aoer(home, "down", "--force")
         assert forced.returncode == 0, forced.stderr
