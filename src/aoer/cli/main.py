@@ -224,9 +224,14 @@ def status(as_json: JsonOutput = False) -> None:
 
 @tenants_app.command("add")
 def tenants_add(
-    name: Annotated[str, typer.Argument(help="The dealership's name")],
+    name: Annotated[
+        str, typer.Argument(help="The dealership's name (unique, ignoring case and blanks)")
+    ],
     tenant_id: Annotated[str | None, typer.Option("--id", help="Use this UUID")] = None,
-    domain: Annotated[str | None, typer.Option(help="Web domain")] = None,
+    domain: Annotated[
+        str | None,
+        typer.Option(help="Web domain: a host name like www.dealer-one.co.uk (a URL's host)"),
+    ] = None,
     city: Annotated[str | None, typer.Option(help="City")] = None,
     region: Annotated[str | None, typer.Option(help="Region")] = None,
 ) -> None:
