@@ -8,6 +8,7 @@ are still created, migrated and dropped as the owner.
 """
 
 import asyncio
+import itertools
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -153,13 +154,16 @@ MakeTenant = Callable[..., Awaitable[UUID]]
 def make_tenant(conn: Connection) -> MakeTenant:
     """Insert a tenant; returns its id."""
 
+    numbers = itertools.count(1)
+
     async def make(
-        name: str = "Test Motors", *, active: bool = True, tenant_id: UUID | None = None
+        name: str | None = None, *, active: bool = True, tenant_id: UUID | None = None
     ) -> UUID:
+        # Names are unique (migration 0016): unnamed test tenants are numbered.
         cur = await conn.execute(
             "INSERT INTO tenants (id, name, active)"
             " VALUES (coalesce(%s, gen_random_uuid()), %s, %s) RETURNING id",
-            (tenant_id, name, active),
+            (tenant_id, name or f"Test Motors {next(numbers)}", active),
         )
         row = await cur.fetchone()
         assert row is not None

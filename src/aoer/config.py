@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # How long a worker or API process waits for an unreachable database: at start (retrying
     # with backoff, each attempt logged) and for a batch hit by a passing database error.
     connect_timeout_s: float = Field(default=300.0, gt=0, alias="AOER_CONNECT_TIMEOUT")
+    # `aoer up` exits with one message when its (external) database stays unreachable this
+    # long; an embedded server whose process is gone ends it at once.
+    database_lost_s: float = Field(default=30.0, gt=0, alias="AOER_DATABASE_LOST_SECONDS")
     # /metrics serves a snapshot: the queue is read (and the body rendered) at most once per
     # interval however many clients scrape (0: on every scrape). A token closes the endpoint.
     metrics_refresh_s: float = Field(

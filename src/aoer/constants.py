@@ -35,6 +35,7 @@ RECOMPUTE_EVENT: Final = "aoer_recompute"
 # Recommendations (DESIGN §13): an organisation's medians are the benchmark once it has this
 # many dealerships with data (else the fleet's); the snapshot is refreshed on MEDIANS_CRON.
 MEDIAN_MIN_PEERS: Final = 3
+NO_DATA: Final = "No data"  # grade and risk level of a summary with no signal in the window
 
 # Scheduler tick names (rows of aoer_cron_ticks)
 RECOMPUTE_TICK: Final = "recompute"

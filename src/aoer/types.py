@@ -8,8 +8,10 @@ from uuid import UUID
 
 Priority = Literal["low", "medium", "high", "urgent"]
 JobStatus = Literal["queued", "processing", "completed", "failed"]
-Grade = Literal["Excellent", "Good", "Fair", "Poor"]
-RiskLevel = Literal["Low", "Medium", "High", "Critical"]
+# "No data": computed from no signal in the score window; the stored v1 values (0.00 and 1.00,
+# DESIGN §3) stay, but grading them "Poor"/"Critical" would put them with invisible dealers.
+Grade = Literal["Excellent", "Good", "Fair", "Poor", "No data"]
+RiskLevel = Literal["Low", "Medium", "High", "Critical", "No data"]
 JsonObject = dict[str, Any]
 
 
@@ -141,6 +143,7 @@ class ScorePoint:
     grade: Grade
     risk_level: RiskLevel
     metrics: JsonObject
+    priority: Priority | None  # the job's; None for backfilled and out-of-queue recomputes
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,8 @@ def test_bad_enqueue_input_gets_a_clear_error_and_writes_nothing(
         (("enqueue", tenant, "--priority", "asap"), "unknown priority 'asap'"),
         (("tenants", "add", "Dup", "--id", tenant), "already exists"),
         (("tenants", "add", "Bad", "--id", "nope"), "malformed tenant id 'nope'"),
+        (("tenants", "add", " riverside HONDA"), "a tenant named 'riverside HONDA' already exists"),
+        (("tenants", "add", "Other", "--domain", "not a domain"), "invalid domain: 'not a domain'"),
     ]
     for args, message in cases:
         result = aoer(*args)
@@ -129,8 +131,8 @@ def test_every_command_that_queues_honours_aoer_max_retries(
 ) -> None:
     assert aoer("migrate").returncode == 0
     imported, enqueued, cron_only = (str(uuid4()) for _ in range(3))
-    for tenant in (imported, enqueued, cron_only):
-        assert aoer("tenants", "add", "Dealer", "--id", tenant).returncode == 0
+    for number, tenant in enumerate((imported, enqueued, cron_only)):
+        assert aoer("tenants", "add", f"Dealer {number}", "--id", tenant).returncode == 0
     csv = tmp_path / "signals.csv"
     csv.write_text(HEADER + f"{imported},2026-11-20,50,60,70,80,40,,\n")
     retries = {"AOER_MAX_RETRIES": "7"}

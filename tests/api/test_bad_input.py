@@ -210,6 +210,10 @@ async def test_history_days_out_of_range(api: Api, tenant: UUID, days: str) -> N
         ({"name": "x" * 201}, "at most 200 characters"),
         ({"name": "Ok", "id": "nope"}, "id: Input should be a valid UUID"),
         ({"name": "Ok", "active": "perhaps"}, "active: Input should be a valid boolean"),
+        ({"name": "Ok", "domain": "not a domain"}, "'not a domain' is not a host name"),
+        ({"name": "Ok", "domain": "localhost"}, "'localhost' is not a host name"),
+        ({"name": "Ok", "domain": "https://x.com/cars?id=1"}, "is a page, not a domain"),
+        ({"name": "Ok", "domain": "ftp://x.com"}, "is not a web domain"),
     ],
 )
 async def test_bad_tenant_registrations(

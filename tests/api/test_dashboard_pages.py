@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from aoer.dashboard.render import CONTENT_SECURITY_POLICY, ago, assets, fixed
 from aoer.db.pool import Connection
-from tests.api.conftest import Api
+from tests.api.conftest import Api, recompute_through_worker
 from tests.conftest import AddSignals, MakeTenant, session_of
 
 
@@ -96,8 +96,9 @@ async def test_fleet_page_and_stats_are_for_admins_only(
     assert body["totals"] == {
         "tenants": 1,
         "computed": 1,
+        "noData": 0,
         "meanScore": 36.0,  # 90 * 0.40: no GEO or UGC, one day, no volatility
-        "byRisk": {"Low": 0, "Medium": 0, "High": 1, "Critical": 0},
+        "byRisk": {"Low": 0, "Medium": 0, "High": 1, "Critical": 0, "No data": 0},
     }
     assert body["nextTick"] is None  # AOER_RUN_CRON is off in these tests
 
@@ -150,3 +151,65 @@ async def test_a_used_login_link_shows_a_sign_in_page_to_browsers_and_json_to_cl
     scripted = await api.client.get("/login", params={"token": "junk"})
     assert scripted.status_code == 401
     assert scripted.json()["error"].startswith("invalid token")
+
+
+async def test_a_dealership_with_no_data_says_so_and_leaves_the_fleet_mean_alone(
+    api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    """Issue 12: n = 0 keeps its stored v1 values (0.00, 1.00; DESIGN §3) but is graded
+    "No data", shown as "no data", and left out of the fleet's mean and risk levels."""
+    full = await make_tenant("Full Motors")
+    empty = await make_tenant("Empty Motors")
+    stale = await make_tenant("Stale Motors")  # signals, but none in the 30-day window
+    await add_signals(
+        full, [{"days_ago": d, "aeo": "64", "geo": "64", "ugc": "64"} for d in range(6)]
+    )
+    await add_signals(stale, [{"days_ago": 40, "aeo": "90"}])
+    await recompute_through_worker(conn, [full, empty, stale])
+
+    for tenant in (empty, stale):
+        summary = await api.client.get(
+            "/api/aoer/summary", params={"tenantId": str(tenant)}, headers=api.admin
+        )
+        body = summary.json()
+        assert (body["aoerScore"], body["visibilityRisk"]) == (0, 1), "stored v1 values stay"
+        assert (body["grade"], body["riskLevel"]) == ("No data", "No data")
+        assert body["metrics"] == {"error": "No data available"}
+        history = await api.client.get(
+            "/api/aoer/history", params={"tenantId": str(tenant)}, headers=api.admin
+        )
+        assert [(p["grade"], p["riskLevel"]) for p in history.json()["history"]] == [
+            ("No data", "No data")
+        ]
+    graded = await api.client.get(
+        "/api/aoer/summary", params={"tenantId": str(full)}, headers=api.admin
+    )
+    assert (graded.json()["grade"], graded.json()["riskLevel"]) == ("Good", "Low")
+
+    stats = (await api.client.get("/dashboard/fleet/stats", headers=api.admin)).json()
+    assert stats["totals"] == {
+        "tenants": 3,
+        "computed": 3,
+        "noData": 2,
+        "meanScore": 64.0,  # Full Motors alone, not (64 + 0 + 0) / 3
+        "byRisk": {"Low": 1, "Medium": 0, "High": 0, "Critical": 0, "No data": 2},
+    }
+
+    page = await api.client.get(f"/dashboard/tenant/{empty}", headers=api.admin)
+    assert 'data-bind="aoerScore">no data<' in page.text
+    assert 'data-bind="visibilityRisk">no data<' in page.text
+    assert 'class="badge grade-no-data" data-bind="grade">No data<' in page.text
+    assert 'class="badge risk-no-data" data-bind="riskLevel">No data<' in page.text
+    assert "Poor" not in page.text
+    assert "Critical" not in page.text
+    assert '<span class="no-data">no data</span>' in page.text, "its recompute, in the list"
+
+    fleet = await api.client.get("/dashboard/fleet", params={"sort": "score"}, headers=api.admin)
+    rows = fleet.text.split('<tr data-tenant-id="')[1:]
+    assert [row.split('"')[0] for row in rows] == [str(full), str(empty), str(stale)], (
+        "by score, dealerships with no data come after those with data, in both directions"
+    )
+    assert rows[1].count(">no data<") == 2, "score and risk cells"
+    only = await api.client.get("/dashboard/fleet", params={"grade": "No data"}, headers=api.admin)
+    assert "Empty Motors" in only.text
+    assert "Full Motors" not in only.text

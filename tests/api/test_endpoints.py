@@ -4,6 +4,9 @@ import gc
 from datetime import timedelta
 from uuid import uuid4
 
+import psycopg
+import pytest
+
 from aoer import queue
 from aoer.db.pool import Connection, connect
 from tests.api.conftest import CRON_SECRET, Api, ApiFactory, count, recompute_through_worker
@@ -209,6 +212,42 @@ async def test_register_and_list_tenants(api: Api) -> None:
     assert "already exists" in duplicate.json()["error"]
     listed = await api.client.get("/api/tenants", headers=api.admin)
     assert [t["id"] for t in listed.json()["tenants"]] == [str(chosen)]
+
+
+async def test_a_taken_name_is_refused_ignoring_case_and_blanks(api: Api, conn: Connection) -> None:
+    first = await api.client.post("/api/tenants", json={"name": "Summit Ford"}, headers=api.admin)
+    assert first.status_code == 201, first.text
+    for name in ("Summit Ford", "  summit FORD "):
+        again = await api.client.post("/api/tenants", json={"name": name}, headers=api.admin)
+        assert again.status_code == 409
+        error = again.json()["error"]
+        assert f"a tenant named {name.strip()!r} already exists" in error
+        assert first.json()["id"] in error
+    with pytest.raises(psycopg.errors.UniqueViolation):  # the database holds the rule too
+        await conn.execute("INSERT INTO tenants (name) VALUES ('SUMMIT FORD ')")
+    await conn.rollback()
+    listed = await api.client.get("/api/tenants", headers=api.admin)
+    assert [t["name"] for t in listed.json()["tenants"]] == ["Summit Ford"]
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("example.com", "example.com"),
+        ("www.dealer-one.co.uk", "www.dealer-one.co.uk"),
+        (" WWW.Dealer-One.CO.UK. ", "www.dealer-one.co.uk"),
+        ("https://x.com", "x.com"),  # a site's URL: its host is the domain
+        ("http://Shop.Example.com/", "shop.example.com"),
+        ("bücher.de", "xn--bcher-kva.de"),
+    ],
+)
+async def test_a_domain_is_stored_as_a_lower_case_host_name(
+    api: Api, given: str, stored: str
+) -> None:
+    body = {"name": f"Dealer {stored}", "domain": given}
+    created = await api.client.post("/api/tenants", json=body, headers=api.admin)
+    assert created.status_code == 201, created.text
+    assert created.json()["domain"] == stored
 
 
 async def test_health_and_readiness(api: Api, owner_db_url: str) -> None:

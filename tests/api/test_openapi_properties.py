@@ -66,8 +66,10 @@ def served(
     _admin(server_url, f"CREATE DATABASE {name} TEMPLATE {template_db}")
     url = as_test_role(with_database(server_url, name))
     with psycopg.connect(url, autocommit=True) as conn:
-        for tenant in KNOWN_TENANTS:
-            conn.execute("INSERT INTO tenants (id, name) VALUES (%s, 'Known Motors')", (tenant,))
+        for number, tenant in enumerate(KNOWN_TENANTS):
+            conn.execute(
+                "INSERT INTO tenants (id, name) VALUES (%s, %s)", (tenant, f"Known Motors {number}")
+            )
             conn.execute(
                 "INSERT INTO aiv_raw_signals (dealer_id, date, aeo, geo, ugc)"
                 " SELECT %s, current_date - d, 50 + d, 40, 30 FROM generate_series(0, 9) d",

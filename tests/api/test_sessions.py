@@ -5,12 +5,12 @@ neither sign a browser in, nor change anything with its cookie, nor trigger the 
 import asyncio
 import time
 from pathlib import Path
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
 
-from aoer.api.auth import LOGIN_PURPOSE, SESSION_COOKIE
+from aoer.api.auth import LOGIN_PURPOSE, SESSION_COOKIE, TokenService
 from aoer.constants import SESSION_REVOCATIONS_REFRESH_S
 from aoer.db.pool import Connection
 from tests.api.conftest import Api, ApiFactory
@@ -99,6 +99,49 @@ async def test_a_login_link_used_on_one_replica_is_refused_by_another_and_after_
     assert "Sign in to see the dashboard" in shown.text
     restarted = await make_api()  # a process started after the link was used
     assert (await press_sign_in(restarted, link)).status_code == 401
+
+
+async def test_a_bearer_token_is_no_login_link(api: Api, make_tenant: MakeTenant) -> None:
+    """A day-long admin bearer token must not sign a browser in, let alone again and again."""
+    tenant = await make_tenant("Bearer Motors")
+    for bearer in (api.tokens.mint("admin"), api.tokens.mint("tenant", tenant_id=tenant)):
+        for _ in range(2):
+            refused = await press_sign_in(api, bearer)
+            assert refused.status_code == 401
+            assert "not a login link" in refused.json()["error"]
+            assert "set-cookie" not in refused.headers
+        shown = await api.client.get("/login", params={"token": bearer}, headers=HTML)
+        assert shown.status_code == 401
+        assert "not a login link" in shown.text
+        assert 'action="/login"' not in shown.text, "no Sign in button for a bearer token"
+    assert not api.client.cookies
+
+
+def test_sessions_link_prints_a_one_time_link_for_an_admin_or_a_known_tenant(
+    db_url: str, tmp_path: Path
+) -> None:
+    import subprocess
+
+    from tests.acceptance.conftest import cli_command, cli_env
+    from tests.api.conftest import JWT_SECRET
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        env = cli_env(db_url, AOER_HOME=str(tmp_path), AOER_JWT_SECRET=JWT_SECRET)
+        return subprocess.run(
+            cli_command(*args), env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    admin = run("sessions", "link")
+    assert admin.returncode == 0, admin.stderr
+    link = admin.stdout.strip()
+    assert link.startswith("http://127.0.0.1:8000/login?token=")
+    principal = TokenService(JWT_SECRET).verify(link.split("token=", 1)[1])
+    assert (principal.role, principal.purpose) == ("admin", LOGIN_PURPOSE)
+
+    unknown = run("sessions", "link", "--tenant", str(uuid4()))
+    assert unknown.returncode == 1
+    assert "unknown tenant" in unknown.stderr
+    assert not unknown.stdout
 
 
 async def test_two_replicas_taking_one_login_link_at_once_sign_in_once(

@@ -174,28 +174,33 @@ async def test_fleet_view_sorts_by_risk(
     assert names == sorted(names, key=str.lower)
     assert len(names) == len(DEMO_DEALERS) + 2
 
-    async def risks() -> list[float | None]:
+    async def risks() -> list[float | str | None]:
         cells = await page.locator('#fleet-table [data-cell="risk"]').all_text_contents()
-        return [None if c.strip() == "—" else float(c) for c in cells]
+        return [
+            None if c.strip() == "—" else "no data" if c.strip() == "no data" else float(c)
+            for c in cells
+        ]
 
     await page.get_by_role("link", name="Risk").click()
     await expect(page.locator("th[aria-sort]")).to_have_attribute("aria-sort", "descending")
     assert "sort=risk" in page.url
     values = await risks()
-    computed = [v for v in values if v is not None]
+    computed = [v for v in values if isinstance(v, float)]
     assert computed == sorted(computed, reverse=True)
     assert len(set(computed)) >= 3  # the demo spans several risk levels
-    assert values[0] == 1.00  # no signals: Critical
-    assert values[-1] is None  # never computed sorts last
-    await expect(page.locator("#fleet-table tbody tr").first).to_contain_text("Critical")
+    # No signals: "no data" (not Critical), after every dealership with data; never
+    # computed last.
+    assert values[-2:] == ["no data", None]
+    last_two = page.locator("#fleet-table tbody tr")
+    await expect(last_two.nth(len(values) - 2)).to_contain_text("No data")
     await screenshot(page, "fleet")
 
     await page.get_by_role("link", name="Risk").click()
     await expect(page.locator("th[aria-sort]")).to_have_attribute("aria-sort", "ascending")
     values = await risks()
-    computed = [v for v in values if v is not None]
+    computed = [v for v in values if isinstance(v, float)]
     assert computed == sorted(computed)
-    assert values[-1] is None
+    assert values[-2:] == ["no data", None]
 
     # Filtering by level keeps the chosen sort and shows only that level.
     await page.get_by_label("Risk").select_option("High")

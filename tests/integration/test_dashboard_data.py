@@ -130,7 +130,8 @@ async def test_fleet_stats_report_totals_queue_failures_and_ticks(
     assert stats.totals.tenants == 3
     assert stats.totals.computed == 2
     assert stats.totals.mean_score == Decimal("50.00")
-    assert stats.totals.by_risk == {"Low": 1, "Medium": 0, "High": 1, "Critical": 0}
+    assert stats.totals.no_data == 0
+    assert stats.totals.by_risk == {"Low": 1, "Medium": 0, "High": 1, "Critical": 0, "No data": 0}
     depth = {(d.status, d.priority): d.jobs for d in stats.depth}
     assert depth[("queued", "low")] == 2
     assert depth[("queued", "urgent")] == 1

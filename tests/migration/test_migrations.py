@@ -129,3 +129,31 @@ def test_one_waiting_job_per_tenant_is_enforced_by_the_schema(db_url: str) -> No
         conn.execute("INSERT INTO aoer_queue (tenant_id) VALUES (%s)", (tenant[0],))
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute("INSERT INTO aoer_queue (tenant_id) VALUES (%s)", (tenant[0],))
+
+
+def test_0016_keeps_the_oldest_of_duplicate_names_and_tags_the_others(db_url: str) -> None:
+    """A database that registered a name twice before names were unique still migrates."""
+    (migration,) = [m for m in available_migrations() if m.version == 16]
+    with psycopg.connect(db_url) as conn:
+        conn.execute("DROP INDEX tenants_name_key")  # as before 0016
+        rows = [
+            ("Summit Ford", "2024-01-01"),
+            (" summit ford", "2024-02-01"),
+            ("Other", "2024-03-01"),
+        ]
+        ids = [
+            conn.execute(
+                "INSERT INTO tenants (name, created_at) VALUES (%s, %s::date) RETURNING id",
+                row,
+            ).fetchone()[0]  # type: ignore[index]
+            for row in rows
+        ]
+        conn.execute(migration.sql)
+        names = dict(conn.execute("SELECT id, name FROM tenants").fetchall())
+        assert names == {
+            ids[0]: "Summit Ford",
+            ids[1]: f" summit ford ({str(ids[1])[:8]})",
+            ids[2]: "Other",
+        }
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute("INSERT INTO tenants (name) VALUES ('OTHER')")

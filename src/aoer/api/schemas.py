@@ -13,6 +13,7 @@ from aoer.constants import DEFAULT_PRIORITY
 from aoer.scoring.observations import ObservationRow
 from aoer.scoring.recommendations import recommend
 from aoer.scoring.signals import SignalRow
+from aoer.store.tenants import host_name
 from aoer.types import Grade, JobStatus, Priority, QueueStatus, RiskLevel, Summary
 
 MAX_SIGNAL_ROWS = 10_000  # rows per POST /api/signals
@@ -137,6 +138,9 @@ class HistoryPoint(Camel):
     grade: Grade
     risk_level: RiskLevel
     metrics: dict[str, Any]
+    priority: Priority | None = Field(
+        default=None, description="The recompute job's priority (none for backfilled points)"
+    )
 
 
 class MarkerOut(Camel):
@@ -302,10 +306,21 @@ ShortText = Annotated[
 ]
 
 
+Domain = Annotated[
+    str,
+    AfterValidator(host_name),
+    Field(
+        description="A host name (example.com, www.dealer-one.co.uk); a site's http(s) URL "
+        "is reduced to its host, a page's URL is refused",
+        examples=["www.dealer-one.co.uk"],
+    ),
+]
+
+
 class TenantIn(StrictCamel):
-    name: Name
+    name: Annotated[Name, Field(description="Unique, ignoring case and surrounding blanks")]
     id: UUID | None = None
-    domain: ShortText | None = None
+    domain: Domain | None = None
     city: ShortText | None = None
     region: ShortText | None = None
     active: bool = True

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Final
 
 from aoer.api.auth import (
@@ -121,15 +121,13 @@ class SessionRegistry:
             return await session.sessions.login_used(principal.token_id)
 
     async def sign_in(self, principal: Principal) -> OpenedSession:
-        """A new session for the holder of `principal`'s token; a login link is used up.
+        """A new session for the holder of a one-time login link, which is used up.
 
-        A login link opens a full session; any other token lends the session its own expiry.
-        The cookie carries a fresh session token, never the (possibly logged) link's token."""
-        ttl = SESSION_TTL
+        Only a login link signs in: a bearer token would do it again and again for as long as
+        it lives. The cookie carries a fresh session token, never the (possibly logged) link's."""
         if principal.purpose != LOGIN_PURPOSE:
-            ttl = min(ttl, principal.expires_at - datetime.now(UTC))
-        if ttl <= timedelta(0):
-            raise Unauthorized("the token has expired")
+            raise Unauthorized("only a one-time login link signs in")
+        ttl = SESSION_TTL
         token = self.tokens.mint(
             principal.role,
             tenant_id=principal.tenant_id,
@@ -141,8 +139,7 @@ class SessionRegistry:
         session_principal = self.tokens.verify(token)
         assert session_principal.token_id is not None  # minted tokens always carry a jti
         async with self.store.session() as session, session.transaction():
-            if principal.purpose == LOGIN_PURPOSE:
-                await _use_up(session, principal)
+            await _use_up(session, principal)
             await session.sessions.open(
                 session_principal.token_id,
                 session_principal.subject,

@@ -31,10 +31,10 @@ from aoer.cli.sessions import sessions_app
 from aoer.cli.signals import signals_app
 from aoer.config import Settings
 from aoer.constants import DEFAULT_PRIORITY, JOB_STATUSES
-from aoer.db.embedded import DATA_FOLDER, stop_embedded
+from aoer.db.embedded import DATA_FOLDER, stop_embedded, stop_up, up_holder
 from aoer.db.roles import AppRole, setup_app_role
 from aoer.db.schema import migrate as run_migrations
-from aoer.errors import UnknownTenant
+from aoer.errors import Conflict, UnknownTenant
 from aoer.store.audit import AuditEntry
 from aoer.types import Tenant
 
@@ -129,15 +129,35 @@ def up(
 
 
 @app.command()
-def down() -> None:
-    """Stop the embedded PostgreSQL that `aoer up` leaves running (in AOER_HOME)."""
+def down(
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Also stop the `aoer up` running with this AOER_HOME"),
+    ] = False,
+) -> None:
+    """Stop the embedded PostgreSQL that `aoer up` leaves running (in AOER_HOME).
+
+    Refused while an `aoer up` of the same AOER_HOME runs on it: stop that first (Ctrl-C),
+    or give --force to stop both (`up` first, cleanly, then the database)."""
 
     async def main(settings: Settings) -> str:
         pgdata = settings.home / DATA_FOLDER
+        lines = []
+        up_pid = up_holder(settings.home)
+        if up_pid is not None and not force:
+            raise Conflict(
+                f"`aoer up` (pid {up_pid or 'unknown'}) is running on the embedded PostgreSQL "
+                f"in {pgdata}: stop it first (Ctrl-C), or run `aoer down --force` to stop both"
+            )
+        if up_pid is not None:
+            await stop_up(settings.home)
+            lines.append(f"stopped `aoer up` (pid {up_pid})")
         pid = await stop_embedded(settings.home)
         if pid is None:
-            return f"no embedded PostgreSQL is running in {pgdata}"
-        return f"stopped the embedded PostgreSQL in {pgdata} (pid {pid})"
+            lines.append(f"no embedded PostgreSQL is running in {pgdata}")
+        else:
+            lines.append(f"stopped the embedded PostgreSQL in {pgdata} (pid {pid})")
+        return "\n".join(lines)
 
     console.print(run_command(main), highlight=False, soft_wrap=True)
 
@@ -220,9 +240,14 @@ def status(as_json: JsonOutput = False) -> None:
 
 @tenants_app.command("add")
 def tenants_add(
-    name: Annotated[str, typer.Argument(help="The dealership's name")],
+    name: Annotated[
+        str, typer.Argument(help="The dealership's name (unique, ignoring case and blanks)")
+    ],
     tenant_id: Annotated[str | None, typer.Option("--id", help="Use this UUID")] = None,
-    domain: Annotated[str | None, typer.Option(help="Web domain")] = None,
+    domain: Annotated[
+        str | None,
+        typer.Option(help="Web domain: a host name like www.dealer-one.co.uk (a URL's host)"),
+    ] = None,
     city: Annotated[str | None, typer.Option(help="City")] = None,
     region: Annotated[str | None, typer.Option(help="Region")] = None,
     org: Annotated[

@@ -52,7 +52,8 @@ def emit_json(document: object) -> None:
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     """Print `error: <message>` to stderr (never as markup) and exit."""
-    errors.print(Text("error: ", style="red") + Text(message), highlight=False)
+    # soft_wrap: one line per message, whatever the width (greppable, copyable)
+    errors.print(Text("error: ", style="red") + Text(message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

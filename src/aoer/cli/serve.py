@@ -8,6 +8,7 @@ import asyncio
 import logging
 import re
 import sys
+from contextlib import ExitStack
 from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
@@ -16,11 +17,13 @@ import typer
 
 from aoer import queue
 from aoer.bootstrap import ProcessKind, open_services
+from aoer.bootstrap.watch import DatabaseWatch, QuietWhileDown
 from aoer.bootstrap.worker import build_worker
 from aoer.cli.orgs import parse_org_id
 from aoer.cli.runner import EXIT_USAGE, cli_actor, console, fail, run_command
 from aoer.cli.runtime import install_stop_handlers
 from aoer.config import Settings, load_settings
+from aoer.db.embedded import up_lock
 from aoer.db.pool import redacted
 from aoer.errors import AoerError
 from aoer.scoring.demo import DemoOrg, load_demo, load_demo_orgs
@@ -31,6 +34,7 @@ logger = logging.getLogger(__name__)
 _TTL = re.compile(r"^(\d+)([smhd]?)$")
 _TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 MAX_TTL = timedelta(days=3650)
+STOP_WITHOUT_DATABASE_S = 2.0  # how long `aoer up` waits on work in hand once its database is gone
 
 
 def serve(
@@ -60,13 +64,13 @@ def serve(
             )
             install_stop_handlers(server.stop)
             bound = await server.start()
-            logger.info("[AOER] API listening on http://%s", _address(bind, bound))
+            logger.info("[AOER] API listening on http://%s", address(bind, bound))
             await server.wait()
 
     run_command(main)
 
 
-def _address(host: str, port: int) -> str:
+def address(host: str, port: int) -> str:
     """Where a browser on this machine reaches a server bound to `host`."""
     if host in ("", "0.0.0.0", "::"):
         host = "127.0.0.1"
@@ -75,11 +79,20 @@ def _address(host: str, port: int) -> str:
 
 async def run_up(settings: Settings, *, demo: bool) -> None:
     """`aoer up`: API, worker and scheduler in one process and one event loop."""
-    from aoer.api.auth import LOGIN_PURPOSE, LOGIN_TOKEN_TTL
     from aoer.api.secret_files import with_secrets
-    from aoer.bootstrap.api import build_api
 
     settings = with_secrets(settings, create=True)
+    with ExitStack() as held:
+        if not settings.database_url:
+            # `aoer down` of this AOER_HOME refuses while this is held (DESIGN §16).
+            held.enter_context(up_lock(settings.home))
+        await _run_up(settings, demo=demo)
+
+
+async def _run_up(settings: Settings, *, demo: bool) -> None:
+    from aoer.api.auth import LOGIN_PURPOSE, LOGIN_TOKEN_TTL
+    from aoer.bootstrap.api import build_api
+
     async with (
         open_services(
             settings, kind=ProcessKind.API, allow_embedded=True, run_migrations=True
@@ -105,10 +118,17 @@ async def run_up(settings: Settings, *, demo: bool) -> None:
             runner.stop()
             server.stop()
 
+        watch = DatabaseWatch(
+            services.store,
+            embedded_home=None if settings.database_url else settings.home,
+            grace_s=settings.database_lost_s,
+            on_lost=stop,
+        )
+
         install_stop_handlers(stop)
         port = await server.start()
         tokens = api.context.tokens
-        address = _address(settings.host, port)
+        where = address(settings.host, port)
         links = [
             (
                 f"as {o.name} (its {o.dealerships} dealerships only)",
@@ -124,24 +144,49 @@ async def run_up(settings: Settings, *, demo: bool) -> None:
         # print, not log: the links are credentials and must not land in shipped log files;
         # rich would wrap the long URL, so plain stdout it is.
         print(
-            f"AOER is up: API on http://{address}\n"
+            f"AOER is up: API on http://{where}\n"
             f"database: {redacted(services.database_url)}\n"
             f"  (other aoer commands find it by themselves with AOER_HOME={settings.home})\n"
             f"More tokens: aoer token --role admin (secrets in {settings.home})\n"
             f"Open the dashboard (each link works once, for 15 minutes):\n"
             + "\n".join(
                 (f"  {label}:\n" if len(links) > 1 else "")
-                + f"  http://{address}/login?token={token}"
+                + f"  http://{where}/login?token={token}"
                 for label, token in links
             ),
             flush=True,
         )
         worker_task = asyncio.create_task(runner.run(), name="aoer-worker")
+        watch_task = asyncio.create_task(watch.run(), name="aoer-database-watch")
+        watch_task.add_done_callback(_watch_ended)
         server_task = server.task
         assert server_task is not None
-        await asyncio.wait({worker_task, server_task}, return_when=asyncio.FIRST_COMPLETED)
-        stop()  # one half ended (a signal, or a failure): end the other
-        await asyncio.gather(worker_task, server_task)
+        quiet = QuietWhileDown(watch)
+        handlers = logging.getLogger().handlers
+        for handler in handlers:
+            handler.addFilter(quiet)
+        try:
+            await asyncio.wait({worker_task, server_task}, return_when=asyncio.FIRST_COMPLETED)
+            stop()  # one half ended (a signal, a failure, the database lost): end the other
+            # Without a database nothing in hand can be finished: do not wait long for it.
+            tasks = {worker_task, server_task}
+            _, pending = await asyncio.wait(tasks, timeout=STOP_WITHOUT_DATABASE_S)
+            while pending and not watch.down:
+                _, pending = await asyncio.wait(pending, timeout=STOP_WITHOUT_DATABASE_S)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=bool(pending))
+        finally:
+            watch_task.cancel()
+            for handler in handlers:
+                handler.removeFilter(quiet)
+    if watch.lost:
+        raise AoerError(watch.lost)
+
+
+def _watch_ended(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("[AOER] the database watch failed: %r", task.exception())
 
 
 def _parse_ttl(text: str) -> timedelta:

@@ -1,6 +1,7 @@
 """`aoer sessions`: the dashboard's browser sessions, and revoking them server-side."""
 
 import logging
+import sys
 from typing import Annotated
 
 import typer
@@ -8,14 +9,55 @@ import typer
 from aoer import queue
 from aoer.bootstrap import open_services
 from aoer.cli.runner import EXIT_USAGE, console, fail, run_command
+from aoer.cli.serve import address
 from aoer.config import Settings
 from aoer.constants import SESSION_REVOCATIONS_REFRESH_S
+from aoer.errors import AoerError
 
 logger = logging.getLogger(__name__)
 
 sessions_app = typer.Typer(
     help="Dashboard sessions: list the signed-in browsers, sign them out", no_args_is_help=True
 )
+
+
+@sessions_app.command("link")
+def sessions_link(
+    tenant_id: Annotated[
+        str | None,
+        typer.Option("--tenant", help="Sign in as this dealership's user (else: administrator)"),
+    ] = None,
+) -> None:
+    """Print a one-time dashboard login link (valid once, for 15 minutes) to hand out."""
+    from aoer.api.auth import LOGIN_PURPOSE, LOGIN_TOKEN_TTL, TokenService
+    from aoer.api.secret_files import with_secrets
+
+    async def main(settings: Settings) -> str:
+        settings = with_secrets(settings, create=False)
+        if not settings.jwt_secret:
+            raise AoerError(
+                f"no AOER_JWT_SECRET and no {settings.home}/jwt_secret: "
+                "set AOER_JWT_SECRET or start `aoer up`/`aoer serve` once"
+            )
+        tid = queue.parse_tenant_id(tenant_id) if tenant_id else None
+        if tid is not None:
+            async with open_services(settings) as services, services.store.session() as session:
+                if await session.tenants.name(tid) is None:
+                    raise AoerError(f"unknown tenant {tid}: see `aoer tenants list`")
+        link = TokenService(settings.jwt_secret).mint(
+            "tenant" if tid else "admin",
+            tenant_id=tid,
+            ttl=LOGIN_TOKEN_TTL,
+            subject="aoer-sessions-link",
+            purpose=LOGIN_PURPOSE,
+        )
+        # stderr: stdout is the link alone, for scripts (`open "$(aoer sessions link)"`).
+        who = f"tenant {tid}" if tid else "an administrator"
+        print(f"minted a one-time login link for {who}", file=sys.stderr, flush=True)
+        return f"http://{address(settings.host, settings.port)}/login?token={link}"
+
+    # print, not rich: the link must not be wrapped.
+    print(run_command(main), flush=True)
 
 
 @sessions_app.command("list")

@@ -2,6 +2,7 @@
 
 import hashlib
 import mimetypes
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -102,7 +103,7 @@ def thousands(value: int) -> str:
 
 def badge_class(kind: str, label: str | None) -> str:
     """CSS class of a grade or risk badge; the badge always shows its label as text too."""
-    return f"{kind}-{label.lower()}" if label else "none"
+    return f"{kind}-{re.sub('[^a-z]+', '-', label.lower())}" if label else "none"
 
 
 @cache

@@ -258,6 +258,7 @@ async def fleet_stats(
         "totals": {
             "tenants": stats.totals.tenants,
             "computed": stats.totals.computed,
+            "noData": stats.totals.no_data,
             "meanScore": float(stats.totals.mean_score)
             if stats.totals.mean_score is not None
             else None,

@@ -1,11 +1,12 @@
 """Browser sign-in and sign-out.
 
-`GET /login?token=…` (the link `aoer up` prints, or one an admin hands out) only shows who the
-link would sign in as, with a button; the button's form `POST /login` sets the HttpOnly
+`GET /login?token=…` (the link `aoer up` prints, or one from `aoer sessions link`) only shows
+who the link would sign in as, with a button; the button's form `POST /login` sets the HttpOnly
 session cookie. So another site can neither sign a victim into someone else's session by
 making the browser open a link (login CSRF) nor use a link up by prefetching it. `POST /login`
 and `POST /logout` come from this site's own pages or are refused (Origin / Sec-Fetch-Site).
-A login link works once across every replica and restart (`aoer.api.sessions`).
+A login link works once across every replica and restart (`aoer.api.sessions`); no other
+token signs in (a bearer token would work as a link for as long as it lives).
 """
 
 import logging
@@ -43,6 +44,10 @@ HTML_CONTENT: Final = {"text/html": {"schema": {"type": "string"}}}
 CROSS_SITE_LOGIN: Final = (
     "cross-site sign-in refused: sign in with the button on this dashboard's own login page"
 )
+NOT_A_LOGIN_LINK: Final = (
+    "this token is not a login link: only a one-time link signs in here "
+    "(`aoer sessions link`); send bearer tokens in the Authorization header"
+)
 CROSS_SITE_LOGOUT: Final = "cross-site sign-out refused: use the Sign out button of the dashboard"
 
 
@@ -69,7 +74,9 @@ async def _link_principal(request: Request, token: str) -> Principal:
     """The token's holder, if the token may still sign in (401 otherwise)."""
     context = api_context(request)
     principal = context.tokens.verify(token)
-    context.sessions.check(principal)
+    if principal.purpose != LOGIN_PURPOSE:
+        # A bearer token would sign in again and again for as long as it lives.
+        raise Unauthorized(NOT_A_LOGIN_LINK)
     if await context.sessions.login_used(principal):
         raise Unauthorized(USED_LINK_MESSAGE)
     return principal

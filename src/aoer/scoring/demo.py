@@ -49,9 +49,15 @@ async def load_demo(session: Session) -> list[UUID]:
     await session.tenants.add_demo(
         ids, [name for name, _ in DEMO_DEALERS], [city for _, city in DEMO_DEALERS]
     )
-    dealers = [(i, name, city) for i, (name, city) in zip(ids, DEMO_DEALERS, strict=True)]
+    # A demo name another dealership already holds is skipped (names are unique).
+    skipped = await session.tenants.unknown(ids)
+    dealers = [
+        (i, name, city)
+        for i, (name, city) in zip(ids, DEMO_DEALERS, strict=True)
+        if i not in skipped
+    ]
     await load_demo_observations(session, dealers)
-    return ids
+    return [tenant_id for tenant_id, _, _ in dealers]
 
 
 async def load_demo_orgs(session: Session, tenant_ids: list[UUID]) -> list[DemoOrg]:

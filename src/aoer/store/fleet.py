@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Final, Literal, get_args
 from uuid import UUID
 
+from aoer.constants import NO_DATA
 from aoer.store.statements import Statements
 from aoer.types import Grade, JsonObject, RiskLevel
 
@@ -56,6 +57,7 @@ class FleetPage:
 class FleetTotals:
     tenants: int
     computed: int
+    no_data: int  # computed from no signal in the window: left out of the mean and levels
     mean_score: Decimal | None
     low: int
     medium: int
@@ -64,12 +66,13 @@ class FleetTotals:
 
     @property
     def by_risk(self) -> dict[str, int]:
-        """Dealerships per risk level, in the levels' order."""
+        """Dealerships per risk level, in the levels' order, then those with no data."""
         return {
             "Low": self.low,
             "Medium": self.medium,
             "High": self.high,
             "Critical": self.critical,
+            NO_DATA: self.no_data,
         }
 
 

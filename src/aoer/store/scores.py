@@ -43,6 +43,7 @@ class RecentEvent:
     aoer_score: Decimal | None
     visibility_risk: Decimal | None
     priority: str | None
+    has_data: bool
 
 
 class Scores(Statements):

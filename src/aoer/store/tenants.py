@@ -1,13 +1,53 @@
 """`tenants`: register, list and look up dealerships; the demo fleet."""
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from aoer.constants import RECOMPUTE_EVENT
 from aoer.errors import AlreadyExists, DuplicateKey, InvalidInput, UnknownOrganization
 from aoer.store.statements import Statements
 from aoer.types import Tenant
+
+MAX_DOMAIN_CHARS = 253  # RFC 1035, without the root's trailing dot
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_TOP_LEVEL = re.compile(r"^([a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
+NAME_INDEX = "tenants_name_key"  # migration 0016
+
+
+def host_name(text: str) -> str:
+    """A dealership's web domain as stored: a lower-case host name ("www.dealer-one.co.uk").
+
+    A bare http(s) URL of a site ("https://Dealer.com/") is reduced to its host; a page's URL
+    (a path, a query), a port, spaces or a single label ("localhost") are refused with a
+    ValueError that says why. Internationalised names are stored in their ASCII (punycode) form.
+    """
+    domain = text.strip()
+    if "://" in domain:
+        parts = urlsplit(domain)
+        if parts.scheme.lower() not in ("http", "https"):
+            raise ValueError(f"{text!r} is not a web domain: give a host name like example.com")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(f"{text!r} is a page, not a domain: give only its host name")
+        if parts.port is not None or "@" in parts.netloc:
+            raise ValueError(f"{text!r} names more than a domain: give only its host name")
+        domain = parts.hostname or ""
+    domain = domain.rstrip(".").lower()
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError(f"{text!r} is not a host name like example.com") from None
+    labels = domain.split(".")
+    if (
+        len(domain) > MAX_DOMAIN_CHARS
+        or len(labels) < 2
+        or not all(_LABEL.match(label) for label in labels)
+        or not _TOP_LEVEL.match(labels[-1])
+    ):
+        raise ValueError(f"{text!r} is not a host name like example.com or www.dealer.co.uk")
+    return domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +69,19 @@ class Tenants(Statements):
         active: bool = True,
         org_id: UUID | None = None,
     ) -> Tenant:
-        if not name.strip():
+        name = name.strip()
+        if not name:
             raise InvalidInput("tenant name must not be empty")
+        if domain is not None and domain.strip():
+            try:
+                domain = host_name(domain)
+            except ValueError as exc:
+                raise InvalidInput(f"invalid domain: {exc}") from None
+        else:
+            domain = None
         params = {
             "id": tenant_id,
-            "name": name.strip(),
+            "name": name,
             "domain": domain,
             "city": city,
             "region": region,
@@ -44,8 +92,14 @@ class Tenants(Statements):
             async with self.transaction():
                 await self._known_org(org_id)
                 created = await self._one(Tenant, "create_tenant", params)
-        except DuplicateKey:
-            raise AlreadyExists(f"a tenant with id {tenant_id} already exists") from None
+        except DuplicateKey as exc:
+            if NAME_INDEX not in str(exc):
+                raise AlreadyExists(f"a tenant with id {tenant_id} already exists") from None
+            holder = await self._value("tenant_named", {"name": name})
+            raise AlreadyExists(
+                f"a tenant named {name!r} already exists ({holder}); names are unique "
+                "ignoring case and surrounding blanks"
+            ) from None
         assert created is not None  # INSERT … RETURNING returns the row
         return created
 

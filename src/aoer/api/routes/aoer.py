@@ -153,6 +153,7 @@ async def history(
                 grade=p.grade,
                 risk_level=p.risk_level,
                 metrics=plain_numbers(p.metrics),
+                priority=p.priority,
             )
             for p in points
         ],

@@ -9,6 +9,7 @@ const TrendChart = (() => {
   let H = 240;
   const BANDS = [[80, "Excellent"], [60, "Good"], [40, "Fair"]];
   const DAY_MS = 86400000;
+  const MIN_SPAN = 20; // score points the y axis spans at least
 
   function svg(tag, attrs, text) {
     const node = document.createElementNS(NS, tag);
@@ -46,11 +47,22 @@ const TrendChart = (() => {
       return PAD.left + ((t - start) / span) * (W - PAD.left - PAD.right);
     }
     function yFor(v) {
-      return PAD.top + (1 - v / 100) * (H - PAD.top - PAD.bottom);
+      const { lo, hi } = geometry;
+      return PAD.top + (1 - (v - lo) / (hi - lo)) * (H - PAD.top - PAD.bottom);
+    }
+
+    /* The y range: the scores shown with some air, on tens, at least 20 wide, within 0..100.
+       A fleet of scores around 65 gets 50..80, not a flat line near the top of 0..100. */
+    function range(scores) {
+      if (!scores.length) return { lo: 0, hi: 100 };
+      let lo = Math.max(0, Math.floor((Math.min(...scores) - 5) / 10) * 10);
+      let hi = Math.min(100, Math.ceil((Math.max(...scores) + 5) / 10) * 10);
+      while (hi - lo < MIN_SPAN) { if (lo > 0) lo -= 10; if (hi - lo < MIN_SPAN && hi < 100) hi += 10; }
+      return { lo, hi };
     }
 
     function describe(p) {
-      return `${stamp(p.t)}: score ${p.v.toFixed(2)} (${grade(p.v)})`;
+      return p.gap ? `${stamp(p.t)}: no data (no signal in the 30-day window)` : `${stamp(p.t)}: score ${p.v.toFixed(2)} (${grade(p.v)})`;
     }
 
     function draw() {
@@ -58,21 +70,25 @@ const TrendChart = (() => {
       W = Math.max(Math.round(container.clientWidth) || 640, MIN_WIDTH);
       H = W < 480 ? 200 : 240;
       const now = Date.now();
-      geometry = { start: now - days * DAY_MS, end: now };
-      const visible = points.filter((p) => p.t >= geometry.start - DAY_MS / 24);
+      const start = now - days * DAY_MS;
+      const visible = points.filter((p) => p.t >= start - DAY_MS / 24);
+      const scored = visible.filter((p) => !p.gap);
+      geometry = { start, end: now, ...range(scored.map((p) => p.v)) };
       const root = svg("svg", {
         viewBox: `0 0 ${W} ${H}`,
         role: "img",
         tabindex: visible.length ? "0" : "-1",
         "aria-label": visible.length
-          ? `Score trend over ${days} days, ${visible.length} recomputes; latest ${visible[visible.length - 1].v.toFixed(2)}. Use the arrow keys to read each point.`
+          ? `Score trend over ${days} days, ${visible.length} recomputes; latest ${describe(visible[visible.length - 1])}. Use the arrow keys to read each point.`
           : `Score trend over ${days} days: no recomputes yet`,
       });
-      // Grid: 0 and 100, and the grade boundaries labelled so the bands carry words.
-      root.appendChild(svg("line", { class: "axis", x1: PAD.left, x2: W - PAD.right, y1: yFor(0), y2: yFor(0) }));
-      root.appendChild(svg("text", { class: "label", x: PAD.left - 6, y: yFor(0) + 4, "text-anchor": "end" }, "0"));
-      root.appendChild(svg("text", { class: "label", x: PAD.left - 6, y: yFor(100) + 4, "text-anchor": "end" }, "100"));
+      const { lo, hi } = geometry;
+      // Grid: the range's ends, and the grade boundaries inside it labelled so the bands carry words.
+      root.appendChild(svg("line", { class: "axis", x1: PAD.left, x2: W - PAD.right, y1: yFor(lo), y2: yFor(lo) }));
+      root.appendChild(svg("text", { class: "label", x: PAD.left - 6, y: yFor(lo) + 4, "text-anchor": "end" }, String(lo)));
+      root.appendChild(svg("text", { class: "label", x: PAD.left - 6, y: yFor(hi) + 4, "text-anchor": "end" }, String(hi)));
       for (const [value, name] of BANDS) {
+        if (value <= lo || value >= hi) continue;
         root.appendChild(svg("line", { class: "band", x1: PAD.left, x2: W - PAD.right, y1: yFor(value), y2: yFor(value) }));
         root.appendChild(svg("text", { class: "label", x: PAD.left - 6, y: yFor(value) + 4, "text-anchor": "end" }, String(value)));
         root.appendChild(svg("text", { class: "label", x: W - PAD.right + 6, y: yFor(value) + 4 }, name));
@@ -104,10 +120,17 @@ const TrendChart = (() => {
         return;
       }
 
-      const coords = visible.map((p) => [xFor(Math.max(p.t, geometry.start)), yFor(p.v)]);
-      const line = coords.map(([x, y], i) => `${i ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`).join(" ");
-      if (coords.length > 1) {
-        const area = `${line} L${coords[coords.length - 1][0].toFixed(1)},${yFor(0)} L${coords[0][0].toFixed(1)},${yFor(0)} Z`;
+      // A recompute from no data sits on the axis as a gap mark; the line breaks there.
+      const coords = visible.map((p) => [xFor(Math.max(p.t, geometry.start)), p.gap ? yFor(lo) : yFor(p.v)]);
+      const runs = [];
+      let run = [];
+      visible.forEach((p, i) => {
+        if (p.gap) { if (run.length) runs.push(run); run = []; } else run.push(coords[i]);
+      });
+      if (run.length) runs.push(run);
+      for (const part of runs.filter((r) => r.length > 1)) {
+        const line = part.map(([x, y], i) => `${i ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`).join(" ");
+        const area = `${line} L${part[part.length - 1][0].toFixed(1)},${yFor(lo)} L${part[0][0].toFixed(1)},${yFor(lo)} Z`;
         root.appendChild(svg("path", { class: "area", d: area }));
         root.appendChild(svg("path", { class: "line", d: line }));
       }
@@ -115,13 +138,17 @@ const TrendChart = (() => {
       const showAll = coords.length <= 120;
       coords.forEach(([x, y], i) => {
         const last = i === coords.length - 1;
+        if (visible[i].gap) {
+          if (showAll || last) dots.appendChild(svg("line", { class: "gap-mark", x1: x, x2: x, y1: y - 4, y2: y + 4, "data-index": i }));
+          return;
+        }
         if (showAll || last) {
-          dots.appendChild(svg("circle", { class: last ? "dot last" : "dot", cx: x, cy: y, r: last ? 4.5 : 3, "data-index": i }));
+          dots.appendChild(svg("circle", { class: last ? "dot last" : "dot", cx: x, cy: y, r: last ? 4.5 : 3, "data-index": i, "data-score": visible[i].v.toFixed(2) }));
         }
       });
       root.appendChild(dots);
 
-      const guide = svg("line", { class: "guide", y1: PAD.top, y2: yFor(0), visibility: "hidden" });
+      const guide = svg("line", { class: "guide", y1: PAD.top, y2: yFor(lo), visibility: "hidden" });
       const tip = svg("g", { class: "tip", visibility: "hidden" });
       const tipBox = svg("rect", { rx: 4, height: 22 });
       const tipText = svg("text", { y: 15 });
@@ -135,7 +162,8 @@ const TrendChart = (() => {
         guide.setAttribute("x1", x);
         guide.setAttribute("x2", x);
         guide.setAttribute("visibility", "visible");
-        tipText.textContent = `${stamp(visible[selected].t)} · ${visible[selected].v.toFixed(2)}`;
+        const p = visible[selected];
+        tipText.textContent = `${stamp(p.t)} · ${p.gap ? "no data" : p.v.toFixed(2)}`;
         const width = tipText.textContent.length * 6.6 + 14;
         const left = Math.min(Math.max(x - width / 2, 0), W - width);
         const top = y - 34 < 0 ? y + 12 : y - 34;

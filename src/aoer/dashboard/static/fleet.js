@@ -18,8 +18,9 @@
     const row = rowFor(summary.tenantId);
     if (!row) return;
     const cell = (name) => row.querySelector(`[data-cell="${name}"]`);
-    let changed = AOER.setText(cell("score"), AOER.fixed(summary.aoerScore, 2));
-    changed = AOER.setText(cell("risk"), AOER.fixed(summary.visibilityRisk, 2)) || changed;
+    let changed = AOER.setText(cell("score"), AOER.measure(summary, summary.aoerScore));
+    changed = AOER.setText(cell("risk"), AOER.measure(summary, summary.visibilityRisk)) || changed;
+    for (const name of ["score", "risk"]) cell(name).classList.toggle("no-data", summary.grade === AOER.NO_DATA);
     if (cell("grade").textContent !== summary.grade) { AOER.setBadge(cell("grade"), "grade", summary.grade); changed = true; }
     if (cell("level").textContent !== summary.riskLevel) { AOER.setBadge(cell("level"), "risk", summary.riskLevel); changed = true; }
     AOER.setTime(cell("updated"), summary.lastUpdated);
@@ -39,6 +40,7 @@
     const t = stats.totals;
     put('[data-stat="tenants"]', thousands(t.tenants));
     put('[data-stat="computed"]', thousands(t.computed));
+    put('[data-stat="noData"]', thousands(t.noData));
     put('[data-stat="meanScore"]', AOER.fixed(t.meanScore, 2));
     put('[data-stat="atRisk"]', thousands(t.byRisk.High + t.byRisk.Critical));
     put('[data-stat="critical"]', thousands(t.byRisk.Critical));

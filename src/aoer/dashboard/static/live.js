@@ -25,6 +25,13 @@ const AOER = (() => {
     return n === null ? "—" : n.toFixed(digits);
   }
 
+  const NO_DATA = "No data"; // grade and risk level of a summary computed from no signal
+
+  /* A summary's score or risk as shown: "no data" rather than the stored 0.00 / 1.00. */
+  function measure(summary, value) {
+    return summary.grade === NO_DATA ? "no data" : fixed(value, 2);
+  }
+
   function slug(text) {
     return String(text || "none").toLowerCase().replace(/[^a-z]+/g, "-");
   }
@@ -195,5 +202,5 @@ const AOER = (() => {
   tickTimes();
   setInterval(tickTimes, 1000);
 
-  return { el, num, fixed, slug, setBadge, relative, setTime, flash, setText, banner, connState, getJSON, postJSON, stream, readJSON, tickTimes };
+  return { el, num, fixed, measure, NO_DATA, slug, setBadge, relative, setTime, flash, setText, banner, connState, getJSON, postJSON, stream, readJSON, tickTimes };
 })();

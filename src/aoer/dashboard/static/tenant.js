@@ -18,13 +18,15 @@
 
   /* -- tiles ------------------------------------------------------------------------------ */
 
-  const METRIC_DIGITS = { avgAEO: 2, avgGEO: 2, avgUGC: 2, volatility: 2, dataPoints: 0, daysSinceLastData: 0 };
+  const METRIC_DIGITS = { avgAEO: 2, avgGEO: 2, avgUGC: 2, avgSEO: 2, avgGeolocal: 2, volatility: 2, dataPoints: 0, daysSinceLastData: 0 };
+  const OPTIONAL_METRICS = ["avgSEO", "avgGeolocal"]; // tiles shown only when the model weighs them
 
   function applySummary(summary, highlight) {
     const changed = new Set();
     const put = (key, text) => { if (AOER.setText(bound(key), text)) changed.add(tileOf(bound(key))); };
-    put("aoerScore", AOER.fixed(summary.aoerScore, 2));
-    put("visibilityRisk", AOER.fixed(summary.visibilityRisk, 2));
+    put("aoerScore", AOER.measure(summary, summary.aoerScore));
+    put("visibilityRisk", AOER.measure(summary, summary.visibilityRisk));
+    for (const key of ["aoerScore", "visibilityRisk"]) bound(key).classList.toggle("no-data", summary.grade === AOER.NO_DATA);
     const grade = bound("grade");
     if (grade && grade.textContent !== summary.grade) { AOER.setBadge(grade, "grade", summary.grade); changed.add(tileOf(grade)); }
     const risk = bound("riskLevel");
@@ -36,6 +38,10 @@
     }
     const metrics = summary.metrics || {};
     for (const [key, digits] of Object.entries(METRIC_DIGITS)) put(key, AOER.fixed(metrics[key], digits));
+    for (const key of OPTIONAL_METRICS) {
+      const tile = document.getElementById(`tile-${key}`);
+      if (tile) tile.hidden = !(key in metrics);
+    }
 
     document.getElementById("notice-never").hidden = true;
     const noSignals = document.getElementById("notice-nosignals");
@@ -56,20 +62,39 @@
     }
   }
 
+  /* A live recompute as a row of "Recent recomputes", like the server renders them: the job's
+     priority tag comes from the history point the recompute recorded (the summary has none). */
   function addEvent(summary) {
     const list = document.getElementById("events");
     const item = AOER.el("li");
     const time = AOER.el("time", { "data-relative": "" });
     AOER.setTime(time, summary.lastUpdated);
-    const score = AOER.el("span", {}, "score ");
-    score.appendChild(AOER.el("b", { class: "num" }, AOER.fixed(summary.aoerScore, 2)));
-    const risk = AOER.el("span", {}, "risk ");
-    risk.appendChild(AOER.el("span", { class: "num" }, AOER.fixed(summary.visibilityRisk, 2)));
-    item.append(time, score, risk);
+    item.append(time);
+    if (summary.grade === AOER.NO_DATA) {
+      item.append(AOER.el("span", { class: "no-data" }, "no data"));
+    } else {
+      const score = AOER.el("span", {}, "score ");
+      score.appendChild(AOER.el("b", { class: "num" }, AOER.fixed(summary.aoerScore, 2)));
+      const risk = AOER.el("span", {}, "risk ");
+      risk.appendChild(AOER.el("span", { class: "num" }, AOER.fixed(summary.visibilityRisk, 2)));
+      item.append(score, risk);
+    }
     list.prepend(item);
     while (list.children.length > MAX_EVENTS) list.lastElementChild.remove();
     document.getElementById("events-empty").hidden = true;
     AOER.flash(item, false);
+    tagPriority(item, Date.parse(summary.lastUpdated));
+  }
+
+  async function tagPriority(item, at) {
+    try {
+      const body = await AOER.getJSON(`/api/aoer/history?tenantId=${q}&days=1`);
+      const points = body.history || [];
+      const point = points.find((p) => Date.parse(p.createdAt) === at) || points[points.length - 1];
+      if (point && point.priority && !item.querySelector(".tag")) {
+        item.append(AOER.el("span", { class: "tag" }, point.priority));
+      }
+    } catch (_) { /* the row stays without its tag; the next page load shows it */ }
   }
 
   /* -- chart ------------------------------------------------------------------------------ */
@@ -77,7 +102,8 @@
   async function loadHistory(days) {
     try {
       const body = await AOER.getJSON(`/api/aoer/history?tenantId=${q}&days=${days}`);
-      const points = (body.history || []).map((p) => ({ t: Date.parse(p.createdAt), v: Number(p.aoerScore) }));
+      // A recompute from no data is a gap in the line, not a fall to 0 (its stored score).
+      const points = (body.history || []).map((p) => ({ t: Date.parse(p.createdAt), v: Number(p.aoerScore), gap: p.grade === AOER.NO_DATA }));
       // Model promotions/rollbacks (and alerts: kind "alert") marked on the trend.
       const markers = (body.markers || []).map((m) => ({ t: Date.parse(m.at), kind: m.kind, label: m.label, detail: m.detail }));
       chart.setMarkers(markers.filter((m) => !Number.isNaN(m.t)));
@@ -143,11 +169,15 @@
     if (!(at > shownAt)) return;
     shownAt = at;
     applySummary(summary, true);
-    chart.addPoint({ t: at, v: Number(summary.aoerScore) });
+    chart.addPoint({ t: at, v: Number(summary.aoerScore), gap: summary.grade === AOER.NO_DATA });
     addEvent(summary);
     if (recompute) {
       const seconds = ((Date.now() - recompute.since) / 1000).toFixed(1);
-      finishRecompute(`Done in ${seconds} s: score ${AOER.fixed(summary.aoerScore, 2)} (${summary.grade}).`);
+      const result = summary.grade === AOER.NO_DATA ? "no data in the last 30 days" : `score ${AOER.fixed(summary.aoerScore, 2)} (${summary.grade})`;
+      finishRecompute(`Done in ${seconds} s: ${result}.`);
+    } else if (status.textContent) {
+      // A later recompute (cron, another user) replaced the one this label reported on.
+      progress("");
     }
   }
 

@@ -2,12 +2,14 @@
 -- One page of the fleet: every dealership (computed or not) with its summary, filtered by a
 -- name fragment, grade and risk level, ordered by the chosen key. The sort key is a fixed
 -- word chosen by the caller from a whitelist; each CASE below is NULL unless selected, so it
--- orders nothing. Never-computed dealerships sort last in both directions; ties by name, id.
+-- orders nothing. Never-computed dealerships, and by score or risk those with no data, sort
+-- last in both directions; ties by name, id.
 -- The inner query orders only ids (a top-N sort); the page's rows are then read by key, and
 -- grade and level computed for those rows alone.
 SELECT t.id AS tenant_id, t.name, t.city, t.active,
        s.aoer_score, s.visibility_risk, s.last_updated,
-       aoer_grade(s.aoer_score) AS grade, aoer_risk_level(s.visibility_risk) AS risk_level
+       aoer_grade(s.aoer_score, s.metrics) AS grade,
+       aoer_risk_level(s.visibility_risk, s.metrics) AS risk_level
 FROM unnest(ARRAY(
     SELECT t.id
     FROM tenants t
@@ -16,16 +18,20 @@ FROM unnest(ARRAY(
       AND (%(org_id)s::uuid IS NULL OR t.org_id = %(org_id)s::uuid)
       AND (%(grade)s::text IS NULL
            OR (%(grade)s = 'none' AND s.tenant_id IS NULL)
-           OR aoer_grade(s.aoer_score) = %(grade)s)
+           OR aoer_grade(s.aoer_score, s.metrics) = %(grade)s)
       AND (%(risk_level)s::text IS NULL
-           OR aoer_risk_level(s.visibility_risk) = %(risk_level)s)
+           OR aoer_risk_level(s.visibility_risk, s.metrics) = %(risk_level)s)
     ORDER BY
-        CASE WHEN %(sort)s = 'score' AND NOT %(descending)s THEN s.aoer_score END
+        CASE WHEN %(sort)s = 'score' AND NOT %(descending)s
+                  AND aoer_has_data(s.metrics) THEN s.aoer_score END
             ASC NULLS LAST,
-        CASE WHEN %(sort)s = 'score' AND %(descending)s THEN s.aoer_score END DESC NULLS LAST,
-        CASE WHEN %(sort)s = 'risk' AND NOT %(descending)s THEN s.visibility_risk END
+        CASE WHEN %(sort)s = 'score' AND %(descending)s
+                  AND aoer_has_data(s.metrics) THEN s.aoer_score END DESC NULLS LAST,
+        CASE WHEN %(sort)s = 'risk' AND NOT %(descending)s
+                  AND aoer_has_data(s.metrics) THEN s.visibility_risk END
             ASC NULLS LAST,
-        CASE WHEN %(sort)s = 'risk' AND %(descending)s THEN s.visibility_risk END
+        CASE WHEN %(sort)s = 'risk' AND %(descending)s
+                  AND aoer_has_data(s.metrics) THEN s.visibility_risk END
             DESC NULLS LAST,
         CASE WHEN %(sort)s = 'updated' AND NOT %(descending)s THEN s.last_updated END
             ASC NULLS LAST,
@@ -48,28 +54,34 @@ WHERE (%(name)s::text IS NULL OR strpos(lower(t.name), lower(%(name)s::text)) > 
   AND (%(org_id)s::uuid IS NULL OR t.org_id = %(org_id)s::uuid)
   AND (%(grade)s::text IS NULL
        OR (%(grade)s = 'none' AND s.tenant_id IS NULL)
-       OR aoer_grade(s.aoer_score) = %(grade)s)
-  AND (%(risk_level)s::text IS NULL OR aoer_risk_level(s.visibility_risk) = %(risk_level)s);
+       OR aoer_grade(s.aoer_score, s.metrics) = %(grade)s)
+  AND (%(risk_level)s::text IS NULL
+       OR aoer_risk_level(s.visibility_risk, s.metrics) = %(risk_level)s);
 
 -- name: fleet_totals
--- The fleet at a glance: dealerships, how many were computed, the mean score, and how many
--- sit at each risk level; `org_id`: over that organisation's dealerships alone. Risks take at
--- most 101 values (numeric(3,2) in 0..1), so the level is computed once per distinct value,
--- not once per dealership.
+-- The fleet at a glance: dealerships, how many were computed, how many of those had no data
+-- (score 0.00 and risk 1.00 stored, DESIGN §3), the mean score of those with data, and how
+-- many sit at each risk level ("No data" apart); `org_id`: over that organisation's
+-- dealerships alone. Risks take at most 101 values (numeric(3,2) in 0..1), so the level is
+-- computed once per distinct value, not once per dealership.
 WITH scoped AS (
-    SELECT s.aoer_score, s.visibility_risk
+    SELECT s.aoer_score, s.visibility_risk, aoer_has_data(s.metrics) AS has_data
     FROM aoer_summary s
     WHERE %(org_id)s::uuid IS NULL
        OR s.tenant_id IN (SELECT t.id FROM tenants t WHERE t.org_id = %(org_id)s::uuid)
 ),
 by_risk AS (
     SELECT aoer_risk_level(visibility_risk) AS level, dealers
-    FROM (SELECT visibility_risk, count(*) AS dealers FROM scoped GROUP BY visibility_risk) r
+    FROM (SELECT visibility_risk, count(*) AS dealers
+          FROM scoped
+          WHERE has_data
+          GROUP BY visibility_risk) r
 )
 SELECT (SELECT count(*) FROM tenants t
         WHERE %(org_id)s::uuid IS NULL OR t.org_id = %(org_id)s::uuid)::integer AS tenants,
        (SELECT count(*) FROM scoped)::integer AS computed,
-       (SELECT round(avg(aoer_score), 2) FROM scoped) AS mean_score,
+       (SELECT count(*) FROM scoped WHERE NOT has_data)::integer AS no_data,
+       (SELECT round(avg(aoer_score), 2) FROM scoped WHERE has_data) AS mean_score,
        coalesce(sum(dealers) FILTER (WHERE level = 'Low'), 0)::integer AS low,
        coalesce(sum(dealers) FILTER (WHERE level = 'Medium'), 0)::integer AS medium,
        coalesce(sum(dealers) FILTER (WHERE level = 'High'), 0)::integer AS high,
@@ -90,7 +102,8 @@ LIMIT %(limit)s;
 -- rows it has sent, and when the latest one is dated.
 SELECT t.id AS tenant_id, t.name, t.domain, t.city, t.region, t.active,
        s.aoer_score, s.visibility_risk, s.last_updated, coalesce(s.metrics, '{}') AS metrics,
-       aoer_grade(s.aoer_score) AS grade, aoer_risk_level(s.visibility_risk) AS risk_level,
+       aoer_grade(s.aoer_score, s.metrics) AS grade,
+       aoer_risk_level(s.visibility_risk, s.metrics) AS risk_level,
        sig.signal_rows, sig.last_signal_date
 FROM tenants t
 LEFT JOIN aoer_summary s ON s.tenant_id = t.id

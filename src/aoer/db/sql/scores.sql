@@ -8,7 +8,8 @@ FROM aoer_store_scores(%(tenant_ids)s::uuid[]);
 -- computed, no row means no such tenant (or, under RLS, not the caller's).
 -- With what the summary adds (DESIGN §13): aoer_summary_context, migration 0011.
 SELECT t.id AS tenant_id, s.aoer_score, s.visibility_risk, s.last_updated, s.metrics,
-       aoer_grade(s.aoer_score) AS grade, aoer_risk_level(s.visibility_risk) AS risk_level,
+       aoer_grade(s.aoer_score, s.metrics) AS grade,
+       aoer_risk_level(s.visibility_risk, s.metrics) AS risk_level,
        x.change, x.change_7d, x.change_30d, x.weights, x.benchmark
 FROM tenants t
 LEFT JOIN aoer_summary s ON s.tenant_id = t.id
@@ -20,7 +21,8 @@ WHERE t.id = %(tenant_id)s;
 -- name: summaries
 -- The summaries of many tenants at once (the SSE fan-out after a batch commits, tools).
 SELECT s.tenant_id, s.aoer_score, s.visibility_risk, s.last_updated, s.metrics,
-       aoer_grade(s.aoer_score) AS grade, aoer_risk_level(s.visibility_risk) AS risk_level,
+       aoer_grade(s.aoer_score, s.metrics) AS grade,
+       aoer_risk_level(s.visibility_risk, s.metrics) AS risk_level,
        x.change, x.change_7d, x.change_30d, x.weights, x.benchmark
 FROM aoer_summary s
 JOIN tenants t ON t.id = s.tenant_id
@@ -38,10 +40,12 @@ SELECT aoer_refresh_component_medians() AS rows;
 SELECT created_at,
        (event_data ->> 'aoerScore')::numeric AS aoer_score,
        (event_data ->> 'visibilityRisk')::numeric AS visibility_risk,
-       aoer_grade((event_data ->> 'aoerScore')::numeric) AS grade,
-       aoer_risk_level((event_data ->> 'visibilityRisk')::numeric) AS risk_level,
+       aoer_grade((event_data ->> 'aoerScore')::numeric, event_data -> 'metrics') AS grade,
+       aoer_risk_level((event_data ->> 'visibilityRisk')::numeric, event_data -> 'metrics')
+           AS risk_level,
        CASE WHEN jsonb_typeof(event_data -> 'metrics') = 'object' THEN event_data -> 'metrics'
-            ELSE '{}'::jsonb END AS metrics
+            ELSE '{}'::jsonb END AS metrics,
+       event_data ->> 'priority' AS priority
 FROM (
     SELECT created_at, event_data
     FROM metrics_events
@@ -60,7 +64,8 @@ ORDER BY created_at;
 SELECT created_at,
        (event_data ->> 'aoerScore')::numeric AS aoer_score,
        (event_data ->> 'visibilityRisk')::numeric AS visibility_risk,
-       event_data ->> 'priority' AS priority
+       event_data ->> 'priority' AS priority,
+       aoer_has_data(event_data -> 'metrics') AS has_data
 FROM metrics_events
 WHERE tenant_id = %(tenant_id)s AND event_type = %(event_type)s
 ORDER BY created_at DESC

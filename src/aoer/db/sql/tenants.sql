@@ -18,6 +18,10 @@ SELECT EXISTS (SELECT 1 FROM tenants WHERE id = %(tenant_id)s) AS found;
 -- name: tenant_name
 SELECT name FROM tenants WHERE id = %(tenant_id)s;
 
+-- name: tenant_named
+-- The tenant holding this name, compared as the unique index tenants_name_key does.
+SELECT id FROM tenants WHERE lower(btrim(name)) = lower(btrim(%(name)s));
+
 -- name: unknown_tenants
 -- The ids in the list that name no tenant (an import reports them before writing anything).
 SELECT u.id
@@ -36,7 +40,8 @@ created AS (
     INSERT INTO tenants (id, name, domain, city, region)
     SELECT id, name, lower(regexp_replace(name, '[^A-Za-z]+', '', 'g')) || '.example', city, 'Demo'
     FROM dealers
-    ON CONFLICT (id) DO NOTHING
+    -- an id or a name already registered: that dealership stays as it is
+    ON CONFLICT DO NOTHING
     RETURNING id
 ),
 days AS (
@@ -46,6 +51,8 @@ days AS (
     -- sparse (every 6th dealer) and stale (every 5th) dealers leave gaps
     WHERE NOT (d.n %% 6 = 0 AND g.day %% 8 <> 0)
       AND NOT (d.n %% 5 = 0 AND g.day < 10)
+      -- a demo name taken by another dealership left this id unregistered: no signals
+      AND (d.id IN (SELECT id FROM created) OR EXISTS (SELECT 1 FROM tenants t WHERE t.id = d.id))
 ),
 base AS (
     SELECT id, day,

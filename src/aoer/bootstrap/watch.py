@@ -1,0 +1,143 @@
+"""`aoer up`'s watch on its database: one clear exit when it goes away, not a loop of retries.
+
+Without it, a database stopped underneath `aoer up` (`aoer down` from another terminal, a
+crash, an external server gone for good) left the process up, answering 503 and logging a
+few hundred warnings with tracebacks a minute, and slow to stop. The watch pings the database
+every WATCH_EVERY_S. An embedded server whose process is gone is lost at once; any database
+that does not answer for `grace_s` is lost then (an external one may be restarting). While
+it does not answer, the process's own retry warnings are held back (`QuietWhileDown`): the
+watch says once that the database is unreachable, and once more when it is back or lost.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from aoer.db.embedded import DATA_FOLDER, embedded_pid
+from aoer.db.pool import connect
+from aoer.errors import DatabaseError
+from aoer.store import Store
+
+logger = logging.getLogger(__name__)
+
+WATCH_EVERY_S: Final = 0.5
+PING_TIMEOUT_S: Final = 0.5  # waiting longer for a pooled connection only delays the news
+CONNECT_TIMEOUT_S: Final = 2.0  # a connection of its own, when the pool had none to spare
+EMBEDDED_POLL_S: Final = 0.1  # while a ping waits: is the embedded server's process gone?
+
+
+class DatabaseWatch:
+    """Pings the database until it is lost; then calls `on_lost` once and ends."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        embedded_home: Path | None,
+        grace_s: float,
+        on_lost: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.embedded_home = embedded_home
+        self.grace_s = grace_s
+        self.on_lost = on_lost
+        self.down_since: float | None = None
+        self.lost: str | None = None  # why, once lost: the process's last words
+
+    @property
+    def down(self) -> bool:
+        return self.down_since is not None
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.lost is None:
+            problem = await self._problem()
+            now = loop.time()
+            if problem is None:
+                if self.down_since is not None:
+                    logger.info(
+                        "[AOER] database reachable again after %.0fs", now - self.down_since
+                    )
+                self.down_since = None
+            else:
+                gone = self._embedded_gone()
+                if self.down_since is None:
+                    self.down_since = now
+                if self.down_since == now and not gone:
+                    logger.warning(
+                        "[AOER] database unreachable (%s); `aoer up` exits if it stays away "
+                        "for %.0fs",
+                        problem,
+                        self.grace_s,
+                        extra={"action": "database_down"},
+                    )
+                if gone or now - self.down_since >= self.grace_s:
+                    self.lost = gone or (
+                        f"the database has been unreachable for {self.grace_s:.0f}s "
+                        f"({problem}): `aoer up` stopped; start it again once the database is back"
+                    )
+                    self.on_lost()
+                    return
+            await asyncio.sleep(WATCH_EVERY_S)
+
+    def _embedded_gone(self) -> str | None:
+        home = self.embedded_home
+        if home is None or embedded_pid(home) is not None:
+            return None
+        return (
+            f"the embedded PostgreSQL in {home.resolve() / DATA_FOLDER} stopped underneath "
+            "`aoer up` (was `aoer down` run?): `aoer up` stopped; run `aoer up` again to "
+            "start both"
+        )
+
+    async def _problem(self) -> str | None:
+        gone = self._embedded_gone()
+        if gone is not None:
+            return "its server process is gone"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PING_TIMEOUT_S * 2
+        ping = asyncio.ensure_future(self.store.ping(timeout_s=PING_TIMEOUT_S))
+        try:
+            while not ping.done():
+                # A server that stopped leaves pings hanging: its process's end is news sooner.
+                await asyncio.wait({ping}, timeout=EMBEDDED_POLL_S)
+                if not ping.done() and self._embedded_gone():
+                    return "its server process is gone"
+                if not ping.done() and loop.time() > deadline:
+                    raise DatabaseError(f"no answer to a ping in {PING_TIMEOUT_S * 2:.0f}s")
+            ping.result()
+        except Exception as exc:  # whatever failed, the database did not answer
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        else:
+            return None
+        finally:
+            if not ping.done():
+                ping.cancel()
+                await asyncio.gather(ping, return_exceptions=True)
+        # Every pooled connection busy is load, not loss: a connection of its own decides.
+        try:
+            conn = await asyncio.wait_for(connect(self.store.database_url), CONNECT_TIMEOUT_S)
+        except DatabaseError as exc:
+            return str(exc).splitlines()[0]  # says more than the pool's timeout
+        except Exception:
+            return problem
+        await conn.close()
+        return None
+
+
+class QuietWhileDown(logging.Filter):
+    """Holds back other loggers' warnings and errors while the watch finds the database
+    down (every part of the process retries and says so, with tracebacks); counts them."""
+
+    def __init__(self, watch: DatabaseWatch) -> None:
+        super().__init__()
+        self.watch = watch
+        self.held_back = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == __name__ or record.levelno < logging.WARNING or not self.watch.down:
+            return True
+        self.held_back += 1
+        return False
