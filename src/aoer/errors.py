@@ -25,6 +25,10 @@ class UnknownTenant(NotFound):
     """Unknown tenant."""
 
 
+class UnknownJob(NotFound):
+    """Unknown job."""
+
+
 class Conflict(AoerError):
     """The request conflicts with the current state."""
 

@@ -1,0 +1,48 @@
+-- The operator console (DESIGN §15): the job list's indexes, each attempt found by its job,
+-- the queue's pause switch, and the workers' heartbeats.
+
+-- Newest first, keyset-paged on (created_at, id): one index per way the list is filtered, so
+-- every page at any depth is one index range scan of `limit` rows (bench/console_bench.py).
+-- Filters left over (say, a priority within a status) are checked on the index's rows.
+CREATE INDEX aoer_queue_console_idx ON aoer_queue (created_at DESC, id DESC);
+-- The status index is keyed in the "C" collation, which only the console's query names
+-- (list_jobs_by_status): the queue's own statements on `status = 'processing'` (reclaim, with
+-- its lease index) can never be planned onto it.
+CREATE INDEX aoer_queue_console_status_idx
+    ON aoer_queue ((status COLLATE "C"), created_at DESC, id DESC);
+CREATE INDEX aoer_queue_console_priority_idx ON aoer_queue (priority, created_at DESC, id DESC);
+CREATE INDEX aoer_queue_console_tenant_idx ON aoer_queue (tenant_id, created_at DESC, id DESC);
+-- It leads with tenant_id too, so it serves the per-tenant counts (queue_statuses) as well:
+-- one index fewer for every queue write to maintain.
+DROP INDEX aoer_queue_tenant_status_idx;
+
+-- A job's attempts (and the foreign key's ON DELETE SET NULL when retention deletes jobs).
+CREATE INDEX aoer_failures_job_idx ON aoer_failures (job_id, created_at) WHERE job_id IS NOT NULL;
+
+-- One row: whether workers may claim. The claim statement reads it itself, so a worker that
+-- missed the pause notification still claims nothing while paused.
+CREATE TABLE aoer_queue_state (
+    id          boolean PRIMARY KEY DEFAULT true CHECK (id),
+    paused      boolean NOT NULL DEFAULT false,
+    changed_at  timestamptz NOT NULL DEFAULT now(),
+    changed_by  text
+);
+INSERT INTO aoer_queue_state DEFAULT VALUES;
+
+-- Live workers: each upserts its row every few seconds and deletes it on a clean exit; a row
+-- whose heartbeat went stale is a worker that died (shown as gone, deleted by retention).
+CREATE TABLE aoer_workers (
+    id                 text PRIMARY KEY,
+    host               text NOT NULL,
+    pid                integer NOT NULL,
+    started_at         timestamptz NOT NULL DEFAULT now(),
+    last_heartbeat_at  timestamptz NOT NULL DEFAULT now(),
+    jobs_in_hand       integer NOT NULL DEFAULT 0 CHECK (jobs_in_hand >= 0),
+    paused             boolean NOT NULL DEFAULT false  -- what the worker last heard
+);
+CREATE INDEX aoer_workers_heartbeat_idx ON aoer_workers (last_heartbeat_at);
+
+-- Scoped callers (a tenant reads, an organisation also cancels its tenants' waiting jobs)
+-- see whether the queue is paused; Row Level Security keeps them to their own jobs.
+GRANT SELECT ON aoer_queue_state TO aoer_tenant;
+GRANT DELETE ON aoer_queue TO aoer_tenant;
