@@ -6,10 +6,10 @@
 -- Newest first, keyset-paged: every query below starts strictly after the cursor
 -- (created_at, id) -- the first page passes one past every row -- so a page at any depth is
 -- one range scan of its index (aoer_queue_console_*_idx). The leading filter picks the index;
--- the others are checked on its rows.
-SELECT q.id, q.tenant_id, t.name AS tenant_name, q.priority, q.status, q.retry_count,
-       q.max_retries, q.scheduled_at, q.started_at, q.completed_at, q.error_message,
-       q.locked_by, q.created_at, q.updated_at
+-- the others are checked on its rows. Each row's tenant name is one primary-key probe.
+SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
+       q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
+       q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
 FROM (
     SELECT * FROM aoer_queue
     WHERE (created_at, id) < (%(before_at)s, %(before_id)s)
@@ -18,13 +18,12 @@ FROM (
     ORDER BY created_at DESC, id DESC
     LIMIT %(limit)s
 ) q
-JOIN tenants t ON t.id = q.tenant_id
 ORDER BY q.created_at DESC, q.id DESC;
 
 -- name: list_jobs_by_status
-SELECT q.id, q.tenant_id, t.name AS tenant_name, q.priority, q.status, q.retry_count,
-       q.max_retries, q.scheduled_at, q.started_at, q.completed_at, q.error_message,
-       q.locked_by, q.created_at, q.updated_at
+SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
+       q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
+       q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
 FROM (
     SELECT * FROM aoer_queue
     -- The index's own collation (0010_console.sql): equal to `status = ...` in every way.
@@ -34,13 +33,12 @@ FROM (
     ORDER BY created_at DESC, id DESC
     LIMIT %(limit)s
 ) q
-JOIN tenants t ON t.id = q.tenant_id
 ORDER BY q.created_at DESC, q.id DESC;
 
 -- name: list_jobs_by_priority
-SELECT q.id, q.tenant_id, t.name AS tenant_name, q.priority, q.status, q.retry_count,
-       q.max_retries, q.scheduled_at, q.started_at, q.completed_at, q.error_message,
-       q.locked_by, q.created_at, q.updated_at
+SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
+       q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
+       q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
 FROM (
     SELECT * FROM aoer_queue
     WHERE priority = %(priority)s::text
@@ -49,13 +47,12 @@ FROM (
     ORDER BY created_at DESC, id DESC
     LIMIT %(limit)s
 ) q
-JOIN tenants t ON t.id = q.tenant_id
 ORDER BY q.created_at DESC, q.id DESC;
 
 -- name: list_jobs_by_tenant
-SELECT q.id, q.tenant_id, t.name AS tenant_name, q.priority, q.status, q.retry_count,
-       q.max_retries, q.scheduled_at, q.started_at, q.completed_at, q.error_message,
-       q.locked_by, q.created_at, q.updated_at
+SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
+       q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
+       q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
 FROM (
     SELECT * FROM aoer_queue
     WHERE tenant_id = %(tenant_id)s::uuid
@@ -65,7 +62,6 @@ FROM (
     ORDER BY created_at DESC, id DESC
     LIMIT %(limit)s
 ) q
-JOIN tenants t ON t.id = q.tenant_id
 ORDER BY q.created_at DESC, q.id DESC;
 
 -- name: get_job
