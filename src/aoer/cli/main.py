@@ -10,6 +10,7 @@ from rich.table import Table
 from aoer import queue
 from aoer.bootstrap import ProcessKind, open_services, resolve_database_url
 from aoer.bootstrap.worker import build_worker
+from aoer.cli.console import register as register_console_commands
 from aoer.cli.model import model_app
 from aoer.cli.runner import EXIT_USAGE, JsonOutput, console, emit_json, fail, run_command, show
 from aoer.cli.runtime import install_stop_handlers, serve_worker_metrics
@@ -36,6 +37,7 @@ app.add_typer(signals_app, name="signals")
 app.add_typer(model_app, name="model")
 app.add_typer(sessions_app, name="sessions")
 register_api_commands(app)
+register_console_commands(app)
 
 
 @app.command()
