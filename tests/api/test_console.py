@@ -7,6 +7,7 @@ from uuid import UUID, uuid4
 from aoer import queue
 from aoer.db.pool import Connection
 from tests.api.conftest import Api, count
+from tests.api.test_sessions import login_link, same_origin, signed_in
 from tests.conftest import MakeTenant, session_of
 
 WORKER = "console-test-worker"
@@ -234,3 +235,38 @@ async def test_a_tenant_reads_only_its_own_jobs_and_changes_nothing(
     assert (await api.client.get("/api/jobs", headers=service)).status_code == 403
     assert (await api.client.post("/api/queue/pause", headers=service)).status_code == 403
     assert await audit_actions(conn) == []
+
+
+async def test_jobs_pages_render_for_admins_and_their_forms_refuse_cross_site_posts(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant("Poisoned <Motors>")
+    job = await failed_job(conn, tenant, "boom <b>")
+    listing = await api.client.get("/dashboard/jobs", headers=api.admin)
+    assert listing.status_code == 200
+    assert str(job) in listing.text
+    assert "Poisoned &lt;Motors&gt;" in listing.text, "names are escaped"
+    assert 'id="throughput-chart"' in listing.text
+    assert 'id="latency-chart"' in listing.text
+    detail = await api.client.get(f"/dashboard/jobs/{job}", headers=api.admin)
+    assert detail.status_code == 200
+    assert "boom &lt;b&gt;" in detail.text
+    assert f'action="/dashboard/jobs/{job}/retry"' in detail.text
+    as_tenant = await api.client.get("/dashboard/jobs", headers=api.bearer(tenant=tenant))
+    assert as_tenant.status_code == 403
+
+    # Signed in with the cookie: a post from another site is refused, nothing changes.
+    await signed_in(api, login_link(api))
+    refused = await api.client.post(
+        f"/dashboard/jobs/{job}/retry", headers={"Origin": "http://evil.example"}
+    )
+    assert refused.status_code == 403
+    assert await audit_actions(conn) == []
+    retried = await api.client.post(f"/dashboard/jobs/{job}/retry", headers=same_origin(api))
+    assert retried.status_code == 303
+    assert retried.headers["location"] == f"/dashboard/jobs/{job}?notice=retried"
+    paused = await api.client.post("/dashboard/queue/pause", headers=same_origin(api))
+    assert paused.status_code == 303
+    page = await api.client.get("/dashboard/jobs?notice=paused")
+    assert "Resume queue" in page.text
+    assert [a for a, _ in await audit_actions(conn)] == ["job.retry", "queue.pause"]

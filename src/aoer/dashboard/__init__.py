@@ -2,12 +2,12 @@
 
 from fastapi import APIRouter
 
-from aoer.dashboard import routes, session
+from aoer.dashboard import console, routes, session
 
 
 def dashboard_routers() -> list[APIRouter]:
     """The pages, their assets and the browser sign-in (`/login`)."""
-    return [routes.router, session.router]
+    return [routes.router, console.router, session.router]
 
 
 __all__ = ["dashboard_routers"]
