@@ -15,6 +15,7 @@ PAD_RIGHT: Final = 12
 PAD_TOP: Final = 12
 PAD_BOTTOM: Final = 26
 X_TICKS: Final = 5
+MAX_DOTS: Final = 48  # a series this short also gets a dot per point (one point is no line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class Chart:
     lines: list[tuple[Series, str]] = field(default_factory=list)  # series, SVG path
     x_ticks: list[Tick] = field(default_factory=list)
     y_ticks: list[Tick] = field(default_factory=list)
+    dots: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # by series name
     empty: bool = True
 
     @property
@@ -95,6 +97,8 @@ def line_chart(
             f"{'M' if i == 0 else 'L'}{x(t):.1f},{y(v):.1f}" for i, (t, v) in enumerate(s.points)
         )
         chart.lines.append((s, path))
+        if len(s.points) <= MAX_DOTS:
+            chart.dots[s.name] = [(x(t), y(v)) for t, v in s.points]
     chart.y_ticks = [Tick(y(top * i / 2), f"{_number(top * i / 2)}{unit}") for i in range(3)]
     step = (end - start) / (X_TICKS - 1)
     chart.x_ticks = [
