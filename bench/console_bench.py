@@ -78,7 +78,8 @@ async def generate(url: str, jobs: int, tenants: int) -> float:
             INSERT INTO aoer_queue (tenant_id, priority, status, retry_count, scheduled_at,
                                     started_at, completed_at, error_message, locked_by,
                                     created_at)
-            SELECT ('00000000-0000-0000-0000-' || lpad((1 + g %% %(tenants)s)::text, 12, '0'))::uuid,
+            SELECT ('00000000-0000-0000-0000-'
+                    || lpad((1 + g %% %(tenants)s)::text, 12, '0'))::uuid,
                    (ARRAY['low','low','low','low','low','low','medium','medium','high',
                           'urgent'])[1 + (g * 7) %% 10],
                    CASE WHEN g %% 37 = 0 THEN 'failed' ELSE 'completed' END,
