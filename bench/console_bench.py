@@ -7,6 +7,8 @@
    worker has heard it (its heartbeat row says paused), a check that nothing is claimed while
    paused, and from the resume's commit until the first claim and until every job is done.
    Target: each within 1 s.
+3. What the console's indexes cost the queue's writes: a cron tick and a drain of every
+   tenant with and without them (as before migration 0010), alternating rounds.
 
     .venv/bin/python bench/console_bench.py [--jobs 1000000] [--tenants 10000] [--repeats 5]
 
@@ -34,6 +36,7 @@ from aoer import queue
 from aoer.api.auth import TokenService
 from aoer.bootstrap import ProcessKind, open_services
 from aoer.bootstrap.api import build_api
+from aoer.bootstrap.worker import build_worker
 from aoer.config import Settings
 from aoer.db.pool import Connection, connect
 from aoer.db.schema import migrate
@@ -285,13 +288,80 @@ async def bench_pause(url: str, repeats: int, log_dir: Path) -> list[str]:
     return lines
 
 
+# The indexes migration 0010 adds to aoer_queue, and the one it drops, for the write-cost
+# comparison (the same statements as the migration).
+CONSOLE_INDEXES = {
+    "aoer_queue_console_idx": "ON aoer_queue (created_at DESC, id DESC)",
+    "aoer_queue_console_status_idx": (
+        'ON aoer_queue ((status COLLATE "C"), created_at DESC, id DESC)'
+    ),
+    "aoer_queue_console_priority_idx": "ON aoer_queue (priority, created_at DESC, id DESC)",
+    "aoer_queue_console_tenant_idx": "ON aoer_queue (tenant_id, created_at DESC, id DESC)",
+}
+OLD_INDEX = "CREATE INDEX aoer_queue_tenant_status_idx ON aoer_queue (tenant_id, status)"
+
+
+async def use_console_indexes(conn: Connection, on: bool) -> None:
+    for name, definition in CONSOLE_INDEXES.items():
+        if on:
+            await conn.execute(f"CREATE INDEX IF NOT EXISTS {name} {definition}")  # type: ignore[arg-type]
+        else:
+            await conn.execute(f"DROP INDEX IF EXISTS {name}")  # type: ignore[arg-type]
+    if on:
+        await conn.execute("DROP INDEX IF EXISTS aoer_queue_tenant_status_idx")
+    else:
+        await conn.execute(OLD_INDEX.replace("INDEX", "INDEX IF NOT EXISTS", 1))  # type: ignore[arg-type]
+
+
+async def bench_writes(url: str, rounds: int) -> list[str]:
+    """Every tenant queued (one cron tick) and drained by one in-process worker, with the
+    console's indexes and without them (as before migration 0010), alternating rounds."""
+    settings = Settings(  # type: ignore[call-arg]
+        AOER_HOME=tempfile.mkdtemp(), AOER_RUN_CRON=False, AOER_LOG_EACH_TENANT=False
+    )
+    conn = await connect(url)
+    await conn.execute(
+        "INSERT INTO aiv_raw_signals (dealer_id, date, aeo, geo, ugc) SELECT t.id,"
+        " current_date - d, 50 + d, 40 + d, 30 + d FROM tenants t, generate_series(0, 4) d"
+        " ON CONFLICT DO NOTHING"
+    )
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    tenants = int(await scalar(conn, "SELECT count(*) FROM tenants"))
+    try:
+        async with open_services(settings, kind=ProcessKind.WORKER, database_url=url) as services:
+            for _ in range(rounds):
+                for on in (True, False):
+                    await conn.execute(
+                        "TRUNCATE aoer_queue, aoer_summary, metrics_events, aoer_failures"
+                    )
+                    await use_console_indexes(conn, on)
+                    await conn.execute("VACUUM ANALYZE aoer_queue")
+                    started = time.perf_counter()
+                    async with services.store.session() as session:
+                        await queue.trigger_cron(session)
+                    await build_worker(services, drain=True).run()
+                    rates[on].append(tenants / (time.perf_counter() - started))
+    finally:
+        await use_console_indexes(conn, True)
+        await conn.close()
+    lines = [
+        f"- with the console indexes: {statistics.median(rates[True]):,.0f} jobs/s"
+        f" (rounds: {', '.join(f'{r:,.0f}' for r in rates[True])})",
+        f"- without them (before 0010): {statistics.median(rates[False]):,.0f} jobs/s"
+        f" (rounds: {', '.join(f'{r:,.0f}' for r in rates[False])})",
+    ]
+    for line in lines:
+        print(line, flush=True)
+    return lines
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--tenants", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--keep-database", action="store_true")
-    parser.add_argument("--only", choices=("list", "pause"))
+    parser.add_argument("--only", choices=("list", "pause", "writes"))
     args = parser.parse_args()
     url = os.environ.get("AOER_CONSOLE_BENCH_DATABASE_URL", DEFAULT_URL)
     recreate_database(url)
@@ -308,6 +378,9 @@ async def main() -> None:
             )
             with tempfile.TemporaryDirectory() as logs:
                 await bench_pause(url, args.repeats, Path(logs))
+        if args.only in (None, "writes"):
+            print(f"queue write cost: cron tick + drain of {args.tenants:,} tenants, one worker:")
+            await bench_writes(url, args.repeats)
     finally:
         if not args.keep_database:
             drop_database(url)

@@ -292,6 +292,7 @@ class Worker:
         resume, or a reconnect), learning the queue's paused flag each time: a missed
         notification is made up within one heartbeat."""
         host, pid = socket.gethostname(), os.getpid()
+        failing = False  # one line when heartbeats start failing and one when they recover
         while True:
             self._beat_now.clear()
             try:
@@ -304,10 +305,15 @@ class Worker:
                         jobs_in_hand=len(self._in_hand),
                     )
                 self._set_paused(paused)
+                if failing:
+                    logger.info("[AOER] worker heartbeat recovered")
+                failing = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database is away: the next beat tries again
-                logger.warning("[AOER] worker heartbeat failed: %s", exc)
+                if not failing:
+                    logger.warning("[AOER] worker heartbeat failed (%s); retrying quietly", exc)
+                failing = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._beat_now.wait(), WORKER_HEARTBEAT_S)
 
