@@ -53,6 +53,7 @@ FILTERS: dict[str, dict[str, str]] = {
     "none": {},
     "status=failed": {"status": "failed"},
     "status=completed": {"status": "completed"},
+    "priority=low": {"priority": "low"},
     "priority=urgent": {"priority": "urgent"},
     "status=completed&priority=high": {"status": "completed", "priority": "high"},
     "tenantId": {"tenantId": "00000000-0000-0000-0000-000000000007"},
@@ -292,10 +293,15 @@ async def bench_pause(url: str, repeats: int, log_dir: Path) -> list[str]:
 # comparison (the same statements as the migration).
 CONSOLE_INDEXES = {
     "aoer_queue_console_idx": "ON aoer_queue (created_at DESC, id DESC)",
-    "aoer_queue_console_status_idx": (
-        'ON aoer_queue ((status COLLATE "C"), created_at DESC, id DESC)'
+    "aoer_queue_console_queued_idx": (
+        "ON aoer_queue (created_at DESC, id DESC) WHERE status = 'queued'"
     ),
-    "aoer_queue_console_priority_idx": "ON aoer_queue (priority, created_at DESC, id DESC)",
+    "aoer_queue_console_failed_idx": (
+        "ON aoer_queue (created_at DESC, id DESC) WHERE status = 'failed'"
+    ),
+    "aoer_queue_console_priority_idx": (
+        "ON aoer_queue (priority, created_at DESC, id DESC) WHERE priority <> 'low'"
+    ),
     "aoer_queue_console_tenant_idx": "ON aoer_queue (tenant_id, created_at DESC, id DESC)",
 }
 OLD_INDEX = "CREATE INDEX aoer_queue_tenant_status_idx ON aoer_queue (tenant_id, status)"
@@ -322,7 +328,8 @@ async def bench_writes(url: str, rounds: int) -> list[str]:
     conn = await connect(url)
     await conn.execute(
         "INSERT INTO aiv_raw_signals (dealer_id, date, aeo, geo, ugc) SELECT t.id,"
-        " current_date - d, 50 + d, 40 + d, 30 + d FROM tenants t, generate_series(0, 4) d"
+        " current_date - d, 50 + d % 7, 40 + d % 5, 30 + d % 3 FROM tenants t,"
+        " generate_series(0, 29) d"
         " ON CONFLICT DO NOTHING"
     )
     rates: dict[bool, list[float]] = {True: [], False: []}

@@ -5,7 +5,8 @@
 -- name: list_jobs
 -- Newest first, keyset-paged: every query below starts strictly after the cursor
 -- (created_at, id) -- the first page passes one past every row -- so a page at any depth is
--- one range scan of its index (aoer_queue_console_*_idx). The leading filter picks the index;
+-- one range scan of its index (aoer_queue_console_*_idx). The leading filter picks the index
+-- (`completed`, `processing` and `low` are read from the general one: store/console.py);
 -- the others are checked on its rows. Each row's tenant name is one primary-key probe.
 SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
        q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
@@ -20,14 +21,29 @@ FROM (
 ) q
 ORDER BY q.created_at DESC, q.id DESC;
 
--- name: list_jobs_by_status
+-- name: list_jobs_failed
+-- Failed jobs: the partial index's own predicate, written out so every plan can use it.
 SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
        q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
        q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
 FROM (
     SELECT * FROM aoer_queue
-    -- The index's own collation (0010_console.sql): equal to `status = ...` in every way.
-    WHERE (status COLLATE "C") = %(status)s::text
+    WHERE status = 'failed'
+      AND (created_at, id) < (%(before_at)s, %(before_id)s)
+      AND (%(priority)s::text IS NULL OR priority = %(priority)s::text)
+    ORDER BY created_at DESC, id DESC
+    LIMIT %(limit)s
+) q
+ORDER BY q.created_at DESC, q.id DESC;
+
+-- name: list_jobs_queued
+-- Waiting jobs: the partial index's own predicate, written out so every plan can use it.
+SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
+       q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
+       q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
+FROM (
+    SELECT * FROM aoer_queue
+    WHERE status = 'queued'
       AND (created_at, id) < (%(before_at)s, %(before_id)s)
       AND (%(priority)s::text IS NULL OR priority = %(priority)s::text)
     ORDER BY created_at DESC, id DESC
@@ -42,6 +58,7 @@ SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id
 FROM (
     SELECT * FROM aoer_queue
     WHERE priority = %(priority)s::text
+      AND priority <> 'low'  -- the partial index's predicate: `low` is read from the general one
       AND (created_at, id) < (%(before_at)s, %(before_id)s)
       AND (%(status)s::text IS NULL OR status = %(status)s::text)
     ORDER BY created_at DESC, id DESC
