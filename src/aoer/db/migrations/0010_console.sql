@@ -48,7 +48,13 @@ CREATE TABLE aoer_workers (
 );
 CREATE INDEX aoer_workers_heartbeat_idx ON aoer_workers (last_heartbeat_at);
 
--- Scoped callers (a tenant reads, an organisation also cancels its tenants' waiting jobs)
--- see whether the queue is paused; Row Level Security keeps them to their own jobs.
+-- Scoped callers see whether the queue is paused. An organisation cancels its tenants'
+-- waiting jobs under Row Level Security, so the scoped role may DELETE queue rows; a second,
+-- restrictive policy admits a scoped delete (current_user aoer_tenant) only under an
+-- organisation's claims (and the first one only of that organisation's tenants' rows): a
+-- tenant's session deletes nothing. `aoer_app` is a member of aoer_tenant, so the policy
+-- names the scoped role itself to leave the app's own deletes (retention) alone.
 GRANT SELECT ON aoer_queue_state TO aoer_tenant;
 GRANT DELETE ON aoer_queue TO aoer_tenant;
+CREATE POLICY aoer_queue_org_deletes ON aoer_queue AS RESTRICTIVE FOR DELETE TO aoer_tenant
+    USING (current_user <> 'aoer_tenant' OR aoer_claimed_org_id() IS NOT NULL);
