@@ -28,6 +28,14 @@ RECLAIM_GRACE_S: Final = 2.5
 # NOTIFY channels
 QUEUE_CHANNEL: Final = "aoer_queue"
 SUMMARY_CHANNEL: Final = "aoer_summary_updated"
+# Pause and resume (payload "paused" / "resumed"): workers stop claiming, or wake at once.
+QUEUE_CONTROL_CHANNEL: Final = "aoer_queue_control"
+
+# Operator console (DESIGN §15)
+WORKER_HEARTBEAT_S: Final = 3.0  # each worker upserts its aoer_workers row this often
+WORKER_STALE_S: Final = 15.0  # no heartbeat for this long: the worker is shown as gone
+WORKER_FORGET_S: Final = 86_400.0  # retention deletes rows of workers gone this long
+CONSOLE_CHART_HOURS: Final = 24  # throughput and latency charts cover this many hours
 
 # Scoring
 SCORE_WINDOW_DAYS: Final = 30

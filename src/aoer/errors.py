@@ -29,6 +29,10 @@ class UnknownOrganization(InvalidInput):
     """Unknown organisation."""
 
 
+class UnknownJob(NotFound):
+    """Unknown job."""
+
+
 class Conflict(AoerError):
     """The request conflicts with the current state."""
 

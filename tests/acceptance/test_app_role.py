@@ -184,6 +184,8 @@ def test_the_app_role_sees_every_tenant_and_aoer_tenant_only_the_claimed_one(
             for n in ("A Motors", "B Motors")
         ]
     assert _one(app_db, "SELECT count(*) FROM tenants") == 2
+    with psycopg.connect(owner_db_url, autocommit=True) as owner:
+        owner.execute("INSERT INTO aoer_queue (tenant_id) SELECT id FROM tenants")
     with psycopg.connect(app_db) as conn:  # one transaction, as `Store.session(scope)` runs
         conn.execute(
             "SELECT set_config('role', 'aoer_tenant', true),"
@@ -192,8 +194,12 @@ def test_the_app_role_sees_every_tenant_and_aoer_tenant_only_the_claimed_one(
         )
         assert conn.execute("SELECT current_user").fetchone() == ("aoer_tenant",)
         assert conn.execute("SELECT id FROM tenants").fetchall() == [ids[0]]
+        # Only an organisation's claims may delete queue rows (cancel, DESIGN §15); a
+        # tenant's delete removes nothing, its own rows included.
+        assert conn.execute("DELETE FROM aoer_queue").rowcount == 0
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("DELETE FROM aoer_queue")
+            conn.execute("DELETE FROM aoer_summary")
+    assert _one(app_db, "SELECT count(*) FROM aoer_queue") == 2
 
 
 def test_migrate_app_role_twice_is_a_no_op(aoer: AoerCli, owner_db_url: str, app_role: str) -> None:

@@ -95,6 +95,15 @@ EXPECTED: dict[str, Expect] = {
     ),
     "DELETE /api/keys/{key_id}": Expect((204, 403, 204, 404, 403, 403)),
     "GET /api/audit": Expect((200, 403, 200, 200, 403, 403)),
+    "GET /api/jobs": Expect(READ_OWN),
+    "GET /api/jobs/{job_id}": Expect((200, 403, 200, 404, 200, 404)),
+    # A failed job of tenant a: the admin's retry queues it, so org A's finds it queued (409).
+    "POST /api/jobs/{job_id}/retry": Expect((200, 403, 409, 404, 403, 403)),
+    "POST /api/jobs/{job_id}/cancel": Expect((409, 403, 409, 404, 403, 403)),
+    "POST /api/queue/pause": Expect(ADMIN_ONLY),
+    "POST /api/queue/resume": Expect(ADMIN_ONLY),
+    "GET /api/queue/state": Expect((200, 403, 200, 200, 200, 200)),
+    "GET /api/workers": Expect(ADMIN_ONLY),
     "GET /api/model": Expect(ADMIN_ONLY),
     "POST /api/model/train": Expect(ADMIN_ONLY, {"dryRun": True}),
     "POST /api/model/rollback": Expect((409, 403, 403, 403, 403, 403), {}),
@@ -217,7 +226,7 @@ def filled(value: Any, world: OrgWorld) -> Any:
 
 @pytest.mark.parametrize("route", collected_routes())
 async def test_route_answers_each_caller_as_declared(
-    api: Api, world: OrgWorld, credentials: Credentials, route: str
+    api: Api, conn: Connection, world: OrgWorld, credentials: Credentials, route: str
 ) -> None:
     assert route in EXPECTED, (
         f"{route} has no isolation expectation: add one line for it to EXPECTED in "
@@ -228,6 +237,15 @@ async def test_route_answers_each_caller_as_declared(
     path = template.replace("{tenant_id}", str(world.a)).replace(
         "{key_id}", str(credentials.key_of_a)
     )
+    if "{job_id}" in path:  # a failed job of tenant a (retry: back to queued; cancel: 409)
+        cur = await conn.execute(
+            "INSERT INTO aoer_queue (tenant_id, status, retry_count, error_message, completed_at)"
+            " VALUES (%s, 'failed', 3, 'boom', now()) RETURNING id",
+            (world.a,),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        path = path.replace("{job_id}", str(row["id"]))
     assert "{" not in path, f"teach the matrix a value for the path parameter of {route}"
     body = filled(expect.body, world) if expect.body is not None else None
     wrong: list[str] = []

@@ -102,10 +102,13 @@ class Aoer:
     that was signed in stays signed in.
     """
 
-    def __init__(self, db_url: str, home: Path, *, cron: bool = False) -> None:
+    def __init__(
+        self, db_url: str, home: Path, *, cron: bool = False, env: dict[str, str] | None = None
+    ) -> None:
         self.db_url = db_url
         self.home = home
         self.cron = cron
+        self.env = env or {}  # settings of this test's own (AOER_MAX_RETRIES=1, ...)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.tokens = TokenService(JWT_SECRET)
@@ -124,6 +127,7 @@ class Aoer:
                 "AOER_JWT_SECRET": JWT_SECRET,
                 "AOER_RUN_CRON": "true" if self.cron else "false",
                 "PYTHONUNBUFFERED": "1",
+                **self.env,
             }
         )
         self.home.mkdir(parents=True, exist_ok=True)

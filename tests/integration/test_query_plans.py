@@ -19,7 +19,7 @@ EXPECTED_INDEX = {
     "claim_jobs": "aoer_queue_claim_idx",
     "next_due_at": "aoer_queue_claim_idx",
     "reclaim_expired": "aoer_queue_lease_idx",
-    "queue_statuses": "aoer_queue_tenant_status_idx",
+    "queue_statuses": "aoer_queue_console_tenant_idx",
 }
 
 

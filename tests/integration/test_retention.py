@@ -94,6 +94,12 @@ async def test_retention_deletes_what_is_past_its_age_and_nothing_else(
     await add_sessions(conn, "login", 4, "-1 hour")  # expired: deleted
     await add_sessions(conn, "session", 3, "-1 minute")  # expired: deleted
     await add_sessions(conn, "login", 2, "10 minutes")  # a used link not expired yet: kept
+    await conn.execute(
+        "INSERT INTO aoer_workers (id, host, pid, last_heartbeat_at) VALUES"
+        " ('gone', 'h', 1, now() - interval '2 days'),"  # died long ago: deleted
+        " ('dead', 'h', 2, now() - interval '1 hour'),"  # died recently: shown as gone, kept
+        " ('live', 'h', 3, now())"
+    )
 
     result = await fire_if_due(session_of(conn), retention_tick(), "w1")
 
@@ -103,6 +109,7 @@ async def test_retention_deletes_what_is_past_its_age_and_nothing_else(
             "aoer_failures": 7,
             "metrics_events": 10,
             "aoer_sessions": 7,
+            "aoer_workers": 1,
         }
     }
     assert await counts(conn) == {

@@ -21,6 +21,7 @@ from aoer.api.metrics import HttpMetricsMiddleware
 from aoer.api.routes import (
     aoer,
     audit,
+    console,
     keys,
     model,
     observations,
@@ -56,6 +57,7 @@ def api_routers() -> list[APIRouter]:
         audit.router,
         ops.router,
         model.router,
+        console.router,
     ]
 
 

@@ -10,6 +10,7 @@ from rich.table import Table
 from aoer import queue
 from aoer.bootstrap import ProcessKind, open_services, resolve_database_url
 from aoer.bootstrap.worker import build_worker
+from aoer.cli.console import register as register_console_commands
 from aoer.cli.keys import keys_app
 from aoer.cli.model import model_app
 from aoer.cli.observations import observations_app
@@ -53,6 +54,7 @@ app.add_typer(sessions_app, name="sessions")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
 register_api_commands(app)
+register_console_commands(app)
 
 
 @app.command()

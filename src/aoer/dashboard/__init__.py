@@ -2,12 +2,13 @@
 
 from fastapi import APIRouter
 
-from aoer.dashboard import keys, routes, session
+from aoer.dashboard import console, keys, routes, session
 
 
 def dashboard_routers() -> list[APIRouter]:
-    """The pages, their assets, the API-key page and the browser sign-in (`/login`)."""
-    return [routes.router, keys.router, session.router]
+    """The pages, their assets, the operator console, the API-key page and the browser
+    sign-in (`/login`)."""
+    return [routes.router, console.router, keys.router, session.router]
 
 
 __all__ = ["dashboard_routers"]

@@ -1,4 +1,5 @@
-"""Retention: delete finished jobs, failures, old events and expired sessions in batches.
+"""Retention: delete finished jobs, failures, old events, expired sessions and long-gone
+workers in batches.
 
 Each batch is its own short transaction (the session is in autocommit), so retention never
 holds locks or bloats one long transaction."""
@@ -7,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from aoer.constants import RETENTION_BATCH_ROWS
+from aoer.constants import RETENTION_BATCH_ROWS, WORKER_FORGET_S
 from aoer.store import Session
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ async def purge(session: Session, ages: RetentionAges) -> dict[str, int]:
         "aoer_failures": await _in_batches(session.jobs.delete_failures, ages.failures_days),
         "metrics_events": await _in_batches(session.scores.delete_events, ages.events_days),
         "aoer_sessions": await _expired_sessions(session),
+        # Rows of workers that died without removing theirs (a clean exit removes it).
+        "aoer_workers": await session.console.delete_gone_workers(WORKER_FORGET_S),
     }
     logger.info("[AOER] Retention deleted %s", deleted, extra={"action": "retention"})
     return deleted

@@ -2,7 +2,7 @@
 
 `store.session()` lends a pooled connection as a `Session` whose parts own the tables:
 `jobs`, `scores`, `tenants`, `signals`, `ticks`, `models`, `fleet`, `sessions`,
-`organizations`, `audit`, `observations`, `keys`. A session
+`organizations`, `audit`, `observations`, `keys`, `console`. A session
 with a `Scope` runs inside one transaction as the non-owner role `aoer_tenant` with the
 caller's claims in `request.jwt.claims`, so Row Level Security limits every statement in it,
 even one that forgets its `WHERE tenant_id`.
@@ -19,6 +19,7 @@ from psycopg import sql
 from aoer.db.pool import Connection, Pool, connect
 from aoer.db.schema import pending_migrations
 from aoer.store.audit import Audit
+from aoer.store.console import Console
 from aoer.store.errors import translated
 from aoer.store.fleet import Fleet
 from aoer.store.jobs import Jobs
@@ -101,6 +102,10 @@ class Session(Statements):
     @cached_property
     def keys(self) -> ApiKeys:
         return ApiKeys(self.conn, self.policy)
+
+    @cached_property
+    def console(self) -> Console:
+        return Console(self.conn, self.policy)
 
     async def enter_scope(self, scope: Scope) -> None:
         await self._run("enter_tenant_scope", {"claims": scope.claims_json()})

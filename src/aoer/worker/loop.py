@@ -17,7 +17,7 @@ from uuid import UUID
 
 from aoer import queue
 from aoer.config import Settings
-from aoer.constants import LEASE_CHECK_MAX_S, LEASE_RENEWALS_PER_LEASE
+from aoer.constants import LEASE_CHECK_MAX_S, LEASE_RENEWALS_PER_LEASE, WORKER_HEARTBEAT_S
 from aoer.errors import TransientDatabaseError
 from aoer.queue.batches import BatchOutcome
 from aoer.store import Store
@@ -72,6 +72,11 @@ class Worker:
         self.listening = asyncio.Event()
         self.idle = asyncio.Event()
         self._in_hand: dict[UUID, ClaimedJob] = {}
+        # The operator's pause (aoer_queue_state), as last heard by NOTIFY or heartbeat. The
+        # claim statement checks the stored flag itself; this only spares pointless claims.
+        self.paused = False
+        self._beat_now = asyncio.Event()
+        self.started_at = datetime.now(UTC)
 
     def stop(self) -> None:
         """Stop claiming; batches in hand finish, then `run` returns."""
@@ -85,7 +90,27 @@ class Worker:
     def _listener_woke(self, notified: bool) -> None:
         if notified:
             self.stats.notifications += 1
+        else:  # (re)connected: a pause or resume may have been missed meanwhile
+            self._beat_now.set()
         self._wake_all()
+
+    def _control(self, payload: str) -> None:
+        """The operator paused or resumed the queue: stop claiming, or claim at once."""
+        self._set_paused(payload == "paused")
+        self._beat_now.set()  # tell the console this worker heard it
+
+    def _set_paused(self, paused: bool) -> None:
+        if paused == self.paused:
+            return
+        self.paused = paused
+        logger.info(
+            "[AOER] worker %s %s",
+            self.worker_id,
+            "paused: claiming nothing, finishing what it holds" if paused else "resumed",
+            extra={"worker_id": self.worker_id, "action": "pause" if paused else "resume"},
+        )
+        if not paused:
+            self._wake_all()
 
     async def run(self) -> WorkerStats:
         logger.info(
@@ -96,10 +121,11 @@ class Worker:
         if not self.drain:
             helpers.append(
                 asyncio.create_task(
-                    listen_for_jobs(self.store, self._listener_woke, self.listening)
+                    listen_for_jobs(self.store, self._listener_woke, self.listening, self._control)
                 )
             )
             helpers.append(asyncio.create_task(self._keep_leases()))
+            helpers.append(asyncio.create_task(self._heartbeat()))
             if self.scheduled:
                 helpers.append(
                     asyncio.create_task(
@@ -117,6 +143,8 @@ class Worker:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            if not self.drain:
+                await self._deregister()
         logger.info(
             "[AOER] Worker %s stopped: %d batches, %d completed, %d failed",
             self.worker_id,
@@ -131,6 +159,9 @@ class Worker:
         while not self._stopping.is_set():
             wake.clear()
             try:
+                if self.paused and not self.drain:
+                    await self._sleep(wake, self.settings.poll_s)
+                    continue
                 jobs = await self._claim()
                 if jobs:
                     await self._process(jobs)
@@ -255,6 +286,44 @@ class Worker:
             return self.settings.poll_s
         seconds = (due_at - datetime.now(UTC)).total_seconds()
         return min(max(seconds, 0.01), self.settings.poll_s)
+
+    async def _heartbeat(self) -> None:
+        """Upsert this worker's aoer_workers row every few seconds (at once after a pause or
+        resume, or a reconnect), learning the queue's paused flag each time: a missed
+        notification is made up within one heartbeat."""
+        host, pid = socket.gethostname(), os.getpid()
+        failing = False  # one line when heartbeats start failing and one when they recover
+        while True:
+            self._beat_now.clear()
+            try:
+                async with self.store.session() as session:
+                    paused = await session.console.heartbeat(
+                        self.worker_id,
+                        host=host,
+                        pid=pid,
+                        started_at=self.started_at,
+                        jobs_in_hand=len(self._in_hand),
+                    )
+                self._set_paused(paused)
+                if failing:
+                    logger.info("[AOER] worker heartbeat recovered")
+                failing = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is away: the next beat tries again
+                if not failing:
+                    logger.warning("[AOER] worker heartbeat failed (%s); retrying quietly", exc)
+                failing = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._beat_now.wait(), WORKER_HEARTBEAT_S)
+
+    async def _deregister(self) -> None:
+        """A clean exit: this worker's row goes (best effort; retention cleans up after)."""
+        try:
+            async with self.store.session() as session:
+                await session.console.worker_gone(self.worker_id)
+        except Exception as exc:
+            logger.warning("[AOER] could not remove worker row %s: %s", self.worker_id, exc)
 
     async def _keep_leases(self) -> None:
         """Renew the leases of jobs in hand and take back those of dead workers.

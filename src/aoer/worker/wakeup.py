@@ -1,10 +1,11 @@
-"""LISTEN for queue notifications on one connection and turn them into a wake-up event."""
+"""LISTEN for queue notifications on one connection and turn them into wake-up calls: new
+jobs (`aoer_queue`) and the operator's pause and resume (`aoer_queue_control`)."""
 
 import asyncio
 import logging
 from collections.abc import Callable
 
-from aoer.constants import QUEUE_CHANNEL
+from aoer.constants import QUEUE_CHANNEL, QUEUE_CONTROL_CHANNEL
 from aoer.errors import DatabaseError
 from aoer.store import Store
 
@@ -13,16 +14,26 @@ logger = logging.getLogger(__name__)
 RECONNECT_DELAY_S = 1.0
 
 
-async def listen_for_jobs(store: Store, wake: Callable[[bool], None], ready: asyncio.Event) -> None:
-    """Call `wake(True)` on every NOTIFY, and `wake(False)` once LISTEN is (back) in place for
-    what was queued meanwhile; reconnect if the connection drops (the poll covers gaps)."""
+async def listen_for_jobs(
+    store: Store,
+    wake: Callable[[bool], None],
+    ready: asyncio.Event,
+    control: Callable[[str], None] | None = None,
+) -> None:
+    """Call `wake(True)` on every job NOTIFY, `control(payload)` on a pause or resume, and
+    `wake(False)` once LISTEN is (back) in place for what was queued meanwhile; reconnect if
+    the connection drops (the poll and the heartbeat cover gaps)."""
     while True:
         try:
-            async with store.listen(QUEUE_CHANNEL) as notifications:
+            async with store.listen(QUEUE_CHANNEL, QUEUE_CONTROL_CHANNEL) as notifications:
                 ready.set()
                 wake(False)  # anything queued while we were not listening
-                async for _ in notifications:
-                    wake(True)
+                async for note in notifications:
+                    if note.channel == QUEUE_CONTROL_CHANNEL:
+                        if control is not None:
+                            control(note.payload)
+                    else:
+                        wake(True)
         except (DatabaseError, OSError) as exc:
             logger.warning("queue listener lost its connection (%s); reconnecting", exc)
         await asyncio.sleep(RECONNECT_DELAY_S)

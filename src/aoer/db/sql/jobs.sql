@@ -72,10 +72,13 @@ SELECT active FROM tenants WHERE id = %(tenant_id)s;
 -- When the most urgent due job is `urgent`, the batch is capped at 100 jobs: someone waits
 -- for it, and a small batch commits in milliseconds instead of carrying a full batch of
 -- lower-priority work along (bench/README.md: urgent latency behind a backlog).
+-- While the queue is paused (POST /api/queue/pause) it claims nothing.
 WITH head AS (
     SELECT priority_rank
     FROM aoer_queue
     WHERE status = 'queued' AND scheduled_at <= now()
+      -- Paused (aoer_queue_state): nothing is claimed, whatever woke the worker.
+      AND NOT EXISTS (SELECT 1 FROM aoer_queue_state WHERE paused)
     ORDER BY priority_rank DESC, scheduled_at
     LIMIT 1
 ),
@@ -83,6 +86,7 @@ next AS (
     SELECT id
     FROM aoer_queue
     WHERE status = 'queued' AND scheduled_at <= now()
+      AND NOT EXISTS (SELECT 1 FROM aoer_queue_state WHERE paused)
     ORDER BY priority_rank DESC, scheduled_at
     LIMIT CASE WHEN (SELECT priority_rank FROM head) = aoer_priority_rank('urgent')
                THEN least(%(limit)s, 100)

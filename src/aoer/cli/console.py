@@ -1,0 +1,249 @@
+"""`aoer jobs`, `aoer queue`, `aoer workers`: the operator console on the command line
+(DESIGN §15). Actions are audited as the local operator (`cli:<user>`, role admin)."""
+
+import dataclasses
+import getpass
+from datetime import datetime
+from typing import Annotated, Any, Final
+from uuid import UUID
+
+import typer
+from pydantic.alias_generators import to_camel
+from rich.table import Table
+
+from aoer import queue
+from aoer.bootstrap import open_services
+from aoer.cli.runner import EXIT_USAGE, JsonOutput, console, emit_json, fail, run_command, show
+from aoer.config import Settings
+from aoer.constants import JOB_STATUSES, WORKER_STALE_S
+from aoer.errors import UnknownJob
+from aoer.queue import console as actions
+from aoer.store.console import JOB_PAGE_MAX, JobFilter
+from aoer.types import JobStatus
+
+jobs_app = typer.Typer(help="Jobs: list, show, retry, cancel", no_args_is_help=True)
+queue_app = typer.Typer(help="The queue: pause, resume, status", no_args_is_help=True)
+
+ID_WIDTH: Final = 36  # a UUID, never cut on a terminal either
+
+
+def operator() -> actions.Actor:
+    return actions.Actor(f"cli:{getpass.getuser()}", "admin")
+
+
+def as_json(row: object) -> dict[str, Any]:
+    """A row as the API shows it: camelCase keys, ISO times, ids as strings."""
+    if not dataclasses.is_dataclass(row) or isinstance(row, type):
+        raise TypeError(f"not a row: {row!r}")
+    out: dict[str, Any] = {}
+    for key, value in dataclasses.asdict(row).items():
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, UUID):
+            value = str(value)
+        out[to_camel(key)] = value
+    return out
+
+
+def when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def parse_status(value: str | None) -> JobStatus | None:
+    if value is None:
+        return None
+    for status in JOB_STATUSES:
+        if value == status:
+            return status
+    fail(f"unknown status {value!r}: expected one of {', '.join(JOB_STATUSES)}", EXIT_USAGE)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    status: Annotated[
+        str | None, typer.Option(help="queued, processing, completed or failed")
+    ] = None,
+    priority: Annotated[str | None, typer.Option(help="low, medium, high or urgent")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's jobs (UUID)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=JOB_PAGE_MAX, help="Jobs per page")] = 50,
+    before: Annotated[
+        str | None, typer.Option(help="The cursor printed after the previous page")
+    ] = None,
+    as_json_flag: JsonOutput = False,
+) -> None:
+    """Jobs, newest first; prints the cursor of the next page when there is one."""
+    wanted_status = parse_status(status)
+
+    async def main(settings: Settings) -> None:
+        before_at, before_id = actions.decode_cursor(before) if before else (None, None)
+        f = JobFilter(
+            status=wanted_status,
+            priority=queue.parse_priority(priority) if priority else None,
+            tenant_id=queue.parse_tenant_id(tenant) if tenant else None,
+            before_at=before_at,
+            before_id=before_id,
+            limit=limit,
+        )
+        async with open_services(settings) as services, services.store.session() as session:
+            rows = await session.console.jobs(f)
+        last = rows[-1] if len(rows) == limit else None
+        cursor = actions.encode_cursor(last.created_at, last.id) if last else None
+        if as_json_flag:
+            emit_json({"jobs": [as_json(r) for r in rows], "nextBefore": cursor})
+            return
+        table = Table("id", "tenant", "priority", "status", "attempts", "created", "error")
+        table.columns[0].no_wrap = True
+        table.columns[0].min_width = ID_WIDTH
+        for r in rows:
+            table.add_row(
+                str(r.id),
+                r.tenant_name,
+                r.priority,
+                r.status,
+                f"{r.retry_count}/{r.max_retries}",
+                when(r.created_at),
+                r.error_message or "",
+            )
+        show(table)
+        if cursor:
+            console.print(f"next page: --before {cursor}", highlight=False, soft_wrap=True)
+
+    run_command(main)
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(help="The job's UUID")],
+    as_json_flag: JsonOutput = False,
+) -> None:
+    """One job and each failed attempt's error."""
+
+    async def main(settings: Settings) -> None:
+        jid = actions.parse_job_id(job_id)
+        async with open_services(settings) as services, services.store.session() as session:
+            row = await session.console.job(jid)
+            if row is None:
+                raise UnknownJob(f"unknown job {jid}")
+            attempts = await session.console.attempts(jid)
+        if as_json_flag:
+            emit_json({**as_json(row), "attempts": [as_json(a) for a in attempts]})
+            return
+        fields = as_json(row)
+        width = max(map(len, fields))
+        for key, value in fields.items():
+            console.print(f"{key:<{width}}  {'-' if value is None else value}", highlight=False)
+        console.print(f"attempts ({len(attempts)} failed):", highlight=False)
+        for a in attempts:
+            console.print(
+                f"  #{a.attempt}  {when(a.created_at)}  {a.error_message}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+    run_command(main)
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: Annotated[str, typer.Argument(help="The failed job's UUID")]) -> None:
+    """Put a failed job back in the queue, attempts reset (coalesces with a waiting job)."""
+
+    async def main(settings: Settings) -> str:
+        jid = actions.parse_job_id(job_id)
+        async with open_services(settings) as services, services.store.session() as session:
+            done = await actions.retry(session, jid, operator())
+        if done.coalesced:
+            waiting = done.queued_job_id
+            return f"job {jid} coalesced into tenant {done.tenant_id}'s waiting job {waiting}"
+        return f"job {jid} queued again"
+
+    console.print(run_command(main), highlight=False, soft_wrap=True)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: Annotated[str, typer.Argument(help="The queued job's UUID")]) -> None:
+    """Remove a queued job (a running or finished job is refused)."""
+
+    async def main(settings: Settings) -> None:
+        jid = actions.parse_job_id(job_id)
+        async with open_services(settings) as services, services.store.session() as session:
+            await actions.cancel(session, jid, operator())
+
+    run_command(main)
+    console.print(f"job {job_id} cancelled", highlight=False, soft_wrap=True)
+
+
+def _set_paused(paused: bool) -> None:
+    async def main(settings: Settings) -> bool:
+        async with open_services(settings) as services, services.store.session() as session:
+            return await actions.set_paused(session, paused, operator())
+
+    changed = run_command(main)
+    state = "paused" if paused else "resumed"
+    console.print(
+        f"queue {state}" if changed else f"queue was already {state}",
+        highlight=False,
+    )
+
+
+@queue_app.command("pause")
+def queue_pause() -> None:
+    """Stop every worker claiming (within a second); enqueues still succeed."""
+    _set_paused(True)
+
+
+@queue_app.command("resume")
+def queue_resume() -> None:
+    """Let workers claim again; they wake at once."""
+    _set_paused(False)
+
+
+@queue_app.command("status")
+def queue_status(as_json_flag: JsonOutput = False) -> None:
+    """Whether the queue is paused, since when and by whom."""
+
+    async def main(settings: Settings) -> None:
+        async with open_services(settings) as services, services.store.session() as session:
+            state = await session.console.queue_state()
+        if as_json_flag:
+            emit_json(as_json(state))
+            return
+        word = "paused" if state.paused else "running"
+        console.print(
+            f"queue {word} since {when(state.changed_at)} UTC (by {state.changed_by or '-'})",
+            highlight=False,
+        )
+
+    run_command(main)
+
+
+def workers(as_json_flag: JsonOutput = False) -> None:
+    """Workers by heartbeat: live ones, then those gone quiet (dead)."""
+
+    async def main(settings: Settings) -> None:
+        async with open_services(settings) as services, services.store.session() as session:
+            rows = await session.console.workers(WORKER_STALE_S)
+        if as_json_flag:
+            emit_json({"workers": [as_json(w) for w in rows], "staleAfterSeconds": WORKER_STALE_S})
+            return
+        table = Table("id", "host", "pid", "state", "started", "last heartbeat", "jobs in hand")
+        table.columns[0].no_wrap = True
+        for w in rows:
+            state = ("paused" if w.paused else "live") if w.alive else "gone"
+            table.add_row(
+                w.id,
+                w.host,
+                str(w.pid),
+                state,
+                when(w.started_at),
+                when(w.last_heartbeat_at),
+                str(w.jobs_in_hand),
+            )
+        show(table)
+
+    run_command(main)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(jobs_app, name="jobs")
+    app.add_typer(queue_app, name="queue")
+    app.command("workers")(workers)

@@ -1,0 +1,281 @@
+"""The operator console's pages (DESIGN §15): `/dashboard/jobs` (filters, pause/resume,
+workers, throughput and latency charts, the job list) and `/dashboard/jobs/{id}` (detail,
+attempts, retry/cancel). Administrators only.
+
+Actions are plain HTML forms posting to `/dashboard/...` with the session cookie: the API's
+auth refuses them unless they come from this dashboard's own pages (`aoer.api.origin`), and
+each answers with a redirect back (post/redirect/get) naming what happened."""
+
+import contextlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Final
+from urllib.parse import urlencode
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import RedirectResponse
+
+from aoer.api.auth import Principal, current_principal
+from aoer.api.context import Context
+from aoer.api.errors import Unauthorized, status_for
+from aoer.api.routes.console import actor_of
+from aoer.constants import CONSOLE_CHART_HOURS, JOB_STATUSES, PRIORITIES, WORKER_STALE_S
+from aoer.dashboard.charts import Chart, Series, line_chart, per_minute
+from aoer.dashboard.render import page
+from aoer.dashboard.routes import PagePrincipal, denied_page, not_found_page, sign_in_page
+from aoer.errors import AoerError, InvalidInput
+from aoer.queue import console as actions
+from aoer.store.console import Attempt, JobFilter, JobRow, QueueState, WorkerRow
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE: Final = 50
+NOTICES: Final = {
+    "retried": "Job queued again.",
+    "coalesced": "The dealership already had a waiting job; it now carries this retry.",
+    "cancelled": "Job cancelled.",
+    "paused": "Queue paused: workers finish what they hold and claim nothing more.",
+    "resumed": "Queue resumed: workers claim again.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class JobsView:
+    jobs: list[JobRow]
+    next_before: str | None
+    filter: JobFilter
+    state: QueueState
+    workers: list[WorkerRow]
+    throughput: Chart
+    latency: Chart
+    completed_24h: int
+
+
+def _parse_filter(
+    status: str | None, priority: str | None, tenant: str | None, before: str | None
+) -> JobFilter:
+    """Query parameters → a filter; unknown values are ignored (the form only offers valid
+    ones), a bad cursor starts from the newest."""
+    tenant_id = None
+    if tenant:
+        try:
+            tenant_id = UUID(tenant.strip())
+        except ValueError:
+            tenant_id = None
+    before_at = before_id = None
+    if before:
+        with contextlib.suppress(InvalidInput):
+            before_at, before_id = actions.decode_cursor(before)
+    return JobFilter(
+        status=next((s for s in JOB_STATUSES if s == status), None),
+        priority=next((p for p in PRIORITIES if p == priority), None),
+        tenant_id=tenant_id,
+        before_at=before_at,
+        before_id=before_id,
+        limit=PAGE_SIZE,
+    )
+
+
+def jobs_url(f: JobFilter, **changes: object) -> str:
+    params: dict[str, object] = {
+        "status": f.status,
+        "priority": f.priority,
+        "tenant": f.tenant_id,
+    }
+    params.update(changes)
+    query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
+    return "/dashboard/jobs" + (f"?{query}" if query else "")
+
+
+def charts(
+    counts: list[tuple[datetime, int]], latency: list[tuple[datetime, float, float, float, float]]
+) -> tuple[Chart, Chart]:
+    end = datetime.now(UTC)
+    start = end - timedelta(hours=CONSOLE_CHART_HOURS)
+    total = sum(n for _, n in counts)
+    peak = max((n for _, n in counts), default=0)
+    throughput = line_chart(
+        "Jobs completed per minute",
+        [Series("completed per minute", "s-throughput", per_minute(counts, start, end))],
+        start=start,
+        end=end,
+        unit="",
+        description=f"Jobs completed per minute over the last {CONSOLE_CHART_HOURS} hours: "
+        f"{total:,} in all, at most {peak:,} in one minute.",
+    )
+    hours = [h + timedelta(minutes=30) for h, *_ in latency]  # each hour drawn at its middle
+    worst_wait = max((w95 for _, _, w95, _, _ in latency), default=0.0)
+    worst_run = max((r95 for *_, r95 in latency), default=0.0)
+    latency_chart = line_chart(
+        "Queue wait and run time per hour",
+        [
+            Series("wait p50", "s-wait", [(t, v[1]) for t, v in zip(hours, latency, strict=True)]),
+            Series(
+                "wait p95", "s-wait p95", [(t, v[2]) for t, v in zip(hours, latency, strict=True)]
+            ),
+            Series("run p50", "s-run", [(t, v[3]) for t, v in zip(hours, latency, strict=True)]),
+            Series(
+                "run p95", "s-run p95", [(t, v[4]) for t, v in zip(hours, latency, strict=True)]
+            ),
+        ],
+        start=start,
+        end=end,
+        unit=" s",
+        description=f"Per hour over the last {CONSOLE_CHART_HOURS} hours: how long completed "
+        f"jobs waited once due and how long they ran (50th and 95th percentiles); worst "
+        f"hour's 95th percentile: wait {worst_wait:.2f} s, run {worst_run:.2f} s.",
+    )
+    return throughput, latency_chart
+
+
+@router.get("/dashboard/jobs")
+async def jobs_page(
+    who: PagePrincipal,
+    ctx: Context,
+    status: str | None = None,
+    priority: str | None = None,
+    tenant: Annotated[str | None, Query(max_length=100)] = None,
+    before: Annotated[str | None, Query(max_length=200)] = None,
+    notice: str | None = None,
+) -> Response:
+    if isinstance(who, str):
+        return sign_in_page(who)
+    if who.role != "admin":
+        return denied_page(who, "The jobs console is for administrators.")
+    f = _parse_filter(status, priority, tenant, before)
+    async with ctx.session(who) as session:
+        rows = await session.console.jobs(f)
+        state = await session.console.queue_state()
+        workers = await session.console.workers(WORKER_STALE_S)
+        counts = await session.console.throughput(CONSOLE_CHART_HOURS)
+        latency = await session.console.latency(CONSOLE_CHART_HOURS)
+    last = rows[-1] if len(rows) == f.limit else None
+    throughput, latency_chart = charts(
+        [(c.minute, c.jobs) for c in counts],
+        [(h.hour, h.wait_p50_s, h.wait_p95_s, h.run_p50_s, h.run_p95_s) for h in latency],
+    )
+    view = JobsView(
+        jobs=rows,
+        next_before=actions.encode_cursor(last.created_at, last.id) if last else None,
+        filter=f,
+        state=state,
+        workers=workers,
+        throughput=throughput,
+        latency=latency_chart,
+        completed_24h=sum(c.jobs for c in counts),
+    )
+    return page(
+        "jobs.html",
+        principal=who,
+        active_nav="jobs",
+        view=view,
+        statuses=JOB_STATUSES,
+        priorities=tuple(reversed(PRIORITIES)),
+        jobs_url=lambda **changes: jobs_url(f, **changes),
+        paged=before is not None,
+        notice=NOTICES.get(notice or ""),
+        stale_s=WORKER_STALE_S,
+    )
+
+
+@router.get("/dashboard/jobs/{job_id}")
+async def job_page(
+    job_id: str, who: PagePrincipal, ctx: Context, notice: str | None = None
+) -> Response:
+    if isinstance(who, str):
+        return sign_in_page(who)
+    if who.role != "admin":
+        return denied_page(who, "The jobs console is for administrators.")
+    try:
+        jid = UUID(job_id)
+    except ValueError:
+        return not_found_page(who, "There is no job at this address.")
+    async with ctx.session(who) as session:
+        job = await session.console.job(jid)
+        attempts: list[Attempt] = await session.console.attempts(jid) if job else []
+        state = await session.console.queue_state()
+    if job is None:
+        return not_found_page(who, "There is no job with this id (a cancelled job is removed).")
+    return page(
+        "job.html",
+        principal=who,
+        active_nav="jobs",
+        job=job,
+        attempts=attempts,
+        state=state,
+        notice=NOTICES.get(notice or ""),
+    )
+
+
+async def _admin_form(request: Request) -> Principal | Response:
+    """The cookie's admin, checked like any API write (same-origin or refused), or the page
+    that says why not."""
+    try:
+        who = await current_principal(request, None, request.cookies.get("aoer_session") or None)
+    except Unauthorized as exc:
+        return sign_in_page(str(exc))
+    except AoerError as exc:  # a cross-site request: 403, nothing done
+        return page(
+            "error.html",
+            status_for(exc),
+            heading="Refused",
+            message=str(exc),
+            show_login_help=False,
+        )
+    if who.role != "admin":
+        return denied_page(who, "The jobs console is for administrators.")
+    return who
+
+
+FormCaller = Annotated[Principal | Response, Depends(_admin_form)]
+
+
+def _failed(who: Principal, exc: AoerError, heading: str) -> Response:
+    return page(
+        "error.html",
+        status_for(exc),
+        heading=heading,
+        message=str(exc),
+        show_login_help=False,
+        principal=who,
+    )
+
+
+@router.post("/dashboard/jobs/{job_id}/retry")
+async def retry_form(job_id: str, who: FormCaller, request: Request, ctx: Context) -> Response:
+    if isinstance(who, Response):
+        return who
+    try:
+        jid = actions.parse_job_id(job_id)
+        async with ctx.session(who) as session:
+            done = await actions.retry(session, jid, actor_of(who, request))
+    except AoerError as exc:
+        return _failed(who, exc, "Could not retry the job")
+    notice = "coalesced" if done.coalesced else "retried"
+    return RedirectResponse(f"/dashboard/jobs/{done.queued_job_id}?notice={notice}", 303)
+
+
+@router.post("/dashboard/jobs/{job_id}/cancel")
+async def cancel_form(job_id: str, who: FormCaller, request: Request, ctx: Context) -> Response:
+    if isinstance(who, Response):
+        return who
+    try:
+        jid = actions.parse_job_id(job_id)
+        async with ctx.session(who) as session:
+            await actions.cancel(session, jid, actor_of(who, request))
+    except AoerError as exc:
+        return _failed(who, exc, "Could not cancel the job")
+    return RedirectResponse("/dashboard/jobs?notice=cancelled", 303)
+
+
+@router.post("/dashboard/queue/{action}")
+async def queue_form(action: str, who: FormCaller, request: Request, ctx: Context) -> Response:
+    if isinstance(who, Response):
+        return who
+    if action not in ("pause", "resume"):
+        return not_found_page(who, "There is no such queue action.")
+    paused = action == "pause"
+    async with ctx.session(who) as session:
+        await actions.set_paused(session, paused, actor_of(who, request))
+    return RedirectResponse(f"/dashboard/jobs?notice={'paused' if paused else 'resumed'}", 303)

@@ -1,0 +1,34 @@
+/* AOER dashboard: a job page follows its job while it waits or runs, and reloads once it
+   finishes (the detail and attempts are rendered by the server). */
+"use strict";
+
+(() => {
+  const main = document.querySelector('main[data-page="job"]');
+  if (!main) return;
+  const FOLLOW = new Set(["queued", "processing"]);
+  const EVERY_MS = 1000;
+  const status = document.getElementById("job-status");
+  const live = document.getElementById("job-live");
+  let shown = main.dataset.jobStatus;
+  if (!FOLLOW.has(shown)) return;
+  live.textContent = "Following this job…";
+
+  async function poll() {
+    try {
+      const response = await fetch(`/api/jobs/${encodeURIComponent(main.dataset.jobId)}`, {
+        credentials: "same-origin", headers: { Accept: "application/json" },
+      });
+      if (response.ok) {
+        const job = await response.json();
+        if (job.status !== shown) {
+          shown = job.status;
+          status.textContent = job.status;
+          status.className = `status status-${job.status}`;
+          if (!FOLLOW.has(job.status)) { window.location.reload(); return; }
+        }
+      }
+    } catch (_) { /* the next poll retries */ }
+    setTimeout(poll, EVERY_MS);
+  }
+  setTimeout(poll, EVERY_MS);
+})();

@@ -1,0 +1,272 @@
+"""The operator console's API (DESIGN §15) on a real PostgreSQL: jobs, retry, cancel, pause,
+workers; access by role; every action audited."""
+
+from typing import Any
+from uuid import UUID, uuid4
+
+from aoer import queue
+from aoer.db.pool import Connection
+from tests.api.conftest import Api, count
+from tests.api.test_sessions import login_link, same_origin, signed_in
+from tests.conftest import MakeTenant, session_of
+
+WORKER = "console-test-worker"
+
+
+async def failed_job(conn: Connection, tenant: UUID, error: str = "poisoned tenant") -> UUID:
+    """A job whose only attempt failed (max_retries 1), through the queue's own failure path."""
+    session = session_of(conn, max_retries=1)
+    await queue.enqueue_many(session, [tenant], "high")
+    [job] = await session.jobs.claim(WORKER, 1)
+    [attempt] = await queue.fail(session, WORKER, [(job, error)])
+    assert attempt.status == "failed"
+    return job.id
+
+
+async def one(conn: Connection, sql: str, *params: Any) -> dict[str, Any]:
+    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    row = await cur.fetchone()
+    assert row is not None
+    return dict(row)
+
+
+async def audit_actions(conn: Connection) -> list[tuple[str, str | None]]:
+    cur = await conn.execute("SELECT action, target FROM audit_log ORDER BY id")
+    return [(r["action"], r["target"]) for r in await cur.fetchall()]  # type: ignore[call-overload]
+
+
+async def test_job_list_pages_newest_first_through_every_job_once(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenants = [await make_tenant(f"Dealer {i}") for i in range(7)]
+    await queue.enqueue_many(session_of(conn), tenants, "low")
+    # Same created_at for several rows: the id breaks the tie, so no row is skipped or repeated.
+    await conn.execute("UPDATE aoer_queue SET created_at = date_trunc('hour', now())")
+    seen: list[str] = []
+    before: str | None = None
+    while True:
+        params = {"limit": 3, **({"before": before} if before else {})}
+        page = await api.client.get("/api/jobs", params=params, headers=api.admin)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        seen += [j["id"] for j in body["jobs"]]
+        before = body["nextBefore"]
+        if before is None:
+            break
+    cur = await conn.execute("SELECT id::text FROM aoer_queue ORDER BY created_at DESC, id DESC")
+    assert seen == [r["id"] for r in await cur.fetchall()]  # type: ignore[call-overload]
+    job = (await api.client.get("/api/jobs", params={"limit": 1}, headers=api.admin)).json()
+    assert set(job["jobs"][0]) >= {
+        "id", "tenantId", "tenantName", "priority", "status", "retryCount", "maxRetries",
+        "scheduledAt", "startedAt", "completedAt", "errorMessage", "createdAt",
+    }  # fmt: skip
+
+
+async def test_job_list_filters_by_status_priority_and_tenant(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    a, b = await make_tenant("A"), await make_tenant("B")
+    failed = await failed_job(conn, a)
+    await queue.enqueue_many(session_of(conn), [a], "urgent")
+    await queue.enqueue_many(session_of(conn), [b], "low")
+
+    async def ids(**params: str) -> set[str]:
+        response = await api.client.get("/api/jobs", params=params, headers=api.admin)
+        assert response.status_code == 200, response.text
+        return {j["id"] for j in response.json()["jobs"]}
+
+    assert await ids(status="failed") == {str(failed)}
+    assert len(await ids(status="queued")) == 2
+    assert len(await ids(priority="urgent")) == 1
+    assert await ids(tenantId=str(a), status="failed", priority="high") == {str(failed)}
+    assert len(await ids(tenantId=str(a))) == 2
+    assert await ids(tenantId=str(b), status="failed") == set()
+
+
+async def test_job_list_refuses_bad_filters_with_422(api: Api) -> None:
+    for params in (
+        {"status": "done"},
+        {"priority": "asap"},
+        {"tenantId": "nope"},
+        {"limit": "0"},
+        {"limit": "501"},
+        {"before": "not-a-cursor"},
+    ):
+        response = await api.client.get("/api/jobs", params=params, headers=api.admin)
+        assert response.status_code == 422, (params, response.text)
+        assert "error" in response.json()
+
+
+async def test_job_detail_lists_each_failed_attempt_with_its_error(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    job = await failed_job(conn, tenant, "boom: division by zero")
+    response = await api.client.get(f"/api/jobs/{job}", headers=api.admin)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["id"], body["status"], body["retryCount"]) == (str(job), "failed", 1)
+    assert [(a["attempt"], a["errorMessage"]) for a in body["attempts"]] == [
+        (1, "boom: division by zero")
+    ]
+    assert body["attempts"][0]["errorData"]["workerId"] == WORKER
+
+
+async def test_unknown_job_is_404_and_a_malformed_id_422(api: Api) -> None:
+    for method in ("get", "post"):
+        for suffix in ("", "/retry", "/cancel"):
+            if (method == "get") != (suffix == ""):
+                continue
+            call = getattr(api.client, method)
+            unknown = await call(f"/api/jobs/{uuid4()}{suffix}", headers=api.admin)
+            assert unknown.status_code == 404, unknown.text
+            assert "unknown job" in unknown.json()["error"]
+            malformed = await call(f"/api/jobs/12345{suffix}", headers=api.admin)
+            assert malformed.status_code == 422, malformed.text
+
+
+async def test_retry_puts_a_failed_job_back_with_attempts_reset_and_audits_it(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    job = await failed_job(conn, tenant)
+    response = await api.client.post(f"/api/jobs/{job}/retry", headers=api.admin)
+    assert response.status_code == 200, response.text
+    assert response.json()["coalesced"] is False
+    assert response.json()["queuedJobId"] == str(job)
+    row = await one(
+        conn, "SELECT status, retry_count, error_message FROM aoer_queue WHERE id = %s", job
+    )
+    assert row == {"status": "queued", "retry_count": 0, "error_message": None}
+    assert await audit_actions(conn) == [("job.retry", str(job))]
+    again = await api.client.post(f"/api/jobs/{job}/retry", headers=api.admin)
+    assert again.status_code == 409
+    assert "only a failed job can be retried" in again.json()["error"]
+    assert await audit_actions(conn) == [("job.retry", str(job))], "a refused retry is not audited"
+
+
+async def test_retry_coalesces_into_the_tenants_waiting_job(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    job = await failed_job(conn, tenant)
+    [waiting] = await queue.enqueue_many(session_of(conn), [tenant], "low")
+    response = await api.client.post(f"/api/jobs/{job}/retry", headers=api.admin)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["coalesced"], body["queuedJobId"]) == (True, str(waiting.id))
+    assert "coalesced" in body["message"]
+    row = await one(conn, "SELECT priority FROM aoer_queue WHERE id = %s", waiting.id)
+    assert row["priority"] == "high", "the waiting job takes the failed job's higher priority"
+    assert await count(conn, "aoer_queue") == 2  # one waiting job for the tenant, still
+    audit = await one(conn, "SELECT details FROM audit_log WHERE action = 'job.retry'")
+    assert audit["details"]["coalescedInto"] == str(waiting.id)
+
+
+async def test_cancel_removes_a_queued_job_and_refuses_others_with_409(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    a, b = await make_tenant("A"), await make_tenant("B")
+    await queue.enqueue_many(session_of(conn), [a], "urgent")
+    [queued] = await queue.enqueue_many(session_of(conn), [b], "low")
+    [running] = await session_of(conn).jobs.claim(WORKER, 1)  # the urgent one
+    assert running.tenant_id == a
+    cancelled = await api.client.post(f"/api/jobs/{queued.id}/cancel", headers=api.admin)
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["cancelled"] is True
+    assert (await api.client.get(f"/api/jobs/{queued.id}", headers=api.admin)).status_code == 404
+    refused = await api.client.post(f"/api/jobs/{running.id}/cancel", headers=api.admin)
+    assert refused.status_code == 409
+    assert "processing" in refused.json()["error"]
+    assert await audit_actions(conn) == [("job.cancel", str(queued.id))]
+
+
+async def test_pause_stops_claims_but_not_enqueues_and_resume_restores_them(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    paused = await api.client.post("/api/queue/pause", headers=api.admin)
+    assert paused.status_code == 200, paused.text
+    assert (paused.json()["paused"], paused.json()["changed"]) == (True, True)
+    enqueued = await api.client.post(
+        "/api/aoer/queue", json={"tenantId": str(tenant)}, headers=api.admin
+    )
+    assert enqueued.status_code == 202, "enqueues still succeed while paused"
+    assert await session_of(conn).jobs.claim(WORKER, 10) == []
+    state = await api.client.get("/api/queue/state", headers=api.admin)
+    assert state.json()["paused"] is True
+    resumed = await api.client.post("/api/queue/resume", headers=api.admin)
+    assert resumed.json()["paused"] is False
+    assert len(await session_of(conn).jobs.claim(WORKER, 10)) == 1
+    assert [a for a, _ in await audit_actions(conn)] == ["queue.pause", "queue.resume"]
+
+
+async def test_workers_lists_heartbeats_with_gone_ones_marked(api: Api, conn: Connection) -> None:
+    await conn.execute(
+        "INSERT INTO aoer_workers (id, host, pid, jobs_in_hand, last_heartbeat_at) VALUES"
+        " ('w-live', 'h1', 11, 3, now()), ('w-dead', 'h2', 12, 0, now() - interval '5 minutes')"
+    )
+    response = await api.client.get("/api/workers", headers=api.admin)
+    assert response.status_code == 200, response.text
+    workers = response.json()["workers"]
+    assert [(w["id"], w["alive"], w["jobsInHand"]) for w in workers] == [
+        ("w-live", True, 3),
+        ("w-dead", False, 0),
+    ]
+    assert set(workers[0]) >= {"id", "host", "pid", "startedAt", "lastHeartbeatAt", "jobsInHand"}
+
+
+async def test_a_tenant_reads_only_its_own_jobs_and_changes_nothing(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    a, b = await make_tenant("A"), await make_tenant("B")
+    job_a, job_b = await failed_job(conn, a), await failed_job(conn, b)
+    as_a = api.bearer(tenant=a)
+    listed = await api.client.get("/api/jobs", headers=as_a)
+    assert [j["id"] for j in listed.json()["jobs"]] == [str(job_a)]
+    other = await api.client.get("/api/jobs", params={"tenantId": str(b)}, headers=as_a)
+    assert other.status_code == 403, other.text  # another tenant named: refused, not emptied
+    assert (await api.client.get(f"/api/jobs/{job_a}", headers=as_a)).status_code == 200
+    assert (await api.client.get(f"/api/jobs/{job_b}", headers=as_a)).status_code == 404
+    for path in (f"/api/jobs/{job_a}/retry", f"/api/jobs/{job_a}/cancel", "/api/queue/pause"):
+        assert (await api.client.post(path, headers=as_a)).status_code == 403, path
+    assert (await api.client.get("/api/workers", headers=as_a)).status_code == 403
+    service = api.bearer("service")
+    assert (await api.client.get("/api/jobs", headers=service)).status_code == 403
+    assert (await api.client.post("/api/queue/pause", headers=service)).status_code == 403
+    assert await audit_actions(conn) == []
+
+
+async def test_jobs_pages_render_for_admins_and_their_forms_refuse_cross_site_posts(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant("Poisoned <Motors>")
+    job = await failed_job(conn, tenant, "boom <b>")
+    listing = await api.client.get("/dashboard/jobs", headers=api.admin)
+    assert listing.status_code == 200
+    assert str(job) in listing.text
+    assert "Poisoned &lt;Motors&gt;" in listing.text, "names are escaped"
+    assert 'id="throughput-chart"' in listing.text
+    assert 'id="latency-chart"' in listing.text
+    detail = await api.client.get(f"/dashboard/jobs/{job}", headers=api.admin)
+    assert detail.status_code == 200
+    assert "boom &lt;b&gt;" in detail.text
+    assert f'action="/dashboard/jobs/{job}/retry"' in detail.text
+    as_tenant = await api.client.get("/dashboard/jobs", headers=api.bearer(tenant=tenant))
+    assert as_tenant.status_code == 403
+
+    # Signed in with the cookie: a post from another site is refused, nothing changes.
+    await signed_in(api, login_link(api))
+    refused = await api.client.post(
+        f"/dashboard/jobs/{job}/retry", headers={"Origin": "http://evil.example"}
+    )
+    assert refused.status_code == 403
+    assert await audit_actions(conn) == []
+    retried = await api.client.post(f"/dashboard/jobs/{job}/retry", headers=same_origin(api))
+    assert retried.status_code == 303
+    assert retried.headers["location"] == f"/dashboard/jobs/{job}?notice=retried"
+    paused = await api.client.post("/dashboard/queue/pause", headers=same_origin(api))
+    assert paused.status_code == 303
+    page = await api.client.get("/dashboard/jobs?notice=paused")
+    assert "Resume queue" in page.text
+    assert [a for a, _ in await audit_actions(conn)] == ["job.retry", "queue.pause"]
