@@ -28,7 +28,7 @@ LANGUAGE sql STABLE AS $$
     SELECT CASE
         WHEN aoer_claimed_tenant_id() IS NULL AND aoer_claimed_org_id() IS NULL
             THEN current_setting('role') <> 'aoer_tenant'
-        ELSE tenant_uuid = aoer_claimed_tenant_id()
+        ELSE coalesce(tenant_uuid = aoer_claimed_tenant_id(), false)
              OR EXISTS (SELECT 1 FROM tenants t
                         WHERE t.id = tenant_uuid AND t.org_id = aoer_claimed_org_id())
     END
@@ -46,7 +46,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS 
 DECLARE
     stored jsonb;
 BEGIN
-    IF NOT aoer_claims_admit(tenant_uuid) THEN
+    IF NOT coalesce(aoer_claims_admit(tenant_uuid), false) THEN
         RAISE EXCEPTION 'tenant % is not yours to recompute', tenant_uuid
             USING ERRCODE = 'insufficient_privilege';
     END IF;
