@@ -150,7 +150,7 @@ async def problems(conn: Connection, old: OldDatabase) -> list[str]:
         rows = await _rows(conn, name, limit=ROWS_NAMED)
         if rows:
             total = int(str(rows[0]["total"]))
-            named = "; ".join(f"{row['row']} ({row['value']})" for row in rows)
+            named = "".join(f"\n      {row['row']} ({row['value']})" for row in rows)
             more = f" (the first {len(rows)} of {total})" if total > len(rows) else ""
             found.append(f"{total} {what}{more}: {named}")
     return found
