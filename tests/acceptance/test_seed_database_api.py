@@ -77,6 +77,10 @@ def expected(url: str, tenant: str) -> tuple[Decimal, Decimal]:
     return v1_score(rows, datetime.now(UTC).date())
 
 
+def logged(log: Path, line: str) -> bool:
+    return line in log.read_text()
+
+
 def as_service(url: str) -> psycopg.Connection[dict[str, Any]]:
     """The worker's and scripts' side: the schema owner, no claims (service_role's place)."""
     return psycopg.connect(url, autocommit=True, row_factory=dict_row)
@@ -119,7 +123,8 @@ async def run_the_old_check(
         return (state.fetchone() or {}).get("status") == "completed"
 
     await eventually(completed, f"the worker completing job {job['id']}", WAIT_S)
-    assert f"[AOER] ✅ Completed recompute for tenant {tenant}" in log.read_text()
+    done = f"[AOER] ✅ Completed recompute for tenant {tenant}"
+    await eventually(lambda: logged(log, done), f"the worker logging {done!r}", WAIT_S)
     status = conn.execute("SELECT * FROM get_aoer_queue_status()").fetchall()
     assert all(row["status"] in ("queued", "processing") for row in status)
 
@@ -153,11 +158,8 @@ async def run_the_old_check(
 
 
 async def test_the_old_end_to_end_check_as_the_service(adopted_db: str, worker: Path) -> None:
-    await eventually(
-        lambda: "[AOER] AOER Orchestrator worker active" in worker.read_text(),
-        "the worker to start",
-        WAIT_S,
-    )
+    active = "[AOER] AOER Orchestrator worker active"
+    await eventually(lambda: logged(worker, active), "the worker to start", WAIT_S)
     with as_service(adopted_db) as conn:
         await run_the_old_check(conn, SERVICE_TENANT, adopted_db, worker)
         rows = conn.execute("SELECT status, count(*) AS n FROM aoer_queue GROUP BY status")
@@ -170,11 +172,8 @@ async def test_the_old_end_to_end_check_as_the_service(adopted_db: str, worker: 
 async def test_the_old_end_to_end_check_as_a_tenant_with_claims(
     adopted_db: str, worker: Path
 ) -> None:
-    await eventually(
-        lambda: "[AOER] AOER Orchestrator worker active" in worker.read_text(),
-        "the worker to start",
-        WAIT_S,
-    )
+    active = "[AOER] AOER Orchestrator worker active"
+    await eventually(lambda: logged(worker, active), "the worker to start", WAIT_S)
     with as_tenant(adopted_db, CLAIMED_TENANT) as conn:
         await run_the_old_check(conn, CLAIMED_TENANT, adopted_db, worker)
         seen = conn.execute("SELECT DISTINCT tenant_id::text AS t FROM aoer_summary").fetchall()
