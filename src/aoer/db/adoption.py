@@ -97,7 +97,7 @@ class OldDatabase:
 async def _rows(
     conn: Connection, query_name: LiteralString, **params: object
 ) -> list[dict[str, object]]:
-    cur = await conn.execute(query(query_name), params)
+    cur = await conn.execute(query(query_name), params or None)
     return [dict(row) for row in await cur.fetchall()]
 
 
@@ -254,6 +254,13 @@ async def copy_rows(conn: Connection) -> dict[str, int]:
         cur = await conn.execute(query(name))
         copied[what] = cur.rowcount
         logger.info("adoption: %d %s", cur.rowcount, what)
+    [coalesced] = await _rows(conn, "adoption_coalesced")
+    copied["waiting jobs coalesced"] = int(str(coalesced["n"]))
+    logger.info(
+        "adoption: %d duplicate waiting jobs closed into their tenant's earliest (error_message"
+        " names it)",
+        copied["waiting jobs coalesced"],
+    )
     return copied
 
 

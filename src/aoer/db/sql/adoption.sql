@@ -284,6 +284,12 @@ SELECT id, tenant_id,
        coalesce(updated_at, created_at, now())
 FROM ranked;
 
+-- name: adoption_coalesced
+-- How many waiting jobs the copy above closed into another (for the log).
+SELECT count(*)::bigint AS n FROM aoer_queue
+WHERE starts_with(error_message, 'coalesced into job ')
+  AND strpos(error_message, ' when aoer migrate adopted the old system') > 0;
+
 -- name: adoption_copy_failures
 INSERT INTO aoer_failures (id, tenant_id, error_message, error_data, retry_count, created_at)
 SELECT id, tenant_id, coalesce(error_message, ''), coalesce(error_data, '{}'::jsonb),
