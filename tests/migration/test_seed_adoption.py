@@ -300,6 +300,7 @@ async def test_other_roles_grants_and_realtime_publication_carry_over(old_db: st
     )
     execute(old_db, "GRANT SELECT ON aoer_summary, metrics_events TO aoer_test_authenticated")
     execute(old_db, "CREATE PUBLICATION aoer_test_realtime FOR TABLE aoer_summary, metrics_events")
+    execute(old_db, "ALTER TABLE aoer_summary REPLICA IDENTITY FULL")
     fill(old_db, SMALL)
     await migrate(old_db)
     granted = fetch(
@@ -316,6 +317,12 @@ async def test_other_roles_grants_and_realtime_publication_carry_over(old_db: st
         " ORDER BY 1",
     )
     assert published == [("aoer_summary",), ("metrics_events",)]
+    identity = fetch(
+        old_db,
+        "SELECT relname, relreplident FROM pg_class WHERE relname IN"
+        " ('aoer_summary', 'metrics_events') ORDER BY 1",
+    )
+    assert identity == [("aoer_summary", "f"), ("metrics_events", "d")]
 
 
 async def test_claims_limit_the_adopted_rows_and_functions(old_db: str) -> None:

@@ -298,8 +298,8 @@ FROM aoer_adoption.aoer_failures;
 
 -- name: adoption_carry_grants
 -- What other roles held on the old tables (Supabase's anon, authenticated, service_role) they
--- hold on the new ones, and the old tables' publications (Supabase Realtime) publish the new
--- ones. The application's own roles get theirs from the migrations.
+-- hold on the new ones; the old tables' publications (Supabase Realtime) publish the new ones,
+-- with the same replica identity. The application's own roles get theirs from the migrations.
 DO $$
 DECLARE
     old record;
@@ -324,6 +324,14 @@ BEGIN
         WHERE c.relnamespace = 'aoer_adoption'::regnamespace
     LOOP
         EXECUTE format('ALTER PUBLICATION %I ADD TABLE public.%I', old.pubname, old.relname);
+    END LOOP;
+    -- Realtime set up for updates and deletes under RLS wants whole old rows.
+    FOR old IN
+        SELECT c.relname
+        FROM pg_class c
+        WHERE c.relnamespace = 'aoer_adoption'::regnamespace AND c.relreplident = 'f'
+    LOOP
+        EXECUTE format('ALTER TABLE public.%I REPLICA IDENTITY FULL', old.relname);
     END LOOP;
 END
 $$;
