@@ -242,7 +242,7 @@ async def test_get_aoer_queue_status_counts_waiting_and_in_flight_jobs(
 
 
 async def test_a_tenants_claims_limit_all_four_functions(
-    conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+    conn: Connection, owner_db_url: str, make_tenant: MakeTenant, add_signals: AddSignals
 ) -> None:
     mine, other = await make_tenant("Mine"), await make_tenant("Other")
     for tenant in (mine, other):
@@ -271,6 +271,21 @@ async def test_a_tenants_claims_limit_all_four_functions(
         await conn.execute("SET LOCAL ROLE aoer_tenant")  # no claims at all
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="not yours"):
             await conn.execute("SELECT aoer_store_summary_as_worker(%s)", (other,))
+
+    # Nor does a role without claims that is not the owner's, aoer_app's or BYPASSRLS
+    # (PostgREST's anon calling it through rpc).
+    owner = await connect(owner_db_url)
+    try:
+        await owner.execute(
+            "DO $$ BEGIN CREATE ROLE aoer_test_anon NOLOGIN;"
+            " EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        )  # cluster-global, like aoer_tenant; left in place
+        async with owner.transaction():
+            await owner.execute("SET LOCAL ROLE aoer_test_anon")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="not yours"):
+                await owner.execute("SELECT aoer_store_summary_as_worker(%s)", (other,))
+    finally:
+        await owner.close()
 
     stored = await rows(conn, "SELECT tenant_id FROM aoer_summary")
     assert [r["tenant_id"] for r in stored] == [mine]

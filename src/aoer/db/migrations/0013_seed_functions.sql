@@ -18,16 +18,28 @@ LANGUAGE sql STABLE SECURITY INVOKER AS $$
     WHERE EXISTS (SELECT 1 FROM tenants t WHERE t.id = tenant_uuid)
 $$;
 
--- Whether the claims of the current request admit this tenant: its own tenant claim, or the
--- organisation claim of its organisation. Without claims every caller but `aoer_tenant` is
--- admitted (the owner, `aoer_app`, the service). Read inside SECURITY DEFINER functions, where
--- Row Level Security no longer applies: the `role` setting still names the role the caller
--- switched to with SET ROLE (the definer's rights do not change it).
+-- Whether the caller may act on this tenant, judged inside SECURITY DEFINER functions (where
+-- Row Level Security no longer applies) as RLS would judge it. With claims: the tenant's own
+-- tenant claim, or the organisation claim of its organisation. Without claims: only a caller
+-- that sees every row anyway -- the owner (or a superuser), a BYPASSRLS role such as
+-- Supabase's service_role, or a member of aoer_app (workers, the API) -- never aoer_tenant or
+-- PostgREST's anon and authenticated. The caller is the role it switched to with SET ROLE
+-- (the `role` setting; definer rights do not change it), else the login role.
 CREATE FUNCTION aoer_claims_admit(tenant_uuid uuid) RETURNS boolean
 LANGUAGE sql STABLE AS $$
+    WITH caller AS (
+        SELECT CASE current_setting('role') WHEN 'none' THEN session_user::text
+                    ELSE current_setting('role') END AS name
+    )
     SELECT CASE
-        WHEN aoer_claimed_tenant_id() IS NULL AND aoer_claimed_org_id() IS NULL
-            THEN current_setting('role') <> 'aoer_tenant'
+        WHEN aoer_claimed_tenant_id() IS NULL AND aoer_claimed_org_id() IS NULL THEN
+            coalesce((SELECT r.rolbypassrls
+                             OR pg_has_role(r.oid, c.relowner, 'USAGE')
+                             OR pg_has_role(r.oid, 'aoer_app', 'USAGE')
+                      FROM caller
+                      JOIN pg_roles r ON r.rolname = caller.name
+                      CROSS JOIN pg_class c
+                      WHERE c.oid = 'tenants'::regclass), false)
         ELSE coalesce(tenant_uuid = aoer_claimed_tenant_id(), false)
              OR EXISTS (SELECT 1 FROM tenants t
                         WHERE t.id = tenant_uuid AND t.org_id = aoer_claimed_org_id())
