@@ -281,11 +281,13 @@ async def test_what_the_schema_cannot_keep_is_refused_by_name(old_db: str) -> No
     execute(old_db, "ALTER TABLE aoer_summary ADD COLUMN dealer_name text")
     execute(old_db, "CREATE TABLE tenants (id uuid PRIMARY KEY)")
     execute(old_db, "CREATE VIEW my_report AS SELECT tenant_id FROM aoer_summary")
+    execute(old_db, "CREATE SCHEMA aoer_adoption")
     with pytest.raises(MigrationError) as refused:
         await migrate(old_db)
     assert "aoer_summary has columns this schema would not keep: dealer_name" in str(refused.value)
     assert "a relation named tenants already exists" in str(refused.value)
     assert "my_report (a view) uses the old tables" in str(refused.value)
+    assert "a schema named aoer_adoption exists" in str(refused.value)
     assert (
         count(old_db, "SELECT count(*) FROM pg_class WHERE relname = 'aoer_schema_migrations'") == 0
     )

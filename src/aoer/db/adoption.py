@@ -134,10 +134,12 @@ async def problems(conn: Connection, old: OldDatabase) -> list[str]:
             )
         if lacking:
             found.append(f"{table} lacks the old migration's columns {', '.join(lacking)}")
-    for name in ("tenants", ASIDE_SCHEMA):
-        [exists] = await _rows(conn, "adoption_relation_exists", name=name)
-        if exists["found"]:
-            found.append(f"a relation named {name} already exists; this schema creates its own")
+    [tenants] = await _rows(conn, "adoption_relation_exists", name="tenants")
+    if tenants["found"]:
+        found.append("a relation named tenants already exists; this schema creates its own")
+    [aside] = await _rows(conn, "adoption_schema_exists", name=ASIDE_SCHEMA)
+    if aside["found"]:
+        found.append(f"a schema named {ASIDE_SCHEMA} exists; the adoption needs the name")
     dependents = await _rows(
         conn, "adoption_dependents", tables=list(old.tables), views=list(OLD_VIEWS)
     )

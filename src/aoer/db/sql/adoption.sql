@@ -22,6 +22,9 @@ ORDER BY table_name, ordinal_position;
 -- name: adoption_relation_exists
 SELECT to_regclass(%(name)s) IS NOT NULL AS found;
 
+-- name: adoption_schema_exists
+SELECT to_regnamespace(%(name)s) IS NOT NULL AS found;
+
 -- name: adoption_dependents
 -- Objects outside the old migration that use its tables (a view, a foreign key): the old
 -- tables are replaced, so these would break; the adoption refuses and names them.
