@@ -35,6 +35,7 @@ from aoer.constants import DEFAULT_PRIORITY, JOB_STATUSES
 from aoer.db.embedded import DATA_FOLDER, stop_embedded, stop_up, up_holder
 from aoer.db.roles import AppRole, setup_app_role
 from aoer.db.schema import migrate as run_migrations
+from aoer.db.schema import plan as plan_migrations
 from aoer.errors import Conflict, UnknownTenant
 from aoer.store.audit import AuditEntry
 from aoer.types import Tenant
@@ -71,8 +72,19 @@ def migrate(
         str | None,
         typer.Option(help="Set the app role's password from this environment variable"),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print what would be done (pending migrations, adopting an old system's "
+            "database) and change nothing",
+        ),
+    ] = False,
 ) -> None:
-    """Apply pending database migrations (idempotent; safe when run twice at once)."""
+    """Apply pending database migrations (idempotent; safe when run twice at once).
+
+    A database of the old Node/Supabase system is adopted in place, every row kept
+    (README: Coming from the Node/Supabase system)."""
     if app_password_env and not app_role:
         fail("--app-password-env needs --app-role NAME", EXIT_USAGE)
     password = None
@@ -84,6 +96,13 @@ def migrate(
     async def main(settings: Settings) -> None:
         role = AppRole(app_role, password) if app_role else None
         url = await resolve_database_url(settings, allow_embedded=False)
+        if dry_run:
+            steps = await plan_migrations(url)
+            for step in steps or ["schema is current: nothing to do"]:
+                console.print(step, highlight=False, soft_wrap=True, markup=False)
+            if role:
+                console.print(f"then create or update the app role {role.name}", highlight=False)
+            return
         applied = await run_migrations(url)
         console.print(f"{len(applied)} migrations applied" if applied else "schema is current")
         if role:

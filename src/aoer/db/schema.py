@@ -6,17 +6,21 @@ each migration exactly once; the applied versions are recorded in `aoer_schema_m
 
 import logging
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from importlib import resources
-from typing import LiteralString
+from typing import LiteralString, TypeVar
 
 import psycopg
 
+from aoer.db import adoption
 from aoer.db.pool import Connection, connect
 from aoer.errors import MigrationError
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+CORE_VERSION = 1  # 0001_core.sql: the tables an adopted database's rows are copied into
 MIGRATION_LOCK_KEY = 0x4A0E7_0001  # pg_advisory_xact_lock key shared by every migrating process
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -87,6 +91,11 @@ async def pending_migrations(conn: Connection) -> list[Migration]:
 async def migrate(url: str) -> list[Migration]:
     """Apply every pending migration; returns those this call applied.
 
+    A database built by the old Node/Supabase system (its tables, no aoer_schema_migrations)
+    is adopted in place in the same transaction (aoer.db.adoption): checked, its tables set
+    aside, 0001 applied, its rows copied over, the rest applied. Anything refused changes
+    nothing.
+
     With nothing pending it changes nothing, so the app role (which may not write the schema,
     DDL included) can run it too, as `aoer up` does on start."""
     conn = await connect(url)
@@ -94,6 +103,11 @@ async def migrate(url: str) -> list[Migration]:
     try:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+            old = await adoption.detect(conn)
+            if old is not None:
+                await adoption.check(conn, old)
+                logger.info("adopting the old system's database: %s", ", ".join(old.tables))
+                await _translated("setting the old tables aside", adoption.set_aside(conn, old))
             if not await _has_migrations_table(conn):
                 await conn.execute(_CREATE_TABLE)
             for migration in await pending_migrations(conn):
@@ -109,6 +123,12 @@ async def migrate(url: str) -> list[Migration]:
                     (migration.version, migration.name),
                 )
                 applied.append(migration)
+                if old is not None and migration.version == CORE_VERSION:
+                    # Rows join the tables 0001 made before later migrations run, so those
+                    # see (and may transform) the adopted data as they would have grown.
+                    await _translated("copying the old rows", adoption.copy_rows(conn))
+            if old is not None:
+                await _translated("finishing the adoption", adoption.finish(conn))
             if applied:
                 # Tables, sequences and functions of the migrations just applied get the app
                 # role's grants (0007_app_roles.sql); in this transaction, so all or none.
@@ -119,3 +139,33 @@ async def migrate(url: str) -> list[Migration]:
     finally:
         await conn.close()
     return applied
+
+
+async def _translated(step: str, work: Awaitable[T]) -> T:
+    try:
+        return await work
+    except psycopg.Error as exc:
+        raise MigrationError(f"adopting the old system's database failed {step}: {exc}") from exc
+
+
+async def plan(url: str) -> list[str]:
+    """What `migrate` would do, in words, read in a READ ONLY transaction: nothing changes.
+    An old system's database that cannot be adopted raises AdoptionRefused, as `migrate`
+    would."""
+    conn = await connect(url)
+    try:
+        async with conn.transaction():
+            await conn.execute("SET TRANSACTION READ ONLY")
+            lines: list[str] = []
+            old = await adoption.detect(conn)
+            if old is not None:
+                await adoption.check(conn, old)
+                lines += await adoption.plan(conn, old)
+            lines += [
+                f"apply migration {m.version:04d}_{m.name}" for m in await pending_migrations(conn)
+            ]
+            if lines:
+                lines.append("grant the app role aoer_app what the new objects need")
+    finally:
+        await conn.close()
+    return lines

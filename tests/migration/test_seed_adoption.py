@@ -1,0 +1,344 @@
+"""`aoer migrate` adopts the old Node/Supabase system's database in place (DESIGN §17): every
+row kept, the schema made the one a fresh migrate builds, duplicate waiting jobs coalesced,
+bad rows refused before any change, `--dry-run` read-only, a second run a no-op."""
+
+import json
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from aoer.db.adoption import OLD_COLUMNS
+from aoer.db.schema import migrate
+from aoer.errors import MigrationError
+from tests.acceptance.conftest import cli_command, cli_env
+from tests.conftest import _admin, with_database
+from tests.migration.seed import (
+    OLD_TABLES,
+    execute,
+    fetch,
+    fill,
+    fingerprint,
+    old_database,
+    schema_fingerprint,
+    table_rows,
+    v1_score,
+)
+
+pytestmark = pytest.mark.timeout(300)
+
+THOUSANDS = (
+    2400  # tenants: 30,240 signal rows, 2,400 summaries, 7,200 events, 8,040 jobs, 4,800 failures
+)
+SMALL = 40
+# What the old database keeps that is not this schema's (Supabase's and the old app's own).
+NOT_OURS = ("auth", "update_updated_at_column()", "auth.jwt()")
+
+
+@pytest.fixture
+def old_db(server_url: str) -> Iterator[str]:
+    with old_database(server_url) as url:
+        yield url
+
+
+def aoer_cli(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cli_command(*args),
+        env=cli_env(url, AOER_HOME=str(tmp_path / "home")),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+        check=False,
+    )
+
+
+def snapshot(url: str) -> dict[str, dict[str, str]]:
+    """Every old table's rows, by key, in the old migration's columns."""
+    return {table: table_rows(url, table, sorted(OLD_COLUMNS[table])) for table in OLD_TABLES}
+
+
+def count(url: str, sql: str, *params: Any) -> int:
+    [(n,)] = fetch(url, sql, params or None)  # type: ignore[arg-type]
+    return int(n)
+
+
+def without_what_is_not_ours(print_: dict[str, Any]) -> dict[str, Any]:
+    return {
+        part: [v for v in values if not any(str(v).startswith(x) for x in NOT_OURS)]
+        for part, values in print_.items()
+    }
+
+
+async def test_thousands_of_old_rows_are_kept_and_workers_then_recompute_exact_v1(
+    old_db: str, tmp_path: Path
+) -> None:
+    fill(old_db, THOUSANDS)
+    before = snapshot(old_db)
+    assert all(len(rows) >= 2000 for rows in before.values()), {
+        t: len(r) for t, r in before.items()
+    }
+
+    await migrate(old_db)
+    after = snapshot(old_db)
+
+    for table in ("aiv_raw_signals", "aoer_summary", "metrics_events", "aoer_failures"):
+        assert after[table] == before[table], table  # every row, every value
+    assert after["aoer_queue"].keys() == before["aoer_queue"].keys()
+    # Changed on purpose: waiting duplicates closed, the jobs keeping their work, jobs in flight.
+    coalesced = fetch(
+        old_db,
+        "SELECT id::text, split_part(error_message, ' ', 4) FROM aoer_queue"
+        " WHERE error_message LIKE 'coalesced into job %%'",
+    )
+    in_flight = fetch(old_db, "SELECT id::text FROM aoer_queue WHERE status = 'processing'")
+    assert len(coalesced) == THOUSANDS // 4
+    assert len(in_flight) == THOUSANDS // 10
+    changed = {str(i) for row in coalesced for i in row} | {str(i) for (i,) in in_flight}
+    assert len(changed) == THOUSANDS // 4 * 2 + THOUSANDS // 10
+    for job, row in before["aoer_queue"].items():
+        if job not in changed:
+            assert after["aoer_queue"][job] == row, job
+    waiting = fetch(old_db, "SELECT tenant_id FROM aoer_queue WHERE status = 'queued'")
+    assert len(waiting) == len(set(waiting)) == THOUSANDS  # one per tenant
+    tenants = THOUSANDS + THOUSANDS // 20
+    assert count(old_db, "SELECT count(*) FROM tenants WHERE name LIKE 'Tenant %%'") == tenants
+
+    # The workers now recompute every tenant to the exact v1 values.
+    assert count(old_db, "SELECT count(queue_tenant_recompute(id, 'low')) FROM tenants") == tenants
+    worked = aoer_cli(old_db, tmp_path, "worker", "--drain")
+    assert worked.returncode == 0, worked.stdout + worked.stderr
+    today = datetime.now(UTC).date()
+    signals: dict[str, list[Any]] = {}
+    for dealer, day, aeo, geo, ugc in fetch(
+        old_db, "SELECT dealer_id::text, date, aeo, geo, ugc FROM aiv_raw_signals"
+    ):
+        signals.setdefault(dealer, []).append((day, aeo, geo, ugc))
+    summaries = fetch(
+        old_db, "SELECT tenant_id::text, aoer_score, visibility_risk FROM aoer_summary"
+    )
+    assert len(summaries) == tenants
+    for tenant, score, risk in summaries:
+        assert (score, risk) == v1_score(signals.get(tenant, []), today), tenant
+    assert (
+        count(
+            old_db,
+            "SELECT count(*) FROM aoer_summary WHERE last_updated < now() - interval '1 hour'",
+        )
+        == 0
+    )
+
+
+async def test_the_adopted_schema_is_the_one_a_fresh_migrate_builds(
+    old_db: str, server_url: str, template_db: str
+) -> None:
+    fill(old_db, SMALL)
+    await migrate(old_db)
+    adopted = without_what_is_not_ours(schema_fingerprint(old_db))
+    fresh = schema_fingerprint(with_database(server_url, template_db))
+    assert adopted == fresh
+    assert not any("auth.jwt" in p for p in adopted["policies"])
+
+
+async def test_duplicate_waiting_jobs_are_coalesced_into_the_earliest_at_the_highest_priority(
+    old_db: str,
+) -> None:
+    tenant = "7d9a1a40-0000-4000-8000-000000000001"
+    execute(
+        old_db,
+        "INSERT INTO aoer_queue (id, tenant_id, priority, status, scheduled_at) VALUES"
+        " ('00000000-0000-4000-8000-000000000001', %(t)s, 'low', 'queued',"
+        "  now() - interval '30 minutes'),"
+        " ('00000000-0000-4000-8000-000000000002', %(t)s, 'urgent', 'queued',"
+        "  now() - interval '10 minutes'),"
+        " ('00000000-0000-4000-8000-000000000003', %(t)s, 'medium', 'queued',"
+        "  now() - interval '20 minutes'),"
+        " ('00000000-0000-4000-8000-000000000004', %(t)s, 'high', 'processing', now()),"
+        " ('00000000-0000-4000-8000-000000000005', %(t)s, 'low', 'completed', now())",
+        {"t": tenant},
+    )
+    await migrate(old_db)
+    jobs = {
+        str(row[0])[-1]: row[1:]
+        for row in fetch(
+            old_db,
+            "SELECT id, priority, status, scheduled_at < now() - interval '29 minutes',"
+            " error_message, locked_by IS NOT NULL, lease_expires_at <= now()"
+            " FROM aoer_queue",
+        )
+    }
+    keeper = "00000000-0000-4000-8000-000000000001"
+    merged = f"coalesced into job {keeper} when aoer migrate adopted the old system's database"
+    assert jobs == {
+        "1": ("urgent", "queued", True, None, False, None),
+        "2": ("urgent", "completed", False, merged, False, None),
+        "3": ("medium", "completed", False, merged, False, None),
+        "4": ("high", "processing", False, None, True, True),  # taken back by lease recovery
+        "5": ("low", "completed", False, None, False, None),
+    }
+
+
+async def test_migrating_an_adopted_database_again_changes_nothing(old_db: str) -> None:
+    fill(old_db, SMALL)
+    assert await migrate(old_db)
+    once = fingerprint(old_db)
+    assert await migrate(old_db) == []
+    assert fingerprint(old_db) == once
+
+
+def test_dry_run_prints_the_adoption_plan_and_changes_nothing(old_db: str, tmp_path: Path) -> None:
+    fill(old_db, SMALL)
+    before = fingerprint(old_db)
+    planned = aoer_cli(old_db, tmp_path, "migrate", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    assert fingerprint(old_db) == before
+    out = planned.stdout
+    assert "adopt the old Node/Supabase system's database in place, keeping every row" in out
+    assert f"create {SMALL + SMALL // 20} tenants" in out
+    assert f"coalesce {SMALL // 4} duplicate waiting jobs of {SMALL // 4} tenants" in out
+    assert "drop the old function compute_aoer_for_tenant(uuid)" in out
+    assert "apply migration 0001_core" in out
+    assert "apply migration 0013_seed_functions" in out
+
+
+def test_dry_run_on_a_new_or_current_database_lists_what_is_pending_and_changes_nothing(
+    server_url: str, tmp_path: Path
+) -> None:
+    name = f"aoer_m_{datetime.now(UTC):%H%M%S%f}"
+    _admin(server_url, f"CREATE DATABASE {name}")
+    url = with_database(server_url, name)
+    try:
+        before = fingerprint(url)
+        planned = aoer_cli(url, tmp_path, "migrate", "--dry-run")
+        assert planned.returncode == 0, planned.stderr
+        assert "apply migration 0001_core" in planned.stdout
+        assert "adopt" not in planned.stdout
+        assert fingerprint(url) == before
+        assert aoer_cli(url, tmp_path, "migrate").returncode == 0
+        current = aoer_cli(url, tmp_path, "migrate", "--dry-run")
+        assert current.stdout.strip() == "schema is current: nothing to do"
+    finally:
+        _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+BAD_CASES = {
+    "priority": (
+        "UPDATE aoer_queue SET priority = 'critical' WHERE id IN"
+        " (SELECT id FROM aoer_queue ORDER BY id LIMIT 12)",
+        "aoer_queue",
+        "12 aoer_queue rows with a priority other than low, medium, high or urgent"
+        " (the first 10 of 12)",
+        "('critical')",
+    ),
+    "status": (
+        "UPDATE aoer_queue SET status = 'running' WHERE id IN"
+        " (SELECT id FROM aoer_queue ORDER BY id LIMIT 12)",
+        "aoer_queue",
+        "12 aoer_queue rows with a status other than queued, processing, completed or failed",
+        "('running')",
+    ),
+    "score": (
+        "UPDATE aoer_summary SET aoer_score = 120.5 WHERE id IN"
+        " (SELECT id FROM aoer_summary ORDER BY id LIMIT 12)",
+        "aoer_summary",
+        "12 aoer_summary rows with an aoer_score outside 0-100 (the first 10 of 12)",
+        "(120.50)",
+    ),
+    "risk": (
+        "UPDATE aoer_summary SET visibility_risk = -0.5 WHERE id IN"
+        " (SELECT id FROM aoer_summary ORDER BY id LIMIT 12)",
+        "aoer_summary",
+        "12 aoer_summary rows with a visibility_risk outside 0-1",
+        "(-0.50)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CASES, ids=list(BAD_CASES))
+def test_bad_old_rows_stop_the_adoption_before_any_change_naming_them(
+    case: str, old_db: str, tmp_path: Path
+) -> None:
+    spoil, table, message, value = BAD_CASES[case]
+    fill(old_db, SMALL)
+    execute(old_db, spoil)  # type: ignore[arg-type]
+    [(first,)] = fetch(old_db, f"SELECT id::text FROM {table} ORDER BY id LIMIT 1")  # type: ignore[arg-type]
+    before = fingerprint(old_db)
+    for args in (("migrate",), ("migrate", "--dry-run")):
+        refused = aoer_cli(old_db, tmp_path, *args)
+        assert refused.returncode == 1, refused.stdout
+        error = " ".join(refused.stderr.split())
+        assert "cannot adopt the old system's database; nothing was changed" in error
+        assert message in error
+        assert f"{first} {value}" in error
+        assert fingerprint(old_db) == before  # nothing half-migrated
+
+
+async def test_what_the_schema_cannot_keep_is_refused_by_name(old_db: str) -> None:
+    execute(old_db, "ALTER TABLE aoer_summary ADD COLUMN dealer_name text")
+    execute(old_db, "CREATE TABLE tenants (id uuid PRIMARY KEY)")
+    execute(old_db, "CREATE VIEW my_report AS SELECT tenant_id FROM aoer_summary")
+    execute(old_db, "CREATE SCHEMA aoer_adoption")
+    with pytest.raises(MigrationError) as refused:
+        await migrate(old_db)
+    assert "aoer_summary has columns this schema would not keep: dealer_name" in str(refused.value)
+    assert "a relation named tenants already exists" in str(refused.value)
+    assert "my_report (a view) uses the old tables" in str(refused.value)
+    assert "a schema named aoer_adoption exists" in str(refused.value)
+    assert (
+        count(old_db, "SELECT count(*) FROM pg_class WHERE relname = 'aoer_schema_migrations'") == 0
+    )
+
+
+async def test_other_roles_grants_and_realtime_publication_carry_over(old_db: str) -> None:
+    role = "aoer_test_authenticated"  # cluster-global, like aoer_tenant; left in place
+    execute(
+        old_db,
+        "DO $$ BEGIN CREATE ROLE aoer_test_authenticated NOLOGIN;"
+        " EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+    )
+    execute(old_db, "GRANT SELECT ON aoer_summary, metrics_events TO aoer_test_authenticated")
+    execute(old_db, "CREATE PUBLICATION aoer_test_realtime FOR TABLE aoer_summary, metrics_events")
+    execute(old_db, "ALTER TABLE aoer_summary REPLICA IDENTITY FULL")
+    fill(old_db, SMALL)
+    await migrate(old_db)
+    granted = fetch(
+        old_db,
+        "SELECT has_table_privilege(%s, 'aoer_summary', 'SELECT'),"
+        " has_table_privilege(%s, 'metrics_events', 'SELECT'),"
+        " has_table_privilege(%s, 'aoer_queue', 'SELECT')",
+        (role, role, role),
+    )
+    assert granted == [(True, True, False)]
+    published = fetch(
+        old_db,
+        "SELECT tablename FROM pg_publication_tables WHERE pubname = 'aoer_test_realtime'"
+        " ORDER BY 1",
+    )
+    assert published == [("aoer_summary",), ("metrics_events",)]
+    identity = fetch(
+        old_db,
+        "SELECT relname, relreplident FROM pg_class WHERE relname IN"
+        " ('aoer_summary', 'metrics_events') ORDER BY 1",
+    )
+    assert identity == [("aoer_summary", "f"), ("metrics_events", "d")]
+
+
+async def test_claims_limit_the_adopted_rows_and_functions(old_db: str) -> None:
+    fill(old_db, SMALL)
+    await migrate(old_db)
+    [(mine,), (other,)] = fetch(old_db, "SELECT id::text FROM tenants ORDER BY id LIMIT 2")
+    claims = json.dumps({"role": "tenant", "tenant_id": mine})
+    with psycopg.connect(old_db) as conn:
+        conn.execute("SET ROLE aoer_tenant")
+        conn.execute("SELECT set_config('request.jwt.claims', %s, false)", (claims,))
+        seen = conn.execute("SELECT DISTINCT tenant_id::text FROM aoer_summary").fetchall()
+        events = conn.execute("SELECT DISTINCT tenant_id::text FROM metrics_events").fetchall()
+        theirs = conn.execute("SELECT * FROM compute_aoer_for_tenant(%s)", (other,)).fetchall()
+        own = conn.execute("SELECT tenant_id::text FROM compute_aoer_for_tenant(%s)", (mine,))
+        assert own.fetchall() == [(mine,)]
+    assert seen == events == [(mine,)]
+    assert theirs == []
