@@ -25,7 +25,7 @@ def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
         ages = RetentionAges(
             settings.retain_jobs_days, settings.retain_failures_days, settings.retain_events_days
         )
-        return {"deleted": await purge(session, ages)}
+        return await purge(session, ages)
 
     async def train_model(session: Session) -> JsonObject:
         run = await model.train_on_tick(session, model.policy_from_settings(settings), MODEL_TICK)
@@ -35,7 +35,8 @@ def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
         return []
     jobs = [
         ScheduledJob(RECOMPUTE_TICK, settings.cron, recompute),
-        # Retention deletes in batches of its own short transactions, not in one long one.
+        # Retention deletes in batches of its own short transactions, not in one long one,
+        # and creates / drops monthly partitions.
         ScheduledJob(RETENTION_TICK, RETENTION_CRON, retention, in_tick_transaction=False),
     ]
     if settings.model_schedule:

@@ -2,7 +2,7 @@
 
 `store.session()` lends a pooled connection as a `Session` whose parts own the tables:
 `jobs`, `scores`, `tenants`, `signals`, `ticks`, `models`, `fleet`, `sessions`,
-`organizations`, `audit`. A session
+`organizations`, `audit`, `partitions`. A session
 with a `Scope` runs inside one transaction as the non-owner role `aoer_tenant` with the
 caller's claims in `request.jwt.claims`, so Row Level Security limits every statement in it,
 even one that forgets its `WHERE tenant_id`.
@@ -24,6 +24,7 @@ from aoer.store.fleet import Fleet
 from aoer.store.jobs import Jobs
 from aoer.store.models import Models
 from aoer.store.organizations import Organizations
+from aoer.store.partitions import Partitions
 from aoer.store.policy import QueuePolicy
 from aoer.store.scores import Scores
 from aoer.store.sessions import Sessions
@@ -91,6 +92,10 @@ class Session(Statements):
     @cached_property
     def audit(self) -> Audit:
         return Audit(self.conn, self.policy)
+
+    @cached_property
+    def partitions(self) -> Partitions:
+        return Partitions(self.conn, self.policy)
 
     async def enter_scope(self, scope: Scope) -> None:
         await self._run("enter_tenant_scope", {"claims": scope.claims_json()})

@@ -21,7 +21,8 @@ WHERE s.tenant_id = ANY (%(tenant_ids)s::uuid[]);
 
 -- name: score_history
 -- The tenant's recompute events over the last `days` days, oldest first (at most the newest
--- `limit`); events without a numeric score and risk are skipped.
+-- `limit`); events without a numeric score and risk are skipped. Bounded on both sides, so
+-- only the monthly partitions of the window are read (0014_partitions.sql).
 SELECT created_at,
        (event_data ->> 'aoerScore')::numeric AS aoer_score,
        (event_data ->> 'visibilityRisk')::numeric AS visibility_risk,
@@ -35,6 +36,7 @@ FROM (
     WHERE tenant_id = %(tenant_id)s
       AND event_type = %(event_type)s
       AND created_at >= now() - make_interval(days => %(days)s)
+      AND created_at <= now()
       AND jsonb_typeof(event_data -> 'aoerScore') = 'number'
       AND jsonb_typeof(event_data -> 'visibilityRisk') = 'number'
     ORDER BY created_at DESC
@@ -52,9 +54,3 @@ FROM metrics_events
 WHERE tenant_id = %(tenant_id)s AND event_type = %(event_type)s
 ORDER BY created_at DESC
 LIMIT %(limit)s;
-
--- name: delete_old_events
-DELETE FROM metrics_events
-WHERE id IN (SELECT id FROM metrics_events
-             WHERE created_at < now() - make_interval(days => %(days)s)
-             LIMIT %(limit)s);
