@@ -6,8 +6,10 @@ from aoer.queue.jobs import (
     enqueue,
     enqueue_many,
     fail,
+    log_cron_queued,
     parse_priority,
     parse_tenant_id,
+    queue_cron_chunk,
     reclaim_expired,
     trigger_cron,
 )
@@ -18,9 +20,11 @@ __all__ = [
     "enqueue",
     "enqueue_many",
     "fail",
+    "log_cron_queued",
     "parse_priority",
     "parse_tenant_id",
     "process_batch",
+    "queue_cron_chunk",
     "reclaim_expired",
     "trigger_cron",
 ]

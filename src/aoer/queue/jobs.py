@@ -16,6 +16,7 @@ from aoer.constants import (
 )
 from aoer.errors import InactiveTenant, InvalidInput, UnknownTenant
 from aoer.store import Session
+from aoer.store.jobs import QueuedChunk
 from aoer.types import ClaimedJob, EnqueuedJob, FailedAttempt, Priority
 
 logger = logging.getLogger(__name__)
@@ -79,8 +80,25 @@ async def trigger_cron(session: Session) -> int:
         "[AOER] Cron job triggered - queuing all tenants for recompute", extra={"action": "cron"}
     )
     queued = await session.jobs.enqueue_all_active(CRON_PRIORITY)
-    logger.info("[AOER] Queued %d tenants for recompute", queued, extra={"action": "cron"})
+    log_cron_queued(queued)
     return queued
+
+
+async def queue_cron_chunk(session: Session, after: UUID | None, limit: int) -> QueuedChunk:
+    """One chunk of the recompute tick: the next `limit` active tenants by id after `after`,
+    queued at low priority (the scheduler commits it with the tick's progress)."""
+    chunk = await session.jobs.enqueue_active_chunk(CRON_PRIORITY, after, limit)
+    if after is None:
+        logger.info(
+            "[AOER] Cron job triggered - queuing all tenants for recompute",
+            extra={"action": "cron"},
+        )
+    return chunk
+
+
+def log_cron_queued(queued: int) -> None:
+    """The contract's closing line of a recompute tick (DESIGN §5)."""
+    logger.info("[AOER] Queued %d tenants for recompute", queued, extra={"action": "cron"})
 
 
 async def fail(

@@ -38,6 +38,17 @@ class LeaseCheck:
     lost: bool
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedChunk:
+    """One chunk of the fleet tick: its last tenant id (None: no tenant left), how many
+    tenants it covered and how many of them it queued or coalesced."""
+
+    last_id: UUID | None
+    tenants: int
+    queued: int
+
+
+NIL_UUID = UUID(int=0)
 TICK_LOCK_TIMEOUT_MS = 2000  # the tick waits at most this long on an insert in flight
 TICK_IDLE_MS = 10_000  # a tick whose process hangs mid-transaction is ended by the server
 
@@ -77,6 +88,27 @@ class Jobs(Statements):
             if queued:
                 await self.wake_workers(priority)
         return queued
+
+    async def enqueue_active_chunk(
+        self, priority: Priority, after: UUID | None, limit: int
+    ) -> QueuedChunk:
+        """Queue the next `limit` active tenants by id after `after` (from the first when
+        None), like enqueue_all_active; in the caller's transaction, waking workers."""
+        params = {
+            "priority": priority,
+            "max_retries": self.policy.max_retries,
+            "after": after or NIL_UUID,
+            "first": after is None,
+            "limit": limit,
+        }
+        async with self.transaction():
+            await self.limit_transaction(
+                lock_timeout_ms=TICK_LOCK_TIMEOUT_MS, idle_ms=TICK_IDLE_MS, statement_timeout_ms=0
+            )
+            chunk = await self._one(QueuedChunk, "enqueue_active_chunk", params)
+            if chunk and chunk.queued:
+                await self.wake_workers(priority)
+        return chunk or QueuedChunk(None, 0, 0)
 
     async def tenant_active(self, tenant_id: UUID) -> bool | None:
         """Whether the tenant is active; None when it does not exist."""

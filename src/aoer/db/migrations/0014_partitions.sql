@@ -306,3 +306,14 @@ BEGIN
 END
 $$;
 REVOKE EXECUTE ON FUNCTION aoer_sync_app_privileges() FROM PUBLIC;
+
+-- The fleet tick queues tenants in chunks, each its own transaction (issue 16), so workers
+-- start on the first chunk instead of waiting for the whole fleet. The tick's row records how
+-- far it got: `resume_after` is the last tenant id queued, committed with that chunk, so a
+-- scheduler that dies mid-tick leaves a row another one resumes from, neither losing nor
+-- queuing twice any tenant. `done_at` is set when a tick's action has finished.
+ALTER TABLE aoer_cron_ticks
+    ADD COLUMN resume_after uuid,
+    ADD COLUMN done_at timestamptz;
+UPDATE aoer_cron_ticks SET done_at = fired_at;
+CREATE INDEX aoer_cron_ticks_unfinished_idx ON aoer_cron_ticks (name, tick) WHERE done_at IS NULL;
