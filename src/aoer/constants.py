@@ -39,6 +39,8 @@ RETENTION_TICK: Final = "retention"
 MODEL_TICK: Final = "model_train"  # weekly training of the score's weights (DESIGN §9)
 RETENTION_CRON: Final = "17 3 * * *"
 RETENTION_BATCH_ROWS: Final = 5000
+# The recompute tick queues the fleet in chunks of this many tenants (AOER_TICK_CHUNK).
+DEFAULT_TICK_CHUNK: Final = 20_000
 # The daily retention tick keeps this many monthly partitions ready beyond the current month.
 PARTITION_MONTHS_AHEAD: Final = 3
 

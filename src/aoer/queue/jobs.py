@@ -12,6 +12,7 @@ from aoer.constants import (
     BACKOFF_JITTER,
     CRON_PRIORITY,
     DEFAULT_PRIORITY,
+    DEFAULT_TICK_CHUNK,
     PRIORITIES,
 )
 from aoer.errors import InactiveTenant, InvalidInput, UnknownTenant
@@ -74,12 +75,18 @@ async def enqueue_many(
     return jobs
 
 
-async def trigger_cron(session: Session) -> int:
-    """The recompute tick: queue every active tenant at low priority; returns how many."""
-    logger.info(
-        "[AOER] Cron job triggered - queuing all tenants for recompute", extra={"action": "cron"}
-    )
-    queued = await session.jobs.enqueue_all_active(CRON_PRIORITY)
+async def trigger_cron(session: Session, chunk: int = DEFAULT_TICK_CHUNK) -> int:
+    """The recompute tick at once (`aoer cron --once`, the cron endpoint): queue every active
+    tenant at low priority in chunks of `chunk` tenants, each its own transaction, so workers
+    start on the first; returns how many. (The scheduler's tick records its progress to
+    resume after a crash: worker/scheduler.py.)"""
+    queued, after = 0, None
+    while True:
+        done = await queue_cron_chunk(session, after, chunk)
+        queued += done.queued
+        after = done.last_id or after
+        if done.tenants < chunk:
+            break
     log_cron_queued(queued)
     return queued
 

@@ -111,7 +111,7 @@ async def cron(caller: Annotated[Principal, Depends(cron_caller)], ctx: Context)
         "[AOER] Cron triggered over HTTP by %s", caller.subject, extra={"action": "cron_http"}
     )
     async with ctx.session(caller) as session:
-        queued = await queue.trigger_cron(session)
+        queued = await queue.trigger_cron(session, ctx.settings.tick_chunk)
     return CronOut(success=True, queued=queued)
 
 
