@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from psycopg.pq import TransactionStatus
 from psycopg.rows import kwargs_row
 
 from aoer.constants import (
@@ -14,7 +15,10 @@ from aoer.constants import (
     RECOMPUTE_EVENT,
     SUMMARY_CHANNEL,
 )
+from aoer.db.pool import Connection
+from aoer.store.policy import QueuePolicy
 from aoer.store.statements import Statements
+from aoer.store.wakeup import Waker
 from aoer.types import (
     ClaimedJob,
     CompletedJob,
@@ -61,18 +65,34 @@ class Jobs(Statements):
     """The queue's rows. Each method that changes state is one transaction (a savepoint when
     the caller already holds one), and wakes workers when it queued anything."""
 
+    def __init__(self, conn: Connection, policy: QueuePolicy, waker: Waker | None = None) -> None:
+        super().__init__(conn, policy)
+        self.waker = waker
+
     async def enqueue(self, tenant_ids: Iterable[UUID], priority: Priority) -> list[EnqueuedJob]:
         """Queue these tenants (coalescing into waiting jobs); unknown and inactive tenants
-        are left out of the result."""
+        are left out of the result.
+
+        An urgent enqueue wakes the workers with a NOTIFY in its own transaction. Others,
+        when this is a transaction of its own and the store has a `Waker`, ask it for a
+        coalesced NOTIFY after the commit (store/wakeup.py: a NOTIFY per commit serialises
+        commits database-wide)."""
         params = {
             "tenant_ids": sorted(set(tenant_ids)),
             "priority": priority,
             "max_retries": self.policy.max_retries,
         }
+        after_commit = (
+            self.waker is not None
+            and priority != "urgent"
+            and self.conn.info.transaction_status == TransactionStatus.IDLE
+        )
         async with self.transaction():
             jobs = await self._all(EnqueuedJob, "enqueue_tenants", params)
-            if jobs:
+            if jobs and not after_commit:
                 await self.wake_workers(priority)
+        if jobs and after_commit and self.waker is not None:
+            self.waker.wake(priority)
         return jobs
 
     async def enqueue_all_active(self, priority: Priority) -> int:

@@ -32,6 +32,7 @@ from aoer.store.signals import Signals
 from aoer.store.statements import Statements
 from aoer.store.tenants import Tenants
 from aoer.store.ticks import Ticks
+from aoer.store.wakeup import Waker
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +54,12 @@ class Notification:
 class Session(Statements):
     """One connection's worth of work; its parts share the connection and transactions."""
 
+    # The store's coalesced queue wake-ups (store/wakeup.py); None: NOTIFY in each enqueue.
+    waker: Waker | None = None
+
     @cached_property
     def jobs(self) -> Jobs:
-        return Jobs(self.conn, self.policy)
+        return Jobs(self.conn, self.policy, self.waker)
 
     @cached_property
     def scores(self) -> Scores:
@@ -106,6 +110,7 @@ class Store:
         self.pool = pool
         self.database_url = database_url
         self.policy = policy or QueuePolicy()
+        self.waker: Waker | None = Waker(pool)
 
     @asynccontextmanager
     async def session(
@@ -117,6 +122,7 @@ class Store:
         with translated():
             async with self.pool.connection(timeout=timeout_s) as conn:
                 session = Session(conn, self.policy)
+                session.waker = self.waker
                 if scope is None:
                     yield session
                     return
@@ -138,6 +144,11 @@ class Store:
         finally:
             with translated():
                 await conn.close()
+
+    async def flush(self) -> None:
+        """Send the wake-ups asked for and not sent yet (before the pool closes)."""
+        if self.waker is not None:
+            await self.waker.flush()
 
     async def ping(self, timeout_s: float | None = None) -> None:
         async with self.session(timeout_s=timeout_s) as session:
