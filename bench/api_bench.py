@@ -233,14 +233,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(label: str, replicas: int = 1, **env: str) -> Iterator[int]:
-    """`replicas` `aoer serve` processes on one port (`--reuse-port` when more than one)."""
+def serving(label: str, replicas: int = 1, url: str | None = None, **env: str) -> Iterator[int]:
+    """`replicas` `aoer serve` processes on one port (`--reuse-port` when more than one), on
+    the benchmark's database or `url`."""
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AOER_")}
     environment.pop("REDIS_URL", None)
     environment.update(
         {
-            "DATABASE_URL": database_url(),
+            "DATABASE_URL": url or database_url(),
             "AOER_JWT_SECRET": SECRET,
             "AOER_HOME": f"/tmp/aoer-bench-{label}",
             "AOER_LOG_FORMAT": "text",
