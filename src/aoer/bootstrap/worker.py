@@ -6,7 +6,7 @@ from uuid import UUID
 from aoer.bootstrap import Services
 from aoer.config import Settings
 from aoer.constants import MODEL_TICK, RECOMPUTE_TICK, RETENTION_CRON, RETENTION_TICK
-from aoer.queue import BatchOutcome, log_cron_queued, queue_cron_chunk
+from aoer.queue import BatchOutcome, cron_chunk_size, log_cron_queued, queue_cron_chunk
 from aoer.queue.retention import RetentionAges, purge
 from aoer.scoring import model
 from aoer.store import Session
@@ -20,8 +20,9 @@ def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
     model training."""
 
     async def recompute_chunk(session: Session, after: UUID | None) -> Chunk:
-        done = await queue_cron_chunk(session, after, settings.tick_chunk)
-        finished = done.tenants < settings.tick_chunk
+        size = cron_chunk_size(after, settings.tick_chunk)
+        done = await queue_cron_chunk(session, after, size)
+        finished = done.tenants < size
         return Chunk(done.last_id, finished, {"queued": done.queued, "tenants": done.tenants})
 
     def recompute_done(result: JsonObject) -> None:

@@ -3,6 +3,7 @@
 from aoer.queue.batches import BatchOutcome, process_batch
 from aoer.queue.jobs import (
     backoff_s,
+    cron_chunk_size,
     enqueue,
     enqueue_many,
     fail,
@@ -17,6 +18,7 @@ from aoer.queue.jobs import (
 __all__ = [
     "BatchOutcome",
     "backoff_s",
+    "cron_chunk_size",
     "enqueue",
     "enqueue_many",
     "fail",

@@ -13,6 +13,7 @@ from aoer.constants import (
     CRON_PRIORITY,
     DEFAULT_PRIORITY,
     DEFAULT_TICK_CHUNK,
+    FIRST_TICK_CHUNK,
     PRIORITIES,
 )
 from aoer.errors import InactiveTenant, InvalidInput, UnknownTenant
@@ -82,13 +83,20 @@ async def trigger_cron(session: Session, chunk: int = DEFAULT_TICK_CHUNK) -> int
     resume after a crash: worker/scheduler.py.)"""
     queued, after = 0, None
     while True:
-        done = await queue_cron_chunk(session, after, chunk)
+        size = cron_chunk_size(after, chunk)
+        done = await queue_cron_chunk(session, after, size)
         queued += done.queued
         after = done.last_id or after
-        if done.tenants < chunk:
+        if done.tenants < size:
             break
     log_cron_queued(queued)
     return queued
+
+
+def cron_chunk_size(after: UUID | None, limit: int) -> int:
+    """Tenants in the tick's next chunk: `limit`, but the first chunk at most FIRST_TICK_CHUNK,
+    so workers get their first jobs within milliseconds of the tick."""
+    return min(limit, FIRST_TICK_CHUNK) if after is None else limit
 
 
 async def queue_cron_chunk(session: Session, after: UUID | None, limit: int) -> QueuedChunk:
