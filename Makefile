@@ -42,7 +42,7 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python bench/run.py --quick
 
-# 1,000,000 and 100,000 tenants x 60 days (bench/scale.py; checks free disk first, ~35 GiB,
+# 1,000,000 and 100,000 tenants x 60 days (bench/scale.py; checks free disk first, ~20 GiB,
 # and takes hours on a quiet host). ARGS="--tenants 20000" checks the harness in minutes.
 bench-scale: $(STAMP)
 	$(BIN)/python bench/scale.py $(ARGS)

@@ -63,11 +63,11 @@ from watch import SummaryWatcher
 FULL_TENANTS = 1_000_000
 URGENT_SAMPLES = 10
 API_TENANTS = 1_000  # distinct summaries the API load reads
-# Disk per tenant, measured at 100,000 tenants x 60 days (bench/results-scale.md): signals and
-# their key ~12.7 KB; one refresh's summary, event and queue row with indexes ~2.6 KB; each
-# measured refresh adds events until the next reset. Plus room for WAL and temporary files.
-SIGNAL_BYTES_PER_TENANT_DAY = 215
-REFRESH_BYTES_PER_TENANT = 2_600
+# Disk, measured at 100,000 tenants x 60 days (bench/results-scale.md): a signal row with its
+# key ~164 B; one refresh's event (~600 B), queue row (~700 B) and summary (~410 B) with their
+# indexes ~1.7 KB a tenant. Plus room for WAL and temporary files (the floor's aggregate).
+SIGNAL_BYTES_PER_TENANT_DAY = 170
+REFRESH_BYTES_PER_TENANT = 2_000
 REFRESHES_KEPT = 2
 HEADROOM_BYTES = 4 * 2**30
 TARGETS = {
@@ -160,11 +160,10 @@ class ScaleBench:
             size.signal_rows = await generate(conn, tenants)
             size.generate_s = time.perf_counter() - started
             size.signal_bytes = int(
-                await scalar(conn, "SELECT pg_total_relation_size('aiv_raw_signals_default')")
-                + await scalar(
+                await scalar(
                     conn,
-                    "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits"
-                    " WHERE inhparent = 'aiv_raw_signals'::regclass",
+                    "SELECT sum(pg_total_relation_size(relid))"
+                    " FROM pg_partition_tree('aiv_raw_signals') WHERE isleaf",
                 )
             )
             cur = await conn.execute("SELECT id FROM tenants ORDER BY id LIMIT %s", (API_TENANTS,))
@@ -325,7 +324,7 @@ def render(large: Size, small: Size, args: argparse.Namespace, load: str) -> str
             f"{statistics.median(s.tick_ms):,.0f} | {statistics.median(s.first_chunk_ms):,.0f} | "
             f"{statistics.median(s.first_batch_ms):,.0f} | {urgent} | "
             f"{s.api_idle_p99:.1f} / {s.api_refresh_p99:.1f} | "
-            f"{gib(s.database_bytes)} ({s.signal_bytes / s.tenants / DAYS:.0f} B per signal row) |"
+            f"{gib(s.database_bytes)} ({s.signal_bytes / s.signal_rows:.0f} B per signal row) |"
         )
 
     growth_floor = large.floor / small.floor
