@@ -53,8 +53,8 @@ DECLARE
     hi_bound text := aoer_month_bound(parent, hi);
     default_part regclass;
 BEGIN
-    IF key IS NULL THEN
-        RAISE EXCEPTION '% is not a partitioned table', parent;
+    IF key IS NULL OR parent::text NOT IN ('aiv_raw_signals', 'metrics_events') THEN
+        RAISE EXCEPTION '% is not one of the monthly partitioned tables', parent;
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('aoer_partitions'));
     IF to_regclass(format('public.%I', part)) IS NOT NULL THEN
@@ -101,8 +101,8 @@ DECLARE
     key name := aoer_partition_key(parent);
     is_date boolean;
 BEGIN
-    IF key IS NULL THEN
-        RAISE EXCEPTION '% is not a partitioned table', parent;
+    IF key IS NULL OR parent::text NOT IN ('aiv_raw_signals', 'metrics_events') THEN
+        RAISE EXCEPTION '% is not one of the monthly partitioned tables', parent;
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('aoer_partitions'));
     SELECT format_type(a.atttypid, NULL) = 'date' INTO is_date
