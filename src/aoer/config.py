@@ -9,6 +9,7 @@ from aoer.constants import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_LEASE_S,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_TICK_CHUNK,
     SAFETY_POLL_S,
 )
 
@@ -25,6 +26,12 @@ class Settings(BaseSettings):
     cron_secret: str | None = Field(default=None, alias="CRON_SECRET")
     cron: str = Field(default="0 */6 * * *", alias="AOER_CRON")
     run_cron: bool = Field(default=True, validation_alias=AliasChoices("AOER_RUN_CRON", "RUN_CRON"))
+    # The recompute tick queues the fleet in chunks of this many tenants, each committed on
+    # its own, so workers start within a chunk's time; the pause between chunks spreads it.
+    tick_chunk: int = Field(default=DEFAULT_TICK_CHUNK, ge=1, le=1_000_000, alias="AOER_TICK_CHUNK")
+    tick_chunk_pause_s: float = Field(
+        default=0.0, ge=0, le=60, alias="AOER_TICK_CHUNK_PAUSE_SECONDS"
+    )
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1, le=50_000, alias="AOER_BATCH_SIZE")
     # Two batches in flight per worker: one's Python work and commit wait overlap the other's
     # SQL, which keeps PostgreSQL busy (bench/README.md, "Where the time goes").

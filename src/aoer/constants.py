@@ -53,6 +53,12 @@ RETENTION_CRON: Final = "17 3 * * *"
 MEDIANS_TICK: Final = "component_medians"
 MEDIANS_CRON: Final = "*/15 * * * *"
 RETENTION_BATCH_ROWS: Final = 5000
+# The recompute tick queues the fleet in chunks of this many tenants (AOER_TICK_CHUNK).
+DEFAULT_TICK_CHUNK: Final = 20_000
+# The tick's first chunk is smaller, so the first jobs commit within a few worker batches.
+FIRST_TICK_CHUNK: Final = 2_000
+# The daily retention tick keeps this many monthly partitions ready beyond the current month.
+PARTITION_MONTHS_AHEAD: Final = 3
 
 # Signals
 SIGNAL_COLUMNS: Final = (

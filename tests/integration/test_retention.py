@@ -1,6 +1,7 @@
 """Retention: the daily tick deletes finished jobs, failures and events past their ages, and
 sessions and used login links whose token expired, in batches of their own short
-transactions, and nothing that is still waiting, running or able to sign in."""
+transactions, and nothing that is still waiting, running or able to sign in. (Whole monthly
+partitions of events: tests/integration/test_partitions.py.)"""
 
 from uuid import UUID
 
@@ -104,13 +105,14 @@ async def test_retention_deletes_what_is_past_its_age_and_nothing_else(
     result = await fire_if_due(session_of(conn), retention_tick(), "w1")
 
     assert result == {
-        "deleted": {
-            "aoer_queue": 10,
-            "aoer_failures": 7,
-            "metrics_events": 10,
-            "aoer_sessions": 7,
-            "aoer_workers": 1,
-        }
+        "deleted": {"aoer_queue": 10, "aoer_failures": 7, "aoer_sessions": 7, "aoer_workers": 1},
+        # The migration made this month's partitions and three ahead; these events fell into
+        # the default partition (no partition for their month), whose old rows are deleted.
+        "partitions": {
+            "created": {"aiv_raw_signals": 0, "metrics_events": 0},
+            "dropped": {"metrics_events": 0},
+            "defaultRowsDeleted": {"metrics_events": 10},
+        },
     }
     assert await counts(conn) == {
         "jobs": 6,
@@ -127,8 +129,8 @@ async def test_retention_commits_batch_by_batch_outside_the_tick_transaction(
 ) -> None:
     monkeypatch.setattr(retention, "RETENTION_BATCH_ROWS", 2)
     tenant = await make_tenant()
-    await add_rows(conn, "metrics_events", tenant, 5, days_ago=500)
-    # Every DELETE statement on metrics_events notes the transaction it ran in.
+    await add_rows(conn, "aoer_failures", tenant, 5, days_ago=500)
+    # Every DELETE statement on aoer_failures notes the transaction it ran in.
     await conn.execute(
         """
         CREATE TABLE delete_log (xid bigint, tick_rows bigint);
@@ -138,7 +140,7 @@ async def test_retention_commits_batch_by_batch_outside_the_tick_transaction(
             SELECT txid_current(), (SELECT count(*) FROM aoer_cron_ticks WHERE name = 'retention');
             RETURN NULL;
         END $$;
-        CREATE TRIGGER log_delete AFTER DELETE ON metrics_events
+        CREATE TRIGGER log_delete AFTER DELETE ON aoer_failures
             FOR EACH STATEMENT EXECUTE FUNCTION log_delete();
         """
     )

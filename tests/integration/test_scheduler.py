@@ -75,7 +75,8 @@ async def test_cron_tick_queues_all_active_tenants_at_low(
     await make_tenant("inactive", active=False)
     [recompute] = [j for j in scheduled_jobs(Settings()) if j.name == "recompute"]
     result = await fire_if_due(session_of(conn), recompute, "w1")
-    assert result == {"queued": 3}
+    assert result is not None
+    assert (result["queued"], result["tenants"], result["chunks"]) == (3, 3, 1)
     cur = await conn.execute("SELECT DISTINCT priority FROM aoer_queue")
     assert await cur.fetchall() == [{"priority": "low"}]
 
@@ -95,3 +96,96 @@ async def test_a_failing_action_leaves_the_tick_to_fire_again(conn: Connection) 
         await fire_if_due(session_of(conn), job, "w1", now)
     assert await fire_if_due(session_of(conn), job, "w1", now) == {}
     assert len(calls) == 2
+
+
+# -- The recompute tick in chunks (issue 16) -------------------------------------------------
+
+
+def chunked_recompute(chunk: int, **env: object) -> ScheduledJob:
+    from aoer.bootstrap.worker import scheduled_jobs
+    from aoer.config import Settings
+
+    settings = Settings(AOER_TICK_CHUNK=chunk, **env)  # type: ignore[arg-type]
+    [recompute] = [j for j in scheduled_jobs(settings) if j.name == "recompute"]
+    return recompute
+
+
+async def many_tenants(conn: Connection, active: int, inactive: int = 0) -> None:
+    await conn.execute(
+        "INSERT INTO tenants (name, active) SELECT 't' || g, g <= %s FROM generate_series(1, %s) g",
+        (active, active + inactive),
+    )
+
+
+async def queued_once(conn: Connection) -> dict[str, int]:
+    """Active tenants with exactly one job, with none, with more; jobs of inactive tenants."""
+    cur = await conn.execute(
+        """SELECT count(*) FILTER (WHERE t.active AND n = 1) AS once,
+                  count(*) FILTER (WHERE t.active AND n = 0) AS never,
+                  count(*) FILTER (WHERE t.active AND n > 1) AS twice,
+                  count(*) FILTER (WHERE NOT t.active AND n > 0) AS inactive
+           FROM tenants t
+           CROSS JOIN LATERAL (SELECT count(*) AS n FROM aoer_queue q
+                               WHERE q.tenant_id = t.id) jobs"""
+    )
+    return dict(await cur.fetchone() or {})
+
+
+async def test_several_schedulers_fire_the_chunked_tick_once(db_url: str, conn: Connection) -> None:
+    await many_tenants(conn, active=95, inactive=5)
+    job = chunked_recompute(7)
+    conns = [await connect(db_url) for _ in range(3)]
+    now = datetime(2026, 11, 28, 12, 0, 30, tzinfo=UTC)
+    try:
+        results = await asyncio.gather(
+            *(fire_if_due(session_of(c), job, f"s{i}", now) for i, c in enumerate(conns))
+        )
+        again = await asyncio.gather(*(fire_if_due(session_of(c), job, "late", now) for c in conns))
+    finally:
+        for c in conns:
+            await c.close()
+    fired = [r for r in results if r is not None]
+    assert len(fired) == 1
+    assert (fired[0]["queued"], fired[0]["chunks"], fired[0]["resumed"]) == (95, 14, False)
+    assert again == [None, None, None]
+    assert await queued_once(conn) == {"once": 95, "never": 0, "twice": 0, "inactive": 0}
+    cur = await conn.execute("SELECT count(*) AS n, bool_and(done_at IS NOT NULL) AS done"
+                             " FROM aoer_cron_ticks WHERE name = 'recompute'")  # fmt: skip
+    assert await cur.fetchone() == {"n": 1, "done": True}
+
+
+async def test_a_tick_that_died_mid_way_is_resumed_without_losing_or_doubling_tenants(
+    db_url: str, conn: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aoer import queue
+
+    await many_tenants(conn, active=50)
+    job = chunked_recompute(6)
+    real = queue.queue_cron_chunk
+    calls: list[int] = []
+
+    async def dies_in_chunk_four(session: Session, after: object, limit: int) -> object:
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("scheduler died")
+        return await real(session, after, limit)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("aoer.bootstrap.worker.queue_cron_chunk", dies_in_chunk_four)
+    first = await connect(db_url)
+    now = datetime(2026, 11, 28, 12, 0, 30, tzinfo=UTC)
+    try:
+        with pytest.raises(RuntimeError, match="died"):
+            await fire_if_due(session_of(first), job, "dies", now)
+    finally:
+        await first.close()
+    cur = await conn.execute("SELECT done_at, result FROM aoer_cron_ticks WHERE name = 'recompute'")
+    row = await cur.fetchone()
+    assert row is not None
+    assert row["done_at"] is None
+    assert row["result"]["queued"] == 18  # three chunks of six committed, the fourth rolled back
+    assert await queued_once(conn) == {"once": 18, "never": 32, "twice": 0, "inactive": 0}
+
+    result = await fire_if_due(session_of(conn), job, "next", now)  # the same tick, claimed
+    assert result is not None
+    assert (result["queued"], result["resumed"]) == (50, True)
+    assert await queued_once(conn) == {"once": 50, "never": 0, "twice": 0, "inactive": 0}

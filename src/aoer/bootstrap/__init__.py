@@ -108,7 +108,11 @@ async def open_services(
         await wait_for_database(url, settings.connect_timeout_s)
     pool_size = max(settings.pool_size, settings.worker_concurrency * 2 + 2)
     async with open_pool(url, max_size=pool_size, limits=LIMITS[kind]) as pool:
-        yield Services(settings, url, Store(pool, url, queue_policy(settings)))
+        store = Store(pool, url, queue_policy(settings))
+        try:
+            yield Services(settings, url, store)
+        finally:
+            await store.flush()  # wake-ups asked for before exit (a CLI enqueue) are sent
 
 
 async def wait_for_database(url: str, timeout_s: float) -> None:

@@ -1,6 +1,7 @@
 """The worker's half of the composition root: the worker and the ticks it schedules."""
 
 from collections.abc import Callable
+from uuid import UUID
 
 from aoer.bootstrap import Services
 from aoer.config import Settings
@@ -12,27 +13,33 @@ from aoer.constants import (
     RETENTION_CRON,
     RETENTION_TICK,
 )
-from aoer.queue import BatchOutcome, trigger_cron
+from aoer.queue import BatchOutcome, cron_chunk_size, log_cron_queued, queue_cron_chunk
 from aoer.queue.retention import RetentionAges, purge
 from aoer.scoring import model
 from aoer.store import Session
 from aoer.types import JsonObject
 from aoer.worker import Worker
-from aoer.worker.scheduler import ScheduledJob
+from aoer.worker.scheduler import Chunk, ScheduledJob
 
 
 def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
     """The ticks every worker runs: the fleet recompute, the daily retention, the weekly
     model training, the medians the recommendations compare with (every 15 minutes)."""
 
-    async def recompute(session: Session) -> JsonObject:
-        return {"queued": await trigger_cron(session)}
+    async def recompute_chunk(session: Session, after: UUID | None) -> Chunk:
+        size = cron_chunk_size(after, settings.tick_chunk)
+        done = await queue_cron_chunk(session, after, size)
+        finished = done.tenants < size
+        return Chunk(done.last_id, finished, {"queued": done.queued, "tenants": done.tenants})
+
+    def recompute_done(result: JsonObject) -> None:
+        log_cron_queued(int(result.get("queued", 0)))
 
     async def retention(session: Session) -> JsonObject:
         ages = RetentionAges(
             settings.retain_jobs_days, settings.retain_failures_days, settings.retain_events_days
         )
-        return {"deleted": await purge(session, ages)}
+        return await purge(session, ages)
 
     async def medians(session: Session) -> JsonObject:
         return {"rows": await session.scores.refresh_medians()}
@@ -44,8 +51,16 @@ def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
     if not settings.run_cron:
         return []
     jobs = [
-        ScheduledJob(RECOMPUTE_TICK, settings.cron, recompute),
-        # Retention deletes in batches of its own short transactions, not in one long one.
+        # The fleet is queued in chunks of its own transactions: workers start on the first.
+        ScheduledJob(
+            RECOMPUTE_TICK,
+            settings.cron,
+            chunk=recompute_chunk,
+            chunk_pause_s=settings.tick_chunk_pause_s,
+            on_done=recompute_done,
+        ),
+        # Retention deletes in batches of its own short transactions, not in one long one,
+        # and creates / drops monthly partitions.
         ScheduledJob(RETENTION_TICK, RETENTION_CRON, retention, in_tick_transaction=False),
         ScheduledJob(MEDIANS_TICK, MEDIANS_CRON, medians),
     ]

@@ -193,7 +193,7 @@ def cron(
 
     async def main(settings: Settings) -> int:
         async with open_services(settings) as services, services.store.session() as session:
-            return await queue.trigger_cron(session)
+            return await queue.trigger_cron(session, settings.tick_chunk)
 
     console.print(f"queued {run_command(main)} tenants")
 

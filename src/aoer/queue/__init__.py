@@ -3,11 +3,14 @@
 from aoer.queue.batches import BatchOutcome, process_batch
 from aoer.queue.jobs import (
     backoff_s,
+    cron_chunk_size,
     enqueue,
     enqueue_many,
     fail,
+    log_cron_queued,
     parse_priority,
     parse_tenant_id,
+    queue_cron_chunk,
     reclaim_expired,
     trigger_cron,
 )
@@ -15,12 +18,15 @@ from aoer.queue.jobs import (
 __all__ = [
     "BatchOutcome",
     "backoff_s",
+    "cron_chunk_size",
     "enqueue",
     "enqueue_many",
     "fail",
+    "log_cron_queued",
     "parse_priority",
     "parse_tenant_id",
     "process_batch",
+    "queue_cron_chunk",
     "reclaim_expired",
     "trigger_cron",
 ]

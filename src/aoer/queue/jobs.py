@@ -12,10 +12,13 @@ from aoer.constants import (
     BACKOFF_JITTER,
     CRON_PRIORITY,
     DEFAULT_PRIORITY,
+    DEFAULT_TICK_CHUNK,
+    FIRST_TICK_CHUNK,
     PRIORITIES,
 )
 from aoer.errors import InactiveTenant, InvalidInput, UnknownTenant
 from aoer.store import Session
+from aoer.store.jobs import QueuedChunk
 from aoer.types import ClaimedJob, EnqueuedJob, FailedAttempt, Priority
 
 logger = logging.getLogger(__name__)
@@ -73,14 +76,44 @@ async def enqueue_many(
     return jobs
 
 
-async def trigger_cron(session: Session) -> int:
-    """The recompute tick: queue every active tenant at low priority; returns how many."""
-    logger.info(
-        "[AOER] Cron job triggered - queuing all tenants for recompute", extra={"action": "cron"}
-    )
-    queued = await session.jobs.enqueue_all_active(CRON_PRIORITY)
-    logger.info("[AOER] Queued %d tenants for recompute", queued, extra={"action": "cron"})
+async def trigger_cron(session: Session, chunk: int = DEFAULT_TICK_CHUNK) -> int:
+    """The recompute tick at once (`aoer cron --once`, the cron endpoint): queue every active
+    tenant at low priority in chunks of `chunk` tenants, each its own transaction, so workers
+    start on the first; returns how many. (The scheduler's tick records its progress to
+    resume after a crash: worker/scheduler.py.)"""
+    queued, after = 0, None
+    while True:
+        size = cron_chunk_size(after, chunk)
+        done = await queue_cron_chunk(session, after, size)
+        queued += done.queued
+        after = done.last_id or after
+        if done.tenants < size:
+            break
+    log_cron_queued(queued)
     return queued
+
+
+def cron_chunk_size(after: UUID | None, limit: int) -> int:
+    """Tenants in the tick's next chunk: `limit`, but the first chunk at most FIRST_TICK_CHUNK,
+    so workers get their first jobs within milliseconds of the tick."""
+    return min(limit, FIRST_TICK_CHUNK) if after is None else limit
+
+
+async def queue_cron_chunk(session: Session, after: UUID | None, limit: int) -> QueuedChunk:
+    """One chunk of the recompute tick: the next `limit` active tenants by id after `after`,
+    queued at low priority (the scheduler commits it with the tick's progress)."""
+    chunk = await session.jobs.enqueue_active_chunk(CRON_PRIORITY, after, limit)
+    if after is None:
+        logger.info(
+            "[AOER] Cron job triggered - queuing all tenants for recompute",
+            extra={"action": "cron"},
+        )
+    return chunk
+
+
+def log_cron_queued(queued: int) -> None:
+    """The contract's closing line of a recompute tick (DESIGN §5)."""
+    logger.info("[AOER] Queued %d tenants for recompute", queued, extra={"action": "cron"})
 
 
 async def fail(

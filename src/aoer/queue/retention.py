@@ -1,5 +1,7 @@
-"""Retention: delete finished jobs, failures, old events, expired sessions and long-gone
-workers in batches.
+"""Retention: delete finished jobs, failures, expired sessions and long-gone workers in
+batches; keep the monthly partitions of `aiv_raw_signals` and `metrics_events` created ahead,
+and drop whole months of events past their age (0014_partitions.sql) instead of deleting
+their rows.
 
 Each batch is its own short transaction (the session is in autocommit), so retention never
 holds locks or bloats one long transaction."""
@@ -8,8 +10,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from aoer.constants import RETENTION_BATCH_ROWS, WORKER_FORGET_S
+from aoer.constants import PARTITION_MONTHS_AHEAD, RETENTION_BATCH_ROWS, WORKER_FORGET_S
 from aoer.store import Session
+from aoer.store.partitions import PARTITIONED_TABLES
+from aoer.types import JsonObject
 
 logger = logging.getLogger(__name__)
 
@@ -40,15 +44,36 @@ async def _expired_sessions(session: Session) -> int:
             return total
 
 
-async def purge(session: Session, ages: RetentionAges) -> dict[str, int]:
-    """Delete everything older than its retention age; returns rows deleted per table."""
+async def maintain_partitions(session: Session, events_days: int) -> JsonObject:
+    """Create the coming months' partitions of every partitioned table; drop the months of
+    `metrics_events` that ended `events_days` or more ago. Signals have no retention age."""
+    created = {
+        table: await session.partitions.create_ahead(table, PARTITION_MONTHS_AHEAD)
+        for table in PARTITIONED_TABLES
+    }
+    events = await session.partitions.drop_before("metrics_events", events_days)
+    return {
+        "created": created,
+        "dropped": {"metrics_events": events.dropped},
+        "defaultRowsDeleted": {"metrics_events": events.deleted},
+    }
+
+
+async def purge(session: Session, ages: RetentionAges) -> JsonObject:
+    """Delete everything older than its retention age: rows deleted per table, and the
+    partitions created and dropped."""
+    partitions = await maintain_partitions(session, ages.events_days)
     deleted = {
         "aoer_queue": await _in_batches(session.jobs.delete_finished, ages.jobs_days),
         "aoer_failures": await _in_batches(session.jobs.delete_failures, ages.failures_days),
-        "metrics_events": await _in_batches(session.scores.delete_events, ages.events_days),
         "aoer_sessions": await _expired_sessions(session),
         # Rows of workers that died without removing theirs (a clean exit removes it).
         "aoer_workers": await session.console.delete_gone_workers(WORKER_FORGET_S),
     }
-    logger.info("[AOER] Retention deleted %s", deleted, extra={"action": "retention"})
-    return deleted
+    logger.info(
+        "[AOER] Retention deleted %s; partitions %s",
+        deleted,
+        partitions,
+        extra={"action": "retention"},
+    )
+    return {"deleted": deleted, "partitions": partitions}

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from psycopg.pq import TransactionStatus
 from psycopg.rows import kwargs_row
 
 from aoer.constants import (
@@ -14,7 +15,10 @@ from aoer.constants import (
     RECOMPUTE_EVENT,
     SUMMARY_CHANNEL,
 )
+from aoer.db.pool import Connection
+from aoer.store.policy import QueuePolicy
 from aoer.store.statements import Statements
+from aoer.store.wakeup import Waker
 from aoer.types import (
     ClaimedJob,
     CompletedJob,
@@ -38,6 +42,17 @@ class LeaseCheck:
     lost: bool
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedChunk:
+    """One chunk of the fleet tick: its last tenant id (None: no tenant left), how many
+    tenants it covered and how many of them it queued or coalesced."""
+
+    last_id: UUID | None
+    tenants: int
+    queued: int
+
+
+NIL_UUID = UUID(int=0)
 TICK_LOCK_TIMEOUT_MS = 2000  # the tick waits at most this long on an insert in flight
 TICK_IDLE_MS = 10_000  # a tick whose process hangs mid-transaction is ended by the server
 
@@ -50,18 +65,34 @@ class Jobs(Statements):
     """The queue's rows. Each method that changes state is one transaction (a savepoint when
     the caller already holds one), and wakes workers when it queued anything."""
 
+    def __init__(self, conn: Connection, policy: QueuePolicy, waker: Waker | None = None) -> None:
+        super().__init__(conn, policy)
+        self.waker = waker
+
     async def enqueue(self, tenant_ids: Iterable[UUID], priority: Priority) -> list[EnqueuedJob]:
         """Queue these tenants (coalescing into waiting jobs); unknown and inactive tenants
-        are left out of the result."""
+        are left out of the result.
+
+        An urgent enqueue wakes the workers with a NOTIFY in its own transaction. Others,
+        when this is a transaction of its own and the store has a `Waker`, ask it for a
+        coalesced NOTIFY after the commit (store/wakeup.py: a NOTIFY per commit serialises
+        commits database-wide)."""
         params = {
             "tenant_ids": sorted(set(tenant_ids)),
             "priority": priority,
             "max_retries": self.policy.max_retries,
         }
+        after_commit = (
+            self.waker is not None
+            and priority != "urgent"
+            and self.conn.info.transaction_status == TransactionStatus.IDLE
+        )
         async with self.transaction():
             jobs = await self._all(EnqueuedJob, "enqueue_tenants", params)
-            if jobs:
+            if jobs and not after_commit:
                 await self.wake_workers(priority)
+        if jobs and after_commit and self.waker is not None:
+            self.waker.wake(priority)
         return jobs
 
     async def enqueue_all_active(self, priority: Priority) -> int:
@@ -77,6 +108,27 @@ class Jobs(Statements):
             if queued:
                 await self.wake_workers(priority)
         return queued
+
+    async def enqueue_active_chunk(
+        self, priority: Priority, after: UUID | None, limit: int
+    ) -> QueuedChunk:
+        """Queue the next `limit` active tenants by id after `after` (from the first when
+        None), like enqueue_all_active; in the caller's transaction, waking workers."""
+        params = {
+            "priority": priority,
+            "max_retries": self.policy.max_retries,
+            "after": after or NIL_UUID,
+            "first": after is None,
+            "limit": limit,
+        }
+        async with self.transaction():
+            await self.limit_transaction(
+                lock_timeout_ms=TICK_LOCK_TIMEOUT_MS, idle_ms=TICK_IDLE_MS, statement_timeout_ms=0
+            )
+            chunk = await self._one(QueuedChunk, "enqueue_active_chunk", params)
+            if chunk and chunk.queued:
+                await self.wake_workers(priority)
+        return chunk or QueuedChunk(None, 0, 0)
 
     async def tenant_active(self, tenant_id: UUID) -> bool | None:
         """Whether the tenant is active; None when it does not exist."""

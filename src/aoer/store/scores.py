@@ -117,7 +117,3 @@ class Scores(Statements):
         """The tenant's latest recomputes, newest first."""
         params = {"tenant_id": tenant_id, "limit": limit, "event_type": RECOMPUTE_EVENT}
         return await self._all(RecentEvent, "recent_events", params)
-
-    async def delete_events(self, days: int, limit: int) -> int:
-        """Retention: one batch of events older than `days`; rows deleted."""
-        return await self._run("delete_old_events", {"days": days, "limit": limit})

@@ -2,7 +2,7 @@
 
 `store.session()` lends a pooled connection as a `Session` whose parts own the tables:
 `jobs`, `scores`, `tenants`, `signals`, `ticks`, `models`, `fleet`, `sessions`,
-`organizations`, `audit`, `observations`, `keys`, `console`. A session
+`organizations`, `audit`, `observations`, `keys`, `console`, `partitions`. A session
 with a `Scope` runs inside one transaction as the non-owner role `aoer_tenant` with the
 caller's claims in `request.jwt.claims`, so Row Level Security limits every statement in it,
 even one that forgets its `WHERE tenant_id`.
@@ -27,6 +27,7 @@ from aoer.store.keys import ApiKeys
 from aoer.store.models import Models
 from aoer.store.observations import Observations
 from aoer.store.organizations import Organizations
+from aoer.store.partitions import Partitions
 from aoer.store.policy import QueuePolicy
 from aoer.store.scores import Scores
 from aoer.store.sessions import Sessions
@@ -34,6 +35,7 @@ from aoer.store.signals import Signals
 from aoer.store.statements import Statements
 from aoer.store.tenants import Tenants
 from aoer.store.ticks import Ticks
+from aoer.store.wakeup import Waker
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +57,12 @@ class Notification:
 class Session(Statements):
     """One connection's worth of work; its parts share the connection and transactions."""
 
+    # The store's coalesced queue wake-ups (store/wakeup.py); None: NOTIFY in each enqueue.
+    waker: Waker | None = None
+
     @cached_property
     def jobs(self) -> Jobs:
-        return Jobs(self.conn, self.policy)
+        return Jobs(self.conn, self.policy, self.waker)
 
     @cached_property
     def scores(self) -> Scores:
@@ -107,6 +112,10 @@ class Session(Statements):
     def console(self) -> Console:
         return Console(self.conn, self.policy)
 
+    @cached_property
+    def partitions(self) -> Partitions:
+        return Partitions(self.conn, self.policy)
+
     async def enter_scope(self, scope: Scope) -> None:
         await self._run("enter_tenant_scope", {"claims": scope.claims_json()})
 
@@ -116,6 +125,7 @@ class Store:
         self.pool = pool
         self.database_url = database_url
         self.policy = policy or QueuePolicy()
+        self.waker: Waker | None = Waker(pool)
 
     @asynccontextmanager
     async def session(
@@ -127,6 +137,7 @@ class Store:
         with translated():
             async with self.pool.connection(timeout=timeout_s) as conn:
                 session = Session(conn, self.policy)
+                session.waker = self.waker
                 if scope is None:
                     yield session
                     return
@@ -148,6 +159,11 @@ class Store:
         finally:
             with translated():
                 await conn.close()
+
+    async def flush(self) -> None:
+        """Send the wake-ups asked for and not sent yet (before the pool closes)."""
+        if self.waker is not None:
+            await self.waker.flush()
 
     async def ping(self, timeout_s: float | None = None) -> None:
         async with self.session(timeout_s=timeout_s) as session:

@@ -1,12 +1,23 @@
 """`aoer_cron_ticks`: each scheduler tick is one row, so it fires once across all workers."""
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
 from aoer.store.statements import Statements
 from aoer.types import JsonObject, Tick
+
+
+@dataclass(frozen=True, slots=True)
+class UnfinishedTick:
+    """A tick claimed but not finished: where its chunks resume, its progress so far."""
+
+    tick: datetime
+    resume_after: UUID | None
+    result: JsonObject | None
 
 
 class Ticks(Statements):
@@ -18,6 +29,29 @@ class Ticks(Statements):
     async def record(self, name: str, tick: datetime, result: JsonObject) -> None:
         params = {"name": name, "tick": tick, "result": Jsonb(result, dumps=_dumps)}
         await self._run("record_tick_result", params)
+
+    async def advance(
+        self, name: str, tick: datetime, resume_after: UUID | None, result: JsonObject
+    ) -> None:
+        """Record a committed chunk: where to resume, the progress so far (call it in the
+        chunk's transaction)."""
+        params = {
+            "name": name,
+            "tick": tick,
+            "resume_after": resume_after,
+            "result": Jsonb(result, dumps=_dumps),
+        }
+        await self._run("advance_tick", params)
+
+    async def unfinished(self, name: str) -> list[UnfinishedTick]:
+        return await self._all(UnfinishedTick, "unfinished_ticks", {"name": name})
+
+    async def try_lock(self, name: str) -> bool:
+        """Take the session-level lock of `name`'s chunked runs; False when another holds it."""
+        return bool(await self._value("try_tick_lock", {"name": name}))
+
+    async def unlock(self, name: str) -> None:
+        await self._run("tick_unlock", {"name": name})
 
     async def release(self, name: str, tick: datetime, fired_by: str) -> None:
         """Give back a claimed tick whose action failed, so it fires again."""

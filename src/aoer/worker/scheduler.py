@@ -6,14 +6,23 @@ the tick is recorded, and an action that fails leaves the tick unrecorded for th
 An idempotent action that works in many short transactions of its own (retention deletes in
 batches) sets `in_tick_transaction=False`: the tick is claimed and committed first, the
 action runs outside it, and a failure releases the tick so the next pass tries again.
+
+A job over the whole fleet works in chunks instead (`chunk=`, the recompute tick): the tick is
+claimed, then each chunk commits in its own transaction together with the tick row's
+`resume_after` (the last key it covered), so workers start on the first chunk while the rest
+is still being queued. One scheduler at a time runs a job's chunks (a session-level advisory
+lock, released when its connection ends); a tick whose scheduler died is left unfinished and
+the next scheduler to pass resumes it from `resume_after`: no key is lost or covered twice.
 """
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from uuid import UUID
 
 from croniter import croniter
 
@@ -30,15 +39,38 @@ TickAction = Callable[[Session], Awaitable[JsonObject]]
 
 
 @dataclass(frozen=True)
+class Chunk:
+    """What one chunk of a chunked tick did: the last key it covered (None: no key was left),
+    whether the tick is done, and counts to add to the tick's result."""
+
+    last: UUID | None
+    finished: bool
+    counts: dict[str, int]
+
+
+# Runs one chunk after `after` (from the first key when None), inside the chunk's transaction.
+ChunkAction = Callable[[Session, UUID | None], Awaitable[Chunk]]
+
+
+async def _no_action(session: Session) -> JsonObject:
+    raise NotImplementedError  # a chunked job runs `chunk`, never `action`
+
+
+@dataclass(frozen=True)
 class ScheduledJob:
     name: str
     cron: str
-    action: TickAction
+    action: TickAction = _no_action
     in_tick_transaction: bool = True
+    chunk: ChunkAction | None = None
+    chunk_pause_s: float = 0.0  # between chunks: spreads a tick's load (and lets tests kill)
+    on_done: Callable[[JsonObject], None] | None = None  # a chunked tick's final result
 
     def __post_init__(self) -> None:
         if not croniter.is_valid(self.cron):
             raise InvalidInput(f"not a valid cron expression for {self.name}: {self.cron!r}")
+        if (self.chunk is None) == (self.action is _no_action):
+            raise InvalidInput(f"{self.name} needs exactly one of an action or a chunk action")
 
     def previous_tick(self, now: datetime) -> datetime:
         """The latest tick at or before `now`."""
@@ -54,6 +86,8 @@ async def fire_if_due(
     """Fire `job`'s latest tick unless some worker already did; returns the action's result."""
     tick = job.previous_tick(now or datetime.now(UTC))
     ticks = session.ticks
+    if job.chunk is not None:
+        return await _fire_chunked(session, job, job.chunk, tick, fired_by)
     if job.in_tick_transaction:
         async with session.transaction():
             if not await ticks.claim(job.name, tick, fired_by):
@@ -74,6 +108,58 @@ async def fire_if_due(
         await ticks.record(job.name, tick, result)
     logger.info("[AOER] %s tick %s fired by %s", job.name, tick.isoformat(), fired_by)
     return result
+
+
+async def _fire_chunked(
+    session: Session, job: ScheduledJob, chunk: ChunkAction, tick: datetime, fired_by: str
+) -> JsonObject | None:
+    """Claim `tick` and run its chunks, after finishing any tick a dead scheduler left
+    unfinished; None when another scheduler has the job or nothing was left to do."""
+    ticks = session.ticks
+    started = time.monotonic()
+    if not await ticks.try_lock(job.name):
+        return None  # another scheduler is running this job's chunks right now
+    try:
+        async with session.transaction():
+            claimed = await ticks.claim(job.name, tick, fired_by)
+        result: JsonObject | None = None
+        for left in await ticks.unfinished(job.name):
+            resumed = not (claimed and left.tick == tick)
+            progress: dict[str, object] = dict(left.result or {})
+            progress["resumed"] = bool(progress.get("resumed")) or resumed
+            after = left.resume_after
+            while True:
+                async with session.transaction():
+                    done = await chunk(session, after)
+                    after = done.last or after
+                    for key, value in done.counts.items():
+                        count = progress.get(key, 0)
+                        progress[key] = (count if isinstance(count, int) else 0) + value
+                    progress["chunks"] = int(str(progress.get("chunks", 0))) + 1
+                    if "firstChunkMs" not in progress:
+                        # from this scheduler's start on the tick to the first committed chunk
+                        progress["firstChunkMs"] = round((time.monotonic() - started) * 1000, 1)
+                    await ticks.advance(job.name, left.tick, after, progress)
+                if done.finished:
+                    break
+                if job.chunk_pause_s:
+                    await asyncio.sleep(job.chunk_pause_s)
+            progress["tickMs"] = round((time.monotonic() - started) * 1000, 1)
+            await ticks.record(job.name, left.tick, progress)
+            if job.on_done is not None:
+                job.on_done(progress)
+            logger.info(
+                "[AOER] %s tick %s %s by %s",
+                job.name,
+                left.tick.isoformat(),
+                "resumed and finished" if resumed else "fired",
+                fired_by,
+            )
+            result = progress
+        return result
+    finally:
+        with contextlib.suppress(Exception):
+            await ticks.unlock(job.name)
 
 
 async def run_scheduler(

@@ -116,7 +116,7 @@ async def cron(
         "[AOER] Cron triggered over HTTP by %s", caller.subject, extra={"action": "cron_http"}
     )
     async with ctx.session(caller) as session:
-        queued = await queue.trigger_cron(session)
+        queued = await queue.trigger_cron(session, ctx.settings.tick_chunk)
         await session.audit.record(
             audit_entry(request, caller, "cron.trigger", details={"queued": queued})
         )

@@ -327,6 +327,12 @@ BEGIN
         WHERE c.relnamespace = 'aoer_adoption'::regnamespace
     LOOP
         EXECUTE format('ALTER PUBLICATION %I ADD TABLE public.%I', old.pubname, old.relname);
+        -- A partitioned table (0014) is published under its own name, not its months'.
+        IF (SELECT relkind FROM pg_class WHERE oid = format('public.%I', old.relname)::regclass)
+           = 'p' THEN
+            EXECUTE format('ALTER PUBLICATION %I SET (publish_via_partition_root = true)',
+                           old.pubname);
+        END IF;
     END LOOP;
     -- Realtime set up for updates and deletes under RLS wants whole old rows.
     FOR old IN

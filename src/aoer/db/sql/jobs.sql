@@ -58,6 +58,55 @@ inserted AS (
 )
 SELECT ((SELECT count(*) FROM coalesced) + (SELECT count(*) FROM inserted))::integer AS queued;
 
+-- name: enqueue_active_chunk
+-- One chunk of the fleet tick: the next `limit` active tenants by id after `after` (from the
+-- first when `first`), queued like enqueue_all_active. Returns the last tenant id of the
+-- chunk (NULL when there was none), how many tenants it covered and how many it queued.
+WITH chunk AS MATERIALIZED (
+    SELECT t.id
+    FROM tenants t
+    WHERE t.active
+      AND t.id >= %(after)s::uuid
+      AND (%(first)s OR t.id <> %(after)s::uuid)
+    ORDER BY t.id
+    LIMIT %(limit)s
+),
+waiting AS (
+    SELECT q.id
+    FROM aoer_queue q
+    JOIN chunk c ON c.id = q.tenant_id
+    WHERE q.status = 'queued'
+    FOR UPDATE OF q SKIP LOCKED
+),
+coalesced AS (
+    UPDATE aoer_queue q
+       SET priority = CASE WHEN aoer_priority_rank(%(priority)s) > q.priority_rank
+                           THEN %(priority)s ELSE q.priority END,
+           scheduled_at = least(q.scheduled_at, now()),
+           updated_at = now()
+      FROM waiting w
+     WHERE q.id = w.id
+    RETURNING 1
+),
+unqueued AS MATERIALIZED (
+    -- Sorted, so the anti-join runs in full before the inserts (see enqueue_all_active).
+    SELECT c.id
+    FROM chunk c
+    WHERE NOT EXISTS (SELECT 1 FROM aoer_queue o
+                      WHERE o.tenant_id = c.id AND o.status = 'queued')
+    ORDER BY c.id
+),
+inserted AS (
+    INSERT INTO aoer_queue (tenant_id, priority, max_retries, scheduled_at)
+    SELECT id, %(priority)s, %(max_retries)s, now()
+    FROM unqueued
+    ON CONFLICT (tenant_id) WHERE status = 'queued' DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT id FROM chunk ORDER BY id DESC LIMIT 1) AS last_id,
+       (SELECT count(*) FROM chunk)::integer AS tenants,
+       ((SELECT count(*) FROM coalesced) + (SELECT count(*) FROM inserted))::integer AS queued;
+
 -- name: notify_queue
 -- Wake idle workers; delivered when the enqueuing transaction commits.
 SELECT pg_notify(%(channel)s, %(payload)s);

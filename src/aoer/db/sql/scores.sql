@@ -36,7 +36,8 @@ SELECT aoer_refresh_component_medians() AS rows;
 
 -- name: score_history
 -- The tenant's recompute events over the last `days` days, oldest first (at most the newest
--- `limit`); events without a numeric score and risk are skipped.
+-- `limit`); events without a numeric score and risk are skipped. Bounded on both sides, so
+-- only the monthly partitions of the window are read (0014_partitions.sql).
 SELECT created_at,
        (event_data ->> 'aoerScore')::numeric AS aoer_score,
        (event_data ->> 'visibilityRisk')::numeric AS visibility_risk,
@@ -52,6 +53,7 @@ FROM (
     WHERE tenant_id = %(tenant_id)s
       AND event_type = %(event_type)s
       AND created_at >= now() - make_interval(days => %(days)s)
+      AND created_at <= now()
       AND jsonb_typeof(event_data -> 'aoerScore') = 'number'
       AND jsonb_typeof(event_data -> 'visibilityRisk') = 'number'
     ORDER BY created_at DESC
@@ -70,9 +72,3 @@ FROM metrics_events
 WHERE tenant_id = %(tenant_id)s AND event_type = %(event_type)s
 ORDER BY created_at DESC
 LIMIT %(limit)s;
-
--- name: delete_old_events
-DELETE FROM metrics_events
-WHERE id IN (SELECT id FROM metrics_events
-             WHERE created_at < now() - make_interval(days => %(days)s)
-             LIMIT %(limit)s);

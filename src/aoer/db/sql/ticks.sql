@@ -6,7 +6,30 @@ ON CONFLICT (name, tick) DO NOTHING
 RETURNING tick;
 
 -- name: record_tick_result
-UPDATE aoer_cron_ticks SET result = %(result)s::jsonb WHERE name = %(name)s AND tick = %(tick)s;
+-- The tick's action finished with this result.
+UPDATE aoer_cron_ticks SET result = %(result)s::jsonb, done_at = now()
+WHERE name = %(name)s AND tick = %(tick)s;
+
+-- name: advance_tick
+-- A chunked tick committed one more chunk: where to resume and the progress so far, in the
+-- chunk's own transaction.
+UPDATE aoer_cron_ticks SET resume_after = %(resume_after)s, result = %(result)s::jsonb
+WHERE name = %(name)s AND tick = %(tick)s;
+
+-- name: unfinished_ticks
+-- Ticks of `name` claimed but not finished: the one just claimed, or one whose scheduler died.
+SELECT tick, resume_after, result
+FROM aoer_cron_ticks
+WHERE name = %(name)s AND done_at IS NULL
+ORDER BY tick;
+
+-- name: try_tick_lock
+-- Held (session level) by the one scheduler running `name`'s chunks; released when it is
+-- done or when its connection ends (a dead process), so another can resume.
+SELECT pg_try_advisory_lock(hashtext('aoer_tick:' || %(name)s)) AS locked;
+
+-- name: tick_unlock
+SELECT pg_advisory_unlock(hashtext('aoer_tick:' || %(name)s)) AS unlocked;
 
 -- name: release_tick
 -- Give back a tick whose action failed outside the tick's transaction, so it fires again.

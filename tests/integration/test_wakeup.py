@@ -1,0 +1,84 @@
+"""Queue wake-ups (issue 16): an enqueue in a transaction of its own asks the store's Waker
+for a NOTIFY after it committed, and enqueues committing together share one; an urgent
+enqueue, or one inside a caller's transaction, still NOTIFYs with its commit."""
+
+import asyncio
+from uuid import UUID
+
+from aoer.constants import QUEUE_CHANNEL
+from aoer.db.pool import Connection, connect
+from aoer.store import Store
+from tests.conftest import MakeTenant, eventually
+
+
+async def listening(db_url: str) -> tuple[Connection, list[str]]:
+    conn = await connect(db_url)
+    await conn.execute(f"LISTEN {QUEUE_CHANNEL}")
+    received: list[str] = []
+    conn.add_notify_handler(lambda n: received.append(n.payload))
+    return conn, received
+
+
+async def poll(conn: Connection) -> None:
+    await conn.execute("SELECT 1")  # delivers notifications received meanwhile
+
+
+async def test_an_enqueue_wakes_the_workers_after_its_commit(
+    db_url: str, store: Store, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    listener, received = await listening(db_url)
+    try:
+        async with store.session() as session:
+            [job] = await session.jobs.enqueue([tenant], "medium")
+        assert job.tenant_id == tenant
+
+        async def woken() -> bool:
+            await poll(listener)
+            return received == ["medium"]
+
+        await eventually(woken, "the coalesced NOTIFY")
+        assert store.waker is not None
+        assert store.waker.sent == 1
+    finally:
+        await listener.close()
+
+
+async def test_enqueues_committing_together_share_notifications(
+    db_url: str, store: Store, make_tenant: MakeTenant
+) -> None:
+    tenants = [await make_tenant(f"t{i}") for i in range(8)]
+    listener, received = await listening(db_url)
+    assert store.waker is not None
+
+    async def enqueue(tenant: UUID) -> None:
+        for _ in range(5):
+            async with store.session() as session:
+                await session.jobs.enqueue([tenant], "low")
+
+    try:
+        await asyncio.gather(*(enqueue(t) for t in tenants))
+        await store.waker.flush()
+        await poll(listener)
+        assert 1 <= store.waker.sent < 40, "fewer NOTIFYs than the 40 enqueues"
+        assert len(received) == store.waker.sent
+    finally:
+        await listener.close()
+
+
+async def test_urgent_and_in_transaction_enqueues_notify_with_their_commit(
+    db_url: str, store: Store, make_tenant: MakeTenant
+) -> None:
+    a, b = await make_tenant("a"), await make_tenant("b")
+    listener, received = await listening(db_url)
+    assert store.waker is not None
+    try:
+        async with store.session() as session:
+            await session.jobs.enqueue([a], "urgent")
+            async with session.transaction():
+                await session.jobs.enqueue([b], "low")
+        await poll(listener)
+        assert received == ["urgent", "low"]
+        assert store.waker.sent == 0
+    finally:
+        await listener.close()
