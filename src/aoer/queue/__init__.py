@@ -8,6 +8,7 @@ from aoer.queue.jobs import (
     fail,
     parse_priority,
     parse_tenant_id,
+    raise_alerts,
     reclaim_expired,
     trigger_cron,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "parse_priority",
     "parse_tenant_id",
     "process_batch",
+    "raise_alerts",
     "reclaim_expired",
     "trigger_cron",
 ]
