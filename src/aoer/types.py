@@ -64,10 +64,16 @@ class ReclaimedJob:
 
 @dataclass(frozen=True, slots=True)
 class Score:
+    """A stored recompute: the new summary, the one it replaced (`previous`: aoerScore,
+    visibilityRisk, modelVersion) and the delta split into parts (`change`, DESIGN §13);
+    both None on a tenant's first recompute."""
+
     tenant_id: UUID
     aoer_score: Decimal
     visibility_risk: Decimal
     metrics: JsonObject
+    previous: JsonObject | None = None
+    change: JsonObject | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ async def test_job_statuses_and_priorities_match_the_schema(conn: Connection) ->
 
 async def test_the_score_window_is_the_constant(conn: Connection) -> None:
     cur = await conn.execute(
-        "SELECT pg_get_functiondef('aoer_compute_scores_as_of(uuid[], date)'::regprocedure) AS d"
+        "SELECT pg_get_functiondef('aoer_score_terms(uuid[], date)'::regprocedure) AS d"
     )
     row = await cur.fetchone()
     assert row is not None

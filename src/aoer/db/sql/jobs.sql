@@ -142,6 +142,8 @@ events AS (
                               'aoerScore', sc.aoer_score,
                               'visibilityRisk', sc.visibility_risk,
                               'metrics', sc.metrics,
+                              'previous', sc.previous,
+                              'change', sc.change,
                               'workerId', %(worker_id)s::text)
     FROM done d
     JOIN scores sc ON sc.tenant_id = d.tenant_id

@@ -1,6 +1,6 @@
 -- name: recompute_tenants
 -- Recompute and store the given tenants' summaries outside the queue (tools and tests).
-SELECT tenant_id, aoer_score, visibility_risk, metrics
+SELECT tenant_id, aoer_score, visibility_risk, metrics, previous, change
 FROM aoer_store_scores(%(tenant_ids)s::uuid[]);
 
 -- name: summary
