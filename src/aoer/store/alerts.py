@@ -189,7 +189,15 @@ class Alerts(Statements):
         return await self._all(Endpoint, "get_endpoints", {"ids": list(ids)})
 
     async def delete_endpoint(self, endpoint_id: UUID) -> DeletedEndpoint | None:
-        return await self._one(DeletedEndpoint, "delete_endpoint", {"id": endpoint_id})
+        """Remove a visible endpoint: its pending deliveries end `failed` and rules stop
+        naming it, in one transaction. None when there is no such (visible) endpoint."""
+        async with self.transaction():
+            found = await self.endpoints_by_id([endpoint_id])
+            if not found:
+                return None
+            cancelled = await self._int("detach_endpoint", {"id": endpoint_id})
+            await self._run("delete_endpoint", {"id": endpoint_id})
+        return DeletedEndpoint(found[0].id, found[0].org_id, found[0].url, cancelled)
 
     # -- rules -------------------------------------------------------------------------------
 

@@ -247,27 +247,25 @@ SELECT id, org_id, url, secret, active, created_at, created_by
 FROM alert_endpoints
 WHERE id = ANY (%(ids)s::uuid[]);
 
--- name: delete_endpoint
--- Remove an endpoint: its pending deliveries end `failed`, rules stop naming it.
-WITH gone AS (
-    DELETE FROM alert_endpoints WHERE id = %(id)s RETURNING id, org_id, url
-),
-cancelled AS (
-    UPDATE alert_deliveries d
+-- name: detach_endpoint
+-- Before an endpoint is removed: its pending deliveries end `failed`, rules stop naming it.
+WITH cancelled AS (
+    UPDATE alert_deliveries
        SET status = 'failed', last_error = 'endpoint deleted', locked_by = NULL
-      FROM gone
-     WHERE d.endpoint_id = gone.id AND d.status = 'pending'
+     WHERE endpoint_id = %(id)s AND status = 'pending'
     RETURNING 1
 ),
 unlinked AS (
-    UPDATE alert_rules r
-       SET endpoint_ids = array_remove(r.endpoint_ids, gone.id)
-      FROM gone
-     WHERE gone.id = ANY (r.endpoint_ids)
+    UPDATE alert_rules
+       SET endpoint_ids = array_remove(endpoint_ids, %(id)s::uuid)
+     WHERE %(id)s::uuid = ANY (endpoint_ids)
     RETURNING 1
 )
-SELECT id, org_id, url, (SELECT count(*) FROM cancelled)::integer AS cancelled
-FROM gone;
+SELECT (SELECT count(*) FROM cancelled)::integer + 0 * (SELECT count(*) FROM unlinked)::integer;
+
+-- name: delete_endpoint
+DELETE FROM alert_endpoints WHERE id = %(id)s
+RETURNING id, org_id, url;
 
 -- name: create_rule
 INSERT INTO alert_rules (scope, org_id, tenant_id, kind, params, endpoint_ids, emails,
