@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -128,7 +129,7 @@ class Deliverer:
         return self.stats
 
     @contextlib.asynccontextmanager
-    async def _http(self):  # type: ignore[no-untyped-def]
+    async def _http(self) -> AsyncIterator[None]:
         async with webhooks.client(self.policy.http_timeout_s, self.policy.max_in_flight) as client:
             self._client = client
             try:
