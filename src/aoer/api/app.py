@@ -18,7 +18,7 @@ from aoer.api.context import ApiContext
 from aoer.api.errors import install_error_handlers
 from aoer.api.limits import MAX_BODY_BYTES, BodySizeLimit
 from aoer.api.metrics import HttpMetricsMiddleware
-from aoer.api.routes import aoer, model, ops, signals, stream, tenants
+from aoer.api.routes import alerts, aoer, model, ops, signals, stream, tenants
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,15 @@ state with the cookie must come from the dashboard's own pages). Errors are
 
 def api_routers() -> list[APIRouter]:
     """The JSON API's routers; a new capability adds its router here."""
-    return [aoer.router, stream.router, signals.router, tenants.router, ops.router, model.router]
+    return [
+        aoer.router,
+        stream.router,
+        signals.router,
+        tenants.router,
+        ops.router,
+        model.router,
+        alerts.router,
+    ]
 
 
 def create_app(context: ApiContext, routers: Sequence[APIRouter]) -> FastAPI:
