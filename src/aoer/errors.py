@@ -25,6 +25,10 @@ class UnknownTenant(NotFound):
     """Unknown tenant."""
 
 
+class NotAllowed(AoerError):
+    """The caller may not do this."""
+
+
 class Conflict(AoerError):
     """The request conflicts with the current state."""
 

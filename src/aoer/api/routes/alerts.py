@@ -18,18 +18,16 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
+from aoer.alerts import manage, webhooks
 from aoer.alerts import rules as checks
-from aoer.alerts import webhooks
 from aoer.api.auth import CurrentPrincipal, Principal
 from aoer.api.context import Context
 from aoer.api.errors import Forbidden
 from aoer.api.limits import require_json
 from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
 from aoer.api.schemas import Camel, StrictCamel
-from aoer.errors import InvalidInput, NotFound
-from aoer.store import Session
-from aoer.store.alerts import Endpoint, NewRule, Rule
-from aoer.store.audit import AuditEntry
+from aoer.errors import NotFound
+from aoer.store.alerts import Endpoint, Rule
 
 logger = logging.getLogger(__name__)
 
@@ -177,35 +175,11 @@ def _ensure_manager(principal: Principal) -> UUID | None:
     )
 
 
-def _plain(params: dict[str, Any]) -> dict[str, Any]:
-    """Rule parameters as plain JSON numbers (the database hands back Decimals)."""
-    return {k: float(v) if isinstance(v, Decimal) else v for k, v in params.items()}
-
-
-def _ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
-def _audit(
-    principal: Principal,
-    request: Request,
-    action: str,
-    *,
-    target: UUID,
-    org_id: UUID | None = None,
-    tenant_id: UUID | None = None,
-    details: dict[str, Any] | None = None,
-) -> AuditEntry:
-    return AuditEntry(
-        actor=principal.subject,
-        role=principal.role,
-        action=action,
-        org_id=org_id,
-        tenant_id=tenant_id,
-        target=str(target),
-        details=details or {},
-        ip=_ip(request),
-    )
+def _actor(principal: Principal, request: Request) -> manage.Actor:
+    """The caller as the audit log names it; refuses callers who may not manage alerts."""
+    own_org = _ensure_manager(principal)
+    ip = request.client.host if request.client else None
+    return manage.Actor(principal.subject, principal.role, own_org, ip)
 
 
 # -- endpoints ----------------------------------------------------------------------------
@@ -240,29 +214,10 @@ async def create_endpoint(
     ctx: Context,
     request: Request,
 ) -> EndpointCreatedOut:
-    own_org = _ensure_manager(principal)
-    url = checks.check_url(body.url)
-    secret = checks.check_secret(body.secret) if body.secret is not None else checks.new_secret()
-    org_id = body.org_id
-    if own_org is not None:
-        if org_id is not None and org_id != own_org:
-            raise Forbidden(f"organisation {org_id} is not yours: endpoints belong to {own_org}")
-        org_id = own_org
-    async with ctx.session(principal) as session, session.transaction():
-        if org_id is not None and await session.organizations.get(org_id) is None:
-            raise NotFound(f"unknown organisation {org_id}")
-        endpoint = await session.alerts.create_endpoint(
-            org_id=org_id, url=url, secret=secret, created_by=principal.subject
-        )
-        await session.audit.record(
-            _audit(
-                principal,
-                request,
-                "alert_endpoint.create",
-                target=endpoint.id,
-                org_id=org_id,
-                details={"url": url},
-            )
+    actor = _actor(principal, request)
+    async with ctx.session(principal) as session:
+        endpoint = await manage.add_endpoint(
+            session, actor, url=body.url, secret=body.secret, org_id=body.org_id
         )
     return EndpointCreatedOut.of(endpoint)
 
@@ -276,21 +231,9 @@ async def create_endpoint(
 async def delete_endpoint(
     endpoint_id: UUID, principal: Caller, ctx: Context, request: Request
 ) -> Response:
-    _ensure_manager(principal)
-    async with ctx.session(principal) as session, session.transaction():
-        gone = await session.alerts.delete_endpoint(endpoint_id)
-        if gone is None:
-            raise NotFound(f"no alert endpoint {endpoint_id}")
-        await session.audit.record(
-            _audit(
-                principal,
-                request,
-                "alert_endpoint.delete",
-                target=endpoint_id,
-                org_id=gone.org_id,
-                details={"url": gone.url, "cancelledDeliveries": gone.cancelled},
-            )
-        )
+    actor = _actor(principal, request)
+    async with ctx.session(principal) as session:
+        await manage.remove_endpoint(session, actor, endpoint_id)
     return Response(status_code=204)
 
 
@@ -357,77 +300,19 @@ async def create_rule(
     ctx: Context,
     request: Request,
 ) -> RuleOut:
-    own_org = _ensure_manager(principal)
-    params = checks.rule_params(body.kind, body.points, body.days)
-    emails = checks.check_emails(body.emails)
-    endpoint_ids = list(dict.fromkeys(body.endpoint_ids))
-    checks.check_endpoint_count(len(endpoint_ids))
-    if (body.tenant_id is None) == (body.org_id is None):
-        raise InvalidInput("a rule watches one tenant or one organisation: give tenantId or orgId")
-    async with ctx.session(principal) as session, session.transaction():
-        rule_org = await _rule_owner(session, own_org, body.tenant_id, body.org_id)
-        await _check_endpoints(session, endpoint_ids, rule_org)
-        rule = await session.alerts.create_rule(
-            NewRule(
-                scope="tenant" if body.tenant_id is not None else "org",
-                org_id=body.org_id,
-                tenant_id=body.tenant_id,
-                kind=body.kind,
-                params=params,
-                endpoint_ids=endpoint_ids,
-                emails=emails,
-                created_by=principal.subject,
-            )
-        )
-        await session.audit.record(
-            _audit(
-                principal,
-                request,
-                "alert_rule.create",
-                target=rule.id,
-                org_id=rule_org,
-                tenant_id=body.tenant_id,
-                details={
-                    "kind": rule.kind,
-                    "params": params,
-                    "endpointIds": [str(e) for e in endpoint_ids],
-                    "emails": emails,
-                },
-            )
-        )
+    actor = _actor(principal, request)
+    request_ = manage.RuleRequest(
+        kind=body.kind,
+        tenant_id=body.tenant_id,
+        org_id=body.org_id,
+        points=body.points,
+        days=body.days,
+        endpoint_ids=body.endpoint_ids,
+        emails=body.emails,
+    )
+    async with ctx.session(principal) as session:
+        rule = await manage.add_rule(session, actor, request_)
     return RuleOut.of_rule(rule)
-
-
-async def _rule_owner(
-    session: Session, own_org: UUID | None, tenant_id: UUID | None, org_id: UUID | None
-) -> UUID | None:
-    """The organisation the rule belongs to, after checking the caller may watch it."""
-    if tenant_id is not None:
-        tenant = await session.alerts.tenant(tenant_id)
-        if tenant is None:
-            where = " in your organisation" if own_org is not None else ""
-            raise NotFound(f"unknown tenant {tenant_id}{where}")
-        return tenant.org_id
-    assert org_id is not None
-    if own_org is not None and org_id != own_org:
-        raise Forbidden(f"organisation {org_id} is not yours: rules may watch {own_org}")
-    if await session.organizations.get(org_id) is None:
-        raise NotFound(f"unknown organisation {org_id}")
-    return org_id
-
-
-async def _check_endpoints(session: Session, ids: list[UUID], rule_org: UUID | None) -> None:
-    if not ids:
-        return
-    found = {e.id: e for e in await session.alerts.endpoints_by_id(ids)}
-    missing = [str(i) for i in ids if i not in found]
-    if missing:
-        raise InvalidInput(f"unknown alert endpoints: {', '.join(missing)}")
-    for endpoint in found.values():
-        if endpoint.org_id is not None and endpoint.org_id != rule_org:
-            raise InvalidInput(
-                f"endpoint {endpoint.id} belongs to another organisation than the rule's"
-            )
 
 
 @router.delete(
@@ -437,22 +322,9 @@ async def _check_endpoints(session: Session, ids: list[UUID], rule_org: UUID | N
     summary="Remove an alert rule (its alerts stay in the feed)",
 )
 async def delete_rule(rule_id: UUID, principal: Caller, ctx: Context, request: Request) -> Response:
-    _ensure_manager(principal)
-    async with ctx.session(principal) as session, session.transaction():
-        gone = await session.alerts.delete_rule(rule_id)
-        if gone is None:
-            raise NotFound(f"no alert rule {rule_id}")
-        await session.audit.record(
-            _audit(
-                principal,
-                request,
-                "alert_rule.delete",
-                target=rule_id,
-                org_id=gone.org_id,
-                tenant_id=gone.tenant_id,
-                details={"kind": gone.kind, "params": _plain(gone.params)},
-            )
-        )
+    actor = _actor(principal, request)
+    async with ctx.session(principal) as session:
+        await manage.remove_rule(session, actor, rule_id)
     return Response(status_code=204)
 
 
