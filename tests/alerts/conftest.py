@@ -17,6 +17,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from aoer.alerts.rules import new_secret
+from tests.acceptance.conftest import aoer  # noqa: F401 (the CLI fixture, for test_cli.py)
 
 RECEIVER = Path(__file__).with_name("receiver.py")
 START_TIMEOUT_S = 15.0

@@ -7,6 +7,7 @@ answer within the timeout, is a failed attempt.
 """
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -96,3 +97,11 @@ def client(timeout_s: float, max_connections: int) -> httpx.AsyncClient:
         limits=httpx.Limits(max_connections=max_connections),
         follow_redirects=False,
     )
+
+
+async def ping(url: str, secret: str, endpoint_id: str, timeout_s: float) -> tuple[str, Attempt]:
+    """Send a signed `ping` to an endpoint now; its webhook-id and what came back."""
+    msg_id = f"ping_{uuid.uuid4().hex}"
+    async with client(timeout_s, 1) as http:
+        attempt = await post(http, url, secret, msg_id, ping_body(endpoint_id))
+    return msg_id, attempt

@@ -10,6 +10,7 @@ from rich.table import Table
 from aoer import queue
 from aoer.bootstrap import ProcessKind, open_services, resolve_database_url
 from aoer.bootstrap.worker import build_worker
+from aoer.cli.alerts import alerts_app
 from aoer.cli.model import model_app
 from aoer.cli.runner import EXIT_USAGE, JsonOutput, console, emit_json, fail, run_command, show
 from aoer.cli.runtime import install_stop_handlers, serve_worker_metrics
@@ -35,6 +36,7 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(signals_app, name="signals")
 app.add_typer(model_app, name="model")
 app.add_typer(sessions_app, name="sessions")
+app.add_typer(alerts_app, name="alerts")
 register_api_commands(app)
 
 

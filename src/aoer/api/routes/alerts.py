@@ -9,7 +9,6 @@ Every rule or endpoint change is written to the audit log in the same transactio
 """
 
 import logging
-import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -27,7 +26,7 @@ from aoer.api.limits import require_json
 from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
 from aoer.api.schemas import Camel, StrictCamel
 from aoer.errors import NotFound
-from aoer.store.alerts import Endpoint, Rule
+from aoer.store.alerts import Rule
 
 logger = logging.getLogger(__name__)
 
@@ -249,15 +248,10 @@ async def test_endpoint(endpoint_id: UUID, principal: Caller, ctx: Context) -> P
         found = await session.alerts.endpoints_by_id([endpoint_id])
     if not found:
         raise NotFound(f"no alert endpoint {endpoint_id}")
-    return await ping(found[0], ctx.settings.alert_http_timeout_s)
-
-
-async def ping(endpoint: Endpoint, timeout_s: float) -> PingOut:
-    msg_id = f"ping_{uuid.uuid4().hex}"
-    async with webhooks.client(timeout_s, 1) as client:
-        attempt = await webhooks.post(
-            client, endpoint.url, endpoint.secret, msg_id, webhooks.ping_body(str(endpoint.id))
-        )
+    endpoint = found[0]
+    msg_id, attempt = await webhooks.ping(
+        endpoint.url, endpoint.secret, str(endpoint.id), ctx.settings.alert_http_timeout_s
+    )
     return PingOut(
         delivered=attempt.ok,
         status_code=attempt.status_code,
