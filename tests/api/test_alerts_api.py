@@ -13,7 +13,8 @@ from aoer.api.routes.alerts import alert_caller
 from aoer.db.pool import Connection
 from aoer.store import Scope
 from tests.alerts.conftest import Receiver, receiver  # noqa: F401 (the fixture)
-from tests.api.conftest import Api, count, recompute_through_worker
+from tests.api.conftest import Api, ApiFactory, count, recompute_through_worker
+from tests.api.test_stream import open_stream
 from tests.conftest import AddSignals, MakeTenant
 
 STEADY = [{"days_ago": d, "aeo": "80.00", "geo": "80.00", "ugc": "80.00"} for d in range(10)]
@@ -304,3 +305,23 @@ async def test_the_endpoint_test_sends_a_signed_ping(
         f"/api/alerts/endpoints/{endpoint['id']}/test", headers=api.admin
     )
     assert (failed.json()["delivered"], failed.json()["statusCode"]) == (False, 500)
+
+
+async def test_a_raised_alert_reaches_the_tenants_live_stream(
+    make_api: ApiFactory, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    api = await make_api(live=True)
+    tenant = await make_tenant("Live Motors")
+    await add_signals(tenant, STEADY)
+    await post(api, "/api/alerts/rules", {"kind": "risk_level_up", "tenantId": str(tenant)})
+    await recompute_through_worker(conn, [tenant])
+    await conn.execute(
+        "DELETE FROM aiv_raw_signals WHERE dealer_id = %s AND date < current_date - 1", (tenant,)
+    )
+    async with open_stream(api, tenant, api.bearer(tenant=tenant)) as events:
+        await events.until("summary")
+        await recompute_through_worker(conn, [tenant])
+        alert = await events.until("alert")
+    assert alert["kind"] == "risk_level_up"
+    assert alert["tenantId"] == str(tenant)
+    assert alert["data"]["current"]["aoerScore"] == 80  # a JSON number

@@ -11,7 +11,7 @@ Every rule or endpoint change is written to the audit log in the same transactio
 import logging
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -24,7 +24,7 @@ from aoer.api.context import Context
 from aoer.api.errors import Forbidden
 from aoer.api.limits import require_json
 from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
-from aoer.api.schemas import Camel, StrictCamel
+from aoer.api.schemas import AlertOut, AlertsOut, Camel, StrictCamel
 from aoer.errors import NotFound
 from aoer.store.alerts import Rule
 
@@ -118,32 +118,6 @@ class RuleOut(Camel):
 
 class RulesOut(Camel):
     rules: list[RuleOut]
-
-
-class DeliveryOut(Camel):
-    id: UUID
-    endpoint_id: UUID | None
-    email: str | None
-    status: str
-    attempts: int
-    last_status_code: int | None
-    last_error: str | None
-    next_attempt_at: datetime | None
-    delivered_at: datetime | None
-
-
-class AlertOut(Camel):
-    id: UUID
-    kind: str
-    tenant_id: UUID
-    rule_id: UUID | None
-    created_at: datetime
-    data: dict[str, Any]
-    deliveries: list[DeliveryOut]
-
-
-class AlertsOut(Camel):
-    alerts: list[AlertOut]
 
 
 class PingOut(Camel):
