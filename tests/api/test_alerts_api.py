@@ -325,3 +325,28 @@ async def test_a_raised_alert_reaches_the_tenants_live_stream(
     assert alert["kind"] == "risk_level_up"
     assert alert["tenantId"] == str(tenant)
     assert alert["data"]["current"]["aoerScore"] == 80  # a JSON number
+
+
+async def test_the_alerts_page_lets_admins_manage_and_tenants_read(
+    api: Api, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant("Page <Motors>")
+    await post(api, "/api/alerts/endpoints", {"url": "https://hooks.example.com/x"})
+    await post(api, "/api/alerts/rules", {"kind": "grade_down", "tenantId": str(tenant)})
+    admin = await api.client.get("/dashboard/alerts", headers=api.admin)
+    assert admin.status_code == 200
+    html = admin.text
+    assert 'id="rule-form"' in html
+    assert 'id="endpoint-form"' in html
+    assert "https://hooks.example.com/x" in html
+    assert "Page &lt;Motors&gt;" in html  # escaped
+    reader = await api.client.get("/dashboard/alerts", headers=api.bearer(tenant=tenant))
+    assert reader.status_code == 200
+    assert "Grade falls" in reader.text
+    assert 'id="rule-form"' not in reader.text
+    assert "hooks.example.com" not in reader.text
+    service = await api.client.get("/dashboard/alerts", headers=api.bearer("service"))
+    assert service.status_code == 403
+    page = await api.client.get(f"/dashboard/tenant/{tenant}", headers=api.admin)
+    assert 'id="alerts-card"' in page.text
+    assert f"/api/alerts?limit=15&amp;tenantId={tenant}" in page.text

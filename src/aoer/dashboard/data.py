@@ -5,6 +5,7 @@ from typing import Final, get_args
 from uuid import UUID
 
 from aoer.store import Session
+from aoer.store.alerts import Alert, Endpoint, Rule
 from aoer.store.fleet import (
     NEVER_COMPUTED,
     SORT_KEYS,
@@ -16,12 +17,14 @@ from aoer.store.fleet import (
     SortKey,
     TenantRow,
 )
+from aoer.store.organizations import Organization
 from aoer.store.scores import RecentEvent
 from aoer.types import (
     Grade,
     QueueDepth,
     QueueStatus,
     RiskLevel,
+    Tenant,
     Throughput,
     Tick,
 )
@@ -36,6 +39,7 @@ __all__ = [
     "NEVER_COMPUTED",
     "RISK_LEVELS",
     "SORT_KEYS",
+    "AlertsView",
     "Failure",
     "FleetFilter",
     "FleetPage",
@@ -45,10 +49,21 @@ __all__ = [
     "RecentEvent",
     "SortKey",
     "TenantView",
+    "alerts_view",
     "fleet_page",
     "fleet_stats",
     "tenant_view",
 ]
+
+ALERT_KIND_LABELS: Final = {
+    "risk_level_up": "Visibility risk rises",
+    "grade_down": "Grade falls",
+    "score_drop": "Score drops",
+    "stale_data": "Data goes stale",
+    "job_failed": "Recompute fails",
+}
+TENANT_CHOICES: Final = 500  # dealerships offered in the rule form's list (any id may be typed)
+RECENT_ALERTS: Final = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,4 +113,32 @@ async def tenant_view(session: Session, tenant_id: UUID) -> TenantView | None:
         **{f.name: getattr(row, f.name) for f in fields(row)},
         queue_status=statuses.get(tenant_id, QueueStatus(0, 0, 0, 0)),
         events=await session.scores.recent_events(tenant_id, RECENT_EVENTS),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsView:
+    rules: list[Rule]
+    endpoints: list[Endpoint]
+    tenants: list[Tenant]
+    orgs: list[Organization]
+    recent: list[Alert]
+
+    @property
+    def tenant_names(self) -> dict[UUID, str]:
+        return {t.id: t.name for t in self.tenants}
+
+    @property
+    def org_names(self) -> dict[UUID, str]:
+        return {o.id: o.name for o in self.orgs}
+
+
+async def alerts_view(session: Session, *, can_manage: bool) -> AlertsView:
+    """The alerts page: what this caller's session (its Row Level Security) lets it see."""
+    return AlertsView(
+        rules=await session.alerts.rules(),
+        endpoints=await session.alerts.endpoints() if can_manage else [],
+        tenants=await session.tenants.list(limit=TENANT_CHOICES),
+        orgs=await session.organizations.all(),
+        recent=await session.alerts.feed(limit=RECENT_ALERTS),
     )

@@ -84,10 +84,17 @@
     statsTimer = setTimeout(refreshStats, delay);
   }
 
+  const feedCard = document.getElementById("alerts-card");
+  const feed = AlertFeed.create(document.getElementById("alerts-feed"), document.getElementById("alerts-empty"), { withTenant: true });
+  async function loadAlerts() {
+    try { feed.replace((await AOER.getJSON(feedCard.dataset.alertsSrc)).alerts || []); } catch (_) { /* retried on resync */ }
+  }
+
   AOER.stream("/api/aoer/stream", {
-    events: { summary: onSummary },
-    onResync: () => scheduleStats(0),
+    events: { summary: onSummary, alert: (alert) => feed.add(alert, true) },
+    onResync: () => { scheduleStats(0); loadAlerts(); },
     probe: "/dashboard/fleet/stats",
   });
   scheduleStats(STATS_EVERY_MS);
+  loadAlerts();
 })();

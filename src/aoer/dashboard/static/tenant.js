@@ -94,6 +94,26 @@
     });
   }
 
+  /* -- alerts: the feed card and the chart's marks --------------------------------------- */
+
+  const feedCard = document.getElementById("alerts-card");
+  const feed = AlertFeed.create(document.getElementById("alerts-feed"), document.getElementById("alerts-empty"));
+  const markOf = (alert) => ({ t: Date.parse(alert.createdAt), label: `${AlertFeed.title(alert.kind)}: ${AlertFeed.summary(alert)}` });
+
+  async function loadAlerts() {
+    try {
+      const body = await AOER.getJSON(feedCard.dataset.alertsSrc);
+      feed.replace(body.alerts || []);
+      chart.setMarks((body.alerts || []).map(markOf));
+    } catch (_) { /* shown again on the next resync */ }
+  }
+
+  function onAlert(alert) {
+    if (alert.tenantId !== tenantId) return;
+    feed.add(alert, true);
+    chart.addMark(markOf(alert));
+  }
+
   /* -- recompute now ---------------------------------------------------------------------- */
 
   const button = document.getElementById("recompute");
@@ -156,6 +176,7 @@
       if (summary) onSummary(summary);
       applyQueue(queue.queueStatus || {});
       loadHistory(chartDays);
+      loadAlerts();
     } catch (_) { /* the stream's error handler shows the state and retries */ }
   }
 
@@ -163,9 +184,11 @@
     events: {
       summary: onSummary,
       queue: (body) => applyQueue(body.queueStatus || body),
+      alert: onAlert,
     },
     onResync: resync,
     probe: `/api/aoer/queue?tenantId=${q}`,
   });
   loadHistory(chartDays);
+  loadAlerts();
 })();
