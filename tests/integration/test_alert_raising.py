@@ -1,10 +1,13 @@
 """Alerts are raised in the recompute's own transaction, once per transition (DESIGN §13)."""
 
+import json
+
 from typing import Any
 from uuid import UUID
 
 from aoer import queue
 from aoer.db.pool import Connection, Pool, connect
+from aoer.db.queries import query
 from tests.conftest import AddSignals, MakeTenant, session_of
 
 WORKER = "alert-test-worker"
@@ -202,3 +205,30 @@ async def test_no_active_rule_reads_nothing(pool: Pool, conn: Connection) -> Non
     assert (await cur.fetchone())["n"] == 0  # type: ignore[index]
     raised = await session_of(conn).alerts.raise_for_batch([], [])
     assert raised.alerts == 0
+
+
+async def test_the_delivery_claim_walks_the_due_index(conn: Connection) -> None:
+    """50,000 delivered rows and a few pending: the claim reads the partial due index only."""
+    await conn.execute("INSERT INTO tenants (name) VALUES ('t')")
+    await conn.execute(
+        "INSERT INTO alerts (tenant_id, kind, dedup_key, data)"
+        " SELECT (SELECT id FROM tenants), 'grade_down', g::text, '{}'"
+        " FROM generate_series(1, 50000) g"
+    )
+    await conn.execute(
+        "INSERT INTO alert_deliveries (alert_id, tenant_id, email, status)"
+        " SELECT id, tenant_id, 'a@example.com',"
+        " CASE WHEN dedup_key::integer <= 100 THEN 'pending' ELSE 'delivered' END FROM alerts"
+    )
+    await conn.execute("ANALYZE alert_deliveries")
+    cur = await conn.execute(
+        b"EXPLAIN (FORMAT JSON) "
+        + query("claim_deliveries").encode(),  # type: ignore[arg-type]
+        {"worker_id": "w", "limit": 20, "lease_s": 60.0},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    plan = json.dumps(next(iter(row.values())), default=str)
+    assert "alert_deliveries_due_idx" in plan
+    scanned = [n for n in plan.split('"Node Type": ') if n.startswith('"Seq Scan"')]
+    assert not any('"Relation Name": "alert_deliveries"' in n for n in scanned)

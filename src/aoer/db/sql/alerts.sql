@@ -98,6 +98,8 @@ failed AS MATERIALIZED (
     WHERE (SELECT yes FROM armed)
       AND q.id = ANY (%(job_ids)s::uuid[])
       AND q.status = 'failed'
+      -- Attempts spent: not a job closed because the tenant's waiting job carries the retry.
+      AND q.retry_count >= q.max_retries
 ),
 failed_watch AS (
     SELECT r.id AS rule_id, f.*
