@@ -25,15 +25,14 @@ import sys
 import time
 from pathlib import Path
 
-from common import database_name, drop_database, recreate_database, with_database
-from dataset import generate
-
 from aoer.bootstrap import ProcessKind, open_services
 from aoer.bootstrap.worker import build_worker
 from aoer.config import Settings
 from aoer.constants import CRON_PRIORITY
 from aoer.db.pool import connect
 from aoer.db.schema import migrate
+from common import database_name, drop_database, recreate_database, with_database
+from dataset import generate
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/aoer_alerts_bench"
 RECEIVER = Path(__file__).resolve().parent.parent / "tests" / "alerts" / "receiver.py"
@@ -74,19 +73,46 @@ async def refresh(url: str, **extra: object) -> float:
 async def refresh_beside_delivery(url: str, deliver: bool) -> float:
     """A running worker (with or without its delivery loop) refreshes the fleet."""
     extra = {"AOER_ALERT_DELIVERY": deliver, "AOER_ALERT_HTTP_TIMEOUT_SECONDS": SLOW_S + 5}
+    done = asyncio.Event()
+    expected: list[int] = []
     async with open_services(settings(url, **extra), kind=ProcessKind.WORKER) as services:
-        worker = build_worker(services)
+
+        def observe(_: object) -> None:
+            if expected and worker.stats.completed >= expected[0]:
+                done.set()
+
+        worker = build_worker(services, on_batch=observe)
         task = asyncio.create_task(worker.run())
         await asyncio.sleep(2)  # the delivery loop fills its slots with slow requests
         started = time.perf_counter()
         async with services.store.session() as session:
-            queued = await session.jobs.enqueue_all_active(CRON_PRIORITY)
-        while worker.stats.completed < queued:
-            await asyncio.sleep(0.05)
+            expected.append(await session.jobs.enqueue_all_active(CRON_PRIORITY))
+        await done.wait()
         seconds = time.perf_counter() - started
         worker.stop()
         await task
         return seconds
+
+
+def start_receiver(work: Path, secret: str) -> tuple[subprocess.Popen[bytes], str]:
+    """The test suite's receiver process, answering every request after SLOW_S seconds."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "mode").write_text(f"sleep {SLOW_S}")
+    port_file = work / "port"
+    port_file.unlink(missing_ok=True)
+    receiver = subprocess.Popen(
+        [
+            sys.executable,
+            str(RECEIVER),
+            secret,
+            str(work / "received.jsonl"),
+            str(port_file),
+            str(work / "mode"),
+        ]
+    )
+    while not port_file.exists():
+        time.sleep(0.05)
+    return receiver, port_file.read_text()
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -127,20 +153,9 @@ async def main(args: argparse.Namespace) -> None:
     alerts = await scalar(url, "SELECT count(*) FROM alerts")
 
     # 2. a receiver that takes 10 s per request
-    work = Path(args.workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "mode").write_text(f"sleep {SLOW_S}")
-    port_file = work / "port"
-    port_file.unlink(missing_ok=True)
     secret = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3"
-    receiver = subprocess.Popen(
-        [sys.executable, str(RECEIVER), secret, str(work / "received.jsonl"), str(port_file),
-         str(work / "mode")]  # fmt: skip
-    )
+    receiver, port = await asyncio.to_thread(start_receiver, Path(args.workdir), secret)
     try:
-        while not port_file.exists():
-            await asyncio.sleep(0.05)
-        port = port_file.read_text()
         await execute(
             url,
             "INSERT INTO alert_endpoints (url, secret, created_by)"

@@ -1,7 +1,6 @@
 """Alerts are raised in the recompute's own transaction, once per transition (DESIGN §13)."""
 
 import json
-
 from typing import Any
 from uuid import UUID
 
@@ -222,8 +221,7 @@ async def test_the_delivery_claim_walks_the_due_index(conn: Connection) -> None:
     )
     await conn.execute("ANALYZE alert_deliveries")
     cur = await conn.execute(
-        b"EXPLAIN (FORMAT JSON) "
-        + query("claim_deliveries").encode(),  # type: ignore[arg-type]
+        b"EXPLAIN (FORMAT JSON) " + query("claim_deliveries").encode(),  # type: ignore[arg-type]
         {"worker_id": "w", "limit": 20, "lease_s": 60.0},
     )
     row = await cur.fetchone()
