@@ -2,10 +2,10 @@
 
 1. A fleet refresh with three alert rules active on every tenant (one organisation holding the
    whole fleet, rules risk_level_up, grade_down and score_drop {5 points, 7 days}) against the
-   same refresh with no rule: target ≤ 1.15x. Rounds alternate (none, rules, none, ...) on the
-   same data (which goes first alternates), each row is the median. Every tenant already has a recompute event (a priming
-   refresh), so each batch really runs the transition checks: the previous event's lookup,
-   score_drop's reference, the rule joins.
+   same refresh with no rule: target ≤ 1.15x. Rounds run both on the same data (which goes
+   first alternates); each row is the median. Every tenant already has a recompute event (a
+   priming refresh), so each batch really runs the transition checks: the previous event's
+   lookup, score_drop's reference, the rule joins.
 2. A receiver taking 10 s per request does not change recompute throughput: the same refresh
    with a delivery loop busy sending pending alerts to it (16 in flight, each held 10 s),
    against the refresh with delivery turned off.
