@@ -230,3 +230,26 @@ async def test_the_delivery_claim_walks_the_due_index(conn: Connection) -> None:
     assert "alert_deliveries_due_idx" in plan
     scanned = [n for n in plan.split('"Node Type": ') if n.startswith('"Seq Scan"')]
     assert not any('"Relation Name": "alert_deliveries"' in n for n in scanned)
+
+
+async def test_retention_deletes_old_alerts_but_keeps_pending_ones(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    t = await make_tenant()
+    for key, age, status in [("old", 500, "delivered"), ("stuck", 500, "pending"),
+                             ("new", 5, "delivered")]:  # fmt: skip
+        cur = await conn.execute(
+            "INSERT INTO alerts (tenant_id, kind, dedup_key, data, created_at)"
+            " VALUES (%s, 'grade_down', %s, '{}', now() - make_interval(days => %s)) RETURNING id",
+            (t, key, age),
+        )
+        alert = (await cur.fetchone())["id"]  # type: ignore[index]
+        await conn.execute(
+            "INSERT INTO alert_deliveries (alert_id, tenant_id, email, status)"
+            " VALUES (%s, %s, 'a@example.com', %s)",
+            (alert, t, status),
+        )
+    assert await session_of(conn).alerts.delete_old(400, 100) == 1
+    cur = await conn.execute("SELECT dedup_key FROM alerts ORDER BY dedup_key")
+    assert [r["dedup_key"] for r in await cur.fetchall()] == ["new", "stuck"]
+    assert await session_of(conn).alerts.delete_old(400, 100) == 0

@@ -103,6 +103,7 @@ async def test_retention_deletes_what_is_past_its_age_and_nothing_else(
             "aoer_failures": 7,
             "metrics_events": 10,
             "aoer_sessions": 7,
+            "alerts": 0,
         }
     }
     assert await counts(conn) == {

@@ -20,7 +20,8 @@ SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32  # a generated secret's key length
 MIN_SECRET_BYTES = 16
 MAX_URL_CHARS = 2000
-MAX_CHANNELS = 20  # endpoints and addresses per rule, each
+MAX_CHANNELS = 20
+MAX_EMAIL_CHARS = 254  # endpoints and addresses per rule, each
 MAX_POINTS = Decimal(100)
 MAX_DAYS = 365
 DEFAULT_DROP_DAYS = 7
@@ -88,12 +89,18 @@ def _days(value: object) -> int:
     return days
 
 
+def _printable(value: str, what: str) -> None:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidInput(f"{what} holds a control character")
+
+
 def check_emails(emails: list[str]) -> list[str]:
     if len(emails) > MAX_CHANNELS:
         raise InvalidInput(f"at most {MAX_CHANNELS} e-mail addresses per rule")
     cleaned = [e.strip() for e in emails]
     for address in cleaned:
-        if not EMAIL.match(address):
+        _printable(address, "an e-mail address")
+        if not EMAIL.match(address) or len(address) > MAX_EMAIL_CHARS:
             raise InvalidInput(f"not an e-mail address: {address!r}")
     return list(dict.fromkeys(cleaned))
 
@@ -106,6 +113,7 @@ def check_endpoint_count(count: int) -> None:
 def check_url(url: str) -> str:
     """An absolute http(s) URL with a host; InvalidInput otherwise."""
     url = url.strip()
+    _printable(url, "endpoint url")
     if len(url) > MAX_URL_CHARS:
         raise InvalidInput(f"endpoint url is longer than {MAX_URL_CHARS} characters")
     try:

@@ -1,4 +1,5 @@
-"""Retention: delete finished jobs, failures, old events and expired sessions in batches.
+"""Retention: delete finished jobs, failures, old events and alerts, expired sessions, in
+batches.
 
 Each batch is its own short transaction (the session is in autocommit), so retention never
 holds locks or bloats one long transaction."""
@@ -46,6 +47,9 @@ async def purge(session: Session, ages: RetentionAges) -> dict[str, int]:
         "aoer_failures": await _in_batches(session.jobs.delete_failures, ages.failures_days),
         "metrics_events": await _in_batches(session.scores.delete_events, ages.events_days),
         "aoer_sessions": await _expired_sessions(session),
+        # Alerts (with their deliveries) live as long as the score history they annotate;
+        # a pending delivery is kept whatever its age.
+        "alerts": await _in_batches(session.alerts.delete_old, ages.events_days),
     }
     logger.info("[AOER] Retention deleted %s", deleted, extra={"action": "retention"})
     return deleted

@@ -250,6 +250,10 @@ class Alerts(Statements):
         params = {"tenant_id": tenant_id, "days": days}
         return await self._all(AlertMark, "alerts_of_tenants_since", params)
 
+    async def delete_old(self, days: int, limit: int) -> int:
+        """Retention: one batch of alerts older than `days` with no pending delivery."""
+        return await self._run("delete_old_alerts", {"days": days, "limit": limit})
+
     async def tenant(self, tenant_id: UUID) -> TenantOrgRow | None:
         """The tenant (if visible) and its organisation."""
         return await self._one(TenantOrgRow, "tenant_org_of", {"tenant_id": tenant_id})

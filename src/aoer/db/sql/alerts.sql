@@ -324,3 +324,13 @@ ORDER BY a.created_at;
 -- name: tenant_org_of
 -- Whether a tenant exists (visible to the caller) and its organisation.
 SELECT id, org_id FROM tenants WHERE id = %(tenant_id)s;
+
+-- name: delete_old_alerts
+-- Retention: one batch of old alerts (their deliveries go with them); never one whose
+-- delivery is still pending.
+DELETE FROM alerts
+WHERE id IN (SELECT a.id FROM alerts a
+             WHERE a.created_at < now() - make_interval(days => %(days)s)
+               AND NOT EXISTS (SELECT 1 FROM alert_deliveries d
+                               WHERE d.alert_id = a.id AND d.status = 'pending')
+             LIMIT %(limit)s);
