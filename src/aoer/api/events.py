@@ -216,7 +216,7 @@ class EventHub:
             return
         try:
             async with self.store.session() as session:
-                raised = await session.alerts.feed(ids=alert_ids, limit=len(alert_ids))
+                raised = await session.alerts.by_ids(alert_ids)
         except DatabaseError as exc:
             logger.warning("could not read new alerts for subscribers: %s", exc)
             return

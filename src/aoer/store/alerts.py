@@ -76,16 +76,6 @@ class Alert:
 
 
 @dataclass(frozen=True, slots=True)
-class AlertMark:
-    """An alert on a tenant's trend chart."""
-
-    id: UUID
-    kind: str
-    tenant_id: UUID
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
     """One delivery attempt in hand: where to (an endpoint or an address) and what."""
 
@@ -232,7 +222,6 @@ class Alerts(Statements):
         tenant_id: UUID | None = None,
         org_id: UUID | None = None,
         since: datetime | None = None,
-        ids: Sequence[UUID] | None = None,
         limit: int = 100,
     ) -> list[Alert]:
         """Visible alerts, newest first, each with its deliveries."""
@@ -240,15 +229,13 @@ class Alerts(Statements):
             "tenant_id": tenant_id,
             "org_id": org_id,
             "since": since,
-            "ids": list(ids) if ids is not None else None,
             "limit": max(1, min(limit, ALERT_FEED_MAX)),
         }
         return await self._all(Alert, "list_alerts", params)
 
-    async def marks(self, tenant_id: UUID, days: int) -> list[AlertMark]:
-        """The tenant's alerts over the last `days` days, oldest first (chart markers)."""
-        params = {"tenant_id": tenant_id, "days": days}
-        return await self._all(AlertMark, "alerts_of_tenants_since", params)
+    async def by_ids(self, ids: Sequence[UUID]) -> list[Alert]:
+        """These alerts (those visible), newest first, each with its deliveries."""
+        return await self._all(Alert, "alerts_by_ids", {"ids": list(ids)})
 
     async def delete_old(self, days: int, limit: int) -> int:
         """Retention: one batch of alerts older than `days` with no pending delivery."""

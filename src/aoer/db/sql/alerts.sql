@@ -310,16 +310,24 @@ WHERE (%(tenant_id)s::uuid IS NULL OR a.tenant_id = %(tenant_id)s::uuid)
   AND (%(org_id)s::uuid IS NULL
        OR a.tenant_id IN (SELECT t.id FROM tenants t WHERE t.org_id = %(org_id)s::uuid))
   AND (%(since)s::timestamptz IS NULL OR a.created_at >= %(since)s::timestamptz)
-  AND (%(ids)s::uuid[] IS NULL OR a.id = ANY (%(ids)s::uuid[]))
 ORDER BY a.created_at DESC, a.id
 LIMIT %(limit)s;
 
--- name: alerts_of_tenants_since
--- Recent alerts of some tenants (the dashboard's trend markers), oldest first.
-SELECT a.id, a.kind, a.tenant_id, a.created_at
+-- name: alerts_by_ids
+-- These alerts (the live feed: ids from NOTIFY aoer_alerts), newest first, with deliveries.
+SELECT a.id, a.rule_id, a.kind, a.tenant_id, a.created_at, a.data,
+       coalesce((SELECT jsonb_agg(jsonb_build_object(
+                            'id', d.id, 'endpointId', d.endpoint_id, 'email', d.email,
+                            'status', d.status, 'attempts', d.attempts,
+                            'lastStatusCode', d.last_status_code, 'lastError', d.last_error,
+                            'nextAttemptAt', CASE WHEN d.status = 'pending'
+                                                  THEN d.next_attempt_at END,
+                            'deliveredAt', d.delivered_at)
+                        ORDER BY d.created_at, d.id)
+                 FROM alert_deliveries d WHERE d.alert_id = a.id), '[]'::jsonb) AS deliveries
 FROM alerts a
-WHERE a.tenant_id = %(tenant_id)s AND a.created_at >= now() - make_interval(days => %(days)s)
-ORDER BY a.created_at;
+WHERE a.id = ANY (%(ids)s::uuid[])
+ORDER BY a.created_at DESC, a.id;
 
 -- name: tenant_org_of
 -- Whether a tenant exists (visible to the caller) and its organisation.
