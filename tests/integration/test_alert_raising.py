@@ -170,8 +170,9 @@ async def test_organisation_rules_watch_every_tenant_of_the_organisation(
 async def test_the_same_transition_recomputed_twice_at_once_raises_one_alert(
     conn: Connection, db_url: str, make_tenant: MakeTenant, add_signals: AddSignals
 ) -> None:
-    """Two workers recompute one tenant from the same previous state (a job in flight and
-    the waiting job queued meanwhile): both see Low -> High, one alert is written."""
+    """Two workers recompute one tenant at once (a job in flight and the waiting job queued
+    meanwhile), the later transaction started first: the recompute's lock on the summary
+    serialises them, the second compares with the first's result, one alert is written."""
     t = await make_tenant()
     await add_signals(t, STEADY)
     await rule(conn, t, "risk_level_up")
@@ -196,6 +197,23 @@ async def test_the_same_transition_recomputed_twice_at_once_raises_one_alert(
     raised = await alerts_of(conn, t)
     assert len(raised) == 1
     assert raised[0]["deliveries"] == 2
+
+
+async def test_a_replayed_batch_raises_its_transition_once(
+    conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    t = await make_tenant()
+    await add_signals(t, STEADY)
+    await rule(conn, t, "risk_level_up")
+    await recompute(conn, [t])
+    await thin_out(conn, t)
+    await queue.enqueue_many(session_of(conn), [t], "high")
+    jobs = await session_of(conn, lease_s=30).jobs.claim(WORKER, 1)
+    async with conn.transaction():
+        outcome = await queue.process_batch(session_of(conn), WORKER, jobs)
+        # The same completed recompute handed to the alert statement again (a replay).
+        assert await queue.raise_alerts(session_of(conn), outcome.completed, []) == 0
+    assert len(await alerts_of(conn, t)) == 1
 
 
 async def test_no_active_rule_reads_nothing(pool: Pool, conn: Connection) -> None:

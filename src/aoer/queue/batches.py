@@ -61,7 +61,7 @@ async def process_batch(
             outcome.failed = await fail(session, worker_id, failures, rng)
         await raise_alerts(
             session,
-            [job.tenant_id for job in outcome.completed],
+            outcome.completed,
             [attempt.id for attempt in outcome.failed if attempt.status == "failed"],
         )
         if outcome.completed:

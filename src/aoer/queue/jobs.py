@@ -22,7 +22,7 @@ from aoer.errors import (
     UnknownTenant,
 )
 from aoer.store import Session
-from aoer.types import ClaimedJob, EnqueuedJob, FailedAttempt, Priority
+from aoer.types import ClaimedJob, CompletedJob, EnqueuedJob, FailedAttempt, Priority
 
 logger = logging.getLogger(__name__)
 
@@ -119,21 +119,21 @@ def log_failure(job_id: UUID, tenant_id: UUID, error: str) -> None:
 
 
 async def raise_alerts(
-    session: Session, tenant_ids: Sequence[UUID], failed_job_ids: Sequence[UUID]
+    session: Session, completed: Sequence[CompletedJob], failed_job_ids: Sequence[UUID]
 ) -> int:
-    """Raise the alerts of recomputed tenants and of jobs that ended `failed`, in the
+    """Raise the alerts of completed recomputes and of jobs that ended `failed`, in the
     caller's transaction (DESIGN §13); how many. One statement, nearly free when no rule is
     active. It runs in a savepoint: an alert that cannot be written (a bug, a bad rule) is
     logged and never fails the recomputes it rides with."""
-    if not tenant_ids and not failed_job_ids:
+    if not completed and not failed_job_ids:
         return 0
     try:
         async with session.transaction():
-            raised = await session.alerts.raise_for_batch(tenant_ids, failed_job_ids)
+            raised = await session.alerts.raise_for_batch(completed, failed_job_ids)
     except TransientDatabaseError:
         raise
     except DatabaseError:
-        logger.exception("[AOER] could not raise alerts for %d tenants", len(tenant_ids))
+        logger.exception("[AOER] could not raise alerts for %d recomputes", len(completed))
         return 0
     if raised.alerts:
         logger.info(

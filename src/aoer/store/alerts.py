@@ -15,6 +15,7 @@ from psycopg.types.json import Jsonb
 
 from aoer.constants import ALERT_CHANNEL, RECOMPUTE_EVENT
 from aoer.store.statements import Statements
+from aoer.types import CompletedJob
 
 ALERT_FEED_MAX = 500
 
@@ -110,13 +111,20 @@ class Alerts(Statements):
     # -- raising (inside the batch's transaction) --------------------------------------------
 
     async def raise_for_batch(
-        self, tenant_ids: Sequence[UUID], failed_job_ids: Sequence[UUID]
+        self, completed: Sequence[CompletedJob], failed_job_ids: Sequence[UUID]
     ) -> RaisedAlerts:
-        """Alerts for the transitions of these recomputed tenants and for these jobs that
-        ended `failed`, with their pending deliveries: one statement."""
+        """Alerts for the transitions of these completed recomputes (each with the summary it
+        replaced) and for these jobs that ended `failed`, with their pending deliveries: one
+        statement."""
         params = {
-            "tenant_ids": list(tenant_ids),
-            "job_ids": list(failed_job_ids),
+            "job_ids": [j.id for j in completed],
+            "tenant_ids": [j.tenant_id for j in completed],
+            "cur_scores": [j.aoer_score for j in completed],
+            "cur_risks": [j.visibility_risk for j in completed],
+            "cur_days": [j.days_since_last_data for j in completed],
+            "prev_scores": [j.previous_score for j in completed],
+            "prev_risks": [j.previous_risk for j in completed],
+            "failed_job_ids": list(failed_job_ids),
             "event_type": RECOMPUTE_EVENT,
             "channel": ALERT_CHANNEL,
         }

@@ -1,94 +1,89 @@
 -- name: raise_alerts
 -- Raise the alerts of one processed batch, in the batch's own transaction: one statement for
--- every tenant recomputed (`tenant_ids`) and every job that ended `failed` (`job_ids`).
+-- every tenant recomputed and every job that ended `failed` (`job_ids`).
 --
--- Cheap when nothing watches: `armed` is a one-time check of the (tiny) partial rule
--- indexes, and with no active rule nothing else is read. Otherwise the active rules of each
--- tenant and of its organisation are joined to the tenant's summary as this batch stored it
--- (`current`) and its latest recompute event from before this transaction (`previous`).
--- A transition fires when it crosses the rule's line between the two; its dedup key is
--- rule:tenant:<the previous event's id> (job_failed: rule:tenant:job:<job id>), so two
--- transactions that recompute one tenant from the same previous state at once, or a batch
--- replayed, insert the alert once (ON CONFLICT DO NOTHING; a concurrent insert waits for the
--- first to commit, then does nothing). Each inserted alert gets one pending delivery per
--- active endpoint and e-mail address of its rule, and NOTIFY wakes the delivery workers and
--- the API's live feed.
+-- The recomputed tenants come with what complete_jobs returned: the summary each replaced
+-- (`previous_*`: read under the row lock the recompute took, so two recomputes of one tenant
+-- are serialised and the second compares with the first's result) and the new one. So
+-- risk_level_up and grade_down need no lookup at all; score_drop reads its reference (the
+-- score as of `days` ago) and stale_data the previous data age from the recompute events,
+-- one index probe each, only for tenants that such a rule watches.
+--
+-- Cheap when nothing watches: `armed` is a one-time check of the two partial rule indexes,
+-- and with no active rule nothing else is read. The dedup key is rule:tenant:<job id>
+-- (job_failed: rule:tenant:failed:<job id>): a job completes once, and a batch retried after
+-- a rollback raised nothing the first time; ON CONFLICT DO NOTHING makes a replay harmless.
+-- Each inserted alert gets one pending delivery per active endpoint and e-mail address of
+-- its rule, and NOTIFY wakes the delivery workers and the API's live feed.
 WITH armed AS MATERIALIZED (
     SELECT EXISTS (SELECT 1 FROM alert_rules WHERE active AND tenant_id IS NOT NULL)
            OR EXISTS (SELECT 1 FROM alert_rules WHERE active AND org_id IS NOT NULL) AS yes
 ),
-batch AS MATERIALIZED (
-    SELECT t.id, t.name, t.org_id
-    FROM tenants t
+input AS MATERIALIZED (
+    SELECT *
+    FROM unnest(%(job_ids)s::uuid[], %(tenant_ids)s::uuid[], %(cur_scores)s::numeric[],
+                %(cur_risks)s::numeric[], %(cur_days)s::integer[], %(prev_scores)s::numeric[],
+                %(prev_risks)s::numeric[])
+         AS i (job_id, tenant_id, cur_score, cur_risk, cur_days, prev_score, prev_risk)
     WHERE (SELECT yes FROM armed)
-      AND t.id = ANY (%(tenant_ids)s::uuid[])
+),
+batch AS MATERIALIZED (
+    SELECT i.*, t.name, t.org_id
+    FROM input i
+    -- One primary-key probe per recomputed tenant, never a scan of the fleet.
+    CROSS JOIN LATERAL (SELECT name, org_id FROM tenants WHERE id = i.tenant_id OFFSET 0) t
+    WHERE i.prev_score IS NOT NULL  -- a first recompute crosses nothing
 ),
 watch AS MATERIALIZED (
-    SELECT r.id AS rule_id, r.kind, r.params, b.id AS tenant_id, b.name AS tenant_name
+    SELECT r.id AS rule_id, r.kind, r.params, b.*
     FROM batch b
-    JOIN alert_rules r ON r.tenant_id = b.id AND r.active AND r.kind <> 'job_failed'
+    JOIN alert_rules r ON r.tenant_id = b.tenant_id AND r.active AND r.kind <> 'job_failed'
     UNION ALL
-    SELECT r.id, r.kind, r.params, b.id, b.name
+    SELECT r.id, r.kind, r.params, b.*
     FROM batch b
     JOIN alert_rules r ON r.org_id = b.org_id AND r.active AND r.kind <> 'job_failed'
 ),
-states AS MATERIALIZED (
-    SELECT w.tenant_id, s.aoer_score AS cur_score, s.visibility_risk AS cur_risk,
-           s.metrics AS cur_metrics, p.id AS prev_id, p.score AS prev_score, p.risk AS prev_risk,
-           p.metrics AS prev_metrics
-    FROM (SELECT DISTINCT tenant_id FROM watch) w
-    JOIN aoer_summary s ON s.tenant_id = w.tenant_id
-    CROSS JOIN LATERAL (
-        -- The last recompute before this transaction (its own events carry now()).
-        SELECT e.id,
-               (e.event_data ->> 'aoerScore')::numeric AS score,
-               (e.event_data ->> 'visibilityRisk')::numeric AS risk,
-               e.event_data -> 'metrics' AS metrics
-        FROM metrics_events e
-        WHERE e.tenant_id = w.tenant_id
-          AND e.event_type = %(event_type)s
-          AND e.created_at < now()
-          AND jsonb_typeof(e.event_data -> 'aoerScore') = 'number'
-        ORDER BY e.created_at DESC
-        LIMIT 1
-    ) p
-),
 judged AS (
-    SELECT w.rule_id, w.kind, w.params, w.tenant_id, w.tenant_name, st.cur_score, st.cur_risk,
-           st.cur_metrics, st.prev_id, st.prev_score, st.prev_risk, st.prev_metrics,
-           ref.score AS ref_score,
+    SELECT w.*, ref.score AS ref_score, stale.days AS prev_days,
            CASE w.kind
                WHEN 'risk_level_up' THEN
-                   st.cur_risk > st.prev_risk
-                   AND aoer_risk_level(st.cur_risk) <> aoer_risk_level(st.prev_risk)
+                   w.cur_risk > w.prev_risk
+                   AND aoer_risk_level(w.cur_risk) <> aoer_risk_level(w.prev_risk)
                WHEN 'grade_down' THEN
-                   st.cur_score < st.prev_score
-                   AND aoer_grade(st.cur_score) <> aoer_grade(st.prev_score)
+                   w.cur_score < w.prev_score
+                   AND aoer_grade(w.cur_score) <> aoer_grade(w.prev_score)
                WHEN 'score_drop' THEN
-                   ref.score - st.cur_score >= (w.params ->> 'points')::numeric
-                   AND ref.score - st.prev_score < (w.params ->> 'points')::numeric
+                   ref.score - w.cur_score >= (w.params ->> 'points')::numeric
+                   AND ref.score - w.prev_score < (w.params ->> 'points')::numeric
                WHEN 'stale_data' THEN
                    -- No data in the window at all counts as stale.
-                   coalesce((st.cur_metrics ->> 'daysSinceLastData')::integer, 2147483647)
-                       > (w.params ->> 'days')::integer
-                   AND coalesce((st.prev_metrics ->> 'daysSinceLastData')::integer, 2147483647)
-                       <= (w.params ->> 'days')::integer
+                   coalesce(w.cur_days, 2147483647) > (w.params ->> 'days')::integer
+                   AND coalesce(stale.days, 2147483647) <= (w.params ->> 'days')::integer
                ELSE false
            END AS fires
     FROM watch w
-    JOIN states st ON st.tenant_id = w.tenant_id
     LEFT JOIN LATERAL (
-        -- score_drop's reference: the score as of `days` days ago (the last recompute then).
+        -- score_drop's reference: the score as of `days` ago (the last recompute then).
         SELECT (e.event_data ->> 'aoerScore')::numeric AS score
         FROM metrics_events e
         WHERE w.kind = 'score_drop'
           AND e.tenant_id = w.tenant_id
-          AND e.event_type = %(event_type)s
           AND e.created_at <= now() - make_interval(days => (w.params ->> 'days')::integer)
-          AND jsonb_typeof(e.event_data -> 'aoerScore') = 'number'
+          AND e.event_type = %(event_type)s
         ORDER BY e.created_at DESC
         LIMIT 1
     ) ref ON true
+    LEFT JOIN LATERAL (
+        -- stale_data: the data's age at the previous recompute (events before this one).
+        SELECT (e.event_data -> 'metrics' ->> 'daysSinceLastData')::integer AS days
+        FROM metrics_events e
+        WHERE w.kind = 'stale_data'
+          AND e.tenant_id = w.tenant_id
+          AND e.created_at < now()
+          AND e.event_type = %(event_type)s
+        ORDER BY e.created_at DESC
+        LIMIT 1
+    ) stale ON true
 ),
 failed AS MATERIALIZED (
     SELECT q.id AS job_id, q.tenant_id, t.name AS tenant_name, t.org_id, q.error_message,
@@ -96,7 +91,7 @@ failed AS MATERIALIZED (
     FROM aoer_queue q
     JOIN tenants t ON t.id = q.tenant_id
     WHERE (SELECT yes FROM armed)
-      AND q.id = ANY (%(job_ids)s::uuid[])
+      AND q.id = ANY (%(failed_job_ids)s::uuid[])
       AND q.status = 'failed'
       -- Attempts spent: not a job closed because the tenant's waiting job carries the retry.
       AND q.retry_count >= q.max_retries
@@ -112,18 +107,18 @@ failed_watch AS (
 ),
 fired AS (
     SELECT gen_random_uuid() AS id, j.rule_id, j.tenant_id, j.kind,
-           j.rule_id || ':' || j.tenant_id || ':' || j.prev_id AS dedup_key,
-           j.tenant_name, j.params,
+           j.rule_id || ':' || j.tenant_id || ':' || j.job_id AS dedup_key,
+           j.name AS tenant_name, j.params,
            jsonb_build_object('aoerScore', j.prev_score, 'visibilityRisk', j.prev_risk,
                               'grade', aoer_grade(j.prev_score),
-                              'riskLevel', aoer_risk_level(j.prev_risk),
-                              'daysSinceLastData', j.prev_metrics -> 'daysSinceLastData')
-               AS previous,
+                              'riskLevel', aoer_risk_level(j.prev_risk))
+               || CASE WHEN j.kind = 'stale_data'
+                       THEN jsonb_build_object('daysSinceLastData', j.prev_days)
+                       ELSE '{}'::jsonb END AS previous,
            jsonb_build_object('aoerScore', j.cur_score, 'visibilityRisk', j.cur_risk,
                               'grade', aoer_grade(j.cur_score),
                               'riskLevel', aoer_risk_level(j.cur_risk),
-                              'daysSinceLastData', j.cur_metrics -> 'daysSinceLastData')
-               AS current,
+                              'daysSinceLastData', j.cur_days) AS current,
            CASE WHEN j.kind = 'score_drop'
                 THEN jsonb_build_object('reference', jsonb_build_object(
                          'aoerScore', j.ref_score, 'days', (j.params ->> 'days')::integer),
@@ -133,7 +128,7 @@ fired AS (
     WHERE j.fires
     UNION ALL
     SELECT gen_random_uuid(), fw.rule_id, fw.tenant_id, 'job_failed',
-           fw.rule_id || ':' || fw.tenant_id || ':job:' || fw.job_id,
+           fw.rule_id || ':' || fw.tenant_id || ':failed:' || fw.job_id,
            fw.tenant_name, '{}'::jsonb,
            NULL,
            (SELECT jsonb_build_object('aoerScore', s.aoer_score,
