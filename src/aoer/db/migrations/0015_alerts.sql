@@ -3,7 +3,8 @@
 --
 -- An alert is written in the transaction of the recompute (or job failure) that caused it,
 -- with a unique `dedup_key` per (rule, tenant, transition): the same transition seen twice
--- (two workers recomputing one tenant at once, a retried or replayed batch) inserts once.
+-- (a retried or replayed batch) inserts once; recomputes of one tenant are serialised by
+-- their lock on its summary, so the second compares with the first's result.
 -- Deliveries are a small queue of their own: claimed with SKIP LOCKED under a lease (the
 -- claim moves `next_attempt_at` past the lease, so a worker that dies mid-send leaves the row
 -- due again when the lease runs out), retried with exponential backoff, `failed` after the
@@ -50,7 +51,7 @@ CREATE TABLE alerts (
     rule_id     uuid REFERENCES alert_rules (id) ON DELETE SET NULL,
     tenant_id   uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     kind        text NOT NULL,
-    -- rule:tenant:transition (the recompute event the transition started from, or the job)
+    -- rule:tenant:<the job whose recompute crossed the rule> (job_failed: rule:tenant:failed:<job>)
     dedup_key   text NOT NULL UNIQUE,
     data        jsonb NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now()
