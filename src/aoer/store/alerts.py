@@ -128,6 +128,7 @@ class Alerts(Statements):
             "event_type": RECOMPUTE_EVENT,
             "channel": ALERT_CHANNEL,
         }
+        await self._run("alerts_without_jit")
         row = await self._one(RaisedAlerts, "raise_alerts", params)
         return row or RaisedAlerts(0, 0, 0)
 
