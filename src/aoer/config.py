@@ -6,6 +6,11 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aoer.constants import (
+    ALERT_HTTP_TIMEOUT_S,
+    ALERT_LEASE_S,
+    ALERT_MAX_IN_FLIGHT,
+    ALERT_RETRY_BASE_S,
+    ALERT_RETRY_WINDOW_S,
     DEFAULT_BATCH_SIZE,
     DEFAULT_LEASE_S,
     DEFAULT_MAX_RETRIES,
@@ -76,6 +81,33 @@ class Settings(BaseSettings):
     model_min_tenants: int = Field(default=5, ge=1, alias="AOER_MODEL_MIN_TENANTS")
     model_margin: float = Field(default=0.02, ge=0, lt=1, alias="AOER_MODEL_MARGIN")
     model_min_r2: float = Field(default=0.0, le=1, alias="AOER_MODEL_MIN_R2")
+
+    # Alerts (DESIGN §13): delivery inside every worker, retries, SMTP.
+    alert_delivery: bool = Field(default=True, alias="AOER_ALERT_DELIVERY")
+    alert_retry_window_s: float = Field(
+        default=ALERT_RETRY_WINDOW_S, gt=0, alias="AOER_ALERT_RETRY_WINDOW_SECONDS"
+    )
+    alert_retry_base_s: float = Field(
+        default=ALERT_RETRY_BASE_S, gt=0, alias="AOER_ALERT_RETRY_BASE_SECONDS"
+    )
+    alert_lease_s: float = Field(default=ALERT_LEASE_S, gt=0, alias="AOER_ALERT_LEASE_SECONDS")
+    alert_http_timeout_s: float = Field(
+        default=ALERT_HTTP_TIMEOUT_S, gt=0, alias="AOER_ALERT_HTTP_TIMEOUT_SECONDS"
+    )
+    alert_max_in_flight: int = Field(
+        default=ALERT_MAX_IN_FLIGHT, ge=1, le=1000, alias="AOER_ALERT_MAX_IN_FLIGHT"
+    )
+    smtp_url: str | None = Field(default=None, alias="AOER_SMTP_URL")
+    smtp_from: str = Field(default="aoer@localhost", alias="AOER_SMTP_FROM")
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _valid_smtp_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("smtp://", "smtps://")):
+            raise ValueError("AOER_SMTP_URL must look like smtp://user:pass@host:587 (or smtps://)")
+        return value
 
     @field_validator("metrics_token")
     @classmethod

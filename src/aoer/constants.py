@@ -37,6 +37,8 @@ WORKER_STALE_S: Final = 15.0  # no heartbeat for this long: the worker is shown 
 WORKER_FORGET_S: Final = 86_400.0  # retention deletes rows of workers gone this long
 CONSOLE_CHART_HOURS: Final = 24  # throughput and latency charts cover this many hours
 
+ALERT_CHANNEL: Final = "aoer_alerts"  # payload: new alert ids (comma-separated)
+
 # Scoring
 SCORE_WINDOW_DAYS: Final = 30
 RECOMPUTE_EVENT: Final = "aoer_recompute"
@@ -92,3 +94,16 @@ API_KEY_SHOWN_PREFIX: Final = 12  # characters of a key kept to tell keys apart 
 # Signals start here: an earlier date is a typo (a year 1 or 1900 from a spreadsheet), not data.
 MIN_SIGNAL_DATE: Final = dt.date(2000, 1, 1)
 MAX_IMPORT_ERRORS_PRINTED: Final = 1000  # a file with every row wrong still prints a sane list
+
+# Alerts (DESIGN §13)
+ALERT_KINDS: Final = ("risk_level_up", "grade_down", "score_drop", "stale_data", "job_failed")
+ALERT_EVENT_PREFIX: Final = "alert."  # a webhook's `type` is alert.<kind>
+ALERT_RETRY_WINDOW_S: Final = 86_400.0  # deliveries retried for up to 24 h, then `failed`
+ALERT_RETRY_BASE_S: Final = 10.0  # first retry delay; doubles per attempt, capped
+ALERT_RETRY_CAP_S: Final = 7200.0
+ALERT_LEASE_S: Final = 60.0  # a claimed delivery is another worker's again after this
+ALERT_HTTP_TIMEOUT_S: Final = 10.0  # connect + read, per webhook request
+ALERT_SMTP_TIMEOUT_S: Final = 20.0
+ALERT_CLAIM_BATCH: Final = 20  # deliveries claimed per round
+ALERT_MAX_IN_FLIGHT: Final = 16  # requests in flight per worker process
+ALERT_POLL_S: Final = 5.0  # safety poll behind the aoer_alerts NOTIFY

@@ -33,6 +33,10 @@ class UnknownJob(NotFound):
     """Unknown job."""
 
 
+class NotAllowed(AoerError):
+    """The caller may not do this."""
+
+
 class Conflict(AoerError):
     """The request conflicts with the current state."""
 

@@ -42,6 +42,11 @@ class CompletedJob:
     aoer_score: Decimal
     visibility_risk: Decimal
     latency_ms: float
+    # The summary this recompute replaced (None on the first) and the new data's age: what
+    # the batch's alerts compare.
+    previous_score: Decimal | None = None
+    previous_risk: Decimal | None = None
+    days_since_last_data: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

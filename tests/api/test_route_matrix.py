@@ -104,6 +104,20 @@ EXPECTED: dict[str, Expect] = {
     "POST /api/queue/resume": Expect(ADMIN_ONLY),
     "GET /api/queue/state": Expect((200, 403, 200, 200, 200, 200)),
     "GET /api/workers": Expect(ADMIN_ONLY),
+    "GET /api/alerts": Expect(READ_OWN),
+    "GET /api/alerts/rules": Expect((200, 403, 200, 200, 200, 200)),
+    "POST /api/alerts/rules": Expect(
+        (201, 403, 201, 404, 403, 403),
+        {"kind": "risk_level_up", "tenantId": "{a}", "emails": ["ops@example.com"]},
+    ),
+    # A DELETE's first caller (the admin) removes the row: org A then finds nothing (404).
+    "DELETE /api/alerts/rules/{rule_id}": Expect((204, 403, 404, 404, 403, 403)),
+    "GET /api/alerts/endpoints": Expect((200, 403, 200, 200, 403, 403)),
+    "POST /api/alerts/endpoints": Expect(
+        (201, 403, 201, 403, 403, 403), {"url": "http://127.0.0.1:9/hook", "orgId": "{org_a}"}
+    ),
+    "DELETE /api/alerts/endpoints/{endpoint_id}": Expect((204, 403, 404, 404, 403, 403)),
+    "POST /api/alerts/endpoints/{endpoint_id}/test": Expect((200, 403, 200, 404, 403, 403)),
     "GET /api/model": Expect(ADMIN_ONLY),
     "POST /api/model/train": Expect(ADMIN_ONLY, {"dryRun": True}),
     "POST /api/model/rollback": Expect((409, 403, 403, 403, 403, 403), {}),
@@ -246,6 +260,25 @@ async def test_route_answers_each_caller_as_declared(
         row = await cur.fetchone()
         assert row is not None
         path = path.replace("{job_id}", str(row["id"]))
+    if "{endpoint_id}" in path:  # an endpoint of organisation A
+        cur = await conn.execute(
+            "INSERT INTO alert_endpoints (org_id, url, secret, created_by) VALUES"
+            " (%s, 'http://127.0.0.1:9/hook', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'matrix')"
+            " RETURNING id",
+            (world.org_a,),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        path = path.replace("{endpoint_id}", str(row["id"]))
+    if "{rule_id}" in path:  # a rule on tenant a
+        cur = await conn.execute(
+            "INSERT INTO alert_rules (scope, tenant_id, kind, emails, created_by) VALUES"
+            " ('tenant', %s, 'risk_level_up', '{ops@example.com}', 'matrix') RETURNING id",
+            (world.a,),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        path = path.replace("{rule_id}", str(row["id"]))
     assert "{" not in path, f"teach the matrix a value for the path parameter of {route}"
     body = filled(expect.body, world) if expect.body is not None else None
     wrong: list[str] = []

@@ -114,6 +114,16 @@ async def two_tenants(
             "INSERT INTO answer_cited_url_days VALUES (%s, current_date, 'https://x.example', 1)",
             (t,),
         )
+        await conn.execute(
+            "WITH r AS (INSERT INTO alert_rules (scope, tenant_id, kind, emails, created_by)"
+            "           VALUES ('tenant', %(t)s, 'job_failed', '{a@example.com}', 'x')"
+            "           RETURNING id),"
+            " a AS (INSERT INTO alerts (rule_id, tenant_id, kind, dedup_key, data)"
+            "       SELECT id, %(t)s, 'job_failed', id::text, '{}' FROM r RETURNING id)"
+            " INSERT INTO alert_deliveries (alert_id, tenant_id, email)"
+            " SELECT id, %(t)s, 'a@example.com' FROM a",
+            {"t": t},
+        )
     return a, b
 
 

@@ -105,7 +105,13 @@ async def test_retention_deletes_what_is_past_its_age_and_nothing_else(
     result = await fire_if_due(session_of(conn), retention_tick(), "w1")
 
     assert result == {
-        "deleted": {"aoer_queue": 10, "aoer_failures": 7, "aoer_sessions": 7, "aoer_workers": 1},
+        "deleted": {
+            "aoer_queue": 10,
+            "aoer_failures": 7,
+            "aoer_sessions": 7,
+            "aoer_workers": 1,
+            "alerts": 0,
+        },
         # The migration made this month's partitions and three ahead; these events fell into
         # the default partition (no partition for their month), whose old rows are deleted.
         "partitions": {

@@ -19,6 +19,7 @@ from aoer.api.errors import install_error_handlers
 from aoer.api.limits import MAX_BODY_BYTES, BodySizeLimit
 from aoer.api.metrics import HttpMetricsMiddleware
 from aoer.api.routes import (
+    alerts,
     aoer,
     audit,
     console,
@@ -58,6 +59,7 @@ def api_routers() -> list[APIRouter]:
         ops.router,
         model.router,
         console.router,
+        alerts.router,
     ]
 
 

@@ -21,6 +21,7 @@ from aoer.errors import (
     Conflict,
     DatabaseError,
     InvalidInput,
+    NotAllowed,
     NotFound,
     TransientDatabaseError,
 )
@@ -90,6 +91,7 @@ def _json(
 STATUS_CODES: tuple[tuple[type[AoerError], int], ...] = (
     (RowValidationError, 422),
     (InvalidInput, 400),
+    (NotAllowed, 403),
     (NotFound, 404),
     (Conflict, 409),
     (TransientDatabaseError, 503),

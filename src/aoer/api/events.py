@@ -2,7 +2,8 @@
 
 When a worker commits a batch it NOTIFYs the recomputed tenant ids; this hub evicts their
 cached summaries first, then pushes `summary` and `queue` events to every subscriber of
-those tenants. Queue NOTIFYs (enqueues) refresh the queue status of subscribed tenants.
+those tenants (and `alert` events for the alerts the batch raised, on `aoer_alerts`).
+Queue NOTIFYs (enqueues) refresh the queue status of subscribed tenants.
 Each subscriber has a small bounded queue: a slow client loses its oldest events, never
 slows the others. While the listener is disconnected the cache is bypassed, and it is
 cleared on reconnect, because evictions may have been missed in between. Open subscriptions
@@ -20,8 +21,8 @@ from uuid import UUID
 
 from aoer.api.cache import SummaryCache
 from aoer.api.errors import TooManyRequests
-from aoer.api.schemas import queue_status_json, summary_json
-from aoer.constants import QUEUE_CHANNEL, SUMMARY_CHANNEL
+from aoer.api.schemas import AlertOut, alert_json, queue_status_json, summary_json
+from aoer.constants import ALERT_CHANNEL, QUEUE_CHANNEL, SUMMARY_CHANNEL
 from aoer.errors import DatabaseError
 from aoer.store import Store
 
@@ -161,7 +162,8 @@ class EventHub:
     async def _listen(self) -> None:
         while True:
             try:
-                async with self.store.listen(SUMMARY_CHANNEL, QUEUE_CHANNEL) as notifications:
+                channels = (SUMMARY_CHANNEL, QUEUE_CHANNEL, ALERT_CHANNEL)
+                async with self.store.listen(*channels) as notifications:
                     try:
                         await self.cache.clear()
                         self.cache.enabled = True
@@ -170,6 +172,8 @@ class EventHub:
                         async for notify in notifications:
                             if notify.channel == SUMMARY_CHANNEL:
                                 await self._summaries_changed(_tenant_ids(notify.payload))
+                            elif notify.channel == ALERT_CHANNEL:
+                                await self._alerts_raised(_tenant_ids(notify.payload))
                             else:
                                 self._queue_changed()
                     finally:
@@ -205,6 +209,20 @@ class EventHub:
             self._last_queue[tenant_id] = body
             self._publish(tenant_id, ServerEvent("queue", body))
 
+    async def _alerts_raised(self, alert_ids: list[UUID]) -> None:
+        """Push new alerts (NOTIFY carries their ids) to their tenants' subscribers and to
+        the fleet view."""
+        if not self._subscribers or not alert_ids:
+            return
+        try:
+            async with self.store.session() as session:
+                raised = await session.alerts.by_ids(alert_ids)
+        except DatabaseError as exc:
+            logger.warning("could not read new alerts for subscribers: %s", exc)
+            return
+        for alert in reversed(raised):  # oldest first
+            self._publish(alert.tenant_id, ServerEvent("alert", alert_json(AlertOut.of(alert))))
+
     def _queue_changed(self) -> None:
         self._queue_dirty = True
         if self._subscribers and (self._refresh is None or self._refresh.done()):
@@ -232,7 +250,7 @@ class EventHub:
     def _publish(self, tenant_id: UUID, event: ServerEvent) -> None:
         for sub in list(self._subscribers.get(tenant_id, ())):
             sub.offer(event)
-        if event.name == "summary":
+        if event.name in ("summary", "alert"):
             for sub in list(self._subscribers.get(None, ())):
                 sub.offer(event)
 

@@ -6,7 +6,14 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from aoer.constants import DEFAULT_PRIORITY
@@ -204,6 +211,45 @@ def summary_json(summary: Summary) -> bytes:
 
 def queue_status_json(status: QueueStatus) -> bytes:
     return dump_json(QueueStatusOut.of(status).model_dump(by_alias=True))
+
+
+# -- alerts -------------------------------------------------------------------------------
+
+
+class DeliveryOut(Camel):
+    id: UUID
+    endpoint_id: UUID | None
+    email: str | None
+    status: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+
+
+class AlertOut(Camel):
+    id: UUID
+    kind: str
+    tenant_id: UUID
+    rule_id: UUID | None
+    created_at: datetime
+    data: dict[str, Any]
+    deliveries: list[DeliveryOut]
+
+    @field_validator("data")
+    @classmethod
+    def _numbers(cls, value: dict[str, Any]) -> Any:
+        return plain_numbers(value)  # scores as JSON numbers, not strings
+
+
+class AlertsOut(Camel):
+    alerts: list[AlertOut]
+
+
+def alert_json(alert: AlertOut) -> bytes:
+    """An alert as GET /api/alerts lists it, for the SSE `alert` event."""
+    return dump_json(alert.model_dump(mode="json", by_alias=True))
 
 
 # -- signals ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from uuid import UUID
 
+from aoer.alerts.delivery import Deliverer, DeliveryPolicy
 from aoer.bootstrap import Services
 from aoer.config import Settings
 from aoer.constants import (
@@ -19,6 +20,7 @@ from aoer.scoring import model
 from aoer.store import Session
 from aoer.types import JsonObject
 from aoer.worker import Worker
+from aoer.worker.loop import new_worker_id
 from aoer.worker.scheduler import Chunk, ScheduledJob
 
 
@@ -75,11 +77,19 @@ def build_worker(
     drain: bool = False,
     on_batch: Callable[[BatchOutcome], None] | None = None,
 ) -> Worker:
-    """A worker over the store; a drain ("burst") worker runs no scheduler."""
+    """A worker over the store, delivering alerts beside its slots (unless
+    AOER_ALERT_DELIVERY=false); a drain ("burst") worker runs no scheduler."""
+    worker_id = new_worker_id()
+    deliverer = None
+    if services.settings.alert_delivery:
+        policy = DeliveryPolicy.from_settings(services.settings)
+        deliverer = Deliverer(services.store, policy, worker_id)
     return Worker(
         services.settings,
         services.store,
         drain=drain,
         scheduled=[] if drain else scheduled_jobs(services.settings),
+        worker_id=worker_id,
         on_batch=on_batch,  # an observer of every processed batch (metrics)
+        deliverer=deliverer,
     )

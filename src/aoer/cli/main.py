@@ -10,6 +10,7 @@ from rich.table import Table
 from aoer import queue
 from aoer.bootstrap import ProcessKind, open_services, resolve_database_url
 from aoer.bootstrap.worker import build_worker
+from aoer.cli.alerts import alerts_app
 from aoer.cli.console import register as register_console_commands
 from aoer.cli.keys import keys_app
 from aoer.cli.model import model_app
@@ -54,6 +55,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
+app.add_typer(alerts_app, name="alerts")
 register_api_commands(app)
 register_console_commands(app)
 

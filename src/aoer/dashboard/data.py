@@ -6,6 +6,7 @@ from typing import Final, get_args
 from uuid import UUID
 
 from aoer.store import Session
+from aoer.store.alerts import Alert, Endpoint, Rule
 from aoer.store.fleet import (
     NEVER_COMPUTED,
     SORT_KEYS,
@@ -18,12 +19,14 @@ from aoer.store.fleet import (
     TenantRow,
 )
 from aoer.store.observations import EngineReport
+from aoer.store.organizations import Organization
 from aoer.store.scores import RecentEvent
 from aoer.types import (
     Grade,
     QueueDepth,
     QueueStatus,
     RiskLevel,
+    Tenant,
     Throughput,
     Tick,
 )
@@ -48,6 +51,7 @@ __all__ = [
     "NEVER_COMPUTED",
     "RISK_LEVELS",
     "SORT_KEYS",
+    "AlertsView",
     "EngineReport",
     "Failure",
     "FleetFilter",
@@ -59,6 +63,7 @@ __all__ = [
     "SortKey",
     "TenantView",
     "VoiceBar",
+    "alerts_view",
     "engine_label",
     "engine_report",
     "fleet_page",
@@ -67,6 +72,16 @@ __all__ = [
     "tenant_view",
     "voice_bars",
 ]
+
+ALERT_KIND_LABELS: Final = {
+    "risk_level_up": "Visibility risk rises",
+    "grade_down": "Grade falls",
+    "score_drop": "Score drops",
+    "stale_data": "Data goes stale",
+    "job_failed": "Recompute fails",
+}
+TENANT_CHOICES: Final = 500  # dealerships offered in the rule form's list (any id may be typed)
+RECENT_ALERTS: Final = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,3 +171,31 @@ def voice_bars(report: EngineReport) -> list[VoiceBar]:
 def engine_label(engine: str) -> str:
     """An engine's display name (its stored name when it is not a known one)."""
     return ENGINE_LABELS.get(engine, engine)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsView:
+    rules: list[Rule]
+    endpoints: list[Endpoint]
+    tenants: list[Tenant]
+    orgs: list[Organization]
+    recent: list[Alert]
+
+    @property
+    def tenant_names(self) -> dict[UUID, str]:
+        return {t.id: t.name for t in self.tenants}
+
+    @property
+    def org_names(self) -> dict[UUID, str]:
+        return {o.id: o.name for o in self.orgs}
+
+
+async def alerts_view(session: Session, *, can_manage: bool) -> AlertsView:
+    """The alerts page: what this caller's session (its Row Level Security) lets it see."""
+    return AlertsView(
+        rules=await session.alerts.rules(),
+        endpoints=await session.alerts.endpoints() if can_manage else [],
+        tenants=await session.tenants.list(limit=TENANT_CHOICES),
+        orgs=await session.organizations.all(),
+        recent=await session.alerts.feed(limit=RECENT_ALERTS),
+    )

@@ -239,6 +239,33 @@ async def fleet_page(
     )
 
 
+@router.get("/dashboard/alerts")
+async def alerts_page(who: PagePrincipal, ctx: Context) -> Response:
+    """Rules, endpoints and recent alerts; admins and organisations manage, tenants read."""
+    if isinstance(who, str):
+        return sign_in_page(who)
+    if who.role == "service":
+        return denied_page(who, "Service tokens are for machines; sign in as an admin or a tenant.")
+    scope = who.scope
+    can_manage = who.role == "admin" or (scope is not None and "org_id" in scope.claims)
+    async with ctx.session(who) as session:
+        view = await data.alerts_view(session, can_manage=can_manage)
+    return page(
+        "alerts.html",
+        principal=who,
+        active_nav="alerts",
+        can_manage=can_manage,
+        kinds=data.ALERT_KIND_LABELS,
+        rules=view.rules,
+        endpoints=view.endpoints,
+        tenants=view.tenants,
+        orgs=view.orgs,
+        recent=view.recent,
+        tenant_names=view.tenant_names,
+        org_names=view.org_names,
+    )
+
+
 @router.get("/dashboard/fleet/stats")
 async def fleet_stats(
     who: Annotated[Principal, Depends(require_roles("admin", "org"))],

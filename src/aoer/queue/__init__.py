@@ -11,6 +11,7 @@ from aoer.queue.jobs import (
     parse_priority,
     parse_tenant_id,
     queue_cron_chunk,
+    raise_alerts,
     reclaim_expired,
     trigger_cron,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "parse_tenant_id",
     "process_batch",
     "queue_cron_chunk",
+    "raise_alerts",
     "reclaim_expired",
     "trigger_cron",
 ]

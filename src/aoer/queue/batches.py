@@ -1,4 +1,5 @@
-"""Process a claimed batch: one transaction for every score, event and job state it changes.
+"""Process a claimed batch: one transaction for every score, event, job state and alert it
+changes.
 
 A tenant whose recompute raises (a "poison" tenant) must not fail its neighbours: the batch
 is retried in halves inside savepoints until the failing jobs stand alone; they are recorded
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aoer.errors import DatabaseError, TransientDatabaseError
-from aoer.queue.jobs import fail
+from aoer.queue.jobs import fail, raise_alerts
 from aoer.store import Session
 from aoer.types import ClaimedJob, CompletedJob, FailedAttempt
 
@@ -58,6 +59,11 @@ async def process_batch(
         outcome.completed, failures = await _complete_isolating(session, worker_id, jobs)
         if failures:
             outcome.failed = await fail(session, worker_id, failures, rng)
+        await raise_alerts(
+            session,
+            outcome.completed,
+            [attempt.id for attempt in outcome.failed if attempt.status == "failed"],
+        )
         if outcome.completed:
             await session.jobs.announce_summaries([job.tenant_id for job in outcome.completed])
     outcome.elapsed_ms = (time.perf_counter() - started) * 1000

@@ -16,10 +16,16 @@ from aoer.constants import (
     FIRST_TICK_CHUNK,
     PRIORITIES,
 )
-from aoer.errors import InactiveTenant, InvalidInput, UnknownTenant
+from aoer.errors import (
+    DatabaseError,
+    InactiveTenant,
+    InvalidInput,
+    TransientDatabaseError,
+    UnknownTenant,
+)
 from aoer.store import Session
 from aoer.store.jobs import QueuedChunk
-from aoer.types import ClaimedJob, EnqueuedJob, FailedAttempt, Priority
+from aoer.types import ClaimedJob, CompletedJob, EnqueuedJob, FailedAttempt, Priority
 
 logger = logging.getLogger(__name__)
 
@@ -145,9 +151,39 @@ def log_failure(job_id: UUID, tenant_id: UUID, error: str) -> None:
     )
 
 
+async def raise_alerts(
+    session: Session, completed: Sequence[CompletedJob], failed_job_ids: Sequence[UUID]
+) -> int:
+    """Raise the alerts of completed recomputes and of jobs that ended `failed`, in the
+    caller's transaction (DESIGN §13); how many. One statement, nearly free when no rule is
+    active. It runs in a savepoint: an alert that cannot be written (a bug, a bad rule) is
+    logged and never fails the recomputes it rides with."""
+    if not completed and not failed_job_ids:
+        return 0
+    try:
+        async with session.transaction():
+            raised = await session.alerts.raise_for_batch(completed, failed_job_ids)
+    except TransientDatabaseError:
+        raise
+    except DatabaseError:
+        logger.exception("[AOER] could not raise alerts for %d recomputes", len(completed))
+        return 0
+    if raised.alerts:
+        logger.info(
+            "[AOER] Raised %d alerts (%d deliveries)",
+            raised.alerts,
+            raised.deliveries,
+            extra={"action": "alert"},
+        )
+    return raised.alerts
+
+
 async def reclaim_expired(session: Session) -> int:
-    """Take back jobs of workers that died; each lost attempt counts as a failure."""
-    taken = await session.jobs.reclaim_expired()
+    """Take back jobs of workers that died; each lost attempt counts as a failure (and a
+    job whose attempts are spent raises its job_failed alerts in the same transaction)."""
+    async with session.transaction():
+        taken = await session.jobs.reclaim_expired()
+        await raise_alerts(session, [], [job.id for job in taken if job.status == "failed"])
     if taken:
         logger.warning(
             "[AOER] Took back %d jobs whose worker stopped renewing its lease", len(taken)

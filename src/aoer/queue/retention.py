@@ -1,7 +1,7 @@
-"""Retention: delete finished jobs, failures, expired sessions and long-gone workers in
-batches; keep the monthly partitions of `aiv_raw_signals` and `metrics_events` created ahead,
-and drop whole months of events past their age (0014_partitions.sql) instead of deleting
-their rows.
+"""Retention: delete finished jobs, failures, old alerts, expired sessions and long-gone
+workers in batches; keep the monthly partitions of `aiv_raw_signals` and `metrics_events`
+created ahead, and drop whole months of events past their age (0014_partitions.sql) instead of
+deleting their rows.
 
 Each batch is its own short transaction (the session is in autocommit), so retention never
 holds locks or bloats one long transaction."""
@@ -69,6 +69,9 @@ async def purge(session: Session, ages: RetentionAges) -> JsonObject:
         "aoer_sessions": await _expired_sessions(session),
         # Rows of workers that died without removing theirs (a clean exit removes it).
         "aoer_workers": await session.console.delete_gone_workers(WORKER_FORGET_S),
+        # Alerts (with their deliveries) live as long as the score history they annotate;
+        # a pending delivery is kept whatever its age.
+        "alerts": await _in_batches(session.alerts.delete_old, ages.events_days),
     }
     logger.info(
         "[AOER] Retention deleted %s; partitions %s",

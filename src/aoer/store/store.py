@@ -2,10 +2,10 @@
 
 `store.session()` lends a pooled connection as a `Session` whose parts own the tables:
 `jobs`, `scores`, `tenants`, `signals`, `ticks`, `models`, `fleet`, `sessions`,
-`organizations`, `audit`, `observations`, `keys`, `console`, `partitions`. A session
-with a `Scope` runs inside one transaction as the non-owner role `aoer_tenant` with the
-caller's claims in `request.jwt.claims`, so Row Level Security limits every statement in it,
-even one that forgets its `WHERE tenant_id`.
+`organizations`, `audit`, `observations`, `keys`, `console`, `partitions`, `alerts`. A
+session with a `Scope` runs inside one transaction as the non-owner role `aoer_tenant` with
+the caller's claims in `request.jwt.claims`, so Row Level Security limits every statement in
+it, even one that forgets its `WHERE tenant_id`.
 """
 
 import json
@@ -18,6 +18,7 @@ from psycopg import sql
 
 from aoer.db.pool import Connection, Pool, connect
 from aoer.db.schema import pending_migrations
+from aoer.store.alerts import Alerts
 from aoer.store.audit import Audit
 from aoer.store.console import Console
 from aoer.store.errors import translated
@@ -115,6 +116,10 @@ class Session(Statements):
     @cached_property
     def partitions(self) -> Partitions:
         return Partitions(self.conn, self.policy)
+
+    @cached_property
+    def alerts(self) -> Alerts:
+        return Alerts(self.conn, self.policy)
 
     async def enter_scope(self, scope: Scope) -> None:
         await self._run("enter_tenant_scope", {"claims": scope.claims_json()})

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from aoer import queue
+from aoer.alerts.delivery import Deliverer
 from aoer.config import Settings
 from aoer.constants import LEASE_CHECK_MAX_S, LEASE_RENEWALS_PER_LEASE, WORKER_HEARTBEAT_S
 from aoer.errors import TransientDatabaseError
@@ -57,6 +58,7 @@ class Worker:
         scheduled: list[ScheduledJob] | None = None,
         worker_id: str | None = None,
         on_batch: Callable[[BatchOutcome], None] | None = None,
+        deliverer: Deliverer | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -65,6 +67,7 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.stats = WorkerStats()
         self.on_batch = on_batch  # an observer (metrics) told of every processed batch
+        self.deliverer = deliverer  # alert deliveries, a task of their own beside the slots
         self._stopping = asyncio.Event()
         self._wakeups = [asyncio.Event() for _ in range(settings.worker_concurrency)]
         self._sleeping = 0
@@ -118,6 +121,11 @@ class Worker:
             extra={"worker_id": self.worker_id, "action": "start"},
         )
         helpers: list[asyncio.Task[None]] = []
+        delivering: asyncio.Task[None] | None = None
+        if self.deliverer is not None and not self.drain:
+            delivering = asyncio.create_task(
+                self.deliverer.run(self._stopping), name="aoer-alert-delivery"
+            )
         if not self.drain:
             helpers.append(
                 asyncio.create_task(
@@ -139,10 +147,16 @@ class Worker:
             async with asyncio.TaskGroup() as group:
                 for slot in range(self.settings.worker_concurrency):
                     group.create_task(self._slot(slot))
+            if self.drain and self.deliverer is not None:
+                await self.deliverer.drain()
         finally:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            if delivering is not None:
+                # Sends in flight finish (each bounded by its timeout); none is started anew.
+                self._stopping.set()
+                await asyncio.gather(delivering, return_exceptions=True)
             if not self.drain:
                 await self._deregister()
         logger.info(

@@ -37,6 +37,7 @@ const TrendChart = (() => {
   function create(container, readout) {
     let points = [];
     let markers = []; // {t, kind: "model" | "alert", label, detail}
+    let marks = []; // [{t, label}]: events drawn on the time axis (alerts)
     let days = 30;
     let selected = -1;
     let geometry = null;
@@ -111,6 +112,19 @@ const TrendChart = (() => {
         group.appendChild(svg("title", {}, `${stamp(m.t)}: ${m.detail}`));
         root.appendChild(group);
       });
+      // Marks (alerts): a dashed line at the moment, a flag at the top naming it on hover.
+      const shownMarks = marks.filter((m) => m.t >= geometry.start && m.t <= geometry.end + DAY_MS);
+      for (const m of shownMarks) {
+        const x = Math.min(xFor(m.t), W - PAD.right);
+        const group = svg("g", { class: `mark mark-${m.kind || "alert"}` });
+        group.appendChild(svg("title", {}, `${stamp(m.t)}: ${m.label}`));
+        group.appendChild(svg("line", { x1: x, x2: x, y1: PAD.top, y2: yFor(0) }));
+        group.appendChild(svg("path", { d: `M${x.toFixed(1)},${PAD.top} l-5,-9 h10 z` }));
+        root.appendChild(group);
+      }
+      if (shownMarks.length) {
+        root.setAttribute("aria-label", `${root.getAttribute("aria-label")} ${shownMarks.length} alert${shownMarks.length === 1 ? "" : "s"} marked.`);
+      }
 
       if (!visible.length) {
         root.appendChild(svg("text", { class: "empty", x: W / 2, y: H / 2, "text-anchor": "middle" },
@@ -230,6 +244,15 @@ const TrendChart = (() => {
         const dots = container.querySelectorAll("circle.dot");
         const last = dots[dots.length - 1];
         if (last) last.classList.add("flash");
+      },
+      /* Alerts on the time axis: replace all, or add one as it is raised. */
+      setMarks(list) {
+        marks = list.slice();
+        if (geometry) draw();
+      },
+      addMark(mark) {
+        marks.push(mark);
+        if (geometry) draw();
       },
       lastValue() {
         return points.length ? points[points.length - 1].v : null;

@@ -124,6 +124,26 @@
     });
   }
 
+  /* -- alerts: the feed card and the chart's marks --------------------------------------- */
+
+  const feedCard = document.getElementById("alerts-card");
+  const feed = AlertFeed.create(document.getElementById("alerts-feed"), document.getElementById("alerts-empty"));
+  const markOf = (alert) => ({ t: Date.parse(alert.createdAt), label: `${AlertFeed.title(alert.kind)}: ${AlertFeed.summary(alert)}` });
+
+  async function loadAlerts() {
+    try {
+      const body = await AOER.getJSON(feedCard.dataset.alertsSrc);
+      feed.replace(body.alerts || []);
+      chart.setMarks((body.alerts || []).map(markOf));
+    } catch (_) { /* shown again on the next resync */ }
+  }
+
+  function onAlert(alert) {
+    if (alert.tenantId !== tenantId) return;
+    feed.add(alert, true);
+    chart.addMark(markOf(alert));
+  }
+
   /* -- recompute now ---------------------------------------------------------------------- */
 
   const button = document.getElementById("recompute");
@@ -191,6 +211,7 @@
       if (summary) onSummary(summary);
       applyQueue(queue.queueStatus || {});
       loadHistory(chartDays);
+      loadAlerts();
     } catch (_) { /* the stream's error handler shows the state and retries */ }
   }
 
@@ -198,6 +219,7 @@
     events: {
       summary: onSummary,
       queue: (body) => applyQueue(body.queueStatus || body),
+      alert: onAlert,
     },
     onResync: resync,
     probe: `/api/aoer/queue?tenantId=${q}`,
@@ -208,4 +230,5 @@
       document.querySelector("#why [data-why='headline']").textContent = "Not computed yet: nothing to explain.";
     }
   });
+  loadAlerts();
 })();

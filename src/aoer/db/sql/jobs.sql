@@ -203,7 +203,11 @@ events AS (
     RETURNING 1
 )
 SELECT d.id, d.tenant_id, d.priority, sc.aoer_score, sc.visibility_risk,
-       (extract(epoch FROM clock_timestamp() - d.created_at) * 1000)::float8 AS latency_ms
+       (extract(epoch FROM clock_timestamp() - d.created_at) * 1000)::float8 AS latency_ms,
+       -- What the alerts of this batch compare (queue.raise_alerts): the summary replaced.
+       (sc.previous ->> 'aoerScore')::numeric AS previous_score,
+       (sc.previous ->> 'visibilityRisk')::numeric AS previous_risk,
+       (sc.metrics ->> 'daysSinceLastData')::integer AS days_since_last_data
 FROM done d
 JOIN scores sc ON sc.tenant_id = d.tenant_id;
 

@@ -1,0 +1,108 @@
+"""Alert e-mail through SMTP (`AOER_SMTP_URL`, e.g. smtp://user:pass@host:587).
+
+`smtp://` upgrades with STARTTLS when the server offers it; `smtps://` speaks TLS from the
+first byte. Sent with aiosmtplib, within a timeout, so a slow server holds only its own
+delivery.
+"""
+
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+
+from aoer.alerts.webhooks import Attempt
+from aoer.errors import InvalidInput
+
+SMTP_PORT = 25
+SMTPS_PORT = 465
+MAX_ERROR_CHARS = 300
+TITLES = {
+    "risk_level_up": "visibility risk rose",
+    "grade_down": "grade fell",
+    "score_drop": "score dropped",
+    "stale_data": "no recent data",
+    "job_failed": "recompute failed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpServer:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    implicit_tls: bool
+
+
+def parse_smtp_url(url: str) -> SmtpServer:
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise InvalidInput("AOER_SMTP_URL must look like smtp://user:pass@host:587")
+    tls = parts.scheme == "smtps"
+    return SmtpServer(
+        host=parts.hostname,
+        port=parts.port or (SMTPS_PORT if tls else SMTP_PORT),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        implicit_tls=tls,
+    )
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def alert_message(
+    sender: str, recipient: str, delivery_id: str, kind: str, data: dict[str, Any]
+) -> EmailMessage:
+    """A plain-text message naming the dealership, what happened and the numbers."""
+    name = str(data.get("tenantName") or data.get("tenantId"))
+    previous = data.get("previous") or {}
+    current = data.get("current") or {}
+    lines = [
+        f"{name}: {TITLES.get(kind, kind)}.",
+        "",
+        f"Score: {_number(previous.get('aoerScore'))} ({previous.get('grade', '-')})"
+        f" -> {_number(current.get('aoerScore'))} ({current.get('grade', '-')})",
+        f"Visibility risk: {_number(previous.get('visibilityRisk'))}"
+        f" ({previous.get('riskLevel', '-')}) -> {_number(current.get('visibilityRisk'))}"
+        f" ({current.get('riskLevel', '-')})",
+    ]
+    if "reference" in data:
+        reference = data["reference"]
+        lines.append(
+            f"Score {reference.get('days')} days ago: {_number(reference.get('aoerScore'))}"
+        )
+    if "job" in data:
+        lines.append(f"Job {data['job'].get('id')}: {data['job'].get('error')}")
+    lines += ["", f"Alert {data.get('alertId')}, tenant {data.get('tenantId')}."]
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = recipient
+    message["Subject"] = f"[AOER] {name}: {TITLES.get(kind, kind)}"
+    # The same id on every retry: mail clients and servers may drop a duplicate.
+    message["Message-ID"] = f"<{delivery_id}@aoer.alerts>"
+    message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+async def send(server: SmtpServer, message: EmailMessage, timeout_s: float) -> Attempt:
+    """Send one message; never raises for the server's failures."""
+    try:
+        await aiosmtplib.send(
+            message,
+            hostname=server.host,
+            port=server.port,
+            username=server.username,
+            password=server.password,
+            use_tls=server.implicit_tls,
+            start_tls=None if not server.implicit_tls else False,  # None: when offered
+            timeout=timeout_s,
+        )
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        code = getattr(exc, "code", None)
+        text = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+        return Attempt(False, code if isinstance(code, int) else None, text)
+    return Attempt(True, 250)

@@ -1,0 +1,190 @@
+"""Changing alert rules and endpoints, for the API and the CLI alike: check the input and the
+caller's organisation, write, and audit, all in one transaction.
+
+`own_org` is the organisation a scoped caller acts for (None: an administrator). The session
+is the caller's: under an organisation's scope, Row Level Security hides every other
+organisation's tenants, endpoints and rules, so "not found" is all another's rows ever are.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from aoer.alerts import rules as checks
+from aoer.errors import InvalidInput, NotAllowed, NotFound
+from aoer.store import Session
+from aoer.store.alerts import DeletedEndpoint, Endpoint, NewRule, Rule
+from aoer.store.audit import AuditEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who makes a change, for the audit log."""
+
+    subject: str
+    role: str
+    own_org: UUID | None = None  # the organisation a scoped caller acts for
+    ip: str | None = None
+
+    def entry(
+        self,
+        action: str,
+        target: UUID,
+        *,
+        org_id: UUID | None = None,
+        tenant_id: UUID | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        return AuditEntry(
+            actor=self.subject,
+            role=self.role,
+            action=action,
+            org_id=org_id,
+            tenant_id=tenant_id,
+            target=str(target),
+            details=details or {},
+            ip=self.ip,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRequest:
+    kind: str
+    tenant_id: UUID | None
+    org_id: UUID | None
+    points: Decimal | float | None
+    days: int | None
+    endpoint_ids: list[UUID]
+    emails: list[str]
+
+
+def plain(params: dict[str, Any]) -> dict[str, Any]:
+    """Rule parameters as plain JSON numbers (the database hands back Decimals)."""
+    return {k: float(v) if isinstance(v, Decimal) else v for k, v in params.items()}
+
+
+async def add_endpoint(
+    session: Session, actor: Actor, *, url: str, secret: str | None, org_id: UUID | None
+) -> Endpoint:
+    url = checks.check_url(url)
+    secret = checks.check_secret(secret) if secret is not None else checks.new_secret()
+    if actor.own_org is not None:
+        if org_id is not None and org_id != actor.own_org:
+            raise NotAllowed(f"organisation {org_id} is not yours: endpoints belong to yours")
+        org_id = actor.own_org
+    async with session.transaction():
+        if org_id is not None and await session.organizations.get(org_id) is None:
+            raise NotFound(f"unknown organisation {org_id}")
+        endpoint = await session.alerts.create_endpoint(
+            org_id=org_id, url=url, secret=secret, created_by=actor.subject
+        )
+        await session.audit.record(
+            actor.entry("alert_endpoint.create", endpoint.id, org_id=org_id, details={"url": url})
+        )
+    return endpoint
+
+
+async def remove_endpoint(session: Session, actor: Actor, endpoint_id: UUID) -> DeletedEndpoint:
+    async with session.transaction():
+        gone = await session.alerts.delete_endpoint(endpoint_id)
+        if gone is None:
+            raise NotFound(f"no alert endpoint {endpoint_id}")
+        await session.audit.record(
+            actor.entry(
+                "alert_endpoint.delete",
+                endpoint_id,
+                org_id=gone.org_id,
+                details={"url": gone.url, "cancelledDeliveries": gone.cancelled},
+            )
+        )
+    return gone
+
+
+async def add_rule(session: Session, actor: Actor, request: RuleRequest) -> Rule:
+    params = checks.rule_params(request.kind, request.points, request.days)
+    emails = checks.check_emails(request.emails)
+    endpoint_ids = list(dict.fromkeys(request.endpoint_ids))
+    checks.check_endpoint_count(len(endpoint_ids))
+    if (request.tenant_id is None) == (request.org_id is None):
+        raise InvalidInput("a rule watches one tenant or one organisation: give tenantId or orgId")
+    async with session.transaction():
+        rule_org = await _rule_owner(session, actor.own_org, request.tenant_id, request.org_id)
+        await _check_endpoints(session, endpoint_ids, rule_org)
+        rule = await session.alerts.create_rule(
+            NewRule(
+                scope="tenant" if request.tenant_id is not None else "org",
+                org_id=request.org_id,
+                tenant_id=request.tenant_id,
+                kind=request.kind,
+                params=params,
+                endpoint_ids=endpoint_ids,
+                emails=emails,
+                created_by=actor.subject,
+            )
+        )
+        details = {
+            "kind": rule.kind,
+            "params": params,
+            "endpointIds": [str(e) for e in endpoint_ids],
+            "emails": emails,
+        }
+        await session.audit.record(
+            actor.entry(
+                "alert_rule.create",
+                rule.id,
+                org_id=rule_org,
+                tenant_id=request.tenant_id,
+                details=details,
+            )
+        )
+    return rule
+
+
+async def remove_rule(session: Session, actor: Actor, rule_id: UUID) -> Rule:
+    async with session.transaction():
+        gone = await session.alerts.delete_rule(rule_id)
+        if gone is None:
+            raise NotFound(f"no alert rule {rule_id}")
+        await session.audit.record(
+            actor.entry(
+                "alert_rule.delete",
+                rule_id,
+                org_id=gone.org_id,
+                tenant_id=gone.tenant_id,
+                details={"kind": gone.kind, "params": plain(gone.params)},
+            )
+        )
+    return gone
+
+
+async def _rule_owner(
+    session: Session, own_org: UUID | None, tenant_id: UUID | None, org_id: UUID | None
+) -> UUID | None:
+    """The organisation the rule belongs to, after checking the caller may watch it."""
+    if tenant_id is not None:
+        tenant = await session.alerts.tenant(tenant_id)
+        if tenant is None:
+            where = " in your organisation" if own_org is not None else ""
+            raise NotFound(f"unknown tenant {tenant_id}{where}")
+        return tenant.org_id
+    assert org_id is not None
+    if own_org is not None and org_id != own_org:
+        raise NotAllowed(f"organisation {org_id} is not yours: rules may watch {own_org}")
+    if await session.organizations.get(org_id) is None:
+        raise NotFound(f"unknown organisation {org_id}")
+    return org_id
+
+
+async def _check_endpoints(session: Session, ids: list[UUID], rule_org: UUID | None) -> None:
+    if not ids:
+        return
+    found = {e.id: e for e in await session.alerts.endpoints_by_id(ids)}
+    missing = [str(i) for i in ids if i not in found]
+    if missing:
+        raise InvalidInput(f"unknown alert endpoints: {', '.join(missing)}")
+    for endpoint in found.values():
+        if endpoint.org_id is not None and endpoint.org_id != rule_org:
+            raise InvalidInput(
+                f"endpoint {endpoint.id} belongs to another organisation than the rule's"
+            )

@@ -1,0 +1,107 @@
+"""Webhooks signed per the Standard Webhooks spec (the maintained `standardwebhooks` package).
+
+Headers: `webhook-id` (the delivery's id, the same on every retry, so receivers deduplicate),
+`webhook-timestamp` (seconds, the time of this attempt) and `webhook-signature`
+(`v1,<base64 HMAC-SHA256 of id.timestamp.body>`). 2xx means delivered; anything else, or no
+answer within the timeout, is a failed attempt.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from standardwebhooks.webhooks import Webhook
+
+from aoer import __version__
+from aoer.constants import ALERT_EVENT_PREFIX
+
+MAX_ERROR_CHARS = 300
+USER_AGENT = f"aoer-alerts/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one delivery attempt achieved."""
+
+    ok: bool
+    status_code: int | None = None
+    error: str | None = None
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def encode(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, default=_json_default, separators=(",", ":"), sort_keys=True)
+
+
+def alert_body(kind: str, timestamp: datetime, data: dict[str, Any]) -> str:
+    """The body of an alert's webhook (DESIGN §13); the same bytes on every retry."""
+    return encode(
+        {"type": ALERT_EVENT_PREFIX + kind, "timestamp": timestamp.isoformat(), "data": data}
+    )
+
+
+def ping_body(endpoint_id: str) -> str:
+    return encode(
+        {
+            "type": "ping",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "data": {"endpointId": endpoint_id, "message": "AOER alert endpoint test"},
+        }
+    )
+
+
+def signed_headers(
+    secret: str, msg_id: str, body: str, now: datetime | None = None
+) -> dict[str, str]:
+    sent_at = now or datetime.now(UTC)
+    return {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id=msg_id, timestamp=sent_at, data=body),
+    }
+
+
+async def post(client: httpx.AsyncClient, url: str, secret: str, msg_id: str, body: str) -> Attempt:
+    """POST one signed webhook; never raises for the receiver's failures."""
+    headers = signed_headers(secret, msg_id, body)
+    try:
+        response = await client.post(url, content=body.encode(), headers=headers)
+    except httpx.TimeoutException as exc:
+        return Attempt(False, None, f"timed out: {type(exc).__name__}")
+    except httpx.HTTPError as exc:
+        return Attempt(False, None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
+    if 200 <= response.status_code < 300:
+        return Attempt(True, response.status_code)
+    text = response.text[:MAX_ERROR_CHARS].strip()
+    return Attempt(False, response.status_code, f"HTTP {response.status_code} {text}".strip())
+
+
+def client(timeout_s: float, max_connections: int) -> httpx.AsyncClient:
+    """An HTTP client for deliveries: bounded time per request and connections per process,
+    no redirects followed (a receiver answers 2xx itself)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout_s),
+        limits=httpx.Limits(max_connections=max_connections),
+        follow_redirects=False,
+    )
+
+
+async def ping(url: str, secret: str, endpoint_id: str, timeout_s: float) -> tuple[str, Attempt]:
+    """Send a signed `ping` to an endpoint now; its webhook-id and what came back."""
+    msg_id = f"ping_{uuid.uuid4().hex}"
+    async with client(timeout_s, 1) as http:
+        attempt = await post(http, url, secret, msg_id, ping_body(endpoint_id))
+    return msg_id, attempt

@@ -1,0 +1,184 @@
+/* AOER dashboard: alerts — the live feed on the dealership and fleet pages, and the page that
+   manages rules and endpoints. Data reaches the page only through textContent. */
+"use strict";
+
+const AlertFeed = (() => {
+  const MAX_ITEMS = 15;
+  const TITLES = {
+    risk_level_up: "Visibility risk rose",
+    grade_down: "Grade fell",
+    score_drop: "Score dropped",
+    stale_data: "No recent data",
+    job_failed: "Recompute failed",
+  };
+
+  function title(kind) { return TITLES[kind] || kind; }
+
+  function summary(alert) {
+    const d = alert.data || {};
+    const p = d.previous || {};
+    const c = d.current || {};
+    switch (alert.kind) {
+      case "risk_level_up":
+        return `risk ${AOER.fixed(p.visibilityRisk, 2)} (${p.riskLevel}) → ${AOER.fixed(c.visibilityRisk, 2)} (${c.riskLevel})`;
+      case "grade_down":
+        return `score ${AOER.fixed(p.aoerScore, 2)} (${p.grade}) → ${AOER.fixed(c.aoerScore, 2)} (${c.grade})`;
+      case "score_drop": {
+        const ref = d.reference || {};
+        return `score ${AOER.fixed(c.aoerScore, 2)}, ${AOER.fixed(d.drop, 2)} below ${ref.days} days ago`;
+      }
+      case "stale_data":
+        return `${c.daysSinceLastData ?? "no"} days since the last data`;
+      case "job_failed":
+        return (d.job && d.job.error) || "the job ran out of attempts";
+      default:
+        return "";
+    }
+  }
+
+  function deliveryText(deliveries) {
+    if (!deliveries || !deliveries.length) return "no channel";
+    const counts = {};
+    for (const d of deliveries) counts[d.status] = (counts[d.status] || 0) + 1;
+    return Object.entries(counts).map(([status, n]) => `${n} ${status}`).join(", ");
+  }
+
+  /* A feed in `list` (an <ol>), with `empty` shown while it has no items. */
+  function create(list, empty, options) {
+    const shown = new Set();
+    const withTenant = Boolean(options && options.withTenant);
+
+    function item(alert) {
+      const li = AOER.el("li", { class: `alert alert-${AOER.slug(alert.kind)}`, "data-alert-id": alert.id });
+      const time = AOER.el("time", { "data-relative": "" });
+      AOER.setTime(time, alert.createdAt);
+      const head = AOER.el("b", {}, title(alert.kind));
+      li.append(time, head);
+      if (withTenant) {
+        const link = AOER.el("a", { href: `/dashboard/tenant/${encodeURIComponent(alert.tenantId)}` },
+          (alert.data && alert.data.tenantName) || alert.tenantId);
+        li.append(link);
+      }
+      li.append(AOER.el("span", { class: "msg" }, summary(alert)));
+      li.append(AOER.el("span", { class: "tag", title: "deliveries" }, deliveryText(alert.deliveries)));
+      return li;
+    }
+
+    function add(alert, highlight) {
+      if (!alert || shown.has(alert.id)) return;
+      shown.add(alert.id);
+      const li = item(alert);
+      list.prepend(li);
+      while (list.children.length > MAX_ITEMS) list.lastElementChild.remove();
+      empty.hidden = true;
+      if (highlight) AOER.flash(li, false);
+    }
+
+    function replace(alerts) {
+      list.replaceChildren();
+      shown.clear();
+      for (const alert of alerts.slice().reverse()) add(alert, false);
+      empty.hidden = alerts.length > 0;
+    }
+
+    return { add, replace };
+  }
+
+  return { create, title, summary };
+})();
+
+/* The management page: forms post JSON with the session cookie (same-origin only: the API
+   refuses a state change with the cookie from any other page). */
+(() => {
+  const main = document.getElementById("main");
+  if (!main || main.dataset.page !== "alerts") return;
+
+  async function send(method, url, body) {
+    const response = await fetch(url, {
+      method,
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let payload = null;
+    try { payload = await response.json(); } catch (_) { /* 204 */ }
+    if (!response.ok) throw new Error((payload && payload.error) || `${response.status} ${response.statusText}`);
+    return payload;
+  }
+
+  function say(form, text, state) {
+    const out = form.querySelector(".form-status");
+    out.textContent = text;
+    if (state) out.dataset.state = state; else delete out.dataset.state;
+  }
+
+  const endpointForm = document.getElementById("endpoint-form");
+  if (endpointForm) {
+    endpointForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const data = new FormData(endpointForm);
+      const body = { url: String(data.get("url") || "").trim() };
+      if (data.get("secret")) body.secret = String(data.get("secret")).trim();
+      if (data.get("orgId")) body.orgId = String(data.get("orgId"));
+      try {
+        const created = await send("POST", "/api/alerts/endpoints", body);
+        const secret = document.getElementById("new-secret");
+        secret.hidden = false;
+        secret.querySelector("code").textContent = created.secret;
+        say(endpointForm, "Endpoint added. Copy its signing secret now: it is not shown again.", "ok");
+        setTimeout(() => window.location.reload(), 4000);
+      } catch (error) { say(endpointForm, error.message, "error"); }
+    });
+  }
+
+  const ruleForm = document.getElementById("rule-form");
+  if (ruleForm) {
+    const kind = ruleForm.querySelector("[name=kind]");
+    const syncFields = () => {
+      ruleForm.querySelector(".when-points").hidden = kind.value !== "score_drop";
+      ruleForm.querySelector(".when-days").hidden = !["score_drop", "stale_data"].includes(kind.value);
+    };
+    kind.addEventListener("change", syncFields);
+    syncFields();
+    ruleForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const data = new FormData(ruleForm);
+      const body = { kind: String(data.get("kind")) };
+      const target = String(data.get("target") || "").trim();
+      if (data.get("scope") === "org") body.orgId = target; else body.tenantId = target;
+      if (body.kind === "score_drop" && data.get("points") !== "") body.points = Number(data.get("points"));
+      if (["score_drop", "stale_data"].includes(body.kind) && data.get("days") !== "") body.days = Number(data.get("days"));
+      body.endpointIds = data.getAll("endpointIds").map(String);
+      body.emails = String(data.get("emails") || "").split(/[\s,;]+/).filter(Boolean);
+      try {
+        await send("POST", "/api/alerts/rules", body);
+        say(ruleForm, "Rule added.", "ok");
+        window.location.reload();
+      } catch (error) { say(ruleForm, error.message, "error"); }
+    });
+  }
+
+  for (const button of document.querySelectorAll("button[data-delete]")) {
+    button.addEventListener("click", async () => {
+      if (!window.confirm(button.dataset.confirm)) return;
+      try {
+        await send("DELETE", button.dataset.delete);
+        button.closest("tr").remove();
+      } catch (error) { window.alert(error.message); }
+    });
+  }
+
+  for (const button of document.querySelectorAll("button[data-test]")) {
+    button.addEventListener("click", async () => {
+      const out = button.parentElement.querySelector(".ping-status");
+      out.textContent = "Sending a signed ping…";
+      try {
+        const result = await send("POST", button.dataset.test);
+        out.textContent = result.delivered
+          ? `Delivered (HTTP ${result.statusCode})`
+          : `Not delivered: ${result.error}`;
+        out.dataset.state = result.delivered ? "ok" : "error";
+      } catch (error) { out.textContent = error.message; out.dataset.state = "error"; }
+    });
+  }
+})();

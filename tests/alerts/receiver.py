@@ -1,0 +1,66 @@
+"""A webhook receiver for tests, run as its own process: verifies every request's signature
+with the `standardwebhooks` library and records each one as a JSON line.
+
+    python receiver.py SECRET RECORD_FILE PORT_FILE MODE_FILE [PORT]
+
+It listens on 127.0.0.1 on PORT (default: a free one), written to PORT_FILE once listening.
+MODE_FILE says how to answer, re-read per request: `ok` (200), `fail` (500), `hang` (never
+answers; the request is recorded as held), `sleep N` (answers 200 after N seconds).
+"""
+
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+SECRET, RECORD, PORT_FILE, MODE_FILE = sys.argv[1:5]
+LOCK = threading.Lock()
+
+
+def record(entry: dict[str, object]) -> None:
+    with LOCK, Path(RECORD).open("a") as out:
+        out.write(json.dumps(entry) + "\n")
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            payload = Webhook(SECRET).verify(body, headers)
+            verified = True
+        except WebhookVerificationError:
+            payload, verified = json.loads(body or b"null"), False
+        mode = Path(MODE_FILE).read_text().strip() if Path(MODE_FILE).exists() else "ok"
+        entry = {"id": headers.get("webhook-id"), "verified": verified, "payload": payload}
+        if mode == "hang":
+            record({**entry, "status": None})
+            time.sleep(3600)
+            return
+        if mode.startswith("sleep"):
+            time.sleep(float(mode.split()[1]))
+        status = 500 if mode == "fail" else 200
+        if not verified:
+            status = 401
+        self.send_response(status)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+        record({**entry, "status": status})
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+port = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+ThreadingHTTPServer.allow_reuse_address = True
+ThreadingHTTPServer.request_queue_size = 1024  # a burst of connections is not refused
+server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+server.daemon_threads = True
+Path(PORT_FILE + ".tmp").write_text(str(server.server_address[1]))
+Path(PORT_FILE + ".tmp").rename(PORT_FILE)
+server.serve_forever()

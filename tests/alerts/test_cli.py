@@ -1,0 +1,69 @@
+"""`aoer alerts rules|endpoints|list|test` as a user runs them (real subprocesses)."""
+
+import json
+
+import psycopg
+import pytest
+
+from tests.acceptance.conftest import AoerCli
+from tests.alerts.conftest import Receiver
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+def test_the_alerts_commands_manage_rules_and_endpoints_and_ping(
+    aoer: AoerCli, db_url: str, receiver: Receiver
+) -> None:
+    receiver.start()
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        tenant = conn.execute("INSERT INTO tenants (name) VALUES ('Cli Motors') RETURNING id")
+        tenant_id = str(tenant.fetchone()[0])  # type: ignore[index]
+
+    added = aoer("alerts", "endpoints", "add", receiver.url, "--secret", receiver.secret, "--json")
+    assert added.returncode == 0, added.stderr
+    endpoint = json.loads(added.stdout)
+    assert endpoint["secret"] == receiver.secret
+
+    bad = aoer("alerts", "endpoints", "add", "ftp://example.com/x")
+    assert bad.returncode == 1
+    assert "http:// or https://" in bad.stderr
+
+    rule = aoer(
+        "alerts", "rules", "add", "score_drop", "--tenant", tenant_id, "--points", "5",
+        "--days", "7", "--endpoint", endpoint["id"], "--email", "ops@example.com",
+    )  # fmt: skip
+    assert rule.returncode == 0, rule.stderr
+    rule_id = rule.stdout.strip()
+    negative = aoer("alerts", "rules", "add", "score_drop", "--tenant", tenant_id, "--points", "-1")
+    assert negative.returncode == 1
+    assert "points must be positive" in negative.stderr
+    unknown = aoer("alerts", "rules", "add", "explodes", "--tenant", tenant_id)
+    assert "unknown alert kind 'explodes'" in unknown.stderr
+
+    rules = json.loads(aoer("alerts", "rules", "--json").stdout)["rules"]
+    assert [(r["id"], r["kind"], r["points"], r["days"]) for r in rules] == [
+        (rule_id, "score_drop", 5.0, 7)
+    ]
+    assert aoer("alerts", "rules").stdout.count(rule_id) == 1  # the table, ids whole
+    endpoints = json.loads(aoer("alerts", "endpoints", "--json").stdout)["endpoints"]
+    assert [e["id"] for e in endpoints] == [endpoint["id"]]
+    assert "secret" not in endpoints[0]
+
+    ping = aoer("alerts", "test", endpoint["id"])
+    assert ping.returncode == 0, ping.stderr
+    assert "delivered (HTTP 200)" in ping.stdout
+    [received] = receiver.records()
+    assert received["verified"]
+    assert received["payload"]["type"] == "ping"
+
+    assert json.loads(aoer("alerts", "list", "--json").stdout) == {"alerts": []}
+    assert aoer("alerts", "rules", "remove", rule_id).returncode == 0
+    assert aoer("alerts", "endpoints", "remove", endpoint["id"]).returncode == 0
+    with psycopg.connect(db_url) as conn:
+        actions = [r[0] for r in conn.execute("SELECT action FROM audit_log ORDER BY id")]
+    assert actions == [
+        "alert_endpoint.create",
+        "alert_rule.create",
+        "alert_rule.delete",
+        "alert_endpoint.delete",
+    ]

@@ -1,0 +1,352 @@
+"""The alerts API (DESIGN §13): rules, endpoints, the test ping and the feed; who may do what;
+bad input refused with nothing written; every change audited."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from aoer.api.auth import Principal
+from aoer.api.routes.alerts import alert_caller
+from aoer.db.pool import Connection
+from aoer.store import Scope
+from tests.alerts.conftest import Receiver, receiver  # noqa: F401 (the fixture)
+from tests.api.conftest import Api, ApiFactory, count, recompute_through_worker
+from tests.api.test_stream import open_stream
+from tests.conftest import AddSignals, MakeTenant
+
+STEADY = [{"days_ago": d, "aeo": "80.00", "geo": "80.00", "ugc": "80.00"} for d in range(10)]
+
+
+@dataclass(frozen=True, slots=True)
+class OrgPrincipal(Principal):
+    """An organisation's caller as the org role presents it: a scope carrying `org_id`."""
+
+    org: UUID | None = None
+
+    @property
+    def scope(self) -> Scope | None:
+        return Scope({"sub": self.subject, "role": "org", "org_id": str(self.org)})
+
+
+def act_as_org(api: Api, org: UUID) -> None:
+    """Requests without credentials now act as `org` (the org role lands on another branch)."""
+    principal = OrgPrincipal("org:test", "admin", None, datetime.max.replace(tzinfo=UTC), org=org)
+    api.app.dependency_overrides[alert_caller] = lambda: principal
+
+
+async def new_org(conn: Connection, name: str) -> UUID:
+    cur = await conn.execute("INSERT INTO organizations (name) VALUES (%s) RETURNING id", (name,))
+    row = await cur.fetchone()
+    assert row is not None
+    return row["id"]  # type: ignore[return-value]
+
+
+async def tenant_in(conn: Connection, make_tenant: MakeTenant, org: UUID, name: str) -> UUID:
+    tenant = await make_tenant(name)
+    await conn.execute("UPDATE tenants SET org_id = %s WHERE id = %s", (org, tenant))
+    return tenant
+
+
+async def audit_actions(conn: Connection) -> list[str]:
+    cur = await conn.execute("SELECT action FROM audit_log ORDER BY id")
+    return [r["action"] for r in await cur.fetchall()]  # type: ignore[misc]
+
+
+async def post(
+    api: Api, path: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Any:
+    return await api.client.post(path, json=body, headers=api.admin if headers is None else headers)
+
+
+async def test_an_endpoint_is_created_with_a_generated_secret_shown_once(
+    api: Api, conn: Connection
+) -> None:
+    created = await post(api, "/api/alerts/endpoints", {"url": "https://hooks.example.com/aoer"})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert {"id", "url", "secret", "active", "createdAt"} <= set(body)
+    assert body["secret"].startswith("whsec_")
+    assert body["active"] is True
+    listed = await api.client.get("/api/alerts/endpoints", headers=api.admin)
+    assert listed.status_code == 200
+    [shown] = listed.json()["endpoints"]
+    assert shown["id"] == body["id"]
+    assert "secret" not in shown
+    assert await audit_actions(conn) == ["alert_endpoint.create"]
+    gone = await api.client.delete(f"/api/alerts/endpoints/{body['id']}", headers=api.admin)
+    assert gone.status_code == 204
+    assert await count(conn, "alert_endpoints") == 0
+    assert await audit_actions(conn) == ["alert_endpoint.create", "alert_endpoint.delete"]
+    again = await api.client.delete(f"/api/alerts/endpoints/{body['id']}", headers=api.admin)
+    assert again.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"url": "ftp://example.com/x"}, "http:// or https://"),
+        ({"url": "example.com/hook"}, "http:// or https://"),
+        ({"url": "http://"}, "must name a host"),
+        ({"url": "https://example.com", "secret": "nope"}, "whsec_"),
+        ({"url": "https://example.com", "secret": "whsec_c2hvcnQ="}, "at least 16 bytes"),
+        ({"url": "https://example.com", "orgId": str(uuid4())}, "unknown organisation"),
+    ],
+)
+async def test_bad_endpoints_are_refused_and_nothing_is_written(
+    api: Api, conn: Connection, body: dict[str, Any], words: str
+) -> None:
+    response = await post(api, "/api/alerts/endpoints", body)
+    assert 400 <= response.status_code < 500
+    assert words in response.json()["error"]
+    assert await count(conn, "alert_endpoints") == 0
+    assert await count(conn, "audit_log") == 0
+
+
+async def test_a_rule_is_created_listed_and_deleted_with_an_audit_trail(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    endpoint = (await post(api, "/api/alerts/endpoints", {"url": "http://127.0.0.1:9/h"})).json()
+    created = await post(
+        api,
+        "/api/alerts/rules",
+        {
+            "kind": "score_drop",
+            "tenantId": str(tenant),
+            "points": 5,
+            "days": 7,
+            "endpointIds": [endpoint["id"]],
+            "emails": ["ops@example.com"],
+        },
+    )
+    assert created.status_code == 201, created.text
+    rule = created.json()
+    assert rule["kind"] == "score_drop"
+    assert (rule["scope"], rule["tenantId"], rule["orgId"]) == ("tenant", str(tenant), None)
+    assert (rule["points"], rule["days"]) == (5, 7)
+    assert rule["endpointIds"] == [endpoint["id"]]
+    assert rule["emails"] == ["ops@example.com"]
+    listed = await api.client.get(
+        "/api/alerts/rules", params={"tenantId": str(tenant)}, headers=api.admin
+    )
+    assert [r["id"] for r in listed.json()["rules"]] == [rule["id"]]
+    assert (
+        await api.client.delete(f"/api/alerts/rules/{rule['id']}", headers=api.admin)
+    ).status_code == 204
+    assert await count(conn, "alert_rules") == 0
+    assert await audit_actions(conn) == [
+        "alert_endpoint.create",
+        "alert_rule.create",
+        "alert_rule.delete",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"kind": "score_explodes"}, "unknown alert kind 'score_explodes'"),
+        ({"kind": "score_drop", "points": -5}, "points must be positive"),
+        ({"kind": "score_drop"}, "needs points"),
+        ({"kind": "score_drop", "points": 5, "days": 0}, "days must be between 1 and 365"),
+        ({"kind": "grade_down", "points": 5}, "points apply only to score_drop"),
+        ({"kind": "grade_down", "emails": ["not-an-address"]}, "not an e-mail address"),
+        ({"kind": "grade_down", "endpointIds": [str(uuid4())]}, "unknown alert endpoints"),
+        ({"kind": "grade_down", "tenant": None}, "tenantId or orgId"),
+    ],
+)
+async def test_bad_rules_are_refused_and_nothing_is_written(
+    api: Api, conn: Connection, make_tenant: MakeTenant, body: dict[str, Any], words: str
+) -> None:
+    tenant = await make_tenant()
+    body = {"kind": body["kind"]} if "tenant" in body else {"tenantId": str(tenant), **body}
+    response = await post(api, "/api/alerts/rules", body)
+    assert 400 <= response.status_code < 500, response.text
+    assert words in response.json()["error"]
+    assert await count(conn, "alert_rules") == 0
+    assert await count(conn, "audit_log") == 0
+
+
+async def test_an_organisation_manages_only_its_own_rules_and_endpoints(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    mine, theirs = await new_org(conn, "Mine"), await new_org(conn, "Theirs")
+    my_tenant = await tenant_in(conn, make_tenant, mine, "My Motors")
+    their_tenant = await tenant_in(conn, make_tenant, theirs, "Their Motors")
+    their_endpoint = (
+        await post(
+            api, "/api/alerts/endpoints", {"url": "http://t.example/h", "orgId": str(theirs)}
+        )
+    ).json()
+    their_rule = (
+        await post(api, "/api/alerts/rules", {"kind": "grade_down", "orgId": str(theirs)})
+    ).json()
+    cur = await conn.execute("SELECT max(id) AS last FROM audit_log")
+    before = (await cur.fetchone())["last"]  # type: ignore[index]
+    act_as_org(api, mine)
+
+    refused = await post(
+        api, "/api/alerts/rules", {"kind": "grade_down", "tenantId": str(their_tenant)}
+    )
+    assert refused.status_code == 404
+    assert f"unknown tenant {their_tenant} in your organisation" in refused.json()["error"]
+    other_org = await post(api, "/api/alerts/rules", {"kind": "grade_down", "orgId": str(theirs)})
+    assert other_org.status_code == 403
+    assert "is not yours" in other_org.json()["error"]
+    foreign_endpoint = await post(
+        api,
+        "/api/alerts/rules",
+        {"kind": "grade_down", "tenantId": str(my_tenant), "endpointIds": [their_endpoint["id"]]},
+    )
+    assert foreign_endpoint.status_code == 400
+    assert "unknown alert endpoints" in foreign_endpoint.json()["error"]
+    assert await count(conn, "alert_rules") == 1
+    assert await count(conn, "audit_log") == 2, "the admin's two changes only"
+
+    endpoint = (await post(api, "/api/alerts/endpoints", {"url": "https://mine.example/h"})).json()
+    assert endpoint["orgId"] == str(mine)
+    rule = await post(
+        api,
+        "/api/alerts/rules",
+        {"kind": "risk_level_up", "tenantId": str(my_tenant), "endpointIds": [endpoint["id"]]},
+    )
+    assert rule.status_code == 201, rule.text
+    org_rule = await post(api, "/api/alerts/rules", {"kind": "job_failed", "orgId": str(mine)})
+    assert org_rule.status_code == 201
+    seen = {r["id"] for r in (await api.client.get("/api/alerts/rules")).json()["rules"]}
+    assert seen == {rule.json()["id"], org_rule.json()["id"]}
+    endpoints = (await api.client.get("/api/alerts/endpoints")).json()["endpoints"]
+    assert [e["id"] for e in endpoints] == [endpoint["id"]]
+    gone = await api.client.delete(f"/api/alerts/rules/{their_rule['id']}")
+    assert gone.status_code == 404
+    cur = await conn.execute("SELECT DISTINCT org_id FROM audit_log WHERE id > %s", (before,))
+    assert [r["org_id"] for r in await cur.fetchall()] == [mine]
+
+
+async def test_a_tenant_reads_its_rules_and_alerts_but_changes_nothing(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant, other = await make_tenant("Mine"), await make_tenant("Other")
+    for t in (tenant, other):
+        await post(api, "/api/alerts/rules", {"kind": "grade_down", "tenantId": str(t)})
+    as_tenant = api.bearer(tenant=tenant)
+    rules = (await api.client.get("/api/alerts/rules", headers=as_tenant)).json()["rules"]
+    assert [r["tenantId"] for r in rules] == [str(tenant)]
+    refused = await post(
+        api, "/api/alerts/rules", {"kind": "grade_down", "tenantId": str(tenant)}, as_tenant
+    )
+    assert refused.status_code == 403
+    assert (await api.client.get("/api/alerts/endpoints", headers=as_tenant)).status_code == 403
+    feed = await api.client.get("/api/alerts", headers=as_tenant)
+    assert feed.status_code == 200
+    service = await api.client.get("/api/alerts", headers=api.bearer("service"))
+    assert service.status_code == 403
+
+
+async def test_the_feed_lists_alerts_with_their_deliveries(
+    api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    tenant = await make_tenant("Feed Motors")
+    await add_signals(tenant, STEADY)
+    endpoint = (await post(api, "/api/alerts/endpoints", {"url": "http://127.0.0.1:9/h"})).json()
+    await post(
+        api,
+        "/api/alerts/rules",
+        {"kind": "risk_level_up", "tenantId": str(tenant), "endpointIds": [endpoint["id"]]},
+    )
+    await recompute_through_worker(conn, [tenant])
+    await conn.execute(
+        "DELETE FROM aiv_raw_signals WHERE dealer_id = %s AND date < current_date - 1", (tenant,)
+    )
+    await recompute_through_worker(conn, [tenant])
+    response = await api.client.get(
+        "/api/alerts", params={"tenantId": str(tenant)}, headers=api.admin
+    )
+    assert response.status_code == 200
+    [alert] = response.json()["alerts"]
+    assert {"id", "kind", "tenantId", "createdAt", "data", "deliveries"} <= set(alert)
+    assert alert["kind"] == "risk_level_up"
+    assert alert["data"]["current"]["riskLevel"] == "High"
+    [delivery] = alert["deliveries"]
+    assert delivery["endpointId"] == endpoint["id"]
+    assert (delivery["status"], delivery["attempts"], delivery["lastStatusCode"]) == (
+        "pending",
+        0,
+        None,
+    )
+    later = await api.client.get(
+        "/api/alerts", params={"since": "2999-01-01T00:00:00Z"}, headers=api.admin
+    )
+    assert later.json()["alerts"] == []
+
+
+async def test_the_endpoint_test_sends_a_signed_ping(
+    api: Api,
+    receiver: Receiver,  # noqa: F811 (the fixture imported above)
+) -> None:
+    receiver.start()
+    endpoint = (
+        await post(api, "/api/alerts/endpoints", {"url": receiver.url, "secret": receiver.secret})
+    ).json()
+    response = await api.client.post(
+        f"/api/alerts/endpoints/{endpoint['id']}/test", headers=api.admin
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["delivered"], body["statusCode"]) == (True, 200)
+    [received] = receiver.records()
+    assert received["verified"] is True
+    assert received["id"] == body["webhookId"]
+    assert received["payload"]["type"] == "ping"
+    receiver.mode("fail")
+    failed = await api.client.post(
+        f"/api/alerts/endpoints/{endpoint['id']}/test", headers=api.admin
+    )
+    assert (failed.json()["delivered"], failed.json()["statusCode"]) == (False, 500)
+
+
+async def test_a_raised_alert_reaches_the_tenants_live_stream(
+    make_api: ApiFactory, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    api = await make_api(live=True)
+    tenant = await make_tenant("Live Motors")
+    await add_signals(tenant, STEADY)
+    await post(api, "/api/alerts/rules", {"kind": "risk_level_up", "tenantId": str(tenant)})
+    await recompute_through_worker(conn, [tenant])
+    await conn.execute(
+        "DELETE FROM aiv_raw_signals WHERE dealer_id = %s AND date < current_date - 1", (tenant,)
+    )
+    async with open_stream(api, tenant, api.bearer(tenant=tenant)) as events:
+        await events.until("summary")
+        await recompute_through_worker(conn, [tenant])
+        alert = await events.until("alert")
+    assert alert["kind"] == "risk_level_up"
+    assert alert["tenantId"] == str(tenant)
+    assert alert["data"]["current"]["aoerScore"] == 80  # a JSON number
+
+
+async def test_the_alerts_page_lets_admins_manage_and_tenants_read(
+    api: Api, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant("Page <Motors>")
+    await post(api, "/api/alerts/endpoints", {"url": "https://hooks.example.com/x"})
+    await post(api, "/api/alerts/rules", {"kind": "grade_down", "tenantId": str(tenant)})
+    admin = await api.client.get("/dashboard/alerts", headers=api.admin)
+    assert admin.status_code == 200
+    html = admin.text
+    assert 'id="rule-form"' in html
+    assert 'id="endpoint-form"' in html
+    assert "https://hooks.example.com/x" in html
+    assert "Page &lt;Motors&gt;" in html  # escaped
+    reader = await api.client.get("/dashboard/alerts", headers=api.bearer(tenant=tenant))
+    assert reader.status_code == 200
+    assert "Grade falls" in reader.text
+    assert 'id="rule-form"' not in reader.text
+    assert "hooks.example.com" not in reader.text
+    service = await api.client.get("/dashboard/alerts", headers=api.bearer("service"))
+    assert service.status_code == 403
+    page = await api.client.get(f"/dashboard/tenant/{tenant}", headers=api.admin)
+    assert 'id="alerts-card"' in page.text
+    assert f"/api/alerts?limit=15&amp;tenantId={tenant}" in page.text

@@ -1,0 +1,61 @@
+"""Alerts in a real browser against a real `aoer up --demo`: a rule added on /dashboard/alerts
+through its form, then an alert raised by a recompute appears live on the dealership page,
+in the feed and on the trend chart."""
+
+import pytest
+from playwright.async_api import Page, expect
+
+from aoer.db.pool import Connection
+from aoer.scoring.demo import DEMO_DEALERS, demo_tenant_ids
+from tests.browser.conftest import Aoer, Screenshot, wait_for_demo_scores
+from tests.browser.test_dashboard import sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
+
+LIVE_MS = 5000
+
+
+async def test_a_rule_added_on_the_page_raises_an_alert_shown_live(
+    aoer_up: Aoer, conn: Connection, page: Page, screenshot: Screenshot
+) -> None:
+    await wait_for_demo_scores(conn)
+    dealer, (name, _) = demo_tenant_ids()[0], DEMO_DEALERS[0]
+    await sign_in(page, aoer_up.login_link)
+
+    await page.goto(f"{aoer_up.base_url}/dashboard/alerts")
+    form = page.locator("#rule-form")
+    await form.get_by_label("Kind").select_option("risk_level_up")
+    await expect(form.locator(".when-points")).to_be_hidden()
+    await form.get_by_label("Dealership or organisation").fill(str(dealer))
+    await form.get_by_label("E-mail addresses").fill("ops@example.com")
+    async with page.expect_navigation():
+        await form.get_by_role("button", name="Add rule").click()
+    await expect(page.locator("#rules-table")).to_contain_text("Visibility risk rises")
+    await expect(page.locator("#rules-table")).to_contain_text(name)
+
+    # A bad rule is refused with the API's words, and nothing is added.
+    await form.get_by_label("Kind").select_option("score_drop")
+    await form.get_by_label("Points").fill("-3")
+    await form.get_by_label("Dealership or organisation").fill(str(dealer))
+    await form.get_by_role("button", name="Add rule").click()
+    await expect(form.locator(".form-status")).to_contain_text("points must be positive")
+    assert await page.locator("#rules-table tbody tr").count() == 1
+
+    await page.goto(f"{aoer_up.base_url}/dashboard/tenant/{dealer}")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    await expect(page.locator("#alerts-empty")).to_be_visible()
+    # Two data points left: the risk rises to High on the next recompute.
+    await conn.execute(
+        "DELETE FROM aiv_raw_signals WHERE dealer_id = %s AND date < current_date - 1", (dealer,)
+    )
+    async with aoer_up.api() as api:
+        queued = await api.post(
+            "/api/aoer/queue", json={"tenantId": str(dealer), "priority": "urgent"}
+        )
+        assert queued.status_code == 202
+    feed = page.locator("#alerts-feed li")
+    await expect(feed.first).to_contain_text("Visibility risk rose", timeout=LIVE_MS)
+    await expect(feed.first).to_contain_text("(High)")
+    await expect(page.locator("#chart .mark")).to_have_count(1)
+    await screenshot(page, "dealership-alert")
+    assert page.errors == []  # type: ignore[attr-defined]
