@@ -7,8 +7,11 @@ from uuid import UUID, uuid4
 from aoer import queue
 from aoer.db.pool import Connection
 from tests.api.conftest import Api, count
+from tests.api.org_world import OrgWorld, org_bearer, world
 from tests.api.test_sessions import login_link, same_origin, signed_in
 from tests.conftest import MakeTenant, session_of
+
+__all__ = ["world"]  # the fixture, imported for pytest
 
 WORKER = "console-test-worker"
 
@@ -270,3 +273,23 @@ async def test_jobs_pages_render_for_admins_and_their_forms_refuse_cross_site_po
     page = await api.client.get("/dashboard/jobs?notice=paused")
     assert "Resume queue" in page.text
     assert [a for a, _ in await audit_actions(conn)] == ["job.retry", "queue.pause"]
+
+
+async def test_an_organisation_sees_its_own_jobs_on_the_console_without_queue_controls(
+    api: Api, conn: Connection, world: OrgWorld
+) -> None:
+    mine, theirs = await failed_job(conn, world.a), await failed_job(conn, world.b)
+    as_org_a = org_bearer(api, world.org_a)
+    listing = await api.client.get("/dashboard/jobs", headers=as_org_a)
+    assert listing.status_code == 200
+    assert str(mine) in listing.text
+    assert str(theirs) not in listing.text, "another organisation's job is listed"
+    assert 'id="queue-toggle"' not in listing.text, "pausing is the administrators' alone"
+    assert "workers-title" not in listing.text, "the worker list is the administrators' alone"
+    detail = await api.client.get(f"/dashboard/jobs/{mine}", headers=as_org_a)
+    assert detail.status_code == 200
+    assert f'action="/dashboard/jobs/{mine}/retry"' in detail.text
+    hidden = await api.client.get(f"/dashboard/jobs/{theirs}", headers=as_org_a)
+    assert hidden.status_code == 404
+    admin_page = await api.client.get("/dashboard/jobs", headers=api.admin)
+    assert 'id="queue-toggle"' in admin_page.text

@@ -129,6 +129,13 @@ def charts(
     return throughput, latency_chart
 
 
+# Administrators see every job; an organisation its own dealerships' jobs (Row Level Security
+# limits its session), with retry and cancel. Pausing the queue and the worker list are the
+# administrators' alone (they concern every organisation).
+CONSOLE_ROLES = ("admin", "org")
+CONSOLE_DENIED = "The jobs console is for administrators and organisations."
+
+
 @router.get("/dashboard/jobs")
 async def jobs_page(
     who: PagePrincipal,
@@ -141,13 +148,13 @@ async def jobs_page(
 ) -> Response:
     if isinstance(who, str):
         return sign_in_page(who)
-    if who.role != "admin":
-        return denied_page(who, "The jobs console is for administrators.")
+    if who.role not in CONSOLE_ROLES:
+        return denied_page(who, CONSOLE_DENIED)
     f = _parse_filter(status, priority, tenant, before)
     async with ctx.session(who) as session:
         rows = await session.console.jobs(f)
         state = await session.console.queue_state()
-        workers = await session.console.workers(WORKER_STALE_S)
+        workers = await session.console.workers(WORKER_STALE_S) if who.role == "admin" else []
         counts = await session.console.throughput(CONSOLE_CHART_HOURS)
         latency = await session.console.latency(CONSOLE_CHART_HOURS)
     last = rows[-1] if len(rows) == f.limit else None
@@ -185,8 +192,8 @@ async def job_page(
 ) -> Response:
     if isinstance(who, str):
         return sign_in_page(who)
-    if who.role != "admin":
-        return denied_page(who, "The jobs console is for administrators.")
+    if who.role not in CONSOLE_ROLES:
+        return denied_page(who, CONSOLE_DENIED)
     try:
         jid = UUID(job_id)
     except ValueError:
@@ -223,8 +230,8 @@ async def _admin_form(request: Request) -> Principal | Response:
             message=str(exc),
             show_login_help=False,
         )
-    if who.role != "admin":
-        return denied_page(who, "The jobs console is for administrators.")
+    if who.role not in CONSOLE_ROLES:
+        return denied_page(who, CONSOLE_DENIED)
     return who
 
 
@@ -275,6 +282,8 @@ async def queue_form(action: str, who: FormCaller, request: Request, ctx: Contex
         return who
     if action not in ("pause", "resume"):
         return not_found_page(who, "There is no such queue action.")
+    if who.role != "admin":
+        return denied_page(who, "Only administrators pause or resume the queue.")
     paused = action == "pause"
     async with ctx.session(who) as session:
         await actions.set_paused(session, paused, actor_of(who, request))
