@@ -200,3 +200,12 @@ async def test_weakest_component_rule_uses_the_organisation_median_and_the_exact
     lone_gain = v1_score(Decimal(60), fleet_median, Decimal(40), Decimal(0)) - lone_score
     assert Decimal(str(lone["expectedGain"])) == lone_gain == Decimal("5.25")
     assert "fleet median (7 dealerships) of 20.00" in lone["message"]
+
+
+async def test_the_medians_of_an_empty_fleet_are_none_not_an_error(conn: Connection) -> None:
+    # A fresh `aoer up` refreshes the medians before any dealership has a summary.
+    assert await session_of(conn).scores.refresh_medians() == 0
+    cur = await conn.execute("SELECT count(*) AS n FROM aoer_component_medians")
+    row = await cur.fetchone()
+    assert row is not None
+    assert row["n"] == 0

@@ -307,6 +307,7 @@ LANGUAGE sql VOLATILE AS $$
         SELECT f.org_id, f.tenants, f.avg_seo, f.avg_aeo, f.avg_geo, f.avg_ugc,
                f.avg_geolocal, f.volatility
         FROM fresh f
+        WHERE f.tenants > 0  -- an empty fleet still has its () grouping set: no medians
         RETURNING 1
     )
     SELECT count(*)::integer FROM added
