@@ -122,7 +122,10 @@ async def test_stream_sends_state_then_queue_and_summary_events_as_they_commit(
             "/api/aoer/queue", json={"tenantId": str(tenant)}, headers=live.admin
         )
         assert queued.status_code == 202
-        assert await events.until("queue") == {
+        state = await events.until("queue")
+        if state["pending"] == 0:  # the fixture's own recompute, heard late: skip it
+            state = await events.until("queue")
+        assert state == {
             "pending": 1,
             "processing": 0,
             "completed": 1,

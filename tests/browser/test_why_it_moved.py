@@ -89,9 +89,10 @@ async def test_why_it_moved_shows_the_split_and_updates_live(
     for days in (7, 30):
         expected = Decimal("35.50") - await score_days_ago(conn, dealer, days)
         await expect(page.locator(f"[data-why='change{days}d']")).to_have_text(signed(expected))
-    # Far below the demo fleet's medians: the weakest component, with its gain in points.
+    # Far below its peers' medians: the weakest component, with its gain in points. The demo
+    # dealership belongs to the demo dealer group (7 dealerships), so its peers are the group's.
     advice = page.locator("[data-why='recommendations'] li[data-rule='weakest_component']")
-    await expect(advice).to_contain_text("fleet median")
+    await expect(advice).to_contain_text("organisation median (7 dealerships)")
     await expect(advice.locator(".gain")).to_have_text(re.compile(r"^\+\d+\.\d\d pts$"))
     await screenshot(page, "why-it-moved")
     assert page.errors == []  # type: ignore[attr-defined]
