@@ -106,7 +106,7 @@ const TrendChart = (() => {
       shownMarkers.forEach((m, i) => {
         const x = xFor(m.t);
         const group = svg("g", { class: `marker marker-${m.kind}`, "data-kind": m.kind });
-        group.appendChild(svg("line", { x1: x, x2: x, y1: PAD.top, y2: yFor(0) }));
+        group.appendChild(svg("line", { x1: x, x2: x, y1: PAD.top, y2: H - PAD.bottom }));  // the plot's floor, wherever the axis starts
         const right = x > W - PAD.right - 80;
         group.appendChild(svg("text", { x: right ? x - 4 : x + 4, y: PAD.top + 10 + (i % 3) * 12, "text-anchor": right ? "end" : "start" }, m.label));
         group.appendChild(svg("title", {}, `${stamp(m.t)}: ${m.detail}`));
@@ -118,7 +118,7 @@ const TrendChart = (() => {
         const x = Math.min(xFor(m.t), W - PAD.right);
         const group = svg("g", { class: `mark mark-${m.kind || "alert"}` });
         group.appendChild(svg("title", {}, `${stamp(m.t)}: ${m.label}`));
-        group.appendChild(svg("line", { x1: x, x2: x, y1: PAD.top, y2: yFor(0) }));
+        group.appendChild(svg("line", { x1: x, x2: x, y1: PAD.top, y2: H - PAD.bottom }));  // the plot's floor, wherever the axis starts
         group.appendChild(svg("path", { d: `M${x.toFixed(1)},${PAD.top} l-5,-9 h10 z` }));
         root.appendChild(group);
       }
