@@ -154,8 +154,16 @@ async def test_stream_sends_state_then_queue_and_summary_events_as_they_commit(
 async def test_idle_streams_get_heartbeats(live: Api, computed: UUID) -> None:
     async with open_stream(live, computed) as events:
         await events.until("queue")
-        with pytest.raises(TimeoutError):
-            await events.next(within_s=0.7)  # no event while idle...
+        # The fixture's own recompute may be heard late (its summary and queue state again);
+        # after at most that one echo (two events) the stream falls quiet.
+        for _ in range(3):
+            try:
+                name, _data = await events.next(within_s=0.7)
+            except TimeoutError:
+                break  # no event while idle...
+            assert name in ("summary", "queue"), name
+        else:
+            pytest.fail("the idle stream kept sending events")
         assert ": heartbeat" in events.comments  # ...but heartbeats (every 0.2 s here)
 
 
