@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
+import psycopg
 import pytest
 
 from aoer.scoring.observation_files import COLUMNS
@@ -18,6 +19,11 @@ GOOD = (
     "{tenant},{day},{engine},best ford dealer,true,2,true,"
     "https://lakeside.example/a|https://lakeside.example/b,Hill Motors|Bay Auto,0.5\n"
 )
+
+
+def rows(db_url: str, sql: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(sql).fetchall()  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -195,3 +201,31 @@ def test_help_names_every_column(aoer: AoerCli) -> None:
         assert column in result.stdout, column
     for words in ("required", "JSON Lines", "UTF-8", "line 1", "separated by |"):
         assert words in result.stdout, words
+
+
+def test_quotes_backslashes_and_braces_reach_the_database_as_written(
+    aoer: AoerCli, db_url: str, tmp_path: Path, tenant: str
+) -> None:
+    # Row 2 is plain (the fast path), row 3 spells its booleans `yes`/`no` (the model's path):
+    # both must store the same awkward text exactly.
+    names = ['Bob\'s "Best" Cars', "Back\\slash {Auto}", "Comma, Inc."]
+    cell = '"' + "|".join(names).replace('"', '""') + '"'
+    prompt = '"a ""quoted"" prompt, with\ttab \\N {x}"'
+    csv = tmp_path / "awkward.csv"
+    csv.write_text(
+        HEADER
+        + f"{tenant},{DAY},chatgpt,{prompt},true,1,false,,{cell},\n"
+        + f"{tenant},{DAY},gemini,{prompt},yes,1,no,,{cell},\n"
+    )
+
+    result = aoer("observations", "import", str(csv))
+
+    assert result.returncode == 0, result.stderr
+    stored = rows(
+        db_url, "SELECT engine, prompt, competitors FROM answer_observations ORDER BY engine"
+    )
+    expected_prompt = 'a "quoted" prompt, with\ttab \\N {x}'
+    assert stored == [
+        ("chatgpt", expected_prompt, names),
+        ("gemini", expected_prompt, names),
+    ]

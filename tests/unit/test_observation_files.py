@@ -7,6 +7,7 @@ from uuid import uuid4
 from aoer.scoring.csvfile import Problem, Record
 from aoer.scoring.jsonlines import stream_jsonl
 from aoer.scoring.observation_files import detect_format, parse_observations
+from aoer.store.observations import OBSERVATION_COLUMNS
 
 DEALER = str(uuid4())
 
@@ -39,12 +40,13 @@ def test_csv_lists_are_split_at_bars_and_blank_cells_left_out() -> None:
         ",Hill Motors||Bay Auto,\n"
     )
     found = parse_observations(csv.encode(), "csv")
-    [(line, row)] = list(found.rows)
+    [row] = list(found.rows)
     assert found.problems == []
-    assert line == 2
-    assert row.cited_urls == ["https://a.example/x", "https://a.example/y"]
-    assert row.competitors == ["Hill Motors", "Bay Auto"]
-    assert (row.mentioned, row.cited, row.position) == (True, True, None)
+    assert row[0] == 2  # the line
+    staged = dict(zip(OBSERVATION_COLUMNS, row[1:], strict=True))
+    assert staged["cited_urls"] == '{"https://a.example/x","https://a.example/y"}'
+    assert staged["competitors"] == '{"Hill Motors","Bay Auto"}'
+    assert (staged["mentioned"], staged["cited"], staged["position"]) == ("t", "t", None)
 
 
 def test_json_lines_take_camel_case_keys_and_name_others_as_written() -> None:
@@ -52,5 +54,5 @@ def test_json_lines_take_camel_case_keys_and_name_others_as_written() -> None:
             "mentioned": False, "cited": False}  # fmt: skip
     data = "\n".join(json.dumps(r) for r in (good, good | {"engine": "Claude", "dealer_id": 1}))
     found = parse_observations(data.encode(), "jsonl")
-    assert [line for line, _ in found.rows] == [1]
+    assert [row[0] for row in found.rows] == [1]
     assert sorted((e.row, e.field) for e in found.problems) == [(2, "dealer_id"), (2, "engine")]

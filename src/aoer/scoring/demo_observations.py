@@ -149,5 +149,6 @@ async def load_demo_observations(session: Session, dealers: Sequence[tuple[UUID,
     )
     async with session.transaction():
         await session.signals.mark_derived(fresh_ids, days)
-        result = await ingest_observations(session, enumerate(rows, start=1), derive=True)
+        staged = (row.staged(number) for number, row in enumerate(rows, start=1))
+        result = await ingest_observations(session, staged, derive=True)
     return result.upserted

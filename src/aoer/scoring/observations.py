@@ -9,7 +9,7 @@ the tenants.
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated
@@ -30,7 +30,7 @@ from pydantic.alias_generators import to_camel
 from aoer.scoring.rows import API_ROWS, FieldError, Naming, RowValidationError
 from aoer.scoring.signals import within_signal_dates
 from aoer.store import Session
-from aoer.store.observations import OBSERVATION_COLUMNS, StageProblem
+from aoer.store.observations import StageProblem
 
 MAX_PROMPT_CHARS = 500  # the unique index holds the prompt
 MAX_NAME_CHARS = 200
@@ -40,13 +40,13 @@ ENGINE_PATTERN = r"^[a-z0-9_]+$"
 KNOWN_ENGINES = ("chatgpt", "perplexity", "gemini", "ai_overviews", "copilot", "claude")
 
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _WHITE_SPACE = re.compile(r"\s")
 
 
 def _storable(text: str) -> str:
     """PostgreSQL text holds neither NUL nor lone UTF-16 surrogates: refuse them up front."""
-    if _UNSTORABLE.search(text):
+    if UNSTORABLE.search(text):
         raise ValueError("must not contain NUL characters or unpaired surrogates")
     return text
 
@@ -78,7 +78,13 @@ WebUrl = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL_CHARS),
     AfterValidator(_web_url),
+    AfterValidator(_storable),
 ]
+
+
+# An observation as the stage table's COPY takes it: its line (or index), then
+# `OBSERVATION_COLUMNS` as PostgreSQL text (None: NULL).
+StagedRow = tuple[int, str, str, str, str, str, str | None, str, str, str, str | None]
 
 
 class ObservationRow(BaseModel):
@@ -142,9 +148,34 @@ class ObservationRow(BaseModel):
             raise ValueError("cited URLs are given but cited is false")
         return value
 
-    def staged(self, line: int) -> tuple[object, ...]:
-        """The row as the stage table takes it: `(line, *OBSERVATION_COLUMNS)`."""
-        return (line, *(getattr(self, column) for column in OBSERVATION_COLUMNS))
+    def staged(self, line: int) -> StagedRow:
+        """The row as the stage table's COPY takes it: `(line, *OBSERVATION_COLUMNS)` as
+        PostgreSQL text (`observation_files.FastCells` yields the same from a plain CSV line)."""
+        return (
+            line,
+            str(self.dealer_id),
+            self.date.isoformat(),
+            self.engine,
+            self.prompt,
+            pg_bool(self.mentioned),
+            None if self.position is None else str(self.position),
+            pg_bool(self.cited),
+            array_literal(self.cited_urls),
+            array_literal(self.competitors),
+            None if self.sentiment is None else str(self.sentiment),
+        )
+
+
+def pg_bool(value: bool) -> str:
+    return "t" if value else "f"
+
+
+def array_literal(items: Sequence[str]) -> str:
+    """A `text[]` literal: every element double-quoted, `\\` and `"` escaped."""
+    if not items:
+        return "{}"
+    quoted = (item.replace("\\", "\\\\").replace('"', '\\"') for item in items)
+    return '{"' + '","'.join(quoted) + '"}'
 
 
 class ObservationValidationError(RowValidationError):
@@ -160,20 +191,21 @@ class IngestResult:
 
 async def ingest_observations(
     session: Session,
-    rows: Iterable[tuple[int, ObservationRow]],
+    rows: Iterable[StagedRow],
     *,
     derive: bool,
     naming: Naming = API_ROWS,
     earlier: list[FieldError] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> IngestResult:
-    """Upsert numbered rows in one transaction: all, or none and an error naming every bad one.
+    """Upsert staged rows (`ObservationRow.staged`) in one transaction: all, or none and an
+    error naming every bad one.
 
     `rows` may be a generator that validates as it goes and appends the problems of the rows it
     skips to `earlier`: they are read once every row is staged, so a file is read once."""
     async with session.transaction():
         part = session.observations
-        await part.stage((row.staged(number) for number, row in rows), progress=progress)
+        await part.stage(rows, progress=progress)
         errors = [*(earlier or []), *(_stage_error(p, naming) for p in await part.problems())]
         if errors:
             errors.sort(key=lambda e: e.row)

@@ -68,7 +68,8 @@ async def upsert(
     async with ctx.session(principal) as session, session.transaction():
         await check_org_rows(principal, session, dealer_ids)
         # One transaction: the observations, the signals derived and the jobs commit together.
-        result = await ingest_observations(session, enumerate(rows), derive=body.derive_signals)
+        staged = (row.staged(number) for number, row in enumerate(rows))
+        result = await ingest_observations(session, staged, derive=body.derive_signals)
         jobs = await queue.enqueue_many(session, result.derived, DEFAULT_PRIORITY)
     logger.info(
         "%d observations for %d tenants upserted by %s (%d derived, %d queued)",
