@@ -108,6 +108,7 @@ class Observations(Statements):
     ) -> int:
         """COPY rows given as `(line, *OBSERVATION_COLUMNS)` into this transaction's stage;
         the number staged. Call inside a transaction."""
+        await self._run("observation_ingest_memory")
         await self._run("create_observation_stage")
         count = 0
         with translated():
@@ -130,7 +131,7 @@ class Observations(Statements):
         """Write the staged rows (replacing what they re-send) and rebuild the staged days'
         rollups; the number written. Holds the staged tenants' ingest lock until commit."""
         await self._run("lock_staged_tenants")
-        upserted = await self._int("merge_observation_stage")
+        upserted = await self._run("merge_observation_stage")
         for name in ROLLUP_REFRESH:
             await self._run(name)
         return upserted

@@ -1,3 +1,7 @@
+-- name: observation_ingest_memory
+-- A million staged rows are grouped and hashed several times: in memory, not spilled to disk.
+SET LOCAL work_mem = '64MB';
+
 -- name: create_observation_stage
 -- A per-transaction staging table for COPY; `line` maps rows back to the caller's input.
 CREATE TEMPORARY TABLE aoer_observation_stage (
@@ -44,21 +48,18 @@ ORDER BY line
 LIMIT %(limit)s;
 
 -- name: merge_observation_stage
--- Re-sending a (dealer, day, engine, prompt) replaces the observation.
-WITH merged AS (
-    INSERT INTO answer_observations AS o (dealer_id, date, engine, prompt, mentioned, position,
-                                          cited, cited_urls, competitors, sentiment)
-    SELECT dealer_id, date, engine, prompt, mentioned, position, cited, cited_urls,
-           competitors, sentiment
-    FROM aoer_observation_stage
-    ON CONFLICT (dealer_id, date, engine, prompt) DO UPDATE
-       SET mentioned = EXCLUDED.mentioned, position = EXCLUDED.position,
-           cited = EXCLUDED.cited, cited_urls = EXCLUDED.cited_urls,
-           competitors = EXCLUDED.competitors, sentiment = EXCLUDED.sentiment,
-           created_at = now()
-    RETURNING 1
-)
-SELECT count(*)::integer AS upserted FROM merged;
+-- Re-sending a (dealer, day, engine, prompt) replaces the observation (the caller reads the
+-- row count: inserted and replaced rows).
+INSERT INTO answer_observations AS o (dealer_id, date, engine, prompt, mentioned, position,
+                                      cited, cited_urls, competitors, sentiment)
+SELECT dealer_id, date, engine, prompt, mentioned, position, cited, cited_urls, competitors,
+       sentiment
+FROM aoer_observation_stage
+ON CONFLICT (dealer_id, date, engine, prompt) DO UPDATE
+   SET mentioned = EXCLUDED.mentioned, position = EXCLUDED.position,
+       cited = EXCLUDED.cited, cited_urls = EXCLUDED.cited_urls,
+       competitors = EXCLUDED.competitors, sentiment = EXCLUDED.sentiment,
+       created_at = now();
 
 -- name: staged_observation_tenants
 SELECT DISTINCT dealer_id FROM aoer_observation_stage ORDER BY dealer_id;
@@ -112,7 +113,10 @@ SELECT o.dealer_id, o.date, o.engine,
        count(*),
        count(*) FILTER (WHERE o.mentioned),
        count(*) FILTER (WHERE o.cited),
-       coalesce(sum((SELECT count(DISTINCT c) FROM unnest(o.competitors) AS c)), 0),
+       -- distinct names per answer; most answers name fewer than two (no subquery then)
+       coalesce(sum(CASE WHEN cardinality(o.competitors) < 2 THEN cardinality(o.competitors)
+                         ELSE (SELECT count(DISTINCT c) FROM unnest(o.competitors) AS c)
+                    END), 0),
        count(*) FILTER (WHERE o.mentioned AND o.position IS NOT NULL),
        coalesce(sum(o.position) FILTER (WHERE o.mentioned), 0),
        count(o.sentiment),
@@ -133,18 +137,18 @@ USING (SELECT DISTINCT dealer_id, date FROM aoer_observation_stage) d
 WHERE r.dealer_id = d.dealer_id AND r.date = d.date;
 
 -- name: fill_competitor_days
--- Answers naming each competitor (a name listed twice in one answer counts once).
+-- Answers naming each competitor: a name counts at its first place in an answer's list (a
+-- name listed twice in one answer counts once), so no per-answer DISTINCT is needed.
 WITH days AS (
     SELECT DISTINCT dealer_id, date FROM aoer_observation_stage
-),
-named AS (
-    SELECT DISTINCT o.id, o.dealer_id, o.date, c.name
-    FROM answer_observations o
-    JOIN days d ON d.dealer_id = o.dealer_id AND d.date = o.date
-    CROSS JOIN LATERAL unnest(o.competitors) AS c (name)
 )
 INSERT INTO answer_competitor_days (dealer_id, date, name, mentions)
-SELECT dealer_id, date, name, count(*) FROM named GROUP BY dealer_id, date, name;
+SELECT o.dealer_id, o.date, c.name, count(*)
+FROM answer_observations o
+JOIN days d ON d.dealer_id = o.dealer_id AND d.date = o.date
+CROSS JOIN LATERAL unnest(o.competitors) WITH ORDINALITY AS c (name, i)
+WHERE c.i = 1 OR c.name <> ALL (o.competitors[:c.i - 1])
+GROUP BY o.dealer_id, o.date, c.name;
 
 -- name: clear_cited_url_days
 DELETE FROM answer_cited_url_days r
@@ -152,18 +156,17 @@ USING (SELECT DISTINCT dealer_id, date FROM aoer_observation_stage) d
 WHERE r.dealer_id = d.dealer_id AND r.date = d.date;
 
 -- name: fill_cited_url_days
--- Answers citing each page (a URL listed twice in one answer counts once).
+-- Answers citing each page (a URL listed twice in one answer counts once, as above).
 WITH days AS (
     SELECT DISTINCT dealer_id, date FROM aoer_observation_stage
-),
-cited AS (
-    SELECT DISTINCT o.id, o.dealer_id, o.date, u.url
-    FROM answer_observations o
-    JOIN days d ON d.dealer_id = o.dealer_id AND d.date = o.date
-    CROSS JOIN LATERAL unnest(o.cited_urls) AS u (url)
 )
 INSERT INTO answer_cited_url_days (dealer_id, date, url, answers)
-SELECT dealer_id, date, url, count(*) FROM cited GROUP BY dealer_id, date, url;
+SELECT o.dealer_id, o.date, u.url, count(*)
+FROM answer_observations o
+JOIN days d ON d.dealer_id = o.dealer_id AND d.date = o.date
+CROSS JOIN LATERAL unnest(o.cited_urls) WITH ORDINALITY AS u (url, i)
+WHERE u.i = 1 OR u.url <> ALL (o.cited_urls[:u.i - 1])
+GROUP BY o.dealer_id, o.date, u.url;
 
 -- name: engine_window
 -- The §14 metrics over the §3 window (CURRENT_DATE - 30 … CURRENT_DATE) per engine, and
