@@ -1,6 +1,7 @@
 """The alerts API (DESIGN §13): rules, endpoints, the test ping and the feed; who may do what;
 bad input refused with nothing written; every change audited."""
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -350,3 +351,78 @@ async def test_the_alerts_page_lets_admins_manage_and_tenants_read(
     page = await api.client.get(f"/dashboard/tenant/{tenant}", headers=api.admin)
     assert 'id="alerts-card"' in page.text
     assert f"/api/alerts?limit=15&amp;tenantId={tenant}" in page.text
+
+
+async def test_history_marks_the_tenants_own_alerts_on_the_trend(
+    api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    mine, other = await make_tenant("Marked Motors"), await make_tenant("Other Motors")
+    for tenant in (mine, other):
+        await add_signals(tenant, STEADY)
+        await post(api, "/api/alerts/rules", {"kind": "risk_level_up", "tenantId": str(tenant)})
+    await recompute_through_worker(conn, [mine, other])
+    await conn.execute(
+        "DELETE FROM aiv_raw_signals WHERE date < current_date - 1 AND dealer_id = ANY (%s)",
+        ([mine, other],),
+    )
+    for tenant in (mine, other):  # both risks rise: one alert each, at its own time
+        await recompute_through_worker(conn, [tenant])
+    await conn.execute(
+        "INSERT INTO alerts (tenant_id, kind, dedup_key, data, created_at)"
+        " VALUES (%s, 'stale_data', 'old', '{\"current\": {\"daysSinceLastData\": 9}}',"
+        " now() - interval '40 days')",
+        (mine,),
+    )
+    await conn.execute(
+        "INSERT INTO model_weights (version, status, seo, aeo, geo, ugc, geolocal)"
+        " VALUES ('v2', 'retired', 0.1, 0.4, 0.25, 0.25, 0)"
+    )
+    await conn.execute(
+        "INSERT INTO model_audit (kind, trigger, champion_version, challenger_version,"
+        " result_version, decision, reason, duration_ms, created_at)"
+        " VALUES ('train', 'test', 'v1', 'v2', 'v2', 'promoted', 'better', 1,"
+        " now() - interval '3 days')"
+    )
+    feed = await api.client.get("/api/alerts", params={"tenantId": str(mine)}, headers=api.admin)
+    [raised] = [a for a in feed.json()["alerts"] if a["kind"] == "risk_level_up"]
+
+    # The tenant's own token (Row Level Security) and an admin's (any tenant) alike.
+    for headers in (api.bearer(tenant=mine), api.admin):
+        response = await api.client.get(
+            "/api/aoer/history", params={"tenantId": str(mine)}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        markers = response.json()["markers"]
+        assert [m["kind"] for m in markers] == ["model", "alert"]  # oldest first
+        alert = markers[1]
+        assert alert["at"] == raised["createdAt"]
+        assert alert["label"] == "Visibility risk rose"  # the feed's title
+        assert re.fullmatch(
+            r"Visibility risk rose: risk \d\.\d\d \(Low\) → \d\.\d\d \(High\)", alert["detail"]
+        ), alert["detail"]
+    longer = await api.client.get(
+        "/api/aoer/history", params={"tenantId": str(mine), "days": 60}, headers=api.admin
+    )
+    assert [(m["kind"], m["label"]) for m in longer.json()["markers"]] == [
+        ("alert", "No recent data"),
+        ("model", "v2 promoted"),
+        ("alert", "Visibility risk rose"),
+    ]
+    assert longer.json()["markers"][0]["detail"] == "No recent data: 9 days since the last data"
+    # The other tenant sees its own alert only, and not the first tenant's history at all.
+    theirs = await api.client.get(
+        "/api/aoer/history",
+        params={"tenantId": str(other), "days": 60},
+        headers=api.bearer(tenant=other),
+    )
+    [their_alert] = (
+        await api.client.get("/api/alerts", params={"tenantId": str(other)}, headers=api.admin)
+    ).json()["alerts"]
+    assert their_alert["createdAt"] != raised["createdAt"]
+    assert [(m["kind"], m["at"]) for m in theirs.json()["markers"]][1:] == [
+        ("alert", their_alert["createdAt"])
+    ]
+    refused = await api.client.get(
+        "/api/aoer/history", params={"tenantId": str(mine)}, headers=api.bearer(tenant=other)
+    )
+    assert refused.status_code in (403, 404)

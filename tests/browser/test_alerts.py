@@ -1,6 +1,8 @@
 """Alerts in a real browser against a real `aoer up --demo`: a rule added on /dashboard/alerts
 through its form, then an alert raised by a recompute appears live on the dealership page,
-in the feed and on the trend chart."""
+in the feed and on the trend chart, as a marker beside a model promotion's."""
+
+import re
 
 import pytest
 from playwright.async_api import Page, expect
@@ -9,6 +11,7 @@ from aoer.db.pool import Connection
 from aoer.scoring.demo import DEMO_DEALERS, demo_tenant_ids
 from tests.browser.conftest import Aoer, Screenshot, wait_for_demo_scores
 from tests.browser.test_dashboard import sign_in
+from tests.browser.test_why_it_moved import promote_a_model_three_days_ago
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -20,6 +23,7 @@ async def test_a_rule_added_on_the_page_raises_an_alert_shown_live(
 ) -> None:
     await wait_for_demo_scores(conn)
     dealer, (name, _) = demo_tenant_ids()[0], DEMO_DEALERS[0]
+    await promote_a_model_three_days_ago(conn)
     await sign_in(page, aoer_up.login_link)
 
     await page.goto(f"{aoer_up.base_url}/dashboard/alerts")
@@ -44,6 +48,8 @@ async def test_a_rule_added_on_the_page_raises_an_alert_shown_live(
     await page.goto(f"{aoer_up.base_url}/dashboard/tenant/{dealer}")
     await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
     await expect(page.locator("#alerts-empty")).to_be_visible()
+    await expect(page.locator("#chart .marker-model")).to_have_count(1)
+    await expect(page.locator("#chart .marker-alert")).to_have_count(0)
     # Two data points left: the risk rises to High on the next recompute.
     await conn.execute(
         "DELETE FROM aiv_raw_signals WHERE dealer_id = %s AND date < current_date - 1", (dealer,)
@@ -56,6 +62,20 @@ async def test_a_rule_added_on_the_page_raises_an_alert_shown_live(
     feed = page.locator("#alerts-feed li")
     await expect(feed.first).to_contain_text("Visibility risk rose", timeout=LIVE_MS)
     await expect(feed.first).to_contain_text("(High)")
-    await expect(page.locator("#chart .mark")).to_have_count(1)
+    # The live alert joins the chart's one marker layer: a rule and a label beside the model's.
+    chart = page.locator("#chart")
+    marker = chart.locator(".marker-alert")
+    await expect(marker).to_have_count(1)
+    await expect(marker.locator("text")).to_have_text("Visibility risk rose")
+    await expect(marker.locator("title")).to_contain_text("(High)")
+    await expect(chart.locator(".marker")).to_have_count(2)
+    await expect(chart.locator("svg")).to_have_attribute(
+        "aria-label", re.compile(r"Marked: 1 model change, 1 alert\.")
+    )
     await screenshot(page, "dealership-alert")
+    # After a reload the same marker comes from the history (no second, live-only layer).
+    live_title = await marker.locator("title").text_content()
+    await page.reload()
+    await expect(page.locator("#chart .marker")).to_have_count(2)
+    await expect(page.locator("#chart .marker-alert title")).to_have_text(live_title or "")
     assert page.errors == []  # type: ignore[attr-defined]

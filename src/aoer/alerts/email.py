@@ -13,18 +13,12 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 
 from aoer.alerts.webhooks import Attempt
+from aoer.alerts.wording import title
 from aoer.errors import InvalidInput
 
 SMTP_PORT = 25
 SMTPS_PORT = 465
 MAX_ERROR_CHARS = 300
-TITLES = {
-    "risk_level_up": "visibility risk rose",
-    "grade_down": "grade fell",
-    "score_drop": "score dropped",
-    "stale_data": "no recent data",
-    "job_failed": "recompute failed",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +53,11 @@ def alert_message(
 ) -> EmailMessage:
     """A plain-text message naming the dealership, what happened and the numbers."""
     name = str(data.get("tenantName") or data.get("tenantId"))
+    what = title(kind).lower()  # after the name: "Feed Motors: grade fell"
     previous = data.get("previous") or {}
     current = data.get("current") or {}
     lines = [
-        f"{name}: {TITLES.get(kind, kind)}.",
+        f"{name}: {what}.",
         "",
         f"Score: {_number(previous.get('aoerScore'))} ({previous.get('grade', '-')})"
         f" -> {_number(current.get('aoerScore'))} ({current.get('grade', '-')})",
@@ -81,7 +76,7 @@ def alert_message(
     message = EmailMessage()
     message["From"] = sender
     message["To"] = recipient
-    message["Subject"] = f"[AOER] {name}: {TITLES.get(kind, kind)}"
+    message["Subject"] = f"[AOER] {name}: {what}"
     # The same id on every retry: mail clients and servers may drop a duplicate.
     message["Message-ID"] = f"<{delivery_id}@aoer.alerts>"
     message.set_content("\n".join(lines) + "\n")

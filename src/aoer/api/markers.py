@@ -1,9 +1,8 @@
 """Markers on a dealership's score trend (DESIGN §13): what happened besides the score.
 
 One place gathers them for `GET /api/aoer/history` (and so for the dashboard's chart, which
-draws each kind with its own style). Today: model promotions and rollbacks. Alerts join here:
-read the tenant's alerts over the same days and append `Marker(at, "alert", label, detail)`;
-the chart already draws `kind == "alert"` (class `marker-alert`).
+draws each kind with its own style, class `marker-<kind>`): model promotions and rollbacks
+(`kind` model) and the tenant's alerts (`kind` alert, worded as the alert feed words them).
 """
 
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
+from aoer.alerts.wording import sentence, title
 from aoer.store import Session
 
 MarkerKind = Literal["model", "alert"]
@@ -26,7 +26,8 @@ class Marker:
 
 async def trend_markers(session: Session, tenant_id: UUID, days: int) -> list[Marker]:
     """The markers of the tenant's last `days` days, oldest first. Model changes apply to
-    every tenant (the champion is global), so `tenant_id` only matters to tenant-owned kinds."""
+    every tenant (the champion is global); alerts are the tenant's own (the session's Row Level
+    Security applies too), the newest ones when there are many."""
     markers = []
     for change in await session.models.changes(days):
         if change.decision == "promoted":
@@ -42,5 +43,8 @@ async def trend_markers(session: Session, tenant_id: UUID, days: int) -> list[Ma
                 "every score was recomputed with its weights"
             )
         markers.append(Marker(change.created_at, "model", label, detail))
-    # alerts (DESIGN §13): markers.extend(...) for this tenant, kind "alert"
+    for alert in await session.alerts.on_trend(tenant_id, days):
+        markers.append(
+            Marker(alert.created_at, "alert", title(alert.kind), sentence(alert.kind, alert.data))
+        )
     return sorted(markers, key=lambda m: m.at)

@@ -8,7 +8,7 @@ by `claim_deliveries` and settled one by one by `settle_delivery`.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
@@ -18,6 +18,7 @@ from aoer.store.statements import Statements
 from aoer.types import CompletedJob
 
 ALERT_FEED_MAX = 500
+ALERT_MARKERS_LIMIT: Final = 200  # alert markers per trend chart, the newest
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,16 @@ class Alert:
     created_at: datetime
     data: dict[str, Any]
     deliveries: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class MarkedAlert:
+    """An alert as the score trend marks it: what, when, and its data (no deliveries)."""
+
+    id: UUID
+    kind: str
+    created_at: datetime
+    data: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +256,13 @@ class Alerts(Statements):
     async def by_ids(self, ids: Sequence[UUID]) -> list[Alert]:
         """These alerts (those visible), newest first, each with its deliveries."""
         return await self._all(Alert, "alerts_by_ids", {"ids": list(ids)})
+
+    async def on_trend(self, tenant_id: UUID, days: int) -> list[MarkedAlert]:
+        """The tenant's alerts of the last `days` days to mark on its score trend, oldest
+        first: the newest ALERT_MARKERS_LIMIT of them, so a noisy rule cannot flood the chart."""
+        params = {"tenant_id": tenant_id, "days": days, "limit": ALERT_MARKERS_LIMIT}
+        rows = await self._all(MarkedAlert, "alert_markers", params)
+        return rows[::-1]
 
     async def delete_old(self, days: int, limit: int) -> int:
         """Retention: one batch of alerts older than `days` with no pending delivery."""

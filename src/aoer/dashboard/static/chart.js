@@ -10,6 +10,12 @@ const TrendChart = (() => {
   const BANDS = [[80, "Excellent"], [60, "Good"], [40, "Fair"]];
   const DAY_MS = 86400000;
   const MIN_SPAN = 20; // score points the y axis spans at least
+  const MARKER_SKEW_MS = 3600000; // a marker up to an hour past "now" is still drawn, at the edge
+  const LABEL_ROWS = 3; // marker labels stack in up to three rows at the top of the plot
+  const LABEL_ROW = 12; // px between label rows
+  const LABEL_CHAR = 6.2; // px per character of a 10px bold label (an estimate: no layout pass)
+  const LABEL_GAP = 6; // px between two labels in one row
+  const READOUT_MARKERS = 6; // markers the read-out names, the newest
 
   function svg(tag, attrs, text) {
     const node = document.createElementNS(NS, tag);
@@ -36,8 +42,7 @@ const TrendChart = (() => {
   /* container: the element to draw into; readout: a live region for the selected point. */
   function create(container, readout) {
     let points = [];
-    let markers = []; // {t, kind: "model" | "alert", label, detail}
-    let marks = []; // [{t, label}]: events drawn on the time axis (alerts)
+    let markers = []; // {t, kind: "model" | "alert", label, detail}: events on the time axis
     let days = 30;
     let selected = -1;
     let geometry = null;
@@ -60,6 +65,29 @@ const TrendChart = (() => {
       let hi = Math.min(100, Math.ceil((Math.max(...scores) + 5) / 10) * 10);
       while (hi - lo < MIN_SPAN) { if (lo > 0) lo -= 10; if (hi - lo < MIN_SPAN && hi < 100) hi += 10; }
       return { lo, hi };
+    }
+
+    /* Where each marker's label goes: beside its rule (left of it near the right edge), in the
+       first row where it overlaps no other label: model changes first (rare, and they move every
+       score), then alerts, the newest first. Where every row is taken (markers crowded in a few
+       days) a rule goes without a label: its tooltip and the read-out still name it. */
+    function labelRows(shown) {
+      const taken = Array.from({ length: LABEL_ROWS }, () => []);
+      const rows = new Array(shown.length);
+      const order = shown.map((m, i) => i).sort((a, b) =>
+        (shown[a].kind === "model" ? 0 : 1) - (shown[b].kind === "model" ? 0 : 1) || shown[b].t - shown[a].t);
+      for (const i of order) {
+        const m = shown[i];
+        const x = Math.min(xFor(m.t), W - PAD.right);
+        const width = m.label.length * LABEL_CHAR;
+        const right = x + 4 + width > W - PAD.right;
+        const from = right ? x - 4 - width : x + 4;
+        const to = from + width;
+        const row = taken.findIndex((r) => r.every(([a, b]) => b + LABEL_GAP <= from || a >= to + LABEL_GAP));
+        if (row >= 0) taken[row].push([from, to]);
+        rows[i] = { row, right };
+      }
+      return rows;
     }
 
     function describe(p) {
@@ -101,29 +129,26 @@ const TrendChart = (() => {
         root.appendChild(svg("text", { class: "label", x: xFor(t), y: H - 8, "text-anchor": anchor }, dateLabel(t)));
       });
 
-      // Markers (model changes, alerts) within the window: a dashed rule with a short label.
-      const shownMarkers = markers.filter((m) => m.t >= geometry.start && m.t <= geometry.end);
+      // Markers (model changes, alerts) within the window: a dashed rule with a short label. A
+      // marker just past "now" (a live alert, a server clock ahead of this one) sits on the edge.
+      const shownMarkers = markers.filter((m) => m.t >= geometry.start && m.t <= geometry.end + MARKER_SKEW_MS);
+      const rows = labelRows(shownMarkers);
       shownMarkers.forEach((m, i) => {
-        const x = xFor(m.t);
+        const x = Math.min(xFor(m.t), W - PAD.right);
         const group = svg("g", { class: `marker marker-${m.kind}`, "data-kind": m.kind });
         group.appendChild(svg("line", { x1: x, x2: x, y1: PAD.top, y2: H - PAD.bottom }));  // the plot's floor, wherever the axis starts
-        const right = x > W - PAD.right - 80;
-        group.appendChild(svg("text", { x: right ? x - 4 : x + 4, y: PAD.top + 10 + (i % 3) * 12, "text-anchor": right ? "end" : "start" }, m.label));
+        const { row, right } = rows[i];
+        if (row >= 0) group.appendChild(svg("text", { x: right ? x - 4 : x + 4, y: PAD.top + 10 + row * LABEL_ROW, "text-anchor": right ? "end" : "start" }, m.label));
         group.appendChild(svg("title", {}, `${stamp(m.t)}: ${m.detail}`));
         root.appendChild(group);
       });
-      // Marks (alerts): a dashed line at the moment, a flag at the top naming it on hover.
-      const shownMarks = marks.filter((m) => m.t >= geometry.start && m.t <= geometry.end + DAY_MS);
-      for (const m of shownMarks) {
-        const x = Math.min(xFor(m.t), W - PAD.right);
-        const group = svg("g", { class: `mark mark-${m.kind || "alert"}` });
-        group.appendChild(svg("title", {}, `${stamp(m.t)}: ${m.label}`));
-        group.appendChild(svg("line", { x1: x, x2: x, y1: PAD.top, y2: H - PAD.bottom }));  // the plot's floor, wherever the axis starts
-        group.appendChild(svg("path", { d: `M${x.toFixed(1)},${PAD.top} l-5,-9 h10 z` }));
-        root.appendChild(group);
-      }
-      if (shownMarks.length) {
-        root.setAttribute("aria-label", `${root.getAttribute("aria-label")} ${shownMarks.length} alert${shownMarks.length === 1 ? "" : "s"} marked.`);
+      if (shownMarkers.length) {
+        const count = (kind, one, many) => {
+          const n = shownMarkers.filter((m) => m.kind === kind).length;
+          return n ? [`${n} ${n === 1 ? one : many}`] : [];
+        };
+        const kinds = [...count("model", "model change", "model changes"), ...count("alert", "alert", "alerts")];
+        root.setAttribute("aria-label", `${root.getAttribute("aria-label")} Marked: ${kinds.join(", ")}.`);
       }
 
       if (!visible.length) {
@@ -213,7 +238,10 @@ const TrendChart = (() => {
       });
       container.appendChild(root);
       const only = visible.length === 1 ? " Only one recompute so far: the trend fills in with every recompute." : "";
-      const marked = shownMarkers.length ? ` Marked: ${shownMarkers.map((m) => `${dateLabel(m.t)} ${m.label}`).join("; ")}.` : "";
+      // The newest few markers in words; a noisy alert rule must not bury the latest score.
+      const told = shownMarkers.slice(-READOUT_MARKERS).map((m) => `${dateLabel(m.t)} ${m.label}`);
+      const earlier = shownMarkers.length - told.length;
+      const marked = told.length ? ` Marked: ${earlier ? `${earlier} earlier, then ` : ""}${told.join("; ")}.` : "";
       readout.textContent = `Latest: ${describe(visible[visible.length - 1])}.${only}${marked}`;
     }
 
@@ -245,13 +273,10 @@ const TrendChart = (() => {
         const last = dots[dots.length - 1];
         if (last) last.classList.add("flash");
       },
-      /* Alerts on the time axis: replace all, or add one as it is raised. */
-      setMarks(list) {
-        marks = list.slice();
-        if (geometry) draw();
-      },
-      addMark(mark) {
-        marks.push(mark);
+      /* One more event as it happens (a live alert); the same event twice is drawn once. */
+      addMarker(marker) {
+        if (markers.some((m) => m.t === marker.t && m.kind === marker.kind && m.label === marker.label)) return;
+        markers = markers.concat([marker]).sort((a, b) => a.t - b.t);
         if (geometry) draw();
       },
       lastValue() {

@@ -104,7 +104,7 @@
       const body = await AOER.getJSON(`/api/aoer/history?tenantId=${q}&days=${days}`);
       // A recompute from no data is a gap in the line, not a fall to 0 (its stored score).
       const points = (body.history || []).map((p) => ({ t: Date.parse(p.createdAt), v: Number(p.aoerScore), gap: p.grade === AOER.NO_DATA }));
-      // Model promotions/rollbacks (and alerts: kind "alert") marked on the trend.
+      // Model promotions/rollbacks (kind "model") and the dealership's alerts (kind "alert").
       const markers = (body.markers || []).map((m) => ({ t: Date.parse(m.at), kind: m.kind, label: m.label, detail: m.detail }));
       chart.setMarkers(markers.filter((m) => !Number.isNaN(m.t)));
       chart.setPoints(points.filter((p) => !Number.isNaN(p.t)), days);
@@ -124,24 +124,30 @@
     });
   }
 
-  /* -- alerts: the feed card and the chart's marks --------------------------------------- */
+  /* -- alerts: the feed card, and a live alert's marker on the chart --------------------- */
 
   const feedCard = document.getElementById("alerts-card");
   const feed = AlertFeed.create(document.getElementById("alerts-feed"), document.getElementById("alerts-empty"));
-  const markOf = (alert) => ({ t: Date.parse(alert.createdAt), label: `${AlertFeed.title(alert.kind)}: ${AlertFeed.summary(alert)}` });
+  // Worded as /api/aoer/history words an alert's marker (aoer.alerts.wording), so the marker a
+  // live alert adds reads the same as the one the next page load draws.
+  function markerOf(alert) {
+    const title = AlertFeed.title(alert.kind);
+    const numbers = AlertFeed.summary(alert);
+    return { t: Date.parse(alert.createdAt), kind: "alert", label: title, detail: numbers ? `${title}: ${numbers}` : title };
+  }
 
   async function loadAlerts() {
     try {
       const body = await AOER.getJSON(feedCard.dataset.alertsSrc);
       feed.replace(body.alerts || []);
-      chart.setMarks((body.alerts || []).map(markOf));
     } catch (_) { /* shown again on the next resync */ }
   }
 
   function onAlert(alert) {
     if (alert.tenantId !== tenantId) return;
     feed.add(alert, true);
-    chart.addMark(markOf(alert));
+    const marker = markerOf(alert);
+    if (!Number.isNaN(marker.t)) chart.addMarker(marker);
   }
 
   /* -- recompute now ---------------------------------------------------------------------- */

@@ -315,6 +315,17 @@ WHERE (%(tenant_id)s::uuid IS NULL OR a.tenant_id = %(tenant_id)s::uuid)
 ORDER BY a.created_at DESC, a.id
 LIMIT %(limit)s;
 
+-- name: alert_markers
+-- One tenant's alerts over the last `days` days, the newest `limit`: the alert markers on its
+-- score trend (DESIGN §13). No deliveries (the chart does not show them); walks
+-- alerts_tenant_created_idx, and Row Level Security still decides what the caller sees.
+SELECT id, kind, created_at, data
+FROM alerts
+WHERE tenant_id = %(tenant_id)s::uuid
+  AND created_at >= now() - make_interval(days => %(days)s)
+ORDER BY created_at DESC, id
+LIMIT %(limit)s;
+
 -- name: alerts_by_ids
 -- These alerts (the live feed: ids from NOTIFY aoer_alerts), newest first, with deliveries.
 SELECT a.id, a.rule_id, a.kind, a.tenant_id, a.created_at, a.data,

@@ -1,0 +1,69 @@
+"""How an alert is named in words: its title and a one-line summary of its numbers.
+
+The dashboard's alert feed says the same in JavaScript (`AlertFeed.title` and `.summary` in
+`dashboard/static/alerts.js`); keep the two in step, so a marker on the trend chart and the
+feed's line for the same alert read alike.
+"""
+
+import math
+from typing import Any, Final
+
+TITLES: Final = {
+    "risk_level_up": "Visibility risk rose",
+    "grade_down": "Grade fell",
+    "score_drop": "Score dropped",
+    "stale_data": "No recent data",
+    "job_failed": "Recompute failed",
+}
+NO_NUMBER: Final = "—"  # what the feed shows for a missing number
+
+
+def title(kind: str) -> str:
+    """A few words: "Grade fell"."""
+    return TITLES.get(kind, kind)
+
+
+def summary(kind: str, data: dict[str, Any]) -> str:
+    """The numbers behind the alert: "score 62.10 (Good) → 55.00 (Fair)"; empty if unknown."""
+    previous = data.get("previous") or {}
+    current = data.get("current") or {}
+    if kind == "risk_level_up":
+        return (
+            f"risk {_fixed(previous.get('visibilityRisk'))} ({previous.get('riskLevel')}) → "
+            f"{_fixed(current.get('visibilityRisk'))} ({current.get('riskLevel')})"
+        )
+    if kind == "grade_down":
+        return (
+            f"score {_fixed(previous.get('aoerScore'))} ({previous.get('grade')}) → "
+            f"{_fixed(current.get('aoerScore'))} ({current.get('grade')})"
+        )
+    if kind == "score_drop":
+        reference = data.get("reference") or {}
+        return (
+            f"score {_fixed(current.get('aoerScore'))}, {_fixed(data.get('drop'))} below "
+            f"{reference.get('days')} days ago"
+        )
+    if kind == "stale_data":
+        days = current.get("daysSinceLastData")
+        return f"{'no' if days is None else days} days since the last data"
+    if kind == "job_failed":
+        job = data.get("job") or {}
+        return str(job.get("error") or "the job ran out of attempts")
+    return ""
+
+
+def sentence(kind: str, data: dict[str, Any]) -> str:
+    """Title and numbers as one line: "Grade fell: score 62.10 (Good) → 55.00 (Fair)"."""
+    numbers = summary(kind, data)
+    return f"{title(kind)}: {numbers}" if numbers else title(kind)
+
+
+def _fixed(value: object) -> str:
+    """A number with two decimals, as the feed's `AOER.fixed(value, 2)` shows it."""
+    if value is None or isinstance(value, bool):
+        return NO_NUMBER
+    try:
+        number = float(str(value))
+    except ValueError:
+        return NO_NUMBER
+    return f"{number:.2f}" if math.isfinite(number) else NO_NUMBER
