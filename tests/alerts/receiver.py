@@ -46,11 +46,12 @@ class Handler(BaseHTTPRequestHandler):
         status = 500 if mode == "fail" else 200
         if not verified:
             status = 401
+        # Recorded before answering: a sender that saw the answer finds the record.
+        record({**entry, "status": status})
         self.send_response(status)
         self.send_header("content-length", "2")
         self.end_headers()
         self.wfile.write(b"{}")
-        record({**entry, "status": status})
 
     def log_message(self, format: str, *args: object) -> None:
         pass

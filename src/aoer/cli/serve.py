@@ -177,7 +177,11 @@ async def _run_up(settings: Settings, *, demo: bool) -> None:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=bool(pending))
         finally:
+            # Awaited, not only cancelled: a ping in flight is cancelled on the server before
+            # the loop closes (else the loop's final sweep interrupts that cancellation, and
+            # psycopg warns it closed the connection).
             watch_task.cancel()
+            await asyncio.gather(watch_task, return_exceptions=True)
             for handler in handlers:
                 handler.removeFilter(quiet)
     if watch.lost:
