@@ -7,12 +7,15 @@ from that day's visibility and citation rate unless supplied directly; the calle
 the tenants.
 """
 
+import asyncio
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Annotated
+from itertools import islice
+from typing import Annotated, TypeVar
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -30,8 +33,11 @@ from pydantic.alias_generators import to_camel
 from aoer.scoring.rows import API_ROWS, FieldError, Naming, RowValidationError
 from aoer.scoring.signals import within_signal_dates
 from aoer.store import Session
-from aoer.store.observations import StageProblem
+from aoer.store.observations import MAX_PROBLEMS_REPORTED, StageProblem
 
+T = TypeVar("T")
+
+INGEST_CHUNK_ROWS = 50_000  # rows staged and merged at a time (read one chunk ahead)
 MAX_PROMPT_CHARS = 500  # the unique index holds the prompt
 MAX_NAME_CHARS = 200
 MAX_URL_CHARS = 500  # a rollup's primary key holds the URL
@@ -197,23 +203,56 @@ async def ingest_observations(
     naming: Naming = API_ROWS,
     earlier: list[FieldError] | None = None,
     progress: Callable[[int], None] | None = None,
+    chunk_rows: int = INGEST_CHUNK_ROWS,
 ) -> IngestResult:
     """Upsert staged rows (`ObservationRow.staged`) in one transaction: all, or none and an
     error naming every bad one.
 
     `rows` may be a generator that validates as it goes and appends the problems of the rows it
-    skips to `earlier`: they are read once every row is staged, so a file is read once."""
-    async with session.transaction():
+    skips to `earlier` (a file is read once). It is read a chunk ahead on a thread, so the
+    next chunk is read and checked while the database merges this one; once any problem is
+    found, the rest is only staged, to name every problem, and nothing is kept."""
+    earlier = earlier if earlier is not None else []
+    unknown: list[StageProblem] = []
+    upserted, failing = 0, False
+    async with session.transaction(), aclosing(read_ahead(rows, chunk_rows)) as chunks:
         part = session.observations
-        await part.stage(rows, progress=progress)
-        errors = [*(earlier or []), *(_stage_error(p, naming) for p in await part.problems())]
+        await part.open_stage()
+        async for chunk in chunks:
+            await part.stage(chunk, progress=progress)
+            found = await part.chunk_problems()
+            unknown.extend(p for p in found if p.kind == "unknown")
+            failing = failing or bool(found) or bool(earlier)
+            if not failing:
+                upserted += await part.merge()
+            await part.next_chunk()
+        problems = [*unknown[:MAX_PROBLEMS_REPORTED], *await part.duplicates()]
+        errors = [*earlier, *(_stage_error(p, naming) for p in problems)]
         if errors:
             errors.sort(key=lambda e: e.row)
             raise ObservationValidationError(errors, naming=naming)
-        upserted = await part.merge()
+        await part.refresh_rollups()
         tenants = await part.staged_tenants()
         derived = await part.derive_signals() if derive else []
     return IngestResult(upserted, tenants, derived)
+
+
+async def read_ahead(rows: Iterable[T], size: int) -> AsyncGenerator[list[T]]:
+    """`rows` in lists of `size`, each read on a thread while the caller works on the one
+    before (reading a file is CPU work; the caller's is mostly the database's)."""
+    iterator = iter(rows)
+
+    def take() -> list[T]:
+        return list(islice(iterator, size))
+
+    pending = asyncio.ensure_future(asyncio.to_thread(take))
+    try:
+        while chunk := await pending:
+            pending = asyncio.ensure_future(asyncio.to_thread(take))
+            yield chunk
+    finally:
+        if not pending.done():  # the caller stopped early: let the thread finish its chunk
+            await asyncio.gather(pending, return_exceptions=True)
 
 
 def _stage_error(problem: StageProblem, naming: Naming) -> FieldError:

@@ -25,6 +25,13 @@ MAX_PROBLEMS_REPORTED = 1000  # staged rows named in one error
 TOP_COMPETITORS = 10  # the leaderboard's length
 TOP_CITED_URLS = 10
 
+# The temporary tables of an ingest (dropped at commit).
+STAGE_TABLES = (
+    "create_observation_stage",
+    "create_observation_keys",
+    "create_fresh_stage_days",
+    "create_staged_days",
+)
 # Rebuilding the staged days' rollups, in order.
 ROLLUP_REFRESH = (
     "refresh_observation_days",
@@ -100,16 +107,25 @@ class EngineReport:
 
 
 class Observations(Statements):
+    """An ingest, inside the caller's transaction: `open_stage` once; per chunk of rows,
+    `stage` (COPY into the stage, which holds one chunk), `chunk_problems`, `merge` while
+    every chunk so far is clean, then `next_chunk`; after the last, `duplicates` (rows
+    repeating a row of an earlier chunk) and, when all is clean, `refresh_rollups`,
+    `staged_tenants` and `derive_signals` over every day merged."""
+
+    async def open_stage(self) -> None:
+        await self._run("observation_ingest_memory")
+        for name in STAGE_TABLES:
+            await self._run(name)
+
     async def stage(
         self,
         rows: Iterable[Sequence[object]],
         *,
         progress: Callable[[int], None] | None = None,
     ) -> int:
-        """COPY rows given as `(line, *OBSERVATION_COLUMNS)` into this transaction's stage;
-        the number staged. Call inside a transaction."""
-        await self._run("observation_ingest_memory")
-        await self._run("create_observation_stage")
+        """COPY rows given as `(line, *OBSERVATION_COLUMNS)` into the stage; the number
+        staged."""
         count = 0
         with translated():
             async with self.conn.cursor().copy(query("copy_observation_stage")) as copy:
@@ -121,28 +137,48 @@ class Observations(Statements):
             progress(count % PROGRESS_EVERY)
         return count
 
-    async def problems(self) -> list[StageProblem]:
-        """Staged rows naming no tenant, or repeating an earlier row (first lines first)."""
+    async def chunk_problems(self) -> list[StageProblem]:
+        """Staged rows naming no tenant, or repeating an earlier row of the chunk."""
         return await self._all(
             StageProblem, "observation_stage_problems", {"limit": MAX_PROBLEMS_REPORTED}
         )
 
     async def merge(self) -> int:
-        """Write the staged rows (replacing what they re-send) and rebuild the staged days'
-        rollups; the number written. Holds the staged tenants' ingest lock until commit."""
+        """Write the staged rows (replacing what they re-send); the number written. Holds the
+        staged tenants' ingest lock until commit."""
         await self._run("lock_staged_tenants")
-        upserted = await self._run("merge_observation_stage")
-        for name in ROLLUP_REFRESH:
-            await self._run(name)
+        await self._run("clear_fresh_stage_days")
+        await self._run("find_fresh_stage_days")
+        upserted = await self._run("insert_fresh_observations")
+        upserted += await self._run("merge_observation_stage")
+        await self._run("keep_staged_days")
         return upserted
 
+    async def refresh_rollups(self) -> None:
+        """Rebuild the rollups of every day merged (once, after the last chunk: a day's
+        rows may span chunks, and one pass plans better than one per chunk)."""
+        for name in ROLLUP_REFRESH:
+            await self._run(name)
+
     async def staged_tenants(self) -> list[UUID]:
+        """The tenants of every day merged."""
         return [UUID(str(v)) for v in await self._values("staged_observation_tenants")]
 
     async def derive_signals(self) -> list[UUID]:
-        """Fill aeo/geo of every staged day from its observations (supplied values kept);
+        """Fill aeo/geo of every day merged from its observations (supplied values kept);
         the tenants whose signal rows were written."""
         return [UUID(str(v)) for v in await self._values("derive_signals_from_stage")]
+
+    async def next_chunk(self) -> None:
+        """Keep the staged rows' keys (for `duplicates`) and empty the stage."""
+        await self._run("keep_stage_keys")
+        await self._run("clear_observation_stage")
+
+    async def duplicates(self) -> list[StageProblem]:
+        """Rows repeating an earlier row's dealer, day, engine and prompt, in any chunk."""
+        return await self._all(
+            StageProblem, "observation_key_duplicates", {"limit": MAX_PROBLEMS_REPORTED}
+        )
 
     async def observed(self, tenant_ids: Sequence[UUID]) -> set[UUID]:
         """Those of these tenants that have observations."""

@@ -18,14 +18,67 @@ CREATE TEMPORARY TABLE aoer_observation_stage (
     sentiment    numeric(3,2)
 ) ON COMMIT DROP;
 
+-- name: create_observation_keys
+-- Every staged row's key, chunk after chunk: rows repeating a row of an earlier chunk.
+CREATE TEMPORARY TABLE aoer_observation_keys (
+    line       integer NOT NULL,
+    dealer_id  uuid NOT NULL,
+    date       date NOT NULL,
+    engine     text COLLATE "C" NOT NULL,
+    prompt     text COLLATE "C" NOT NULL
+) ON COMMIT DROP;
+
+-- name: create_fresh_stage_days
+CREATE TEMPORARY TABLE aoer_observation_fresh_days (
+    dealer_id  uuid NOT NULL,
+    date       date NOT NULL
+) ON COMMIT DROP;
+
+-- name: create_staged_days
+-- The days of every chunk merged: their rollups and derived signals are rebuilt once, at the end.
+CREATE TEMPORARY TABLE aoer_observation_staged_days (
+    dealer_id  uuid NOT NULL,
+    date       date NOT NULL,
+    PRIMARY KEY (dealer_id, date)
+) ON COMMIT DROP;
+
+-- name: keep_staged_days
+INSERT INTO aoer_observation_staged_days (dealer_id, date)
+SELECT DISTINCT dealer_id, date FROM aoer_observation_stage
+ON CONFLICT DO NOTHING;
+
+-- name: keep_stage_keys
+INSERT INTO aoer_observation_keys (line, dealer_id, date, engine, prompt)
+SELECT line, dealer_id, date, engine, prompt FROM aoer_observation_stage;
+
+-- name: clear_observation_stage
+TRUNCATE aoer_observation_stage;
+
+-- name: observation_key_duplicates
+-- Rows repeating an earlier row's dealer, day, engine and prompt, with the line of the first,
+-- over every chunk staged (a hash aggregate finds the repeated keys in one pass).
+WITH repeated AS (
+    SELECT dealer_id, date, engine, prompt, min(line) AS first_line
+    FROM aoer_observation_keys
+    GROUP BY dealer_id, date, engine, prompt
+    HAVING count(*) > 1
+)
+SELECT k.line, 'duplicate' AS kind, k.dealer_id, r.first_line
+FROM repeated r
+JOIN aoer_observation_keys k
+  ON k.dealer_id = r.dealer_id AND k.date = r.date AND k.engine = r.engine
+ AND k.prompt = r.prompt AND k.line <> r.first_line
+ORDER BY k.line
+LIMIT %(limit)s;
+
 -- name: copy_observation_stage
 COPY aoer_observation_stage (line, dealer_id, date, engine, prompt, mentioned, position, cited,
                              cited_urls, competitors, sentiment) FROM STDIN;
 
 -- name: observation_stage_problems
--- Rows naming no tenant (`unknown`), and rows repeating an earlier row's dealer, day, engine
--- and prompt (`duplicate`, with the line of the first). Set-based: a hash aggregate finds the
--- repeated keys, so a million staged rows are checked in one pass without a sort.
+-- The staged chunk's rows naming no tenant (`unknown`), and rows repeating an earlier row of
+-- the chunk (`duplicate`, with the line of the first): merging it would fail on either.
+-- Set-based: a hash aggregate finds the repeated keys in one pass without a sort.
 WITH unknown AS (
     SELECT s.line, 'unknown' AS kind, s.dealer_id, NULL::integer AS first_line
     FROM aoer_observation_stage s
@@ -47,14 +100,40 @@ JOIN aoer_observation_stage s
 ORDER BY line
 LIMIT %(limit)s;
 
+-- name: clear_fresh_stage_days
+TRUNCATE aoer_observation_fresh_days;
+
+-- name: find_fresh_stage_days
+-- The staged days that hold no observation yet. Taken under the staged tenants' ingest lock,
+-- so none can gain one before this transaction commits: their rows are inserted plainly,
+-- without ON CONFLICT's speculative insertion (an eighth of a million-row merge's cost).
+INSERT INTO aoer_observation_fresh_days (dealer_id, date)
+SELECT d.dealer_id, d.date
+FROM (SELECT DISTINCT dealer_id, date FROM aoer_observation_stage) d
+WHERE NOT EXISTS (
+    SELECT 1 FROM answer_observations o WHERE o.dealer_id = d.dealer_id AND o.date = d.date
+);
+
+-- name: insert_fresh_observations
+INSERT INTO answer_observations (dealer_id, date, engine, prompt, mentioned, position, cited,
+                                 cited_urls, competitors, sentiment)
+SELECT s.dealer_id, s.date, s.engine, s.prompt, s.mentioned, s.position, s.cited,
+       s.cited_urls, s.competitors, s.sentiment
+FROM aoer_observation_stage s
+JOIN aoer_observation_fresh_days f ON f.dealer_id = s.dealer_id AND f.date = s.date;
+
 -- name: merge_observation_stage
--- Re-sending a (dealer, day, engine, prompt) replaces the observation (the caller reads the
--- row count: inserted and replaced rows).
+-- The other staged rows: re-sending a (dealer, day, engine, prompt) replaces the observation
+-- (the caller reads the row count: inserted and replaced rows).
 INSERT INTO answer_observations AS o (dealer_id, date, engine, prompt, mentioned, position,
                                       cited, cited_urls, competitors, sentiment)
-SELECT dealer_id, date, engine, prompt, mentioned, position, cited, cited_urls, competitors,
-       sentiment
-FROM aoer_observation_stage
+SELECT s.dealer_id, s.date, s.engine, s.prompt, s.mentioned, s.position, s.cited,
+       s.cited_urls, s.competitors, s.sentiment
+FROM aoer_observation_stage s
+WHERE NOT EXISTS (
+    SELECT 1 FROM aoer_observation_fresh_days f
+    WHERE f.dealer_id = s.dealer_id AND f.date = s.date
+)
 ON CONFLICT (dealer_id, date, engine, prompt) DO UPDATE
    SET mentioned = EXCLUDED.mentioned, position = EXCLUDED.position,
        cited = EXCLUDED.cited, cited_urls = EXCLUDED.cited_urls,
@@ -62,7 +141,7 @@ ON CONFLICT (dealer_id, date, engine, prompt) DO UPDATE
        created_at = now();
 
 -- name: staged_observation_tenants
-SELECT DISTINCT dealer_id FROM aoer_observation_stage ORDER BY dealer_id;
+SELECT DISTINCT dealer_id FROM aoer_observation_staged_days ORDER BY dealer_id;
 
 -- name: derive_signals_from_stage
 -- Each staged (dealer, day): aeo = round(100 × visibility, 2) and geo = round(100 ×
@@ -70,7 +149,7 @@ SELECT DISTINCT dealer_id FROM aoer_observation_stage ORDER BY dealer_id;
 -- supplied directly (not NULL, `_derived` false) is kept; a derived or missing one is
 -- (re)placed. Returns the dealers whose signal rows were written.
 WITH days AS (
-    SELECT DISTINCT dealer_id, date FROM aoer_observation_stage
+    SELECT dealer_id, date FROM aoer_observation_staged_days
 ),
 rates AS (
     SELECT o.dealer_id, o.date,
@@ -104,7 +183,7 @@ FROM (SELECT DISTINCT dealer_id FROM aoer_observation_stage ORDER BY dealer_id) 
 -- The staged days' per-engine rollup, from every observation of those days. A (dealer, day,
 -- engine) group never disappears (re-sending replaces within it), so an upsert suffices.
 WITH days AS (
-    SELECT DISTINCT dealer_id, date FROM aoer_observation_stage
+    SELECT dealer_id, date FROM aoer_observation_staged_days
 )
 INSERT INTO answer_observation_days AS r (dealer_id, date, engine, answers, mentions, cited,
                                           rival_mentions, positions, position_sum,
@@ -133,14 +212,14 @@ ON CONFLICT (dealer_id, date, engine) DO UPDATE
 -- name: clear_competitor_days
 -- A re-sent answer may name a competitor no more: the staged days are rebuilt, not merged.
 DELETE FROM answer_competitor_days r
-USING (SELECT DISTINCT dealer_id, date FROM aoer_observation_stage) d
+USING (SELECT dealer_id, date FROM aoer_observation_staged_days) d
 WHERE r.dealer_id = d.dealer_id AND r.date = d.date;
 
 -- name: fill_competitor_days
 -- Answers naming each competitor: a name counts at its first place in an answer's list (a
 -- name listed twice in one answer counts once), so no per-answer DISTINCT is needed.
 WITH days AS (
-    SELECT DISTINCT dealer_id, date FROM aoer_observation_stage
+    SELECT dealer_id, date FROM aoer_observation_staged_days
 )
 INSERT INTO answer_competitor_days (dealer_id, date, name, mentions)
 SELECT o.dealer_id, o.date, c.name, count(*)
@@ -152,13 +231,13 @@ GROUP BY o.dealer_id, o.date, c.name;
 
 -- name: clear_cited_url_days
 DELETE FROM answer_cited_url_days r
-USING (SELECT DISTINCT dealer_id, date FROM aoer_observation_stage) d
+USING (SELECT dealer_id, date FROM aoer_observation_staged_days) d
 WHERE r.dealer_id = d.dealer_id AND r.date = d.date;
 
 -- name: fill_cited_url_days
 -- Answers citing each page (a URL listed twice in one answer counts once, as above).
 WITH days AS (
-    SELECT DISTINCT dealer_id, date FROM aoer_observation_stage
+    SELECT dealer_id, date FROM aoer_observation_staged_days
 )
 INSERT INTO answer_cited_url_days (dealer_id, date, url, answers)
 SELECT o.dealer_id, o.date, u.url, count(*)
