@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -112,28 +114,38 @@ async def raise_statement_ms(url: str, repeats: int) -> list[float]:
         return timings
 
 
-async def refresh_beside_delivery(url: str, deliver: bool) -> float:
+@dataclass
+class Refresh:
+    seconds: float  # from the tick to the last job completed
+    cpu_s: float  # this process's CPU meanwhile (the worker: batches and delivery loop)
+    batch_ms: list[float]  # each batch's own time (claim excluded)
+
+
+async def refresh_beside_delivery(url: str, deliver: bool) -> Refresh:
     """A running worker (with or without its delivery loop) refreshes the fleet."""
     extra = {"AOER_ALERT_DELIVERY": deliver, "AOER_ALERT_HTTP_TIMEOUT_SECONDS": SLOW_S + 5}
     done = asyncio.Event()
     expected: list[int] = []
+    batch_ms: list[float] = []
     async with open_services(settings(url, **extra), kind=ProcessKind.WORKER) as services:
 
-        def observe(_: object) -> None:
+        def observe(outcome: BatchOutcome) -> None:
+            if outcome.completed:
+                batch_ms.append(outcome.elapsed_ms)
             if expected and worker.stats.completed >= expected[0]:
                 done.set()
 
         worker = build_worker(services, on_batch=observe)
         task = asyncio.create_task(worker.run())
         await asyncio.sleep(2)  # the delivery loop fills its slots with slow requests
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         async with services.store.session() as session:
             expected.append(await session.jobs.enqueue_all_active(CRON_PRIORITY))
         await done.wait()
-        seconds = time.perf_counter() - started
+        found = Refresh(time.perf_counter() - started, time.process_time() - cpu, batch_ms)
         worker.stop()
         await task
-        return seconds
+        return found
 
 
 def start_receiver(work: Path, secret: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -216,21 +228,32 @@ async def main(args: argparse.Namespace) -> None:
             " SELECT a.id, a.tenant_id, e.id FROM alerts a, alert_endpoints e"
             " WHERE a.dedup_key LIKE 'bench:%'",
         )
-        slow: dict[str, list[float]] = {"off": [], "slow receiver": []}
+        slow: dict[str, list[Refresh]] = {"off": [], "slow receiver": []}
         for round_no in range(args.rounds):
             for deliver in (False, True) if round_no % 2 == 0 else (True, False):
-                seconds = await refresh_beside_delivery(url, deliver=deliver)
-                slow["slow receiver" if deliver else "off"].append(seconds)
+                found = await refresh_beside_delivery(url, deliver=deliver)
+                slow["slow receiver" if deliver else "off"].append(found)
+            off_run, busy_run = slow["off"][-1], slow["slow receiver"][-1]
             print(
-                f"round {round_no + 1}: delivery off {slow['off'][-1]:.2f}s, delivering to a"
-                f" {SLOW_S}s receiver {slow['slow receiver'][-1]:.2f}s",
+                f"round {round_no + 1}: delivery off {off_run.seconds:.2f}s"
+                f" (cpu {off_run.cpu_s:.2f}s), delivering to a {SLOW_S}s receiver"
+                f" {busy_run.seconds:.2f}s (cpu {busy_run.cpu_s:.2f}s)",
                 flush=True,
             )
         attempted = await scalar(url, "SELECT count(*) FROM alert_deliveries WHERE attempts > 0")
     finally:
         receiver.kill()
         receiver.wait()
-    off, busy = statistics.median(slow["off"]), statistics.median(slow["slow receiver"])
+
+    def median_of(mode: str, value: Callable[[Refresh], float]) -> float:
+        return statistics.median(value(run) for run in slow[mode])
+
+    off = median_of("off", lambda r: r.seconds)
+    busy = median_of("slow receiver", lambda r: r.seconds)
+    off_cpu = median_of("off", lambda r: r.cpu_s)
+    busy_cpu = median_of("slow receiver", lambda r: r.cpu_s)
+    off_batch = statistics.median(ms for r in slow["off"] for ms in r.batch_ms)
+    busy_batch = statistics.median(ms for r in slow["slow receiver"] for ms in r.batch_ms)
     print()
     print(f"| run ({args.tenants:,} tenants, median of {args.rounds}) | seconds | ratio |")
     print("|---|---|---|")
@@ -244,6 +267,16 @@ async def main(args: argparse.Namespace) -> None:
     print(f"| the alert statement alone, 3 rules (ms per 1,000 tenants) | {s_rules:.1f} | |")
     print(f"| refresh, delivery off | {off:.2f} | 1.00 |")
     print(f"| refresh, delivering to a {SLOW_S} s receiver | {busy:.2f} | {busy / off:.2f} |")
+    print(f"| the worker process's CPU, delivery off (s) | {off_cpu:.2f} | 1.00 |")
+    print(
+        f"| the worker process's CPU, delivering to a {SLOW_S} s receiver (s)"
+        f" | {busy_cpu:.2f} | {busy_cpu / off_cpu:.2f} |"
+    )
+    print(f"| one batch, delivery off (ms) | {off_batch:.0f} | 1.00 |")
+    print(
+        f"| one batch, delivering to a {SLOW_S} s receiver (ms)"
+        f" | {busy_batch:.0f} | {busy_batch / off_batch:.2f} |"
+    )
     print(f"(alerts raised by the rules: {alerts}; deliveries attempted meanwhile: {attempted})")
     if not args.keep_database:
         drop_database(url)
