@@ -36,10 +36,10 @@ FROM generate_series(1, %(tenants)s) AS i
 SIGNALS = """
 WITH profile AS MATERIALIZED (
     SELECT md5('aoer-bench-tenant-' || i)::uuid AS dealer_id,
-           (i * 7919) %% 100                    AS kind,
+           (i::bigint * 7919) %% 100                    AS kind,
            15 + random() * 75                   AS level,
            (random() - 0.5) * 0.6               AS trend,
-           CASE WHEN (i * 7919) %% 100 BETWEEN 80 AND 91 THEN 25 + random() * 30
+           CASE WHEN (i::bigint * 7919) %% 100 BETWEEN 80 AND 91 THEN 25 + random() * 30
                 ELSE 1 + random() * 12 END      AS noise,
            random() * 0.08                      AS gap_rate
     FROM generate_series(1, %(tenants)s) AS i
