@@ -1,10 +1,11 @@
 """Answer-engine observations (DESIGN §14): validate rows, upsert all or none, derive signals.
 
-Rows are COPYed into a temporary table, checked there set-based (unknown dealers, a
-dealer/day/engine/prompt sent twice) and merged with one `INSERT … ON CONFLICT DO UPDATE`, so
-re-sending an observation replaces it. With `derive`, every observed day's aeo/geo is filled
-from that day's visibility and citation rate unless supplied directly; the caller then queues
-the tenants.
+Rows are COPYed into a temporary table a chunk at a time (the next chunk read on a thread
+meanwhile), checked there set-based (unknown dealers, a dealer/day/engine/prompt sent twice)
+and merged — plain inserts for days that hold no observation yet, `INSERT … ON CONFLICT DO
+UPDATE` for the rest, so re-sending an observation replaces it — all in one transaction.
+With `derive`, every observed day's aeo/geo is filled from that day's visibility and citation
+rate unless supplied directly; the caller then queues the tenants.
 """
 
 import asyncio

@@ -1,12 +1,14 @@
 """`answer_observations`: staged bulk upsert (COPY), signals derived from them, and the window
 metrics per engine, the competitor leaderboard and the most cited pages (DESIGN §14).
 
-An upsert is three steps inside the caller's transaction, so nothing is written unless all
-rows are good: `stage` COPYs the rows into a temporary table, `problems` lists the rows that
-name no tenant or repeat another row, `merge` writes them and rebuilds the staged days'
-rollups (`answer_observation_days`, `answer_competitor_days`, `answer_cited_url_days`), from
-which the window metrics are read. `derive_signals` then fills the staged days' aeo/geo.
-Every write of observations goes through `merge`, so the rollups always match them.
+An upsert runs inside the caller's transaction, so nothing is kept unless all rows are good
+(the steps are listed on `Observations`): chunk by chunk, `stage` COPYs rows into a temporary
+table, `chunk_problems` names the rows that name no tenant or repeat another, `merge` writes
+them; after the last chunk, `duplicates` names rows repeating an earlier chunk's, and
+`refresh_rollups` rebuilds the merged days' rollups (`answer_observation_days`,
+`answer_competitor_days`, `answer_cited_url_days`), from which the window metrics are read;
+`derive_signals` fills those days' aeo/geo. Every write of observations goes through this
+path, so the rollups always match them.
 """
 
 from collections.abc import Callable, Iterable, Sequence
