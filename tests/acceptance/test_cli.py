@@ -183,5 +183,6 @@ def test_listings_print_whole_ids_when_piped_and_json_on_request(aoer: AoerCli) 
     status = json.loads(aoer("status", "--json").stdout)
     assert status["jobs"]["queued"] == {}
     assert status["throughput"] == {"lastMinute": 0, "lastHour": 0}
+    assert status["paused"] is False
     model = json.loads(aoer("model", "status", "--json", COLUMNS="80").stdout)
     assert model["champion"]["version"] == "v1"

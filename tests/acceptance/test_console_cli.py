@@ -65,8 +65,12 @@ async def test_pause_stops_three_workers_and_resume_finishes_the_jobs(
             assert claimed == 0, "a worker claimed a job while the queue was paused"
             await asyncio.sleep(0.1)
         assert json.loads(ok(aoer("queue", "status", "--json")))["paused"] is True
+        assert json.loads(ok(aoer("status", "--json")))["paused"] is True
+        assert "the queue is paused" in ok(aoer("status"))  # the overview says so too
 
         assert "queue resumed" in ok(aoer("queue", "resume"))
+        assert json.loads(ok(aoer("status", "--json")))["paused"] is False
+        assert "paused" not in ok(aoer("status"))
 
         async def all_done() -> bool:
             done = await scalar(conn, "SELECT count(*) FROM aoer_queue WHERE status = 'completed'")

@@ -204,6 +204,26 @@ async def test_pause_stops_claims_but_not_enqueues_and_resume_restores_them(
     assert [a for a, _ in await audit_actions(conn)] == ["queue.pause", "queue.resume"]
 
 
+async def test_the_fleet_page_tells_an_administrator_the_queue_is_paused(
+    api: Api, world: OrgWorld
+) -> None:
+    notice = 'id="queue-paused"'
+    assert notice not in (await api.client.get("/dashboard/fleet", headers=api.admin)).text
+    await api.client.post("/api/queue/pause", headers=api.admin)
+
+    page = (await api.client.get("/dashboard/fleet", headers=api.admin)).text
+
+    assert notice in page
+    assert "The queue is paused." in page
+    assert "aoer queue resume" in page
+    # An organisation cannot resume it: its fleet view does not carry the operator's notice.
+    org_page = await api.client.get("/dashboard/fleet", headers=org_bearer(api, world.org_a))
+    assert org_page.status_code == 200
+    assert notice not in org_page.text
+    await api.client.post("/api/queue/resume", headers=api.admin)
+    assert notice not in (await api.client.get("/dashboard/fleet", headers=api.admin)).text
+
+
 async def test_workers_lists_heartbeats_with_gone_ones_marked(api: Api, conn: Connection) -> None:
     await conn.execute(
         "INSERT INTO aoer_workers (id, host, pid, jobs_in_hand, last_heartbeat_at) VALUES"

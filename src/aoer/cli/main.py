@@ -12,6 +12,7 @@ from aoer.bootstrap import ProcessKind, open_services, resolve_database_url
 from aoer.bootstrap.worker import build_worker
 from aoer.cli.alerts import alerts_app
 from aoer.cli.console import register as register_console_commands
+from aoer.cli.console import when
 from aoer.cli.keys import keys_app
 from aoer.cli.model import model_app
 from aoer.cli.observations import observations_app
@@ -218,12 +219,14 @@ def enqueue(
 
 @app.command()
 def status(as_json: JsonOutput = False) -> None:
-    """Queue depth by status and priority, oldest waiting job, throughput."""
+    """Queue depth by status and priority, oldest waiting job, throughput, and whether the
+    queue is paused."""
 
     async def main(settings: Settings) -> None:
         async with open_services(settings) as services, services.store.session() as session:
             depth = await session.jobs.depth()
             rate = await session.jobs.throughput()
+            state = await session.console.queue_state()
         if as_json:
             jobs: dict[str, dict[str, int]] = {s: {} for s in JOB_STATUSES}
             oldest: dict[str, dict[str, float]] = {}
@@ -232,7 +235,14 @@ def status(as_json: JsonOutput = False) -> None:
                 if d.oldest_age_s is not None:
                     oldest.setdefault(d.status, {})[d.priority] = round(d.oldest_age_s, 3)
             throughput = {"lastMinute": rate.last_minute, "lastHour": rate.last_hour}
-            emit_json({"jobs": jobs, "oldestAgeSeconds": oldest, "throughput": throughput})
+            emit_json(
+                {
+                    "jobs": jobs,
+                    "oldestAgeSeconds": oldest,
+                    "throughput": throughput,
+                    "paused": state.paused,
+                }
+            )
             return
         table = Table(title="aoer_queue")
         table.add_column("status")
@@ -257,6 +267,13 @@ def status(as_json: JsonOutput = False) -> None:
             f"throughput: {rate.last_minute} jobs in the last minute, "
             f"{rate.last_hour} in the last hour"
         )
+        if state.paused:
+            by = f" by {state.changed_by}" if state.changed_by else ""
+            console.print(
+                f"[bold]the queue is paused[/bold] (since {when(state.changed_at)} UTC{by}): "
+                "workers claim nothing; `aoer queue resume` resumes it",
+                highlight=False,
+            )
 
     run_command(main)
 

@@ -216,6 +216,8 @@ async def fleet_page(
         stats = await data.fleet_stats(session, tick, org_id)
         organizations = await session.organizations.all()
         voices = await data.share_of_voice(session, [r.tenant_id for r in fleet.rows])
+        # The pause is the operator's (and only an administrator can lift it).
+        queue_state = await session.console.queue_state() if who.role == "admin" else None
     if org_id is not None:
         organization = next((o for o in organizations if o.id == org_id), None)
     return page(
@@ -225,6 +227,7 @@ async def fleet_page(
         page=fleet,
         stats=stats,
         voices=voices,
+        queue_state=queue_state,
         depth={(d.status, d.priority): d.jobs for d in stats.depth},
         statuses=STATUSES,
         priorities=PRIORITY_ORDER,
