@@ -215,3 +215,18 @@ def utc_today() -> date:
 
 def days_ago(n: int) -> date:
     return utc_today() - timedelta(days=n)
+
+
+async def promote_a_model_three_days_ago(conn: Connection) -> None:
+    """An audited promotion of v2 three days ago (the champion row itself is left alone:
+    scores stay v1) — what the trend marks as a model change."""
+    await conn.execute(
+        "INSERT INTO model_weights (version, status, seo, aeo, geo, ugc, geolocal)"
+        " VALUES ('v2', 'retired', 0.1, 0.4, 0.25, 0.25, 0)"
+    )
+    await conn.execute(
+        "INSERT INTO model_audit (kind, trigger, champion_version, challenger_version,"
+        " result_version, decision, reason, duration_ms, created_at)"
+        " VALUES ('train', 'test', 'v1', 'v2', 'v2', 'promoted', 'clearly better', 1,"
+        " now() - interval '3 days')"
+    )

@@ -16,7 +16,7 @@ from aoer.store import Scope
 from tests.alerts.conftest import Receiver, receiver  # noqa: F401 (the fixture)
 from tests.api.conftest import Api, ApiFactory, count, recompute_through_worker
 from tests.api.test_stream import open_stream
-from tests.conftest import AddSignals, MakeTenant
+from tests.conftest import AddSignals, MakeTenant, promote_a_model_three_days_ago
 
 STEADY = [{"days_ago": d, "aeo": "80.00", "geo": "80.00", "ugc": "80.00"} for d in range(10)]
 
@@ -373,16 +373,7 @@ async def test_history_marks_the_tenants_own_alerts_on_the_trend(
         " now() - interval '40 days')",
         (mine,),
     )
-    await conn.execute(
-        "INSERT INTO model_weights (version, status, seo, aeo, geo, ugc, geolocal)"
-        " VALUES ('v2', 'retired', 0.1, 0.4, 0.25, 0.25, 0)"
-    )
-    await conn.execute(
-        "INSERT INTO model_audit (kind, trigger, champion_version, challenger_version,"
-        " result_version, decision, reason, duration_ms, created_at)"
-        " VALUES ('train', 'test', 'v1', 'v2', 'v2', 'promoted', 'better', 1,"
-        " now() - interval '3 days')"
-    )
+    await promote_a_model_three_days_ago(conn)
     feed = await api.client.get("/api/alerts", params={"tenantId": str(mine)}, headers=api.admin)
     [raised] = [a for a in feed.json()["alerts"] if a["kind"] == "risk_level_up"]
 

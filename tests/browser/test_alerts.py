@@ -11,7 +11,7 @@ from aoer.db.pool import Connection
 from aoer.scoring.demo import DEMO_DEALERS, demo_tenant_ids
 from tests.browser.conftest import Aoer, Screenshot, wait_for_demo_scores
 from tests.browser.test_dashboard import sign_in
-from tests.browser.test_why_it_moved import promote_a_model_three_days_ago
+from tests.conftest import promote_a_model_three_days_ago
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 

@@ -12,22 +12,9 @@ from aoer.db.pool import Connection
 from aoer.scoring.demo import DEMO_DEALERS, demo_tenant_ids
 from tests.browser.conftest import Aoer, Screenshot, wait_for_demo_scores
 from tests.browser.test_dashboard import LIVE_UPDATE_MS, SCORE, change_score, sign_in
+from tests.conftest import promote_a_model_three_days_ago
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
-
-
-async def promote_a_model_three_days_ago(conn: Connection) -> None:
-    """An audited promotion of v2 (the champion row itself is left alone: scores stay v1)."""
-    await conn.execute(
-        "INSERT INTO model_weights (version, status, seo, aeo, geo, ugc, geolocal)"
-        " VALUES ('v2', 'retired', 0.1, 0.4, 0.25, 0.25, 0)"
-    )
-    await conn.execute(
-        "INSERT INTO model_audit (kind, trigger, champion_version, challenger_version,"
-        " result_version, decision, reason, duration_ms, created_at)"
-        " VALUES ('train', 'test', 'v1', 'v2', 'v2', 'promoted', 'clearly better', 1,"
-        " now() - interval '3 days')"
-    )
 
 
 async def score_days_ago(conn: Connection, tenant_id: object, days: int) -> Decimal:

@@ -144,19 +144,16 @@ ON CONFLICT (dealer_id, date, engine, prompt) DO UPDATE
 SELECT DISTINCT dealer_id FROM aoer_observation_staged_days ORDER BY dealer_id;
 
 -- name: derive_signals_from_stage
--- Each staged (dealer, day): aeo = round(100 × visibility, 2) and geo = round(100 ×
+-- Each merged (dealer, day): aeo = round(100 × visibility, 2) and geo = round(100 ×
 -- citationRate, 2) over all of that day's observations (every engine; DESIGN §14). A value
 -- supplied directly (not NULL, `_derived` false) is kept; a derived or missing one is
 -- (re)placed. Returns the dealers whose signal rows were written.
-WITH days AS (
-    SELECT dealer_id, date FROM aoer_observation_staged_days
-),
-rates AS (
+WITH rates AS (
     SELECT o.dealer_id, o.date,
            round(100 * count(*) FILTER (WHERE o.mentioned)::numeric / count(*), 2) AS aeo,
            round(100 * count(*) FILTER (WHERE o.cited)::numeric / count(*), 2) AS geo
     FROM answer_observations o
-    JOIN days d ON d.dealer_id = o.dealer_id AND d.date = o.date
+    JOIN aoer_observation_staged_days d ON d.dealer_id = o.dealer_id AND d.date = o.date
     GROUP BY o.dealer_id, o.date
 ),
 derived AS (
@@ -182,9 +179,6 @@ FROM (SELECT DISTINCT dealer_id FROM aoer_observation_stage ORDER BY dealer_id) 
 -- name: refresh_observation_days
 -- The staged days' per-engine rollup, from every observation of those days. A (dealer, day,
 -- engine) group never disappears (re-sending replaces within it), so an upsert suffices.
-WITH days AS (
-    SELECT dealer_id, date FROM aoer_observation_staged_days
-)
 INSERT INTO answer_observation_days AS r (dealer_id, date, engine, answers, mentions, cited,
                                           rival_mentions, positions, position_sum,
                                           sentiments, sentiment_sum)
@@ -201,7 +195,7 @@ SELECT o.dealer_id, o.date, o.engine,
        count(o.sentiment),
        coalesce(sum(o.sentiment), 0)
 FROM answer_observations o
-JOIN days d ON d.dealer_id = o.dealer_id AND d.date = o.date
+JOIN aoer_observation_staged_days d ON d.dealer_id = o.dealer_id AND d.date = o.date
 GROUP BY o.dealer_id, o.date, o.engine
 ON CONFLICT (dealer_id, date, engine) DO UPDATE
    SET answers = EXCLUDED.answers, mentions = EXCLUDED.mentions, cited = EXCLUDED.cited,
@@ -212,37 +206,31 @@ ON CONFLICT (dealer_id, date, engine) DO UPDATE
 -- name: clear_competitor_days
 -- A re-sent answer may name a competitor no more: the staged days are rebuilt, not merged.
 DELETE FROM answer_competitor_days r
-USING (SELECT dealer_id, date FROM aoer_observation_staged_days) d
+USING aoer_observation_staged_days d
 WHERE r.dealer_id = d.dealer_id AND r.date = d.date;
 
 -- name: fill_competitor_days
 -- Answers naming each competitor: a name counts at its first place in an answer's list (a
 -- name listed twice in one answer counts once), so no per-answer DISTINCT is needed.
-WITH days AS (
-    SELECT dealer_id, date FROM aoer_observation_staged_days
-)
 INSERT INTO answer_competitor_days (dealer_id, date, name, mentions)
 SELECT o.dealer_id, o.date, c.name, count(*)
 FROM answer_observations o
-JOIN days d ON d.dealer_id = o.dealer_id AND d.date = o.date
+JOIN aoer_observation_staged_days d ON d.dealer_id = o.dealer_id AND d.date = o.date
 CROSS JOIN LATERAL unnest(o.competitors) WITH ORDINALITY AS c (name, i)
 WHERE c.i = 1 OR c.name <> ALL (o.competitors[:c.i - 1])
 GROUP BY o.dealer_id, o.date, c.name;
 
 -- name: clear_cited_url_days
 DELETE FROM answer_cited_url_days r
-USING (SELECT dealer_id, date FROM aoer_observation_staged_days) d
+USING aoer_observation_staged_days d
 WHERE r.dealer_id = d.dealer_id AND r.date = d.date;
 
 -- name: fill_cited_url_days
 -- Answers citing each page (a URL listed twice in one answer counts once, as above).
-WITH days AS (
-    SELECT dealer_id, date FROM aoer_observation_staged_days
-)
 INSERT INTO answer_cited_url_days (dealer_id, date, url, answers)
 SELECT o.dealer_id, o.date, u.url, count(*)
 FROM answer_observations o
-JOIN days d ON d.dealer_id = o.dealer_id AND d.date = o.date
+JOIN aoer_observation_staged_days d ON d.dealer_id = o.dealer_id AND d.date = o.date
 CROSS JOIN LATERAL unnest(o.cited_urls) WITH ORDINALITY AS u (url, i)
 WHERE u.i = 1 OR u.url <> ALL (o.cited_urls[:u.i - 1])
 GROUP BY o.dealer_id, o.date, u.url;
