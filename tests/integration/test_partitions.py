@@ -155,12 +155,11 @@ def scanned(plan: object, table: str) -> set[str]:
     }
 
 
-async def test_the_score_function_reads_only_the_months_of_its_window(
-    owner: Connection, make_tenant: MakeTenant
-) -> None:
-    """The real statement inside aoer_compute_scores_as_of, as auto_explain logs it."""
-    tenant = await make_tenant()
-    as_of = utc_today() - timedelta(days=100)
+async def nested_plans(
+    owner: Connection, sql: str, params: tuple[Any, ...], *, analyze: bool = False
+) -> list[Any]:
+    """The JSON plans auto_explain logs for `sql` and every statement nested in it (the
+    statements inside SQL functions, which EXPLAIN does not show)."""
     plans: list[Any] = []
 
     def keep(diag: psycopg.errors.Diagnostic) -> None:
@@ -175,16 +174,71 @@ async def test_the_score_function_reads_only_the_months_of_its_window(
         "auto_explain.log_nested_statements": "on",
         "auto_explain.log_format": "json",
         "auto_explain.log_level": "notice",
+        "auto_explain.log_analyze": "on" if analyze else "off",
     }.items():
         await owner.execute("SELECT set_config(%s, %s, false)", (setting, value))
-    await owner.execute(
-        "SELECT * FROM aoer_compute_scores_as_of(%s::uuid[], %s)", ([tenant], as_of)
+    await owner.execute(sql, params)  # type: ignore[arg-type]
+    owner.remove_notice_handler(keep)
+    return plans
+
+
+async def test_the_score_function_reads_only_the_months_of_its_window(
+    owner: Connection, make_tenant: MakeTenant
+) -> None:
+    """The real statement inside aoer_compute_scores_as_of, as auto_explain logs it."""
+    tenant = await make_tenant()
+    as_of = utc_today() - timedelta(days=100)
+    plans = await nested_plans(
+        owner, "SELECT * FROM aoer_compute_scores_as_of(%s::uuid[], %s)", ([tenant], as_of)
     )
     tables = set().union(*(scanned(p, "aiv_raw_signals") for p in plans))
     window = {f"aiv_raw_signals_p{month_of(as_of - timedelta(days=30))}",
               f"aiv_raw_signals_p{month_of(as_of)}"}  # fmt: skip
     assert tables, f"no plan of the nested statement was logged: {plans}"
     assert tables <= window, tables
+
+
+async def test_the_score_reads_its_window_from_the_primary_key_alone(owner: Connection) -> None:
+    """Migration 0017: the component columns ride in the primary key, so once the signals are
+    vacuumed a recompute reads no heap page of aiv_raw_signals (one tenant's days lie on as
+    many heap pages; in the key they are adjacent). Checked on the statement a worker's batch
+    runs, with the score it returns."""
+    await owner.execute(
+        "INSERT INTO tenants (name) SELECT 'Window Motors ' || g FROM generate_series(1, 2000) g"
+    )
+    # Day by day, as signals arrive: each day's rows of every tenant together in the heap.
+    await owner.execute(
+        """
+        INSERT INTO aiv_raw_signals (dealer_id, date, seo, aeo, geo, ugc, geolocal)
+        SELECT t.id, current_date - d, 50, 40 + d % 7, 30, 20, 10
+        FROM generate_series(0, 59) d CROSS JOIN tenants t
+        ORDER BY d, t.id
+        """
+    )
+    await owner.execute("VACUUM (ANALYZE) aiv_raw_signals")
+    cur = await owner.execute("SELECT array_agg(id) AS ids FROM (SELECT id FROM tenants LIMIT 5) t")
+    row = await cur.fetchone()
+    assert row is not None
+    plans = await nested_plans(
+        owner, "SELECT * FROM aoer_store_scores(%s::uuid[])", (row["ids"],), analyze=True
+    )
+    reads = [
+        n
+        for plan in plans
+        for n in nodes_in(plan)
+        if str(n.get("Relation Name", "")).startswith("aiv_raw_signals")
+    ]
+    shown = json.dumps(reads, indent=1, default=str)[:3000]
+    assert reads, f"no read of the signals was logged: {plans}"
+    assert {n["Node Type"] for n in reads} == {"Index Only Scan"}, shown
+    assert sum(int(n["Heap Fetches"]) for n in reads) == 0, shown
+    assert sum(int(n["Actual Rows"]) for n in reads) == 5 * 31, "the 31 days of the window"
+    scores = await owner.execute(
+        "SELECT count(*) AS n FROM aoer_summary WHERE tenant_id = ANY (%s)"
+        " AND (metrics ->> 'dataPoints')::integer = 31",
+        (row["ids"],),
+    )
+    assert (await scores.fetchone() or {}).get("n") == 5
 
 
 async def test_the_history_read_scans_only_the_months_it_asks_for(

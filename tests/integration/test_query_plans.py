@@ -70,6 +70,10 @@ async def test_hot_query_uses_its_index(big_queue: Connection, name: str) -> Non
     assert all(n["Node Type"] != "Seq Scan" for n in queue_scans), shown
     if name == "claim_jobs":
         assert all(n["Node Type"] != "Sort" for n in nodes), "claims walk the index in order"
+        # Whether an urgent job leads is asked of the urgent entries alone: reading the head
+        # of the whole index walked every entry a drain had claimed and no vacuum had removed.
+        probes = [str(n.get("Index Cond", "")) for n in nodes]
+        assert any("priority_rank =" in cond for cond in probes), shown
 
 
 async def test_complete_jobs_probes_each_held_job_by_key(big_queue: Connection) -> None:

@@ -155,10 +155,12 @@ async def raise_alerts(
     session: Session, completed: Sequence[CompletedJob], failed_job_ids: Sequence[UUID]
 ) -> int:
     """Raise the alerts of completed recomputes and of jobs that ended `failed`, in the
-    caller's transaction (DESIGN §13); how many. One statement, nearly free when no rule is
-    active. It runs in a savepoint: an alert that cannot be written (a bug, a bad rule) is
-    logged and never fails the recomputes it rides with."""
+    caller's transaction (DESIGN §13); how many. One statement; with no active rule, only a
+    one-row check. It runs in a savepoint: an alert that cannot be written (a bug, a bad
+    rule) is logged and never fails the recomputes it rides with."""
     if not completed and not failed_job_ids:
+        return 0
+    if not await session.alerts.armed():
         return 0
     try:
         async with session.transaction():

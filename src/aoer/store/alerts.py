@@ -121,6 +121,10 @@ class TenantOrgRow:
 class Alerts(Statements):
     # -- raising (inside the batch's transaction) --------------------------------------------
 
+    async def armed(self) -> bool:
+        """Whether any alert rule is active (else a batch has nothing to raise)."""
+        return bool(await self._value("alerts_armed"))
+
     async def raise_for_batch(
         self, completed: Sequence[CompletedJob], failed_job_ids: Sequence[UUID]
     ) -> RaisedAlerts:

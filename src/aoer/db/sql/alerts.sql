@@ -5,6 +5,13 @@
 -- Optimization 567 ms, Emission 472 ms) for a statement that runs in milliseconds.
 SELECT set_config('jit', 'off', true);
 
+-- name: alerts_armed
+-- Whether any alert rule is active: with none, a batch raises nothing, and the worker skips
+-- the alert statement and the seven arrays it would send (~15 ms of a 1,000-job batch).
+-- The same two partial rule indexes raise_alerts' own `armed` reads.
+SELECT EXISTS (SELECT 1 FROM alert_rules WHERE active AND tenant_id IS NOT NULL)
+       OR EXISTS (SELECT 1 FROM alert_rules WHERE active AND org_id IS NOT NULL);
+
 -- name: raise_alerts
 -- Raise the alerts of one processed batch, in the batch's own transaction: one statement for
 -- every tenant recomputed and every job that ended `failed` (`job_ids`).
@@ -28,7 +35,7 @@ WITH armed AS MATERIALIZED (
 ),
 input AS MATERIALIZED (
     SELECT *
-    FROM unnest(%(job_ids)s::uuid[], %(tenant_ids)s::uuid[], %(cur_scores)s::numeric[],
+    FROM unnest(%(job_ids)b::uuid[], %(tenant_ids)b::uuid[], %(cur_scores)s::numeric[],
                 %(cur_risks)s::numeric[], %(cur_days)s::integer[], %(prev_scores)s::numeric[],
                 %(prev_risks)s::numeric[])
          AS i (job_id, tenant_id, cur_score, cur_risk, cur_days, prev_score, prev_risk)
@@ -98,7 +105,7 @@ failed AS MATERIALIZED (
     FROM aoer_queue q
     JOIN tenants t ON t.id = q.tenant_id
     WHERE (SELECT yes FROM armed)
-      AND q.id = ANY (%(failed_job_ids)s::uuid[])
+      AND q.id = ANY (%(failed_job_ids)b::uuid[])
       AND q.status = 'failed'
       -- Attempts spent: not a job closed because the tenant's waiting job carries the retry.
       AND q.retry_count >= q.max_retries

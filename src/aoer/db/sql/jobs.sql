@@ -121,23 +121,21 @@ SELECT active FROM tenants WHERE id = %(tenant_id)s;
 -- When the most urgent due job is `urgent`, the batch is capped at 100 jobs: someone waits
 -- for it, and a small batch commits in milliseconds instead of carrying a full batch of
 -- lower-priority work along (bench/README.md: urgent latency behind a backlog).
+-- Whether the head is urgent is asked of the urgent part of the claim index alone
+-- (priority_rank = 4): reading the head in full walked every entry a drain had already
+-- claimed and no vacuum had yet removed, thousands a claim late in a 100,000-job drain.
 -- While the queue is paused (POST /api/queue/pause) it claims nothing.
-WITH head AS (
-    SELECT priority_rank
+WITH next AS (
+    SELECT id
     FROM aoer_queue
     WHERE status = 'queued' AND scheduled_at <= now()
       -- Paused (aoer_queue_state): nothing is claimed, whatever woke the worker.
       AND NOT EXISTS (SELECT 1 FROM aoer_queue_state WHERE paused)
     ORDER BY priority_rank DESC, scheduled_at
-    LIMIT 1
-),
-next AS (
-    SELECT id
-    FROM aoer_queue
-    WHERE status = 'queued' AND scheduled_at <= now()
-      AND NOT EXISTS (SELECT 1 FROM aoer_queue_state WHERE paused)
-    ORDER BY priority_rank DESC, scheduled_at
-    LIMIT CASE WHEN (SELECT priority_rank FROM head) = aoer_priority_rank('urgent')
+    LIMIT CASE WHEN EXISTS (SELECT 1 FROM aoer_queue
+                            WHERE status = 'queued'
+                              AND priority_rank = aoer_priority_rank('urgent')
+                              AND scheduled_at <= now())
                THEN least(%(limit)s, 100)
                ELSE %(limit)s END
     FOR UPDATE SKIP LOCKED
@@ -165,9 +163,11 @@ RETURNING q.id, q.tenant_id, q.priority, q.retry_count, q.max_retries, q.created
 -- So the held rows are found by primary key alone, locked in id order (the order
 -- renew_leases locks in too), and the guard is a column of theirs, not a filter the
 -- planner could drive the join with: every plan left is linear in the batch.
+-- The ids travel in binary (`%(job_ids)b`): the worker encodes 1,000 UUIDs in 0.2 ms instead
+-- of 1.3 ms as text (the same for the other id arrays of a batch).
 WITH held AS MATERIALIZED (
     SELECT q.id, q.status = 'processing' AND q.locked_by = %(worker_id)s AS ours
-    FROM (SELECT id FROM unnest(%(job_ids)s::uuid[]) AS asked (id) ORDER BY id) AS asked
+    FROM (SELECT id FROM unnest(%(job_ids)b::uuid[]) AS asked (id) ORDER BY id) AS asked
     -- One primary-key probe per held job, in id order: never a scan of the queue.
     CROSS JOIN LATERAL (
         SELECT id, status, locked_by FROM aoer_queue WHERE id = asked.id FOR UPDATE
@@ -216,7 +216,7 @@ JOIN scores sc ON sc.tenant_id = d.tenant_id;
 SELECT pg_notify(%(channel)s, string_agg(tenant_id::text, ','))
 FROM (
     SELECT tenant_id, (row_number() OVER () - 1) / 150 AS chunk
-    FROM unnest(%(tenant_ids)s::uuid[]) AS t (tenant_id)
+    FROM unnest(%(tenant_ids)b::uuid[]) AS t (tenant_id)
 ) chunks
 GROUP BY chunk;
 
@@ -278,7 +278,7 @@ SELECT * FROM updated;
 -- reclaimed (its lease expired) and is no longer processing.
 WITH held AS MATERIALIZED (
     SELECT q.id, q.status = 'processing' AND q.locked_by = %(worker_id)s AS ours
-    FROM (SELECT id FROM unnest(%(job_ids)s::uuid[]) AS asked (id) ORDER BY id) AS asked
+    FROM (SELECT id FROM unnest(%(job_ids)b::uuid[]) AS asked (id) ORDER BY id) AS asked
     CROSS JOIN LATERAL (
         SELECT id, status, locked_by FROM aoer_queue WHERE id = asked.id FOR UPDATE SKIP LOCKED
     ) q
@@ -293,7 +293,7 @@ SELECT asked.id,
        asked.id IN (SELECT id FROM renewed) AS renewed,
        CASE WHEN q.status = 'processing' THEN q.locked_by IS DISTINCT FROM %(worker_id)s
             ELSE coalesce(q.error_message LIKE 'lease expired:%%', false) END AS lost
-FROM unnest(%(job_ids)s::uuid[]) AS asked (id)
+FROM unnest(%(job_ids)b::uuid[]) AS asked (id)
 -- One primary-key probe per asked job (a plain read: it never waits on the batch's locks).
 CROSS JOIN LATERAL (
     SELECT status, locked_by, error_message FROM aoer_queue WHERE id = asked.id
