@@ -129,8 +129,9 @@ def test_partitioning_keeps_every_row_the_scores_and_the_protections(
                      AND conrelid IN ('aiv_raw_signals'::regclass, 'metrics_events'::regclass)"""
             ).fetchall()
         )
-        assert keys == {
-            "aiv_raw_signals": "PRIMARY KEY (dealer_id, date)",
+        assert keys == {  # the partition key's columns; 0017 carries the components too
+            "aiv_raw_signals": "PRIMARY KEY (dealer_id, date)"
+            " INCLUDE (seo, aeo, geo, ugc, geolocal)",
             "metrics_events": "PRIMARY KEY (id, created_at)",
         }
         grants = {
