@@ -9,8 +9,8 @@ from uuid import UUID
 import pytest
 
 from aoer import queue
-from aoer.alerts.delivery import Deliverer, DeliveryPolicy
-from aoer.db.pool import Connection
+from aoer.alerts.delivery import CLAIM_CONNECTION_WAIT_S, Deliverer, DeliveryPolicy
+from aoer.db.pool import Connection, open_pool
 from aoer.store import Store
 from tests.alerts.conftest import Receiver, SmtpServer
 from tests.conftest import eventually, session_of
@@ -217,3 +217,19 @@ async def test_e_mail_without_an_smtp_server_is_retried_not_lost(
         )
     row = await scalar(conn, "SELECT status || ': ' || last_error FROM alert_deliveries")
     assert row == "pending: AOER_SMTP_URL is not set: cannot send e-mail"
+
+
+async def test_a_loop_told_to_stop_while_it_waits_for_a_connection_ends_by_itself(
+    db_url: str,
+) -> None:
+    """`aoer up` losing its database stops the delivery loop while its claim waits for a
+    pooled connection that will never come. The wait is bounded, so the loop ends on its
+    own (cancelling a task that waits on the pool once left `aoer up` hanging at exit)."""
+    async with open_pool(db_url, max_size=1) as pool:
+        store = Store(pool, db_url)
+        async with pool.connection():  # the only connection: every claim round must wait
+            stopping = asyncio.Event()
+            task = asyncio.create_task(Deliverer(store, policy(), WORKER).run(stopping))
+            await asyncio.sleep(0.2)  # the first round is waiting for the connection
+            stopping.set()
+            await asyncio.wait_for(task, CLAIM_CONNECTION_WAIT_S + 2)

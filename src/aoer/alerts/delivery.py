@@ -42,6 +42,11 @@ logger = logging.getLogger(__name__)
 
 RECONNECT_DELAY_S = 1.0
 ERROR_PAUSE_S = 1.0
+# How long a claim round (and the look-up of the next due delivery) waits for a pooled
+# connection. Bounded, so a loop told to stop while the database is gone ends by itself
+# within it: cancelling a task that waits on the pool could leave `aoer up` hanging at exit
+# (seen under CPU load: the task never finished).
+CLAIM_CONNECTION_WAIT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +153,7 @@ class Deliverer:
 
     async def _until_next_due(self) -> float:
         try:
-            async with self.store.session() as session:
+            async with self.store.session(timeout_s=CLAIM_CONNECTION_WAIT_S) as session:
                 due_at = await session.alerts.next_delivery_due()
         except DatabaseError:
             return ALERT_POLL_S
@@ -177,7 +182,7 @@ class Deliverer:
             self._slot_free.clear()
             await self._slot_free.wait()
         limit = min(ALERT_CLAIM_BATCH, self.policy.max_in_flight - len(self._in_flight))
-        async with self.store.session() as session:
+        async with self.store.session(timeout_s=CLAIM_CONNECTION_WAIT_S) as session:
             claimed = await session.alerts.claim_deliveries(
                 self.worker_id, limit, self.policy.lease_s
             )
