@@ -80,7 +80,9 @@ class Receiver:
     def records(self) -> list[dict[str, Any]]:
         if not self.record_file.exists():
             return []
-        return [json.loads(line) for line in self.record_file.read_text().splitlines() if line]
+        # The receiver may be writing its last line right now: only whole lines count.
+        whole = self.record_file.read_text().rpartition("\n")[0]
+        return [json.loads(line) for line in whole.splitlines() if line]
 
     def delivered_ids(self) -> list[str]:
         """webhook-ids answered 2xx (a correct sender makes each appear once)."""
