@@ -230,6 +230,10 @@ async def test_a_loop_told_to_stop_while_it_waits_for_a_connection_ends_by_itsel
         async with pool.connection():  # the only connection: every claim round must wait
             stopping = asyncio.Event()
             task = asyncio.create_task(Deliverer(store, policy(), WORKER).run(stopping))
-            await asyncio.sleep(0.2)  # the first round is waiting for the connection
+            await eventually(
+                lambda: pool.get_stats().get("requests_waiting", 0) >= 1,
+                "the first claim round waiting for the connection",
+                5,
+            )
             stopping.set()
             await asyncio.wait_for(task, CLAIM_CONNECTION_WAIT_S + 2)
