@@ -2,15 +2,16 @@
 
 Each data-owning class (`Jobs`, `Scores`, ...) subclasses `Statements`; its methods run named
 queries from `aoer/db/sql/*.sql` through the helpers below, which map rows with psycopg row
-factories (`class_row` into the project's dataclasses, `scalar_row` for single values) and
-translate driver errors once.
+factories (`dataclass_row` into the project's dataclasses, `scalar_row` for single values)
+and translate driver errors once.
 """
 
-from collections.abc import AsyncIterator, Mapping
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from psycopg.rows import AsyncRowFactory, class_row, scalar_row
+from psycopg.rows import AsyncRowFactory, BaseRowFactory, RowMaker, class_row, scalar_row
 
 from aoer.db.pool import Connection
 from aoer.db.queries import query
@@ -20,6 +21,58 @@ from aoer.store.policy import QueuePolicy
 
 T = TypeVar("T")
 Params = Mapping[str, Any] | None
+
+
+def dataclass_row(cls: type[T]) -> BaseRowFactory[T]:
+    """Rows as `cls` instances, built from positional values when the query's columns are the
+    dataclass's fields in order (the rest left to their defaults), by name otherwise.
+
+    psycopg's `class_row` builds a keyword dict for every row: for the worker's 2,000 rows a
+    batch (a claim and a completion) that was 10 of its ~17 ms of Python. The names are
+    compared once per result, so a query whose columns drift from the fields still gets
+    them by name, never into the wrong field.
+    """
+    known = _FACTORIES.get(cls)
+    if known is None:
+        known = _FACTORIES[cls] = _dataclass_row(cls)
+    return known
+
+
+_FACTORIES: dict[type, BaseRowFactory[Any]] = {}
+
+
+def _dataclass_row(cls: type[T]) -> BaseRowFactory[T]:
+    if not dataclasses.is_dataclass(cls):
+        return class_row(cls)
+    given = [f for f in dataclasses.fields(cls) if f.init]
+    names = [f.name for f in given]
+    required = sum(
+        1
+        for f in given
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    )
+
+    def factory(cursor: Any) -> RowMaker[T]:
+        columns = [c.name for c in cursor.description or ()]
+        if required <= len(columns) <= len(names) and columns == names[: len(columns)]:
+            return _positional(cls)
+        return _by_name(cls, columns)
+
+    return factory
+
+
+def _positional(cls: type[T]) -> RowMaker[T]:
+    def make(values: Sequence[Any]) -> T:
+        return cls(*values)
+
+    return make
+
+
+def _by_name(cls: Callable[..., T], columns: list[str]) -> RowMaker[T]:
+    def make(values: Sequence[Any]) -> T:
+        return cls(**dict(zip(columns, values, strict=True)))
+
+    return make
 
 
 class Statements:
@@ -54,10 +107,10 @@ class Statements:
                 return await cur.fetchall()
 
     async def _all(self, cls: type[T], name: str, params: Params = None) -> list[T]:
-        return await self._rows(class_row(cls), name, params)
+        return await self._rows(dataclass_row(cls), name, params)
 
     async def _one(self, cls: type[T], name: str, params: Params = None) -> T | None:
-        rows = await self._rows(class_row(cls), name, params)
+        rows = await self._rows(dataclass_row(cls), name, params)
         return rows[0] if rows else None
 
     async def _value(self, name: str, params: Params = None) -> object:
