@@ -392,3 +392,43 @@ async def test_queue_status_reports_pending_processing_completed_failed(
         ("processing", "medium"): 1,
         ("completed", "medium"): 1,
     }
+
+
+def v7_millis(u: UUID) -> int:
+    """The Unix time in milliseconds a version 7 UUID carries in its first 48 bits."""
+    return u.int >> 80
+
+
+async def test_job_and_event_ids_are_time_ordered_version_7_uuids(
+    conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    tenants = [await make_tenant() for _ in range(3)]
+    for tenant in tenants:
+        await add_signals(tenant, [{"days_ago": 0, "aeo": "60"}])
+    [before] = await rows(
+        conn, "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms"
+    )
+    jobs = []
+    for tenant in tenants:  # one enqueue per millisecond or more: their ids sort in that order
+        jobs.append(await queue.enqueue(session_of(conn), tenant, "high"))
+        await conn.execute("SELECT pg_sleep(0.002)")
+    claimed = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 10)
+    await queue.process_batch(session_of(conn), WORKER, claimed)
+    [after] = await rows(
+        conn, "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms"
+    )
+    events = [
+        UUID(str(r["id"]))
+        for r in await rows(conn, "SELECT id FROM metrics_events ORDER BY created_at, id")
+    ]
+    ids = [job.id for job in jobs]
+    assert ids == sorted(ids)
+    assert len(events) == 3
+    for u in ids + events:
+        assert (u.version, u.variant) == (7, "specified in RFC 4122"), u
+        assert before["ms"] <= v7_millis(u) <= after["ms"], u
+    # The 74 other bits are random: ids taken in the same millisecond still differ.
+    [same] = await rows(
+        conn, "SELECT count(DISTINCT aoer_uuid_v7()) AS n FROM generate_series(1, 10000)"
+    )
+    assert same["n"] == 10000
