@@ -41,7 +41,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,7 +73,6 @@ REFILL_S = 0.5  # the backlog is topped up this often, so the workers never run 
 # summary about as often as it was read and the "cached" reads under a drain were nearly all
 # database reads (bench/README.md, issue 16).
 BACKLOG_TENANTS = 20_000
-BACKLOG_NAME = "Backlog Motors "
 MIXED_TARGET_SHARE = 0.70  # issue 16: mixed throughput ≥ 70 % of reads alone, p99 ≤ 100 ms
 MIXED_TARGET_P99_MS = 100.0
 
@@ -128,8 +127,19 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
+@contextlib.asynccontextmanager
+async def _client(port: int) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """One keep-alive connection to the server, closed on the way out."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
 async def _connection(
-    host: str,
     port: int,
     requests: list[bytes],
     offset: int,
@@ -138,10 +148,9 @@ async def _connection(
     latencies: list[float],
     statuses: Counter[int],
 ) -> int:
-    reader, writer = await asyncio.open_connection(host, port)
     done = 0
     i = offset
-    try:
+    async with _client(port) as (reader, writer):
         while True:
             request = requests[i % len(requests)]
             i += 1
@@ -155,10 +164,6 @@ async def _connection(
                 latencies.append((ended - began) * 1000)
                 statuses[status] += 1
                 done += 1
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
 
 
 async def load(
@@ -176,14 +181,12 @@ async def load(
     start_at, stop_at = now + WARMUP_S, now + WARMUP_S + seconds
     step = max(1, len(requests) // CONNECTIONS)
     flooding = [
-        _connection("127.0.0.1", port, flood, 0, start_at, stop_at, [], Counter())
+        _connection(port, flood or [], 0, start_at, stop_at, [], Counter())
         for _ in range(FLOOD_CLIENTS if flood else 0)
     ]
     counts = await asyncio.gather(
         *(
-            _connection(
-                "127.0.0.1", port, requests, c * step, start_at, stop_at, latencies, statuses
-            )
+            _connection(port, requests, c * step, start_at, stop_at, latencies, statuses)
             for c in range(CONNECTIONS)
         ),
         *flooding,
@@ -196,15 +199,10 @@ async def prime(port: int, requests: list[bytes]) -> None:
     summary read is cached, however long the database takes to answer the misses."""
 
     async def one(part: list[bytes]) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
+        async with _client(port) as (reader, writer):
             for request in part:
                 writer.write(request)
                 await _read_response(reader)
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
     await asyncio.gather(*(one(requests[c::CONNECTIONS]) for c in range(CONNECTIONS)))
 
@@ -228,7 +226,9 @@ def database_url() -> str:
     return urlunsplit(urlsplit(SERVER_URL)._replace(path=f"/{DATABASE}"))
 
 
-def seed(tenants: int) -> list[uuid.UUID]:
+def seed(tenants: int) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """`tenants` dealerships to read and BACKLOG_TENANTS for the draining workers, each with
+    30 days of signals and a summary; their ids."""
     with psycopg.connect(SERVER_URL, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {DATABASE}")
@@ -237,7 +237,7 @@ def seed(tenants: int) -> list[uuid.UUID]:
     ids = [uuid.uuid4() for _ in range(tenants)]
     backlog = [uuid.uuid4() for _ in range(BACKLOG_TENANTS)]
     with psycopg.connect(url, autocommit=True) as conn:
-        for name, group in (("Bench Motors ", ids), (BACKLOG_NAME, backlog)):
+        for name, group in (("Bench Motors ", ids), ("Backlog Motors ", backlog)):
             conn.execute(
                 "INSERT INTO tenants (id, name) SELECT id, %s || n"
                 " FROM unnest(%s::uuid[]) WITH ORDINALITY AS t (id, n)",
@@ -251,7 +251,7 @@ def seed(tenants: int) -> list[uuid.UUID]:
             )
             conn.execute("SELECT count(*) FROM aoer_store_scores(%s)", (group,))
         conn.execute("VACUUM ANALYZE")
-    return ids
+    return ids, backlog
 
 
 def free_port() -> int:
@@ -301,7 +301,7 @@ def serving(label: str, replicas: int = 1, url: str | None = None, **env: str) -
 
 
 @contextlib.contextmanager
-def draining(label: str) -> Iterator[None]:
+def draining(label: str, backlog: list[uuid.UUID]) -> Iterator[None]:
     """DRAIN_WORKERS `aoer worker` processes, and a thread that queues every backlog tenant
     without a waiting job at `low` every REFILL_S (one statement and a NOTIFY, as the tick
     does), so the workers drain the whole time the rows are measured."""
@@ -325,10 +325,10 @@ def draining(label: str) -> Iterator[None]:
                 with conn.transaction():
                     conn.execute(
                         "INSERT INTO aoer_queue (tenant_id, priority) SELECT t.id, 'low'"
-                        " FROM tenants t WHERE t.name LIKE %s AND NOT EXISTS (SELECT 1"
+                        " FROM tenants t WHERE t.id = ANY (%s) AND NOT EXISTS (SELECT 1"
                         "  FROM aoer_queue q WHERE q.tenant_id = t.id AND q.status = 'queued')"
                         " ON CONFLICT (tenant_id) WHERE status = 'queued' DO NOTHING",
-                        (BACKLOG_NAME + "%",),
+                        (backlog,),
                     )
                     conn.execute("SELECT pg_notify('aoer_queue', 'low')")
                 stop.wait(REFILL_S)
@@ -377,7 +377,7 @@ def run(
     mixed_only: bool = False,
 ) -> list[Result]:
     print(f"seeding {tenant_count} tenants with 30 days of signals...", flush=True)
-    tenants = seed(tenant_count)
+    tenants, backlog = seed(tenant_count)
     tokens = TokenService(SECRET)
     admin = tokens.mint("admin")
     ceiling = [get("/healthz", admin)]
@@ -471,7 +471,7 @@ def run(
             print(f"server: {server}", flush=True)
             measured = [(Result(server, name), requests) for name, requests in scenarios]
             label = re.sub(r"[^a-z0-9]+", "-", cache)
-            drain = draining(label) if cache == DRAINING else contextlib.nullcontext()
+            drain = draining(label, backlog) if cache == DRAINING else contextlib.nullcontext()
             with serving(f"{label}-{count}", count, **env) as port, drain:
                 for _, requests in measured:  # untimed: open pool connections, fill caches
                     uvloop.run(load(Result(server, "priming"), port, requests, 1.0))

@@ -44,28 +44,18 @@ _FACTORIES: dict[type, BaseRowFactory[Any]] = {}
 def _dataclass_row(cls: type[T]) -> BaseRowFactory[T]:
     if not dataclasses.is_dataclass(cls):
         return class_row(cls)
-    given = [f for f in dataclasses.fields(cls) if f.init]
-    names = [f.name for f in given]
-    required = sum(
-        1
-        for f in given
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    )
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+
+    def positional(values: Sequence[Any]) -> T:
+        return cls(*values)
 
     def factory(cursor: Any) -> RowMaker[T]:
         columns = [c.name for c in cursor.description or ()]
-        if required <= len(columns) <= len(names) and columns == names[: len(columns)]:
-            return _positional(cls)
-        return _by_name(cls, columns)
+        # A prefix of the fields in order goes by position (a missing required field fails
+        # the same way either path); anything else by name.
+        return positional if columns == names[: len(columns)] else _by_name(cls, columns)
 
     return factory
-
-
-def _positional(cls: type[T]) -> RowMaker[T]:
-    def make(values: Sequence[Any]) -> T:
-        return cls(*values)
-
-    return make
 
 
 def _by_name(cls: Callable[..., T], columns: list[str]) -> RowMaker[T]:
