@@ -2,9 +2,10 @@
 
 The server is `AOER_TEST_DATABASE_URL`, else the local one on 127.0.0.1:5432, else an
 embedded server. Under `CI=true` a missing server fails the run instead of falling back.
-Under `AOER_TEST_APP_ROLE=1` the tests connect to their databases as the production login
-role (`aoer migrate --app-role`; README "Production roles") instead of the owner; databases
-are still created, migrated and dropped as the owner.
+The tests of `tests/api` connect to their databases as the production login role (`aoer
+migrate --app-role`; README "Production roles"), as the API does in production: not superuser,
+not owner, Row Level Security applies. The others connect as the owner, or as that role too
+under `AOER_TEST_APP_ROLE=1`. Databases are always created, migrated and dropped as the owner.
 """
 
 import asyncio
@@ -33,6 +34,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 AS_APP_ROLE = os.environ.get("AOER_TEST_APP_ROLE", "").lower() in ("1", "true", "yes")
 TEST_APP_ROLE = "aoer_test_app"  # cluster-global like aoer_tenant; left in place, as it is
 REPO = Path(__file__).resolve().parent.parent
+API_TESTS = REPO / "tests" / "api"
 # The contract's worked cases live beside the repository (../shared/golden); a copy is kept in
 # tests/golden so a clone elsewhere (CI) still has them, and a test keeps the two identical.
 SHARED_GOLDEN = REPO.parent / "shared" / "golden" / "aoer_cases.json"
@@ -54,10 +56,15 @@ def with_user(url: str, user: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
 
 
-def as_test_role(url: str) -> str:
-    """How tests connect to a migrated database: as the app role under AOER_TEST_APP_ROLE=1,
-    else as the owner."""
-    return with_user(url, TEST_APP_ROLE) if AS_APP_ROLE else url
+def runs_as_app_role(request: pytest.FixtureRequest) -> bool:
+    """Whether this test (or module) connects as the app role: every test of `tests/api`, and
+    every test under AOER_TEST_APP_ROLE=1."""
+    return AS_APP_ROLE or request.path.is_relative_to(API_TESTS)
+
+
+def as_test_role(request: pytest.FixtureRequest, url: str) -> str:
+    """How this test connects to a migrated database: as the app role or as the owner."""
+    return with_user(url, TEST_APP_ROLE) if runs_as_app_role(request) else url
 
 
 def _reachable(url: str) -> bool:
@@ -95,27 +102,26 @@ def template_db(server_url: str) -> Iterator[str]:
     name = f"aoer_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     _admin(server_url, f"CREATE DATABASE {name}")
     asyncio.run(migrate(with_database(server_url, name)))
-    if AS_APP_ROLE:
-        asyncio.run(setup_app_role(with_database(server_url, name), AppRole(TEST_APP_ROLE)))
+    asyncio.run(setup_app_role(with_database(server_url, name), AppRole(TEST_APP_ROLE)))
     yield name
     _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
-def db_url(server_url: str, template_db: str) -> Iterator[str]:
+def db_url(request: pytest.FixtureRequest, server_url: str, template_db: str) -> Iterator[str]:
     """A fresh migrated database for this test, dropped afterwards."""
     name = f"aoer_t_{uuid.uuid4().hex[:12]}"
     _admin(server_url, f"CREATE DATABASE {name} TEMPLATE {template_db}")
-    yield as_test_role(with_database(server_url, name))
+    yield as_test_role(request, with_database(server_url, name))
     _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
 def owner_db_url(db_url: str, server_url: str) -> str:
-    """The test's database as its owner, for what only migrations may do (even under
-    AOER_TEST_APP_ROLE=1)."""
+    """The test's database as its owner, for what only migrations may do (even where the test
+    connects as the app role)."""
     owner = urlsplit(server_url).username or "postgres"
-    return with_user(db_url, owner) if AS_APP_ROLE else db_url
+    return with_user(db_url, owner)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ reads only its own rows; rows cannot be changed or removed."""
 import psycopg
 import pytest
 
-from aoer.db.pool import Connection
+from aoer.db.pool import Connection, connect
 from aoer.store.audit import AuditEntry
 from tests.api.conftest import Api
 from tests.api.org_world import OrgWorld, org_bearer, world
@@ -73,18 +73,23 @@ async def test_bad_audit_queries_are_422(api: Api) -> None:
         assert bad.status_code == 422, params
 
 
-async def test_the_owner_cannot_update_or_delete_audit_rows(
-    conn: Connection, world: OrgWorld
+async def test_neither_the_owner_nor_the_app_role_can_update_or_delete_audit_rows(
+    conn: Connection, owner_db_url: str, world: OrgWorld
 ) -> None:
-    """The owner is stopped by the trigger; under AOER_TEST_APP_ROLE=1 this connection is the
-    app role, stopped by its grants already (tests/acceptance/test_app_role.py)."""
+    """The app role (this suite's connections) is stopped by its grants, the owner by the
+    append-only trigger."""
     await add_entries(conn, world)
-    for sql in ("UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log",
-                "TRUNCATE audit_log"):  # fmt: skip
-        with pytest.raises(
-            psycopg.errors.InsufficientPrivilege, match=r"append-only|permission denied"
-        ):
-            async with conn.transaction():
-                await conn.execute(sql)  # type: ignore[arg-type]
+    owner = await connect(owner_db_url)
+    try:
+        for who in (conn, owner):
+            for sql in ("UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log",
+                        "TRUNCATE audit_log"):  # fmt: skip
+                with pytest.raises(
+                    psycopg.errors.InsufficientPrivilege, match=r"append-only|permission denied"
+                ):
+                    async with who.transaction():
+                        await who.execute(sql)  # type: ignore[arg-type]
+    finally:
+        await owner.close()
     cur = await conn.execute("SELECT count(*) AS n FROM audit_log WHERE actor = 'admin'")
     assert await cur.fetchone() == {"n": 7}

@@ -59,12 +59,15 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(
-    server_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    server_url: str,
+    template_db: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     """`aoer serve` on a fresh database with two computed tenants; yields its base URL."""
     name = f"aoer_st_{uuid.uuid4().hex[:12]}"
     _admin(server_url, f"CREATE DATABASE {name} TEMPLATE {template_db}")
-    url = as_test_role(with_database(server_url, name))
+    url = as_test_role(request, with_database(server_url, name))
     with psycopg.connect(url, autocommit=True) as conn:
         for number, tenant in enumerate(KNOWN_TENANTS):
             conn.execute(
