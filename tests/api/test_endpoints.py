@@ -1,5 +1,6 @@
 """The DESIGN §6 endpoints with their paths and camelCase JSON, on a real PostgreSQL."""
 
+import asyncio
 import gc
 from datetime import timedelta
 from uuid import uuid4
@@ -40,6 +41,32 @@ async def test_queue_answers_202_and_reports_coalescing(
     assert second.json()["jobId"] == body["jobId"]
     assert second.json()["priority"] == "urgent"
     assert await count(conn, "aoer_queue") == 1
+
+
+async def test_concurrent_admin_enqueues_share_statements_and_each_gets_its_job(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenants = [await make_tenant() for _ in range(20)]
+    before = api.ctx.enqueuer.statements
+    responses = await asyncio.gather(
+        *(
+            api.client.post("/api/aoer/queue", json={"tenantId": str(t)}, headers=api.admin)
+            for t in [*tenants, tenants[0]]
+        ),
+        api.client.post("/api/aoer/queue", json={"tenantId": str(uuid4())}, headers=api.admin),
+    )
+    *queued, again, unknown = responses
+    assert [r.status_code for r in queued] == [202] * 20
+    assert [r.json()["tenantId"] for r in queued] == [str(t) for t in tenants]
+    cur = await conn.execute("SELECT tenant_id, id FROM aoer_queue WHERE status = 'queued'")
+    jobs = {str(row["tenant_id"]): str(row["id"]) for row in await cur.fetchall()}
+    assert {r.json()["tenantId"]: r.json()["jobId"] for r in queued} == jobs
+    assert (again.status_code, again.json()["jobId"]) == (202, jobs[str(tenants[0])])
+    assert again.json()["coalesced"] is True
+    assert unknown.status_code == 404
+    assert "unknown tenant" in unknown.json()["error"]
+    # Fewer statements than requests: those that arrived together shared one.
+    assert api.ctx.enqueuer.statements - before < len(responses)
 
 
 async def test_queue_status_counts_jobs_with_queued_as_pending(

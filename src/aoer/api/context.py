@@ -9,14 +9,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Final, cast
+from uuid import UUID
 
 from fastapi import Depends, Request
 
+from aoer import queue
 from aoer.api.cache import SummaryCache
 from aoer.api.metrics import Metrics
 from aoer.api.metrics_snapshot import MetricsSnapshot
 from aoer.config import Settings
+from aoer.queue import Enqueuer
 from aoer.store import Scope, Session, Store
+from aoer.types import EnqueuedJob, Priority
 
 if TYPE_CHECKING:  # auth reads the context; the context only names auth's types
     from aoer.api.auth import Principal, TokenService
@@ -39,6 +43,7 @@ class ApiContext:
     hub: "EventHub"
     metrics: Metrics
     metrics_snapshot: MetricsSnapshot
+    enqueuer: Enqueuer
     heartbeat_s: float = SSE_HEARTBEAT_S
 
     @asynccontextmanager
@@ -48,6 +53,21 @@ class ApiContext:
         scope: Scope | None = principal.scope if principal is not None else None
         async with self.store.session(scope, timeout_s=DB_ACQUIRE_TIMEOUT_S) as session:
             yield session
+
+    async def enqueue(
+        self, principal: "Principal", tenant_id: UUID, priority: Priority
+    ) -> EnqueuedJob:
+        """Queue the tenant for `principal` (whose access is already checked). Callers that
+        see every tenant share statements with the process's other enqueues (`Enqueuer`);
+        a tenant or organisation enqueues in its own scoped session."""
+        if principal.scope is None:
+            job = await self.enqueuer.enqueue(tenant_id, priority)
+            if job is not None:
+                return job
+            async with self.session(principal) as session:
+                await queue.refuse_not_queued(session, tenant_id)
+        async with self.session(principal) as session:
+            return await queue.enqueue(session, tenant_id, priority)
 
 
 def api_context(request: Request) -> ApiContext:

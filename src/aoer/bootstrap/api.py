@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from aoer.api import api_routers, create_app
 from aoer.api.auth import TokenService, org_lookup
 from aoer.api.cache import make_cache
-from aoer.api.context import SSE_HEARTBEAT_S, ApiContext
+from aoer.api.context import DB_ACQUIRE_TIMEOUT_S, SSE_HEARTBEAT_S, ApiContext
 from aoer.api.events import EventHub
 from aoer.api.keys import KeyRegistry
 from aoer.api.metrics import Metrics
@@ -19,6 +19,7 @@ from aoer.api.sessions import SessionRegistry
 from aoer.bootstrap import Services
 from aoer.dashboard import dashboard_routers
 from aoer.errors import AoerError
+from aoer.queue import Enqueuer
 
 
 @dataclass
@@ -71,9 +72,15 @@ async def build_api(
         ),
         metrics=metrics,
         metrics_snapshot=MetricsSnapshot(services.store, metrics, settings.metrics_refresh_s),
+        # Half the pool at most: the other half stays free for reads.
+        enqueuer=Enqueuer(
+            lambda: services.store.session(timeout_s=DB_ACQUIRE_TIMEOUT_S),
+            max_in_flight=max(1, settings.pool_size // 2),
+        ),
         heartbeat_s=heartbeat_s,
     )
     try:
         yield ApiParts(create_app(context, [*api_routers(), *dashboard_routers()]), context)
     finally:
+        await context.enqueuer.close()
         await cache.close()

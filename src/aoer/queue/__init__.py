@@ -1,6 +1,7 @@
 """The durable priority queue's semantics (DESIGN §4) over the store's `aoer_queue` SQL."""
 
 from aoer.queue.batches import BatchOutcome, process_batch
+from aoer.queue.coalescing import Enqueuer
 from aoer.queue.jobs import (
     backoff_s,
     cron_chunk_size,
@@ -13,11 +14,13 @@ from aoer.queue.jobs import (
     queue_cron_chunk,
     raise_alerts,
     reclaim_expired,
+    refuse_not_queued,
     trigger_cron,
 )
 
 __all__ = [
     "BatchOutcome",
+    "Enqueuer",
     "backoff_s",
     "cron_chunk_size",
     "enqueue",
@@ -30,5 +33,6 @@ __all__ = [
     "queue_cron_chunk",
     "raise_alerts",
     "reclaim_expired",
+    "refuse_not_queued",
     "trigger_cron",
 ]

@@ -4,6 +4,7 @@ log the contract's lines (DESIGN §5). The SQL lives in `aoer.store.jobs`."""
 import logging
 import random
 from collections.abc import Iterable, Sequence
+from typing import NoReturn
 from uuid import UUID
 
 from aoer.constants import (
@@ -62,9 +63,14 @@ async def enqueue(
     jobs = await enqueue_many(session, [tid], parse_priority(priority))
     if jobs:
         return jobs[0]
-    if await session.jobs.tenant_active(tid) is None:
-        raise UnknownTenant(f"unknown tenant {tid}")
-    raise InactiveTenant(f"tenant {tid} is inactive")
+    await refuse_not_queued(session, tid)
+
+
+async def refuse_not_queued(session: Session, tenant_id: UUID) -> NoReturn:
+    """The error for a tenant an enqueue left out: unknown, or inactive."""
+    if await session.jobs.tenant_active(tenant_id) is None:
+        raise UnknownTenant(f"unknown tenant {tenant_id}")
+    raise InactiveTenant(f"tenant {tenant_id} is inactive")
 
 
 async def enqueue_many(

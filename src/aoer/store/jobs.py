@@ -74,25 +74,30 @@ class Jobs(Statements):
         are left out of the result.
 
         An urgent enqueue wakes the workers with a NOTIFY in its own transaction. Others,
-        when this is a transaction of its own and the store has a `Waker`, ask it for a
-        coalesced NOTIFY after the commit (store/wakeup.py: a NOTIFY per commit serialises
-        commits database-wide)."""
+        outside any transaction when the store has a `Waker`, are one autocommitted statement
+        and ask the waker for a coalesced NOTIFY after it (store/wakeup.py: a NOTIFY per
+        commit serialises commits database-wide). Without BEGIN and COMMIT an API enqueue
+        holds its pooled connection for one round trip instead of three, each of them a turn
+        of a busy event loop (bench/README.md, issue 16)."""
         params = {
             "tenant_ids": sorted(set(tenant_ids)),
             "priority": priority,
             "max_retries": self.policy.max_retries,
         }
-        after_commit = (
+        if (
             self.waker is not None
             and priority != "urgent"
+            and self.conn.autocommit
             and self.conn.info.transaction_status == TransactionStatus.IDLE
-        )
+        ):
+            jobs = await self._all(EnqueuedJob, "enqueue_tenants", params)
+            if jobs:
+                self.waker.wake(priority)
+            return jobs
         async with self.transaction():
             jobs = await self._all(EnqueuedJob, "enqueue_tenants", params)
-            if jobs and not after_commit:
+            if jobs:
                 await self.wake_workers(priority)
-        if jobs and after_commit and self.waker is not None:
-            self.waker.wake(priority)
         return jobs
 
     async def enqueue_all_active(self, priority: Priority) -> int:

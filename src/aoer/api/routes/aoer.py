@@ -58,8 +58,7 @@ async def queue_tenant(
     principal: Enqueuer, _: JsonBody, body: QueueRequest, ctx: Context
 ) -> QueuedJobOut:
     await ensure_tenant_access(principal, body.tenant_id)
-    async with ctx.session(principal) as session:
-        job = await queue.enqueue(session, body.tenant_id, body.priority)
+    job = await ctx.enqueue(principal, body.tenant_id, body.priority)
     return QueuedJobOut(
         success=True,
         job_id=job.id,
