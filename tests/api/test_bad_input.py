@@ -208,6 +208,9 @@ async def test_history_days_out_of_range(api: Api, tenant: UUID, days: str) -> N
         ({"name": "   "}, "name: String should have at least 1 character"),
         ({"name": "Bad\u0000Motors"}, "must not contain NUL"),
         ({"name": "x" * 201}, "at most 200 characters"),
+        # The published maxLength is about the text as sent, white space included (what
+        # schemathesis holds the API to): 200 characters once stripped is still too long.
+        ({"name": "    " + "x" * 200}, "at most 200 characters (as sent)"),
         ({"name": "Ok", "id": "nope"}, "id: Input should be a valid UUID"),
         ({"name": "Ok", "active": "perhaps"}, "active: Input should be a valid boolean"),
         ({"name": "Ok", "domain": "not a domain"}, "'not a domain' is not a host name"),

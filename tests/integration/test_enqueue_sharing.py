@@ -7,10 +7,11 @@ from uuid import UUID, uuid4
 import pytest
 
 from aoer.constants import QUEUE_CHANNEL
-from aoer.db.pool import Connection, connect, open_pool
-from aoer.errors import DatabaseError
+from aoer.db.pool import Connection, SessionLimits, connect, open_pool
+from aoer.errors import ConcurrencyConflict, DatabaseError
 from aoer.queue import Enqueuer
 from aoer.store import Store
+from aoer.types import EnqueuedJob
 from tests.conftest import MakeTenant
 
 
@@ -166,3 +167,31 @@ async def test_a_statement_waiting_on_a_claims_row_lock_holds_up_only_its_own_re
     assert [job.tenant_id if job else None for job in jobs] == [a, b, c, d]
     assert [job.coalesced if job else None for job in jobs] == [True, True, False, False]
     assert shared.statements == 4  # free's, a's, b's, then c's and d's together
+
+
+async def test_a_held_row_fails_only_its_own_request_when_the_lock_wait_runs_out(
+    db_url: str, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    """With the API's lock timeout, a statement that waits on a row a frozen worker holds is
+    tried again tenant by tenant: the held tenant's request fails, the others are queued."""
+    held, *free = [await make_tenant() for _ in range(3)]
+    async with open_pool(db_url, max_size=2, limits=SessionLimits(lock_timeout_ms=200)) as pool:
+        limited = Store(pool, db_url)
+        await enqueuer(limited).enqueue(held, "low")
+        holder = await connect(db_url)
+        try:
+            async with holder.transaction():  # a worker frozen mid-claim
+                await holder.execute(
+                    "SELECT id FROM aoer_queue WHERE tenant_id = %s FOR UPDATE", (held,)
+                )
+                shared = enqueuer(limited)
+                answers = await asyncio.gather(
+                    *(shared.enqueue(t, "high") for t in (held, *free)), return_exceptions=True
+                )
+        finally:
+            await holder.close()
+    assert isinstance(answers[0], ConcurrencyConflict)
+    assert [a.tenant_id for a in answers[1:] if isinstance(a, EnqueuedJob)] == free
+    assert shared.statements == 2  # the shared one failed; each free tenant's alone
+    queued = await queued_jobs(conn)
+    assert {t: p for t, (_, p) in queued.items()} == {held: "low", free[0]: "high", free[1]: "high"}

@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 from aoer.constants import DEFAULT_PRIORITY
 from aoer.scoring.observations import ObservationRow
 from aoer.scoring.recommendations import recommend
+from aoer.scoring.rows import as_sent_at_most, storable
 from aoer.scoring.signals import SignalRow
 from aoer.store.tenants import host_name
 from aoer.types import Grade, JobStatus, Priority, QueueStatus, RiskLevel, Summary
@@ -335,20 +336,17 @@ class EnginesOut(Camel):
 # -- tenants ------------------------------------------------------------------------------
 
 
-def _storable(text: str) -> str:
-    """PostgreSQL text holds neither NUL nor lone UTF-16 surrogates: refuse them up front."""
-    if "\x00" in text or any("\ud800" <= ch <= "\udfff" for ch in text):
-        raise ValueError("must not contain NUL characters or unpaired surrogates")
-    return text
-
-
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_storable),
+    as_sent_at_most(200),
+    AfterValidator(storable),
 ]
 ShortText = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=255), AfterValidator(_storable)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=255),
+    as_sent_at_most(255),
+    AfterValidator(storable),
 ]
 
 

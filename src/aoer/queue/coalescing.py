@@ -12,7 +12,8 @@ and one round trip for however many requests came in meanwhile.
 Only callers that see every tenant (admin and service tokens: no Row Level Security scope)
 share statements; a tenant's or an organisation's enqueue runs in its own scoped session as
 before. Each request still answers only once its job is committed, and an error in a shared
-statement is every sharing request's error: nothing is acknowledged that was not written.
+statement is every sharing request's error (a lost lock race excepted: then each tenant is
+tried on its own): nothing is acknowledged that was not written.
 """
 
 import asyncio
@@ -22,6 +23,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import TypeAlias
 from uuid import UUID
 
+from aoer.errors import ConcurrencyConflict
 from aoer.queue.jobs import enqueue_many
 from aoer.store import Session
 from aoer.types import EnqueuedJob, Priority
@@ -79,6 +81,16 @@ class Enqueuer:
             async with self._session() as session:
                 jobs = await enqueue_many(session, list(waiters), priority)
             self.statements += 1
+        except ConcurrencyConflict as exc:
+            if len(waiters) == 1:
+                _fail(waiters, exc)
+                return
+            # A lock wait ran out (a claim holds one of the rows: a worker frozen mid-claim)
+            # or two shared statements deadlocked: each tenant again on its own, so only the
+            # held ones fail, as they would have without sharing.
+            for tenant_id, answers in waiters.items():
+                await self._one_statement(priority, {tenant_id: answers})
+            return
         except Exception as exc:  # every request sharing the statement gets its error
             _fail(waiters, exc)
             return

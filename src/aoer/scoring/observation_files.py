@@ -25,12 +25,11 @@ from aoer.scoring.observations import (
     MAX_NAME_CHARS,
     MAX_PROMPT_CHARS,
     MAX_URL_CHARS,
-    UNSTORABLE,
     ObservationRow,
     StagedRow,
     array_literal,
 )
-from aoer.scoring.rows import FILE_LINES, FieldError, Naming, field_errors
+from aoer.scoring.rows import FILE_LINES, UNSTORABLE, FieldError, Naming, field_errors
 from aoer.store.observations import OBSERVATION_COLUMNS
 
 Format = Literal["csv", "jsonl"]

@@ -31,7 +31,14 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from aoer.scoring.rows import API_ROWS, FieldError, Naming, RowValidationError
+from aoer.scoring.rows import (
+    API_ROWS,
+    FieldError,
+    Naming,
+    RowValidationError,
+    as_sent_at_most,
+    storable,
+)
 from aoer.scoring.signals import within_signal_dates
 from aoer.store import Session
 from aoer.store.observations import MAX_PROBLEMS_REPORTED, StageProblem
@@ -47,15 +54,7 @@ ENGINE_PATTERN = r"^[a-z0-9_]+$"
 KNOWN_ENGINES = ("chatgpt", "perplexity", "gemini", "ai_overviews", "copilot", "claude")
 
 
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _WHITE_SPACE = re.compile(r"\s")
-
-
-def _storable(text: str) -> str:
-    """PostgreSQL text holds neither NUL nor lone UTF-16 surrogates: refuse them up front."""
-    if UNSTORABLE.search(text):
-        raise ValueError("must not contain NUL characters or unpaired surrogates")
-    return text
 
 
 def _web_url(url: str) -> str:
@@ -70,22 +69,26 @@ def _web_url(url: str) -> str:
 Engine = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=50, pattern=ENGINE_PATTERN),
+    as_sent_at_most(50),
 ]
 Prompt = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PROMPT_CHARS),
-    AfterValidator(_storable),
+    as_sent_at_most(MAX_PROMPT_CHARS),
+    AfterValidator(storable),
 ]
 BusinessName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_CHARS),
-    AfterValidator(_storable),
+    as_sent_at_most(MAX_NAME_CHARS),
+    AfterValidator(storable),
 ]
 WebUrl = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL_CHARS),
+    as_sent_at_most(MAX_URL_CHARS),
     AfterValidator(_web_url),
-    AfterValidator(_storable),
+    AfterValidator(storable),
 ]
 
 

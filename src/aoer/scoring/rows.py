@@ -5,16 +5,41 @@ name; an import names a row by the file's line (from 1) and a field by its colum
 names it (snake_case). `Naming` carries that choice, so one validation serves both.
 """
 
+import re
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 from pydantic.alias_generators import to_snake
 
 from aoer.errors import InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
+
+
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """PostgreSQL text holds neither NUL nor lone UTF-16 surrogates: refuse them up front."""
+    if UNSTORABLE.search(text):
+        raise ValueError("must not contain NUL characters or unpaired surrogates")
+    return text
+
+
+def as_sent_at_most(max_length: int) -> BeforeValidator:
+    """A text's length limit applied to the text as sent, before surrounding white space is
+    stripped: the published schema's maxLength is about what the client sends. Put it after
+    the `StringConstraints` in `Annotated` (it still runs first): placed before them, pydantic
+    strips but no longer checks `min_length`."""
+
+    def check(value: object) -> object:
+        if isinstance(value, str) and len(value) > max_length:
+            raise ValueError(f"must be at most {max_length} characters (as sent)")
+        return value
+
+    return BeforeValidator(check)
 
 
 @dataclass(frozen=True)
