@@ -634,8 +634,10 @@ def section(
             "rows were measured"
             + (f" (the backlog ran dry in: {'; '.join(DRY)})" if DRY else ", never running dry")
             + ". The mixed row sends nine cached reads for each POST "
-            "/api/aoer/queue (admin token, default priority): each enqueue is its own "
-            "transaction with an upsert and, when it queued anything, a NOTIFY.",
+            "/api/aoer/queue (admin token, default priority): the API's enqueues share "
+            "upsert statements (`Enqueuer`, at most half the pool in flight, each taking "
+            "every request waiting when it starts), and a NOTIFY follows each statement "
+            "that queued anything (coalesced by the process's `Waker`).",
             "",
             f"The flood rows add {FLOOD_CLIENTS} connections that scrape GET /metrics back to "
             "back (not counted) to the 64 reading ones. With the default snapshot "
@@ -645,9 +647,10 @@ def section(
             "scrape did before the snapshot.",
             "",
             "Uncached reads and enqueues are bound by PostgreSQL round trips (an admin read is "
-            "one; a tenant read adds BEGIN, the role/claims `set_config` and COMMIT; an "
-            "enqueue is one transaction with an upsert and a NOTIFY) and by the pool "
-            "(AOER_POOL_SIZE, 10 by default). Cached reads skip the database: token check, "
+            "one; a tenant read adds BEGIN, the role/claims `set_config` and COMMIT; "
+            "concurrent admin enqueues share one autocommitted upsert, then a coalesced "
+            "NOTIFY) and by the pool (AOER_POOL_SIZE, 10 by default; every lend is checked "
+            "with an empty round trip). Cached reads skip the database: token check, "
             "a cache lookup and the stored response bytes. They also skip most of FastAPI's "
             "dependency solving: the tenant reads take the token and `tenantId` off the "
             "request in one dependency (`tenant_query_access`). With the four declared "

@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 LISTEN_READY_S = 5.0  # how long to wait for LISTEN before claiming anyway (the poll covers)
 RETRY_FIRST_S = 0.1  # first pause after a passing database error; doubles per retry
 RETRY_MAX_S = 5.0  # longest pause between retries
+# A stopping worker waits this long for a pooled connection to remove its row: with the
+# database gone, the pool's own 30 s wait kept `aoer up` from exiting (CI, under load).
+DEREGISTER_WAIT_S = 1.0
 
 
 def new_worker_id() -> str:
@@ -334,7 +337,7 @@ class Worker:
     async def _deregister(self) -> None:
         """A clean exit: this worker's row goes (best effort; retention cleans up after)."""
         try:
-            async with self.store.session() as session:
+            async with self.store.session(timeout_s=DEREGISTER_WAIT_S) as session:
                 await session.console.worker_gone(self.worker_id)
         except Exception as exc:
             logger.warning("[AOER] could not remove worker row %s: %s", self.worker_id, exc)
