@@ -383,19 +383,19 @@ def draining(label: str, backlog: list[uuid.UUID]) -> Iterator[Callable[[], None
             worker.wait(60)
 
 
-def backlog_waiting() -> int:
-    """Backlog jobs still waiting (the drain did not run dry while this is above zero)."""
+def _jobs(where: str) -> int:
     with psycopg.connect(database_url()) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM aoer_queue WHERE status = 'queued' AND priority = 'low'"
-        ).fetchone()
+        row = conn.execute(f"SELECT count(*) FROM aoer_queue WHERE {where}").fetchone()
     return int(row[0]) if row else 0
 
 
 def completed_jobs() -> int:
-    with psycopg.connect(database_url()) as conn:
-        row = conn.execute("SELECT count(*) FROM aoer_queue WHERE status = 'completed'").fetchone()
-    return int(row[0]) if row else 0
+    return _jobs("status = 'completed'")
+
+
+def backlog_waiting() -> int:
+    """Backlog jobs still waiting (the drain did not run dry while this is above zero)."""
+    return _jobs("status = 'queued' AND priority = 'low'")
 
 
 def redis_reachable() -> bool:

@@ -135,8 +135,22 @@ async def test_a_shared_enqueue_wakes_the_workers(
     assert note.payload == priority
 
 
+async def lock_waits(conn: Connection, count: int) -> None:
+    """Until `count` backends of this database wait on a row lock (the shared statements)."""
+    for _ in range(200):
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        row = await cur.fetchone()
+        if row is not None and row["n"] >= count:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"fewer than {count} statements ever waited on a lock")
+
+
 async def test_a_statement_waiting_on_a_claims_row_lock_holds_up_only_its_own_requests(
-    store: Store, db_url: str, make_tenant: MakeTenant
+    store: Store, db_url: str, conn: Connection, make_tenant: MakeTenant
 ) -> None:
     """max_in_flight=2: while one statement waits on a row a claim has locked, another runs;
     with both waiting, later requests wait to share the next statement."""
@@ -150,14 +164,16 @@ async def test_a_statement_waiting_on_a_claims_row_lock_holds_up_only_its_own_re
         async with claim.transaction():  # what a claim in progress holds
             await claim.execute(lock, (a,))
             first = asyncio.create_task(shared.enqueue(a, "high"))
-            await asyncio.sleep(0.2)
+            await lock_waits(conn, 1)
             unlocked = await asyncio.wait_for(shared.enqueue(free, "high"), 5)
             assert unlocked is not None
             assert not first.done()
             await claim.execute(lock, (b,))
             second = asyncio.create_task(shared.enqueue(b, "high"))
-            await asyncio.sleep(0.2)
+            await lock_waits(conn, 2)
             later = [asyncio.create_task(shared.enqueue(t, "high")) for t in (c, d)]
+            # Nothing to wait for: a third statement, were it allowed, would have c and d
+            # queued well within this (neither is locked).
             await asyncio.sleep(0.2)
             assert not any(task.done() for task in (first, second, *later))
             assert shared.statements == 1
