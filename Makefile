@@ -29,8 +29,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The suite in TEST_PROCESSES pytest processes (pytest-xdist; each migrates its own template
+# database, every test gets its own copy). Work stealing keeps both busy to the end: the
+# longest tests take 1-2 minutes. TEST_PROCESSES=0 runs it in this process.
+TEST_PROCESSES ?= 2
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal
 
 # Rewrites docs/screenshots/*.png (README) from the browser tests; needs Chromium.
 screenshots: $(STAMP)

@@ -33,6 +33,7 @@ LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 AS_APP_ROLE = os.environ.get("AOER_TEST_APP_ROLE", "").lower() in ("1", "true", "yes")
 TEST_APP_ROLE = "aoer_test_app"  # cluster-global like aoer_tenant; left in place, as it is
+TEMPLATE_LOCK_KEY = 0x414F4552_7465  # "AOERte": one template migrates at a time per server
 REPO = Path(__file__).resolve().parent.parent
 API_TESTS = REPO / "tests" / "api"
 # The contract's worked cases live beside the repository (../shared/golden); a copy is kept in
@@ -101,8 +102,12 @@ def template_db(server_url: str) -> Iterator[str]:
     """One migrated database per test session; each test copies it."""
     name = f"aoer_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     _admin(server_url, f"CREATE DATABASE {name}")
-    asyncio.run(migrate(with_database(server_url, name)))
-    asyncio.run(setup_app_role(with_database(server_url, name), AppRole(TEST_APP_ROLE)))
+    # Roles are cluster-global: parallel test processes (pytest-xdist) migrating their
+    # templates at once would race to create aoer_app, aoer_tenant and the test's login role.
+    with psycopg.connect(server_url, autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", (TEMPLATE_LOCK_KEY,))
+        asyncio.run(migrate(with_database(server_url, name)))
+        asyncio.run(setup_app_role(with_database(server_url, name), AppRole(TEST_APP_ROLE)))
     yield name
     _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
