@@ -1,11 +1,14 @@
 """Issue 17: the first batches after a tick took seconds instead of ~0.1 s.
 
-Two causes, each pinned here with raw SQL and the named queries only:
+Two causes, each pinned here with raw SQL and the named queries only (and a third, found
+under issue 16's mixed load, through the store):
 - the statistics of `aoer_queue` never see a job in flight under the current worker's id,
   so the planner took `status = 'processing' AND locked_by = ...` for one row and joined the
   held ids against every job in flight (a nested loop: batch x jobs in flight comparisons);
 - renewing leases waited for the row locks of a batch being completed, and held up the
-  worker's other batches behind the rows it had locked already.
+  worker's other batches behind the rows it had locked already;
+- a prepared claim kept the generic plan PostgreSQL made for it while the queue was empty,
+  and after a tick tested every queued row against every claimed id.
 """
 
 import json
@@ -16,9 +19,9 @@ import psycopg
 import pytest
 
 from aoer.constants import RECOMPUTE_EVENT
-from aoer.db.pool import Connection
+from aoer.db.pool import Connection, connect
 from aoer.db.queries import query
-from tests.conftest import MakeTenant
+from tests.conftest import MakeTenant, session_of
 from tests.integration.test_query_plans import nodes_in
 
 TENANTS = 12_000
@@ -138,3 +141,54 @@ async def test_renewal_neither_waits_for_a_completing_batch_nor_reports_its_jobs
     state = {r["id"]: (r["status"], r["renewed"]) for r in await cur.fetchall()}
     assert all(state[i] == ("processing", True) for i in waiting)
     assert all(state[i][0] == "completed" for i in completing)
+
+
+# Enough claims for psycopg to prepare the statement (after 5 executions) and for PostgreSQL
+# to try 5 custom plans and then settle on a generic one.
+CLAIMS_BEFORE_THE_TICK = 15
+
+
+@pytest.mark.slow
+async def test_a_worker_that_started_on_an_empty_queue_claims_a_tick_by_index(
+    owner_db_url: str,
+) -> None:
+    """A worker claims on an empty queue for a while, then a tick queues 12,000 jobs: its next
+    claim must find them by index, not with a plan cached while the table was empty (before
+    the fix: a sequential scan of the queue testing each row against the 1,000 claimed ids,
+    and the urgent probe walking every queued job; 0.6-3.9 s a claim in the mixed API row)."""
+    conn = await connect(owner_db_url)  # LOAD 'auto_explain' needs the superuser
+    try:
+        await conn.execute("VACUUM ANALYZE aoer_queue")  # statistics of an empty queue
+        jobs = session_of(conn, batch_size=BATCH).jobs
+        for _ in range(CLAIMS_BEFORE_THE_TICK):
+            assert await jobs.claim("worker") == []
+        await conn.execute(
+            "INSERT INTO tenants (name) SELECT 'd' || g FROM generate_series(1, %s) g", (TENANTS,)
+        )
+        await conn.execute(query("enqueue_all_active"), {"priority": "low", "max_retries": 3})
+        plans: list[str] = []
+        conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
+        for setting in (
+            "auto_explain.log_min_duration = 0",
+            "auto_explain.log_analyze = on",
+            "auto_explain.log_timing = off",
+            "auto_explain.log_format = json",
+            "client_min_messages = log",
+        ):
+            await conn.execute(f"SET {setting}")  # type: ignore[arg-type]
+        await conn.execute("LOAD 'auto_explain'")
+        claimed = await jobs.claim("worker")
+        await conn.execute("SET client_min_messages = notice")
+    finally:
+        await conn.close()
+    assert len(claimed) == BATCH
+    claims = [json.loads(p.split("plan:", 1)[1]) for p in plans if "Take up to" in p]
+    assert len(claims) == 1, plans
+    nodes = nodes_in(claims[0])
+    shown = json.dumps(claims[0], indent=1, default=str)[:3000]
+    scanned = [
+        n for n in nodes if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "aoer_queue"
+    ]
+    assert scanned == [], shown
+    discarded = sum(n.get("Rows Removed by Filter", 0) for n in nodes)
+    assert discarded <= 2 * BATCH, shown

@@ -63,7 +63,17 @@ def _status_row(*, tenant_id: UUID, **counts: int) -> tuple[UUID, QueueStatus]:
 
 class Jobs(Statements):
     """The queue's rows. Each method that changes state is one transaction (a savepoint when
-    the caller already holds one), and wakes workers when it queued anything."""
+    the caller already holds one), and wakes workers when it queued anything.
+
+    Its statements are planned on every execution, never prepared: `aoer_queue` grows and
+    shrinks by a whole fleet within seconds, and a plan PostgreSQL cached for a prepared
+    statement keeps the table's size from when it was made. A worker that started on an empty
+    queue claimed from a tick's 30,000 jobs with its generic plan from then: the update read
+    the whole queue testing every row against the 1,000 claimed ids (0.6-3.9 s a claim instead
+    of ~10 ms; the API's enqueues waited on the claims' row locks and timed out). Planning
+    costs well under a millisecond a statement (bench/README.md, issue 16: the mixed row)."""
+
+    prepare = False
 
     def __init__(self, conn: Connection, policy: QueuePolicy, waker: Waker | None = None) -> None:
         super().__init__(conn, policy)

@@ -66,7 +66,13 @@ def _by_name(cls: Callable[..., T], columns: list[str]) -> RowMaker[T]:
 
 
 class Statements:
-    """Named queries over one connection, under the store's policy."""
+    """Named queries over one connection, under the store's policy.
+
+    `prepare` is psycopg's per-statement choice: None prepares a query on the server once a
+    connection has run it a few times (and PostgreSQL may then keep one generic plan for
+    it), False plans it again on every execution."""
+
+    prepare: bool | None = None
 
     def __init__(self, conn: Connection, policy: QueuePolicy) -> None:
         self.conn = conn
@@ -93,7 +99,7 @@ class Statements:
     async def _rows(self, factory: AsyncRowFactory[T], name: str, params: Params = None) -> list[T]:
         with translated():
             async with self.conn.cursor(row_factory=factory) as cur:
-                await cur.execute(query(name), params)
+                await cur.execute(query(name), params, prepare=self.prepare)
                 return await cur.fetchall()
 
     async def _all(self, cls: type[T], name: str, params: Params = None) -> list[T]:
@@ -123,5 +129,5 @@ class Statements:
     async def _run(self, name: str, params: Params = None) -> int:
         """Execute; the number of rows it touched."""
         with translated():
-            cur = await self.conn.execute(query(name), params)
+            cur = await self.conn.execute(query(name), params, prepare=self.prepare)
             return cur.rowcount
