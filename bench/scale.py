@@ -198,7 +198,7 @@ class ScaleBench:
 
     async def floor(self) -> float:
         seconds, plan, _ = await fastest_floor(self.url, reset)
-        self.say(f"floor: {seconds:.2f} s with the faster plan ({plan})")
+        say(f"floor: {seconds:.2f} s with the faster plan ({plan})")
         return seconds
 
     async def _tick(self, store: Store) -> dict[str, object]:
