@@ -61,7 +61,7 @@ async def execute(url: str, *statements: str) -> None:
     conn = await connect(url, autocommit=True)
     try:
         for sql in statements:
-            await conn.execute(sql)  # type: ignore[arg-type]
+            await conn.execute(sql)
     finally:
         await conn.close()
 
@@ -287,7 +287,7 @@ async def main(args: argparse.Namespace) -> None:
 async def scalar(url: str, sql: str) -> object:
     conn = await connect(url, autocommit=True)
     try:
-        cur = await conn.execute(sql)  # type: ignore[arg-type]
+        cur = await conn.execute(sql)
         row = await cur.fetchone()
         return next(iter(row.values())) if row else None
     finally:

@@ -96,7 +96,7 @@ async def refresh(
     start, cpu = time.perf_counter(), backend_cpu_s(pid)
     for ids in batches:
         async with conn.transaction():
-            await conn.execute(sql, {"ids": ids})  # type: ignore[arg-type]
+            await conn.execute(sql, {"ids": ids})
     return time.perf_counter() - start, backend_cpu_s(pid) - cpu
 
 
@@ -112,12 +112,12 @@ async def run(args: argparse.Namespace) -> None:
             print(f"{args.tenants:,} tenants, {rows:,} signal rows; batches of {args.batch}")
             await conn.execute(BEFORE_FUNCTIONS)
             cur = await conn.execute("SELECT id::text AS id FROM tenants ORDER BY id")
-            ids = [r["id"] for r in await cur.fetchall()]
+            ids = [str(r["id"]) for r in await cur.fetchall()]
             batches = [ids[i : i + args.batch] for i in range(0, len(ids), args.batch)]
             cur = await conn.execute("SELECT pg_backend_pid() AS pid")
             row = await cur.fetchone()
             assert row is not None
-            pid = int(row["pid"])
+            pid = int(str(row["pid"]))
             await refresh(conn, AFTER, batches, pid)  # every summary exists from here on
             await conn.execute("VACUUM ANALYZE aoer_summary, metrics_events")
             wall: dict[str, list[float]] = {"before": [], "after": []}

@@ -88,7 +88,7 @@ class ScratchCluster:
             conf.write(SERVER_SETTINGS.format(port=self.port, socket_dir=self.root))
         self.start()
         with psycopg.connect(self.admin_url(), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {DATABASE}")  # type: ignore[arg-type]
+            conn.execute(f"CREATE DATABASE {DATABASE}")
 
     def admin_url(self) -> str:
         return self.url.replace(f"/{DATABASE}?", "/postgres?")

@@ -114,8 +114,8 @@ def reset(conn: Conn) -> None:
 
 
 def scalar(conn: Conn, sql: str, params: dict[str, object] | None = None) -> int:
-    row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
-    return int(row[0]) if row and row[0] is not None else 0
+    row = conn.execute(sql, params).fetchone()
+    return int(str(row[0])) if row and row[0] is not None else 0
 
 
 class Feeder(threading.Thread):

@@ -108,6 +108,11 @@ def wait_for(check: Callable[[], bool], timeout_s: float, poll_s: float = 0.2) -
     return check()
 
 
+def worker_active(proc: Proc) -> Callable[[], bool]:
+    """A check for `wait_for`: has `proc` logged that its worker is active?"""
+    return lambda: WORKER_ACTIVE_LINE in proc.log_text()
+
+
 class Stage:
     """Runs one scenario: a reset queue, its own processes and logs, then the tally."""
 
@@ -149,7 +154,7 @@ class Stage:
         if api and not wait_for(self.api_ready, READY_TIMEOUT_S):
             raise RuntimeError(f"aoer serve did not become ready: {procs[0].last_line()}")
         for proc in procs[1:] if api else procs:
-            if not wait_for(lambda p=proc: WORKER_ACTIVE_LINE in p.log_text(), READY_TIMEOUT_S):
+            if not wait_for(worker_active(proc), READY_TIMEOUT_S):
                 raise RuntimeError(f"{proc.name} did not start: {proc.last_line()}")
         return procs
 
@@ -261,7 +266,7 @@ class Stage:
         self.supervise()
         # A worker still importing has no SIGTERM handler yet: let replacements come up first.
         for proc in self.fleet.live_workers():
-            wait_for(lambda p=proc: WORKER_ACTIVE_LINE in p.log_text(), READY_TIMEOUT_S)
+            wait_for(worker_active(proc), READY_TIMEOUT_S)
         codes = self.fleet.close()
         bad_exits = {name: code for name, code in codes.items() if code != 0}
         if bad_exits:

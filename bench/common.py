@@ -40,14 +40,14 @@ def recreate_database(url: str) -> None:
     if not name.replace("_", "").isalnum():
         raise SystemExit(f"refusing odd database name {name!r}")
     with psycopg.connect(with_database(url, "postgres"), autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
-        admin.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
 
 
 def drop_database(url: str) -> None:
     name = database_name(url)
     with psycopg.connect(with_database(url, "postgres"), autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 async def reset(url: str) -> None:
@@ -61,7 +61,7 @@ async def reset(url: str) -> None:
 
 
 async def scalar(conn: Connection, sql: str, params: Any = None) -> Any:
-    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    cur = await conn.execute(sql, params)
     row = await cur.fetchone()
     assert row is not None
     return next(iter(row.values()))

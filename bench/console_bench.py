@@ -25,8 +25,10 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 import httpx
 
@@ -61,7 +63,7 @@ FILTERS: dict[str, dict[str, str]] = {
 
 
 async def scalar(conn: Connection, sql: str, params: Any = None) -> Any:
-    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    cur = await conn.execute(sql, params)
     row = await cur.fetchone()
     return None if row is None else next(iter(dict(row).values()))
 
@@ -116,18 +118,22 @@ async def cursors(conn: Connection, params: dict[str, str]) -> dict[str, str | N
     found: dict[str, str | None] = {"first": None}
     for depth, offset in (("middle", total // 2), ("end", max(total - PAGE, 0))):
         cur = await conn.execute(
-            f"SELECT created_at, id FROM aoer_queue WHERE {clause}"  # type: ignore[arg-type]
+            f"SELECT created_at, id FROM aoer_queue WHERE {clause}"
             " ORDER BY created_at DESC, id DESC OFFSET %(offset)s LIMIT 1",
             {**args, "offset": offset},
         )
         row = await cur.fetchone()
-        found[depth] = console.encode_cursor(row["created_at"], row["id"]) if row else None
+        found[depth] = (
+            console.encode_cursor(cast(datetime, row["created_at"]), cast(UUID, row["id"]))
+            if row
+            else None
+        )
     found["total"] = str(total)
     return found
 
 
 async def bench_list(url: str, repeats: int) -> list[str]:
-    settings = Settings(AOER_JWT_SECRET=SECRET, AOER_HOME=tempfile.mkdtemp())  # type: ignore[call-arg]
+    settings = Settings(AOER_JWT_SECRET=SECRET, AOER_HOME=tempfile.mkdtemp())
     token = TokenService(SECRET).mint("admin")
     lines = ["| filter | matching | first page | middle | end |", "|---|---:|---:|---:|---:|"]
     conn = await connect(url)
@@ -176,7 +182,7 @@ async def wait_until(conn: Connection, sql: str, timeout_s: float = 30.0) -> Non
 
 
 async def bench_pause(url: str, repeats: int, log_dir: Path) -> list[str]:
-    settings = Settings(AOER_HOME=tempfile.mkdtemp(), DATABASE_URL=url)  # type: ignore[call-arg]
+    settings = Settings(AOER_HOME=tempfile.mkdtemp(), DATABASE_URL=url)
     children = [
         spawn(f"worker-{i}", aoer_cmd("worker"), child_env(url, AOER_RUN_CRON="false"), log_dir)
         for i in range(WORKERS)
@@ -202,11 +208,11 @@ async def bench_pause(url: str, repeats: int, log_dir: Path) -> list[str]:
             120,
         )
         tenants = [
-            row["id"]
+            cast(UUID, row["id"])
             for row in await (
                 await conn.execute("SELECT id FROM tenants ORDER BY id LIMIT 50")
             ).fetchall()
-        ]  # type: ignore[call-overload]
+        ]
         async with open_services(settings, database_url=url) as services:
             store: Store = services.store
             actor = console.Actor("bench", "admin")
@@ -261,9 +267,9 @@ async def bench_pause(url: str, repeats: int, log_dir: Path) -> list[str]:
                     )
                 ).fetchone()
                 assert row is not None
-                results["resume_first"].append(float(row["first"]))
-                results["resume_all"].append(float(row["heard"]))
-                results["done"].append(float(row["done"]))
+                results["resume_first"].append(float(str(row["first"])))
+                results["resume_all"].append(float(str(row["heard"])))
+                results["done"].append(float(str(row["done"])))
     finally:
         for child in children:
             child.proc.terminate()
@@ -310,19 +316,19 @@ OLD_INDEX = "CREATE INDEX aoer_queue_tenant_status_idx ON aoer_queue (tenant_id,
 async def use_console_indexes(conn: Connection, on: bool) -> None:
     for name, definition in CONSOLE_INDEXES.items():
         if on:
-            await conn.execute(f"CREATE INDEX IF NOT EXISTS {name} {definition}")  # type: ignore[arg-type]
+            await conn.execute(f"CREATE INDEX IF NOT EXISTS {name} {definition}")
         else:
-            await conn.execute(f"DROP INDEX IF EXISTS {name}")  # type: ignore[arg-type]
+            await conn.execute(f"DROP INDEX IF EXISTS {name}")
     if on:
         await conn.execute("DROP INDEX IF EXISTS aoer_queue_tenant_status_idx")
     else:
-        await conn.execute(OLD_INDEX.replace("INDEX", "INDEX IF NOT EXISTS", 1))  # type: ignore[arg-type]
+        await conn.execute(OLD_INDEX.replace("INDEX", "INDEX IF NOT EXISTS", 1))
 
 
 async def bench_writes(url: str, rounds: int) -> list[str]:
     """Every tenant queued (one cron tick) and drained by one in-process worker, with the
     console's indexes and without them (as before migration 0010), alternating rounds."""
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         AOER_HOME=tempfile.mkdtemp(), AOER_RUN_CRON=False, AOER_LOG_EACH_TENANT=False
     )
     conn = await connect(url)

@@ -97,7 +97,7 @@ async def run_floor(conn: Connection, plan: str = "planner") -> int:
     """Run the floor statement in one transaction; returns the number of events written."""
     async with conn.transaction():
         for setting in FLOOR_PLANS[plan]:
-            await conn.execute(setting)  # type: ignore[arg-type]
+            await conn.execute(setting)
         cur = await conn.execute(FLOOR_SQL)
         return cur.rowcount
 

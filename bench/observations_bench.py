@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -52,8 +52,8 @@ def database_url() -> str:
 
 def recreate() -> None:
     with psycopg.connect(SERVER_URL, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")  # type: ignore[arg-type]
-        admin.execute(f"CREATE DATABASE {DATABASE}")  # type: ignore[arg-type]
+        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {DATABASE}")
     import asyncio
 
     asyncio.run(migrate(database_url()))
@@ -239,11 +239,12 @@ def main() -> None:
           f" tenants, observations, engine-days, competitor-days, url-days = {sizes}")  # fmt: skip
 
     tokens = TokenService(SECRET)
+    token_makers: tuple[tuple[str, Callable[[uuid.UUID], str]], ...] = (
+        ("admin", lambda _t: tokens.mint("admin")),
+        ("tenant", lambda t: tokens.mint("tenant", tenant_id=t)),
+    )
     with serving() as port:
-        for label, token_for in (
-            ("admin", lambda _t: tokens.mint("admin")),
-            ("tenant", lambda t: tokens.mint("tenant", tenant_id=t)),
-        ):
+        for label, token_for in token_makers:
             load = os.getloadavg()[0]
             samples: list[float] = []
             for tenant in imported[:4]:
@@ -253,7 +254,7 @@ def main() -> None:
                   f" ms, max {max(samples):.1f} ms (1-min load before: {load:.1f})")  # fmt: skip
     if not args.keep_database:
         with psycopg.connect(SERVER_URL, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")  # type: ignore[arg-type]
+            admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 import procrastinate
+from procrastinate.types import JSONDict
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
@@ -60,7 +61,8 @@ async def defer_all(database_url: str, tenant_ids: Sequence[str]) -> None:
         task = app.tasks["aoer_recompute"]
         for start in range(0, len(tenant_ids), DEFER_CHUNK):
             chunk = tenant_ids[start : start + DEFER_CHUNK]
-            await task.batch_defer_async(*({"tenant_id": t} for t in chunk))
+            jobs: list[JSONDict] = [{"tenant_id": t} for t in chunk]
+            await task.batch_defer_async(*jobs)
 
 
 async def _utc(conn: AsyncConnection) -> None:

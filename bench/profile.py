@@ -35,7 +35,7 @@ MAX_LINE = 160
 
 
 async def _explain(conn: Connection, name: str, params: dict[str, object]) -> None:
-    cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + query(name), params)  # type: ignore[operator]
+    cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + query(name), params)
     print(f"--- {name}")
     for row in await cur.fetchall():
         line = str(next(iter(row.values())))

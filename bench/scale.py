@@ -144,9 +144,7 @@ class ScaleBench:
         self.watcher = SummaryWatcher()
         self.ticks = 0
         self.job = next(
-            j
-            for j in scheduled_jobs(Settings(AOER_RUN_CRON=True))
-            if j.name == RECOMPUTE_TICK  # type: ignore[call-arg]
+            j for j in scheduled_jobs(Settings(AOER_RUN_CRON=True)) if j.name == RECOMPUTE_TICK
         )
 
     async def measure(self, tenants: int) -> Size:

@@ -53,9 +53,10 @@ LABELS = (
 
 
 def label(row: dict[str, Any]) -> str:
-    if row["backend_type"] != "client backend":
+    backend_type: str = row["backend_type"]
+    if backend_type != "client backend":
         query = (row["query"] or "").strip()
-        return row["backend_type"] + (f": {query[:60]}" if query else "")
+        return backend_type + (f": {query[:60]}" if query else "")
     query = row["query"] or ""
     for needle, name in LABELS:
         if needle in query:
