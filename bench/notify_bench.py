@@ -11,6 +11,7 @@ measures how much that costs, as the API's enqueue statement, at the API's pool 
 """
 
 import argparse
+import contextlib
 import os
 import re
 import subprocess
@@ -82,9 +83,10 @@ def main() -> None:
     rows = []
     try:
         for setting in ("idle", "2 workers draining"):
-            context = draining("notify", backlog) if setting != "idle" else None
-            top_up = context.__enter__() if context else None
-            try:
+            with contextlib.ExitStack() as stack:
+                top_up = (
+                    stack.enter_context(draining("notify", backlog)) if setting != "idle" else None
+                )
                 for _ in range(2):  # interleaved, twice
                     for name, script in scripts.items():
                         if top_up:
@@ -93,9 +95,6 @@ def main() -> None:
                         rows.append((setting, name, tps, mean, p99))
                         print(f"{setting:<20} {name:<15} {tps:8.0f} tx/s  mean {mean:6.1f} ms"
                               f"  p99 {p99:6.1f} ms", flush=True)  # fmt: skip
-            finally:
-                if context:
-                    context.__exit__(None, None, None)
     finally:
         with psycopg.connect(
             database_url().rsplit("/", 1)[0] + "/postgres", autocommit=True
