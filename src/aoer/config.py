@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # Two batches in flight per worker: one's Python work and commit wait overlap the other's
     # SQL, which keeps PostgreSQL busy (bench/README.md, "Where the time goes").
     worker_concurrency: int = Field(default=2, ge=1, le=64, alias="AOER_WORKER_CONCURRENCY")
+    # One more slot per worker that claims urgent jobs only: an urgent recompute starts at once
+    # instead of waiting for a slot busy with a backlog's full batch (worker/loop.py).
+    urgent_lane: bool = Field(default=True, alias="AOER_URGENT_LANE")
     max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=1, le=100, alias="AOER_MAX_RETRIES")
     lease_s: float = Field(default=DEFAULT_LEASE_S, gt=0, alias="AOER_LEASE_SECONDS")
     poll_s: float = Field(default=SAFETY_POLL_S, gt=0, alias="AOER_POLL_SECONDS")

@@ -17,6 +17,9 @@ CRON_PRIORITY: Final[Priority] = "low"
 BACKOFF_BASE_S: Final = 60.0
 BACKOFF_CAP_S: Final = 3600.0
 BACKOFF_JITTER: Final = 0.25  # each delay is stretched by a random 0-25 %
+# The most urgent jobs a worker's urgent lane claims at once (the claim's cap for a batch led
+# by an urgent job: jobs.sql, claim_jobs).
+URGENT_LANE_BATCH: Final = 100
 SAFETY_POLL_S: Final = 5.0  # NOTIFY only wakes; this poll guarantees progress if one is lost
 LEASE_RENEWALS_PER_LEASE: Final = 3
 LEASE_CHECK_MAX_S: Final = 2.5  # renew and reclaim at least this often, whatever the lease

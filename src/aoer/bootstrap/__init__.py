@@ -106,7 +106,8 @@ async def open_services(
             logger.info("applied migration %04d_%s", migration.version, migration.name)
     if wait:
         await wait_for_database(url, settings.connect_timeout_s)
-    pool_size = max(settings.pool_size, settings.worker_concurrency * 2 + 2)
+    slots = settings.worker_concurrency + int(settings.urgent_lane)
+    pool_size = max(settings.pool_size, slots * 2 + 2)
     async with open_pool(url, max_size=pool_size, limits=LIMITS[kind]) as pool:
         store = Store(pool, url, queue_policy(settings))
         try:

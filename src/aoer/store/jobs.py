@@ -154,13 +154,16 @@ class Jobs(Statements):
         """NOTIFY idle workers; delivered when the current transaction commits."""
         await self._run("notify_queue", {"channel": QUEUE_CHANNEL, "payload": payload})
 
-    async def claim(self, worker_id: str, limit: int | None = None) -> list[ClaimedJob]:
-        """Claim up to `limit` (default: the batch size) due jobs in priority order under a
-        lease."""
+    async def claim(
+        self, worker_id: str, limit: int | None = None, min_priority: Priority = "low"
+    ) -> list[ClaimedJob]:
+        """Claim up to `limit` (default: the batch size) due jobs of `min_priority` or above,
+        in priority order, under a lease."""
         params = {
             "worker_id": worker_id,
             "limit": limit or self.policy.batch_size,
             "lease_s": self.policy.lease_s,
+            "min_priority": min_priority,
         }
         async with self.transaction():
             return await self._all(ClaimedJob, "claim_jobs", params)

@@ -1,7 +1,13 @@
 """The worker loop: claim a batch, process it, repeat; sleep until NOTIFY, a due job or a poll.
 
+`AOER_WORKER_CONCURRENCY` slots claim and process batches side by side. With
+`AOER_URGENT_LANE` (the default) one more slot, the urgent lane, claims urgent jobs only and
+is woken by urgent enqueues alone: while every other slot works through a backlog's full
+batches, an urgent recompute is claimed at once instead of after the batch in hand
+(bench/README.md, "urgent behind the backlog").
+
 `drain=True` ("burst" mode) processes until nothing is due, then returns: it makes tests
-and one-shot runs deterministic.
+and one-shot runs deterministic. The urgent lane runs until the other slots are done.
 """
 
 import asyncio
@@ -18,11 +24,16 @@ from uuid import UUID
 from aoer import queue
 from aoer.alerts.delivery import Deliverer
 from aoer.config import Settings
-from aoer.constants import LEASE_CHECK_MAX_S, LEASE_RENEWALS_PER_LEASE, WORKER_HEARTBEAT_S
+from aoer.constants import (
+    LEASE_CHECK_MAX_S,
+    LEASE_RENEWALS_PER_LEASE,
+    URGENT_LANE_BATCH,
+    WORKER_HEARTBEAT_S,
+)
 from aoer.errors import TransientDatabaseError
 from aoer.queue.batches import BatchOutcome
 from aoer.store import Store
-from aoer.types import ClaimedJob
+from aoer.types import ClaimedJob, Priority
 from aoer.worker.scheduler import ScheduledJob, run_scheduler
 from aoer.worker.wakeup import listen_for_jobs
 
@@ -48,9 +59,21 @@ class WorkerStats:
     notifications: int = 0  # NOTIFYs that woke the worker
 
 
+@dataclass(frozen=True, slots=True)
+class _Lane:
+    """What a slot claims: jobs of `min_priority` or above, up to `limit` (None: the batch
+    size) at a time."""
+
+    min_priority: Priority = "low"
+    limit: int | None = None
+
+
+URGENT_LANE = _Lane("urgent", URGENT_LANE_BATCH)
+
+
 class Worker:
-    """Runs `settings.worker_concurrency` claim/process slots over one store (lease and batch
-    size come with the store's policy)."""
+    """Runs `settings.worker_concurrency` claim/process slots, and the urgent lane, over one
+    store (lease and batch size come with the store's policy)."""
 
     def __init__(
         self,
@@ -73,6 +96,13 @@ class Worker:
         self.deliverer = deliverer  # alert deliveries, a task of their own beside the slots
         self._stopping = asyncio.Event()
         self._wakeups = [asyncio.Event() for _ in range(settings.worker_concurrency)]
+        # The urgent lane's wake-up is the last one: every wake-up reaches it, except the
+        # NOTIFYs of enqueues below `urgent`.
+        self._lanes = [_Lane()] * settings.worker_concurrency
+        if settings.urgent_lane:
+            self._wakeups.append(asyncio.Event())
+            self._lanes.append(URGENT_LANE)
+        self._slots_done = asyncio.Event()  # drain mode: the regular slots found nothing due
         self._sleeping = 0
         # Observable states (tests, `aoer up`): LISTEN is in place; every slot is asleep.
         self.listening = asyncio.Event()
@@ -93,12 +123,14 @@ class Worker:
         for event in self._wakeups:
             event.set()
 
-    def _listener_woke(self, notified: bool) -> None:
+    def _listener_woke(self, notified: bool, priority: str | None = None) -> None:
         if notified:
             self.stats.notifications += 1
         else:  # (re)connected: a pause or resume may have been missed meanwhile
             self._beat_now.set()
-        self._wake_all()
+        for event, lane in zip(self._wakeups, self._lanes, strict=True):
+            if not notified or priority is None or lane is not URGENT_LANE or priority == "urgent":
+                event.set()
 
     def _control(self, payload: str) -> None:
         """The operator paused or resumed the queue: stop claiming, or claim at once."""
@@ -129,12 +161,14 @@ class Worker:
             delivering = asyncio.create_task(
                 self.deliverer.run(self._stopping), name="aoer-alert-delivery"
             )
-        if not self.drain:
+        if not self.drain or self.settings.urgent_lane:
+            # A drain listens too when it has an urgent lane: urgent enqueues wake the lane.
             helpers.append(
                 asyncio.create_task(
                     listen_for_jobs(self.store, self._listener_woke, self.listening, self._control)
                 )
             )
+        if not self.drain:
             helpers.append(asyncio.create_task(self._keep_leases()))
             helpers.append(asyncio.create_task(self._heartbeat()))
             if self.scheduled:
@@ -148,8 +182,17 @@ class Worker:
                 await asyncio.wait_for(self.listening.wait(), LISTEN_READY_S)
         try:
             async with asyncio.TaskGroup() as group:
-                for slot in range(self.settings.worker_concurrency):
+                regular = [
                     group.create_task(self._slot(slot))
+                    for slot, lane in enumerate(self._lanes)
+                    if lane is not URGENT_LANE
+                ]
+                if self.settings.urgent_lane:
+                    group.create_task(self._slot(len(self._lanes) - 1))
+                if self.drain:
+                    await asyncio.gather(*regular)
+                    self._slots_done.set()  # the urgent lane ends with them
+                    self._wake_all()
             if self.drain and self.deliverer is not None:
                 await self.deliverer.drain()
         finally:
@@ -172,20 +215,25 @@ class Worker:
         return self.stats
 
     async def _slot(self, slot: int) -> None:
-        wake = self._wakeups[slot]
+        wake, lane = self._wakeups[slot], self._lanes[slot]
+        urgent_lane = lane is URGENT_LANE
         while not self._stopping.is_set():
             wake.clear()
             try:
                 if self.paused and not self.drain:
                     await self._sleep(wake, self.settings.poll_s)
                     continue
-                jobs = await self._claim()
+                if urgent_lane and self._slots_done.is_set():
+                    return
+                jobs = await self._claim(lane)
                 if jobs:
                     await self._process(jobs)
                     continue
-                if self.drain:
+                if self.drain and not urgent_lane:
                     return
-                await self._sleep(wake)
+                # The lane sleeps until an urgent NOTIFY or the poll: a delayed job coming
+                # due (what the others wait for) is rarely urgent.
+                await self._sleep(wake, self.settings.poll_s if urgent_lane else None)
             except asyncio.CancelledError:
                 raise
             except TransientDatabaseError as exc:
@@ -197,11 +245,11 @@ class Worker:
                 logger.exception("[AOER] worker slot %d error; retrying", slot)
                 await self._sleep(wake, self.settings.poll_s)
 
-    async def _claim(self) -> list[ClaimedJob]:
+    async def _claim(self, lane: _Lane) -> list[ClaimedJob]:
         async with self.store.session() as session:
-            if self.drain:
+            if self.drain and lane is not URGENT_LANE:
                 await queue.reclaim_expired(session)
-            jobs = await session.jobs.claim(self.worker_id)
+            jobs = await session.jobs.claim(self.worker_id, lane.limit, lane.min_priority)
         for job in jobs:
             self._in_hand[job.id] = job
         return jobs

@@ -16,24 +16,25 @@ RECONNECT_DELAY_S = 1.0
 
 async def listen_for_jobs(
     store: Store,
-    wake: Callable[[bool], None],
+    wake: Callable[[bool, str | None], None],
     ready: asyncio.Event,
     control: Callable[[str], None] | None = None,
 ) -> None:
-    """Call `wake(True)` on every job NOTIFY, `control(payload)` on a pause or resume, and
-    `wake(False)` once LISTEN is (back) in place for what was queued meanwhile; reconnect if
-    the connection drops (the poll and the heartbeat cover gaps)."""
+    """Call `wake(True, priority)` on every job NOTIFY (its payload: the enqueued priority),
+    `control(payload)` on a pause or resume, and `wake(False, None)` once LISTEN is (back) in
+    place for what was queued meanwhile; reconnect if the connection drops (the poll and the
+    heartbeat cover gaps)."""
     while True:
         try:
             async with store.listen(QUEUE_CHANNEL, QUEUE_CONTROL_CHANNEL) as notifications:
                 ready.set()
-                wake(False)  # anything queued while we were not listening
+                wake(False, None)  # anything queued while we were not listening
                 async for note in notifications:
                     if note.channel == QUEUE_CONTROL_CHANNEL:
                         if control is not None:
                             control(note.payload)
                     else:
-                        wake(True)
+                        wake(True, note.payload)
         except (DatabaseError, OSError) as exc:
             logger.warning("queue listener lost its connection (%s); reconnecting", exc)
         await asyncio.sleep(RECONNECT_DELAY_S)

@@ -125,10 +125,13 @@ SELECT active FROM tenants WHERE id = %(tenant_id)s;
 -- (priority_rank = 4): reading the head in full walked every entry a drain had already
 -- claimed and no vacuum had yet removed, thousands a claim late in a 100,000-job drain.
 -- While the queue is paused (POST /api/queue/pause) it claims nothing.
+-- `min_priority` leaves out jobs of a lower priority: a worker's urgent lane claims 'urgent'
+-- only, reading the urgent part of the claim index alone (worker/loop.py).
 WITH next AS (
     SELECT id
     FROM aoer_queue
     WHERE status = 'queued' AND scheduled_at <= now()
+      AND priority_rank >= aoer_priority_rank(%(min_priority)s)
       -- Paused (aoer_queue_state): nothing is claimed, whatever woke the worker.
       AND NOT EXISTS (SELECT 1 FROM aoer_queue_state WHERE paused)
     ORDER BY priority_rank DESC, scheduled_at
