@@ -53,7 +53,14 @@ async def main(batch_size: int) -> None:
             await conn.execute(query("enqueue_all_active"), {"priority": "low", "max_retries": 3})
             await conn.execute("ANALYZE aoer_queue")
             await _explain(
-                conn, "claim_jobs", {"worker_id": "profile", "limit": batch_size, "lease_s": 30.0}
+                conn,
+                "claim_jobs",
+                {
+                    "worker_id": "profile",
+                    "limit": batch_size,
+                    "lease_s": 30.0,
+                    "min_priority": "low",
+                },
             )
             jobs = await session.jobs.claim("profile")
             held = {"worker_id": "profile", "job_ids": [j.id for j in jobs]}

@@ -54,7 +54,8 @@ async def after_tick(conn: Connection) -> dict[str, list[UUID]]:
     for slot in range(IN_FLIGHT):
         worker = f"worker-{slot % 2}"
         cur = await conn.execute(
-            query("claim_jobs"), {"worker_id": worker, "limit": BATCH, "lease_s": LEASE_S}
+            query("claim_jobs"),
+            {"worker_id": worker, "limit": BATCH, "lease_s": LEASE_S, "min_priority": "low"},
         )
         held[f"{worker}/{slot}"] = [UUID(str(r["id"])) for r in await cur.fetchall()]
     return held
@@ -114,7 +115,13 @@ async def test_renewal_neither_waits_for_a_completing_batch_nor_reports_its_jobs
     batches = []
     for _ in range(2):
         cur = await conn.execute(
-            query("claim_jobs"), {"worker_id": "w", "limit": len(tenants) // 2, "lease_s": 1.0}
+            query("claim_jobs"),
+            {
+                "worker_id": "w",
+                "limit": len(tenants) // 2,
+                "lease_s": 1.0,
+                "min_priority": "low",
+            },
         )
         batches.append([r["id"] for r in await cur.fetchall()])
     completing, waiting = batches

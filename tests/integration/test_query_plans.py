@@ -10,7 +10,7 @@ from aoer.db.pool import Connection
 from aoer.db.queries import query
 
 PARAMS: dict[str, dict[str, Any]] = {
-    "claim_jobs": {"worker_id": "w", "limit": 500, "lease_s": 30.0},
+    "claim_jobs": {"worker_id": "w", "limit": 500, "lease_s": 30.0, "min_priority": "low"},
     "next_due_at": {},
     "reclaim_expired": {"limit": 10_000, "grace_s": 2.5},
     "queue_statuses": {"tenant_ids": ["00000000-0000-0000-0000-000000000001"]},
