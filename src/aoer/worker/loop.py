@@ -11,7 +11,6 @@ and one-shot runs deterministic. The urgent lane runs until the other slots are 
 """
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -35,6 +34,7 @@ from aoer.queue.batches import BatchOutcome
 from aoer.store import Store
 from aoer.types import ClaimedJob, Priority
 from aoer.worker.scheduler import ScheduledJob, run_scheduler
+from aoer.worker.waiting import cancel_all, wait_set
 from aoer.worker.wakeup import listen_for_jobs
 
 logger = logging.getLogger(__name__)
@@ -178,8 +178,7 @@ class Worker:
                     )
                 )
             # Listen before the first claim so no NOTIFY falls between them.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.listening.wait(), LISTEN_READY_S)
+            await wait_set(self.listening, LISTEN_READY_S)
         try:
             async with asyncio.TaskGroup() as group:
                 regular = [
@@ -196,9 +195,7 @@ class Worker:
             if self.drain and self.deliverer is not None:
                 await self.deliverer.drain()
         finally:
-            for task in helpers:
-                task.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            await cancel_all(helpers)
             if delivering is not None:
                 # Sends in flight finish (each bounded by its timeout); none is started anew.
                 self._stopping.set()
@@ -338,8 +335,7 @@ class Worker:
         if self._sleeping == len(self._wakeups):
             self.idle.set()
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=seconds)
+            await wait_set(wake, seconds)
         finally:
             self._sleeping -= 1
             self.idle.clear()
@@ -379,8 +375,7 @@ class Worker:
                 if not failing:
                     logger.warning("[AOER] worker heartbeat failed (%s); retrying quietly", exc)
                 failing = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._beat_now.wait(), WORKER_HEARTBEAT_S)
+            await wait_set(self._beat_now, WORKER_HEARTBEAT_S)
 
     async def _deregister(self) -> None:
         """A clean exit: this worker's row goes (best effort; retention cleans up after)."""

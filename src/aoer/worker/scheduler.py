@@ -29,6 +29,7 @@ from croniter import croniter
 from aoer.errors import InvalidInput
 from aoer.store import Session, Store
 from aoer.types import JsonObject
+from aoer.worker.waiting import wait_set
 
 logger = logging.getLogger(__name__)
 
@@ -178,5 +179,4 @@ async def run_scheduler(
                 delay = ERROR_RETRY_S
             seconds = (job.next_tick(now) - datetime.now(UTC)).total_seconds()
             delay = min(delay, max(seconds, 0.05))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), timeout=delay)
+        await wait_set(stopping, delay)

@@ -1,0 +1,41 @@
+"""Waiting for an event with a timeout, and stopping helper tasks, cancellable at every
+moment."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Collection
+
+logger = logging.getLogger(__name__)
+
+RECANCEL_S = 0.5  # how long a cancelled helper gets before it is cancelled again
+
+
+async def wait_set(event: asyncio.Event, seconds: float) -> bool:
+    """Wait until `event` is set or `seconds` pass; whether it was set.
+
+    Not `asyncio.wait_for(event.wait(), seconds)`: on Python 3.11 that swallows a
+    cancellation arriving in the same turn as the event is set, and a helper cancelled that
+    way ran on forever, so a worker stopped right after it started never exited."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    return event.is_set()
+
+
+async def cancel_all(tasks: Collection[asyncio.Task[None]], within_s: float = 10.0) -> None:
+    """Cancel the tasks and wait until they have ended, cancelling again the ones still
+    running every half second: a cancellation can be swallowed on its way (the same Python
+    3.11 race in `wait_for`, inside libraries too), and one cancel was then not enough to stop
+    a helper. Gives up after `within_s`, logging the tasks left."""
+    pending = {task for task in tasks if not task.done()}
+    deadline = asyncio.get_running_loop().time() + within_s
+    while pending and asyncio.get_running_loop().time() < deadline:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: a helper's own error was logged by itself
+    if pending:
+        logger.warning("[AOER] %d helper tasks did not stop: %s", len(pending), pending)
