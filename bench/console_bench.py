@@ -295,10 +295,13 @@ async def bench_pause(url: str, repeats: int, log_dir: Path) -> list[str]:
     return lines
 
 
-# The indexes migration 0010 adds to aoer_queue, and the one it drops, for the write-cost
-# comparison (the same statements as the migration).
+# The console's indexes on aoer_queue (migration 0010, with 0019's finished-jobs index in place
+# of the general one), and the one 0010 dropped, for the write-cost comparison (the same
+# statements as the migrations).
 CONSOLE_INDEXES = {
-    "aoer_queue_console_idx": "ON aoer_queue (created_at DESC, id DESC)",
+    "aoer_queue_console_finished_idx": (
+        "ON aoer_queue (created_at DESC, id DESC) WHERE status IN ('completed', 'failed')"
+    ),
     "aoer_queue_console_queued_idx": (
         "ON aoer_queue (created_at DESC, id DESC) WHERE status = 'queued'"
     ),

@@ -405,8 +405,8 @@ async def test_job_and_event_ids_are_time_ordered_version_7_uuids(
     tenants = [await make_tenant() for _ in range(3)]
     for tenant in tenants:
         await add_signals(tenant, [{"days_ago": 0, "aeo": "60"}])
-    [before] = await rows(
-        conn, "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms"
+    [before] = await rows(  # floored, as the ids' milliseconds are
+        conn, "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms"
     )
     jobs = []
     for tenant in tenants:  # one enqueue per millisecond or more: their ids sort in that order

@@ -5,16 +5,66 @@
 -- name: list_jobs
 -- Newest first, keyset-paged: every query below starts strictly after the cursor
 -- (created_at, id) -- the first page passes one past every row -- so a page at any depth is
--- one range scan of its index (aoer_queue_console_*_idx). The leading filter picks the index
--- (`completed`, `processing` and `low` are read from the general one: store/console.py);
--- the others are checked on its rows. Each row's tenant name is one primary-key probe.
+-- a range scan of an index in the list's order (aoer_queue_console_*_idx). The leading filter
+-- picks the statement and its index (store/console.py); the others are checked on its rows.
+-- Each row's tenant name is one primary-key probe.
+--
+-- Every job, or those at `low`: no one index holds them all (migration 0019), so this reads
+-- one page of each state and keeps the newest: waiting jobs from their partial index,
+-- finished ones from theirs, and the jobs in flight -- the batches workers hold, a few
+-- thousand at most -- from the lease index, sorted.
+SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
+       q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
+       q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
+FROM (
+    (SELECT * FROM aoer_queue
+     WHERE status = 'queued'
+       AND (created_at, id) < (%(before_at)s, %(before_id)s)
+       AND (%(priority)s::text IS NULL OR priority = %(priority)s::text)
+     ORDER BY created_at DESC, id DESC
+     LIMIT %(limit)s)
+    UNION ALL
+    (SELECT * FROM aoer_queue
+     WHERE status = 'processing'
+       AND (created_at, id) < (%(before_at)s, %(before_id)s)
+       AND (%(priority)s::text IS NULL OR priority = %(priority)s::text)
+     ORDER BY created_at DESC, id DESC
+     LIMIT %(limit)s)
+    UNION ALL
+    (SELECT * FROM aoer_queue
+     WHERE status IN ('completed', 'failed')
+       AND (created_at, id) < (%(before_at)s, %(before_id)s)
+       AND (%(priority)s::text IS NULL OR priority = %(priority)s::text)
+     ORDER BY created_at DESC, id DESC
+     LIMIT %(limit)s)
+) q
+ORDER BY q.created_at DESC, q.id DESC
+LIMIT %(limit)s;
+
+-- name: list_jobs_completed
+-- Completed jobs, from the finished jobs' partial index (failed ones are rare in it).
 SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
        q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
        q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
 FROM (
     SELECT * FROM aoer_queue
-    WHERE (created_at, id) < (%(before_at)s, %(before_id)s)
-      AND (%(status)s::text IS NULL OR status = %(status)s::text)
+    WHERE status IN ('completed', 'failed') AND status = 'completed'
+      AND (created_at, id) < (%(before_at)s, %(before_id)s)
+      AND (%(priority)s::text IS NULL OR priority = %(priority)s::text)
+    ORDER BY created_at DESC, id DESC
+    LIMIT %(limit)s
+) q
+ORDER BY q.created_at DESC, q.id DESC;
+
+-- name: list_jobs_processing
+-- Jobs in flight: the lease index holds them (a few thousand at most), sorted here.
+SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
+       q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
+       q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
+FROM (
+    SELECT * FROM aoer_queue
+    WHERE status = 'processing'
+      AND (created_at, id) < (%(before_at)s, %(before_id)s)
       AND (%(priority)s::text IS NULL OR priority = %(priority)s::text)
     ORDER BY created_at DESC, id DESC
     LIMIT %(limit)s
@@ -58,7 +108,7 @@ SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id
 FROM (
     SELECT * FROM aoer_queue
     WHERE priority = %(priority)s::text
-      AND priority <> 'low'  -- the partial index's predicate: `low` is read from the general one
+      AND priority <> 'low'  -- the partial index's predicate: `low` is read per state
       AND (created_at, id) < (%(before_at)s, %(before_id)s)
       AND (%(status)s::text IS NULL OR status = %(status)s::text)
     ORDER BY created_at DESC, id DESC
