@@ -51,10 +51,16 @@ SECRET = "console-bench-secret-0123456789abcdef-0123456789"
 PAGE = 50
 WORKERS = 3
 QUIET_S = 1.5  # after a pause, nothing may be claimed for this long
+# Of the generated jobs, the newest are a drain under way: this many in workers' hands (four
+# processes of two 1,000-job batches) and this many waiting before them.
+IN_FLIGHT = 8_000
+WAITING = 2_000
 FILTERS: dict[str, dict[str, str]] = {
     "none": {},
     "status=failed": {"status": "failed"},
     "status=completed": {"status": "completed"},
+    "status=processing": {"status": "processing"},
+    "status=queued": {"status": "queued"},
     "priority=low": {"priority": "low"},
     "priority=urgent": {"priority": "urgent"},
     "status=completed&priority=high": {"status": "completed", "priority": "high"},
@@ -68,9 +74,22 @@ async def scalar(conn: Connection, sql: str, params: Any = None) -> Any:
     return None if row is None else next(iter(dict(row).values()))
 
 
+async def finish_the_drain(url: str) -> None:
+    """The generated drain under way ends: its waiting and in-flight jobs are completed."""
+    conn = await connect(url)
+    try:
+        await conn.execute(
+            "UPDATE aoer_queue SET status = 'completed', completed_at = now(),"
+            " lease_expires_at = NULL WHERE status IN ('queued', 'processing')"
+        )
+    finally:
+        await conn.close()
+
+
 async def generate(url: str, jobs: int, tenants: int) -> float:
-    """Tenants and `jobs` finished jobs over the last weeks (2 s apart), in SQL; a few
-    percent failed, priorities mostly low (cron)."""
+    """Tenants and `jobs` jobs over the last weeks (2 s apart), in SQL: the newest IN_FLIGHT
+    in workers' hands and WAITING before them queued (a drain under way), the rest finished,
+    a few percent failed; priorities mostly low (cron)."""
     started = time.perf_counter()
     conn = await connect(url)
     try:
@@ -83,20 +102,31 @@ async def generate(url: str, jobs: int, tenants: int) -> float:
             """
             INSERT INTO aoer_queue (tenant_id, priority, status, retry_count, scheduled_at,
                                     started_at, completed_at, error_message, locked_by,
-                                    created_at)
+                                    lease_expires_at, created_at)
             SELECT ('00000000-0000-0000-0000-'
                     || lpad((1 + g %% %(tenants)s)::text, 12, '0'))::uuid,
                    (ARRAY['low','low','low','low','low','low','medium','medium','high',
                           'urgent'])[1 + (g * 7) %% 10],
-                   CASE WHEN g %% 37 = 0 THEN 'failed' ELSE 'completed' END,
-                   CASE WHEN g %% 37 = 0 THEN 3 ELSE 0 END,
-                   at, at + interval '40 ms', at + interval '90 ms',
-                   CASE WHEN g %% 37 = 0 THEN 'poisoned tenant' END, 'bench',
+                   s.status,
+                   CASE WHEN s.status = 'failed' THEN 3 ELSE 0 END,
+                   at,
+                   CASE WHEN s.status <> 'queued' THEN at + interval '40 ms' END,
+                   CASE WHEN s.finished THEN at + interval '90 ms' END,
+                   CASE WHEN s.status = 'failed' THEN 'poisoned tenant' END,
+                   CASE WHEN s.status <> 'queued' THEN 'bench' END,
+                   CASE WHEN s.status = 'processing' THEN now() + interval '30 s' END,
                    at
             FROM generate_series(1, %(jobs)s) g,
-                 LATERAL (SELECT now() - make_interval(secs => g * 2) AS at) t
+                 LATERAL (SELECT now() - make_interval(secs => g * 2) AS at) t,
+                 LATERAL (
+                     SELECT x.status, x.status IN ('completed', 'failed') AS finished
+                     FROM (SELECT CASE WHEN g <= %(waiting)s THEN 'queued'
+                                       WHEN g <= %(waiting)s + %(in_flight)s THEN 'processing'
+                                       WHEN g %% 37 = 0 THEN 'failed'
+                                       ELSE 'completed' END AS status) x
+                 ) s
             """,
-            {"jobs": jobs, "tenants": tenants},
+            {"jobs": jobs, "tenants": tenants, "waiting": WAITING, "in_flight": IN_FLIGHT},
         )
         await conn.execute("VACUUM ANALYZE aoer_queue")
         await conn.execute("ANALYZE tenants")
@@ -388,6 +418,7 @@ async def main() -> None:
         if args.only in (None, "list"):
             print(f"GET /api/jobs?limit={PAGE}, median / max ms of {args.repeats} requests:")
             await bench_list(url, args.repeats)
+        await finish_the_drain(url)  # the parts below start from an idle queue
         if args.only in (None, "pause"):
             print(
                 f"pause and resume across {WORKERS} `aoer worker` processes, {args.repeats} rounds:"
