@@ -689,6 +689,11 @@ def _counts(text: str) -> tuple[int, ...]:
     return counts
 
 
+def _use_backlog(tenants: int) -> None:
+    global BACKLOG_TENANTS
+    BACKLOG_TENANTS = tenants
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per round")
@@ -699,12 +704,20 @@ def main(argv: list[str] | None = None) -> None:
         "--mixed", action="store_true", help="only the rows measured while workers drain"
     )
     parser.add_argument(
+        "--backlog",
+        type=int,
+        default=BACKLOG_TENANTS,
+        help="dealerships queued for the draining workers before each mixed round; enough "
+        "for the host's drain rate over warm-up and measured seconds (a dry round is reported)",
+    )
+    parser.add_argument(
         "--replicas",
         type=_counts,
         default=(1, 2),
         help="comma-separated numbers of aoer serve processes sharing the port (default 1,2)",
     )
     args = parser.parse_args(argv)
+    _use_backlog(args.backlog)
     load_before = os.getloadavg()[0]
     try:
         results = run(args.seconds, args.tenants, args.rounds, args.replicas, args.mixed)
