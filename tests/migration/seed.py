@@ -160,6 +160,10 @@ SELECT json_build_object(
                              || coalesce(c.relacl::text, '') ORDER BY 1)
              FROM pg_class c
              WHERE c.relkind IN ('r', 'v', 'S')
+               -- Not a session's temporary tables: one that `fill` left is dropped as its
+               -- backend exits, and the fingerprint could catch it half gone (its OID shown
+               -- in place of its name).
+               AND c.relpersistence <> 't'
                AND c.relnamespace::regnamespace::text NOT IN ('pg_catalog',
                                                              'information_schema',
                                                              'pg_toast'))
