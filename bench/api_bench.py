@@ -73,6 +73,7 @@ DRAIN_WORKERS = 2  # `aoer worker` processes draining during the mixed rows
 # tick), enough for two workers through the warm-up and the measured seconds; a round whose
 # backlog ran dry is reported.
 BACKLOG_TENANTS = 30_000
+DRAIN_CONCURRENCY: int | None = None  # AOER_WORKER_CONCURRENCY of the draining workers
 MIXED_TARGET_SHARE = 0.70  # issue 16: mixed throughput ≥ 70 % of reads alone, p99 ≤ 100 ms
 MIXED_TARGET_P99_MS = 100.0
 
@@ -346,6 +347,8 @@ def draining(label: str, backlog: list[uuid.UUID]) -> Iterator[Callable[[], None
     environment.update(
         {"DATABASE_URL": database_url(), "AOER_RUN_CRON": "false", "AOER_LOG_EACH_TENANT": "false"}
     )
+    if DRAIN_CONCURRENCY is not None:
+        environment["AOER_WORKER_CONCURRENCY"] = str(DRAIN_CONCURRENCY)
     command = [sys.executable, "-m", "aoer", "worker"]
     logs = [Path(f"/tmp/aoer-bench-{label}-worker{i}.log") for i in range(DRAIN_WORKERS)]
     workers = []
@@ -689,9 +692,9 @@ def _counts(text: str) -> tuple[int, ...]:
     return counts
 
 
-def _use_backlog(tenants: int) -> None:
-    global BACKLOG_TENANTS
-    BACKLOG_TENANTS = tenants
+def _use_drain(tenants: int, concurrency: int | None) -> None:
+    global BACKLOG_TENANTS, DRAIN_CONCURRENCY
+    BACKLOG_TENANTS, DRAIN_CONCURRENCY = tenants, concurrency
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -711,13 +714,19 @@ def main(argv: list[str] | None = None) -> None:
         "for the host's drain rate over warm-up and measured seconds (a dry round is reported)",
     )
     parser.add_argument(
+        "--worker-concurrency",
+        type=int,
+        default=None,
+        help="AOER_WORKER_CONCURRENCY of the draining workers (default: the product's)",
+    )
+    parser.add_argument(
         "--replicas",
         type=_counts,
         default=(1, 2),
         help="comma-separated numbers of aoer serve processes sharing the port (default 1,2)",
     )
     args = parser.parse_args(argv)
-    _use_backlog(args.backlog)
+    _use_drain(args.backlog, args.worker_concurrency)
     load_before = os.getloadavg()[0]
     try:
         results = run(args.seconds, args.tenants, args.rounds, args.replicas, args.mixed)
