@@ -1,7 +1,9 @@
 """The worker loop in-process: drain mode, NOTIFY wake-up, the contract's log lines, stopping."""
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -10,6 +12,7 @@ from aoer.bootstrap.worker import build_worker
 from aoer.config import Settings
 from aoer.constants import RECLAIM_GRACE_S
 from aoer.db.pool import Connection, Pool, connect
+from aoer.worker.loop import Worker, WorkerStats
 from tests.conftest import AddSignals, MakeTenant, eventually, services_for, session_of
 
 # Generous bounds so a loaded CI machine never flakes; the latency target lives in bench/.
@@ -116,13 +119,38 @@ async def _status(conn: Connection, tenant: object) -> str | None:
     return None if row is None else str(row["status"])
 
 
-async def _hold_summary(db_url: str, tenant: object) -> Connection:
-    """A connection in a transaction that holds the lock on the tenant's summary row: a batch
-    recomputing that tenant waits for it (aoer_store_scores locks the summaries it replaces)."""
+def _reaches(conn: Connection, tenant: object, status: str) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await _status(conn, tenant) == status
+
+    return check
+
+
+@contextlib.asynccontextmanager
+async def _one_slot_stuck(
+    db_url: str, pool: Pool, conn: Connection, busy: object, **overrides: object
+) -> AsyncIterator[tuple[Worker, asyncio.Task[WorkerStats]]]:
+    """A running worker with one regular slot, stuck in a batch that recomputes `busy`: a
+    connection holds the lock on that tenant's summary, which aoer_store_scores takes for the
+    summaries it replaces. The lock is released on leaving; the worker keeps running."""
+    await session_of(conn).scores.recompute([busy])
     holder = await connect(db_url)
     await holder.execute("BEGIN")
-    await holder.execute("SELECT 1 FROM aoer_summary WHERE tenant_id = %s FOR UPDATE", (tenant,))
-    return holder
+    await holder.execute("SELECT 1 FROM aoer_summary WHERE tenant_id = %s FOR UPDATE", (busy,))
+    worker = build_worker(
+        services_for(settings(AOER_WORKER_CONCURRENCY=1, **overrides), pool, db_url)
+    )
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.wait_for(worker.listening.wait(), LIVENESS_S)
+        await queue.enqueue(session_of(conn), busy, "low")
+        await eventually(
+            _reaches(conn, busy, "processing"), "the only slot claimed the busy tenant", LIVENESS_S
+        )
+        yield worker, running
+    finally:
+        await holder.execute("ROLLBACK")
+        await holder.close()
 
 
 async def test_urgent_lane_takes_an_urgent_job_while_every_slot_is_busy(
@@ -131,33 +159,17 @@ async def test_urgent_lane_takes_an_urgent_job_while_every_slot_is_busy(
     busy, waiting, urgent = [await make_tenant(name) for name in ("busy", "waiting", "urgent")]
     for tenant in (busy, waiting, urgent):
         await add_signals(tenant, [{"days_ago": 1, "aeo": "40", "geo": "40", "ugc": "40"}])
-    # The one regular slot's batch (only `busy`) cannot finish while this lock on the
-    # summary it replaces is held.
-    await session_of(conn).scores.recompute([busy])
-    holder = await _hold_summary(db_url, busy)
-    worker = build_worker(services_for(settings(AOER_WORKER_CONCURRENCY=1), pool, db_url))
-    running = asyncio.create_task(worker.run())
-    try:
-        await asyncio.wait_for(worker.listening.wait(), LIVENESS_S)
-        await queue.enqueue(session_of(conn), busy, "low")
-
-        async def busy_in_hand() -> bool:
-            return await _status(conn, busy) == "processing"
-
-        await eventually(busy_in_hand, "the regular slot claimed the busy tenant", LIVENESS_S)
+    async with _one_slot_stuck(db_url, pool, conn, busy) as (worker, running):
         await queue.enqueue(session_of(conn), waiting, "high")
         await queue.enqueue(session_of(conn), urgent, "urgent")
-
-        async def urgent_done() -> bool:
-            return await _status(conn, urgent) == "completed"
-
-        await eventually(urgent_done, "the urgent lane completed the urgent job", LIVENESS_S)
+        await eventually(
+            _reaches(conn, urgent, "completed"),
+            "the urgent lane completed the urgent job",
+            LIVENESS_S,
+        )
         # Meanwhile the regular slot is still stuck, and the lane took nothing below urgent.
         assert await _status(conn, busy) == "processing"
         assert await _status(conn, waiting) == "queued"
-    finally:
-        await holder.execute("ROLLBACK")
-        await holder.close()
 
     async def all_done() -> bool:
         cur = await conn.execute("SELECT bool_and(status = 'completed') AS done FROM aoer_queue")
@@ -173,29 +185,13 @@ async def test_without_the_urgent_lane_an_urgent_job_waits_for_a_free_slot(
     db_url: str, pool: Pool, conn: Connection, make_tenant: MakeTenant
 ) -> None:
     busy, urgent = await make_tenant("busy"), await make_tenant("urgent")
-    await session_of(conn).scores.recompute([busy])
-    holder = await _hold_summary(db_url, busy)
-    lane_off = settings(AOER_WORKER_CONCURRENCY=1, AOER_URGENT_LANE=False)
-    worker = build_worker(services_for(lane_off, pool, db_url))
-    running = asyncio.create_task(worker.run())
-    try:
-        await asyncio.wait_for(worker.listening.wait(), LIVENESS_S)
-        await queue.enqueue(session_of(conn), busy, "low")
-
-        async def busy_in_hand() -> bool:
-            return await _status(conn, busy) == "processing"
-
-        await eventually(busy_in_hand, "the only slot claimed the busy tenant", LIVENESS_S)
+    lane_off = {"AOER_URGENT_LANE": False}
+    async with _one_slot_stuck(db_url, pool, conn, busy, **lane_off) as (worker, running):
         await queue.enqueue(session_of(conn), urgent, "urgent")
         await asyncio.sleep(1.0)  # a window in which nothing may take the urgent job
         assert await _status(conn, urgent) == "queued"
-    finally:
-        await holder.execute("ROLLBACK")
-        await holder.close()
-
-    async def urgent_done() -> bool:
-        return await _status(conn, urgent) == "completed"
-
-    await eventually(urgent_done, "the freed slot took the urgent job", LIVENESS_S)
+    await eventually(
+        _reaches(conn, urgent, "completed"), "the freed slot took the urgent job", LIVENESS_S
+    )
     worker.stop()
     await asyncio.wait_for(running, LIVENESS_S)
