@@ -42,13 +42,14 @@ ORDER BY q.created_at DESC, q.id DESC
 LIMIT %(limit)s;
 
 -- name: list_jobs_completed
--- Completed jobs, from the finished jobs' partial index (failed ones are rare in it).
+-- Completed jobs, from the finished jobs' partial index (`completed` implies its predicate;
+-- failed jobs are rare in it).
 SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
        q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
        q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
 FROM (
     SELECT * FROM aoer_queue
-    WHERE status IN ('completed', 'failed') AND status = 'completed'
+    WHERE status = 'completed'
       AND (created_at, id) < (%(before_at)s, %(before_id)s)
       AND (%(priority)s::text IS NULL OR priority = %(priority)s::text)
     ORDER BY created_at DESC, id DESC
