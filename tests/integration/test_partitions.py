@@ -103,6 +103,46 @@ async def test_retention_creates_this_month_and_three_ahead(conn: Connection) ->
         assert f"{table}_default" in names
 
 
+async def insert_vacuum_factors(conn: Connection, table: str) -> dict[str, str | None]:
+    """Each partition's own autovacuum_vacuum_insert_scale_factor (None: the server's)."""
+    cur = await conn.execute(
+        """
+        SELECT c.relname::text AS name,
+               (SELECT split_part(o, '=', 2) FROM unnest(c.reloptions) o
+                WHERE o LIKE 'autovacuum_vacuum_insert_scale_factor=%%') AS factor
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = %s::regclass
+        """,
+        (table,),
+    )
+    return {row["name"]: row["factor"] for row in await cur.fetchall()}
+
+
+async def test_signal_partitions_are_vacuumed_as_days_arrive(conn: Connection) -> None:
+    """Migration 0021: every signals partition asks autovacuum to run once 1 % of it is new
+    (a day's arrivals), so the score's index-only window stays off the heap; a month the
+    retention tick creates ahead gets the same, an operator's own value is kept, and the
+    events' partitions keep the server's default."""
+    assert set((await insert_vacuum_factors(conn, "aiv_raw_signals")).values()) == {"0.01"}
+    assert set((await insert_vacuum_factors(conn, "metrics_events")).values()) == {None}
+
+    ahead = months_from(datetime.now(UTC).date(), 4)
+    await conn.execute(f"DROP TABLE aiv_raw_signals_p{month_of(ahead[-1])}")  # type: ignore[arg-type]
+    chosen = f"aiv_raw_signals_p{month_of(ahead[0])}"
+    await conn.execute(
+        f"ALTER TABLE {chosen} SET (autovacuum_vacuum_insert_scale_factor = 0.05)"  # type: ignore[arg-type]
+    )
+
+    result = await fire_if_due(session_of(conn), retention_tick(), "w1")
+
+    assert result is not None
+    assert result["partitions"]["created"]["aiv_raw_signals"] == 1
+    factors = await insert_vacuum_factors(conn, "aiv_raw_signals")
+    assert factors[f"aiv_raw_signals_p{month_of(ahead[-1])}"] == "0.01"
+    assert factors[chosen] == "0.05"
+    assert set((await insert_vacuum_factors(conn, "metrics_events")).values()) == {None}
+
+
 async def test_a_row_without_its_month_lands_in_the_default_and_moves_when_the_month_comes(
     conn: Connection, make_tenant: MakeTenant
 ) -> None:
