@@ -12,7 +12,7 @@
 -- no heap page) (bench/README.md, "Signals vacuumed as they arrive"). At 1 % (0.01) a day's
 -- arrivals exceed the threshold all month for any fleet above ~1,500 dealerships: with
 -- autovacuum on, a day of 100,000 rows into a 2.5-million-row partition was vacuumed 14 s
--- after it committed (0.16 s, 3.7 % of the pages read), where 0.2 left it for five days.
+-- after it committed (0.16 s, 3.7 % of the pages read); under 0.2 it waited for five days' rows.
 --
 -- The setting is a storage parameter of each partition (PostgreSQL accepts none on the
 -- partitioned parent). It is set on the partitions that exist, and the retention tick sets it
