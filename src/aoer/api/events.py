@@ -25,6 +25,7 @@ from aoer.api.schemas import AlertOut, alert_json, queue_status_json, summary_js
 from aoer.constants import ALERT_CHANNEL, QUEUE_CHANNEL, SUMMARY_CHANNEL
 from aoer.errors import DatabaseError
 from aoer.store import Store
+from aoer.waiting import wait_set
 
 logger = logging.getLogger(__name__)
 
@@ -105,9 +106,7 @@ class EventHub:
     async def start(self) -> None:
         """Start listening; waits (briefly) until the LISTEN is in place."""
         self._task = asyncio.create_task(self._listen(), name="aoer-event-hub")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.listening.wait(), LISTEN_READY_TIMEOUT_S)
-        if not self.listening.is_set():
+        if not await wait_set(self.listening, LISTEN_READY_TIMEOUT_S):
             logger.warning("event hub not listening yet; summaries bypass the cache meanwhile")
 
     async def stop(self) -> None:

@@ -33,8 +33,8 @@ from aoer.errors import TransientDatabaseError
 from aoer.queue.batches import BatchOutcome
 from aoer.store import Store
 from aoer.types import ClaimedJob, Priority
+from aoer.waiting import cancel_all, wait_set
 from aoer.worker.scheduler import ScheduledJob, run_scheduler
-from aoer.worker.waiting import cancel_all, wait_set
 from aoer.worker.wakeup import listen_for_jobs
 
 logger = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from croniter import croniter
 from aoer.errors import InvalidInput
 from aoer.store import Session, Store
 from aoer.types import JsonObject
-from aoer.worker.waiting import wait_set
+from aoer.waiting import wait_set
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from aoer.worker.waiting import cancel_all, wait_set
+from aoer.waiting import cancel_all, wait_set
 
 
 async def test_wait_set_says_whether_the_event_was_set() -> None:

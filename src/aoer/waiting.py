@@ -1,5 +1,5 @@
 """Waiting for an event with a timeout, and stopping helper tasks, cancellable at every
-moment."""
+moment (the worker's loop and scheduler, the API's event hub)."""
 
 import asyncio
 import contextlib
