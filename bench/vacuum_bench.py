@@ -15,6 +15,7 @@ import asyncio
 import os
 import time
 from datetime import date, timedelta
+from typing import Any
 
 from aoer.db.pool import Connection, connect
 from aoer.db.schema import migrate
@@ -40,19 +41,19 @@ def say(message: str) -> None:
     print(f"[vacuum {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-async def stats(conn: Connection, part: str) -> dict[str, object]:
+async def stats(conn: Connection, part: str) -> dict[str, Any]:
     await conn.execute("SELECT pg_stat_clear_snapshot()")
     row = await (await conn.execute(STATS, {"part": part})).fetchone()
     assert row is not None
     return dict(row)
 
 
-async def settled(conn: Connection, part: str, new_rows: int) -> dict[str, object]:
+async def settled(conn: Connection, part: str, new_rows: int) -> dict[str, Any]:
     """The partition's statistics once they count `new_rows` rows inserted since its last
     vacuum (within 10 s)."""
     for _ in range(50):
         now = await stats(conn, part)
-        if int(str(now["new_rows"])) == new_rows:
+        if now["new_rows"] == new_rows:
             return now
         await asyncio.sleep(0.2)
     raise SystemExit(f"{part}: the statistics never counted {new_rows:,} new rows: {now}")
@@ -68,7 +69,7 @@ async def wait_for_vacuum(conn: Connection, part: str, before: int, wait_s: floa
     committed = time.monotonic()
     while time.monotonic() - committed < wait_s:
         now = await stats(conn, part)
-        if int(str(now["vacuums"])) > before:
+        if now["vacuums"] > before:
             return f"vacuumed {time.monotonic() - committed:.0f} s after the day committed"
         await asyncio.sleep(2)
     return f"not vacuumed within {wait_s:.0f} s"
@@ -120,12 +121,12 @@ async def run(args: argparse.Namespace) -> None:
         ):
             await conn.execute(f"ALTER TABLE {part} {setting}")
             before = await stats(conn, part)
-            if int(str(before["new_rows"])) > 0:  # the previous day's rows, still waiting
+            if before["new_rows"] > 0:  # the previous day's rows, still waiting
                 await conn.execute(f"VACUUM {part}")
                 before = await settled(conn, part, 0)
             await add_day(conn, first + timedelta(days=day))
             day += 1
-            result = await wait_for_vacuum(conn, part, int(str(before["vacuums"])), args.wait)
+            result = await wait_for_vacuum(conn, part, before["vacuums"], args.wait)
             say(
                 f"{label}: one day ({args.tenants:,} rows) into {before['rows_then']:,} rows: "
                 f"{result}"
