@@ -26,6 +26,9 @@ REDIS_RETRY_AFTER_S = 5.0  # after a failure, skip Redis this long before trying
 WARN_EVERY_S = 30.0
 REDIS_KEY_PREFIX = "aoer:summary"
 EVICTION_MEMORY_MARGIN_S = 60.0
+# Evictions remembered per process, at most (~150 bytes each); beyond it the oldest become a
+# floor for every entry's age (SummaryCache._forget_old_evictions).
+MAX_EVICTIONS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,12 +205,20 @@ class ReadTicket:
 class SummaryCache:
     """Freshness rules over a backend; disabled while no NOTIFY listener guards it."""
 
-    def __init__(self, backend: CacheBackend, ttl_s: float) -> None:
+    def __init__(
+        self, backend: CacheBackend, ttl_s: float, max_evictions: int = MAX_EVICTIONS
+    ) -> None:
         self.backend = backend
         self.ttl_s = ttl_s
         self.enabled = False  # set by the event hub once it listens for recomputes
-        self._evicted_at: dict[UUID, float] = {}
+        # Each tenant's last eviction, oldest first (an eviction moves its tenant to the end).
+        self._evicted_at: OrderedDict[UUID, float] = OrderedDict()
+        self._max_evictions = max_evictions
         self._cleared_at = 0.0
+
+    @property
+    def remembered_evictions(self) -> int:
+        return len(self._evicted_at)
 
     def _stale(self, tenant_id: UUID, read_started: float) -> bool:
         return read_started <= max(self._evicted_at.get(tenant_id, 0.0), self._cleared_at)
@@ -234,8 +245,10 @@ class SummaryCache:
         if not ids:
             return
         now = time.time()
+        evicted = self._evicted_at
         for tenant_id in ids:
-            self._evicted_at[tenant_id] = now
+            evicted[tenant_id] = now
+            evicted.move_to_end(tenant_id)
         self._forget_old_evictions(now)
         await self.backend.evict(ids)
 
@@ -245,11 +258,22 @@ class SummaryCache:
         await self.backend.clear()
 
     def _forget_old_evictions(self, now: float) -> None:
-        # An eviction matters only while an entry written before it could still be alive.
-        if len(self._evicted_at) < MEMORY_MAX_ENTRIES:
-            return
+        """Drop evictions from the old end: those no entry written before them can outlive,
+        then, past `max_evictions`, the oldest, whose times become the floor below which
+        every entry counts as stale (`_cleared_at`): a few extra misses, never a stale read.
+
+        Amortised O(1) an eviction. It used to rebuild the whole record on every NOTIFY once
+        it held 100,000 tenants, all recent during a refresh: O(fleet) a NOTIFY, the API
+        process's CPU gone at 100,000 dealerships and more (bench/README.md, issue 16)."""
+        evicted = self._evicted_at
         horizon = now - self.ttl_s - EVICTION_MEMORY_MARGIN_S
-        self._evicted_at = {t: at for t, at in self._evicted_at.items() if at > horizon}
+        while evicted:
+            tenant_id, at = next(iter(evicted.items()))
+            if at > horizon and len(evicted) <= self._max_evictions:
+                return
+            del evicted[tenant_id]
+            if at > horizon:
+                self._cleared_at = max(self._cleared_at, at)
 
     async def close(self) -> None:
         await self.backend.close()

@@ -1,0 +1,64 @@
+"""The summary cache's record of evictions through a fleet refresh: bounded, amortised O(1)
+an eviction, and never a stale read when it forgets (src/aoer/api/cache.py)."""
+
+import time
+from uuid import UUID, uuid4
+
+from aoer.api.cache import MemoryBackend, SummaryCache
+
+NOTIFY_IDS = 150  # tenant ids per summaries NOTIFY (notify_summaries)
+
+
+def next_instant() -> None:
+    """Until the wall clock the cache stamps with (time.time) has moved on."""
+    now = time.time()
+    while time.time() == now:
+        pass
+
+
+def cache(max_evictions: int) -> SummaryCache:
+    summaries = SummaryCache(MemoryBackend(), ttl_s=300, max_evictions=max_evictions)
+    summaries.enabled = True
+    return summaries
+
+
+async def refresh(summaries: SummaryCache, tenants: int) -> list[UUID]:
+    """Evict `tenants` new tenants the way a refresh's NOTIFYs do."""
+    ids = [uuid4() for _ in range(tenants)]
+    for start in range(0, tenants, NOTIFY_IDS):
+        await summaries.evict(ids[start : start + NOTIFY_IDS])
+    return ids
+
+
+async def test_the_record_of_evictions_stays_bounded_through_a_fleet_refresh() -> None:
+    # It used to keep every eviction of the last ttl + 60 s and rebuild itself on each NOTIFY
+    # once it held 100,000: a fleet of 1,000,000 kept a million and re-read them 6,667 times.
+    summaries = cache(max_evictions=1_000)
+    await refresh(summaries, 20_000)
+    assert summaries.remembered_evictions == 1_000
+
+
+async def test_a_read_that_started_before_a_forgotten_eviction_is_still_refused() -> None:
+    summaries = cache(max_evictions=10)
+    tenant = uuid4()
+    ticket = summaries.ticket(tenant)  # a read of the old summary starts
+    next_instant()
+    await summaries.evict([tenant])  # its recompute commits
+    await refresh(summaries, 50)  # and the record of that eviction is pushed out
+    assert summaries.remembered_evictions == 10
+    await summaries.put(ticket, b'{"old": true}')
+    assert await summaries.get(tenant) is None
+    fresh = summaries.ticket(tenant)
+    await summaries.put(fresh, b'{"new": true}')
+    assert await summaries.get(tenant) == b'{"new": true}'
+
+
+async def test_an_entry_read_after_the_forgotten_evictions_is_still_served() -> None:
+    summaries = cache(max_evictions=10)
+    await refresh(summaries, 20)
+    next_instant()
+    tenant = uuid4()
+    await summaries.put(summaries.ticket(tenant), b'{"score": 1}')
+    next_instant()
+    await refresh(summaries, 5)  # pushes out evictions older than the read
+    assert await summaries.get(tenant) == b'{"score": 1}'
