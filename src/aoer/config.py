@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     # One more slot per worker that claims urgent jobs only: an urgent recompute starts at once
     # instead of waiting for a slot busy with a backlog's full batch (worker/loop.py).
     urgent_lane: bool = Field(default=True, alias="AOER_URGENT_LANE")
+    # A refresh is background work: `aoer worker` and its database sessions run at this CPU
+    # niceness (0-19; 0: the normal priority), so API requests sharing a host's cores go
+    # first. The database sessions need the `prioritize` extension (migration 0022).
+    worker_nice: int = Field(default=10, ge=0, le=19, alias="AOER_WORKER_NICE")
     max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=1, le=100, alias="AOER_MAX_RETRIES")
     lease_s: float = Field(default=DEFAULT_LEASE_S, gt=0, alias="AOER_LEASE_SECONDS")
     poll_s: float = Field(default=SAFETY_POLL_S, gt=0, alias="AOER_POLL_SECONDS")

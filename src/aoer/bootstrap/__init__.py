@@ -14,7 +14,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aoer.config import Settings
 from aoer.db.embedded import embedded_pid, start_embedded
@@ -44,15 +44,31 @@ class ProcessKind(enum.Enum):
 # get minutes (a million-tenant tick). One-shot commands sit between.
 LIMITS = {
     ProcessKind.API: SessionLimits(
-        statement_timeout_ms=30_000, lock_timeout_ms=500, idle_in_transaction_ms=10_000
+        statement_timeout_ms=30_000,
+        lock_timeout_ms=500,
+        idle_in_transaction_ms=10_000,
+        application_name="aoer api",
     ),
     ProcessKind.WORKER: SessionLimits(
-        statement_timeout_ms=300_000, lock_timeout_ms=30_000, idle_in_transaction_ms=5_000
+        statement_timeout_ms=300_000,
+        lock_timeout_ms=30_000,
+        idle_in_transaction_ms=5_000,
+        application_name="aoer worker",
     ),
     ProcessKind.COMMAND: SessionLimits(
-        statement_timeout_ms=0, lock_timeout_ms=5_000, idle_in_transaction_ms=60_000
+        statement_timeout_ms=0,
+        lock_timeout_ms=5_000,
+        idle_in_transaction_ms=60_000,
+        application_name="aoer command",
     ),
 }
+
+
+def session_limits(kind: ProcessKind, settings: Settings) -> SessionLimits:
+    """`kind`'s limits; a worker's sessions also run at AOER_WORKER_NICE (background work)."""
+    if kind is ProcessKind.WORKER:
+        return replace(LIMITS[kind], backend_nice=settings.worker_nice)
+    return LIMITS[kind]
 
 
 @dataclass(frozen=True)
@@ -108,7 +124,7 @@ async def open_services(
         await wait_for_database(url, settings.connect_timeout_s)
     slots = settings.worker_concurrency + int(settings.urgent_lane)
     pool_size = max(settings.pool_size, slots * 2 + 2)
-    async with open_pool(url, max_size=pool_size, limits=LIMITS[kind]) as pool:
+    async with open_pool(url, max_size=pool_size, limits=session_limits(kind, settings)) as pool:
         store = Store(pool, url, queue_policy(settings))
         try:
             yield Services(settings, url, store)

@@ -27,7 +27,7 @@ from aoer.cli.runner import (
     run_command,
     show,
 )
-from aoer.cli.runtime import install_stop_handlers, serve_worker_metrics
+from aoer.cli.runtime import install_stop_handlers, run_in_background, serve_worker_metrics
 from aoer.cli.serve import register as register_api_commands
 from aoer.cli.serve import run_up
 from aoer.cli.sessions import sessions_app
@@ -135,6 +135,7 @@ def worker(
         port = settings.worker_metrics_port if metrics_port is None else metrics_port
         metrics = serve_worker_metrics(settings.host, port) if port is not None else None
         async with open_services(settings, kind=ProcessKind.WORKER, wait=True) as services:
+            await run_in_background(settings.worker_nice, services.store)
             runner = build_worker(
                 services, drain=drain, on_batch=metrics.observe_batch if metrics else None
             )

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
@@ -52,9 +53,16 @@ class SessionLimits:
     tcp_keepalives_idle_s: int = 10
     tcp_keepalives_interval_s: int = 5
     tcp_keepalives_count: int = 3
+    # What pg_stat_activity shows for the pool's sessions ("aoer worker", "aoer api", ...).
+    application_name: str = "aoer"
+    # Background work (0: none): each session lowers its own backend's CPU priority to this
+    # niceness through the `prioritize` extension where the server has it (migration 0022),
+    # so on a busy database host the API's statements go first (`lower_priority`).
+    backend_nice: int = 0
 
     def settings(self) -> list[tuple[str, str]]:
         return [
+            ("application_name", self.application_name),
             ("statement_timeout", str(self.statement_timeout_ms)),
             ("lock_timeout", str(self.lock_timeout_ms)),
             ("idle_in_transaction_session_timeout", str(self.idle_in_transaction_ms)),
@@ -84,6 +92,40 @@ async def _configure(conn: Connection, limits: SessionLimits | None = None) -> N
     if limits is not None:
         for name, value in limits.settings():
             await conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        if limits.backend_nice > 0:
+            await lower_priority(conn, limits.backend_nice)
+
+
+async def lower_priority(conn: Connection, nice: int) -> int | None:
+    """Lower this session's backend to CPU niceness `nice` (never raise it: only a superuser
+    may) through the `prioritize` extension; the niceness it runs at, or None where the
+    server does not have the extension (the backend keeps its priority).
+
+    The server's own process renices itself, so this is right wherever the database runs, and
+    a non-superuser can do it to its own backends only (the extension checks). Citus lowers
+    the priority of its background backends the same way (`citus.cpu_priority`)."""
+    cur = await conn.execute(
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+        " WHERE e.extname = 'prioritize'"
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    schema = sql.Identifier(str(row["nspname"]))
+    current = sql.SQL("SELECT {}.get_backend_priority(pg_backend_pid()) AS nice").format(schema)
+    cur = await conn.execute(current)
+    before = await cur.fetchone()
+    if before is not None and int(str(before["nice"])) < nice:
+        async with conn.transaction():
+            # The extension says what it did in a NOTICE; the session's log needs none of it.
+            await conn.execute("SET LOCAL client_min_messages = warning")
+            await conn.execute(
+                sql.SQL("SELECT {}.set_backend_priority(pg_backend_pid(), %s)").format(schema),
+                (nice,),
+            )
+        cur = await conn.execute(current)
+        before = await cur.fetchone()
+    return None if before is None else int(str(before["nice"]))
 
 
 async def connect(url: str, *, autocommit: bool = True) -> Connection:

@@ -1,0 +1,107 @@
+"""Worker sessions at a lower CPU priority: the `prioritize` extension (migration 0022) and
+`SessionLimits.backend_nice` (src/aoer/db/pool.py)."""
+
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+
+from aoer.db.pool import Connection, SessionLimits, connect, lower_priority, open_pool
+from tests.conftest import IN_CI, TEST_APP_ROLE, with_user
+
+
+def has_extension(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'prioritize'").fetchone()
+    return row is not None
+
+
+@pytest.fixture
+def prioritize(db_url: str) -> str:
+    """The test's database, which migration 0022 gave the extension (the server's package:
+    postgresql-15-prioritize, installed by .ci/run). Outside CI a server without the package
+    skips; under CI=true it fails."""
+    if not has_extension(db_url):
+        if IN_CI:
+            pytest.fail("migration 0022 did not create the prioritize extension under CI=true")
+        pytest.skip("this server has no prioritize extension (postgresql-15-prioritize)")
+    return db_url
+
+
+async def priority_of(conn: Connection, pid: int) -> int:
+    cur = await conn.execute("SELECT get_backend_priority(%s) AS nice", (pid,))
+    row = await cur.fetchone()
+    assert row is not None
+    return int(str(row["nice"]))
+
+
+@pytest.fixture
+async def observer(owner_db_url: str) -> AsyncIterator[Connection]:
+    conn = await connect(owner_db_url)
+    yield conn
+    await conn.close()
+
+
+async def test_a_worker_pool_runs_its_sessions_at_the_asked_niceness(
+    prioritize: str, observer: Connection
+) -> None:
+    limits = SessionLimits(application_name="aoer worker", backend_nice=7)
+    async with open_pool(prioritize, max_size=3, min_size=3, limits=limits) as pool:
+        pids = []
+        async with pool.connection() as a, pool.connection() as b, pool.connection() as c:
+            for conn in (a, b, c):
+                cur = await conn.execute("SELECT pg_backend_pid() AS pid")
+                row = await cur.fetchone()
+                assert row is not None
+                pids.append(int(str(row["pid"])))
+        for pid in pids:
+            assert await priority_of(observer, pid) == 7
+        cur = await observer.execute(
+            "SELECT count(*) AS n FROM pg_stat_activity"
+            " WHERE application_name = 'aoer worker' AND pid = ANY (%s)",
+            (pids,),
+        )
+        assert await cur.fetchone() == {"n": 3}
+    # Sessions without the setting keep the server's normal priority.
+    cur = await observer.execute("SELECT get_backend_priority(pg_backend_pid()) AS nice")
+    assert await cur.fetchone() == {"nice": 0}
+
+
+async def test_a_role_that_is_not_superuser_lowers_its_own_backend_and_never_raises_it(
+    prioritize: str, db_url: str, observer: Connection
+) -> None:
+    # The app role is what workers connect as in production (README "Production roles").
+    conn = await connect(with_user(db_url, TEST_APP_ROLE))
+    try:
+        cur = await conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        assert await cur.fetchone() == {"rolsuper": False}
+        assert await lower_priority(conn, 5) == 5
+        assert await lower_priority(conn, 3) == 5  # not raised back, and no error
+        assert await lower_priority(conn, 9) == 9
+        cur = await conn.execute("SELECT pg_backend_pid() AS pid")
+        row = await cur.fetchone()
+        assert row is not None
+        assert await priority_of(observer, int(str(row["pid"]))) == 9
+        # The connection is left usable, outside any transaction.
+        cur = await conn.execute("SELECT 1 AS one")
+        assert await cur.fetchone() == {"one": 1}
+    finally:
+        await conn.close()
+
+
+async def test_without_the_extension_sessions_keep_their_priority(
+    prioritize: str, owner_db_url: str, observer: Connection
+) -> None:
+    await observer.execute("DROP EXTENSION prioritize")
+    limits = SessionLimits(application_name="aoer worker", backend_nice=7)
+    async with (
+        open_pool(owner_db_url, max_size=1, limits=limits) as pool,
+        pool.connection() as conn,
+    ):
+        assert await lower_priority(conn, 7) is None
+        cur = await conn.execute("SELECT pg_backend_pid() AS pid")
+        row = await cur.fetchone()
+        assert row is not None
+        # Back, to look at the pool's session (its pool opened without it).
+        await observer.execute("CREATE EXTENSION prioritize")
+        assert await priority_of(observer, int(str(row["pid"]))) == 0
