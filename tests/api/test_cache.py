@@ -2,6 +2,7 @@
 by replicas, bounded by its TTL, and a Redis outage is a warning, never an error."""
 
 import asyncio
+import json
 import logging
 import time
 from uuid import UUID
@@ -80,6 +81,30 @@ async def test_a_read_after_a_recompute_never_returns_the_old_score(
     fresh = await score(api, tenant)
     assert fresh != old
     assert fresh == await stored_score(conn, tenant)
+
+
+async def test_a_summary_being_read_is_cached_again_as_soon_as_its_recompute_commits(
+    cached_api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    api = cached_api
+    read, cached_once = await make_tenant("read"), await make_tenant("cached once")
+    for tenant in (read, cached_once):
+        await add_signals(tenant, LOW)
+        await recompute_and_wait(api, conn, tenant)
+        old = await score(api, tenant)  # fills the cache
+    await score(api, read)  # served from it: someone is reading this one
+    await conn.execute(
+        "UPDATE aiv_raw_signals SET aeo = 95, geo = 95, ugc = 95 WHERE dealer_id = ANY (%s)",
+        ([read, cached_once],),
+    )
+    for tenant in (read, cached_once):
+        await recompute_and_wait(api, conn, tenant)
+    # The hub read the summary being read again with its eviction: the next read is a hit,
+    # with the new score; the entry nobody read since it was cached is only evicted.
+    body = await api.ctx.cache.get(read)
+    assert body is not None
+    assert float(json.loads(body)["aoerScore"]) == await stored_score(conn, read) != old
+    assert await api.ctx.cache.get(cached_once) is None
 
 
 async def test_a_read_racing_a_recompute_cannot_put_the_old_score_back(

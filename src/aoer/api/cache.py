@@ -41,6 +41,9 @@ class CacheBackend(Protocol):
     async def get(self, tenant_id: UUID) -> CacheEntry | None: ...
     async def put(self, tenant_id: UUID, entry: CacheEntry, ttl_s: float) -> None: ...
     async def evict(self, tenant_ids: list[UUID]) -> None: ...
+    # Those of `tenant_ids` whose entries have been read since they were written: worth
+    # reading again when their recompute commits (SummaryCache.recomputed).
+    def read_among(self, tenant_ids: list[UUID]) -> list[UUID]: ...
     async def clear(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -51,6 +54,7 @@ class MemoryBackend:
     def __init__(self, max_entries: int = MEMORY_MAX_ENTRIES) -> None:
         self._entries: OrderedDict[UUID, tuple[float, CacheEntry]] = OrderedDict()
         self._max_entries = max_entries
+        self._read: set[UUID] = set()  # entries served since they were written
 
     async def get(self, tenant_id: UUID) -> CacheEntry | None:
         found = self._entries.get(tenant_id)
@@ -59,24 +63,32 @@ class MemoryBackend:
         expires, entry = found
         if expires <= time.monotonic():
             self._entries.pop(tenant_id, None)
+            self._read.discard(tenant_id)
             return None
+        self._read.add(tenant_id)
         return entry
 
     async def put(self, tenant_id: UUID, entry: CacheEntry, ttl_s: float) -> None:
         self._entries[tenant_id] = (time.monotonic() + ttl_s, entry)
         self._entries.move_to_end(tenant_id)
+        self._read.discard(tenant_id)
         while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+            self._read.discard(self._entries.popitem(last=False)[0])
 
     async def evict(self, tenant_ids: list[UUID]) -> None:
         for tenant_id in tenant_ids:
             self._entries.pop(tenant_id, None)
+            self._read.discard(tenant_id)
+
+    def read_among(self, tenant_ids: list[UUID]) -> list[UUID]:
+        return [t for t in tenant_ids if t in self._read and t in self._entries]
 
     async def clear(self) -> None:
         self._entries.clear()
+        self._read.clear()
 
     async def close(self) -> None:
-        self._entries.clear()
+        await self.clear()
 
 
 class RedisBackend:
@@ -140,6 +152,9 @@ class RedisBackend:
         except (RedisError, OSError) as exc:
             self._failed("evict", exc)
 
+    def read_among(self, tenant_ids: list[UUID]) -> list[UUID]:
+        return []  # what each process reads is known to its local copy (TieredBackend)
+
     async def clear(self) -> None:
         try:
             batch: list[bytes] = []
@@ -187,6 +202,9 @@ class TieredBackend:
         await self.local.evict(tenant_ids)
         await self.shared.evict(tenant_ids)
 
+    def read_among(self, tenant_ids: list[UUID]) -> list[UUID]:
+        return self.local.read_among(tenant_ids)
+
     async def clear(self) -> None:
         await self.local.clear()
         await self.shared.clear()
@@ -200,6 +218,15 @@ class TieredBackend:
 class ReadTicket:
     tenant_id: UUID
     started: float
+
+
+@dataclass(frozen=True, slots=True)
+class Recompute:
+    """A recompute this process heard of (SummaryCache.noticed): when, and which of its
+    tenants' entries were being read."""
+
+    at: float
+    read: list[UUID]
 
 
 class SummaryCache:
@@ -241,16 +268,40 @@ class SummaryCache:
         await self.backend.put(ticket.tenant_id, CacheEntry(body, ticket.started), self.ttl_s)
 
     async def evict(self, tenant_ids: Iterable[UUID]) -> None:
-        ids = list(tenant_ids)
+        """Forget these tenants' entries: their recompute committed."""
+        await self._evict(list(tenant_ids), time.time())
+
+    async def _evict(self, ids: list[UUID], at: float) -> None:
         if not ids:
             return
-        now = time.time()
         evicted = self._evicted_at
         for tenant_id in ids:
-            evicted[tenant_id] = now
+            evicted[tenant_id] = at
             evicted.move_to_end(tenant_id)
-        self._forget_old_evictions(now)
+        self._forget_old_evictions(at)
         await self.backend.evict(ids)
+
+    async def noticed(self, tenant_ids: list[UUID]) -> "Recompute":
+        """A recompute of these tenants committed (its NOTIFY arrived). Entries nobody read
+        since they were cached are evicted now; those being read stay served, as they were
+        until this moment, while the caller reads their new summaries (tickets taken after
+        this) and hands them to `recomputed`, which replaces them: a dashboard polling through
+        a fleet refresh keeps hitting the cache instead of queueing its misses behind the
+        refresh's statements (bench/README.md, issue 16)."""
+        recompute = Recompute(time.time(), self.backend.read_among(tenant_ids))
+        keep = set(recompute.read)
+        await self._evict([t for t in tenant_ids if t not in keep], recompute.at)
+        return recompute
+
+    async def recomputed(
+        self, recompute: "Recompute", fresh: list[tuple[ReadTicket, bytes]]
+    ) -> None:
+        """Evict the entries `noticed` kept, as of the NOTIFY, and cache the new summaries
+        read since (each under a `ticket` taken after `noticed`); a tenant without one (a
+        failed read) is only evicted."""
+        await self._evict(recompute.read, recompute.at)
+        for ticket, body in fresh:
+            await self.put(ticket, body)
 
     async def clear(self) -> None:
         """Forget everything (the listener reconnected: evictions may have been missed)."""

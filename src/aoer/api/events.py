@@ -25,6 +25,7 @@ from aoer.api.schemas import AlertOut, alert_json, queue_status_json, summary_js
 from aoer.constants import ALERT_CHANNEL, QUEUE_CHANNEL, SUMMARY_CHANNEL
 from aoer.errors import DatabaseError
 from aoer.store import Store
+from aoer.types import QueueStatus
 from aoer.waiting import wait_set
 
 logger = logging.getLogger(__name__)
@@ -187,22 +188,32 @@ class EventHub:
             await asyncio.sleep(RECONNECT_DELAY_S)
 
     async def _summaries_changed(self, tenant_ids: list[UUID]) -> None:
-        await self.cache.evict(tenant_ids)
+        """Tell the cache, read the new summaries of those being read from it and of those
+        watched by subscribers in one statement (at most a NOTIFY's 150 tenants), replace
+        the cached ones, then push to the subscribers: a subscriber told of a summary reads
+        it fresh from the cache."""
+        recompute = await self.cache.noticed(tenant_ids)
+        tickets = [self.cache.ticket(t) for t in recompute.read]  # after `noticed`
         fleet = None in self._subscribers
         watched = [t for t in tenant_ids if fleet or t in self._subscribers]
-        if not watched:
-            return
-        try:
-            async with self.store.session() as session:
-                fresh = await session.scores.summaries(watched)
-                statuses = await session.jobs.statuses(
-                    [t for t in watched if t in self._subscribers]
-                )
-        except DatabaseError as exc:
-            logger.warning("could not read updated summaries for subscribers: %s", exc)
-            return
-        for summary in fresh:
-            self._publish(summary.tenant_id, ServerEvent("summary", summary_json(summary)))
+        bodies: dict[UUID, bytes] = {}
+        statuses: dict[UUID, QueueStatus] = {}
+        wanted = list(dict.fromkeys([*recompute.read, *watched]))
+        if wanted:
+            try:
+                async with self.store.session() as session:
+                    fresh = await session.scores.summaries(wanted)
+                    subscribed = [t for t in watched if t in self._subscribers]
+                    statuses = await session.jobs.statuses(subscribed) if subscribed else {}
+                bodies = {summary.tenant_id: summary_json(summary) for summary in fresh}
+            except DatabaseError as exc:
+                logger.warning("could not read updated summaries: %s", exc)
+        await self.cache.recomputed(
+            recompute, [(t, bodies[t.tenant_id]) for t in tickets if t.tenant_id in bodies]
+        )
+        for tenant_id in watched:
+            if tenant_id in bodies:
+                self._publish(tenant_id, ServerEvent("summary", bodies[tenant_id]))
         for tenant_id, status in statuses.items():
             body = queue_status_json(status)
             self._last_queue[tenant_id] = body
