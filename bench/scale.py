@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,14 +33,14 @@ from uuid import UUID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import uvloop
 
 import api_bench
 from aoer.api.auth import TokenService
+from aoer.bootstrap import ProcessKind, session_limits
 from aoer.bootstrap.worker import scheduled_jobs
 from aoer.config import Settings
 from aoer.constants import RECOMPUTE_TICK
-from aoer.db.pool import connect, open_pool
+from aoer.db.pool import Pool, connect, open_pool
 from aoer.db.schema import migrate
 from aoer.queue import enqueue
 from aoer.store import QueuePolicy, Session, Store
@@ -199,6 +200,12 @@ class ScaleBench:
         say(f"floor: {seconds:.2f} s with the faster plan ({plan})")
         return seconds
 
+    def _tick_pool(self) -> AbstractAsyncContextManager[Pool]:
+        """Sessions for the tick as a worker's scheduler has them: a worker's limits, at its
+        CPU priority (AOER_WORKER_NICE, where the server has the prioritize extension)."""
+        limits = session_limits(ProcessKind.WORKER, Settings())
+        return open_pool(self.url, max_size=2, limits=limits)
+
     async def _tick(self, store: Store) -> dict[str, object]:
         """Fire the recompute tick as the scheduler does (a fresh tick each time)."""
         self.ticks += 1
@@ -212,7 +219,7 @@ class ScaleBench:
         """Tick → every summary committed, with the two workers already running."""
         await reset(self.url)
         self.watcher.forget()
-        async with open_pool(self.url, max_size=2) as pool:
+        async with self._tick_pool() as pool:
             store = Store(pool, self.url)
             started = time.perf_counter()
             result = await self._tick(store)
@@ -225,7 +232,7 @@ class ScaleBench:
     async def urgent_behind_backlog(self, size: Size) -> None:
         await reset(self.url)
         self.watcher.forget()
-        async with open_pool(self.url, max_size=2) as pool:
+        async with self._tick_pool() as pool:
             ticking = asyncio.create_task(self._tick(Store(pool, self.url)))
             conn = await connect(self.url)
             try:
@@ -262,17 +269,20 @@ class ScaleBench:
             api_bench.get(f"/api/aoer/summary?tenantId={t}", admin) for t in self.api_tenants
         ]
         seconds = self.args.api_seconds
-        with api_bench.serving(f"scale-{size.tenants}", 1, url=self.url) as port:
+        with (
+            api_bench.serving(f"scale-{size.tenants}", 1, url=self.url) as port,
+            api_bench.load_process() as process,
+        ):
             prime = api_bench.Result("prime", "prime")
-            await asyncio.to_thread(uvloop.run, api_bench.load(prime, port, requests, 1.0))
+            await api_bench.load_apart(prime, port, requests, 1.0, process)
             idle = api_bench.Result("idle", "cached")
-            await asyncio.to_thread(uvloop.run, api_bench.load(idle, port, requests, seconds))
+            await api_bench.load_apart(idle, port, requests, seconds, process)
             await reset(self.url)
             self.watcher.forget()
             busy = api_bench.Result("refresh", "cached")
-            async with open_pool(self.url, max_size=2) as pool:
+            async with self._tick_pool() as pool:
                 ticking = asyncio.create_task(self._tick(Store(pool, self.url)))
-                await asyncio.to_thread(uvloop.run, api_bench.load(busy, port, requests, seconds))
+                await api_bench.load_apart(busy, port, requests, seconds, process)
                 overlapped = len(self.watcher.seen)
                 await ticking
             await self.watcher.wait_count(size.tenants, timeout_s=3600)
