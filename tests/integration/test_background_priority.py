@@ -105,3 +105,15 @@ async def test_without_the_extension_sessions_keep_their_priority(
         # Back, to look at the pool's session (its pool opened without it).
         await observer.execute("CREATE EXTENSION prioritize")
         assert await priority_of(observer, int(str(row["pid"]))) == 0
+
+
+async def test_a_session_name_given_in_the_url_wins_over_the_pools_own(
+    db_url: str, observer: Connection
+) -> None:
+    # Operators and harnesses (bench/chaos_fleet.py: PGAPPNAME) tell processes apart by it.
+    limits = SessionLimits(application_name="aoer worker")
+    named = f"{db_url}{'&' if '?' in db_url else '?'}application_name=mine"
+    for url, expected in ((db_url, "aoer worker"), (named, "mine")):
+        async with open_pool(url, max_size=1, limits=limits) as pool, pool.connection() as conn:
+            cur = await conn.execute("SELECT current_setting('application_name') AS name")
+            assert await cur.fetchone() == {"name": expected}

@@ -53,7 +53,8 @@ class SessionLimits:
     tcp_keepalives_idle_s: int = 10
     tcp_keepalives_interval_s: int = 5
     tcp_keepalives_count: int = 3
-    # What pg_stat_activity shows for the pool's sessions ("aoer worker", "aoer api", ...).
+    # What pg_stat_activity shows for the pool's sessions ("aoer worker", "aoer api", ...)
+    # unless DATABASE_URL or PGAPPNAME names them (libpq's fallback_application_name).
     application_name: str = "aoer"
     # Background work (0: none): each session lowers its own backend's CPU priority to this
     # niceness through the `prioritize` extension where the server has it (migration 0022),
@@ -62,7 +63,6 @@ class SessionLimits:
 
     def settings(self) -> list[tuple[str, str]]:
         return [
-            ("application_name", self.application_name),
             ("statement_timeout", str(self.statement_timeout_ms)),
             ("lock_timeout", str(self.lock_timeout_ms)),
             ("idle_in_transaction_session_timeout", str(self.idle_in_transaction_ms)),
@@ -173,6 +173,7 @@ async def open_pool(
             "row_factory": dict_row,
             "connect_timeout": CONNECT_TIMEOUT_S,
             "autocommit": True,
+            "fallback_application_name": (limits or SessionLimits()).application_name,
             **KEEPALIVES,
         },
         connection_class=psycopg.AsyncConnection,
