@@ -136,6 +136,7 @@ async def connect(url: str, *, autocommit: bool = True) -> Connection:
             autocommit=autocommit,
             row_factory=dict_row,
             connect_timeout=CONNECT_TIMEOUT_S,
+            fallback_application_name=SessionLimits().application_name,
             **KEEPALIVES,
         )
     except psycopg.OperationalError as exc:
