@@ -3,56 +3,58 @@ AOER_WORKER_NICE, and the API's sessions at the normal priority (migration 0022)
 
 import os
 import signal
-import time
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from tests.acceptance.conftest import start_aoer
-from tests.conftest import IN_CI
-from tests.integration.test_background_priority import has_extension
+from tests.acceptance.test_crash_and_concurrency import wait_for
+from tests.integration.test_background_priority import require_prioritize
 
-WAIT_S = 60
+
+@contextmanager
+def worker_at(db_url: str, log: Path, nice: int) -> Iterator[subprocess.Popen[str]]:
+    """A running `aoer worker` with AOER_WORKER_NICE=nice, past its start line; stopped (and
+    required to exit 0) afterwards."""
+    worker = start_aoer(db_url, log, "worker", AOER_WORKER_NICE=str(nice))
+    try:
+        wait_for(lambda: "worker active" in log.read_text(), "the worker to start")
+        yield worker
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+
+
+def worker_session_priorities(conn: psycopg.Connection[tuple[object, ...]]) -> set[object]:
+    rows = conn.execute(
+        "SELECT get_backend_priority(pid) FROM pg_stat_activity"
+        " WHERE application_name = 'aoer worker' AND datname = current_database()"
+    ).fetchall()
+    return {nice for (nice,) in rows}
 
 
 def test_a_worker_and_its_database_sessions_run_at_the_niceness_asked(
     db_url: str, tmp_path: Path
 ) -> None:
-    if not has_extension(db_url):
-        if IN_CI:
-            pytest.fail("migration 0022 did not create the prioritize extension under CI=true")
-        pytest.skip("this server has no prioritize extension (postgresql-15-prioritize)")
+    require_prioritize(db_url)
     log = tmp_path / "worker.log"
-    worker = start_aoer(db_url, log, "worker", AOER_WORKER_NICE="6")
-    try:
-        deadline = time.monotonic() + WAIT_S
-        while "worker active" not in log.read_text():
-            assert time.monotonic() < deadline, log.read_text()
-            assert worker.poll() is None, log.read_text()
-            time.sleep(0.1)
+    with worker_at(db_url, log, 6) as worker, psycopg.connect(db_url) as conn:
         assert os.getpriority(os.PRIO_PROCESS, worker.pid) == 6
         assert (
             "worker at CPU niceness 6 (AOER_WORKER_NICE), its database sessions at 6"
             in log.read_text()
         )
-        with psycopg.connect(db_url) as conn:
-            # A session the pool is still opening shows its name before it has lowered its
-            # priority (the pool's configure step, before any use): wait for it.
-            while True:
-                rows = conn.execute(
-                    "SELECT pid, get_backend_priority(pid) AS nice FROM pg_stat_activity"
-                    " WHERE application_name = 'aoer worker' AND datname = current_database()"
-                ).fetchall()
-                if rows and {nice for _, nice in rows} == {6}:
-                    break
-                assert time.monotonic() < deadline, rows
-                time.sleep(0.1)
-            own = conn.execute("SELECT get_backend_priority(pg_backend_pid())").fetchone()
+        # A session the pool is still opening shows its name before it has lowered its
+        # priority (the pool's configure step, before any use): wait for it.
+        wait_for(
+            lambda: worker_session_priorities(conn) == {6},
+            "every 'aoer worker' session in pg_stat_activity at niceness 6",
+        )
+        own = conn.execute("SELECT get_backend_priority(pg_backend_pid())").fetchone()
         assert own == (0,)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0
 
 
 def test_a_worker_says_when_its_sessions_keep_the_normal_priority(
@@ -61,18 +63,9 @@ def test_a_worker_says_when_its_sessions_keep_the_normal_priority(
     with psycopg.connect(owner_db_url, autocommit=True) as conn:
         conn.execute("DROP EXTENSION IF EXISTS prioritize")
     log = tmp_path / "worker.log"
-    worker = start_aoer(db_url, log, "worker", AOER_WORKER_NICE="4")
-    try:
-        deadline = time.monotonic() + WAIT_S
-        while "worker active" not in log.read_text():
-            assert time.monotonic() < deadline, log.read_text()
-            assert worker.poll() is None, log.read_text()
-            time.sleep(0.1)
+    with worker_at(db_url, log, 4) as worker:
         assert os.getpriority(os.PRIO_PROCESS, worker.pid) == 4
         assert (
             "worker at CPU niceness 4 (AOER_WORKER_NICE), its database sessions at the "
             "server's normal priority (the server has no `prioritize` extension: migration 0022)"
         ) in log.read_text()
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0

@@ -16,15 +16,20 @@ def has_extension(url: str) -> bool:
     return row is not None
 
 
-@pytest.fixture
-def prioritize(db_url: str) -> str:
-    """The test's database, which migration 0022 gave the extension (the server's package:
-    postgresql-15-prioritize, installed by .ci/run). Outside CI a server without the package
-    skips; under CI=true it fails."""
-    if not has_extension(db_url):
+def require_prioritize(url: str) -> None:
+    """The database must have the extension, which migration 0022 creates where the server
+    has the package (postgresql-15-prioritize, installed by .ci/run): without it the test
+    fails under CI=true and skips elsewhere."""
+    if not has_extension(url):
         if IN_CI:
             pytest.fail("migration 0022 did not create the prioritize extension under CI=true")
         pytest.skip("this server has no prioritize extension (postgresql-15-prioritize)")
+
+
+@pytest.fixture
+def prioritize(db_url: str) -> str:
+    """The test's database, with the extension (`require_prioritize`)."""
+    require_prioritize(db_url)
     return db_url
 
 

@@ -281,7 +281,7 @@ class SummaryCache:
         self._forget_old_evictions(at)
         await self.backend.evict(ids)
 
-    async def noticed(self, tenant_ids: list[UUID]) -> "Recompute":
+    async def noticed(self, tenant_ids: list[UUID]) -> Recompute:
         """A recompute of these tenants committed (its NOTIFY arrived). Entries nobody read
         since they were cached are evicted now; those being read stay served, as they were
         until this moment, while the caller reads their new summaries (tickets taken after
@@ -293,9 +293,7 @@ class SummaryCache:
         await self._evict([t for t in tenant_ids if t not in keep], recompute.at)
         return recompute
 
-    async def recomputed(
-        self, recompute: "Recompute", fresh: list[tuple[ReadTicket, bytes]]
-    ) -> None:
+    async def recomputed(self, recompute: Recompute, fresh: list[tuple[ReadTicket, bytes]]) -> None:
         """Evict the entries `noticed` kept, as of the NOTIFY, and cache the new summaries
         read since (each under a `ticket` taken after `noticed`); a tenant without one (a
         failed read) is only evicted."""

@@ -112,20 +112,22 @@ async def lower_priority(conn: Connection, nice: int) -> int | None:
     if row is None:
         return None
     schema = sql.Identifier(str(row["nspname"]))
-    current = sql.SQL("SELECT {}.get_backend_priority(pg_backend_pid()) AS nice").format(schema)
-    cur = await conn.execute(current)
-    before = await cur.fetchone()
-    if before is not None and int(str(before["nice"])) < nice:
-        async with conn.transaction():
-            # The extension says what it did in a NOTICE; the session's log needs none of it.
-            await conn.execute("SET LOCAL client_min_messages = warning")
-            await conn.execute(
-                sql.SQL("SELECT {}.set_backend_priority(pg_backend_pid(), %s)").format(schema),
-                (nice,),
-            )
-        cur = await conn.execute(current)
-        before = await cur.fetchone()
-    return None if before is None else int(str(before["nice"]))
+    cur = await conn.execute(
+        sql.SQL("SELECT {}.get_backend_priority(pg_backend_pid()) AS nice").format(schema)
+    )
+    found = await cur.fetchone()
+    current = 0 if found is None else int(str(found["nice"]))
+    if current >= nice:
+        return current
+    async with conn.transaction():
+        # The extension says what it did in a NOTICE; the session's log needs none of it.
+        await conn.execute("SET LOCAL client_min_messages = warning")
+        cur = await conn.execute(
+            sql.SQL("SELECT {}.set_backend_priority(pg_backend_pid(), %s) AS done").format(schema),
+            (nice,),
+        )
+        done = await cur.fetchone()
+    return nice if done is not None and done["done"] is True else current
 
 
 async def connect(url: str, *, autocommit: bool = True) -> Connection:
