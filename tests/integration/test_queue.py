@@ -8,8 +8,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from aoer import queue
-from aoer.db.pool import Connection
-from aoer.errors import InactiveTenant, InvalidInput, UnknownTenant
+from aoer.db.pool import Connection, connect
+from aoer.errors import ConcurrencyConflict, InactiveTenant, InvalidInput, UnknownTenant
 from tests.conftest import AddSignals, MakeTenant, session_of
 
 WORKER = "test-worker"
@@ -79,6 +79,63 @@ async def test_tenant_in_processing_gets_a_new_queued_job(
     assert second.coalesced is False
     statuses = await rows(conn, "SELECT status FROM aoer_queue ORDER BY created_at")
     assert [r["status"] for r in statuses] == ["processing", "queued"]
+
+
+async def version_of(conn: Connection, job_id: UUID) -> tuple[str, str, object]:
+    """The row version of a job: a write of any kind gives it a new ctid and xmin."""
+    [row] = await rows(
+        conn, "SELECT ctid::text, xmin::text, updated_at FROM aoer_queue WHERE id = %s", job_id
+    )
+    return row["ctid"], row["xmin"], row["updated_at"]
+
+
+async def test_an_enqueue_that_changes_nothing_writes_nothing(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant()
+    job = await queue.enqueue(session_of(conn), tenant, "high")
+    before = await version_of(conn, job.id)
+    for priority in ("high", "medium", "low"):
+        again = await queue.enqueue(session_of(conn), tenant, priority)
+        assert (again.id, again.priority, again.status, again.coalesced) == (
+            job.id,
+            "high",
+            "queued",
+            True,
+        )
+    assert await version_of(conn, job.id) == before
+    raised = await queue.enqueue(session_of(conn), tenant, "urgent")
+    assert (raised.id, raised.priority) == (job.id, "urgent")
+    assert await version_of(conn, job.id) != before
+
+
+async def test_an_enqueue_that_changes_nothing_does_not_wait_for_a_claim_taking_the_job(
+    conn: Connection, db_url: str, make_tenant: MakeTenant
+) -> None:
+    """A claim holds the waiting job's row until it commits: an enqueue at that job's
+    priority or lower is answered with that job at once (the tenant is recomputed by it,
+    after this request); one that must raise the job's priority waits for the claim, and,
+    the job being taken, queues a new one (DESIGN §4)."""
+    tenant = await make_tenant()
+    job = await queue.enqueue(session_of(conn), tenant, "medium")
+    claimer = await connect(db_url, autocommit=False)
+    try:
+        await claimer.execute("SELECT 1")  # a transaction the claim's own is a savepoint of
+        [claimed] = await session_of(claimer, lease_s=LEASE_S).jobs.claim(WORKER, 10)
+        assert claimed.id == job.id  # claimed, not committed: its row is locked
+        await conn.execute("SET lock_timeout = '2s'")
+        for priority in ("medium", "low"):
+            same = await queue.enqueue(session_of(conn), tenant, priority)
+            assert (same.id, same.coalesced) == (job.id, True)
+        with pytest.raises(ConcurrencyConflict):  # a raise waits for the claim: here, in vain
+            await queue.enqueue(session_of(conn), tenant, "urgent")
+        await claimer.commit()
+    finally:
+        await claimer.close()
+        await conn.execute("RESET lock_timeout")
+    after = await queue.enqueue(session_of(conn), tenant, "urgent")
+    assert after.id != job.id
+    assert after.coalesced is False
 
 
 @pytest.mark.parametrize(

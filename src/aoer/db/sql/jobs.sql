@@ -2,16 +2,41 @@
 -- Queue the given active tenants. A tenant that already has a waiting job keeps that job
 -- (coalesced): its priority rises to the higher of the two, its scheduled_at moves earlier.
 -- Unknown and inactive tenants are left out of the result.
-INSERT INTO aoer_queue AS q (tenant_id, priority, max_retries, scheduled_at)
-SELECT t.id, %(priority)s, %(max_retries)s, now()
-FROM tenants t
-WHERE t.id = ANY (%(tenant_ids)s::uuid[]) AND t.active
-ON CONFLICT (tenant_id) WHERE status = 'queued' DO UPDATE
-   SET priority = CASE WHEN aoer_priority_rank(EXCLUDED.priority) > q.priority_rank
-                       THEN EXCLUDED.priority ELSE q.priority END,
-       scheduled_at = least(q.scheduled_at, EXCLUDED.scheduled_at),
-       updated_at = now()
-RETURNING q.id, q.tenant_id, q.priority, q.status, q.xmax::text <> '0' AS coalesced;
+-- A waiting job the enqueue would not change (already at this priority or higher, and due)
+-- is answered as it is, from the statement's snapshot: nothing written, and no wait on a
+-- lock another transaction holds on it. The upsert waited there for a claim taking that job
+-- (until the claim committed, then queued a second job) and for a concurrent enqueue of the
+-- same tenant; and a statement that writes nothing commits without waiting for the WAL.
+-- Answering the job a claim is taking is what the upsert's coalescing means: the tenant is
+-- recomputed after this request, by that job (bench/README.md, issue 16: the mixed row).
+WITH asked AS MATERIALIZED (
+    SELECT t.id
+    FROM tenants t
+    WHERE t.id = ANY (%(tenant_ids)s::uuid[]) AND t.active
+),
+settled AS MATERIALIZED (
+    SELECT q.id, q.tenant_id, q.priority, q.status
+    FROM asked a
+    JOIN aoer_queue q ON q.tenant_id = a.id AND q.status = 'queued'
+    WHERE q.priority_rank >= aoer_priority_rank(%(priority)s)
+      AND q.scheduled_at <= now()
+),
+upserted AS (
+    INSERT INTO aoer_queue AS q (tenant_id, priority, max_retries, scheduled_at)
+    SELECT a.id, %(priority)s, %(max_retries)s, now()
+    FROM asked a
+    WHERE NOT EXISTS (SELECT 1 FROM settled s WHERE s.tenant_id = a.id)
+    ORDER BY a.id
+    ON CONFLICT (tenant_id) WHERE status = 'queued' DO UPDATE
+       SET priority = CASE WHEN aoer_priority_rank(EXCLUDED.priority) > q.priority_rank
+                           THEN EXCLUDED.priority ELSE q.priority END,
+           scheduled_at = least(q.scheduled_at, EXCLUDED.scheduled_at),
+           updated_at = now()
+    RETURNING q.id, q.tenant_id, q.priority, q.status, q.xmax::text <> '0' AS coalesced
+)
+SELECT id, tenant_id, priority, status, true AS coalesced FROM settled
+UNION ALL
+SELECT id, tenant_id, priority, status, coalesced FROM upserted;
 
 -- name: enqueue_all_active
 -- The cron tick: every active tenant, set-based, coalescing like enqueue. It never waits on
