@@ -38,7 +38,11 @@ class Waker:
             payload, self._pending = self._pending, None
             try:
                 with translated():
-                    async with self._pool.connection() as conn, conn.transaction():
+                    # One autocommitted statement, its NOTIFY sent as it commits: one round
+                    # trip. BEGIN, the NOTIFY and COMMIT each waited for a turn of a busy
+                    # event loop, holding a pooled connection for ~100 ms a wake-up that
+                    # the API's enqueues and cache misses waited for (bench/README.md).
+                    async with self._pool.connection() as conn:
                         params = {"channel": QUEUE_CHANNEL, "payload": payload}
                         await conn.execute(query("notify_queue"), params)
                 self.sent += 1
