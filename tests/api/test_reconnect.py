@@ -11,8 +11,11 @@ SIGNALS = [{"days_ago": 1, "aeo": "40", "geo": "40", "ugc": "40"}]
 
 
 async def drop_other_connections(conn: Connection) -> int:
+    """End every other session of the database, as a restart does, and wait until they are
+    gone (as a restart is over before requests come back): a connection whose backend is
+    ending at the very moment it is lent fails its request, as one in flight would."""
     cur = await conn.execute(
-        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity"
+        "SELECT count(pg_terminate_backend(pid, 10000)) AS n FROM pg_stat_activity"
         " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         " AND backend_type = 'client backend' AND query NOT LIKE 'LISTEN%%'"
     )
