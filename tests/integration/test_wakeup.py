@@ -3,7 +3,13 @@ for a NOTIFY after it committed, and enqueues committing together share one; an 
 enqueue, or one inside a caller's transaction, still NOTIFYs with its commit."""
 
 import asyncio
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from uuid import UUID
+
+from psycopg import pq
 
 from aoer.constants import QUEUE_CHANNEL
 from aoer.db.pool import Connection, connect
@@ -23,6 +29,53 @@ async def poll(conn: Connection) -> None:
     await conn.execute("SELECT 1")  # delivers notifications received meanwhile
 
 
+@dataclass
+class RoundTrips:
+    count: int = 0
+
+
+@contextmanager
+def round_trips(conn: Connection) -> Iterator[RoundTrips]:
+    """Count the round trips `conn` makes in the block (libpq's protocol trace, written out
+    when the trace ends: one ReadyForQuery a round trip)."""
+    counted = RoundTrips()
+    with tempfile.TemporaryFile(mode="w+") as trace:
+        conn.pgconn.trace(trace.fileno())
+        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            yield counted
+        finally:
+            conn.pgconn.untrace()
+        trace.seek(0)
+        counted.count = sum("\tReadyForQuery" in line for line in trace)
+
+
+async def test_an_enqueue_outside_a_transaction_is_one_round_trip_urgent_with_its_notify(
+    db_url: str, store: Store, make_tenant: MakeTenant
+) -> None:
+    urgent, medium = await make_tenant("u"), await make_tenant("m")
+    listener, received = await listening(db_url)
+    assert store.waker is not None
+    try:
+        async with store.session() as session:
+            with round_trips(session.conn) as first:
+                [job] = await session.jobs.enqueue([urgent], "urgent")
+            await poll(listener)
+            assert received == ["urgent"]  # sent by the enqueue's own statement
+            assert store.waker.sent == 0
+            with round_trips(session.conn) as more:
+                [again] = await session.jobs.enqueue([urgent], "urgent")  # changes nothing
+                [other] = await session.jobs.enqueue([medium], "medium")
+        assert (first.count, more.count) == (1, 2)
+        assert (job.tenant_id, job.priority, job.coalesced) == (urgent, "urgent", False)
+        assert (again.id, again.coalesced, other.tenant_id) == (job.id, True, medium)
+        await store.waker.flush()
+        await poll(listener)
+        assert received == ["urgent", "medium"]  # none for the enqueue that wrote nothing
+    finally:
+        await listener.close()
+
+
 async def test_an_enqueue_wakes_the_workers_after_its_commit(
     db_url: str, store: Store, make_tenant: MakeTenant
 ) -> None:
@@ -39,6 +92,7 @@ async def test_an_enqueue_wakes_the_workers_after_its_commit(
 
         await eventually(woken, "the coalesced NOTIFY")
         assert store.waker is not None
+        await store.waker.flush()  # delivered as it committed, maybe before `sent` counted it
         assert store.waker.sent == 1
     finally:
         await listener.close()

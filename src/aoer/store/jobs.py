@@ -83,26 +83,26 @@ class Jobs(Statements):
         """Queue these tenants (coalescing into waiting jobs); unknown and inactive tenants
         are left out of the result.
 
-        An urgent enqueue wakes the workers with a NOTIFY in its own transaction. Others,
-        outside any transaction when the store has a `Waker`, are one autocommitted statement
-        and ask the waker for a coalesced NOTIFY after it (store/wakeup.py: a NOTIFY per
-        commit serialises commits database-wide). Without BEGIN and COMMIT an API enqueue
-        holds its pooled connection for one round trip instead of three, each of them a turn
-        of a busy event loop (bench/README.md, issue 16)."""
+        Outside any transaction the enqueue is one autocommitted statement, one round trip
+        instead of three or four (BEGIN, the upsert, a NOTIFY, COMMIT), each of them a turn
+        of a busy event loop (bench/README.md, issue 16). An urgent enqueue wakes the workers
+        with a NOTIFY in that statement; others ask the store's `Waker` for a coalesced
+        NOTIFY after it (store/wakeup.py: a NOTIFY per commit serialises commits
+        database-wide). Inside a caller's transaction the enqueue is a savepoint and its
+        NOTIFY goes out with the caller's commit."""
         params = {
             "tenant_ids": sorted(set(tenant_ids)),
             "priority": priority,
             "max_retries": self.policy.max_retries,
+            "channel": QUEUE_CHANNEL,
+            "notify": False,
         }
-        if (
-            self.waker is not None
-            and priority != "urgent"
-            and self.conn.autocommit
-            and self.conn.info.transaction_status == TransactionStatus.IDLE
-        ):
+        if self.conn.autocommit and self.conn.info.transaction_status == TransactionStatus.IDLE:
+            waker = None if priority == "urgent" else self.waker
+            params["notify"] = waker is None
             jobs = await self._all(EnqueuedJob, "enqueue_tenants", params)
-            if jobs:
-                self.waker.wake(priority)
+            if jobs and waker is not None:
+                waker.wake(priority)
             return jobs
         async with self.transaction():
             jobs = await self._all(EnqueuedJob, "enqueue_tenants", params)

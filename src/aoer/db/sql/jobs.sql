@@ -33,10 +33,22 @@ upserted AS (
            scheduled_at = least(q.scheduled_at, EXCLUDED.scheduled_at),
            updated_at = now()
     RETURNING q.id, q.tenant_id, q.priority, q.status, q.xmax::text <> '0' AS coalesced
+),
+-- With `notify`, the workers are woken by this statement when it wrote a job: its NOTIFY is
+-- sent as the statement's transaction commits. An urgent enqueue outside a transaction is
+-- then one round trip, not four (BEGIN, the upsert, the NOTIFY, COMMIT), each of which
+-- waited for a turn of a busy API's event loop.
+woke AS (
+    SELECT pg_notify(%(channel)s, %(priority)s)
+    WHERE %(notify)s AND EXISTS (SELECT 1 FROM upserted)
 )
-SELECT id, tenant_id, priority, status, true AS coalesced FROM settled
+SELECT s.id, s.tenant_id, s.priority, s.status, true AS coalesced
+FROM settled s
 UNION ALL
-SELECT id, tenant_id, priority, status, coalesced FROM upserted;
+SELECT u.id, u.tenant_id, u.priority, u.status, u.coalesced
+FROM upserted u
+-- A CTE nobody reads is never run: this one-row count runs `woke` once.
+CROSS JOIN (SELECT count(*) FROM woke) AS w;
 
 -- name: enqueue_all_active
 -- The cron tick: every active tenant, set-based, coalescing like enqueue. It never waits on
