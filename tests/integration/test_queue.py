@@ -123,7 +123,7 @@ async def test_an_enqueue_that_changes_nothing_does_not_wait_for_a_claim_taking_
         await claimer.execute("SELECT 1")  # a transaction the claim's own is a savepoint of
         [claimed] = await session_of(claimer, lease_s=LEASE_S).jobs.claim(WORKER, 10)
         assert claimed.id == job.id  # claimed, not committed: its row is locked
-        await conn.execute("SET lock_timeout = '2s'")
+        await conn.execute("SET lock_timeout = '500ms'")  # an enqueue that waits fails
         for priority in ("medium", "low"):
             same = await queue.enqueue(session_of(conn), tenant, priority)
             assert (same.id, same.coalesced) == (job.id, True)
