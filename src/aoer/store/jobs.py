@@ -88,14 +88,14 @@ class Jobs(Statements):
         of a busy event loop (bench/README.md, issue 16). An urgent enqueue wakes the workers
         with a NOTIFY in that statement; others ask the store's `Waker` for a coalesced
         NOTIFY after it (store/wakeup.py: a NOTIFY per commit serialises commits
-        database-wide). Inside a caller's transaction the enqueue is a savepoint and its
-        NOTIFY goes out with the caller's commit."""
+        database-wide). Inside a caller's transaction the enqueue is a savepoint and the
+        statement's NOTIFY goes out with the caller's commit. Only an enqueue that wrote a job
+        wakes anyone."""
         params = {
             "tenant_ids": sorted(set(tenant_ids)),
             "priority": priority,
             "max_retries": self.policy.max_retries,
             "channel": QUEUE_CHANNEL,
-            "notify": False,
         }
         if self.conn.autocommit and self.conn.info.transaction_status == TransactionStatus.IDLE:
             waker = None if priority == "urgent" else self.waker
@@ -104,11 +104,9 @@ class Jobs(Statements):
             if jobs and waker is not None:
                 waker.wake(priority)
             return jobs
+        params["notify"] = True
         async with self.transaction():
-            jobs = await self._all(EnqueuedJob, "enqueue_tenants", params)
-            if jobs:
-                await self.wake_workers(priority)
-        return jobs
+            return await self._all(EnqueuedJob, "enqueue_tenants", params)
 
     async def enqueue_all_active(self, priority: Priority) -> int:
         """Queue every active tenant in one set-based statement; how many."""

@@ -35,7 +35,7 @@ upserted AS (
     RETURNING q.id, q.tenant_id, q.priority, q.status, q.xmax::text <> '0' AS coalesced
 ),
 -- With `notify`, the workers are woken by this statement when it wrote a job: its NOTIFY is
--- sent as the statement's transaction commits. An urgent enqueue outside a transaction is
+-- sent as its transaction commits (the caller's, inside one). An urgent enqueue outside a transaction is
 -- then one round trip, not four (BEGIN, the upsert, the NOTIFY, COMMIT), each of which
 -- waited for a turn of a busy API's event loop.
 woke AS (
