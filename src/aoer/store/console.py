@@ -74,6 +74,16 @@ class QueueState:
 
 
 @dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """What a worker learns from its heartbeat."""
+
+    paused: bool  # the operator's pause switch
+    live_workers: int  # workers heard from within the stale threshold, this one included
+    database_here: bool  # the database runs on the worker's host
+    announced: bool  # this beat registered the worker and told the others
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerRow:
     id: str
     host: str
@@ -182,20 +192,33 @@ class Console(Statements):
         return bool(changed)
 
     async def heartbeat(
-        self, worker_id: str, *, host: str, pid: int, started_at: datetime, jobs_in_hand: int
-    ) -> bool:
-        """Record that the worker is alive; whether the queue is paused."""
+        self,
+        worker_id: str,
+        *,
+        host: str,
+        pid: int,
+        started_at: datetime,
+        jobs_in_hand: int,
+        stale_s: float,
+    ) -> Heartbeat:
+        """Record that the worker is alive; whether the queue is paused, and how many workers
+        share the database (registering a worker tells the others, on commit)."""
         params = {
             "worker_id": worker_id,
             "host": host,
             "pid": pid,
             "started_at": started_at,
             "jobs_in_hand": jobs_in_hand,
+            "stale_s": stale_s,
+            "channel": QUEUE_CONTROL_CHANNEL,
         }
-        return bool(await self._value("worker_heartbeat", params))
+        beat = await self._one(Heartbeat, "worker_heartbeat", params)
+        assert beat is not None  # an upsert returns its row
+        return beat
 
     async def worker_gone(self, worker_id: str) -> None:
-        await self._run("worker_gone", {"worker_id": worker_id})
+        """Remove a stopping worker's row and tell the others (on commit)."""
+        await self._run("worker_gone", {"worker_id": worker_id, "channel": QUEUE_CONTROL_CHANNEL})
 
     async def workers(self, stale_s: float) -> list[WorkerRow]:
         return await self._all(WorkerRow, "list_workers", {"stale_s": stale_s})

@@ -1,6 +1,8 @@
 """The worker loop: claim a batch, process it, repeat; sleep until NOTIFY, a due job or a poll.
 
-`AOER_WORKER_CONCURRENCY` slots claim and process batches side by side. With
+`AOER_WORKER_CONCURRENCY` slots claim and process batches side by side; when the setting is
+not given and the database shares the worker's host, the live workers share its cores and
+a worker may keep fewer of its slots busy (worker/slots.py). With
 `AOER_URGENT_LANE` (the default) one more slot, the urgent lane, claims urgent jobs only and
 is woken by urgent enqueues alone: while every other slot works through a backlog's full
 batches, an urgent recompute is claimed at once instead of after the batch in hand
@@ -28,13 +30,16 @@ from aoer.constants import (
     LEASE_RENEWALS_PER_LEASE,
     URGENT_LANE_BATCH,
     WORKER_HEARTBEAT_S,
+    WORKER_STALE_S,
 )
 from aoer.errors import TransientDatabaseError
 from aoer.queue.batches import BatchOutcome
 from aoer.store import Store
+from aoer.store.console import Heartbeat
 from aoer.types import ClaimedJob, Priority
 from aoer.waiting import cancel_all, wait_set
 from aoer.worker.scheduler import ScheduledJob, run_scheduler
+from aoer.worker.slots import batch_slots, host_cores
 from aoer.worker.wakeup import listen_for_jobs
 
 logger = logging.getLogger(__name__)
@@ -85,6 +90,7 @@ class Worker:
         worker_id: str | None = None,
         on_batch: Callable[[BatchOutcome], None] | None = None,
         deliverer: Deliverer | None = None,
+        cores: int | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -108,6 +114,12 @@ class Worker:
         self.listening = asyncio.Event()
         self.idle = asyncio.Event()
         self._in_hand: dict[UUID, ClaimedJob] = {}
+        # Regular slots kept busy: all of them until a heartbeat says the workers sharing the
+        # database's host outnumber its cores (worker/slots.py); the rest wait unclaimed.
+        self.active_slots = settings.worker_concurrency
+        self._slots_given = "worker_concurrency" in settings.model_fields_set
+        self._cores = cores or host_cores()
+        self.heartbeat: Heartbeat | None = None  # the last heartbeat's answer (console, tests)
         # The operator's pause (aoer_queue_state), as last heard by NOTIFY or heartbeat. The
         # claim statement checks the stored flag itself; this only spares pointless claims.
         self.paused = False
@@ -133,9 +145,35 @@ class Worker:
                 event.set()
 
     def _control(self, payload: str) -> None:
-        """The operator paused or resumed the queue: stop claiming, or claim at once."""
-        self._set_paused(payload == "paused")
-        self._beat_now.set()  # tell the console this worker heard it
+        """The operator paused or resumed the queue (stop claiming, or claim at once), or a
+        worker came or went (the heartbeat counts the live workers again)."""
+        if payload in ("paused", "resumed"):
+            self._set_paused(payload == "paused")
+        self._beat_now.set()  # tell the console this worker heard it; learn the workers
+
+    def _resize(self, beat: Heartbeat) -> None:
+        """Keep as many slots busy as the heartbeat's count of workers leaves this one."""
+        slots = batch_slots(
+            self.settings.worker_concurrency,
+            explicit=self._slots_given,
+            database_here=beat.database_here,
+            cores=self._cores,
+            live_workers=beat.live_workers,
+        )
+        if slots == self.active_slots:
+            return
+        self.active_slots = slots
+        logger.info(
+            "[AOER] worker %s keeps %d of its %d batch slots busy: %d live workers share the "
+            "database host's %d cores",
+            self.worker_id,
+            slots,
+            self.settings.worker_concurrency,
+            beat.live_workers,
+            self._cores,
+            extra={"worker_id": self.worker_id, "action": "slots"},
+        )
+        self._wake_all()  # a slot given back starts claiming
 
     def _set_paused(self, paused: bool) -> None:
         if paused == self.paused:
@@ -222,6 +260,9 @@ class Worker:
                     continue
                 if urgent_lane and self._slots_done.is_set():
                     return
+                if not urgent_lane and slot >= self.active_slots:
+                    await self._sleep(wake, self.settings.poll_s)  # set aside (_resize)
+                    continue
                 jobs = await self._claim(lane)
                 if jobs:
                     await self._process(jobs)
@@ -358,14 +399,17 @@ class Worker:
             self._beat_now.clear()
             try:
                 async with self.store.session() as session:
-                    paused = await session.console.heartbeat(
+                    beat = await session.console.heartbeat(
                         self.worker_id,
                         host=host,
                         pid=pid,
                         started_at=self.started_at,
                         jobs_in_hand=len(self._in_hand),
+                        stale_s=WORKER_STALE_S,
                     )
-                self._set_paused(paused)
+                self.heartbeat = beat
+                self._set_paused(beat.paused)
+                self._resize(beat)
                 if failing:
                     logger.info("[AOER] worker heartbeat recovered")
                 failing = False

@@ -201,19 +201,35 @@ RETURNING (SELECT o.paused FROM aoer_queue_state o) IS DISTINCT FROM s.paused AS
 
 -- name: worker_heartbeat
 -- A worker says it is alive (registering itself the first time) and learns whether the queue
--- is paused; its row records that answer, so the console shows what each worker knows.
-INSERT INTO aoer_workers AS w (id, host, pid, started_at, last_heartbeat_at, jobs_in_hand,
-                               paused)
-VALUES (%(worker_id)s, %(host)s, %(pid)s, %(started_at)s, now(), %(jobs_in_hand)s,
-        coalesce((SELECT paused FROM aoer_queue_state), false))
-ON CONFLICT (id) DO UPDATE
-   SET last_heartbeat_at = now(), jobs_in_hand = EXCLUDED.jobs_in_hand,
-       paused = EXCLUDED.paused
-RETURNING w.paused;
+-- is paused; its row records that answer, so the console shows what each worker knows. It
+-- also learns how many workers are alive (itself included: the count's snapshot predates its
+-- own row) and whether the database runs on its host (a Unix socket, or the same address at
+-- both ends), from which it sizes its batch slots (worker/slots.py). A worker registering
+-- tells the others at commit, so they resize at once instead of at their next heartbeat.
+WITH beat AS (
+    INSERT INTO aoer_workers AS w (id, host, pid, started_at, last_heartbeat_at, jobs_in_hand,
+                                   paused)
+    VALUES (%(worker_id)s, %(host)s, %(pid)s, %(started_at)s, now(), %(jobs_in_hand)s,
+            coalesce((SELECT paused FROM aoer_queue_state), false))
+    ON CONFLICT (id) DO UPDATE
+       SET last_heartbeat_at = now(), jobs_in_hand = EXCLUDED.jobs_in_hand,
+           paused = EXCLUDED.paused
+    RETURNING w.paused, w.xmax = 0 AS registered
+)
+SELECT beat.paused,
+       1 + (SELECT count(*) FROM aoer_workers
+            WHERE id <> %(worker_id)s
+              AND last_heartbeat_at > now() - make_interval(secs => %(stale_s)s))::integer
+           AS live_workers,
+       coalesce(inet_server_addr() = inet_client_addr(), true) AS database_here,
+       CASE WHEN beat.registered THEN pg_notify(%(channel)s, 'workers') END IS NOT NULL
+           AS announced
+FROM beat;
 
 -- name: worker_gone
--- A clean exit: the worker's row goes.
-DELETE FROM aoer_workers WHERE id = %(worker_id)s;
+-- A clean exit: the worker's row goes, and the others hear it (they may take more slots).
+WITH gone AS (DELETE FROM aoer_workers WHERE id = %(worker_id)s RETURNING id)
+SELECT pg_notify(%(channel)s, 'workers') FROM gone;
 
 -- name: list_workers
 -- Every worker row, live ones first; `alive`: heard from within the stale threshold.
