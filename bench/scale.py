@@ -315,6 +315,13 @@ def verdict(ok: bool) -> str:
     return "meets" if ok else "MISSES"
 
 
+def add_run(earlier: str, text: str) -> str:
+    """`bench/results-scale.md` keeps every run: the new one first, under the file's title
+    and one heading level down, the earlier runs (and what was written about them) after it."""
+    title, _, runs = earlier.partition("\n")
+    return f"{title}\n\n#{text.strip()}\n\n{runs.lstrip()}"
+
+
 def render(large: Size, small: Size, args: argparse.Namespace, load: str) -> str:
     def row(s: Size) -> str:
         urgent = (
@@ -405,7 +412,8 @@ async def run(args: argparse.Namespace) -> int:
     print(text)
     output = Path(args.output) if args.output else BENCH_DIR / "results-scale.md"
     if args.output or large_n == FULL_TENANTS:
-        output.write_text(text)
+        earlier = output.read_text() if not args.output and output.exists() else None
+        output.write_text(text if earlier is None else add_run(earlier, text))
         say(f"wrote {output}; logs in {bench.log_dir}")
     else:
         say(f"a check at {large_n:,} tenants: not written (--output to keep it); logs in "
