@@ -9,6 +9,8 @@ from aoer.constants import RECOMPUTE_EVENT
 from aoer.db.pool import Connection
 from aoer.db.queries import query
 
+QUEUED = "aoer_queue_console_queued_idx"
+
 PARAMS: dict[str, dict[str, Any]] = {
     "claim_jobs": {"worker_id": "w", "limit": 500, "lease_s": 30.0, "min_priority": "low"},
     "next_due_at": {},
@@ -176,3 +178,99 @@ async def test_the_tick_does_linear_work_right_after_an_empty_queue_was_analyzed
         and int(n.get("Actual Loops", 0)) > 1
     ]
     assert not rescans, shown  # a whole-queue scan per tenant, over the rows being inserted
+
+
+async def test_a_tick_chunk_reads_only_its_own_tenants_of_the_queue(conn: Connection) -> None:
+    """Each chunk of the tick looks for its tenants' waiting jobs. Matched to the chunk alone,
+    the planner -- whose statistics of aoer_queue predate the tick, so they count no waiting
+    job -- read every waiting job the earlier chunks had queued, for every chunk: quadratic
+    in the fleet (bench/README.md, issue 16: the tick at 1,000,000 tenants)."""
+    tenants, chunk = 6000, 500
+    await conn.execute(
+        "INSERT INTO tenants (name) SELECT 'd' || g FROM generate_series(1, %s) g", (tenants,)
+    )
+    await conn.execute(
+        "INSERT INTO aoer_queue (tenant_id, priority, status, completed_at)"
+        " SELECT id, 'low', 'completed', now() FROM tenants"
+    )
+    await conn.execute("ANALYZE aoer_queue")
+    await conn.execute("ANALYZE tenants")
+    params: dict[str, Any] = {"priority": "low", "max_retries": 3, "limit": chunk}
+    params |= {"after": "00000000-0000-0000-0000-000000000000", "first": True}
+    for _ in range(tenants // chunk - 1):
+        cur = await conn.execute(query("enqueue_active_chunk"), params)
+        done = await cur.fetchone()
+        assert done is not None
+        assert done["queued"] == chunk
+        params |= {"after": done["last_id"], "first": False}
+    async with conn.transaction(force_rollback=True):
+        cur = await conn.execute(
+            b"EXPLAIN (ANALYZE, FORMAT JSON) " + query("enqueue_active_chunk").encode(), params
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    shown = json.dumps(row["QUERY PLAN"], indent=1, default=str)[:6000]
+    read = {
+        f"{n['Node Type']} {n.get('Index Name', '')}": n["Actual Rows"] * n["Actual Loops"]
+        for n in nodes_in(row["QUERY PLAN"])
+        if n.get("Relation Name") == "aoer_queue" and n["Node Type"] != "ModifyTable"
+    }
+    assert read, shown
+    # 5,500 jobs wait; the chunk's own 500 tenants have none of them.
+    assert max(read.values()) <= chunk, (read, shown)
+
+
+# Statements that look up a tenant's waiting job, each with a tenant that has one (`waiting`)
+# or a job of worker "w" in flight (`held`, its lease run out).
+LOOKUPS: dict[str, dict[str, Any]] = {
+    "enqueue_tenants": {"priority": "low", "max_retries": 3, "notify": False, "channel": "c"},
+    "coalesce_retry": {"priority": "high"},
+    "fail_jobs": {"worker_id": "w", "errors": ["boom"], "delays_s": [60.0]},
+    "release_jobs": {"worker_id": "w"},
+    "reclaim_expired": {"grace_s": 0.0, "limit": 100},
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOOKUPS))
+async def test_a_tenants_waiting_job_is_found_by_its_own_index_whatever_the_statistics(
+    conn: Connection, name: str
+) -> None:
+    """Statistics taken when no job waited cost every index of waiting jobs at one row; the
+    claim's or the console's index, read whole and filtered on the tenant, then came out
+    cheaper than the unique probe, and each lookup read every waiting job (migration 0023)."""
+    await conn.execute("INSERT INTO tenants (name) SELECT 'd' || g FROM generate_series(1, 6000) g")
+    await conn.execute(
+        "INSERT INTO aoer_queue (tenant_id, priority, status, completed_at)"
+        " SELECT id, 'low', 'completed', now() FROM tenants"
+    )
+    await conn.execute("ANALYZE aoer_queue")
+    await conn.execute("ANALYZE tenants")
+    await conn.execute(
+        "INSERT INTO aoer_queue (tenant_id, priority) SELECT id, 'low' FROM tenants"
+        " ORDER BY id LIMIT 5000"
+    )
+    cur = await conn.execute(
+        "INSERT INTO aoer_queue (tenant_id, priority, status, locked_by, lease_expires_at)"
+        " SELECT id, 'low', 'processing', 'w', now() - interval '1 minute' FROM tenants"
+        " ORDER BY id DESC LIMIT 1 RETURNING id"
+    )
+    held = await cur.fetchone()
+    cur = await conn.execute("SELECT id FROM tenants ORDER BY id OFFSET 2500 LIMIT 1")
+    waiting = await cur.fetchone()
+    assert held is not None
+    assert waiting is not None
+    params = LOOKUPS[name] | {
+        "tenant_ids": [waiting["id"]],
+        "tenant_id": waiting["id"],
+        "job_ids": [held["id"]],
+    }
+    async with conn.transaction(force_rollback=True):
+        cur = await conn.execute(b"EXPLAIN (ANALYZE, FORMAT JSON) " + query(name).encode(), params)
+        row = await cur.fetchone()
+    assert row is not None
+    shown = json.dumps(row["QUERY PLAN"], indent=1, default=str)[:6000]
+    scans = [n for n in nodes_in(row["QUERY PLAN"]) if n.get("Relation Name") == "aoer_queue"]
+    assert scans, shown
+    for scan in scans:
+        assert scan.get("Index Name") not in ("aoer_queue_claim_idx", QUEUED), shown
+        assert int(scan["Actual Rows"]) * int(scan["Actual Loops"]) <= 2, shown

@@ -18,7 +18,7 @@ SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id
        q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
 FROM (
     (SELECT * FROM aoer_queue
-     WHERE status = 'queued'
+     WHERE status = 'queued' AND retry_count >= 0  -- the waiting-jobs index's predicate (0023)
        AND (created_at, id) < (%(before_at)s, %(before_id)s)
        AND (%(priority)s::text IS NULL OR priority = %(priority)s::text)
      ORDER BY created_at DESC, id DESC
@@ -88,13 +88,14 @@ FROM (
 ORDER BY q.created_at DESC, q.id DESC;
 
 -- name: list_jobs_queued
--- Waiting jobs: the partial index's own predicate, written out so every plan can use it.
+-- Waiting jobs: the partial index's own predicate, written out so every plan can use it
+-- (`retry_count >= 0` always holds; only statements that state it may read that index: 0023).
 SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
        q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
        q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
 FROM (
     SELECT * FROM aoer_queue
-    WHERE status = 'queued'
+    WHERE status = 'queued' AND retry_count >= 0
       AND (created_at, id) < (%(before_at)s, %(before_id)s)
       AND (%(priority)s::text IS NULL OR priority = %(priority)s::text)
     ORDER BY created_at DESC, id DESC

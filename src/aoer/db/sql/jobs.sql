@@ -17,7 +17,14 @@ WITH asked AS MATERIALIZED (
 settled AS MATERIALIZED (
     SELECT q.id, q.tenant_id, q.priority, q.status
     FROM asked a
-    JOIN aoer_queue q ON q.tenant_id = a.id AND q.status = 'queued'
+    -- Each tenant's waiting job by the one-per-tenant index (OFFSET 0: the conditions below
+    -- stay out here, so the claim index, which they would qualify, is no way to find it: 0023).
+    CROSS JOIN LATERAL (
+        SELECT id, tenant_id, priority, status, priority_rank, scheduled_at
+        FROM aoer_queue
+        WHERE tenant_id = a.id AND status = 'queued'
+        OFFSET 0
+    ) q
     WHERE q.priority_rank >= aoer_priority_rank(%(priority)s)
       AND q.scheduled_at <= now()
 ),
@@ -108,11 +115,24 @@ WITH chunk AS MATERIALIZED (
     ORDER BY t.id
     LIMIT %(limit)s
 ),
+-- The chunk's first and last tenant: every read of the queue below stays inside that range
+-- of the one-waiting-job-per-tenant index (the only index of waiting jobs a read by tenant
+-- can use: migration 0023). Matched to the chunk alone, the planner read
+-- every waiting job of the fleet for each chunk -- whenever the queue's statistics were
+-- older than the tick (they always are: the tick is what fills it), a hash or a sort of all
+-- the jobs the earlier chunks had queued and the workers had not yet claimed: quadratic in
+-- the fleet (at 1,000,000 tenants, 50 chunks each reading up to ~700,000 waiting jobs;
+-- bench/README.md, issue 16).
+span AS MATERIALIZED (
+    SELECT (SELECT id FROM chunk ORDER BY id LIMIT 1) AS first_id,
+           (SELECT id FROM chunk ORDER BY id DESC LIMIT 1) AS last_id
+),
 waiting AS (
     SELECT q.id
     FROM aoer_queue q
     JOIN chunk c ON c.id = q.tenant_id
     WHERE q.status = 'queued'
+      AND q.tenant_id BETWEEN (SELECT first_id FROM span) AND (SELECT last_id FROM span)
     FOR UPDATE OF q SKIP LOCKED
 ),
 coalesced AS (
@@ -130,7 +150,9 @@ unqueued AS MATERIALIZED (
     SELECT c.id
     FROM chunk c
     WHERE NOT EXISTS (SELECT 1 FROM aoer_queue o
-                      WHERE o.tenant_id = c.id AND o.status = 'queued')
+                      WHERE o.tenant_id = c.id AND o.status = 'queued'
+                        AND o.tenant_id BETWEEN (SELECT first_id FROM span)
+                                            AND (SELECT last_id FROM span))
     ORDER BY c.id
 ),
 inserted AS (
@@ -140,7 +162,7 @@ inserted AS (
     ON CONFLICT (tenant_id) WHERE status = 'queued' DO NOTHING
     RETURNING 1
 )
-SELECT (SELECT id FROM chunk ORDER BY id DESC LIMIT 1) AS last_id,
+SELECT (SELECT last_id FROM span) AS last_id,
        (SELECT count(*) FROM chunk)::integer AS tenants,
        ((SELECT count(*) FROM coalesced) + (SELECT count(*) FROM inserted))::integer AS queued;
 
@@ -353,8 +375,10 @@ UPDATE aoer_queue q
  WHERE q.id = ANY (%(job_ids)s::uuid[])
    AND q.status = 'processing'
    AND q.locked_by = %(worker_id)s
+   -- A probe per released job (OFFSET 0 keeps it one): as a join, statistics that count no
+   -- waiting job made the planner read every waiting job for it (migration 0023).
    AND NOT EXISTS (SELECT 1 FROM aoer_queue o
-                   WHERE o.tenant_id = q.tenant_id AND o.status = 'queued')
+                   WHERE o.tenant_id = q.tenant_id AND o.status = 'queued' OFFSET 0)
 RETURNING q.id;
 
 -- name: reclaim_expired
