@@ -22,7 +22,7 @@ from aoer.constants import RECOMPUTE_EVENT
 from aoer.db.pool import Connection, connect
 from aoer.db.queries import query
 from tests.conftest import MakeTenant, session_of
-from tests.integration.test_query_plans import nodes_in
+from tests.integration.test_query_plans import fleet_after_a_drain, nodes_in
 
 TENANTS = 12_000
 BATCH = 1_000
@@ -41,14 +41,7 @@ PLANNER_SETTINGS = (
 async def after_tick(conn: Connection) -> dict[str, list[UUID]]:
     """A fleet right after a tick: statistics taken when every job was finished (as autovacuum
     leaves them after a drain), the tick's jobs queued, four batches claimed by two workers."""
-    await conn.execute(
-        "INSERT INTO tenants (name) SELECT 'd' || g FROM generate_series(1, %s) g", (TENANTS,)
-    )
-    await conn.execute(
-        "INSERT INTO aoer_queue (tenant_id, priority, status, locked_by, completed_at)"
-        " SELECT id, 'low', 'completed', 'an earlier worker', now() FROM tenants"
-    )
-    await conn.execute("ANALYZE aoer_queue")
+    await fleet_after_a_drain(conn, TENANTS)
     await conn.execute(query("enqueue_all_active"), {"priority": "low", "max_retries": 3})
     held: dict[str, list[UUID]] = {}
     for slot in range(IN_FLIGHT):

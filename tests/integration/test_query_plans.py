@@ -38,6 +38,20 @@ def nodes_in(plan: object) -> list[dict[str, Any]]:
     return found
 
 
+async def fleet_after_a_drain(conn: Connection, tenants: int) -> None:
+    """`tenants` tenants, each with a finished job, and the statistics autovacuum leaves after
+    a drain: no job waiting or in flight, and only an earlier worker's id in `locked_by`."""
+    await conn.execute(
+        "INSERT INTO tenants (name) SELECT 'd' || g FROM generate_series(1, %s) g", (tenants,)
+    )
+    await conn.execute(
+        "INSERT INTO aoer_queue (tenant_id, priority, status, locked_by, completed_at)"
+        " SELECT id, 'low', 'completed', 'an earlier worker', now() FROM tenants"
+    )
+    await conn.execute("ANALYZE aoer_queue")
+    await conn.execute("ANALYZE tenants")
+
+
 @pytest.fixture
 async def big_queue(conn: Connection) -> Connection:
     """50,000 tenants: a few waiting, most finished, as after many cron ticks."""
@@ -186,15 +200,7 @@ async def test_a_tick_chunk_reads_only_its_own_tenants_of_the_queue(conn: Connec
     job -- read every waiting job the earlier chunks had queued, for every chunk: quadratic
     in the fleet (bench/README.md, issue 16: the tick at 1,000,000 tenants)."""
     tenants, chunk = 6000, 500
-    await conn.execute(
-        "INSERT INTO tenants (name) SELECT 'd' || g FROM generate_series(1, %s) g", (tenants,)
-    )
-    await conn.execute(
-        "INSERT INTO aoer_queue (tenant_id, priority, status, completed_at)"
-        " SELECT id, 'low', 'completed', now() FROM tenants"
-    )
-    await conn.execute("ANALYZE aoer_queue")
-    await conn.execute("ANALYZE tenants")
+    await fleet_after_a_drain(conn, tenants)
     params: dict[str, Any] = {"priority": "low", "max_retries": 3, "limit": chunk}
     params |= {"after": "00000000-0000-0000-0000-000000000000", "first": True}
     for _ in range(tenants // chunk - 1):
@@ -238,13 +244,7 @@ async def test_a_tenants_waiting_job_is_found_by_its_own_index_whatever_the_stat
     """Statistics taken when no job waited cost every index of waiting jobs at one row; the
     claim's or the console's index, read whole and filtered on the tenant, then came out
     cheaper than the unique probe, and each lookup read every waiting job (migration 0023)."""
-    await conn.execute("INSERT INTO tenants (name) SELECT 'd' || g FROM generate_series(1, 6000) g")
-    await conn.execute(
-        "INSERT INTO aoer_queue (tenant_id, priority, status, completed_at)"
-        " SELECT id, 'low', 'completed', now() FROM tenants"
-    )
-    await conn.execute("ANALYZE aoer_queue")
-    await conn.execute("ANALYZE tenants")
+    await fleet_after_a_drain(conn, 6000)
     await conn.execute(
         "INSERT INTO aoer_queue (tenant_id, priority) SELECT id, 'low' FROM tenants"
         " ORDER BY id LIMIT 5000"

@@ -115,24 +115,23 @@ WITH chunk AS MATERIALIZED (
     ORDER BY t.id
     LIMIT %(limit)s
 ),
--- The chunk's first and last tenant: every read of the queue below stays inside that range
--- of the one-waiting-job-per-tenant index (the only index of waiting jobs a read by tenant
--- can use: migration 0023). Matched to the chunk alone, the planner read
+-- The chunk's last tenant: every read of the queue below stays inside the chunk's range
+-- (`after` to it) of the one-waiting-job-per-tenant index (the only index of waiting jobs a
+-- read by tenant can use: migration 0023). Matched to the chunk alone, the planner read
 -- every waiting job of the fleet for each chunk -- whenever the queue's statistics were
 -- older than the tick (they always are: the tick is what fills it), a hash or a sort of all
 -- the jobs the earlier chunks had queued and the workers had not yet claimed: quadratic in
 -- the fleet (at 1,000,000 tenants, 50 chunks each reading up to ~700,000 waiting jobs;
 -- bench/README.md, issue 16).
 span AS MATERIALIZED (
-    SELECT (SELECT id FROM chunk ORDER BY id LIMIT 1) AS first_id,
-           (SELECT id FROM chunk ORDER BY id DESC LIMIT 1) AS last_id
+    SELECT (SELECT id FROM chunk ORDER BY id DESC LIMIT 1) AS last_id
 ),
 waiting AS (
     SELECT q.id
     FROM aoer_queue q
     JOIN chunk c ON c.id = q.tenant_id
     WHERE q.status = 'queued'
-      AND q.tenant_id BETWEEN (SELECT first_id FROM span) AND (SELECT last_id FROM span)
+      AND q.tenant_id BETWEEN %(after)s::uuid AND (SELECT last_id FROM span)
     FOR UPDATE OF q SKIP LOCKED
 ),
 coalesced AS (
@@ -151,8 +150,7 @@ unqueued AS MATERIALIZED (
     FROM chunk c
     WHERE NOT EXISTS (SELECT 1 FROM aoer_queue o
                       WHERE o.tenant_id = c.id AND o.status = 'queued'
-                        AND o.tenant_id BETWEEN (SELECT first_id FROM span)
-                                            AND (SELECT last_id FROM span))
+                        AND o.tenant_id BETWEEN %(after)s::uuid AND (SELECT last_id FROM span))
     ORDER BY c.id
 ),
 inserted AS (
