@@ -29,6 +29,18 @@
 
 ALTER TABLE aoer_queue DROP CONSTRAINT aoer_queue_tenant_id_fkey;
 
+-- The foreign key's error, word for word, for a job naming a tenant that does not exist.
+CREATE FUNCTION aoer_queue_refuse_tenant(unknown uuid) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'insert or update on table "aoer_queue" violates foreign key constraint "aoer_queue_tenant_id_fkey"'
+        USING ERRCODE = 'foreign_key_violation',
+              CONSTRAINT = 'aoer_queue_tenant_id_fkey',
+              TABLE = 'aoer_queue',
+              DETAIL = format('Key (tenant_id)=(%s) is not present in table "tenants".', unknown);
+END
+$$;
+
 CREATE FUNCTION aoer_queue_check_tenants() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
@@ -39,12 +51,7 @@ BEGIN
     WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = j.tenant_id)
     LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'insert or update on table "aoer_queue" violates foreign key constraint "aoer_queue_tenant_id_fkey"'
-            USING ERRCODE = 'foreign_key_violation',
-                  CONSTRAINT = 'aoer_queue_tenant_id_fkey',
-                  TABLE = 'aoer_queue',
-                  DETAIL = format('Key (tenant_id)=(%s) is not present in table "tenants".',
-                                  unknown);
+        PERFORM aoer_queue_refuse_tenant(unknown);
     END IF;
     RETURN NULL;
 END
@@ -59,12 +66,7 @@ CREATE FUNCTION aoer_queue_check_moved_tenant() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM tenants WHERE id = NEW.tenant_id) THEN
-        RAISE EXCEPTION 'insert or update on table "aoer_queue" violates foreign key constraint "aoer_queue_tenant_id_fkey"'
-            USING ERRCODE = 'foreign_key_violation',
-                  CONSTRAINT = 'aoer_queue_tenant_id_fkey',
-                  TABLE = 'aoer_queue',
-                  DETAIL = format('Key (tenant_id)=(%s) is not present in table "tenants".',
-                                  NEW.tenant_id);
+        PERFORM aoer_queue_refuse_tenant(NEW.tenant_id);
     END IF;
     RETURN NEW;
 END
