@@ -219,6 +219,20 @@ async def eventually(
         await asyncio.sleep(0.02)
 
 
+async def lock_waits(conn: Connection, count: int) -> None:
+    """Until `count` backends of this database wait on a lock (a row's or a table's)."""
+
+    async def waiting() -> bool:
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        row = await cur.fetchone()
+        return row is not None and row["n"] >= count
+
+    await eventually(waiting, f"{count} statement(s) wait on a lock", timeout_s=5.0)
+
+
 def utc_today() -> date:
     """Today as the database sees it (sessions run in UTC), not the machine's local date."""
     return datetime.now(UTC).date()

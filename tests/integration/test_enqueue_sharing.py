@@ -12,7 +12,7 @@ from aoer.errors import ConcurrencyConflict, DatabaseError
 from aoer.queue import Enqueuer
 from aoer.store import Store
 from aoer.types import EnqueuedJob
-from tests.conftest import MakeTenant
+from tests.conftest import MakeTenant, lock_waits
 
 
 def enqueuer(store: Store) -> Enqueuer:
@@ -133,20 +133,6 @@ async def test_a_shared_enqueue_wakes_the_workers(
         await enqueuer(store).enqueue(tenant, priority)  # type: ignore[arg-type]
         note = await asyncio.wait_for(anext(aiter(notifications)), 5)
     assert note.payload == priority
-
-
-async def lock_waits(conn: Connection, count: int) -> None:
-    """Until `count` backends of this database wait on a row lock (the shared statements)."""
-    for _ in range(200):
-        cur = await conn.execute(
-            "SELECT count(*) AS n FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        row = await cur.fetchone()
-        if row is not None and row["n"] >= count:
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"fewer than {count} statements ever waited on a lock")
 
 
 async def test_a_statement_waiting_on_a_claims_row_lock_holds_up_only_its_own_requests(

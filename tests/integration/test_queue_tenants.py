@@ -3,6 +3,7 @@ per row, and a deleted tenant leaves no job behind, even when it races an enqueu
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -12,10 +13,7 @@ import pytest
 from aoer import queue
 from aoer.db.pool import Connection, connect
 from aoer.db.queries import query
-from tests.conftest import MakeTenant, session_of
-
-# Long enough for a blocked statement to show it is blocked, short for the suite.
-BLOCKED_S = 0.5
+from tests.conftest import MakeTenant, lock_waits, session_of
 
 
 async def jobs_of(conn: Connection, tenant: UUID) -> list[dict[str, Any]]:
@@ -101,70 +99,65 @@ async def test_truncating_tenants_empties_the_queue(
     assert await cur.fetchone() == {"n": 0}
 
 
+@pytest.fixture
+async def two(db_url: str) -> AsyncIterator[tuple[Connection, Connection]]:
+    """Two more sessions, for one to hold what the other waits for."""
+    first, second = await connect(db_url), await connect(db_url)
+    yield first, second
+    await first.close()
+    await second.close()
+
+
 async def test_a_deletion_waits_for_an_uncommitted_tick_chunk_and_then_deletes_its_job(
-    conn: Connection, db_url: str, make_tenant: MakeTenant
+    conn: Connection, two: tuple[Connection, Connection], make_tenant: MakeTenant
 ) -> None:
     tenant = await make_tenant()
-    ticker, deleter = await connect(db_url), await connect(db_url)
-    try:
-        async with ticker.transaction():
-            chunk = await session_of(ticker).jobs.enqueue_active_chunk("low", None, 100)
-            assert chunk.queued == 1
-            deletion = asyncio.create_task(
-                deleter.execute("DELETE FROM tenants WHERE id = %s", (tenant,))
-            )
-            await asyncio.sleep(BLOCKED_S)
-            assert not deletion.done(), "the deletion must wait for the chunk's transaction"
-        await deletion
-        assert await jobs_of(conn, tenant) == [], "the chunk's job left an orphan"
-    finally:
-        await ticker.close()
-        await deleter.close()
+    ticker, deleter = two
+    async with ticker.transaction():
+        chunk = await session_of(ticker).jobs.enqueue_active_chunk("low", None, 100)
+        assert chunk.queued == 1
+        deletion = asyncio.create_task(
+            deleter.execute("DELETE FROM tenants WHERE id = %s", (tenant,))
+        )
+        await lock_waits(conn, 1)
+        assert not deletion.done(), "the deletion must wait for the chunk's transaction"
+    await deletion
+    assert await jobs_of(conn, tenant) == [], "the chunk's job left an orphan"
 
 
 async def test_an_enqueue_behind_an_uncommitted_deletion_queues_nothing(
-    conn: Connection, db_url: str, make_tenant: MakeTenant
+    conn: Connection, two: tuple[Connection, Connection], make_tenant: MakeTenant
 ) -> None:
     tenant, other = await make_tenant(), await make_tenant()
-    deleter, enqueuer = await connect(db_url), await connect(db_url)
-    try:
-        async with deleter.transaction():
-            await deleter.execute("DELETE FROM tenants WHERE id = %s", (tenant,))
-            # Both paths that write jobs: the API's enqueue and the tick's chunk.
-            enqueue = asyncio.create_task(
-                session_of(enqueuer).jobs.enqueue([tenant, other], "high")
-            )
-            await asyncio.sleep(BLOCKED_S)
-            assert not enqueue.done(), "the enqueue must wait for the deletion"
-        jobs = await enqueue
-        assert [j.tenant_id for j in jobs] == [other]
-        chunk = await session_of(enqueuer).jobs.enqueue_active_chunk("low", None, 100)
-        assert chunk.tenants == 1
-        assert await jobs_of(conn, tenant) == [], "a job was queued for a deleted tenant"
-    finally:
-        await deleter.close()
-        await enqueuer.close()
+    deleter, enqueuer = two
+    async with deleter.transaction():
+        await deleter.execute("DELETE FROM tenants WHERE id = %s", (tenant,))
+        # Both paths that write jobs: the API's enqueue and the tick's chunk.
+        enqueue = asyncio.create_task(session_of(enqueuer).jobs.enqueue([tenant, other], "high"))
+        await lock_waits(conn, 1)
+        assert not enqueue.done(), "the enqueue must wait for the deletion"
+    jobs = await enqueue
+    assert [j.tenant_id for j in jobs] == [other]
+    chunk = await session_of(enqueuer).jobs.enqueue_active_chunk("low", None, 100)
+    assert chunk.tenants == 1
+    assert await jobs_of(conn, tenant) == [], "a job was queued for a deleted tenant"
 
 
 async def test_the_old_systems_enqueue_function_behind_a_deletion_names_the_tenant_unknown(
-    conn: Connection, db_url: str, make_tenant: MakeTenant
+    conn: Connection, two: tuple[Connection, Connection], make_tenant: MakeTenant
 ) -> None:
     """`queue_tenant_recompute` reads the tenant, then inserts: the insert, held until the
     deletion commits, is checked against `tenants` as it is then (DESIGN §17)."""
     tenant = await make_tenant()
-    deleter, caller = await connect(db_url), await connect(db_url)
-    try:
-        async with deleter.transaction():
-            await deleter.execute("LOCK TABLE aoer_queue IN SHARE ROW EXCLUSIVE MODE")
-            call = asyncio.create_task(
-                caller.execute("SELECT queue_tenant_recompute(%s, 'high')", (tenant,))
-            )
-            await asyncio.sleep(BLOCKED_S)
-            assert not call.done()
-            await deleter.execute("DELETE FROM tenants WHERE id = %s", (tenant,))
-        with pytest.raises(psycopg.errors.ForeignKeyViolation, match="aoer_queue_tenant_id_fkey"):
-            await call
-        assert await jobs_of(conn, tenant) == []
-    finally:
-        await deleter.close()
-        await caller.close()
+    deleter, caller = two
+    async with deleter.transaction():
+        await deleter.execute("LOCK TABLE aoer_queue IN SHARE ROW EXCLUSIVE MODE")
+        call = asyncio.create_task(
+            caller.execute("SELECT queue_tenant_recompute(%s, 'high')", (tenant,))
+        )
+        await lock_waits(conn, 1)
+        assert not call.done()
+        await deleter.execute("DELETE FROM tenants WHERE id = %s", (tenant,))
+    with pytest.raises(psycopg.errors.ForeignKeyViolation, match="aoer_queue_tenant_id_fkey"):
+        await call
+    assert await jobs_of(conn, tenant) == []
