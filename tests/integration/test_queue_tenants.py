@@ -3,6 +3,7 @@ per row, and a deleted tenant leaves no job behind, even when it races an enqueu
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID, uuid4
@@ -62,6 +63,61 @@ async def test_a_job_moved_to_an_unknown_tenant_is_refused_and_to_a_known_one_al
         await conn.execute("UPDATE aoer_queue SET tenant_id = %s", (uuid4(),))
     await conn.execute("UPDATE aoer_queue SET tenant_id = %s", (second,))
     assert [r["id"] for r in await jobs_of(conn, second)] == [job.id]
+
+
+async def heap_records(conn: Connection, relation: str, since: str) -> Counter[str]:
+    """The heap WAL records written for `relation` since the LSN `since` (pg_walinspect)."""
+    cur = await conn.execute(
+        """SELECT w.record_type, count(*) AS n
+           FROM pg_get_wal_records_info(%s::pg_lsn, pg_current_wal_flush_lsn()) w
+           WHERE w.resource_manager = 'Heap'
+             AND w.block_ref LIKE format('%%%% rel %%s/%%s/%%s %%%%',
+                 (SELECT oid FROM pg_tablespace WHERE spcname = 'pg_default'),
+                 (SELECT oid FROM pg_database WHERE datname = current_database()),
+                 pg_relation_filenode(%s::regclass))
+           GROUP BY w.record_type""",
+        (since, relation),
+    )
+    return Counter({r["record_type"]: r["n"] for r in await cur.fetchall()})
+
+
+async def wal_position(conn: Connection) -> str:
+    await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+    cur = await conn.execute("SELECT pg_current_wal_insert_lsn()::text AS lsn")
+    row = await cur.fetchone()
+    assert row is not None
+    return str(row["lsn"])
+
+
+async def test_giving_jobs_back_locks_no_row_for_the_tenant_check(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    """PostgreSQL locks every row an UPDATE changes before it looks at a BEFORE UPDATE row
+    trigger's columns: 0024's check of a moved job's tenant, which never fires for the
+    queue's own updates, wrote a row lock a job into every update that had not locked its
+    rows already (here `release_jobs`; the claim and the completion lock theirs first).
+    Migration 0025 fires it AFTER the row is written, which takes no lock."""
+    tenants = [await make_tenant() for _ in range(6)]
+    session = session_of(conn, lease_s=30.0)
+    await session.jobs.enqueue(tenants, "low")
+    claimed = await session.jobs.claim("w1", 10)
+    start = await wal_position(conn)
+    assert await session.jobs.release("w1", [job.id for job in claimed]) == 6
+    written = await heap_records(conn, "aoer_queue", start)
+    assert written["LOCK"] == 0, written
+    assert written["UPDATE"] + written["HOT_UPDATE"] == 6, written
+
+
+async def test_updating_tenants_locks_no_row_for_the_id_check(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    for _ in range(6):
+        await make_tenant()
+    start = await wal_position(conn)
+    await conn.execute("UPDATE tenants SET name = name || ' Motors'")
+    written = await heap_records(conn, "tenants", start)
+    assert written["LOCK"] == 0, written
+    assert written["UPDATE"] + written["HOT_UPDATE"] == 6, written
 
 
 async def test_a_tenants_id_cannot_change_while_it_has_jobs(
