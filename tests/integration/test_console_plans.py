@@ -11,6 +11,7 @@ import pytest
 from aoer.db.pool import Connection
 from aoer.db.queries import query
 from aoer.store.console import FIRST_PAGE_AT, FIRST_PAGE_ID, JobFilter, list_query
+from tests.conftest import session_of
 from tests.integration.test_query_plans import nodes_in
 
 TENANT = "00000000-0000-0000-0000-000000000007"
@@ -119,3 +120,26 @@ async def test_job_list_is_a_range_scan_of_its_index_at_any_depth(
                 own = min(limits, key=lambda n: len(nodes_in(n)))
                 path = [n for n in nodes_in(own) if scan in nodes_in(n)]
                 assert not any(n["Node Type"] == "Sort" for n in path), shown
+
+
+async def leaf_density(conn: Connection, index: str) -> float:
+    cur = await conn.execute("SELECT avg_leaf_density AS d FROM pgstatindex(%s)", (index,))
+    row = await cur.fetchone()
+    assert row is not None
+    return float(row["d"])
+
+
+async def test_a_refresh_fills_the_pages_of_the_consoles_indexes(conn: Connection) -> None:
+    """A job's entry in the indexes of waiting and of finished jobs is its creation time and
+    time-ordered id: the newest key of the index. Declared newest first, every entry landed on
+    the left edge, which a B-tree splits half and half (pages half full); ascending and read
+    backwards they are appended on the right, which it splits leaving them full (0026)."""
+    await conn.execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+    await conn.execute("INSERT INTO tenants (name) SELECT 'd' || g FROM generate_series(1, 4000) g")
+    await conn.execute(query("enqueue_all_active"), {"priority": "low", "max_retries": 3})
+    assert await leaf_density(conn, QUEUED) > 75
+    session = session_of(conn, lease_s=30.0)
+    while claimed := await session.jobs.claim("w", 1000):
+        async with conn.transaction():
+            await session.jobs.complete("w", [job.id for job in claimed])
+    assert await leaf_density(conn, FINISHED) > 75
