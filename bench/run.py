@@ -139,6 +139,21 @@ class Bench:
         self.log_dir = Path(tempfile.mkdtemp(prefix="aoer-bench-"))
         self.watcher = SummaryWatcher()
 
+    @classmethod
+    def on_kept_database(cls, url: str, tenants: int) -> "Bench":
+        """The harness on a database an earlier `--keep-database` run left with `tenants`
+        tenants (generated afresh when there is none), kept at the end (the A/B tools)."""
+        options = ["--tenants", str(tenants), "--reuse-database", "--keep-database"]
+        return cls(parse_args(options), url, tenants)
+
+    def exit_code(self) -> int:
+        """1 after printing what failed (a summary that differs from the floor's, a missing
+        event...), else 0."""
+        if self.failures:
+            print("BENCHMARK FAILED:\n" + "\n".join(self.failures), file=sys.stderr)
+            return 1
+        return 0
+
     def say(self, message: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -771,10 +786,7 @@ async def run(args: argparse.Namespace) -> int:
         await bench.close()
         if not args.keep_database:
             drop_database(url)
-    if bench.failures:
-        print("BENCHMARK FAILED:\n" + "\n".join(bench.failures), file=sys.stderr)
-        return 1
-    return 0
+    return bench.exit_code()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -47,8 +47,7 @@ async def apply(url: str, sql: str) -> None:
 
 async def main(args: argparse.Namespace) -> int:
     url = os.environ.get("AOER_BENCH_DATABASE_URL", DEFAULT_URL)
-    options = ["--tenants", str(args.tenants), "--reuse-database", "--keep-database"]
-    bench = bench_run.Bench(bench_run.parse_args(options), url, args.tenants)
+    bench = bench_run.Bench.on_kept_database(url, args.tenants)
     await bench.prepare()
     await bench.floor()  # the reference the refreshes' summaries are checked against
     results: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
@@ -72,10 +71,7 @@ async def main(args: argparse.Namespace) -> int:
             f"{name}: median {statistics.median(s for s, _ in runs):.2f} s "
             f"({statistics.median(c for _, c in runs):.1f} CPU-s); runs {walls}"
         )
-    if bench.failures:
-        print("BENCHMARK FAILED:\n" + "\n".join(bench.failures), file=sys.stderr)
-        return 1
-    return 0
+    return bench.exit_code()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -91,8 +91,7 @@ def report(label: str, seconds: float, rows: list[dict[str, Any]], tenants: int,
 
 async def main(args: argparse.Namespace) -> int:
     url = os.environ.get("AOER_BENCH_DATABASE_URL", DEFAULT_URL)
-    options = ["--tenants", str(args.tenants), "--reuse-database", "--keep-database"]
-    bench = bench_run.Bench(bench_run.parse_args(options), url, args.tenants)
+    bench = bench_run.Bench.on_kept_database(url, args.tenants)
     await bench.prepare()
     conn = await connect(url)
     try:
@@ -122,10 +121,7 @@ async def main(args: argparse.Namespace) -> int:
     report(f"floor ({args.floor_plan} plan)", seconds, floor_rows, args.tenants, args.top)
     workers = f"{args.processes} running worker" + ("s" if args.processes > 1 else "")
     report(f"this system, {workers}", system_s, system_rows, args.tenants, args.top)
-    if bench.failures:
-        print("BENCHMARK FAILED:\n" + "\n".join(bench.failures), file=sys.stderr)
-        return 1
-    return 0
+    return bench.exit_code()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
