@@ -48,8 +48,11 @@ def aoer(db_url: str, tmp_path: Path) -> AoerCli:
     return run
 
 
-def start_aoer(db_url: str, log: Path, *args: str, **env: str) -> subprocess.Popen[str]:
-    """Start `aoer ARGS…` in the background, output to `log`."""
+def start_aoer(
+    db_url: str, log: Path, *args: str, new_session: bool = False, **env: str
+) -> subprocess.Popen[str]:
+    """Start `aoer ARGS…` in the background, output to `log`; in a session of its own (as a
+    service manager starts it) with `new_session`."""
     handle = log.open("w")
     return subprocess.Popen(
         cli_command(*args),
@@ -58,4 +61,5 @@ def start_aoer(db_url: str, log: Path, *args: str, **env: str) -> subprocess.Pop
         stderr=subprocess.STDOUT,
         text=True,
         cwd=log.parent,
+        start_new_session=new_session,
     )

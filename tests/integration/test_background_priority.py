@@ -1,12 +1,22 @@
-"""Worker sessions at a lower CPU priority: the `prioritize` extension (migration 0022) and
-`SessionLimits.backend_nice` (src/aoer/db/pool.py)."""
+"""Worker sessions at a lower CPU priority: the `prioritize` extension (migration 0022), their
+sessions' autogroups (migration 0027) and `SessionLimits.backend_nice` (src/aoer/db/pool.py)."""
 
+import re
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from aoer.db.pool import Connection, SessionLimits, connect, lower_priority, open_pool
+from aoer.db.pool import (
+    Connection,
+    SessionLimits,
+    connect,
+    lower_priority,
+    lower_session_autogroup,
+    open_pool,
+)
 from tests.conftest import IN_CI, TEST_APP_ROLE, with_user
 
 
@@ -122,3 +132,84 @@ async def test_a_session_name_given_in_the_url_wins_over_the_pools_own(
         async with open_pool(url, max_size=1, limits=limits) as pool, pool.connection() as conn:
             cur = await conn.execute("SELECT current_setting('application_name') AS name")
             assert await cur.fetchone() == {"name": expected}
+
+
+# -- autogroups (migration 0027) -----------------------------------------------------------
+
+
+def require_autogroups() -> None:
+    """The kernel must have autogroups (CONFIG_SCHED_AUTOGROUP, in Debian's and Ubuntu's
+    kernels): they are what migration 0027 is for; a kernel without them skips."""
+    if not Path("/proc/self/autogroup").exists():
+        pytest.skip("this kernel has no autogroups (/proc/self/autogroup)")
+
+
+def autogroup_nice(pid: int | str = "self") -> int:
+    """The niceness of a process's autogroup, read off /proc (the tests' server is local)."""
+    found = re.search(r"nice (-?\d+)", Path(f"/proc/{pid}/autogroup").read_text())
+    assert found is not None
+    return int(found[1])
+
+
+async def backend_pid(conn: Connection) -> int:
+    cur = await conn.execute("SELECT pg_backend_pid() AS pid")
+    row = await cur.fetchone()
+    assert row is not None
+    return int(str(row["pid"]))
+
+
+async def test_a_worker_pool_lowers_the_autogroup_of_every_session_it_opens(
+    db_url: str, observer: Connection
+) -> None:
+    require_autogroups()
+    ours = autogroup_nice()
+    limits = SessionLimits(application_name="aoer worker", backend_nice=7)
+    # Six sessions opened together: the kernel takes one autogroup change every 100 ms from
+    # the server's (unprivileged) processes, so all but the first wait for their turn.
+    async with open_pool(db_url, max_size=6, min_size=6, limits=limits) as pool:
+        async with AsyncExitStack() as stack:
+            conns = [await stack.enter_async_context(pool.connection()) for _ in range(6)]
+            pids = [await backend_pid(conn) for conn in conns]
+        assert len(set(pids)) == 6
+        assert [autogroup_nice(pid) for pid in pids] == [7] * 6
+    # Each backend leads its own session: nobody else's autogroup moved.
+    assert autogroup_nice(await backend_pid(observer)) == 0
+    assert autogroup_nice() == ours
+
+
+async def test_a_role_that_is_not_superuser_lowers_its_own_sessions_autogroup_and_never_raises_it(
+    db_url: str,
+) -> None:
+    require_autogroups()
+    conn = await connect(with_user(db_url, TEST_APP_ROLE))
+    try:
+        cur = await conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        assert await cur.fetchone() == {"rolsuper": False}
+        pid = await backend_pid(conn)
+        assert autogroup_nice(pid) == 0
+        assert await lower_session_autogroup(conn, 5) == 5
+        assert autogroup_nice(pid) == 5
+        assert await lower_session_autogroup(conn, 3) == 5  # not raised back, and no error
+        assert autogroup_nice(pid) == 5
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="must be 0-19, got 20"):
+            await conn.execute("SELECT aoer_lower_session_autogroup(20)")
+        await conn.rollback()
+        cur = await conn.execute("SELECT 1 AS one")  # left usable
+        assert await cur.fetchone() == {"one": 1}
+    finally:
+        await conn.close()
+
+
+async def test_without_the_autogroup_function_sessions_keep_their_autogroup(
+    owner_db_url: str, observer: Connection
+) -> None:
+    require_autogroups()
+    # What a database migrated by a role that is not a superuser has (0027 creates nothing).
+    await observer.execute("DROP FUNCTION aoer_lower_session_autogroup(integer, integer)")
+    limits = SessionLimits(application_name="aoer worker", backend_nice=7)
+    async with (
+        open_pool(owner_db_url, max_size=1, limits=limits) as pool,
+        pool.connection() as conn,
+    ):
+        assert await lower_session_autogroup(conn, 7) is None
+        assert autogroup_nice(await backend_pid(conn)) == 0

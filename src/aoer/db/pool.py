@@ -8,6 +8,7 @@ peer that vanished without closing its connection.
 """
 
 import json
+import logging
 import select
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +27,8 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from aoer.errors import DatabaseError
+
+logger = logging.getLogger(__name__)
 
 Connection = psycopg.AsyncConnection[dict[str, object]]
 Pool = AsyncConnectionPool[Connection]
@@ -100,6 +103,7 @@ async def _configure(conn: Connection, limits: SessionLimits | None = None) -> N
             await conn.execute("SELECT set_config(%s, %s, false)", (name, value))
         if limits.backend_nice > 0:
             await lower_priority(conn, limits.backend_nice)
+            await lower_session_autogroup(conn, limits.backend_nice)
 
 
 async def lower_priority(conn: Connection, nice: int) -> int | None:
@@ -134,6 +138,33 @@ async def lower_priority(conn: Connection, nice: int) -> int | None:
         )
         done = await cur.fetchone()
     return nice if done is not None and done["done"] is True else current
+
+
+async def lower_session_autogroup(conn: Connection, nice: int) -> int | None:
+    """Lower the autogroup of this session's backend to niceness `nice` (never raise it)
+    through `aoer_lower_session_autogroup` (migration 0027); the autogroup's niceness, or None
+    where the database has no such function (migrated by a role that is not a superuser) or
+    its kernel no autogroups.
+
+    On Linux with autogroups on (Debian's and Ubuntu's default) the CPU is shared between
+    sessions first, and every PostgreSQL backend leads its own: `lower_priority`'s niceness
+    alone then ranks the backend only against itself. A kernel that refuses the change for
+    longer than the function waits (it takes one every 100 ms, host-wide) leaves the backend
+    where it was, with a warning: a slower API under a refresh, never a failed connection."""
+    cur = await conn.execute(
+        "SELECT to_regprocedure('aoer_lower_session_autogroup(integer,integer)') IS NOT NULL AS ok"
+    )
+    found = await cur.fetchone()
+    if found is None or found["ok"] is not True:
+        return None
+    try:
+        async with conn.transaction():
+            cur = await conn.execute("SELECT aoer_lower_session_autogroup(%s) AS nice", (nice,))
+            row = await cur.fetchone()
+    except psycopg.DatabaseError as exc:
+        logger.warning("a database session's autogroup kept its CPU priority: %s", exc)
+        return None
+    return None if row is None or row["nice"] is None else int(str(row["nice"]))
 
 
 class LendCheck:
