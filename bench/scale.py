@@ -25,7 +25,8 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -125,6 +126,8 @@ class Size:
     api_idle_p99: float = 0.0
     api_refresh_p99: float = 0.0
     api_note: str = ""
+    # cores the `aoer serve` process used over the idle and the refresh windows
+    api_cores: tuple[float, float] | None = None
     database_bytes: int = 0
     signal_bytes: int = 0
 
@@ -273,20 +276,24 @@ class ScaleBench:
             api_bench.serving(f"scale-{size.tenants}", 1, url=self.url) as port,
             api_bench.load_process() as process,
         ):
+            server = ProcessClock(serving_pid(port))
             prime = api_bench.Result("prime", "prime")
             await api_bench.load_apart(prime, port, requests, 1.0, process)
             idle = api_bench.Result("idle", "cached")
-            await api_bench.load_apart(idle, port, requests, seconds, process)
+            with server.window() as idle_cores:
+                await api_bench.load_apart(idle, port, requests, seconds, process)
             await reset(self.url)
             self.watcher.forget()
             busy = api_bench.Result("refresh", "cached")
             async with self._tick_pool() as pool:
                 ticking = asyncio.create_task(self._tick(Store(pool, self.url)))
-                await api_bench.load_apart(busy, port, requests, seconds, process)
+                with server.window() as busy_cores:
+                    await api_bench.load_apart(busy, port, requests, seconds, process)
                 overlapped = len(self.watcher.seen)
                 await ticking
             await self.watcher.wait_count(size.tenants, timeout_s=3600)
         size.api_idle_p99, size.api_refresh_p99 = idle.p99, busy.p99
+        size.api_cores = (idle_cores[0], busy_cores[0])
         if overlapped >= size.tenants:
             size.api_note = (
                 f"the refresh ended inside the {seconds:.0f} s window (too small a fleet to "
@@ -309,6 +316,38 @@ class ScaleBench:
                 return
             await asyncio.sleep(0.05)
         raise SystemExit(f"{child.name} did not log {text!r}:\n{child.log_path.read_text()}")
+
+
+def serving_pid(port: int) -> int:
+    """The `aoer serve` process `api_bench.serving` started on `port`."""
+    marker = f"serve\0--port\0{port}\0"
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_text():
+                    return int(entry.name)
+            except OSError:
+                continue
+    raise SystemExit(f"no `aoer serve --port {port}` process found")
+
+
+class ProcessClock:
+    """CPU time of one process from /proc/PID/stat, as cores used over a window."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    @contextmanager
+    def window(self) -> Iterator[list[float]]:
+        """Yields a list that holds the cores used once the block ends."""
+        cores: list[float] = []
+        cpu, wall = self.seconds(), time.perf_counter()
+        yield cores
+        cores.append((self.seconds() - cpu) / (time.perf_counter() - wall))
 
 
 def verdict(ok: bool) -> str:
@@ -375,7 +414,13 @@ def render(large: Size, small: Size, args: argparse.Namespace, load: str) -> str
     ratio = large.api_refresh_p99 / large.api_idle_p99 if large.api_idle_p99 else float("inf")
     lines += [
         f"- API cached-read p99 during the refresh / idle: {ratio:.2f} → "
-        f"{verdict(ratio <= TARGETS['api_p99'])} ≤ {TARGETS['api_p99']:.0f} ({large.api_note})",
+        f"{verdict(ratio <= TARGETS['api_p99'])} ≤ {TARGETS['api_p99']:.0f} ({large.api_note}"
+        + (
+            f"; the API process used {large.api_cores[0]:.2f} of a core idle, "
+            f"{large.api_cores[1]:.2f} during the refresh)"
+            if large.api_cores
+            else ")"
+        ),
         f"- data generation: {large.generate_s:.0f} s for {large.signal_rows:,} signal rows; "
         f"{small.generate_s:.0f} s for {small.signal_rows:,}",
         "",
