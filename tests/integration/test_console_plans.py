@@ -133,7 +133,9 @@ async def test_a_refresh_fills_the_pages_of_the_consoles_indexes(conn: Connectio
     """A job's entry in the indexes of waiting and of finished jobs is its creation time and
     time-ordered id: the newest key of the index. Declared newest first, every entry landed on
     the left edge, which a B-tree splits half and half (pages half full); ascending and read
-    backwards they are appended on the right, which it splits leaving them full (0026)."""
+    backwards they are appended on the right, which it splits leaving them full (0026) — as
+    long as the ids of one statement are in order within a millisecond too (0028): ordered only
+    to the millisecond, a 4,000-job statement on a fast host came out 57-74 % dense."""
     await conn.execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
     await conn.execute("INSERT INTO tenants (name) SELECT 'd' || g FROM generate_series(1, 4000) g")
     await conn.execute(query("enqueue_all_active"), {"priority": "low", "max_retries": 3})
