@@ -5,7 +5,8 @@
 Polls `pg_stat_activity` for the database's non-idle backends (plus autovacuum workers and
 the checkpointer), names each statement after the queue.sql query it runs, and asks
 `pg_blocking_pids` who holds the lock whenever a backend waits on one. Stops on SIGINT or
-SIGTERM (or after --duration) and prints, per query, how many samples found it running,
+SIGTERM (or after --duration, or when the server ends its session: a harness dropping its
+database) and prints, per query, how many samples found it running,
 waiting on what, and behind whom; --output keeps every sample as JSON lines. Sessions ask
 for nothing special, so it works against any server (issue 17: slow first batches).
 """
@@ -92,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     with psycopg.connect(args.url, autocommit=True, row_factory=dict_row) as conn:
         conn.execute("SET application_name = 'aoer_waits'")
         while not stop and (not args.duration or time.monotonic() - started < args.duration):
-            rows = conn.execute(SAMPLE_SQL).fetchall()
+            try:
+                rows = conn.execute(SAMPLE_SQL).fetchall()
+            except psycopg.OperationalError as exc:  # the run dropped its database: report
+                print(f"sampling stopped: {exc}".strip(), file=sys.stderr)
+                break
             samples += 1
             labels = {r["pid"]: label(r) for r in rows}
             for r in rows:
