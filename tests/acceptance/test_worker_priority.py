@@ -45,8 +45,7 @@ def worker_session_pids(conn: psycopg.Connection[tuple[object, ...]]) -> list[in
 
 def worker_session_priorities(conn: psycopg.Connection[tuple[object, ...]]) -> set[object]:
     rows = conn.execute(
-        "SELECT get_backend_priority(pid) FROM pg_stat_activity"
-        " WHERE application_name = 'aoer worker' AND datname = current_database()"
+        "SELECT get_backend_priority(pid) FROM unnest(%s::int[]) pid", (worker_session_pids(conn),)
     ).fetchall()
     return {nice for (nice,) in rows}
 
