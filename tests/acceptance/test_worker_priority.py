@@ -14,6 +14,7 @@ import psycopg
 from tests.acceptance.conftest import start_aoer
 from tests.acceptance.test_crash_and_concurrency import wait_for
 from tests.integration.test_background_priority import (
+    autogroup,
     autogroup_nice,
     require_autogroups,
     require_prioritize,
@@ -107,13 +108,13 @@ def test_a_worker_in_another_processs_session_leaves_that_sessions_autogroup(
     db_url: str, tmp_path: Path
 ) -> None:
     require_autogroups()
-    ours = autogroup_nice()
+    ours = autogroup()
     log = tmp_path / "worker.log"
     with worker_at(db_url, log, 6) as worker:
         # The session (this test's) is not the worker's to slow down.
-        assert autogroup_nice(worker.pid) == ours
+        assert autogroup(worker.pid) == ours
         assert os.getpriority(os.PRIO_PROCESS, worker.pid) == 6
         assert "this process's session at the normal priority (it does not lead its session" in (
             log.read_text()
         )
-    assert autogroup_nice() == ours
+    assert autogroup() == ours
