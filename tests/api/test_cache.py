@@ -5,12 +5,12 @@ import asyncio
 import json
 import logging
 import time
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 import redis.asyncio as aioredis
 
-from aoer.api.cache import CacheEntry, RedisBackend, SummaryCache
+from aoer.api.cache import CacheEntry, RedisBackend, SummaryCache, TieredBackend
 from aoer.api.events import Subscription
 from aoer.db.pool import Connection
 from tests.api.conftest import Api, ApiFactory, recompute_through_worker
@@ -141,6 +141,37 @@ async def test_replicas_share_redis_and_ignore_entries_older_than_their_eviction
         assert await one.get(tenant) == b"stale"  # until its own NOTIFY arrives
         await one.evict([tenant])
         assert await one.get(tenant) is None
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_an_entry_another_replica_wrote_before_a_forgotten_eviction_is_refused(
+    redis_url: str,
+) -> None:
+    # Replica two's record of evictions overflows (a fleet refresh): what replica one writes
+    # to Redis is still checked against its floor, and only a fresh entry is copied locally.
+    namespace = f"test-floor-{time.time_ns()}"
+    one = RedisBackend(redis_url, namespace)
+    two = SummaryCache(TieredBackend(RedisBackend(redis_url, namespace), 60), 60, max_evictions=10)
+    two.enabled = True
+    try:
+        tenant = uuid4()
+        stale_read = time.time()
+        await two.evict([tenant])
+        await two.evict([uuid4() for _ in range(50)])  # pushes the tenant's eviction out
+        assert two.remembered_evictions == 10
+        await one.put(tenant, CacheEntry(b"stale", stale_read), 60)  # a lagging replica
+        assert await two.get(tenant) is None
+        floor = time.time()
+        while (fresh_read := time.time()) == floor:  # strictly after the last eviction
+            pass
+        await one.put(tenant, CacheEntry(b"fresh", fresh_read), 60)
+        assert await two.get(tenant) == b"fresh"
+        await one.evict([tenant])  # gone from Redis: two's own copy still serves it
+        assert await two.get(tenant) == b"fresh"
+        await two.evict([tenant])
+        assert await two.get(tenant) is None
     finally:
         await one.close()
         await two.close()

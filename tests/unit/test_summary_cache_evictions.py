@@ -1,5 +1,6 @@
 """The summary cache's record of evictions through a fleet refresh: bounded, amortised O(1)
-an eviction, and never a stale read when it forgets (src/aoer/api/cache.py)."""
+an eviction, never a stale read when it forgets, and no miss for what the process cached
+itself (src/aoer/api/cache.py)."""
 
 import time
 from uuid import UUID, uuid4
@@ -62,3 +63,20 @@ async def test_an_entry_read_after_the_forgotten_evictions_is_still_served() -> 
     next_instant()
     await refresh(summaries, 5)  # pushes out evictions older than the read
     assert await summaries.get(tenant) == b'{"score": 1}'
+
+
+async def test_an_entry_cached_here_is_served_until_its_own_eviction_however_many_others_come() -> (
+    None
+):
+    # A fleet refresh pushes the record's floor past every entry cached before it; this
+    # process's own copy is current all the same (its evictions remove entries), so the
+    # entry stays a hit until its own tenant's recompute, not a miss every ~20 s.
+    summaries = cache(max_evictions=10)
+    tenant = uuid4()
+    await summaries.put(summaries.ticket(tenant), b'{"score": 1}')
+    next_instant()
+    await refresh(summaries, 50)
+    assert summaries.remembered_evictions == 10
+    assert await summaries.get(tenant) == b'{"score": 1}'
+    await summaries.evict([tenant])
+    assert await summaries.get(tenant) is None

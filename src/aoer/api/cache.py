@@ -3,14 +3,16 @@
 Entries are the exact response bytes of GET /api/aoer/summary. They are evicted when a
 recompute commits (the NOTIFY fan-out in `events.py` calls `evict` in every API process), and
 a read racing a recompute cannot put the old score back: each entry records when its database
-read started, and an entry (or a write) older than the tenant's last eviction seen by this
-process is ignored. Redis being down costs a warning and a database read, never an error.
+read started, and a write (or an entry another process wrote to Redis) older than the
+tenant's last eviction seen by this process is ignored. What this process's own copy holds
+passed that check on its way in and leaves it on eviction, so it is served as it is.
+Redis being down costs a warning and a database read, never an error.
 """
 
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
@@ -27,7 +29,8 @@ WARN_EVERY_S = 30.0
 REDIS_KEY_PREFIX = "aoer:summary"
 EVICTION_MEMORY_MARGIN_S = 60.0
 # Evictions remembered per process, at most (~150 bytes each); beyond it the oldest become a
-# floor for every entry's age (SummaryCache._forget_old_evictions).
+# floor for the age of the reads in flight and of the entries other processes wrote to Redis
+# (SummaryCache._forget_old_evictions).
 MAX_EVICTIONS = 100_000
 
 
@@ -37,8 +40,15 @@ class CacheEntry:
     read_started: float  # wall-clock time the database read behind `body` began
 
 
+# Whether an entry read off a store other processes write (Redis) may still be served: not
+# when its database read started before the tenant's last eviction this process saw.
+Fresh = Callable[[UUID, CacheEntry], bool]
+
+
 class CacheBackend(Protocol):
-    async def get(self, tenant_id: UUID) -> CacheEntry | None: ...
+    # Entries this process wrote are returned as they are (they were checked on their way in
+    # and are evicted here); entries another process wrote only when `fresh` says so.
+    async def get(self, tenant_id: UUID, fresh: Fresh) -> CacheEntry | None: ...
     async def put(self, tenant_id: UUID, entry: CacheEntry, ttl_s: float) -> None: ...
     async def evict(self, tenant_ids: list[UUID]) -> None: ...
     # Those of `tenant_ids` whose entries have been read since they were written: worth
@@ -49,14 +59,16 @@ class CacheBackend(Protocol):
 
 
 class MemoryBackend:
-    """A bounded in-process map with per-entry expiry."""
+    """A bounded in-process map with per-entry expiry. Only this process writes it, through
+    `SummaryCache.put` (checked) or `TieredBackend` (checked), and its evictions remove
+    entries: what it holds is current, so `get` needs no `fresh`."""
 
     def __init__(self, max_entries: int = MEMORY_MAX_ENTRIES) -> None:
         self._entries: OrderedDict[UUID, tuple[float, CacheEntry]] = OrderedDict()
         self._max_entries = max_entries
         self._read: set[UUID] = set()  # entries served since they were written
 
-    async def get(self, tenant_id: UUID) -> CacheEntry | None:
+    async def get(self, tenant_id: UUID, fresh: Fresh | None = None) -> CacheEntry | None:
         found = self._entries.get(tenant_id)
         if found is None:
             return None
@@ -119,7 +131,7 @@ class RedisBackend:
                 exc,
             )
 
-    async def get(self, tenant_id: UUID) -> CacheEntry | None:
+    async def get(self, tenant_id: UUID, fresh: Fresh) -> CacheEntry | None:
         if not self._available():
             return None
         try:
@@ -131,9 +143,10 @@ class RedisBackend:
             return None
         stamp, _, body = raw.partition(b"\n")
         try:
-            return CacheEntry(body, float(stamp))
+            entry = CacheEntry(body, float(stamp))
         except ValueError:
             return None
+        return entry if fresh(tenant_id, entry) else None
 
     async def put(self, tenant_id: UUID, entry: CacheEntry, ttl_s: float) -> None:
         if not self._available() or ttl_s <= 0:
@@ -182,11 +195,11 @@ class TieredBackend:
         self.local = MemoryBackend()
         self.ttl_s = ttl_s
 
-    async def get(self, tenant_id: UUID) -> CacheEntry | None:
+    async def get(self, tenant_id: UUID, fresh: Fresh) -> CacheEntry | None:
         entry = await self.local.get(tenant_id)
         if entry is not None:
             return entry
-        entry = await self.shared.get(tenant_id)
+        entry = await self.shared.get(tenant_id, fresh)
         if entry is not None:
             # The local copy lives no longer than the shared entry would have.
             left = entry.read_started + self.ttl_s - time.time()
@@ -242,6 +255,7 @@ class SummaryCache:
         self._evicted_at: OrderedDict[UUID, float] = OrderedDict()
         self._max_evictions = max_evictions
         self._cleared_at = 0.0
+        self._check: Fresh = self._fresh
 
     @property
     def remembered_evictions(self) -> int:
@@ -250,13 +264,18 @@ class SummaryCache:
     def _stale(self, tenant_id: UUID, read_started: float) -> bool:
         return read_started <= max(self._evicted_at.get(tenant_id, 0.0), self._cleared_at)
 
+    def _fresh(self, tenant_id: UUID, entry: CacheEntry) -> bool:
+        return not self._stale(tenant_id, entry.read_started)
+
     async def get(self, tenant_id: UUID) -> bytes | None:
+        """The cached body. This process's copy is served as it is: checking its entries
+        against the record of evictions too made every entry older than the record's floor
+        a miss once a fleet refresh overflowed it (every ~20 s through a 150,000-job drain,
+        most of the mixed row's misses: bench/README.md, issue 16)."""
         if not self.enabled or self.ttl_s <= 0:
             return None
-        entry = await self.backend.get(tenant_id)
-        if entry is None or self._stale(tenant_id, entry.read_started):
-            return None
-        return entry.body
+        entry = await self.backend.get(tenant_id, self._check)
+        return None if entry is None else entry.body
 
     def ticket(self, tenant_id: UUID) -> ReadTicket:
         """Take before reading the database; `put` then refuses a result a recompute overtook."""
@@ -309,7 +328,8 @@ class SummaryCache:
     def _forget_old_evictions(self, now: float) -> None:
         """Drop evictions from the old end: those no entry written before them can outlive,
         then, past `max_evictions`, the oldest, whose times become the floor below which
-        every entry counts as stale (`_cleared_at`): a few extra misses, never a stale read.
+        every read in flight and every entry from Redis counts as stale (`_cleared_at`): a
+        few extra misses, never a stale read.
 
         Amortised O(1) an eviction. It used to rebuild the whole record on every NOTIFY once
         it held 100,000 tenants, all recent during a refresh: O(fleet) a NOTIFY, the API
