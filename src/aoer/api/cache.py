@@ -40,15 +40,15 @@ class CacheEntry:
     read_started: float  # wall-clock time the database read behind `body` began
 
 
-# Whether an entry read off a store other processes write (Redis) may still be served: not
-# when its database read started before the tenant's last eviction this process saw.
-Fresh = Callable[[UUID, CacheEntry], bool]
+# Whether an entry read off a store other processes write (Redis) is too old to serve: its
+# database read (tenant, time it started) began before the tenant's last eviction seen here.
+Stale = Callable[[UUID, float], bool]
 
 
 class CacheBackend(Protocol):
     # Entries this process wrote are returned as they are (they were checked on their way in
-    # and are evicted here); entries another process wrote only when `fresh` says so.
-    async def get(self, tenant_id: UUID, fresh: Fresh) -> CacheEntry | None: ...
+    # and are evicted here); entries another process wrote only when not `stale`.
+    async def get(self, tenant_id: UUID, stale: Stale) -> CacheEntry | None: ...
     async def put(self, tenant_id: UUID, entry: CacheEntry, ttl_s: float) -> None: ...
     async def evict(self, tenant_ids: list[UUID]) -> None: ...
     # Those of `tenant_ids` whose entries have been read since they were written: worth
@@ -61,14 +61,14 @@ class CacheBackend(Protocol):
 class MemoryBackend:
     """A bounded in-process map with per-entry expiry. Only this process writes it, through
     `SummaryCache.put` (checked) or `TieredBackend` (checked), and its evictions remove
-    entries: what it holds is current, so `get` needs no `fresh`."""
+    entries: what it holds is current, so `get` needs no `stale`."""
 
     def __init__(self, max_entries: int = MEMORY_MAX_ENTRIES) -> None:
         self._entries: OrderedDict[UUID, tuple[float, CacheEntry]] = OrderedDict()
         self._max_entries = max_entries
         self._read: set[UUID] = set()  # entries served since they were written
 
-    async def get(self, tenant_id: UUID, fresh: Fresh | None = None) -> CacheEntry | None:
+    async def get(self, tenant_id: UUID, stale: Stale | None = None) -> CacheEntry | None:
         found = self._entries.get(tenant_id)
         if found is None:
             return None
@@ -131,7 +131,7 @@ class RedisBackend:
                 exc,
             )
 
-    async def get(self, tenant_id: UUID, fresh: Fresh) -> CacheEntry | None:
+    async def get(self, tenant_id: UUID, stale: Stale) -> CacheEntry | None:
         if not self._available():
             return None
         try:
@@ -146,7 +146,7 @@ class RedisBackend:
             entry = CacheEntry(body, float(stamp))
         except ValueError:
             return None
-        return entry if fresh(tenant_id, entry) else None
+        return None if stale(tenant_id, entry.read_started) else entry
 
     async def put(self, tenant_id: UUID, entry: CacheEntry, ttl_s: float) -> None:
         if not self._available() or ttl_s <= 0:
@@ -195,11 +195,11 @@ class TieredBackend:
         self.local = MemoryBackend()
         self.ttl_s = ttl_s
 
-    async def get(self, tenant_id: UUID, fresh: Fresh) -> CacheEntry | None:
+    async def get(self, tenant_id: UUID, stale: Stale) -> CacheEntry | None:
         entry = await self.local.get(tenant_id)
         if entry is not None:
             return entry
-        entry = await self.shared.get(tenant_id, fresh)
+        entry = await self.shared.get(tenant_id, stale)
         if entry is not None:
             # The local copy lives no longer than the shared entry would have.
             left = entry.read_started + self.ttl_s - time.time()
@@ -255,7 +255,6 @@ class SummaryCache:
         self._evicted_at: OrderedDict[UUID, float] = OrderedDict()
         self._max_evictions = max_evictions
         self._cleared_at = 0.0
-        self._check: Fresh = self._fresh
 
     @property
     def remembered_evictions(self) -> int:
@@ -264,9 +263,6 @@ class SummaryCache:
     def _stale(self, tenant_id: UUID, read_started: float) -> bool:
         return read_started <= max(self._evicted_at.get(tenant_id, 0.0), self._cleared_at)
 
-    def _fresh(self, tenant_id: UUID, entry: CacheEntry) -> bool:
-        return not self._stale(tenant_id, entry.read_started)
-
     async def get(self, tenant_id: UUID) -> bytes | None:
         """The cached body. This process's copy is served as it is: checking its entries
         against the record of evictions too made every entry older than the record's floor
@@ -274,7 +270,7 @@ class SummaryCache:
         most of the mixed row's misses: bench/README.md, issue 16)."""
         if not self.enabled or self.ttl_s <= 0:
             return None
-        entry = await self.backend.get(tenant_id, self._check)
+        entry = await self.backend.get(tenant_id, self._stale)
         return None if entry is None else entry.body
 
     def ticket(self, tenant_id: UUID) -> ReadTicket:
