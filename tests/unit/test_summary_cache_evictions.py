@@ -1,7 +1,8 @@
 """The summary cache's record of evictions through a fleet refresh: bounded, amortised O(1)
-an eviction, never a stale read when it forgets, and no miss for what the process cached
-itself (src/aoer/api/cache.py)."""
+an eviction, never a stale read when it forgets, no miss for what the process cached itself,
+and nothing for the garbage collector to walk however much it holds (src/aoer/api/cache.py)."""
 
+import gc
 import time
 from uuid import UUID, uuid4
 
@@ -80,3 +81,26 @@ async def test_an_entry_cached_here_is_served_until_its_own_eviction_however_man
     assert await summaries.get(tenant) == b'{"score": 1}'
     await summaries.evict([tenant])
     assert await summaries.get(tenant) is None
+
+
+def tracked_objects() -> int:
+    """Objects the garbage collector walks in a full collection, once the garbage is gone."""
+    gc.collect()
+    return len(gc.get_objects())
+
+
+async def test_what_the_cache_holds_adds_nothing_for_the_garbage_collector_to_walk() -> None:
+    # Keyed by UUID (objects the collector tracks), the record of a fleet refresh's 100,000
+    # evictions put ~100,000 more objects in every full collection: each then stopped the
+    # API's event loop for 30-77 ms, every ~1.3 s under the mixed row's drain.
+    tenants = 20_000
+    summaries = cache(max_evictions=tenants)
+    before = tracked_objects()
+    ids = await refresh(summaries, tenants)  # the record of evictions, full
+    for tenant in ids[: tenants // 2]:  # half of them cached and read again
+        await summaries.put(summaries.ticket(tenant), b'{"aoerScore": 71.5}')
+        assert await summaries.get(tenant) is not None
+    assert summaries.remembered_evictions == tenants
+    del ids, tenant  # the caller's UUIDs, as a NOTIFY's are once it is handled
+    grown = tracked_objects() - before
+    assert grown < tenants // 100, f"{grown} more objects for the collector to walk"

@@ -40,6 +40,16 @@ class CacheEntry:
     read_started: float  # wall-clock time the database read behind `body` began
 
 
+# The in-process maps (entries, entries read, the record of evictions) are keyed by the
+# tenant's UUID as an int and hold plain tuples of bytes and floats: the garbage collector
+# tracks UUIDs and dataclass instances, not ints, and stops tracking such tuples after their
+# first collection. Keyed by UUID, the record of the 100,000 evictions a fleet refresh fills
+# put ~100,000 more objects in every full collection, each of which then stopped the API's
+# event loop for 30-77 ms, every ~1.3 s under the mixed row's drain (bench/README.md,
+# issue 16); the entries of a fleet's dashboards would have added three objects each.
+_Key = int
+
+
 # Whether an entry read off a store other processes write (Redis) is too old to serve: its
 # database read (tenant, time it started) began before the tenant's last eviction seen here.
 Stale = Callable[[UUID, float], bool]
@@ -64,36 +74,39 @@ class MemoryBackend:
     entries: what it holds is current, so `get` needs no `stale`."""
 
     def __init__(self, max_entries: int = MEMORY_MAX_ENTRIES) -> None:
-        self._entries: OrderedDict[UUID, tuple[float, CacheEntry]] = OrderedDict()
+        # expiry (monotonic), body, when its database read started (CacheEntry.read_started)
+        self._entries: OrderedDict[_Key, tuple[float, bytes, float]] = OrderedDict()
         self._max_entries = max_entries
-        self._read: set[UUID] = set()  # entries served since they were written
+        self._read: set[_Key] = set()  # entries served since they were written
 
     async def get(self, tenant_id: UUID, stale: Stale | None = None) -> CacheEntry | None:
-        found = self._entries.get(tenant_id)
+        key = tenant_id.int
+        found = self._entries.get(key)
         if found is None:
             return None
-        expires, entry = found
+        expires, body, read_started = found
         if expires <= time.monotonic():
-            self._entries.pop(tenant_id, None)
-            self._read.discard(tenant_id)
+            self._entries.pop(key, None)
+            self._read.discard(key)
             return None
-        self._read.add(tenant_id)
-        return entry
+        self._read.add(key)
+        return CacheEntry(body, read_started)
 
     async def put(self, tenant_id: UUID, entry: CacheEntry, ttl_s: float) -> None:
-        self._entries[tenant_id] = (time.monotonic() + ttl_s, entry)
-        self._entries.move_to_end(tenant_id)
-        self._read.discard(tenant_id)
+        key = tenant_id.int
+        self._entries[key] = (time.monotonic() + ttl_s, entry.body, entry.read_started)
+        self._entries.move_to_end(key)
+        self._read.discard(key)
         while len(self._entries) > self._max_entries:
             self._read.discard(self._entries.popitem(last=False)[0])
 
     async def evict(self, tenant_ids: list[UUID]) -> None:
         for tenant_id in tenant_ids:
-            self._entries.pop(tenant_id, None)
-            self._read.discard(tenant_id)
+            self._entries.pop(tenant_id.int, None)
+            self._read.discard(tenant_id.int)
 
     def read_among(self, tenant_ids: list[UUID]) -> list[UUID]:
-        return [t for t in tenant_ids if t in self._read and t in self._entries]
+        return [t for t in tenant_ids if t.int in self._read and t.int in self._entries]
 
     async def clear(self) -> None:
         self._entries.clear()
@@ -252,7 +265,7 @@ class SummaryCache:
         self.ttl_s = ttl_s
         self.enabled = False  # set by the event hub once it listens for recomputes
         # Each tenant's last eviction, oldest first (an eviction moves its tenant to the end).
-        self._evicted_at: OrderedDict[UUID, float] = OrderedDict()
+        self._evicted_at: OrderedDict[_Key, float] = OrderedDict()
         self._max_evictions = max_evictions
         self._cleared_at = 0.0
 
@@ -261,7 +274,7 @@ class SummaryCache:
         return len(self._evicted_at)
 
     def _stale(self, tenant_id: UUID, read_started: float) -> bool:
-        return read_started <= max(self._evicted_at.get(tenant_id, 0.0), self._cleared_at)
+        return read_started <= max(self._evicted_at.get(tenant_id.int, 0.0), self._cleared_at)
 
     async def get(self, tenant_id: UUID) -> bytes | None:
         """The cached body. This process's copy is served as it is: checking its entries
@@ -291,8 +304,9 @@ class SummaryCache:
             return
         evicted = self._evicted_at
         for tenant_id in ids:
-            evicted[tenant_id] = at
-            evicted.move_to_end(tenant_id)
+            key = tenant_id.int
+            evicted[key] = at
+            evicted.move_to_end(key)
         self._forget_old_evictions(at)
         await self.backend.evict(ids)
 
@@ -333,10 +347,10 @@ class SummaryCache:
         evicted = self._evicted_at
         horizon = now - self.ttl_s - EVICTION_MEMORY_MARGIN_S
         while evicted:
-            tenant_id, at = next(iter(evicted.items()))
+            key, at = next(iter(evicted.items()))
             if at > horizon and len(evicted) <= self._max_evictions:
                 return
-            del evicted[tenant_id]
+            del evicted[key]
             if at > horizon:
                 self._cleared_at = max(self._cleared_at, at)
 
