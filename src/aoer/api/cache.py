@@ -45,8 +45,8 @@ class CacheEntry:
 # tracks UUIDs and dataclass instances, not ints, and stops tracking such tuples after their
 # first collection. Keyed by UUID, the record of the 100,000 evictions a fleet refresh fills
 # put ~100,000 more objects in every full collection, each of which then stopped the API's
-# event loop for 30-77 ms, every ~1.3 s under the mixed row's drain (bench/README.md,
-# issue 16); the entries of a fleet's dashboards would have added three objects each.
+# event loop for 25-77 ms, three or four times every 5 s under the mixed row's drain
+# (bench/README.md, issue 16); the entries of a fleet's dashboards added three objects each.
 _Key = int
 
 
