@@ -92,7 +92,7 @@ def tracked_objects() -> int:
 async def test_what_the_cache_holds_adds_nothing_for_the_garbage_collector_to_walk() -> None:
     # Keyed by UUID (objects the collector tracks), the record of a fleet refresh's 100,000
     # evictions put ~100,000 more objects in every full collection: each then stopped the
-    # API's event loop for 30-77 ms, every ~1.3 s under the mixed row's drain.
+    # API's event loop for 25-77 ms, three or four times every 5 s under the mixed row's drain.
     tenants = 20_000
     summaries = cache(max_evictions=tenants)
     before = tracked_objects()

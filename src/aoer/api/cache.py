@@ -102,11 +102,12 @@ class MemoryBackend:
 
     async def evict(self, tenant_ids: list[UUID]) -> None:
         for tenant_id in tenant_ids:
-            self._entries.pop(tenant_id.int, None)
-            self._read.discard(tenant_id.int)
+            key = tenant_id.int
+            self._entries.pop(key, None)
+            self._read.discard(key)
 
     def read_among(self, tenant_ids: list[UUID]) -> list[UUID]:
-        return [t for t in tenant_ids if t.int in self._read and t.int in self._entries]
+        return [t for t in tenant_ids if (key := t.int) in self._read and key in self._entries]
 
     async def clear(self) -> None:
         self._entries.clear()
