@@ -17,3 +17,37 @@ def test_a_new_run_goes_first_and_the_earlier_ones_stay() -> None:
         "## Scale benchmark (1,000,000 tenants)\n\n| table |\n\n"
         "## Run 1\n\nRead: notes on run 1.\n"
     )
+
+
+def test_each_verdict_rests_on_the_rounds_medians_and_lists_every_round() -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    from scale import Size, parse_args, render
+
+    def size(tenants: int, floor: list[float], system: list[float], api: list[float]) -> Size:
+        s = Size(tenants, signal_rows=10, signal_bytes=2_000, database_bytes=2**30)
+        s.floor_s, s.system_s = floor, system
+        s.tick_ms = s.first_chunk_ms = s.first_batch_ms = [100.0]
+        s.urgent_ms = [30.0, 40.0]
+        s.api_idle_p99s = [10.0] * len(api)
+        s.api_refresh_p99s = api
+        s.api_cores = [(1.0, 0.9)] * len(api)
+        s.api_notes = ["5,000 of 1,000,000 summaries in the window"] * len(api)
+        return s
+
+    # One round of three misses each ratio target: 1.40 the floor, 2.5 times the idle p99.
+    large = size(1_000_000, [40.0, 40.0, 40.0], [48.0, 56.0, 47.0], [25.0, 15.0, 18.0])
+    small = size(100_000, [4.0, 4.0, 4.0], [4.4, 4.4, 4.4], [12.0, 12.0, 12.0])
+    text = render(large, small, parse_args(["--repeats", "3"]), "0.1 before, 1.0 after")
+
+    assert "| 1,000,000 | 40.00 | 48.00 | 1.20× |" in text
+    assert "| 10.0 / 18.0 |" in text  # the medians of the idle and refresh p99s
+    assert "system / floor at 1,000,000: 1.20 (median of 1.20, 1.40, 1.18) → meets" in text
+    assert "idle: 1.80 (median of 2.50, 1.50, 1.80) → meets" in text
+    assert "time(1,000,000) / time(100,000): floor 10.00, system 10.91 → meets" in text
+    assert "1,000,000: 40.00 / 48.00, 40.00 / 56.00, 40.00 / 47.00; 100,000: 4.00 / 4.40" in text
+    # Medians on the other side of the targets fail the verdicts.
+    large.system_s = [48.0, 56.0, 52.0]
+    large.api_refresh_p99s = [25.0, 15.0, 21.0]
+    text = render(large, small, parse_args(["--repeats", "3"]), "")
+    assert "system / floor at 1,000,000: 1.30 (median of 1.20, 1.40, 1.30) → MISSES" in text
+    assert "idle: 2.10 (median of 2.50, 1.50, 2.10) → MISSES" in text
