@@ -151,7 +151,7 @@ class Size:
 
     @property
     def api_ratios(self) -> list[float]:
-        """Each round's p99 during the refresh over its idle p99, a minute apart."""
+        """Each round's p99 during the refresh over the idle p99 measured just before it."""
         return [
             busy / idle if idle else float("inf")
             for idle, busy in zip(self.api_idle_p99s, self.api_refresh_p99s, strict=True)
