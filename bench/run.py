@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -134,6 +134,7 @@ class Bench:
         self.failures: list[str] = []
         self.notes: list[str] = []
         self.floor_s = 0.0
+        self.floor_date: date | None = None  # the day the reference summaries were scored on
         self.repeated: dict[str, Repeated] = {}
         self.tenant_ids: list[str] = []
         self.log_dir = Path(tempfile.mkdtemp(prefix="aoer-bench-"))
@@ -211,18 +212,39 @@ class Bench:
         if complete and stored != self.n:
             self.failures.append(f"{method}: {stored} summaries, expected {self.n}")
         if method != "floor":
-            diff = await compare(self.url, "floor", method, complete=complete)
-            if diff.differing or diff.missing:
+            today = await self.today()
+            if today != self.floor_date:
+                # Each score's window ends at current_date: across midnight the summaries
+                # differ with nothing wrong, and nothing right can be told from them either.
                 self.failures.append(
-                    f"{method}: {diff.differing} summaries differ from the floor, "
-                    f"{diff.missing} missing; e.g. " + " | ".join(diff.examples)
+                    f"{method}: not compared with the floor: the date changed from "
+                    f"{self.floor_date} to {today} between the floor and this method (a "
+                    "score's 30-day window ends on the current date); run it again away from "
+                    "midnight"
                 )
+            else:
+                diff = await compare(self.url, "floor", method, complete=complete)
+                if diff.differing or diff.missing:
+                    self.failures.append(
+                        f"{method}: {diff.differing} summaries differ from the floor, "
+                        f"{diff.missing} missing; e.g. " + " | ".join(diff.examples)
+                    )
         self.say(f"{method}: {stored:,} summaries checked")
         return stored
+
+    async def today(self) -> date:
+        """The database's current date, the end of every score's window."""
+        conn = await connect(self.url)
+        try:
+            day: date = await scalar(conn, "SELECT current_date")
+            return day
+        finally:
+            await conn.close()
 
     # -- method 1 -----------------------------------------------------------------------
     async def floor(self) -> float:
         """One run of the floor; its summaries become the reference of the check."""
+        self.floor_date = await self.today()
         seconds, plan, events = await fastest_floor(self.url, reset)
         self.say(f"floor: {events:,} events in {seconds:.2f}s (the faster plan: {plan})")
         await self.check("floor", complete=True)
