@@ -175,7 +175,7 @@ class Child:
     log_path: Path
     peak_rss_kb: int = 0
     exit_code: int | None = None
-    _sampler: threading.Thread | None = field(default=None, repr=False)
+    _sampler: threading.Thread = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._sampler = threading.Thread(target=self._sample, name=f"rss-{self.name}", daemon=True)
@@ -200,8 +200,7 @@ class Child:
 
         def reap() -> int:
             _, status = os.waitpid(self.proc.pid, 0)
-            if self._sampler is not None:
-                self._sampler.join()  # it stops at the exit, before the reap
+            self._sampler.join()  # it stops at the exit, before the reap
             return os.waitstatus_to_exitcode(status)
 
         code = await asyncio.wait_for(asyncio.to_thread(reap), timeout_s)
