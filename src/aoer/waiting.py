@@ -1,14 +1,18 @@
-"""Waiting for an event with a timeout, and stopping helper tasks, cancellable at every
-moment (the worker's loop and scheduler, the API's event hub)."""
+"""Waiting for an event or a queue's next item with a timeout, and stopping helper tasks,
+cancellable at every moment (the worker's loop and scheduler, the API's event hub and
+streams)."""
 
 import asyncio
 import contextlib
 import logging
 from collections.abc import Collection
+from typing import TypeVar
 
 logger = logging.getLogger(__name__)
 
 RECANCEL_S = 0.5  # how long a cancelled helper gets before it is cancelled again
+
+T = TypeVar("T")
 
 
 async def wait_set(event: asyncio.Event, seconds: float) -> bool:
@@ -21,6 +25,15 @@ async def wait_set(event: asyncio.Event, seconds: float) -> bool:
         async with asyncio.timeout(seconds):
             await event.wait()
     return event.is_set()
+
+
+async def get_within(queue: asyncio.Queue[T], seconds: float) -> T:
+    """The queue's next item; TimeoutError if none comes within `seconds`.
+
+    Not `asyncio.wait_for(queue.get(), seconds)`, for the reason in `wait_set`: a stream
+    cancelled as an item arrived took the item and ran on."""
+    async with asyncio.timeout(seconds):
+        return await queue.get()
 
 
 async def cancel_all(tasks: Collection[asyncio.Task[None]], within_s: float = 10.0) -> None:

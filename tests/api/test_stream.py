@@ -242,6 +242,32 @@ async def test_busy_streams_get_heartbeats_on_time_too() -> None:
     assert 4 <= chunks.count(HEARTBEAT) <= 6, "one heartbeat every 0.2 s, events or not"
 
 
+async def test_a_stream_cancelled_as_an_event_arrives_ends() -> None:
+    """The client leaving (Starlette cancels the stream) in the same turn as an event comes:
+    on Python 3.11 `asyncio.wait_for` around the inbox swallowed that cancellation, and the
+    stream ran on, sending heartbeats, until its token expired."""
+    sub = Subscription(None, None, 100)  # type: ignore[arg-type]
+    sub.close = lambda: None  # type: ignore[method-assign]  # no hub to leave
+    stream = event_stream(sub, [], heartbeat_s=30, deadline=time.time() + 60)
+    await anext(stream)  # the reconnect delay; next it waits on the inbox
+
+    async def consume() -> None:
+        async for _ in stream:
+            pass
+
+    task = asyncio.create_task(consume())
+    for _ in range(100):  # a few turns of the loop, until it waits on the inbox
+        if sub.inbox._getters:  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0)
+    assert sub.inbox._getters, "the stream never waited on its inbox"  # type: ignore[attr-defined]
+    sub.offer(ServerEvent("queue", b"1"))
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=2)
+    assert task in done, "the stream went on after it was cancelled"
+    assert task.cancelled()
+
+
 def test_a_slow_subscriber_keeps_only_the_newest_events() -> None:
     sub = Subscription(None, None, 3)  # type: ignore[arg-type]
     for n in range(5):

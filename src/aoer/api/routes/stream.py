@@ -1,6 +1,5 @@
 """Server-Sent Events: a tenant's summary and queue status, pushed as recomputes commit."""
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from aoer.api.events import ServerEvent, Subscription
 from aoer.api.responses import AUTHENTICATED, error_responses
 from aoer.api.schemas import queue_status_json, summary_json
 from aoer.errors import UnknownTenant
+from aoer.waiting import get_within
 
 router = APIRouter(tags=["aoer"])
 
@@ -135,9 +135,7 @@ async def event_stream(
                 continue
             event: ServerEvent | None
             try:
-                event = await asyncio.wait_for(
-                    subscription.inbox.get(), timeout=min(until_beat, remaining)
-                )
+                event = await get_within(subscription.inbox, min(until_beat, remaining))
             except TimeoutError:
                 continue
             if event is None:
