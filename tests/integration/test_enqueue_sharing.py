@@ -59,6 +59,21 @@ async def test_requests_arriving_during_a_statement_share_the_next_one(
     assert set(await queued_jobs(conn)) == {first, *later}
 
 
+async def test_an_enqueue_right_after_an_answered_one_gets_its_own_statement(
+    store: Store, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    """One statement in flight at most (a pool of 2 or 3): the request answered by a
+    statement enqueues again at once, before the event loop's next turn. The statement had
+    ended but was still counted in flight, so the second request waited for nothing."""
+    a, b = await make_tenant(), await make_tenant()
+    shared = Enqueuer(lambda: store.session(timeout_s=5), max_in_flight=1)
+    first = await shared.enqueue(a, "low")
+    second = await asyncio.wait_for(shared.enqueue(b, "low"), 5)
+    assert (first and first.tenant_id, second and second.tenant_id) == (a, b)
+    assert shared.statements == 2
+    assert set(await queued_jobs(conn)) == {a, b}
+
+
 async def test_one_tenant_twice_in_a_statement_is_one_job_the_second_coalesced(
     store: Store, conn: Connection, make_tenant: MakeTenant
 ) -> None:

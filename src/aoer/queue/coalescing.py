@@ -55,12 +55,21 @@ class Enqueuer:
         answer: asyncio.Future[EnqueuedJob | None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(priority, {}).setdefault(tenant_id, []).append(answer)
         if len(self._tasks) < self._max_in_flight:
-            task = asyncio.create_task(self._send())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.add(asyncio.create_task(self._send()))
         return await answer
 
     async def _send(self) -> None:
+        try:
+            await self._send_pending()
+        finally:
+            # Leave the count of statements in flight as soon as this one takes no more
+            # requests, not a turn later in a done callback: a request answered by it may
+            # enqueue again before that turn, and would wait for a statement that had ended.
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _send_pending(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, {}
             # Priorities in the order they were first asked for (a tenant asked for at two
