@@ -15,10 +15,12 @@ import httpx
 import pytest
 
 from aoer import queue
+from aoer.api.auth import LOGIN_PURPOSE
 from aoer.api.events import ServerEvent, Subscription
-from aoer.api.routes.stream import HEARTBEAT, event_stream
+from aoer.api.routes.stream import HEARTBEAT, RECHECK_S, event_stream
 from aoer.db.pool import Connection
 from tests.api.conftest import WORKER, Api, ApiFactory, recompute_through_worker
+from tests.api.org_world import new_org, org_bearer
 from tests.conftest import AddSignals, MakeTenant, eventually, session_of
 
 STEADY = [{"days_ago": d, "aeo": "60", "geo": "50", "ugc": "40"} for d in range(6)]
@@ -56,6 +58,18 @@ class EventReader:
             if got == name:
                 return data
 
+    async def read_for(self, seconds: float) -> None:
+        """Read lines for `seconds` (heartbeats keep coming, every 0.2 s in these tests);
+        EOFError if the stream ends meanwhile."""
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            try:
+                line = await asyncio.wait_for(anext(self.lines), WAIT_S)
+            except StopAsyncIteration:
+                raise EOFError("the stream ended") from None
+            if line.startswith(":"):
+                self.comments.append(line)
+
     async def until_end(self, within_s: float) -> None:
         """Read whatever comes until the server ends the stream (EOFError) or time runs out."""
         async with asyncio.timeout(within_s):
@@ -65,13 +79,14 @@ class EventReader:
 
 @asynccontextmanager
 async def open_stream(
-    api: Api, tenant: UUID, headers: dict[str, str] | None = None
+    api: Api, tenant: UUID | None, headers: dict[str, str] | None = None
 ) -> AsyncIterator[EventReader]:
+    """A tenant's stream, or the fleet's (`tenant` None); as admin unless `headers` say."""
     async with api.client.stream(
         "GET",
         "/api/aoer/stream",
-        params={"tenantId": str(tenant)},
-        headers=headers or api.admin,
+        params={"tenantId": str(tenant)} if tenant is not None else {},
+        headers=api.admin if headers is None else headers,
     ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -195,6 +210,70 @@ async def test_the_stream_ends_when_the_token_expires(live: Api, computed: UUID)
         await events.until("queue")
         with pytest.raises(EOFError):
             await events.until_end(within_s=5)
+
+
+# DESIGN §12: a revoked key is refused within 5 s, a tenant moved away disappears from the
+# old organisation at once; an open stream is no exception (checked every RECHECK_S).
+REFUSED_WITHIN_S = 5.0
+
+
+async def closed_because(events: EventReader) -> str:
+    """Read until the server ends the stream; the reason its last comment line gives."""
+    with pytest.raises(EOFError):
+        await events.until_end(within_s=REFUSED_WITHIN_S)
+    closing = [c for c in events.comments if c.startswith(": closed: ")]
+    assert closing, f"the stream ended without saying why: {events.comments[-3:]}"
+    return closing[-1].removeprefix(": closed: ")
+
+
+@pytest.mark.parametrize("scope", ["tenant", "admin"])
+async def test_revoking_a_key_ends_the_streams_it_opened(
+    live: Api, computed: UUID, scope: str
+) -> None:
+    body = {"scope": scope, "tenantId": str(computed)} if scope == "tenant" else {"scope": scope}
+    made = await live.client.post("/api/keys", json=body, headers=live.admin)
+    assert made.status_code == 201, made.text
+    key = {"Authorization": f"Bearer {made.json()['key']}"}
+    # A tenant key on its dealership's stream; an admin key on the fleet's.
+    async with open_stream(live, computed if scope == "tenant" else None, key) as events:
+        assert (await events.next())[0] == "retry"
+        # Checked again and still allowed: the stream goes on past a recheck.
+        await events.read_for(RECHECK_S + 0.5)
+        assert ": heartbeat" in events.comments
+        revoked = await live.client.delete(f"/api/keys/{made.json()['id']}", headers=live.admin)
+        assert revoked.status_code == 204
+        assert await closed_because(events) == "the API key was revoked"
+    await eventually(lambda: live.ctx.hub.subscriber_count == 0, "the stream is released")
+
+
+async def test_moving_a_tenant_to_another_organisation_ends_the_old_ones_stream(
+    live: Api, conn: Connection, computed: UUID
+) -> None:
+    alpha, beta = await new_org(conn, "Alpha Auto Group"), await new_org(conn, "Beta Agency")
+    await conn.execute("UPDATE tenants SET org_id = %s WHERE id = %s", (alpha, computed))
+    async with open_stream(live, computed, org_bearer(live, alpha)) as events:
+        await events.until("queue")
+        moved = await live.client.patch(
+            f"/api/tenants/{computed}", json={"orgId": str(beta)}, headers=live.admin
+        )
+        assert moved.status_code == 200, moved.text
+        assert await closed_because(events) == (
+            f"tenant {computed} is not in this token's organisation"
+        )
+    async with open_stream(live, computed, org_bearer(live, beta)) as events:
+        await events.until("queue")  # the new organisation's stream is not affected
+
+
+async def test_signing_out_ends_the_sessions_open_stream(live: Api, computed: UUID) -> None:
+    browser = {"Origin": live.base_url, "Sec-Fetch-Site": "same-origin"}
+    link = live.tokens.mint("admin", purpose=LOGIN_PURPOSE)
+    signed_in = await live.client.post("/login", data={"token": link}, headers=browser)
+    assert signed_in.status_code == 303, signed_in.text
+    async with open_stream(live, computed, {}) as events:  # the cookie only
+        await events.until("queue")
+        out = await live.client.post("/logout", headers=browser)
+        assert out.status_code == 200
+        assert "signed out" in await closed_because(events)
 
 
 async def test_stopping_the_server_ends_open_streams_promptly(live: Api, computed: UUID) -> None:

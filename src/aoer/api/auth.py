@@ -332,6 +332,14 @@ def request_token(request: Request) -> tuple[str | None, bool]:
     return request.cookies.get(SESSION_COOKIE) or None, True
 
 
+async def authenticate(request: Request) -> Principal:
+    """The caller of `request` (its bearer token, or else its session cookie), checked now:
+    what an open event stream asks again every few seconds, so that a key revoked or a
+    session signed out after it opened ends it."""
+    token, from_cookie = request_token(request)
+    return await _authenticate(request, token, from_cookie=from_cookie)
+
+
 def tenant_id_query(request: Request) -> UUID:
     """`?tenantId=` as a UUID; a 422 naming the parameter otherwise (as FastAPI words it)."""
     value = request.query_params.get("tenantId")
@@ -361,8 +369,7 @@ def tenant_query_access(*roles: Role) -> Callable[[Request], Awaitable[TenantAcc
     allowed: tuple[Role, ...] = (*roles, "org") if "tenant" in roles else roles
 
     async def dependency(request: Request) -> TenantAccess:
-        token, from_cookie = request_token(request)
-        principal = await _authenticate(request, token, from_cookie=from_cookie)
+        principal = await authenticate(request)
         _check_role(principal, allowed)
         tenant_id = tenant_id_query(request)
         await ensure_tenant_access(principal, tenant_id)
