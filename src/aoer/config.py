@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aoer.constants import (
@@ -115,6 +115,19 @@ class Settings(BaseSettings):
         if not value.startswith(("smtp://", "smtps://")):
             raise ValueError("AOER_SMTP_URL must look like smtp://user:pass@host:587 (or smtps://)")
         return value
+
+    @model_validator(mode="after")
+    def _alert_attempts_end_within_their_lease(self) -> "Settings":
+        # A webhook still waiting for its answer when its lease runs out is claimed and sent
+        # again by another worker (DESIGN §13: delivery is at least once, not twice at once).
+        if self.alert_lease_s <= self.alert_http_timeout_s:
+            raise ValueError(
+                f"AOER_ALERT_LEASE_SECONDS ({self.alert_lease_s:g}) must be longer than"
+                f" AOER_ALERT_HTTP_TIMEOUT_SECONDS ({self.alert_http_timeout_s:g}): a webhook"
+                " still waiting for its answer when its lease ends is sent again by another"
+                " worker"
+            )
+        return self
 
     @field_validator("metrics_token")
     @classmethod

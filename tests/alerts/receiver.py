@@ -5,7 +5,9 @@ with the `standardwebhooks` library and records each one as a JSON line.
 
 It listens on 127.0.0.1 on PORT (default: a free one), written to PORT_FILE once listening.
 MODE_FILE says how to answer, re-read per request: `ok` (200), `fail` (500), `hang` (never
-answers; the request is recorded as held), `sleep N` (answers 200 after N seconds).
+answers; the request is recorded as held), `sleep N` (answers 200 after N seconds),
+`trickle` (answers 200 with a body sent one byte every 0.5 s, for a minute) and `flood` (answers
+500 with an endless body, as fast as it is read).
 """
 
 import json
@@ -41,6 +43,10 @@ class Handler(BaseHTTPRequestHandler):
             record({**entry, "status": None})
             time.sleep(3600)
             return
+        if mode in ("trickle", "flood"):
+            record({**entry, "status": mode})
+            self.answer_forever(mode)
+            return
         if mode.startswith("sleep"):
             time.sleep(float(mode.split()[1]))
         status = 500 if mode == "fail" else 200
@@ -52,6 +58,23 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", "2")
         self.end_headers()
         self.wfile.write(b"{}")
+
+    def answer_forever(self, mode: str) -> None:
+        self.send_response(200 if mode == "trickle" else 500)
+        self.send_header("content-length", str(10**12))
+        self.end_headers()
+        try:
+            if mode == "trickle":
+                for _ in range(120):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            else:
+                block = b"x" * 65536
+                while True:
+                    self.wfile.write(block)
+        except OSError:  # the sender hung up
+            pass
 
     def log_message(self, format: str, *args: object) -> None:
         pass

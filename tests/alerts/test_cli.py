@@ -67,3 +67,9 @@ def test_the_alerts_commands_manage_rules_and_endpoints_and_ping(
         "alert_rule.delete",
         "alert_endpoint.delete",
     ]
+
+    plain = aoer("alerts", "endpoints", "add", receiver.url, COLUMNS="80")
+    assert plain.returncode == 0, plain.stderr
+    # One line, `id<TAB>secret`: the secret, shown only now, is never wrapped away.
+    plain_id, secret = plain.stdout.rstrip("\n").split("\t")
+    assert (len(plain_id), secret.startswith("whsec_")) == (36, True)

@@ -10,6 +10,7 @@ import pytest
 
 from aoer import queue
 from aoer.alerts.delivery import CLAIM_CONNECTION_WAIT_S, Deliverer, DeliveryPolicy
+from aoer.alerts.webhooks import MAX_ERROR_CHARS
 from aoer.db.pool import Connection, open_pool
 from aoer.store import Store
 from tests.alerts.conftest import Receiver, SmtpServer
@@ -189,6 +190,34 @@ async def test_a_receiver_failing_forever_ends_failed_after_the_window(
     assert all(r["status"] == 500 and r["verified"] for r in receiver.records())
 
 
+@pytest.mark.parametrize("mode", ["trickle", "flood"])
+async def test_a_receiver_that_never_finishes_answering_costs_one_timeout_an_attempt(
+    conn: Connection, store: Store, receiver: Receiver, mode: str
+) -> None:
+    """A receiver answering a byte every half second (each read within the timeout) or with
+    an endless error body: the attempt ends within the timeout as a failed one, is sent
+    once, and its lease is never outlived (which would have another worker send it too)."""
+    receiver.mode(mode)
+    receiver.start()
+    await fleet_crossing_risk(conn, 1, url=receiver.url, secret=receiver.secret, emails=[])
+    deliverer = Deliverer(store, policy(http_timeout_s=1.0, lease_s=30.0), WORKER)
+    stats = await asyncio.wait_for(deliverer.drain(), 10)
+    assert (stats.delivered, stats.retried, stats.failed) == (0, 1, 0)
+    cur = await conn.execute(
+        "SELECT status, attempts, last_status_code, last_error FROM alert_deliveries"
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    assert (row["status"], row["attempts"]) == ("pending", 1)
+    if mode == "trickle":
+        assert row["last_status_code"] is None
+        assert row["last_error"] == "timed out: no whole answer within 1 s"
+    else:
+        assert row["last_status_code"] == 500
+        assert row["last_error"] == "HTTP 500 " + "x" * MAX_ERROR_CHARS
+    assert [r["status"] for r in receiver.records()] == [mode]
+
+
 async def test_alert_email_goes_through_smtp_with_login(
     conn: Connection, store: Store, smtp_server: SmtpServer
 ) -> None:
@@ -237,3 +266,33 @@ async def test_a_loop_told_to_stop_while_it_waits_for_a_connection_ends_by_itsel
             )
             stopping.set()
             await asyncio.wait_for(task, CLAIM_CONNECTION_WAIT_S + 2)
+
+
+async def test_a_wake_up_heard_while_the_loop_looks_for_work_is_not_lost(store: Store) -> None:
+    """A NOTIFY heard while the loop asks for its next due delivery (after a claim found
+    none) starts the next claim at once; it was cleared as the pause began, and the new
+    delivery waited for the 5 s poll."""
+
+    class HearsOneWhileLooking(Deliverer):
+        rounds = 0
+
+        async def _claim_round(self) -> int:
+            self.rounds += 1
+            return await super()._claim_round()
+
+        async def _listen(self) -> None:
+            await asyncio.Event().wait()  # no listener: only the wake-up below wakes the loop
+
+        async def _until_next_due(self) -> float:
+            if self.rounds == 1:
+                self._wake.set()  # what the listener does on a NOTIFY, mid-look-up
+            return 30.0
+
+    deliverer = HearsOneWhileLooking(store, policy(), WORKER)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(deliverer.run(stopping))
+    try:
+        await eventually(lambda: deliverer.rounds >= 2, "a second claim round at once", 3)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 10)

@@ -56,7 +56,7 @@ def test_a_worker_killed_before_delivering_leaves_the_alert_to_another_worker(
             " VALUES ('tenant', %s, 'risk_level_up', %s, 't')",
             (tenant, [endpoint]),
         )
-    env = {"AOER_ALERT_LEASE_SECONDS": "3", "AOER_ALERT_HTTP_TIMEOUT_SECONDS": "60"}
+    env = {"AOER_ALERT_LEASE_SECONDS": "3", "AOER_ALERT_HTTP_TIMEOUT_SECONDS": "2"}
     first = start_aoer(db_url, tmp_path / "first.log", "worker", **env)
     try:
         with psycopg.connect(db_url, autocommit=True) as conn:

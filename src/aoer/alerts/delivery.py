@@ -59,6 +59,12 @@ class DeliveryPolicy:
     smtp_url: str | None
     smtp_from: str
 
+    @property
+    def smtp_timeout_s(self) -> float:
+        """The bound on one e-mail's whole attempt: the SMTP timeout, or half the lease when
+        that is shorter (no message still being sent when its lease runs out)."""
+        return min(ALERT_SMTP_TIMEOUT_S, self.lease_s / 2)
+
     @classmethod
     def from_settings(cls, settings: Settings) -> "DeliveryPolicy":
         return cls(
@@ -104,6 +110,10 @@ class Deliverer:
         async with self._http():
             try:
                 while not stopping.is_set():
+                    # Cleared before the claim, not when the loop pauses after it: a NOTIFY
+                    # heard during the claim or the look-up of the next due delivery ends
+                    # the pause at once instead of waiting for the poll.
+                    self._wake.clear()
                     try:
                         claimed = await self._claim_round()
                     except asyncio.CancelledError:
@@ -143,7 +153,6 @@ class Deliverer:
                 self._client = None
 
     async def _pause(self, stopping: asyncio.Event, seconds: float) -> None:
-        self._wake.clear()
         waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stopping.wait())]
         try:
             await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
@@ -214,7 +223,12 @@ class Deliverer:
                 return Attempt(False, None, "endpoint deleted")
             body = webhooks.alert_body(delivery.kind, delivery.alert_created_at, delivery.data)
             return await webhooks.post(
-                self._client, delivery.url, delivery.secret, str(delivery.id), body
+                self._client,
+                delivery.url,
+                delivery.secret,
+                str(delivery.id),
+                body,
+                self.policy.http_timeout_s,
             )
         if delivery.email is None:
             return Attempt(False, None, "no endpoint and no address")
@@ -230,7 +244,7 @@ class Deliverer:
             )
         except (InvalidInput, ValueError) as exc:
             return Attempt(False, None, f"bad message: {exc}")
-        return await email.send(self._smtp, message, ALERT_SMTP_TIMEOUT_S)
+        return await email.send(self._smtp, message, self.policy.smtp_timeout_s)
 
     async def _settle(self, delivery: ClaimedDelivery, attempt: Attempt) -> None:
         give_up = attempt.error == "endpoint deleted"

@@ -5,6 +5,7 @@ first byte. Sent with aiosmtplib, within a timeout, so a slow server holds only 
 delivery.
 """
 
+import asyncio
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -84,19 +85,24 @@ def alert_message(
 
 
 async def send(server: SmtpServer, message: EmailMessage, timeout_s: float) -> Attempt:
-    """Send one message; never raises for the server's failures."""
+    """Send one message, the whole conversation within `timeout_s` (aiosmtplib's own timeout
+    bounds each command); never raises for the server's failures."""
     try:
-        await aiosmtplib.send(
-            message,
-            hostname=server.host,
-            port=server.port,
-            username=server.username,
-            password=server.password,
-            use_tls=server.implicit_tls,
-            start_tls=None if not server.implicit_tls else False,  # None: when offered
-            timeout=timeout_s,
-        )
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        async with asyncio.timeout(timeout_s):
+            await aiosmtplib.send(
+                message,
+                hostname=server.host,
+                port=server.port,
+                username=server.username,
+                password=server.password,
+                use_tls=server.implicit_tls,
+                start_tls=None if not server.implicit_tls else False,  # None: when offered
+                timeout=timeout_s,
+            )
+    except TimeoutError as exc:
+        said = str(exc) or f"no whole conversation within {timeout_s:g} s"
+        return Attempt(False, None, f"timed out: {said}"[:MAX_ERROR_CHARS])
+    except (aiosmtplib.SMTPException, OSError) as exc:
         code = getattr(exc, "code", None)
         text = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
         return Attempt(False, code if isinstance(code, int) else None, text)

@@ -3,9 +3,13 @@
 Headers: `webhook-id` (the delivery's id, the same on every retry, so receivers deduplicate),
 `webhook-timestamp` (seconds, the time of this attempt) and `webhook-signature`
 (`v1,<base64 HMAC-SHA256 of id.timestamp.body>`). 2xx means delivered; anything else, or no
-answer within the timeout, is a failed attempt.
+whole answer within the timeout, is a failed attempt. The timeout bounds the whole attempt,
+not each read: a receiver trickling its answer a byte at a time cannot hold an attempt past
+its delivery's lease (and have it sent again meanwhile). Of the answer's body only the first
+`MAX_ANSWER_BYTES` are read (an error's text): an endless body costs nothing.
 """
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass
@@ -20,6 +24,7 @@ from aoer import __version__
 from aoer.constants import ALERT_EVENT_PREFIX
 
 MAX_ERROR_CHARS = 300
+MAX_ANSWER_BYTES = 4096  # read of a receiver's answer, for the error's text
 USER_AGENT = f"aoer-alerts/{__version__}"
 
 
@@ -74,19 +79,41 @@ def signed_headers(
     }
 
 
-async def post(client: httpx.AsyncClient, url: str, secret: str, msg_id: str, body: str) -> Attempt:
-    """POST one signed webhook; never raises for the receiver's failures."""
+async def post(
+    client: httpx.AsyncClient, url: str, secret: str, msg_id: str, body: str, timeout_s: float
+) -> Attempt:
+    """POST one signed webhook, the whole attempt within `timeout_s`; never raises for the
+    receiver's failures."""
     headers = signed_headers(secret, msg_id, body)
     try:
-        response = await client.post(url, content=body.encode(), headers=headers)
+        async with asyncio.timeout(timeout_s):
+            return await _post(client, url, headers, body)
+    except TimeoutError:
+        return Attempt(False, None, f"timed out: no whole answer within {timeout_s:g} s")
+
+
+async def _post(client: httpx.AsyncClient, url: str, headers: dict[str, str], body: str) -> Attempt:
+    try:
+        async with client.stream("POST", url, content=body.encode(), headers=headers) as response:
+            if 200 <= response.status_code < 300:
+                return Attempt(True, response.status_code)
+            answer = await _first_bytes(response, MAX_ANSWER_BYTES)
     except httpx.TimeoutException as exc:
         return Attempt(False, None, f"timed out: {type(exc).__name__}")
     except httpx.HTTPError as exc:
         return Attempt(False, None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
-    if 200 <= response.status_code < 300:
-        return Attempt(True, response.status_code)
-    text = response.text[:MAX_ERROR_CHARS].strip()
+    text = answer.decode("utf-8", "replace")[:MAX_ERROR_CHARS].strip()
     return Attempt(False, response.status_code, f"HTTP {response.status_code} {text}".strip())
+
+
+async def _first_bytes(response: httpx.Response, limit: int) -> bytes:
+    """Up to `limit` bytes of the body; the rest is never read (the connection is closed)."""
+    got = bytearray()
+    async for chunk in response.aiter_bytes():
+        got += chunk
+        if len(got) >= limit:
+            break
+    return bytes(got[:limit])
 
 
 def client(timeout_s: float, max_connections: int) -> httpx.AsyncClient:
@@ -103,5 +130,5 @@ async def ping(url: str, secret: str, endpoint_id: str, timeout_s: float) -> tup
     """Send a signed `ping` to an endpoint now; its webhook-id and what came back."""
     msg_id = f"ping_{uuid.uuid4().hex}"
     async with client(timeout_s, 1) as http:
-        attempt = await post(http, url, secret, msg_id, ping_body(endpoint_id))
+        attempt = await post(http, url, secret, msg_id, ping_body(endpoint_id), timeout_s)
     return msg_id, attempt
