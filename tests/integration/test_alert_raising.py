@@ -7,9 +7,11 @@ from uuid import UUID
 from aoer import queue
 from aoer.db.pool import Connection, Pool, connect
 from aoer.db.queries import query
+from aoer.queue import console
 from tests.conftest import AddSignals, MakeTenant, session_of
 
 WORKER = "alert-test-worker"
+ACTOR = console.Actor("test", "admin")
 STEADY = [{"days_ago": d, "aeo": "80.00", "geo": "80.00", "ugc": "80.00"} for d in range(10)]
 
 
@@ -143,6 +145,31 @@ async def test_job_failed_raises_when_a_job_ends_failed(
     raised = await alerts_of(conn, t)
     assert [a["kind"] for a in raised] == ["job_failed"]
     assert raised[0]["data"]["job"]["error"] == "boom"
+
+
+async def test_a_retried_job_failing_again_raises_again(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    """A failed job retried from the console keeps its id; its next final failure is a new
+    transition and a new alert (it was once deduplicated away as the first one's replay)."""
+    t = await make_tenant()
+    await rule(conn, t, "job_failed", endpoint=False)
+    await queue.enqueue_many(session_of(conn), [t], "high")
+    for error in ("first boom", "second boom"):
+        jobs = await session_of(conn, lease_s=30).jobs.claim(WORKER, 1)
+        assert len(jobs) == 1
+        await conn.execute("UPDATE aoer_queue SET retry_count = max_retries - 1")
+        async with conn.transaction():
+            await queue.fail(session_of(conn), WORKER, [(jobs[0], error)])
+            await queue.raise_alerts(session_of(conn), [], [jobs[0].id])
+        if error == "first boom":
+            retried = await console.retry(session_of(conn), jobs[0].id, ACTOR)
+            assert retried.queued_job_id == jobs[0].id  # the same job, back in the queue
+    raised = await alerts_of(conn, t)
+    assert [(a["kind"], a["data"]["job"]["error"]) for a in raised] == [
+        ("job_failed", "first boom"),
+        ("job_failed", "second boom"),
+    ]
 
 
 async def test_organisation_rules_watch_every_tenant_of_the_organisation(

@@ -101,7 +101,7 @@ judged AS (
 ),
 failed AS MATERIALIZED (
     SELECT q.id AS job_id, q.tenant_id, t.name AS tenant_name, t.org_id, q.error_message,
-           q.retry_count
+           q.retry_count, q.completed_at
     FROM aoer_queue q
     JOIN tenants t ON t.id = q.tenant_id
     WHERE (SELECT yes FROM armed)
@@ -141,8 +141,11 @@ fired AS (
     FROM judged j
     WHERE j.fires
     UNION ALL
+    -- Keyed by the failure, not only the job: a failed job retried from the console keeps
+    -- its id, and its next final failure is an alert of its own.
     SELECT gen_random_uuid(), fw.rule_id, fw.tenant_id, 'job_failed',
-           fw.rule_id || ':' || fw.tenant_id || ':failed:' || fw.job_id,
+           fw.rule_id || ':' || fw.tenant_id || ':failed:' || fw.job_id || ':'
+               || (extract(epoch FROM fw.completed_at) * 1000000)::bigint,
            fw.tenant_name, '{}'::jsonb,
            NULL,
            (SELECT jsonb_build_object('aoerScore', s.aoer_score,
