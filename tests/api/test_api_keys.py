@@ -175,3 +175,53 @@ async def test_last_used_is_written_at_most_once_a_minute_per_key(
     assert await api.ctx.keys.flush_last_used() == 0, "written less than a minute ago"
     listed = (await api.client.get("/api/keys", headers=api.admin)).json()["keys"]
     assert listed[0]["lastUsedAt"] is not None
+
+
+async def test_a_tenant_key_its_organisation_issued_stops_when_the_tenant_leaves(
+    api: Api, conn: Connection, world: OrgWorld
+) -> None:
+    """DESIGN §12: a tenant moved to another organisation disappears from the old one at
+    once, keys included. A key the old organisation issued for it is revoked with the move
+    (it could neither see nor revoke it afterwards); a key an administrator issued stays."""
+    by_org = await create(
+        api, org_bearer(api, world.org_a), scope="tenant", tenantId=str(world.a), name="site"
+    )
+    by_admin = await create(api, api.admin, scope="tenant", tenantId=str(world.a))
+    summary = {"tenantId": str(world.a)}
+    for made in (by_org, by_admin):
+        used = await api.client.get(
+            "/api/aoer/summary", params=summary, headers=bearer(made["key"])
+        )
+        assert used.status_code == 200
+
+    moved = await api.client.patch(
+        f"/api/tenants/{world.a}", json={"orgId": str(world.org_b)}, headers=api.admin
+    )
+    assert moved.status_code == 200, moved.text
+
+    refused = await api.client.get(
+        "/api/aoer/summary", params=summary, headers=bearer(by_org["key"])
+    )
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "the API key was revoked"
+    kept = await api.client.get(
+        "/api/aoer/summary", params=summary, headers=bearer(by_admin["key"])
+    )
+    assert kept.status_code == 200
+    cur = await conn.execute(
+        "SELECT action, target, org_id, details ->> 'reason' AS reason FROM audit_log"
+        " WHERE action IN ('tenant.move', 'key.revoke') ORDER BY id"
+    )
+    assert [tuple(r.values()) for r in await cur.fetchall()] == [
+        ("tenant.move", str(world.a), world.org_b, None),
+        (
+            "key.revoke",
+            by_org["id"],
+            world.org_a,
+            "the tenant left the organisation that issued the key",
+        ),
+    ]
+    # The organisation it moved into sees the revoked key among its tenant's keys.
+    listed = (await api.client.get("/api/keys", headers=org_bearer(api, world.org_b))).json()
+    revoked = {k["id"]: k["revokedAt"] is not None for k in listed["keys"]}
+    assert revoked == {by_org["id"]: True, by_admin["id"]: False}

@@ -4,7 +4,6 @@ and the tables keep their grants, Row Level Security and keys."""
 
 import asyncio
 import json
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -12,8 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from aoer.db.schema import available_migrations, migrate
-from tests.conftest import GOLDEN, _admin, with_database
+from aoer.db.schema import migrate
+from tests.conftest import GOLDEN
+from tests.migration.before import migrated_before
 
 PARTITIONING = 14
 CASES: list[dict[str, Any]] = json.loads(GOLDEN.read_text())["cases"]
@@ -32,24 +32,8 @@ SCORES = (
 @pytest.fixture
 def before_partitioning(server_url: str) -> Iterator[str]:
     """A database migrated up to (not including) 0014, as an installed system would be."""
-    name = f"aoer_m_{uuid.uuid4().hex[:12]}"
-    _admin(server_url, f"CREATE DATABASE {name}")
-    url = with_database(server_url, name)
-    with psycopg.connect(url) as conn:
-        conn.execute(
-            "CREATE TABLE aoer_schema_migrations (version integer PRIMARY KEY,"
-            " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for m in available_migrations():
-            if m.version < PARTITIONING:
-                conn.execute(m.sql)
-                conn.execute(
-                    "INSERT INTO aoer_schema_migrations (version, name) VALUES (%s, %s)",
-                    (m.version, m.name),
-                )
-        conn.execute("SELECT aoer_sync_app_privileges()")
-    yield url
-    _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with migrated_before(server_url, PARTITIONING) as url:
+        yield url
 
 
 def add_data(conn: psycopg.Connection[Any]) -> list[str]:

@@ -69,6 +69,7 @@ class NewKey:
     name: str | None
     created_by: str
     expires_at: datetime | None
+    issued_by_org: UUID | None = None  # the organisation that created it (its caller's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +88,12 @@ class ApiKeys(Statements):
         name: str | None,
         expires_at: datetime | None,
         created_by: str,
+        issued_by_org: UUID | None = None,
     ) -> IssuedKey:
         """Check the scope and what it names, then store a new key's hash (the caller's
-        transaction records the audit entry with it). Bad input raises before any write."""
+        transaction records the audit entry with it). Bad input raises before any write.
+        `issued_by_org`: the organisation creating it, when an organisation does (its tenant
+        keys are revoked when the tenant leaves it)."""
         if scope not in KEY_SCOPES:
             expected = ", ".join(KEY_SCOPES)
             raise InvalidInput(f"unknown key scope {scope!r}: expected one of {expected}")
@@ -116,6 +120,7 @@ class ApiKeys(Statements):
                 name=name,
                 created_by=created_by,
                 expires_at=expires_at,
+                issued_by_org=issued_by_org,
             )
         )
         return IssuedKey(key, record)
@@ -130,6 +135,7 @@ class ApiKeys(Statements):
             "name": key.name,
             "created_by": key.created_by,
             "expires_at": key.expires_at,
+            "issued_by_org": key.issued_by_org,
         }
         row = await self._one(ApiKey, "create_api_key", params)
         assert row is not None  # INSERT … RETURNING returns the row

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from aoer.constants import RECOMPUTE_EVENT
 from aoer.errors import AlreadyExists, DuplicateKey, InvalidInput, UnknownOrganization
+from aoer.store.audit import AuditEntry
 from aoer.store.statements import Statements
 from aoer.types import Tenant
 
@@ -55,6 +56,40 @@ class TenantMove:
     id: UUID
     old_org_id: UUID | None
     new_org_id: UUID | None
+    revoked_key_ids: list[UUID]  # its keys another organisation had issued, revoked with it
+
+    def audit_entries(self, actor: str, role: str, ip: str | None = None) -> list[AuditEntry]:
+        """The move (tenant.move) and each key revoked with it (key.revoke), for whoever
+        moved it: the API and the CLI record the same rows."""
+        entries = [
+            AuditEntry(
+                actor=actor,
+                role=role,
+                action="tenant.move",
+                org_id=self.new_org_id or self.old_org_id,
+                tenant_id=self.id,
+                target=str(self.id),
+                details={
+                    "from": str(self.old_org_id) if self.old_org_id else None,
+                    "to": str(self.new_org_id) if self.new_org_id else None,
+                },
+                ip=ip,
+            )
+        ]
+        for key_id in self.revoked_key_ids:
+            entries.append(
+                AuditEntry(
+                    actor=actor,
+                    role=role,
+                    action="key.revoke",
+                    org_id=self.old_org_id,
+                    tenant_id=self.id,
+                    target=str(key_id),
+                    details={"reason": "the tenant left the organisation that issued the key"},
+                    ip=ip,
+                )
+            )
+        return entries
 
 
 class Tenants(Statements):

@@ -77,6 +77,7 @@ async def issue_api_key(
             name=body.name,
             expires_at=expiry_after(body.expires_in_days),
             created_by=principal.subject,
+            issued_by_org=principal.org_id if principal.role == "org" else None,
         )
         record = issued.record
         if record.tenant_id is not None:

@@ -108,22 +108,13 @@ async def move(
         moved = await session.tenants.move(tenant_id, body.org_id)
         if moved is None:
             raise UnknownTenant(f"unknown tenant {tenant_id}")
-        await session.audit.record(
-            audit_entry(
-                request,
-                principal,
-                "tenant.move",
-                org_id=moved.new_org_id or moved.old_org_id,
-                tenant_id=tenant_id,
-                target=str(tenant_id),
-                details={
-                    "from": str(moved.old_org_id) if moved.old_org_id else None,
-                    "to": str(moved.new_org_id) if moved.new_org_id else None,
-                },
-            )
-        )
+        ip = request.client.host if request.client is not None else None
+        for entry in moved.audit_entries(principal.subject, principal.role, ip):
+            await session.audit.record(entry)
         tenant = await session.tenants.get(tenant_id)
     assert tenant is not None
+    for key_id in moved.revoked_key_ids:
+        ctx.keys.revoked(key_id)  # refused here at once; elsewhere within the key refresh
     logger.info(
         "tenant %s moved from organisation %s to %s by %s",
         tenant_id,

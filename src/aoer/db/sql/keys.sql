@@ -1,7 +1,8 @@
 -- name: create_api_key
-INSERT INTO api_keys (prefix, hash, scope, org_id, tenant_id, name, created_by, expires_at)
+INSERT INTO api_keys (prefix, hash, scope, org_id, tenant_id, name, created_by, expires_at,
+                      issued_by_org)
 VALUES (%(prefix)s, %(hash)s, %(scope)s, %(org_id)s, %(tenant_id)s, %(name)s, %(created_by)s,
-        %(expires_at)s)
+        %(expires_at)s, %(issued_by_org)s)
 RETURNING id, prefix, scope, org_id, tenant_id, name, created_by, created_at, expires_at,
           revoked_at, last_used_at;
 

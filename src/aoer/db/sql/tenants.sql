@@ -94,8 +94,22 @@ CROSS JOIN LATERAL aoer_compute_scores_as_of(
 
 -- name: move_tenant
 -- Put a tenant into an organisation (NULL: out of every one); the tenant's old organisation
--- comes back too, for the audit trail. No row for an unknown tenant.
-UPDATE tenants t SET org_id = %(org_id)s, updated_at = now()
-FROM (SELECT id, org_id FROM tenants WHERE id = %(tenant_id)s FOR UPDATE) old
-WHERE t.id = old.id
-RETURNING t.id, old.org_id AS old_org_id, t.org_id AS new_org_id;
+-- comes back too, for the audit trail. No row for an unknown tenant. The tenant's keys that
+-- another organisation issued are revoked with the move (migration 0029): the organisation
+-- it leaves keeps no key to it.
+WITH moved AS (
+    UPDATE tenants t SET org_id = %(org_id)s, updated_at = now()
+    FROM (SELECT id, org_id FROM tenants WHERE id = %(tenant_id)s FOR UPDATE) old
+    WHERE t.id = old.id
+    RETURNING t.id, old.org_id AS old_org_id, t.org_id AS new_org_id
+),
+revoked AS (
+    UPDATE api_keys k SET revoked_at = now()
+    FROM moved m
+    WHERE k.tenant_id = m.id AND k.revoked_at IS NULL
+      AND k.issued_by_org IS DISTINCT FROM m.new_org_id AND k.issued_by_org IS NOT NULL
+    RETURNING k.id
+)
+SELECT m.id, m.old_org_id, m.new_org_id,
+       ARRAY(SELECT r.id FROM revoked r ORDER BY r.id) AS revoked_key_ids
+FROM moved m;
