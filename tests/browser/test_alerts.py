@@ -9,13 +9,14 @@ from playwright.async_api import Page, expect
 
 from aoer.db.pool import Connection
 from aoer.scoring.demo import DEMO_DEALERS, demo_tenant_ids
-from tests.browser.conftest import Aoer, Screenshot, wait_for_demo_scores
+from tests.browser.conftest import SCREENSHOTS, Aoer, Screenshot, wait_for_demo_scores
 from tests.browser.test_dashboard import sign_in
 from tests.conftest import promote_a_model_three_days_ago
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
 LIVE_MS = 5000
+SECRET_READ_MS = 6000
 
 
 async def test_a_rule_added_on_the_page_raises_an_alert_shown_live(
@@ -44,6 +45,22 @@ async def test_a_rule_added_on_the_page_raises_an_alert_shown_live(
     await form.get_by_role("button", name="Add rule").click()
     await expect(form.locator(".form-status")).to_contain_text("points must be positive")
     assert await page.locator("#rules-table tbody tr").count() == 1
+
+    # A webhook endpoint: its signing secret stays on screen until its reader says it is
+    # copied (it once vanished with a reload 4 s later), then the list shows the endpoint.
+    endpoint_form = page.locator("#endpoint-form")
+    await endpoint_form.get_by_label("URL").fill("https://hooks.example.com/aoer")
+    await endpoint_form.get_by_role("button", name="Add endpoint").click()
+    secret = page.get_by_label("The new endpoint's signing secret")
+    await expect(secret).to_have_value(re.compile(r"^whsec_"))
+    await page.wait_for_timeout(SECRET_READ_MS)  # the time someone takes to copy it
+    await expect(secret).to_be_visible()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=SCREENSHOTS / "alerts-new-endpoint-secret.png", full_page=True)
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Done: I have copied it").click()
+    await expect(page.get_by_text("https://hooks.example.com/aoer")).to_be_visible()
+    await expect(page.locator("#new-secret")).to_be_hidden()
 
     await page.goto(f"{aoer_up.base_url}/dashboard/tenant/{dealer}")
     await expect(page.locator("#conn")).to_have_attribute("data-state", "live")

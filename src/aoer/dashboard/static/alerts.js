@@ -122,11 +122,16 @@ const AlertFeed = (() => {
       if (data.get("orgId")) body.orgId = String(data.get("orgId"));
       try {
         const created = await send("POST", "/api/alerts/endpoints", body);
+        // Shown until its reader says it is copied (no timer: nobody copies on a deadline);
+        // the reload then lists the new endpoint.
         const secret = document.getElementById("new-secret");
         secret.hidden = false;
-        secret.querySelector("code").textContent = created.secret;
+        const field = secret.querySelector("input");
+        field.value = created.secret;
+        field.addEventListener("focus", () => field.select());
+        field.focus();
         say(endpointForm, "Endpoint added. Copy its signing secret now: it is not shown again.", "ok");
-        setTimeout(() => window.location.reload(), 4000);
+        document.getElementById("secret-copied").addEventListener("click", () => window.location.reload());
       } catch (error) { say(endpointForm, error.message, "error"); }
     });
   }
