@@ -66,6 +66,12 @@ def test_operator_walkthrough(aoer: AoerCli, db_url: str, tmp_path: Path) -> Non
     assert "[AOER] Cron job triggered - queuing all tenants for recompute" in cron.stdout
     assert "[AOER] Queued 1 tenants for recompute" in cron.stdout
     assert "queued 1 tenants" in cron.stdout
+    # A person queuing the fleet is audited (DESIGN §12), from the CLI as over HTTP.
+    with psycopg.connect(db_url) as conn:
+        audited = conn.execute(
+            "SELECT action, role, details FROM audit_log WHERE action = 'cron.trigger'"
+        ).fetchall()
+    assert audited == [("cron.trigger", "admin", {"queued": 1})]
 
 
 def test_bad_enqueue_input_gets_a_clear_error_and_writes_nothing(
@@ -186,3 +192,20 @@ def test_listings_print_whole_ids_when_piped_and_json_on_request(aoer: AoerCli) 
     assert status["paused"] is False
     model = json.loads(aoer("model", "status", "--json", COLUMNS="80").stdout)
     assert model["champion"]["version"] == "v1"
+
+
+def test_names_print_as_typed_and_added_lines_are_tab_separated(aoer: AoerCli) -> None:
+    """Brackets and colons in a name are text, not markup or emoji codes (a name like
+    `Bay [/b]` once failed the command after the tenant was committed), and `tenants add`
+    prints `id<TAB>name` on one line even piped at 80 columns."""
+    names = ["Bay Motors [/b]", "Motors [UK] :car: Ltd", "A" * 90]
+    for name in names:
+        added = aoer("tenants", "add", name, COLUMNS="80")
+        assert added.returncode == 0, added.stderr
+        assert "Traceback" not in added.stderr
+        tenant_id, printed = added.stdout.rstrip("\n").split("\t")
+        assert (printed, len(tenant_id)) == (name, 36)
+    listed = aoer("tenants", "list")
+    assert listed.returncode == 0, listed.stderr
+    for name in names:
+        assert name in listed.stdout

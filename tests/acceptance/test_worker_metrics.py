@@ -1,6 +1,7 @@
 """`aoer worker --metrics-port`: a separately deployed worker exports its own job metrics."""
 
 import signal
+import socket
 import time
 import urllib.request
 from pathlib import Path
@@ -44,3 +45,21 @@ def test_worker_serves_its_job_and_batch_metrics(
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0
+
+
+def test_bad_worker_options_are_one_error_line_and_start_nothing(aoer: AoerCli) -> None:
+    """Out-of-range options are usage errors (exit 2) before anything starts; a metrics port
+    another process holds is one `error:` line (exit 1), not a traceback."""
+    for option, value in (("--concurrency", "0"), ("--concurrency", "65"), ("--metrics-port", "0")):
+        refused = aoer("worker", "--drain", option, value)
+        assert refused.returncode == 2, (option, value, refused.stderr)
+        assert option in refused.stderr
+        assert "worker active" not in refused.stdout
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = aoer("worker", "--drain", "--metrics-port", str(port))
+    assert busy.returncode == 1, busy.stderr
+    assert f"error: cannot serve worker metrics on 127.0.0.1:{port}" in busy.stderr
+    assert "Traceback" not in busy.stderr

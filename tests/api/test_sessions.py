@@ -3,6 +3,7 @@ across replicas and restarts, signing out ends a session everywhere, and another
 neither sign a browser in, nor change anything with its cookie, nor trigger the cron."""
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -117,10 +118,12 @@ async def test_a_bearer_token_is_no_login_link(api: Api, make_tenant: MakeTenant
     assert not api.client.cookies
 
 
-def test_sessions_link_prints_a_one_time_link_for_an_admin_or_a_known_tenant(
+def test_sessions_link_prints_a_one_time_link_for_an_admin_a_known_tenant_or_organisation(
     db_url: str, tmp_path: Path
 ) -> None:
     import subprocess
+
+    import psycopg
 
     from tests.acceptance.conftest import cli_command, cli_env
     from tests.api.conftest import JWT_SECRET
@@ -138,10 +141,37 @@ def test_sessions_link_prints_a_one_time_link_for_an_admin_or_a_known_tenant(
     principal = TokenService(JWT_SECRET).verify(link.split("token=", 1)[1])
     assert (principal.role, principal.purpose) == ("admin", LOGIN_PURPOSE)
 
-    unknown = run("sessions", "link", "--tenant", str(uuid4()))
-    assert unknown.returncode == 1
-    assert "unknown tenant" in unknown.stderr
-    assert not unknown.stdout
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        org = conn.execute("INSERT INTO organizations (name) VALUES ('Link Group') RETURNING id")
+        org_id = UUID(str(org.fetchone()[0]))  # type: ignore[index]
+    group = run("sessions", "link", "--org", str(org_id))
+    assert group.returncode == 0, group.stderr
+    principal = TokenService(JWT_SECRET).verify(group.stdout.strip().split("token=", 1)[1])
+    assert (principal.role, principal.org_id, principal.purpose) == ("org", org_id, LOGIN_PURPOSE)
+    assert f"for organisation {org_id}" in group.stderr
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        audited = conn.execute(
+            "SELECT action, role, org_id, details FROM audit_log ORDER BY id"
+        ).fetchall()
+    assert audited == [
+        ("token.mint", "admin", None, {"role": "admin", "ttl": "15m", "purpose": "login"}),
+        ("token.mint", "admin", org_id, {"role": "org", "ttl": "15m", "purpose": "login"}),
+    ]
+
+    for args, why in (
+        (("--tenant", str(uuid4())), "unknown tenant"),
+        (("--org", str(uuid4())), "unknown organisation"),
+    ):
+        unknown = run("sessions", "link", *args)
+        assert unknown.returncode == 1
+        assert why in unknown.stderr
+        assert not unknown.stdout
+    both = run("sessions", "link", "--tenant", str(uuid4()), "--org", str(org_id))
+    assert both.returncode == 2
+    assert "--tenant or --org, not both" in both.stderr
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (2,)
 
 
 async def test_two_replicas_taking_one_login_link_at_once_sign_in_once(
@@ -281,6 +311,11 @@ async def test_an_operator_revokes_a_tenants_sessions_server_side(
     listed = await asyncio.to_thread(run_cli, db_url, tmp_path, "sessions", "list")
     assert str(a) in listed.stdout, listed.stdout
     assert str(b) in listed.stdout, listed.stdout
+    as_json = await asyncio.to_thread(run_cli, db_url, tmp_path, "sessions", "list", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    live = json.loads(as_json.stdout)["sessions"]
+    assert sorted(s["tenantId"] for s in live) == sorted([str(a), str(b)])
+    assert {(s["role"], s["revokedAt"]) for s in live} == {("tenant", None)}
 
     revoked = await asyncio.to_thread(
         run_cli, db_url, tmp_path, "sessions", "revoke", "--tenant", str(a)

@@ -5,13 +5,15 @@ from pathlib import Path
 
 import psycopg
 
+from aoer.db.pool import Connection
 from tests.acceptance.conftest import CLI_TIMEOUT_S, cli_command, cli_env
+from tests.model.synthetic import POLICY, seed
 
 
-def aoer(db_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def aoer(db_url: str, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         cli_command("model", *args),
-        env=cli_env(db_url, AOER_HOME=str(cwd / "home")),
+        env=cli_env(db_url, AOER_HOME=str(cwd / "home"), **env),
         capture_output=True,
         text=True,
         timeout=CLI_TIMEOUT_S,
@@ -46,3 +48,32 @@ def test_model_commands_train_report_and_refuse_an_impossible_rollback(
     rollback = aoer(db_url, tmp_path, "rollback")
     assert rollback.returncode == 1
     assert "nothing to roll back: v1 did not replace an earlier champion" in rollback.stderr
+
+
+async def test_a_promotion_and_a_rollback_from_the_command_line_are_audited(
+    db_url: str, tmp_path: Path, conn: Connection
+) -> None:
+    """DESIGN §12: a model promote or rollback lands in the audit log, from the CLI as from
+    the API."""
+    await seed(conn, outcome="linear")
+    policy = {
+        "AOER_MODEL_TRAIN_DAYS": str(POLICY.train_days),
+        "AOER_MODEL_MIN_ROWS": str(POLICY.min_rows),
+        "AOER_MODEL_MIN_HOLDOUT_ROWS": str(POLICY.min_holdout_rows),
+    }
+    trained = aoer(db_url, tmp_path, "train", **policy)
+    assert trained.returncode == 0, trained.stderr
+    assert "promoted" in trained.stdout
+    rolled = aoer(db_url, tmp_path, "rollback")
+    assert rolled.returncode == 0, rolled.stderr
+    assert "rolled back from v2 to v1" in rolled.stdout
+    cur = await conn.execute(
+        "SELECT a.action, a.role, a.target, a.details ->> 'from' AS was,"
+        " a.details ->> 'auditId' = m.id::text AS same_run, a.actor LIKE 'cli%%' AS by_cli"
+        " FROM audit_log a JOIN model_audit m ON m.id::text = a.details ->> 'auditId'"
+        " ORDER BY a.id"
+    )
+    assert [tuple(r.values()) for r in await cur.fetchall()] == [
+        ("model.promote", "admin", "v2", "v1", True, True),
+        ("model.rollback", "admin", "v1", "v2", True, True),
+    ]

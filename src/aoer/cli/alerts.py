@@ -4,7 +4,6 @@ The CLI acts as an administrator (it holds the database); every change is audite
 operating system user as the actor.
 """
 
-import getpass
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -15,7 +14,16 @@ from rich.table import Table
 
 from aoer.alerts import manage, webhooks
 from aoer.bootstrap import open_services
-from aoer.cli.runner import JsonOutput, console, emit_json, fail, run_command, show
+from aoer.cli.runner import (
+    JsonOutput,
+    cli_actor,
+    console,
+    emit_json,
+    fail,
+    print_fields,
+    run_command,
+    show,
+)
 from aoer.config import Settings
 from aoer.constants import ALERT_KINDS
 from aoer.errors import InvalidInput, NotFound
@@ -31,7 +39,7 @@ alerts_app.add_typer(endpoints_app, name="endpoints")
 
 
 def _actor() -> manage.Actor:
-    return manage.Actor(f"cli:{getpass.getuser()}", "admin")
+    return manage.Actor(cli_actor(), "admin")
 
 
 def _uuid(value: str | None, what: str) -> UUID | None:
@@ -222,7 +230,7 @@ def endpoints_add(
     if as_json:
         emit_json(endpoint_json(endpoint, secret=True))
         return
-    console.print(f"{endpoint.id}\t{endpoint.secret}")
+    print_fields(endpoint.id, endpoint.secret)
 
 
 @endpoints_app.command("remove")

@@ -2,7 +2,6 @@
 (DESIGN §15). Actions are audited as the local operator (`cli:<user>`, role admin)."""
 
 import dataclasses
-import getpass
 from datetime import datetime
 from typing import Annotated, Any, Final
 from uuid import UUID
@@ -13,7 +12,16 @@ from rich.table import Table
 
 from aoer import queue
 from aoer.bootstrap import open_services
-from aoer.cli.runner import EXIT_USAGE, JsonOutput, console, emit_json, fail, run_command, show
+from aoer.cli.runner import (
+    EXIT_USAGE,
+    JsonOutput,
+    cli_actor,
+    console,
+    emit_json,
+    fail,
+    run_command,
+    show,
+)
 from aoer.config import Settings
 from aoer.constants import JOB_STATUSES, WORKER_STALE_S
 from aoer.errors import UnknownJob
@@ -28,7 +36,7 @@ ID_WIDTH: Final = 36  # a UUID, never cut on a terminal either
 
 
 def operator() -> actions.Actor:
-    return actions.Actor(f"cli:{getpass.getuser()}", "admin")
+    return actions.Actor(cli_actor(), "admin")
 
 
 def as_json(row: object) -> dict[str, Any]:

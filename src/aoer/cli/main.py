@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from aoer import queue
 from aoer.bootstrap import ProcessKind, open_services, resolve_database_url
@@ -24,6 +25,7 @@ from aoer.cli.runner import (
     console,
     emit_json,
     fail,
+    print_fields,
     run_command,
     show,
 )
@@ -121,16 +123,21 @@ def worker(
     drain: Annotated[
         bool, typer.Option("--drain", help="Process until nothing is due, then exit 0")
     ] = False,
-    concurrency: Annotated[int | None, typer.Option(help="Batches in flight at once")] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Batches in flight at once (AOER_WORKER_CONCURRENCY)"),
+    ] = None,
     metrics_port: Annotated[
         int | None,
-        typer.Option(help="Serve this worker's Prometheus metrics on this port (AOER_HOST)"),
+        typer.Option(
+            min=1, max=65535, help="Serve this worker's Prometheus metrics on this port (AOER_HOST)"
+        ),
     ] = None,
 ) -> None:
     """Run a worker: claim batches, recompute, and run the cron scheduler."""
 
     async def main(settings: Settings) -> None:
-        if concurrency:
+        if concurrency is not None:
             settings.worker_concurrency = concurrency
         port = settings.worker_metrics_port if metrics_port is None else metrics_port
         metrics = serve_worker_metrics(settings.host, port) if port is not None else None
@@ -197,7 +204,11 @@ def cron(
 
     async def main(settings: Settings) -> int:
         async with open_services(settings) as services, services.store.session() as session:
-            return await queue.trigger_cron(session, settings.tick_chunk)
+            queued = await queue.trigger_cron(session, settings.tick_chunk)
+            await session.audit.record(
+                AuditEntry(cli_actor(), "admin", "cron.trigger", details={"queued": queued})
+            )
+            return queued
 
     console.print(f"queued {run_command(main)} tenants")
 
@@ -271,8 +282,11 @@ def status(as_json: JsonOutput = False) -> None:
         if state.paused:
             by = f" by {state.changed_by}" if state.changed_by else ""
             console.print(
-                f"[bold]the queue is paused[/bold] (since {when(state.changed_at)} UTC{by}): "
-                "workers claim nothing; `aoer queue resume` resumes it",
+                Text("the queue is paused", style="bold")
+                + Text(
+                    f" (since {when(state.changed_at)} UTC{by}): "
+                    "workers claim nothing; `aoer queue resume` resumes it"
+                ),
                 highlight=False,
             )
 
@@ -317,7 +331,7 @@ def tenants_add(
                 target=tenant.name,
             )
             await session.audit.record(entry)
-        console.print(f"{tenant.id}\t{tenant.name}", highlight=False)
+        print_fields(tenant.id, tenant.name)
 
     run_command(main)
 
@@ -342,22 +356,13 @@ def tenants_move(
             moved = await session.tenants.move(tid, org_id)
             if moved is None:
                 raise UnknownTenant(f"unknown tenant {tid}")
-            entry = AuditEntry(
-                actor=cli_actor(),
-                role="admin",
-                action="tenant.move",
-                org_id=moved.new_org_id or moved.old_org_id,
-                tenant_id=tid,
-                target=str(tid),
-                details={
-                    "from": str(moved.old_org_id) if moved.old_org_id else None,
-                    "to": str(moved.new_org_id) if moved.new_org_id else None,
-                },
-            )
-            await session.audit.record(entry)
+            for entry in moved.audit_entries(cli_actor(), "admin"):
+                await session.audit.record(entry)
+        revoked = len(moved.revoked_key_ids)
         console.print(
             f"moved {tid} from {moved.old_org_id or 'no organisation'} "
-            f"to {moved.new_org_id or 'no organisation'}",
+            f"to {moved.new_org_id or 'no organisation'}"
+            + (f"; revoked {revoked} API key(s) another organisation issued" if revoked else ""),
             highlight=False,
         )
 

@@ -6,11 +6,13 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from aoer.bootstrap import open_services
-from aoer.cli.runner import JsonOutput, console, emit_json, run_command, show
+from aoer.cli.runner import JsonOutput, cli_actor, console, emit_json, run_command, show
 from aoer.config import Settings
 from aoer.scoring import model
+from aoer.store.audit import AuditEntry
 from aoer.training import COMPONENTS, Metrics, Weights
 
 model_app = typer.Typer(
@@ -44,13 +46,25 @@ def train(
 
     async def main(settings: Settings) -> model.TrainingRun:
         async with open_services(settings) as services, services.store.session() as session:
-            return await model.train(
+            run = await model.train(
                 session,
                 model.policy_from_settings(settings),
                 trigger="cli",
                 as_of=as_of.date() if as_of else None,
                 dry_run=dry_run,
             )
+            if run.result_version != run.champion_version and not run.dry_run:
+                promoted = {"from": run.champion_version, "auditId": run.audit_id}
+                await session.audit.record(
+                    AuditEntry(
+                        cli_actor(),
+                        "admin",
+                        "model.promote",
+                        target=run.result_version,
+                        details=promoted,
+                    )
+                )
+            return run
 
     run = run_command(main)
     result, window = run.evaluation, run.window
@@ -73,7 +87,7 @@ def train(
     )
     if result.challenger:
         console.print(f"challenger weights: {_weights(result.challenger)}")
-    console.print(f"[bold]{result.decision}[/bold]: {result.reason}", highlight=False)
+    console.print(Text(result.decision, style="bold") + Text(f": {result.reason}"), highlight=False)
     if run.requeued:
         console.print(f"queued {run.requeued} tenants for recompute with {run.result_version}")
 
@@ -138,7 +152,17 @@ def rollback() -> None:
 
     async def main(settings: Settings) -> model.Rollback:
         async with open_services(settings) as services, services.store.session() as session:
-            return await model.rollback(session, trigger="cli")
+            done = await model.rollback(session, trigger="cli")
+            await session.audit.record(
+                AuditEntry(
+                    cli_actor(),
+                    "admin",
+                    "model.rollback",
+                    target=done.to_version,
+                    details={"from": done.from_version, "auditId": done.audit_id},
+                )
+            )
+            return done
 
     done = run_command(main)
     console.print(

@@ -7,7 +7,14 @@ import typer
 from rich.table import Table
 
 from aoer.bootstrap import open_services
-from aoer.cli.runner import JsonOutput, cli_actor, console, emit_json, run_command, show
+from aoer.cli.runner import (
+    JsonOutput,
+    cli_actor,
+    emit_json,
+    print_fields,
+    run_command,
+    show,
+)
 from aoer.config import Settings
 from aoer.errors import InvalidInput
 from aoer.store.audit import AuditEntry
@@ -45,7 +52,7 @@ def orgs_add(name: Annotated[str, typer.Argument(help="The organisation's name (
         return org
 
     org = run_command(main)
-    console.print(f"{org.id}\t{org.name}", highlight=False)
+    print_fields(org.id, org.name)
 
 
 @orgs_app.command("list")

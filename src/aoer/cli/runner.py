@@ -15,8 +15,10 @@ from aoer.errors import AoerError
 from aoer.log import setup_logging
 
 T = TypeVar("T")
-console = Console()
-errors = Console(stderr=True)
+# Never markup nor emoji codes: what the commands print holds names, URLs and errors people
+# typed ("Motors [UK]", ":fleet:"), which must come out as typed. Style goes in `Text`.
+console = Console(markup=False, emoji=False)
+errors = Console(stderr=True, markup=False, emoji=False)
 
 # Listing and status commands (DESIGN §16): `--json` prints one JSON document and nothing else.
 JsonOutput = Annotated[
@@ -42,7 +44,14 @@ def show(renderable: RenderableType) -> None:
     if console.is_terminal:
         console.print(renderable)
     else:
-        Console(width=PIPED_WIDTH, highlight=False).print(renderable, soft_wrap=True)
+        piped = Console(width=PIPED_WIDTH, highlight=False, markup=False, emoji=False)
+        piped.print(renderable, soft_wrap=True)
+
+
+def print_fields(*values: object) -> None:
+    """One line of tab-separated values on stdout, as they are: never wrapped or restyled
+    (`aoer tenants add` prints `id<TAB>name`, for `cut -f1`)."""
+    print("\t".join(str(v) for v in values), flush=True)
 
 
 def emit_json(document: object) -> None:

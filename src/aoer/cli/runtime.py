@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aoer.db.pool import lower_priority, lower_session_autogroup
+from aoer.errors import AoerError
 
 if TYPE_CHECKING:
     from aoer.api.metrics import Metrics
@@ -38,7 +39,11 @@ def serve_worker_metrics(host: str, port: int) -> "Metrics":
     from aoer.api.metrics import Metrics
 
     metrics = Metrics(queue_gauges=False)
-    start_http_server(port, addr=host, registry=metrics.registry)
+    try:
+        start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as exc:  # the port is taken, or the address is not this host's
+        why = exc.strerror or str(exc)
+        raise AoerError(f"cannot serve worker metrics on {host}:{port}: {why}") from None
     logger.info("[AOER] worker metrics on http://%s:%d/metrics", host, port)
     return metrics
 

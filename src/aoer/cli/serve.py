@@ -246,7 +246,7 @@ def token(
             chosen, tenant_id=tenant_id, org_id=org_id, ttl=lifetime, subject=subject
         )
         principal = tokens.verify(minted)
-        record = _record_mint(settings, principal.subject, chosen, tenant_id, org_id, ttl)
+        record = record_mint(settings, principal.subject, chosen, tenant_id, org_id, ttl)
         if tenant_id or org_id:
             asyncio.run(record)  # the database must confirm the tenant or organisation
         else:
@@ -274,15 +274,17 @@ def token(
     print(minted, flush=True)
 
 
-async def _record_mint(
+async def record_mint(
     settings: Settings,
     subject: str,
     role: str,
     tenant_id: UUID | None,
     org_id: UUID | None,
     ttl: str,
+    purpose: str | None = None,
 ) -> None:
-    """Refuse a token for an unknown tenant or organisation; audit the mint (token.mint)."""
+    """Refuse a token for an unknown tenant or organisation; audit the mint (token.mint,
+    with the token's purpose when it has one: `login` for a one-time login link)."""
     async with (
         open_services(settings) as services,
         services.store.session() as session,
@@ -301,7 +303,7 @@ async def _record_mint(
                 org_id=org_id or (owner.org_id if owner else None),
                 tenant_id=tenant_id,
                 target=subject,
-                details={"role": role, "ttl": ttl},
+                details={"role": role, "ttl": ttl} | ({"purpose": purpose} if purpose else {}),
             )
         )
 

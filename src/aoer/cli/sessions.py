@@ -8,13 +8,18 @@ import typer
 
 from aoer import queue
 from aoer.bootstrap import open_services
-from aoer.cli.runner import EXIT_USAGE, console, fail, run_command
-from aoer.cli.serve import address
+from aoer.cli.console import as_json
+from aoer.cli.orgs import parse_org_id
+from aoer.cli.runner import EXIT_USAGE, JsonOutput, console, emit_json, fail, run_command
+from aoer.cli.serve import address, record_mint
 from aoer.config import Settings
 from aoer.constants import SESSION_REVOCATIONS_REFRESH_S
 from aoer.errors import AoerError
 
 logger = logging.getLogger(__name__)
+
+LINK_SUBJECT = "aoer-sessions-link"
+LINK_TTL_WORDS = "15m"  # LOGIN_TOKEN_TTL, as `aoer token --ttl` writes it
 
 sessions_app = typer.Typer(
     help="Dashboard sessions: list the signed-in browsers, sign them out", no_args_is_help=True
@@ -27,10 +32,18 @@ def sessions_link(
         str | None,
         typer.Option("--tenant", help="Sign in as this dealership's user (else: administrator)"),
     ] = None,
+    org_id: Annotated[
+        str | None,
+        typer.Option("--org", help="Sign in as this organisation's user: its fleet view"),
+    ] = None,
 ) -> None:
-    """Print a one-time dashboard login link (valid once, for 15 minutes) to hand out."""
+    """Print a one-time dashboard login link (valid once, for 15 minutes) to hand out; the
+    mint is recorded in the audit log (token.mint)."""
     from aoer.api.auth import LOGIN_PURPOSE, LOGIN_TOKEN_TTL, TokenService
     from aoer.api.secret_files import with_secrets
+
+    if tenant_id is not None and org_id is not None:
+        fail("give --tenant or --org, not both", EXIT_USAGE)
 
     async def main(settings: Settings) -> str:
         settings = with_secrets(settings, create=False)
@@ -40,19 +53,22 @@ def sessions_link(
                 "set AOER_JWT_SECRET or start `aoer up`/`aoer serve` once"
             )
         tid = queue.parse_tenant_id(tenant_id) if tenant_id else None
-        if tid is not None:
-            async with open_services(settings) as services, services.store.session() as session:
-                if await session.tenants.name(tid) is None:
-                    raise AoerError(f"unknown tenant {tid}: see `aoer tenants list`")
+        oid = parse_org_id(org_id) if org_id else None
+        role = "tenant" if tid else "org" if oid else "admin"
         link = TokenService(settings.jwt_secret).mint(
-            "tenant" if tid else "admin",
+            role,
             tenant_id=tid,
+            org_id=oid,
             ttl=LOGIN_TOKEN_TTL,
-            subject="aoer-sessions-link",
+            subject=LINK_SUBJECT,
             purpose=LOGIN_PURPOSE,
         )
+        # Refuses an unknown tenant or organisation before anything is printed.
+        await record_mint(
+            settings, LINK_SUBJECT, role, tid, oid, LINK_TTL_WORDS, purpose=LOGIN_PURPOSE
+        )
         # stderr: stdout is the link alone, for scripts (`open "$(aoer sessions link)"`).
-        who = f"tenant {tid}" if tid else "an administrator"
+        who = f"tenant {tid}" if tid else f"organisation {oid}" if oid else "an administrator"
         print(f"minted a one-time login link for {who}", file=sys.stderr, flush=True)
         return f"http://{address(settings.host, settings.port)}/login?token={link}"
 
@@ -61,12 +77,15 @@ def sessions_link(
 
 
 @sessions_app.command("list")
-def sessions_list() -> None:
+def sessions_list(as_json_flag: JsonOutput = False) -> None:
     """Sessions that are signed in now (newest first)."""
 
     async def main(settings: Settings) -> None:
         async with open_services(settings) as services, services.store.session() as session:
             live = await session.sessions.live()
+        if as_json_flag:
+            emit_json({"sessions": [as_json(s) for s in live]})
+            return
         # Tab-separated full values (ids are never cut), one session per line.
         typer.echo("id\tsubject\trole\ttenant\tsigned_in\texpires")
         for s in live:
