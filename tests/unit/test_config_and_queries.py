@@ -37,6 +37,17 @@ def test_bad_settings_are_refused_with_their_name(
         Settings()
 
 
+def test_an_alert_lease_shorter_than_an_attempt_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A webhook still waiting when its lease ends would be sent again by another worker."""
+    monkeypatch.setenv("AOER_ALERT_HTTP_TIMEOUT_SECONDS", "30")
+    for lease in ("30", "5"):
+        monkeypatch.setenv("AOER_ALERT_LEASE_SECONDS", lease)
+        with pytest.raises(ValidationError, match=r"AOER_ALERT_LEASE_SECONDS \(\d+\) must be"):
+            Settings()
+    monkeypatch.setenv("AOER_ALERT_LEASE_SECONDS", "31")
+    assert Settings().alert_lease_s == 31
+
+
 def test_named_queries_are_split_on_their_headers() -> None:
     parsed = parse_queries("-- name: a\n-- doc\nSELECT 1;\n\n-- name: b\nSELECT 2;\n")
     assert parsed == {"a": "-- doc\nSELECT 1;", "b": "SELECT 2;"}
