@@ -6,8 +6,9 @@ with the `standardwebhooks` library and records each one as a JSON line.
 It listens on 127.0.0.1 on PORT (default: a free one), written to PORT_FILE once listening.
 MODE_FILE says how to answer, re-read per request: `ok` (200), `fail` (500), `hang` (never
 answers; the request is recorded as held), `sleep N` (answers 200 after N seconds),
-`trickle` (answers 200 with a body sent one byte every 0.5 s, for a minute) and `flood` (answers
-500 with an endless body, as fast as it is read).
+`trickle` (sends its answer, a 200, one byte every 0.5 s: each read gets something within any
+per-read timeout, the whole takes half a minute) and `flood` (answers 500 with an endless body,
+as fast as it is read).
 """
 
 import json
@@ -60,16 +61,16 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"{}")
 
     def answer_forever(self, mode: str) -> None:
-        self.send_response(200 if mode == "trickle" else 500)
-        self.send_header("content-length", str(10**12))
-        self.end_headers()
         try:
             if mode == "trickle":
-                for _ in range(120):
-                    self.wfile.write(b" ")
+                for byte in b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}":
+                    self.wfile.write(bytes([byte]))
                     self.wfile.flush()
                     time.sleep(0.5)
             else:
+                self.send_response(500)
+                self.send_header("content-length", str(10**12))
+                self.end_headers()
                 block = b"x" * 65536
                 while True:
                     self.wfile.write(block)

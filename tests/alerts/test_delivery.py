@@ -194,8 +194,8 @@ async def test_a_receiver_failing_forever_ends_failed_after_the_window(
 async def test_a_receiver_that_never_finishes_answering_costs_one_timeout_an_attempt(
     conn: Connection, store: Store, receiver: Receiver, mode: str
 ) -> None:
-    """A receiver answering a byte every half second (each read within the timeout) or with
-    an endless error body: the attempt ends within the timeout as a failed one, is sent
+    """A receiver sending its answer a byte every half second (each read within the timeout)
+    or an endless error body: the attempt ends within the timeout as a failed one, is sent
     once, and its lease is never outlived (which would have another worker send it too)."""
     receiver.mode(mode)
     receiver.start()

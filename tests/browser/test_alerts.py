@@ -59,7 +59,7 @@ async def test_a_rule_added_on_the_page_raises_an_alert_shown_live(
     await page.screenshot(path=SCREENSHOTS / "alerts-new-endpoint-secret.png", full_page=True)
     async with page.expect_navigation():
         await page.get_by_role("button", name="Done: I have copied it").click()
-    await expect(page.get_by_text("https://hooks.example.com/aoer")).to_be_visible()
+    await expect(page.locator("#endpoints-table")).to_contain_text("https://hooks.example.com/aoer")
     await expect(page.locator("#new-secret")).to_be_hidden()
 
     await page.goto(f"{aoer_up.base_url}/dashboard/tenant/{dealer}")

@@ -130,7 +130,7 @@ const AlertFeed = (() => {
         field.value = created.secret;
         field.addEventListener("focus", () => field.select());
         field.focus();
-        say(endpointForm, "Endpoint added. Copy its signing secret now: it is not shown again.", "ok");
+        say(endpointForm, "Endpoint added.", "ok");
         document.getElementById("secret-copied").addEventListener("click", () => window.location.reload());
       } catch (error) { say(endpointForm, error.message, "error"); }
     });
