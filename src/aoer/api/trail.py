@@ -12,6 +12,11 @@ from aoer.api.auth import Principal
 from aoer.store.audit import AuditEntry
 
 
+def client_ip(request: Request) -> str | None:
+    """The address the request came from, as the audit log records it."""
+    return request.client.host if request.client is not None else None
+
+
 def audit_entry(
     request: Request,
     principal: Principal,
@@ -31,5 +36,5 @@ def audit_entry(
         tenant_id=tenant_id,
         target=target,
         details=details or {},
-        ip=request.client.host if request.client is not None else None,
+        ip=client_ip(request),
     )

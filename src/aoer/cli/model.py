@@ -12,7 +12,6 @@ from aoer.bootstrap import open_services
 from aoer.cli.runner import JsonOutput, cli_actor, console, emit_json, run_command, show
 from aoer.config import Settings
 from aoer.scoring import model
-from aoer.store.audit import AuditEntry
 from aoer.training import COMPONENTS, Metrics, Weights
 
 model_app = typer.Typer(
@@ -53,17 +52,9 @@ def train(
                 as_of=as_of.date() if as_of else None,
                 dry_run=dry_run,
             )
-            if run.result_version != run.champion_version and not run.dry_run:
-                promoted = {"from": run.champion_version, "auditId": run.audit_id}
-                await session.audit.record(
-                    AuditEntry(
-                        cli_actor(),
-                        "admin",
-                        "model.promote",
-                        target=run.result_version,
-                        details=promoted,
-                    )
-                )
+            promoted = run.trail_entry(cli_actor(), "admin")
+            if promoted is not None:
+                await session.audit.record(promoted)
             return run
 
     run = run_command(main)
@@ -153,15 +144,7 @@ def rollback() -> None:
     async def main(settings: Settings) -> model.Rollback:
         async with open_services(settings) as services, services.store.session() as session:
             done = await model.rollback(session, trigger="cli")
-            await session.audit.record(
-                AuditEntry(
-                    cli_actor(),
-                    "admin",
-                    "model.rollback",
-                    target=done.to_version,
-                    details={"from": done.from_version, "auditId": done.audit_id},
-                )
-            )
+            await session.audit.record(done.trail_entry(cli_actor(), "admin"))
             return done
 
     done = run_command(main)

@@ -17,6 +17,7 @@ from aoer.config import Settings
 from aoer.constants import CRON_PRIORITY
 from aoer.errors import Conflict, InvalidInput
 from aoer.store import Session
+from aoer.store.audit import AuditEntry as TrailEntry
 from aoer.store.models import AuditEntry, ModelVersion, metric_fields
 from aoer.training import Evaluation, Policy, Window, evaluate
 
@@ -43,6 +44,16 @@ class TrainingRun:
     dry_run: bool
     audit_id: str | None
 
+    def trail_entry(self, actor: str, role: str, ip: str | None = None) -> TrailEntry | None:
+        """The audit log's row for a promotion (model.promote), whoever asked for the run;
+        None when the run changed no champion."""
+        if self.dry_run or self.result_version == self.champion_version:
+            return None
+        details = {"from": self.champion_version, "auditId": self.audit_id}
+        return TrailEntry(
+            actor, role, "model.promote", target=self.result_version, details=details, ip=ip
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Rollback:
@@ -50,6 +61,13 @@ class Rollback:
     to_version: str
     requeued: int
     audit_id: str
+
+    def trail_entry(self, actor: str, role: str, ip: str | None = None) -> TrailEntry:
+        """The audit log's row for this rollback (model.rollback)."""
+        details = {"from": self.from_version, "auditId": self.audit_id}
+        return TrailEntry(
+            actor, role, "model.rollback", target=self.to_version, details=details, ip=ip
+        )
 
 
 @dataclass(frozen=True, slots=True)

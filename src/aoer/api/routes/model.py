@@ -11,7 +11,7 @@ from aoer.api.context import Context
 from aoer.api.limits import require_json
 from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
 from aoer.api.schemas import Camel, StrictCamel
-from aoer.api.trail import audit_entry
+from aoer.api.trail import client_ip
 from aoer.scoring import model
 
 logger = logging.getLogger(__name__)
@@ -157,16 +157,9 @@ async def train(
             as_of=body.as_of,
             dry_run=body.dry_run,
         )
-        if run.result_version != run.champion_version and not run.dry_run:
-            await session.audit.record(
-                audit_entry(
-                    request,
-                    principal,
-                    "model.promote",
-                    target=run.result_version,
-                    details={"from": run.champion_version, "auditId": run.audit_id},
-                )
-            )
+        promoted = run.trail_entry(principal.subject, principal.role, client_ip(request))
+        if promoted is not None:
+            await session.audit.record(promoted)
     result, window = run.evaluation, run.window
     return TrainOut(
         decision=result.decision,
@@ -213,13 +206,7 @@ async def rollback(request: Request, principal: Admin, _: JsonBody, ctx: Context
     async with ctx.session() as session:
         done = await model.rollback(session, trigger="api")
         await session.audit.record(
-            audit_entry(
-                request,
-                principal,
-                "model.rollback",
-                target=done.to_version,
-                details={"from": done.from_version, "auditId": done.audit_id},
-            )
+            done.trail_entry(principal.subject, principal.role, client_ip(request))
         )
     return RollbackOut(
         from_version=done.from_version,

@@ -12,7 +12,7 @@ from aoer.api.context import Context
 from aoer.api.limits import require_json
 from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
 from aoer.api.schemas import TenantIn, TenantOut, TenantPatch, TenantsOut
-from aoer.api.trail import audit_entry
+from aoer.api.trail import audit_entry, client_ip
 from aoer.errors import UnknownTenant
 
 logger = logging.getLogger(__name__)
@@ -108,8 +108,7 @@ async def move(
         moved = await session.tenants.move(tenant_id, body.org_id)
         if moved is None:
             raise UnknownTenant(f"unknown tenant {tenant_id}")
-        ip = request.client.host if request.client is not None else None
-        for entry in moved.audit_entries(principal.subject, principal.role, ip):
+        for entry in moved.audit_entries(principal.subject, principal.role, client_ip(request)):
             await session.audit.record(entry)
         tenant = await session.tenants.get(tenant_id)
     assert tenant is not None
