@@ -50,6 +50,7 @@ MAX_PROMPT_CHARS = 500  # the unique index holds the prompt
 MAX_NAME_CHARS = 200
 MAX_URL_CHARS = 500  # a rollup's primary key holds the URL
 MAX_LIST_ITEMS = 100  # cited URLs or competitors in one answer
+MAX_POSITION = 2**31 - 1  # the column is an integer
 ENGINE_PATTERN = r"^[a-z0-9_]+$"
 KNOWN_ENGINES = ("chatgpt", "perplexity", "gemini", "ai_overviews", "copilot", "claude")
 
@@ -116,6 +117,7 @@ class ObservationRow(BaseModel):
     position: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_POSITION,
         description="1-based rank among the businesses named; only when mentioned",
     )
     cited: bool = Field(description="the answer cited the dealership's pages (true/false)")
