@@ -154,13 +154,26 @@ async def test_retry_coalesces_into_the_tenants_waiting_job(
     tenant = await make_tenant()
     job = await failed_job(conn, tenant)
     [waiting] = await queue.enqueue_many(session_of(conn), [tenant], "low")
+    await conn.execute(  # it failed twice already and waits out its backoff
+        "UPDATE aoer_queue SET retry_count = 2, error_message = 'boom',"
+        " scheduled_at = now() + interval '10 minutes' WHERE id = %s",
+        (waiting.id,),
+    )
     response = await api.client.post(f"/api/jobs/{job}/retry", headers=api.admin)
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["coalesced"], body["queuedJobId"]) == (True, str(waiting.id))
     assert "coalesced" in body["message"]
-    row = await one(conn, "SELECT priority FROM aoer_queue WHERE id = %s", waiting.id)
+    row = await one(
+        conn,
+        "SELECT priority, retry_count, error_message, scheduled_at <= now() AS due"
+        " FROM aoer_queue WHERE id = %s",
+        waiting.id,
+    )
     assert row["priority"] == "high", "the waiting job takes the failed job's higher priority"
+    assert (row["retry_count"], row["error_message"], row["due"]) == (0, None, True), (
+        "a retry resets the attempts of the job that carries it, and makes it due now"
+    )
     assert await count(conn, "aoer_queue") == 2  # one waiting job for the tenant, still
     audit = await one(conn, "SELECT details FROM audit_log WHERE action = 'job.retry'")
     assert audit["details"]["coalescedInto"] == str(waiting.id)
