@@ -308,6 +308,33 @@ async def test_jobs_pages_render_for_admins_and_their_forms_refuse_cross_site_po
     assert [a for a, _ in await audit_actions(conn)] == ["job.retry", "queue.pause"]
 
 
+async def test_a_second_click_on_retry_or_cancel_shows_the_job_not_an_error(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    failed = await failed_job(conn, await make_tenant("A"))
+    [waiting] = await queue.enqueue_many(session_of(conn), [await make_tenant("B")], "low")
+    await signed_in(api, login_link(api))
+    for job, action, first, again in (
+        (failed, "retry", f"/dashboard/jobs/{failed}?notice=retried", "not_failed"),
+        (waiting.id, "cancel", "/dashboard/jobs?notice=cancelled", None),
+    ):
+        done = await api.client.post(f"/dashboard/jobs/{job}/{action}", headers=same_origin(api))
+        assert (done.status_code, done.headers["location"]) == (303, first)
+        twice = await api.client.post(f"/dashboard/jobs/{job}/{action}", headers=same_origin(api))
+        assert twice.status_code == 303, twice.text
+        if again is None:  # the cancelled job is gone: back to the list
+            assert twice.headers["location"] == "/dashboard/jobs?notice=gone"
+        else:
+            assert twice.headers["location"] == f"/dashboard/jobs/{job}?notice={again}"
+        shown = await api.client.get(twice.headers["location"])
+        assert shown.status_code == 200
+        assert 'id="notice"' in shown.text
+    [running] = await session_of(conn).jobs.claim(WORKER, 1)  # the retried job
+    held = await api.client.post(f"/dashboard/jobs/{running.id}/cancel", headers=same_origin(api))
+    assert held.headers["location"] == f"/dashboard/jobs/{failed}?notice=not_queued"
+    assert [a for a, _ in await audit_actions(conn)] == ["job.retry", "job.cancel"]
+
+
 async def test_an_organisation_sees_its_own_jobs_on_the_console_without_queue_controls(
     api: Api, conn: Connection, world: OrgWorld
 ) -> None:
