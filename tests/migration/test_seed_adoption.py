@@ -4,13 +4,15 @@ bad rows refused before any change, `--dry-run` read-only, a second run a no-op.
 
 import json
 import subprocess
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from aoer.db.adoption import OLD_COLUMNS
 from aoer.db.schema import migrate
@@ -19,10 +21,13 @@ from tests.acceptance.conftest import cli_command, cli_env
 from tests.conftest import _admin, with_database
 from tests.migration.seed import (
     OLD_TABLES,
+    SEED_GRANTS,
+    SUPABASE_DEFAULT_PRIVILEGES,
     execute,
     fetch,
     fill,
     fingerprint,
+    for_role,
     old_database,
     schema_fingerprint,
     table_rows,
@@ -342,3 +347,170 @@ async def test_claims_limit_the_adopted_rows_and_functions(old_db: str) -> None:
         assert own.fetchall() == [(mine,)]
     assert seen == events == [(mine,)]
     assert theirs == []
+
+
+@pytest.fixture
+def stand_in_role(server_url: str) -> Iterator[Callable[..., str]]:
+    """Makes roles standing in for Supabase's (`authenticated`, `service_role`): roles are
+    cluster-wide, so each gets a name of its own, and all are dropped after the test (whose
+    databases are gone by then)."""
+    made: list[str] = []
+
+    def make(attributes: str = "") -> str:
+        role = f"aoer_test_supabase_{uuid.uuid4().hex[:10]}"
+        _admin(server_url, f"CREATE ROLE {role} NOLOGIN NOINHERIT {attributes}")
+        made.append(role)
+        return role
+
+    yield make
+    for role in made:
+        _admin(server_url, f"DROP ROLE IF EXISTS {role}")
+
+
+# Writes a tenant's PostgREST session must not make on an adopted database: its score, the
+# queue's pause switch, every tenant's score history (a SECURITY DEFINER maintenance function
+# without a caller check), a forged history point, a table emptied (RLS does not stop TRUNCATE).
+FORBIDDEN_WRITES: tuple[tuple[str, str], ...] = (
+    ("summary", "UPDATE aoer_summary SET aoer_score = 100"),
+    ("pause", "UPDATE aoer_queue_state SET paused = true"),
+    ("history", "SELECT aoer_drop_partitions_before('metrics_events', '2999-01-01')"),
+    ("forged event", "INSERT INTO metrics_events (tenant_id, event_type, event_data)"
+     " SELECT tenant_id, 'aoer_recompute', '{\"aoerScore\": 100}' FROM aoer_summary"),
+    ("own job", "UPDATE aoer_queue SET status = 'completed'"),
+    ("truncate", "TRUNCATE aoer_summary"),
+)  # fmt: skip
+
+
+def is_allowed(conn: psycopg.Connection[Any], statement: str) -> bool:
+    """Whether `statement` ran (autocommit: a refused one leaves nothing behind)."""
+    try:
+        conn.execute(statement)  # type: ignore[arg-type]
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return True
+
+
+def as_role(url: str, role: str, tenant: str) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(url, autocommit=True)
+    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+    claims = json.dumps({"role": "authenticated", "tenant_id": tenant})
+    conn.execute("SELECT set_config('request.jwt.claims', %s, false)", (claims,))
+    return conn
+
+
+@pytest.mark.parametrize("defaults", [True, False], ids=["supabase-defaults", "seed-grants-only"])
+async def test_the_old_systems_users_read_their_own_rows_after_adoption_and_write_nothing(
+    server_url: str, stand_in_role: Callable[..., str], defaults: bool
+) -> None:
+    authenticated = stand_in_role()
+    before = for_role(SUPABASE_DEFAULT_PRIVILEGES, authenticated) if defaults else None
+    with old_database(server_url, before) as url:
+        execute(url, for_role(SEED_GRANTS, authenticated))
+        fill(url, SMALL)
+        await migrate(url)
+        [(mine,)] = fetch(url, "SELECT min(tenant_id::text) FROM aoer_summary")
+        scores = fetch(url, "SELECT tenant_id, aoer_score FROM aoer_summary ORDER BY 1")
+        months = count(
+            url, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'metrics_events'::regclass"
+        )
+        with as_role(url, authenticated, mine) as conn:
+            allowed = [what for what, write in FORBIDDEN_WRITES if is_allowed(conn, write)]
+            summaries = conn.execute("SELECT tenant_id::text FROM aoer_summary").fetchall()
+            dashboard = conn.execute(
+                "SELECT tenant_id::text, risk_level FROM v_aoer_dashboard"
+            ).fetchall()
+            computed = conn.execute(
+                "SELECT tenant_id::text FROM compute_aoer_for_tenant(%s)", (mine,)
+            ).fetchall()
+            queued = conn.execute("SELECT sum(job_count) FROM get_aoer_queue_status()").fetchall()
+        assert summaries == computed == [(mine,)]
+        assert [tenant for tenant, _ in dashboard] == [mine]
+        mine_waiting = count(
+            url,
+            "SELECT count(*) FROM aoer_queue WHERE tenant_id = %s"
+            " AND status IN ('queued', 'processing')",
+            mine,
+        )
+        assert allowed == []
+        assert queued == [(mine_waiting,)]
+        assert 0 < mine_waiting < SMALL
+        assert fetch(url, "SELECT tenant_id, aoer_score FROM aoer_summary ORDER BY 1") == scores
+        assert fetch(url, "SELECT paused FROM aoer_queue_state") == [(False,)]
+        assert (
+            months
+            == count(
+                url, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'metrics_events'::regclass"
+            )
+            > 0
+        )
+
+
+async def test_a_role_that_bypasses_rls_keeps_the_old_tables_and_gets_nothing_internal(
+    server_url: str, stand_in_role: Callable[..., str]
+) -> None:
+    service = stand_in_role("BYPASSRLS")  # Supabase's service_role: the admin key
+    with old_database(server_url, for_role(SUPABASE_DEFAULT_PRIVILEGES, service)) as url:
+        fill(url, SMALL)
+        await migrate(url)
+        [(tenant,)] = fetch(url, "SELECT min(id::text) FROM tenants")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(service)))
+            [(job,)] = conn.execute(
+                "SELECT queue_tenant_recompute(%s, 'urgent')", (tenant,)
+            ).fetchall()  # the old scripts' rpc, as before
+            internal = (
+                "UPDATE aoer_queue_state SET paused = true",
+                "SELECT * FROM model_audit",
+                "TRUNCATE aoer_summary",
+                "SELECT aoer_drop_partitions_before('metrics_events', '2999-01-01')",
+            )
+            allowed = [statement for statement in internal if is_allowed(conn, statement)]
+        assert allowed == []
+        assert fetch(url, "SELECT priority FROM aoer_queue WHERE id = %s", (job,)) == [("urgent",)]
+
+
+async def test_default_privileges_give_other_roles_nothing_internal_also_on_new_months(
+    server_url: str, stand_in_role: Callable[..., str]
+) -> None:
+    anon = stand_in_role()
+    name = f"aoer_supa_{uuid.uuid4().hex[:12]}"
+    _admin(server_url, f"CREATE DATABASE {name}")
+    url = with_database(server_url, name)
+    try:
+        execute(url, for_role(SUPABASE_DEFAULT_PRIVILEGES, anon))
+        await migrate(url)  # a fresh database, not an adoption
+        execute(url, "SELECT aoer_create_partitions_ahead('metrics_events', 14)")  # new months
+        held = fetch(
+            url,
+            "SELECT c.relname, a.privilege_type FROM pg_class c"
+            " CROSS JOIN LATERAL aclexplode(c.relacl) a"
+            " WHERE c.relnamespace = 'public'::regnamespace AND a.grantee = %s::regrole"
+            " ORDER BY 1, 2",
+            (anon,),
+        )
+        functions = fetch(
+            url,
+            "SELECT p.proname FROM pg_proc p CROSS JOIN LATERAL aclexplode(p.proacl) a"
+            " WHERE p.pronamespace = 'public'::regnamespace AND a.grantee = %s::regrole",
+            (anon,),
+        )
+        readable = [
+            "aiv_raw_signals",
+            "aoer_failures",
+            "aoer_queue",
+            "aoer_summary",
+            "metrics_events",
+            "tenants",
+            "v_aoer_dashboard",
+            "v_aoer_queue_status",
+        ]
+        assert held == [(table, "SELECT") for table in readable]
+        assert sorted(functions) == [
+            ("compute_aoer_for_tenant",),
+            ("get_aoer_queue_status",),
+            ("queue_tenant_recompute",),
+            ("update_aoer_summary",),
+        ]
+        assert count(url, "SELECT aoer_confine_other_roles()") == 0  # nothing left to revoke
+    finally:
+        _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -1,0 +1,167 @@
+-- Roles that are not this schema's read their own tenants' rows and do nothing else
+-- (DESIGN §7, §17).
+--
+-- On Supabase, `ALTER DEFAULT PRIVILEGES` gives `anon`, `authenticated` and `service_role`
+-- ALL on every table, sequence and function the migrating role creates in schema public, and
+-- an adopted database's `authenticated` held the old migration's INSERT/UPDATE grants, which
+-- only its SELECT-only policies kept from writing. Our `*_tenant_or_org` policies admit every
+-- command for the claimed tenant's rows, tables such as `aoer_queue_state` have no RLS at
+-- all, and `REVOKE ... FROM PUBLIC` leaves explicit grants standing: a tenant's PostgREST
+-- session could rewrite its score, pause every worker, or drop the score history through a
+-- maintenance function.
+--
+-- The mechanism: one rule, `aoer_other_role_privileges`, says the most a role that is not
+-- ours may hold on a relation of ours -- SELECT on the old system's tables, `tenants` and the
+-- two views, which RLS and the claims limit to its own tenants, and, for a role that bypasses
+-- RLS anyway (Supabase's `service_role`, the deployment's admin key), the row writes it was
+-- given on those tables, so the old scripts' `rpc('queue_tenant_recompute')` keeps working.
+-- Nothing else: no TRUNCATE (which RLS does not stop), no internal table, no sequence, no
+-- partition. `aoer_confine_other_roles()` revokes whatever goes beyond the rule, and every
+-- explicit EXECUTE grant to such a role except on the four functions of the old system's
+-- API (DESIGN §17; they run with the caller's rights). Functions keep what PUBLIC holds as
+-- their migrations set it: the maintenance functions revoked it, and the storing helper
+-- behind update_aoer_summary checks the claims itself. `aoer migrate` runs the confinement
+-- after every migration run (a later migration's objects get the default privileges again),
+-- and a new monthly partition is confined as it is created.
+--
+-- Ours: the owner (and roles that hold its rights), `aoer_app` and its members, and
+-- `aoer_tenant`; their grants are the migrations' and aoer_sync_app_privileges' business.
+
+CREATE FUNCTION aoer_other_role_privileges(relation name, kind "char", bypassrls boolean)
+RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN kind IN ('v', 'm') AND relation IN ('v_aoer_dashboard', 'v_aoer_queue_status')
+            THEN ARRAY['SELECT']
+        WHEN kind IN ('r', 'p')
+             AND relation IN ('tenants', 'aiv_raw_signals', 'aoer_summary', 'metrics_events',
+                              'aoer_queue', 'aoer_failures')
+            THEN CASE WHEN bypassrls THEN ARRAY['DELETE', 'INSERT', 'SELECT', 'UPDATE']
+                      ELSE ARRAY['SELECT'] END
+        ELSE '{}'::text[]
+    END
+$$;
+
+-- Whether a grantee (an aclitem's oid; 0 is PUBLIC) is one of this schema's roles for an
+-- object owned by `owner`.
+CREATE FUNCTION aoer_is_own_role(grantee oid, owner oid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT grantee <> 0
+           AND (grantee = owner
+                OR pg_has_role(grantee, owner, 'USAGE')
+                OR grantee IN ('aoer_app'::regrole::oid, 'aoer_tenant'::regrole::oid)
+                OR pg_has_role(grantee, 'aoer_app', 'MEMBER'))
+$$;
+
+-- Revoke from the roles that are not ours what the rule does not give them on `rel`;
+-- returns how many privileges it revoked.
+CREATE FUNCTION aoer_confine_relation(rel regclass) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    acl record;
+    revoked integer := 0;
+BEGIN
+    FOR acl IN
+        SELECT a.privilege_type,
+               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee,
+               CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind
+        FROM pg_class c
+        CROSS JOIN LATERAL aclexplode(c.relacl) a
+        LEFT JOIN pg_roles r ON r.oid = a.grantee
+        WHERE c.oid = rel
+          AND NOT aoer_is_own_role(a.grantee, c.relowner)
+          AND NOT a.privilege_type = ANY (aoer_other_role_privileges(
+                  c.relname, c.relkind, coalesce(r.rolbypassrls, false)))
+    LOOP
+        EXECUTE format('REVOKE %s ON %s %s FROM %s', acl.privilege_type, acl.kind, rel,
+                       acl.grantee);
+        revoked := revoked + 1;
+    END LOOP;
+    RETURN revoked;
+END
+$$;
+
+-- Confine every relation and function of ours in schema public; returns how many privileges
+-- it revoked (0: already confined), so running it twice is a no-op.
+CREATE FUNCTION aoer_confine_other_roles() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    rel regclass;
+    fn record;
+    revoked integer := 0;
+BEGIN
+    FOR rel IN
+        SELECT c.oid::regclass
+        FROM pg_class c
+        WHERE c.relnamespace = 'public'::regnamespace
+          AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+          AND pg_has_role(c.relowner, 'USAGE')
+        ORDER BY c.relname
+    LOOP
+        revoked := revoked + aoer_confine_relation(rel);
+    END LOOP;
+    FOR fn IN
+        SELECT p.oid::regprocedure AS id, quote_ident(r.rolname) AS grantee
+        FROM pg_proc p
+        CROSS JOIN LATERAL aclexplode(p.proacl) a
+        JOIN pg_roles r ON r.oid = a.grantee
+        WHERE p.pronamespace = 'public'::regnamespace
+          AND pg_has_role(p.proowner, 'USAGE')
+          AND NOT aoer_is_own_role(a.grantee, p.proowner)
+          AND p.proname NOT IN ('compute_aoer_for_tenant', 'update_aoer_summary',
+                                'queue_tenant_recompute', 'get_aoer_queue_status')
+        ORDER BY 1, 2
+    LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %s', fn.id, fn.grantee);
+        revoked := revoked + 1;
+    END LOOP;
+    RETURN revoked;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION aoer_confine_relation(regclass) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION aoer_confine_other_roles() FROM PUBLIC;
+
+-- 0014's, confining the new month as it is created: it is created by the owner, so
+-- Supabase's default privileges give it to anon and authenticated (TRUNCATE included).
+CREATE OR REPLACE FUNCTION aoer_create_month_partition(parent regclass, month date)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    lo date := date_trunc('month', month)::date;
+    hi date := (date_trunc('month', month) + interval '1 month')::date;
+    part name := format('%s_p%s', (SELECT relname FROM pg_class WHERE oid = parent),
+                        to_char(lo, 'YYYY_MM'));
+    key name := aoer_partition_key(parent);
+    lo_bound text := aoer_month_bound(parent, lo);
+    hi_bound text := aoer_month_bound(parent, hi);
+    default_part regclass;
+BEGIN
+    IF key IS NULL OR parent::text NOT IN ('aiv_raw_signals', 'metrics_events') THEN
+        RAISE EXCEPTION '% is not one of the monthly partitioned tables', parent;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('aoer_partitions'));
+    IF to_regclass(format('public.%I', part)) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('CREATE TABLE public.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                   part, parent);
+    PERFORM aoer_confine_relation(format('public.%I', part)::regclass);
+    SELECT i.inhrelid::regclass INTO default_part
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = parent AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT';
+    IF default_part IS NOT NULL THEN
+        EXECUTE format(
+            'WITH moved AS (DELETE FROM %1$s WHERE %2$I >= %3$L AND %2$I < %4$L RETURNING *)'
+            ' INSERT INTO public.%5$I SELECT * FROM moved',
+            default_part, key, lo_bound, hi_bound, part);
+    END IF;
+    EXECUTE format('ALTER TABLE %s ATTACH PARTITION public.%I FOR VALUES FROM (%L) TO (%L)',
+                   parent, part, lo_bound, hi_bound);
+    EXECUTE format('ALTER TABLE public.%I ENABLE ROW LEVEL SECURITY', part);
+    RETURN true;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION aoer_create_month_partition(regclass, date) FROM PUBLIC;
+
+SELECT aoer_confine_other_roles();
