@@ -7,18 +7,22 @@ import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from aoer.db.adoption import OLD_COLUMNS
+from aoer.db.pool import connect
 from aoer.db.schema import migrate
 from aoer.errors import MigrationError
 from tests.acceptance.conftest import cli_command, cli_env
-from tests.conftest import _admin, with_database
+from tests.conftest import _admin, session_of, with_database
 from tests.migration.seed import (
     OLD_TABLES,
     SEED_GRANTS,
@@ -62,9 +66,21 @@ def aoer_cli(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProces
     )
 
 
+# The keys adoption adds to the old `aoer_recompute` events (0030), left out of a snapshot.
+ADDED_EVENT_KEYS = "event_data - 'aoerScore' - 'visibilityRisk' AS event_data"
+
+
 def snapshot(url: str) -> dict[str, dict[str, str]]:
-    """Every old table's rows, by key, in the old migration's columns."""
-    return {table: table_rows(url, table, sorted(OLD_COLUMNS[table])) for table in OLD_TABLES}
+    """Every old table's rows, by key, in the old migration's columns (events without the
+    keys adoption adds)."""
+    return {
+        table: table_rows(
+            url,
+            table,
+            [ADDED_EVENT_KEYS if c == "event_data" else c for c in sorted(OLD_COLUMNS[table])],
+        )
+        for table in OLD_TABLES
+    }
 
 
 def count(url: str, sql: str, *params: Any) -> int:
@@ -93,6 +109,10 @@ async def test_thousands_of_old_rows_are_kept_and_workers_then_recompute_exact_v
 
     for table in ("aiv_raw_signals", "aoer_summary", "metrics_events", "aoer_failures"):
         assert after[table] == before[table], table  # every row, every value
+    # Added on purpose: the old events' score under the key the history reads.
+    unread = "SELECT count(*) FROM metrics_events WHERE event_data -> 'aoerScore' %s"
+    assert count(old_db, unread % "IS DISTINCT FROM event_data -> 'aoer_score'") == 0
+    assert count(old_db, unread % "IS NULL") == 0
     assert after["aoer_queue"].keys() == before["aoer_queue"].keys()
     # Changed on purpose: waiting duplicates closed, the jobs keeping their work, jobs in flight.
     coalesced = fetch(
@@ -514,3 +534,35 @@ async def test_default_privileges_give_other_roles_nothing_internal_also_on_new_
         assert count(url, "SELECT aoer_confine_other_roles()") == 0  # nothing left to revoke
     finally:
         _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+async def test_the_old_systems_score_history_is_charted_after_adoption(old_db: str) -> None:
+    tenant = UUID("7d9a1a40-0000-4000-8000-000000000002")
+    written = {  # as the old update_aoer_summary wrote it
+        "aoer_score": 72.35,
+        "visibility_risk": 0.2,
+        "metrics": {"avgAEO": 80.1, "avgGEO": 70, "avgUGC": 60, "dataPoints": 12},
+    }
+    execute(
+        old_db,
+        "INSERT INTO metrics_events (tenant_id, event_type, event_data, created_at) VALUES"
+        " (%s, 'aoer_recompute', %s, now() - interval '2 days'),"
+        ' (%s, \'aoer_recompute\', \'{"aoer_score": "64.10", "visibility_risk": "0.40"}\','
+        "  now() - interval '1 day'),"
+        " (%s, 'aoer_recompute', '{\"note\": \"no score\"}', now() - interval '3 days')",
+        (tenant, Jsonb(written), tenant, tenant),
+    )
+    await migrate(old_db)
+    conn = await connect(old_db)
+    try:
+        points = await session_of(conn).scores.history(tenant, 30)
+    finally:
+        await conn.close()
+    assert [(p.aoer_score, p.visibility_risk, p.grade, p.risk_level) for p in points] == [
+        (Decimal("72.35"), Decimal("0.2"), "Good", "Low"),
+        (Decimal("64.10"), Decimal("0.40"), "Good", "Medium"),
+    ]
+    assert points[0].metrics["avgAEO"] == Decimal("80.1")
+    assert points[0].metrics["dataPoints"] == 12
+    [(kept,)] = fetch(old_db, "SELECT event_data FROM metrics_events WHERE event_data ? 'metrics'")
+    assert kept == {**written, "aoerScore": 72.35, "visibilityRisk": 0.2}  # old keys kept

@@ -85,7 +85,7 @@ async def sync_app_privileges(conn: Connection) -> int:
 
 async def confine_other_roles(conn: Connection) -> int:
     """Revoke from roles that are not this schema's (Supabase's anon and authenticated, say)
-    what 0030_other_roles_read_only.sql's rule does not give them; returns how many privileges
+    what 0030_seed_compatibility.sql's rule does not give them; returns how many privileges
     that took. A database migrated only to before 0030 has no such rule yet: 0."""
     cur = await conn.execute(
         "SELECT to_regprocedure('aoer_confine_other_roles()') IS NOT NULL AS ok"

@@ -239,6 +239,8 @@ SELECT id, tenant_id, aoer_score, visibility_risk,
 FROM aoer_adoption.aoer_summary;
 
 -- name: adoption_copy_events
+-- As written; migration 0030 then adds the keys the score history reads to the old system's
+-- `aoer_recompute` events.
 INSERT INTO metrics_events (id, tenant_id, event_type, event_data, created_at)
 SELECT id, tenant_id, event_type, coalesce(event_data, '{}'::jsonb), coalesce(created_at, now())
 FROM aoer_adoption.metrics_events;

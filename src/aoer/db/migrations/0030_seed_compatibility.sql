@@ -1,5 +1,8 @@
--- Roles that are not this schema's read their own tenants' rows and do nothing else
--- (DESIGN §7, §17).
+-- What the old Node/Supabase system's users and data need to find in this schema (DESIGN §2,
+-- §7, §17), adopted in place or not: (1) roles that are not ours read their own tenants' rows
+-- and do nothing else; (2) the old system's score history reads as ours.
+--
+-- (1) Roles that are not ours.
 --
 -- On Supabase, `ALTER DEFAULT PRIVILEGES` gives `anon`, `authenticated` and `service_role`
 -- ALL on every table, sequence and function the migrating role creates in schema public, and
@@ -165,3 +168,33 @@ $$;
 REVOKE EXECUTE ON FUNCTION aoer_create_month_partition(regclass, date) FROM PUBLIC;
 
 SELECT aoer_confine_other_roles();
+
+-- (2) The old system's score history. Its update_aoer_summary wrote each `aoer_recompute`
+-- event as {"aoer_score", "visibility_risk", "metrics"}; ours, and every reader of the history
+-- (trend chart, recent recomputes, the 7/30-day changes, the score_drop alert), use
+-- `aoerScore` and `visibilityRisk`. The camelCase keys are added from the old ones (a number,
+-- or a string holding one), which stay as they were; `metrics` has the same name in both.
+-- An adoption copies the old events in before this runs; a database adopted before 0030 gets
+-- them now. Events that already carry either key are left alone.
+CREATE FUNCTION aoer_json_number(value jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN jsonb_typeof(value) = 'number' THEN value
+        WHEN jsonb_typeof(value) = 'string'
+             AND value #>> '{}' ~ '^\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*$'
+            THEN to_jsonb((value #>> '{}')::numeric)
+    END
+$$;
+
+UPDATE metrics_events
+SET event_data = event_data
+                 || jsonb_strip_nulls(jsonb_build_object(
+                        'aoerScore', aoer_json_number(event_data -> 'aoer_score'),
+                        'visibilityRisk', aoer_json_number(event_data -> 'visibility_risk')))
+WHERE event_type = 'aoer_recompute'
+  AND jsonb_typeof(event_data) = 'object'
+  AND NOT event_data ?| ARRAY['aoerScore', 'visibilityRisk']
+  AND (aoer_json_number(event_data -> 'aoer_score') IS NOT NULL
+       OR aoer_json_number(event_data -> 'visibility_risk') IS NOT NULL);
+
+DROP FUNCTION aoer_json_number(jsonb);
