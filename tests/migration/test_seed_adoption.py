@@ -23,6 +23,7 @@ from aoer.db.schema import migrate
 from aoer.errors import MigrationError
 from tests.acceptance.conftest import cli_command, cli_env
 from tests.conftest import _admin, session_of, with_database
+from tests.migration.before import migrated_before
 from tests.migration.seed import (
     OLD_TABLES,
     SEED_GRANTS,
@@ -566,3 +567,74 @@ async def test_the_old_systems_score_history_is_charted_after_adoption(old_db: s
     assert points[0].metrics["dataPoints"] == 12
     [(kept,)] = fetch(old_db, "SELECT event_data FROM metrics_events WHERE event_data ? 'metrics'")
     assert kept == {**written, "aoerScore": 72.35, "visibilityRisk": 0.2}  # old keys kept
+
+
+VIEWS_COLUMNS = (
+    "SELECT table_name, array_agg(column_name::text ORDER BY ordinal_position)"
+    " FROM information_schema.columns"
+    " WHERE table_schema = 'public' AND table_name IN ('v_aoer_dashboard', 'v_aoer_queue_status')"
+    " GROUP BY 1 ORDER BY 1"
+)
+
+
+async def test_the_views_keep_the_old_columns_first_and_count_waiting_and_running_jobs_only(
+    old_db: str, server_url: str, template_db: str
+) -> None:
+    fill(old_db, SMALL)
+    old = dict(fetch(old_db, VIEWS_COLUMNS))
+    await migrate(old_db)
+    fresh = with_database(server_url, template_db)
+    for url in (old_db, fresh):
+        for view, columns in fetch(url, VIEWS_COLUMNS):
+            assert columns[: len(old[view])] == old[view], (url, view)
+    assert old["v_aoer_dashboard"][5] == "aoer_grade"  # as the old dashboards select it
+    listed = fetch(
+        old_db, "SELECT status, priority, job_count, oldest_job FROM v_aoer_queue_status"
+    )
+    function = fetch(
+        old_db, "SELECT status, priority, job_count, oldest_job FROM get_aoer_queue_status()"
+    )
+    expected = fetch(
+        old_db,
+        "SELECT status, priority, count(*), min(scheduled_at) FROM aoer_queue"
+        " WHERE status IN ('queued', 'processing') GROUP BY 1, 2",
+    )
+    assert sorted(listed) == sorted(function) == sorted(expected)
+    assert {status for status, *_ in listed} == {"queued", "processing"}
+    grades = fetch(old_db, "SELECT aoer_grade, count(*) FROM v_aoer_dashboard GROUP BY 1")
+    assert sum(n for _, n in grades) == SMALL
+
+
+async def test_a_database_adopted_before_0030_gets_the_fixes_when_it_migrates(
+    server_url: str, stand_in_role: Callable[..., str]
+) -> None:
+    authenticated = stand_in_role()
+    with migrated_before(server_url, 30) as url:
+        # What an adoption by 0029 left: the old grants carried over as they were, an old event.
+        tenant = "7d9a1a40-0000-4000-8000-000000000003"
+        execute(url, "INSERT INTO tenants (id, name) VALUES (%s, 'Tenant 7d9a1a40')", (tenant,))
+        execute(
+            url,
+            "INSERT INTO metrics_events (tenant_id, event_type, event_data, created_at)"
+            " VALUES (%s, 'aoer_recompute', '{\"aoer_score\": 55.5, \"visibility_risk\": 0.6}',"
+            " now() - interval '2 days')",
+            (tenant,),
+        )
+        execute(
+            url,
+            for_role(
+                "GRANT SELECT, INSERT, UPDATE ON aoer_summary, aoer_queue TO {role};"
+                " GRANT ALL ON aoer_queue_state TO {role};"
+                " GRANT SELECT ON tenants, v_aoer_dashboard, v_aoer_queue_status TO {role};"
+                " GRANT EXECUTE ON FUNCTION aoer_drop_partitions_before(regclass, timestamptz)"
+                " TO {role}",
+                authenticated,
+            ),
+        )
+        assert [m.version for m in await migrate(url)] == [30]
+        with as_role(url, authenticated, tenant) as conn:
+            allowed = [what for what, write in FORBIDDEN_WRITES if is_allowed(conn, write)]
+            dashboard = conn.execute("SELECT aoer_grade FROM v_aoer_dashboard").fetchall()
+        assert allowed == []
+        assert dashboard == []  # readable (no summary yet): the view kept its grant
+        assert fetch(url, "SELECT event_data -> 'aoerScore' FROM metrics_events") == [(55.5,)]

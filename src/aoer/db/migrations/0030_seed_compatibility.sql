@@ -1,6 +1,7 @@
 -- What the old Node/Supabase system's users and data need to find in this schema (DESIGN §2,
 -- §7, §17), adopted in place or not: (1) roles that are not ours read their own tenants' rows
--- and do nothing else; (2) the old system's score history reads as ours.
+-- and do nothing else; (2) the old system's score history reads as ours; (3) the views and
+-- get_aoer_queue_status answer as the old ones did.
 --
 -- (1) Roles that are not ours.
 --
@@ -198,3 +199,62 @@ WHERE event_type = 'aoer_recompute'
        OR aoer_json_number(event_data -> 'visibility_risk') IS NOT NULL);
 
 DROP FUNCTION aoer_json_number(jsonb);
+
+-- (3) The two views and get_aoer_queue_status as the old migration defined them (DESIGN §2):
+-- its dashboards select `aoer_grade` (0001 named it `grade`), and its queue status counts the
+-- queued and processing jobs only, aged by `scheduled_at` (0001 and 0013 counted every status
+-- and aged jobs by `created_at`). The old columns come first, in the old order; `tenant_name`
+-- (ours) follows them. A view's columns cannot be renamed in place, so v_aoer_dashboard is
+-- made again, keeping every grant it had (aoer_tenant's, and other roles' in an adopted
+-- database).
+DO $$
+DECLARE
+    acl aclitem[] := (SELECT relacl FROM pg_class WHERE oid = 'v_aoer_dashboard'::regclass);
+    item record;
+BEGIN
+    DROP VIEW v_aoer_dashboard;
+    CREATE VIEW v_aoer_dashboard WITH (security_invoker = true) AS
+    SELECT s.tenant_id,
+           s.aoer_score,
+           s.visibility_risk,
+           s.last_updated,
+           s.metrics,
+           aoer_grade(s.aoer_score) AS aoer_grade,
+           aoer_risk_level(s.visibility_risk) AS risk_level,
+           t.name AS tenant_name
+    FROM aoer_summary s
+    JOIN tenants t ON t.id = s.tenant_id;
+    FOR item IN
+        SELECT a.privilege_type,
+               CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                    ELSE quote_ident(a.grantee::regrole::text) END AS grantee
+        FROM aclexplode(acl) a
+        WHERE a.grantee <> (SELECT relowner FROM pg_class
+                            WHERE oid = 'v_aoer_dashboard'::regclass)
+    LOOP
+        EXECUTE format('GRANT %s ON v_aoer_dashboard TO %s', item.privilege_type, item.grantee);
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE VIEW v_aoer_queue_status WITH (security_invoker = true) AS
+SELECT status,
+       priority,
+       count(*) AS job_count,
+       min(scheduled_at) AS oldest_job,
+       max(scheduled_at) AS newest_job
+FROM aoer_queue
+WHERE status IN ('queued', 'processing')
+GROUP BY status, priority;
+
+-- Jobs waiting and in flight by status and priority (the caller's own under claims).
+CREATE OR REPLACE FUNCTION get_aoer_queue_status()
+RETURNS TABLE (status varchar, priority varchar, job_count bigint, oldest_job timestamptz,
+               newest_job timestamptz)
+LANGUAGE sql STABLE SECURITY INVOKER AS $$
+    SELECT q.status, q.priority, count(*), min(q.scheduled_at), max(q.scheduled_at)
+    FROM aoer_queue q
+    WHERE q.status IN ('queued', 'processing')
+    GROUP BY q.status, q.priority
+    ORDER BY q.status DESC, aoer_priority_rank(q.priority) DESC
+$$;
