@@ -83,6 +83,21 @@ async def sync_app_privileges(conn: Connection) -> int:
     return int(str(row["changes"])) if row else 0
 
 
+async def confine_other_roles(conn: Connection) -> int:
+    """Revoke from roles that are not this schema's (Supabase's anon and authenticated, say)
+    what 0030_seed_compatibility.sql's rule does not give them; returns how many privileges
+    that took. A database migrated only to before 0030 has no such rule yet: 0."""
+    cur = await conn.execute(
+        "SELECT to_regprocedure('aoer_confine_other_roles()') IS NOT NULL AS ok"
+    )
+    row = await cur.fetchone()
+    if not row or not row["ok"]:
+        return 0
+    cur = await conn.execute("SELECT aoer_confine_other_roles() AS revoked")
+    row = await cur.fetchone()
+    return int(str(row["revoked"])) if row else 0
+
+
 async def pending_migrations(conn: Connection) -> list[Migration]:
     done = await applied_versions(conn)
     return [m for m in available_migrations() if m.version not in done]
@@ -136,6 +151,14 @@ async def migrate(url: str) -> list[Migration]:
                     await sync_app_privileges(conn)
                 except psycopg.Error as exc:
                     raise MigrationError(f"granting aoer_app failed: {exc}") from exc
+                # Default privileges (Supabase's) gave the new objects to roles that are not
+                # ours, and an adoption carried the old grants over: both confined here.
+                try:
+                    revoked = await confine_other_roles(conn)
+                except psycopg.Error as exc:
+                    raise MigrationError(f"confining other roles failed: {exc}") from exc
+                if revoked:
+                    logger.info("revoked %d privileges of roles that are not ours", revoked)
     finally:
         await conn.close()
     return applied
@@ -165,7 +188,10 @@ async def plan(url: str) -> list[str]:
                 f"apply migration {m.version:04d}_{m.name}" for m in await pending_migrations(conn)
             ]
             if lines:
-                lines.append("grant the app role aoer_app what the new objects need")
+                lines.append(
+                    "grant the app role aoer_app what the new objects need; leave roles that "
+                    "are not this schema's (Supabase's anon, authenticated) reading at most"
+                )
     finally:
         await conn.close()
     return lines
