@@ -1,5 +1,6 @@
 """`aoer up`: one process on a fresh machine, on the embedded PostgreSQL unless DATABASE_URL."""
 
+import json
 import os
 import signal
 import socket
@@ -75,6 +76,15 @@ def test_up_demo_runs_on_the_embedded_database_and_reuses_it(tmp_path: Path) -> 
         listed = aoer(home, "tenants", "list")
         assert listed.returncode == 0, listed.stderr
         assert DEMO_DEALERS[0][0] in listed.stdout
+        # --json is one document and nothing else, though finding the embedded database logs
+        as_json = aoer(home, "tenants", "list", "--json")
+        assert as_json.returncode == 0, as_json.stderr
+        assert DEMO_DEALERS[0][0] in {t["name"] for t in json.loads(as_json.stdout)["tenants"]}
+        assert "embedded PostgreSQL ready" in as_json.stderr
+        token = aoer(home, "token", "--role", "admin")
+        assert token.returncode == 0, token.stderr
+        assert token.stdout.count(".") == 2, "a JWT, and nothing else, on stdout"
+        assert "PG_VERSION" not in token.stderr, "the embedded server's own chatter stays quiet"
         assert "database: postgresql://" in log.read_text(), "up names the database it uses"
     finally:
         assert stop(first) == 0

@@ -281,6 +281,8 @@ async def test_jobs_pages_render_for_admins_and_their_forms_refuse_cross_site_po
     listing = await api.client.get("/dashboard/jobs", headers=api.admin)
     assert listing.status_code == 200
     assert str(job) in listing.text
+    # ids are time-ordered (UUIDv7): the random end tells jobs apart, the start is the clock
+    assert f"<code>…{str(job)[-8:]}</code>" in listing.text
     assert "Poisoned &lt;Motors&gt;" in listing.text, "names are escaped"
     assert 'id="throughput-chart"' in listing.text
     assert 'id="latency-chart"' in listing.text

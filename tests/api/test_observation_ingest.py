@@ -69,6 +69,8 @@ async def test_every_bad_row_is_named_with_its_field_and_nothing_is_written(
         (11, "citedUrls"),
     }
     messages = {e["row"]: e["message"] for e in body["errors"]}
+    assert messages[1].startswith("'ChatGPT' is not an engine name: lower-case letters")
+    assert not [m for m in messages.values() if m.startswith("Value error")], messages
     assert "not an http(s) URL" in messages[6]
     assert "position is given but mentioned is false" in messages[10]
     assert body["error"].startswith("row 1 (counting from 0), engine:")

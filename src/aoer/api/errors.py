@@ -25,7 +25,7 @@ from aoer.errors import (
     NotFound,
     TransientDatabaseError,
 )
-from aoer.scoring.rows import RowValidationError
+from aoer.scoring.rows import RowValidationError, error_message
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def validation_issues(errors: Sequence[Any]) -> list[dict[str, Any]]:
         loc = tuple(err.get("loc", ()))
         source, rest = (loc[0], loc[1:]) if loc else ("body", ())
         kind = err.get("type", "")
-        message = str(err.get("msg", "invalid value"))
+        message = error_message(err)
         if kind == "json_invalid":
             detail = (err.get("ctx") or {}).get("error", "")
             position = f" at position {rest[0]}" if rest and isinstance(rest[0], int) else ""

@@ -149,7 +149,7 @@ def worker(
             install_stop_handlers(runner.stop)
             await runner.run()
 
-    run_command(main)
+    run_command(main, service=True)
 
 
 @app.command()
@@ -157,7 +157,7 @@ def up(
     demo: Annotated[bool, typer.Option("--demo", help="Add demo dealerships with signals")] = False,
 ) -> None:
     """API, worker and scheduler in one process (embedded PostgreSQL unless DATABASE_URL)."""
-    run_command(lambda settings: run_up(settings, demo=demo))
+    run_command(lambda settings: run_up(settings, demo=demo), service=True)
 
 
 @app.command()

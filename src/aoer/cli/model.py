@@ -69,7 +69,7 @@ def train(
             _metric(result.champion_metrics, name),
             _metric(result.challenger_metrics, name),
         )
-    console.print(table)
+    show(table)
     console.print(
         f"train {window.train_from} → {window.train_to}: {result.train_rows} rows, "
         f"{result.train_tenants} tenants; held out {window.holdout_from} → "

@@ -26,6 +26,7 @@ from aoer.config import Settings, load_settings
 from aoer.db.embedded import up_lock
 from aoer.db.pool import redacted
 from aoer.errors import AoerError
+from aoer.log import setup_logging
 from aoer.scoring.demo import DemoOrg, load_demo, load_demo_orgs
 from aoer.store.audit import AuditEntry
 
@@ -67,7 +68,7 @@ def serve(
             logger.info("[AOER] API listening on http://%s", address(bind, bound))
             await server.wait()
 
-    run_command(main)
+    run_command(main, service=True)
 
 
 def address(host: str, port: int) -> str:
@@ -223,7 +224,7 @@ def token(
 
     try:
         settings = with_secrets(load_settings(), create=False)
-        logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+        setup_logging(settings.log_format, stream=sys.stderr)
         if tenant is not None and org is not None:
             raise AoerError("give --tenant or --org, not both")
         if tenant is None and org is None and role not in ("admin", "service"):

@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -67,10 +68,22 @@ def _web_url(url: str) -> str:
     return url
 
 
+def _engine_name(name: str) -> str:
+    if not _ENGINE_NAME.match(name):
+        raise ValueError(
+            f"{name!r} is not an engine name: lower-case letters, digits and _ "
+            f"(e.g. {', '.join(KNOWN_ENGINES[:4])})"
+        )
+    return name
+
+
+_ENGINE_NAME = re.compile(ENGINE_PATTERN)
 Engine = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=50, pattern=ENGINE_PATTERN),
+    StringConstraints(strip_whitespace=True, max_length=50),
+    AfterValidator(_engine_name),
     as_sent_at_most(50),
+    WithJsonSchema({"type": "string", "maxLength": 50, "pattern": ENGINE_PATTERN}),
 ]
 Prompt = Annotated[
     str,
