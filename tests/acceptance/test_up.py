@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -85,6 +86,11 @@ def test_up_demo_runs_on_the_embedded_database_and_reuses_it(tmp_path: Path) -> 
         assert token.returncode == 0, token.stderr
         assert token.stdout.count(".") == 2, "a JWT, and nothing else, on stdout"
         assert "PG_VERSION" not in token.stderr, "the embedded server's own chatter stays quiet"
+        # A link handed out from another shell (no AOER_PORT there) reaches this `aoer up`.
+        [served] = re.findall(r"AOER is up: API on (http://\S+)", log.read_text())
+        link = aoer(home, "sessions", "link")
+        assert link.returncode == 0, link.stderr
+        assert link.stdout.startswith(f"{served}/login?token="), (served, link.stdout)
         assert "database: postgresql://" in log.read_text(), "up names the database it uses"
     finally:
         assert stop(first) == 0

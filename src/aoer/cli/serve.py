@@ -23,7 +23,7 @@ from aoer.cli.orgs import parse_org_id
 from aoer.cli.runner import EXIT_USAGE, cli_actor, console, fail, run_command
 from aoer.cli.runtime import install_stop_handlers
 from aoer.config import Settings, load_settings
-from aoer.db.embedded import up_lock
+from aoer.db.embedded import announce_up_url, up_lock
 from aoer.db.pool import redacted
 from aoer.errors import AoerError
 from aoer.log import setup_logging
@@ -130,6 +130,8 @@ async def _run_up(settings: Settings, *, demo: bool) -> None:
         port = await server.start()
         tokens = api.context.tokens
         where = address(settings.host, port)
+        if not settings.database_url:  # `aoer sessions link` hands out links to here
+            announce_up_url(settings.home, f"http://{where}")
         links = [
             (
                 f"as {o.name} (its {o.dealerships} dealerships only)",
