@@ -22,6 +22,7 @@ from tests.model.synthetic import POLICY, TRUE_WEIGHTS, expected_score, seed
 # error is about 0.004, so 0.03 is a generous bound that still rules out v1 (off by ≥ 0.10).
 WEIGHT_TOLERANCE = Decimal("0.03")
 INTERCEPT_TOLERANCE = Decimal("2.5")  # AIV points; the truth is 0
+CLI = model.Actor("cli:test", "admin")
 
 
 async def rows(conn: Connection, sql: str, *params: object) -> list[dict[str, Any]]:
@@ -51,7 +52,7 @@ async def test_known_weights_are_recovered_promoted_requeued_and_scored(
     dormant = await make_tenant("Dormant Motors", active=False)
     await session_of(conn).scores.recompute([*tenants, dormant])
 
-    run = await model.train(session_of(conn), POLICY, trigger="cli")
+    run = await model.train(session_of(conn), POLICY, trigger="cli", by=CLI)
 
     result = run.evaluation
     assert (result.decision, run.challenger_version, run.result_version) == ("promoted", "v2", "v2")
@@ -116,7 +117,7 @@ async def test_known_weights_are_recovered_promoted_requeued_and_scored(
 async def test_pure_noise_outcomes_are_recorded_but_not_promoted(conn: Connection) -> None:
     await seed(conn, outcome="noise")
 
-    run = await model.train(session_of(conn), POLICY, trigger="cli")
+    run = await model.train(session_of(conn), POLICY, trigger="cli", by=CLI)
 
     assert run.evaluation.decision == "rejected"
     assert "R²" in run.evaluation.reason
@@ -137,7 +138,7 @@ async def test_pure_noise_outcomes_are_recorded_but_not_promoted(conn: Connectio
 async def test_too_little_data_trains_nothing_and_says_why(conn: Connection) -> None:
     await seed(conn, tenants=2, days=20)
 
-    run = await model.train(session_of(conn), POLICY, trigger="cli")
+    run = await model.train(session_of(conn), POLICY, trigger="cli", by=CLI)
 
     reason = run.evaluation.reason
     assert run.evaluation.decision == "skipped"
@@ -158,12 +159,12 @@ async def test_rollback_restores_the_previous_champion_and_its_scores(
     await session_of(conn).scores.recompute(tenants)
     v1_scores = await scores(conn, tenants)
     assert {version for _, version in v1_scores.values()} == {"v1"}
-    await model.train(session_of(conn), POLICY, trigger="cli")
+    await model.train(session_of(conn), POLICY, trigger="cli", by=CLI)
     await drain(pool, db_url)
     v2_scores = await scores(conn, tenants)
     assert v2_scores != v1_scores
 
-    done = await model.rollback(session_of(conn), trigger="cli")
+    done = await model.rollback(session_of(conn), trigger="cli", by=CLI)
 
     assert (done.from_version, done.to_version, done.requeued) == ("v2", "v1", len(tenants))
     statuses = await rows(conn, "SELECT version, status FROM model_weights ORDER BY version")
@@ -187,13 +188,13 @@ async def test_rollback_restores_the_previous_champion_and_its_scores(
         }
     ]
     with pytest.raises(model.NothingToRollBack, match="v1 did not replace"):
-        await model.rollback(session_of(conn), trigger="cli")
+        await model.rollback(session_of(conn), trigger="cli", by=CLI)
 
 
 async def test_dry_run_writes_nothing_and_repeats_exactly(conn: Connection) -> None:
     await seed(conn, outcome="linear")
 
-    dry = await model.train(session_of(conn), POLICY, trigger="cli", dry_run=True)
+    dry = await model.train(session_of(conn), POLICY, trigger="cli", by=CLI, dry_run=True)
 
     assert dry.evaluation.decision == "promoted"
     assert dry.audit_id is None
@@ -201,7 +202,9 @@ async def test_dry_run_writes_nothing_and_repeats_exactly(conn: Connection) -> N
     assert await rows(conn, "SELECT id FROM model_audit") == []
     assert await rows(conn, "SELECT id FROM aoer_queue") == []
     # Same as-of date and data: the real run fits the same weights on the same checksum.
-    real = await model.train(session_of(conn), POLICY, trigger="cli", as_of=dry.window.as_of)
+    real = await model.train(
+        session_of(conn), POLICY, trigger="cli", by=CLI, as_of=dry.window.as_of
+    )
     assert real.evaluation.challenger == dry.evaluation.challenger
     assert real.evaluation.details["dataSha256"] == dry.evaluation.details["dataSha256"]
 
@@ -212,9 +215,9 @@ async def test_an_as_of_date_in_the_future_or_before_any_history_is_refused(
     cur = await conn.execute("SELECT current_date + 1 AS tomorrow")
     tomorrow = (await cur.fetchone() or {})["tomorrow"]
     with pytest.raises(InvalidInput, match="in the future"):
-        await model.train(session_of(conn), POLICY, trigger="cli", as_of=tomorrow)  # type: ignore[arg-type]
+        await model.train(session_of(conn), POLICY, trigger="cli", by=CLI, as_of=tomorrow)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="leaves no room"):
-        await model.train(session_of(conn), POLICY, trigger="cli", as_of=date(1, 1, 5))
+        await model.train(session_of(conn), POLICY, trigger="cli", by=CLI, as_of=date(1, 1, 5))
 
 
 @pytest.mark.parametrize(("intercept", "expected"), [("100", "100.00"), ("-100", "0.00")])

@@ -61,6 +61,39 @@ async def test_two_schedulers_never_train_the_same_weekly_tick_twice(
     assert await cur.fetchall() == [{"tick": MONDAY_4AM}]
 
 
+async def test_a_scheduled_promotion_is_in_the_audit_log_once_by_the_scheduler_that_fired(
+    conn: Connection, db_url: str
+) -> None:
+    await seed(conn, outcome="linear")
+    job = weekly_training()
+    first, second = await connect(db_url), await connect(db_url)
+    try:
+        now = MONDAY_4AM + timedelta(hours=3)
+        results = await asyncio.gather(
+            fire_if_due(session_of(first), job, "scheduler-a", now),
+            fire_if_due(session_of(second), job, "scheduler-b", now),
+        )
+    finally:
+        await first.close()
+        await second.close()
+    [fired] = [r for r in results if r is not None]
+    cur = await conn.execute("SELECT fired_by FROM aoer_cron_ticks WHERE name = %s", (MODEL_TICK,))
+    [tick] = await cur.fetchall()
+
+    # GET /api/audit?action=model.promote reads these rows (DESIGN §12).
+    cur = await conn.execute(
+        "SELECT actor, role, target, details FROM audit_log WHERE action = 'model.promote'"
+    )
+    assert await cur.fetchall() == [
+        {
+            "actor": f"scheduler:{tick['fired_by']}",
+            "role": "service",
+            "target": "v2",
+            "details": {"from": "v1", "auditId": fired["auditId"]},
+        }
+    ]
+
+
 async def test_next_week_trains_again_and_keeps_a_champion_it_cannot_beat(
     conn: Connection,
 ) -> None:

@@ -2,8 +2,9 @@
 
 A run holds the model lock for its transaction, reads its tenant-days in one statement,
 fits and judges off the event loop (`training.py`), and records the challenger, any change
-of champion, the re-queue of every active tenant and its audit row in that one transaction:
-scores never change without a new version, an audit row and a recompute of every tenant.
+of champion, the re-queue of every active tenant and its audit rows (`model_audit`, and
+`audit_log` for a promotion or rollback) in that one transaction: scores never change
+without a new version, an audit row and a recompute of every tenant.
 """
 
 import asyncio
@@ -31,6 +32,23 @@ class NothingToRollBack(Conflict):
 
 
 @dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asked for a run or a rollback, as the audit log records it: an API caller, a CLI
+    user (`cli:<user>`) or a worker's scheduler (`scheduler:<worker id>`)."""
+
+    subject: str
+    role: str
+    ip: str | None = None
+
+    def entry(self, action: str, to_version: str, from_version: str, audit_id: str) -> TrailEntry:
+        """The audit log's row for a change of champion (model.promote, model.rollback)."""
+        details = {"from": from_version, "auditId": audit_id}
+        return TrailEntry(
+            self.subject, self.role, action, target=to_version, details=details, ip=self.ip
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class TrainingRun:
     """A run's result; `audit_id` is None for a dry run, which writes nothing."""
 
@@ -44,16 +62,6 @@ class TrainingRun:
     dry_run: bool
     audit_id: str | None
 
-    def trail_entry(self, actor: str, role: str, ip: str | None = None) -> TrailEntry | None:
-        """The audit log's row for a promotion (model.promote), whoever asked for the run;
-        None when the run changed no champion."""
-        if self.dry_run or self.result_version == self.champion_version:
-            return None
-        details = {"from": self.champion_version, "auditId": self.audit_id}
-        return TrailEntry(
-            actor, role, "model.promote", target=self.result_version, details=details, ip=ip
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class Rollback:
@@ -61,13 +69,6 @@ class Rollback:
     to_version: str
     requeued: int
     audit_id: str
-
-    def trail_entry(self, actor: str, role: str, ip: str | None = None) -> TrailEntry:
-        """The audit log's row for this rollback (model.rollback)."""
-        details = {"from": self.from_version, "auditId": self.audit_id}
-        return TrailEntry(
-            actor, role, "model.rollback", target=self.to_version, details=details, ip=ip
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,7 @@ async def train(
     policy: Policy,
     *,
     trigger: Trigger,
+    by: Actor,
     as_of: date | None = None,
     dry_run: bool = False,
     tick: datetime | None = None,
@@ -100,7 +102,8 @@ async def train(
     """Fit a challenger, judge it against the champion, promote or retire it, audit the run.
 
     `as_of` (default: today, UTC) fixes the split, so a run can be repeated exactly; a dry
-    run fits and judges but writes nothing.
+    run fits and judges but writes nothing. A promotion's `audit_log` row (model.promote, by
+    `by`) commits with it or not at all.
     """
     started = time.perf_counter()
     challenger_version: str | None = None
@@ -164,6 +167,9 @@ async def train(
                     "duration_ms": duration_ms,
                 },
             )
+            if result_version != champion.version:
+                entry = by.entry("model.promote", result_version, champion.version, audit_id)
+                await session.audit.record(entry)
     logger.info(
         "[AOER] Model training%s: %s (champion %s, challenger %s): %s",
         " (dry run)" if dry_run else "",
@@ -189,14 +195,16 @@ async def train(
 
 
 async def train_on_tick(session: Session, policy: Policy, tick_name: str) -> TrainingRun:
-    """The weekly scheduler action: train inside the transaction that claimed the tick."""
-    return await train(
-        session, policy, trigger="schedule", tick=await session.ticks.in_progress(tick_name)
-    )
+    """The weekly scheduler action: train inside the transaction that claimed the tick, as
+    `scheduler:<worker id>` (the worker that fired it) in the audit log."""
+    tick = await session.ticks.in_progress(tick_name)
+    by = Actor(f"scheduler:{tick.fired_by if tick else 'unknown'}", "service")
+    return await train(session, policy, trigger="schedule", by=by, tick=tick.tick if tick else None)
 
 
-async def rollback(session: Session, *, trigger: Trigger) -> Rollback:
-    """Restore the champion the current one replaced, re-queue every tenant, audit it."""
+async def rollback(session: Session, *, trigger: Trigger, by: Actor) -> Rollback:
+    """Restore the champion the current one replaced, re-queue every tenant, audit it (in
+    `model_audit` and, as model.rollback by `by`, in `audit_log`) in one transaction."""
     started = time.perf_counter()
     models = session.models
     async with session.transaction():
@@ -220,6 +228,7 @@ async def rollback(session: Session, *, trigger: Trigger) -> Rollback:
             },
             rollback=True,
         )
+        await session.audit.record(by.entry("model.rollback", previous, champion.version, audit_id))
     logger.warning(
         "[AOER] Model rolled back from %s to %s; queued %d tenants for recompute",
         champion.version,

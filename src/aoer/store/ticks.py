@@ -60,10 +60,10 @@ class Ticks(Statements):
     async def last(self, name: str) -> Tick | None:
         return await self._one(Tick, "last_tick", {"name": name})
 
-    async def in_progress(self, name: str) -> datetime | None:
-        """The tick of `name` this transaction is firing, if any (for audit trails)."""
-        value = await self._value("tick_in_progress", {"name": name})
-        return value if isinstance(value, datetime) else None
+    async def in_progress(self, name: str) -> Tick | None:
+        """The tick of `name` this transaction is firing and who fires it, if any (for audit
+        trails)."""
+        return await self._one(Tick, "tick_in_progress", {"name": name})
 
 
 def _dumps(value: object) -> str:

@@ -47,7 +47,7 @@ LIMIT 1;
 -- name: tick_in_progress
 -- The scheduler inserts its tick row and runs the action in one transaction, so the tick
 -- being fired is the row of `name` this transaction inserted (fired_at = now()).
-SELECT tick FROM aoer_cron_ticks
+SELECT tick, fired_at, fired_by, result FROM aoer_cron_ticks
 WHERE name = %(name)s AND fired_at = now()
 ORDER BY tick DESC
 LIMIT 1;
