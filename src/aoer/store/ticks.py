@@ -21,6 +21,11 @@ class UnfinishedTick:
 
 
 class Ticks(Statements):
+    async def try_claim_lock(self, name: str, tick: datetime) -> bool:
+        """Take the transaction-level lock of firing `tick`; False when another scheduler is
+        firing it right now (call it in the claim's transaction, before `claim`)."""
+        return bool(await self._value("try_tick_claim_lock", {"name": name, "tick": tick}))
+
     async def claim(self, name: str, tick: datetime, fired_by: str) -> bool:
         """Insert the tick; False when another scheduler already did."""
         params = {"name": name, "tick": tick, "fired_by": fired_by}

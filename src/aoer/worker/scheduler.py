@@ -3,6 +3,8 @@
 Each firing inserts its tick into `aoer_cron_ticks`: the primary key lets exactly one worker
 win a tick. By default the action runs in that same transaction, so it happens exactly when
 the tick is recorded, and an action that fails leaves the tick unrecorded for the next pass.
+The claimer holds a (job, tick) advisory lock for that transaction: other schedulers skip a
+tick being fired rather than wait on its uncommitted row.
 An idempotent action that works in many short transactions of its own (retention deletes in
 batches) sets `in_tick_transaction=False`: the tick is claimed and committed first, the
 action runs outside it, and a failure releases the tick so the next pass tries again.
@@ -91,13 +93,13 @@ async def fire_if_due(
         return await _fire_chunked(session, job, job.chunk, tick, fired_by)
     if job.in_tick_transaction:
         async with session.transaction():
-            if not await ticks.claim(job.name, tick, fired_by):
+            if not await _claim(session, job, tick, fired_by):
                 return None
             result = await job.action(session)
             await ticks.record(job.name, tick, result)
     else:
         async with session.transaction():
-            if not await ticks.claim(job.name, tick, fired_by):
+            if not await _claim(session, job, tick, fired_by):
                 return None
         try:
             result = await job.action(session)
@@ -109,6 +111,17 @@ async def fire_if_due(
         await ticks.record(job.name, tick, result)
     logger.info("[AOER] %s tick %s fired by %s", job.name, tick.isoformat(), fired_by)
     return result
+
+
+async def _claim(session: Session, job: ScheduledJob, tick: datetime, fired_by: str) -> bool:
+    """Claim `tick` in the caller's transaction; False when another scheduler fired it or is
+    firing it now. The claimer holds the tick's advisory lock until its transaction ends, so
+    a scheduler passing while another's action runs (the weekly training: minutes) skips the
+    tick at once instead of waiting on the uncommitted tick row until lock_timeout; a
+    claimer that dies rolls back its row and its lock together, and the tick fires again."""
+    if not await session.ticks.try_claim_lock(job.name, tick):
+        return False
+    return await session.ticks.claim(job.name, tick, fired_by)
 
 
 async def _fire_chunked(
