@@ -36,7 +36,11 @@ from aoer.waiting import wait_set
 logger = logging.getLogger(__name__)
 
 MAX_SLEEP_S = 60.0  # re-check at least this often (clock changes, missed wake-ups)
-ERROR_RETRY_S = 5.0
+# A job whose firing failed is tried again no sooner than this, doubling with each failure
+# in a row up to the cap: a job that fails every time (a training over too much data, a
+# database refusing it) must not run every few seconds forever. Other jobs are not held up.
+ERROR_RETRY_FIRST_S = 60.0
+ERROR_RETRY_MAX_S = 3600.0
 
 TickAction = Callable[[Session], Awaitable[JsonObject]]
 
@@ -176,20 +180,45 @@ async def _fire_chunked(
             await ticks.unlock(job.name)
 
 
+def error_retry_s(failures: int) -> float:
+    """How long a job that has failed `failures` times in a row waits before its next try."""
+    return float(min(ERROR_RETRY_FIRST_S * 2 ** min(failures - 1, 32), ERROR_RETRY_MAX_S))
+
+
 async def run_scheduler(
     store: Store, jobs: list[ScheduledJob], fired_by: str, stopping: asyncio.Event
 ) -> None:
-    """Fire due ticks, then sleep until the next one (or until stopping)."""
+    """Fire due ticks, then sleep until the next one (or until stopping); a job that failed
+    waits out its back-off (`error_retry_s`) while the others go on."""
+    failures: dict[str, int] = {}
+    retry_at: dict[str, float] = {}  # time.monotonic() of a failed job's next try
     while not stopping.is_set():
         now = datetime.now(UTC)
         delay = MAX_SLEEP_S
         for job in jobs:
+            backing_off_s = retry_at.get(job.name, 0.0) - time.monotonic()
+            if backing_off_s > 0:
+                delay = min(delay, backing_off_s)
+                continue
             try:
                 async with store.session() as session:
                     await fire_if_due(session, job, fired_by, now)
             except Exception:
-                logger.exception("[AOER] scheduler could not fire %s", job.name)
-                delay = ERROR_RETRY_S
+                failed = failures[job.name] = failures.get(job.name, 0) + 1
+                wait_s = error_retry_s(failed)
+                retry_at[job.name] = time.monotonic() + wait_s
+                logger.exception(
+                    "[AOER] scheduler could not fire %s (%d failure(s) in a row; "
+                    "next try in %.0f s)",
+                    job.name,
+                    failed,
+                    wait_s,
+                    extra={"action": "scheduler_error"},
+                )
+                delay = min(delay, wait_s)
+                continue
+            failures.pop(job.name, None)
+            retry_at.pop(job.name, None)
             seconds = (job.next_tick(now) - datetime.now(UTC)).total_seconds()
             delay = min(delay, max(seconds, 0.05))
         await wait_set(stopping, delay)
