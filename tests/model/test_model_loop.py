@@ -11,11 +11,13 @@ import pytest
 
 from aoer.bootstrap.worker import build_worker
 from aoer.config import Settings
-from aoer.db.pool import Connection, Pool
+from aoer.db.pool import Connection, Pool, connect
 from aoer.errors import InvalidInput
+from aoer.queue import process_batch
 from aoer.scoring import model
 from aoer.training import COMPONENTS
-from tests.conftest import MakeTenant, services_for, session_of
+from aoer.types import ClaimedJob
+from tests.conftest import MakeTenant, lock_waits, services_for, session_of
 from tests.model.synthetic import POLICY, TRUE_WEIGHTS, expected_score, seed
 
 # Stated tolerance: with 760 training rows and noise of 2 points, each weight's standard
@@ -252,3 +254,69 @@ async def test_the_schema_allows_one_champion_only(conn: Connection) -> None:
             "INSERT INTO model_weights (version, status, seo, aeo, geo, ugc, geolocal)"
             " VALUES ('v3', 'retired', 0.5, 0.5, 0.5, 0, 0)"
         )
+
+
+@pytest.mark.parametrize("change", ["promotion", "rollback"])
+async def test_a_tenant_claimed_during_the_change_is_scored_again_with_the_new_champion(
+    conn: Connection, pool: Pool, db_url: str, owner_db_url: str, change: str
+) -> None:
+    tenants = await seed(conn, outcome="linear")
+    if change == "rollback":
+        await model.train(session_of(conn), POLICY, trigger="cli", by=CLI)
+        await drain(pool, db_url)
+    new_champion = "v2" if change == "promotion" else "v1"
+    await session_of(conn).jobs.enqueue(tenants, "medium")
+    worker, changer = await connect(db_url), await connect(db_url)
+    holder = await connect(owner_db_url)
+    claimed, claim_may_commit = asyncio.Event(), asyncio.Event()
+    audit_locked, audit_may_unlock = asyncio.Event(), asyncio.Event()
+
+    async def claim_one() -> list[ClaimedJob]:
+        # A worker claims tenant X's waiting job; its claim commits only when told.
+        async with worker.transaction():
+            jobs = await session_of(worker).jobs.claim("old-worker", 1)
+            claimed.set()
+            await claim_may_commit.wait()
+        return jobs
+
+    async def hold_model_audit() -> None:
+        # Stops the change between its re-queue and its commit (its model_audit insert),
+        # for less than the 2 s lock timeout its re-queue leaves on its transaction.
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE model_audit IN SHARE MODE")
+            audit_locked.set()
+            await audit_may_unlock.wait()
+
+    async def make_change() -> None:
+        if change == "promotion":
+            await model.train(session_of(changer), POLICY, trigger="cli", by=CLI)
+        else:
+            await model.rollback(session_of(changer), trigger="cli", by=CLI)
+
+    try:
+        claiming = asyncio.create_task(claim_one())
+        await claimed.wait()
+        holding = asyncio.create_task(hold_model_audit())
+        await audit_locked.wait()
+        changing = asyncio.create_task(make_change())
+        await lock_waits(conn, 1)  # the change re-queued everyone and waits to commit
+
+        claim_may_commit.set()
+        [job] = await claiming
+        await process_batch(session_of(worker), "old-worker", [job])
+        [(_, scored_with)] = (await scores(conn, [job.tenant_id])).values()
+        assert scored_with != new_champion  # the change is not committed yet
+        audit_may_unlock.set()
+        await holding
+        await asyncio.wait_for(changing, 30)
+    finally:
+        claim_may_commit.set()
+        audit_may_unlock.set()
+        for c in (worker, changer, holder):
+            await c.close()
+
+    await drain(pool, db_url)
+    after = await scores(conn, tenants)
+    assert {tenant: version for tenant, (_, version) in after.items()} == dict.fromkeys(
+        tenants, new_champion
+    )

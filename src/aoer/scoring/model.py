@@ -16,7 +16,7 @@ from typing import Literal
 
 from aoer.config import Settings
 from aoer.constants import CRON_PRIORITY
-from aoer.errors import Conflict, InvalidInput
+from aoer.errors import AoerError, Conflict, InvalidInput
 from aoer.store import Session
 from aoer.store.audit import AuditEntry as TrailEntry
 from aoer.store.models import AuditEntry, ModelVersion, metric_fields
@@ -181,6 +181,8 @@ async def train(
     )
     if requeued:
         logger.info("[AOER] Queued %d tenants for recompute", requeued, extra={"action": "model"})
+    if not dry_run and result_version != champion.version:
+        await _requeue_after_commit(session, result_version)
     return TrainingRun(
         window=window,
         evaluation=result,
@@ -236,7 +238,32 @@ async def rollback(session: Session, *, trigger: Trigger, by: Actor) -> Rollback
         requeued,
         extra={"action": "model_rollback"},
     )
+    await _requeue_after_commit(session, previous)
     return Rollback(champion.version, previous, requeued, audit_id)
+
+
+async def _requeue_after_commit(session: Session, version: str) -> None:
+    """Queue every active tenant once more, now that `version` is the committed champion.
+
+    The re-queue inside the change's transaction cannot see a job a worker is claiming at
+    that moment (skipped as locked, or still `queued` in its snapshot), and that worker may
+    finish the tenant with the old champion before the change commits: this second pass
+    catches such tenants. The first one stays, so a crash right after the commit loses no
+    re-queue. Best effort: the change is committed and audited whatever happens here, and
+    the next cron tick queues everyone anyway."""
+    try:
+        async with session.transaction():
+            queued = await session.jobs.enqueue_all_active(CRON_PRIORITY)
+    except AoerError:
+        logger.warning(
+            "[AOER] could not re-queue tenants after model %s became champion; the next cron "
+            "tick will",
+            version,
+            exc_info=True,
+            extra={"action": "model_requeue"},
+        )
+        return
+    logger.debug("re-queued %d tenants after model %s became champion", queued, version)
 
 
 async def model_status(session: Session, *, runs: int = 10) -> ModelStatus:
