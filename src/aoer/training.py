@@ -19,8 +19,9 @@ COMPONENTS: Final = ("seo", "aeo", "geo", "ugc", "geolocal")
 WEIGHT_PLACES: Final = Decimal("0.000001")  # model_weights.<component> numeric(7,6)
 INTERCEPT_PLACES: Final = Decimal("0.0001")  # model_weights.intercept numeric(7,4)
 INTERCEPT_BOUND: Final = Decimal(100)
-# A component present on fewer rows than this share is left out of the fit (weight 0), so
-# that keeping only complete rows does not throw most of the data away.
+# A component present on fewer rows than this share, on the training days or on the held-out
+# days, is left out of the fit (weight 0), so that keeping only complete rows does not throw
+# most of the data away (a component that stopped arriving would empty the holdout).
 MIN_COMPONENT_COVERAGE: Final = 0.8
 ZERO_FIT: Final = 1e-9  # raw weights summing to less than this are "no signal at all"
 
@@ -216,12 +217,18 @@ def evaluate(data: Dataset, champion: Weights, policy: Policy) -> Evaluation:
     """Fit a challenger on the older days and judge it against `champion` on the holdout."""
     rows = len(data.outcome)
     present = ~np.isnan(data.features)
-    coverage = present.mean(axis=0) if rows else np.zeros(len(COMPONENTS))
-    # Both models are judged on the same rows, so the champion's components are kept too.
+    coverage = {
+        side: present[rows_of].mean(axis=0) if rows_of.any() else np.zeros(len(COMPONENTS))
+        for side, rows_of in (("train", ~data.holdout), ("holdout", data.holdout))
+    }
+    # Measured on each side: a component that stopped arriving (present on most of the window
+    # but on none of the held-out days) is no column. Where a champion's component is missing
+    # it counts as 0 in the champion's predictions, as a missing average does in the score
+    # (DESIGN §3): both models are still judged on the same held-out rows.
     columns = tuple(
         c
         for i, c in enumerate(COMPONENTS)
-        if coverage[i] >= MIN_COMPONENT_COVERAGE or c in champion.used()
+        if min(coverage["train"][i], coverage["holdout"][i]) >= MIN_COMPONENT_COVERAGE
     )
     index = [COMPONENTS.index(c) for c in columns]
     complete = present[:, index].all(axis=1) if rows else np.zeros(0, dtype=np.bool_)
@@ -233,7 +240,10 @@ def evaluate(data: Dataset, champion: Weights, policy: Policy) -> Evaluation:
         "holdout_tenants": int(np.unique(data.tenant[hold]).size),
     }
     details: dict[str, object] = {
-        "coverage": {c: round(float(coverage[i]), 4) for i, c in enumerate(COMPONENTS)},
+        "coverage": {
+            side: {c: round(float(shares[i]), 4) for i, c in enumerate(COMPONENTS)}
+            for side, shares in coverage.items()
+        },
         "dataSha256": data.checksum(),
         "policy": asdict(policy),
         # the fit is deterministic for given data and library versions

@@ -15,7 +15,7 @@ from aoer.db.pool import Connection, Pool, connect
 from aoer.errors import InvalidInput
 from aoer.queue import process_batch
 from aoer.scoring import model
-from aoer.training import COMPONENTS
+from aoer.training import COMPONENTS, Policy
 from aoer.types import ClaimedJob
 from tests.conftest import MakeTenant, lock_waits, services_for, session_of
 from tests.model.synthetic import POLICY, TRUE_WEIGHTS, expected_score, seed
@@ -320,3 +320,29 @@ async def test_a_tenant_claimed_during_the_change_is_scored_again_with_the_new_c
     assert {tenant: version for tenant, (_, version) in after.items()} == dict.fromkeys(
         tenants, new_champion
     )
+
+
+@pytest.mark.parametrize("champion", ["v1", "a champion weighing seo"])
+async def test_a_component_that_stopped_arriving_does_not_stall_training(
+    conn: Connection, champion: str
+) -> None:
+    await seed(conn, days=194)  # the default window: 180 training days and 14 held out
+    # Every dealership stopped sending seo 20 days ago.
+    await conn.execute("UPDATE aiv_raw_signals SET seo = NULL WHERE date > current_date - 20")
+    if champion != "v1":
+        await conn.execute(
+            "INSERT INTO model_weights (version, status, seo, aeo, geo, ugc, geolocal)"
+            " VALUES ('v2', 'retired', 0.3, 0.3, 0.2, 0.2, 0)"
+        )
+        async with conn.transaction():
+            await conn.execute("UPDATE model_weights SET status = 'retired' WHERE version = 'v1'")
+            await conn.execute("UPDATE model_weights SET status = 'champion' WHERE version = 'v2'")
+
+    run = await model.train(session_of(conn), Policy(), trigger="cli", by=CLI)
+
+    result = run.evaluation
+    assert result.decision != "skipped", result.reason
+    assert "seo" not in result.components
+    assert (result.holdout_rows, result.holdout_tenants) == (140, 10)
+    assert result.challenger is not None
+    assert result.challenger.seo == 0
