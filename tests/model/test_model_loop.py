@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID
 
+import numpy as np
 import psycopg
 import pytest
 
@@ -15,9 +16,10 @@ from aoer.db.pool import Connection, Pool, connect
 from aoer.errors import InvalidInput
 from aoer.queue import process_batch
 from aoer.scoring import model
-from aoer.training import COMPONENTS, Policy
+from aoer.training import COMPONENTS, V1_WEIGHTS, Policy, Window, evaluate
 from aoer.types import ClaimedJob
 from tests.conftest import MakeTenant, lock_waits, services_for, session_of
+from tests.model import in_memory
 from tests.model.synthetic import POLICY, TRUE_WEIGHTS, expected_score, seed
 
 # Stated tolerance: with 760 training rows and noise of 2 points, each weight's standard
@@ -346,3 +348,44 @@ async def test_a_component_that_stopped_arriving_does_not_stall_training(
     assert (result.holdout_rows, result.holdout_tenants) == (140, 10)
     assert result.challenger is not None
     assert result.challenger.seo == 0
+
+
+async def test_the_sums_the_database_computes_judge_as_the_rows_themselves_would(
+    conn: Connection,
+) -> None:
+    await seed(conn, days=90)
+    # Some components missing here and there, one stopped arriving: the groups must add up.
+    await conn.execute("UPDATE aiv_raw_signals SET geo = NULL WHERE extract(day FROM date) = 3")
+    await conn.execute("UPDATE aiv_raw_signals SET seo = NULL WHERE date > current_date - 20")
+    window = Window.ending(await session_of(conn).models.today(), POLICY)
+    cur = await conn.execute(
+        "SELECT date >= %s AS holdout, dealer_id, seo::float8, aeo::float8, geo::float8,"
+        " ugc::float8, geolocal::float8, observed_aiv::float8 FROM aiv_raw_signals"
+        " WHERE date BETWEEN %s AND %s AND observed_aiv IS NOT NULL",
+        (window.holdout_from, window.train_from, window.holdout_to),
+    )
+    found = await cur.fetchall()
+    dealers = {d: i for i, d in enumerate(sorted({r["dealer_id"] for r in found}))}
+    rows = in_memory.Dataset(
+        holdout=np.array([r["holdout"] for r in found], dtype=np.bool_),
+        tenant=np.array([dealers[r["dealer_id"]] for r in found], dtype=np.int64),
+        features=np.array(
+            [[np.nan if r[c] is None else r[c] for c in COMPONENTS] for r in found],
+            dtype=np.float64,
+        ),
+        outcome=np.array([r["observed_aiv"] for r in found], dtype=np.float64),
+    )
+
+    sums = await evaluate(session_of(conn).models.window_data(window), V1_WEIGHTS, POLICY)
+    reference = await evaluate(rows, V1_WEIGHTS, POLICY)
+
+    assert sums.decision == reference.decision == "promoted"
+    assert sums.components == reference.components == ("aeo", "geo", "ugc", "geolocal")
+    assert sums.challenger == reference.challenger
+    counts = ("train_rows", "holdout_rows", "train_tenants", "holdout_tenants", "dropped_rows")
+    assert [getattr(sums, c) for c in counts] == [getattr(reference, c) for c in counts]
+    for side in ("champion_metrics", "challenger_metrics"):
+        ours, theirs = getattr(sums, side), getattr(reference, side)
+        assert ours.rmse == pytest.approx(theirs.rmse, rel=1e-12)
+        assert ours.mae == pytest.approx(theirs.mae, rel=1e-12)
+        assert ours.r2 == pytest.approx(theirs.r2, rel=1e-12)

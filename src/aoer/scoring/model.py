@@ -1,13 +1,12 @@
 """The self-improving loop (DESIGN §9): train, promote or retire, roll back, audit every run.
 
-A run holds the model lock for its transaction, reads its tenant-days in one statement,
-fits and judges off the event loop (`training.py`), and records the challenger, any change
+A run holds the model lock for its transaction, reads its tenant-days as sums the database
+computes (`training.py` fits from them), and records the challenger, any change
 of champion, the re-queue of every active tenant and its audit rows (`model_audit`, and
 `audit_log` for a promotion or rollback) in that one transaction: scores never change
 without a new version, an audit row and a recompute of every tenant.
 """
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -121,9 +120,9 @@ async def train(
             days = policy.train_days + policy.holdout_days
             raise InvalidInput(f"as-of date {as_of} leaves no room for {days} days") from None
         champion = await models.champion()
-        data = await models.dataset(window)
-        # NNLS and the metrics are CPU work: keep the event loop (leases, API) responsive.
-        result = await asyncio.to_thread(evaluate, data, champion.weights, policy)
+        # The window is read as sums computed by the database (a few statements, a few
+        # dozen numbers), never as rows: memory and event-loop time do not grow with it.
+        result = await evaluate(models.window_data(window), champion.weights, policy)
         result_version = champion.version
         if not dry_run and result.challenger is not None:
             challenger_version = await models.next_version()
