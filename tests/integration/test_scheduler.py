@@ -218,3 +218,28 @@ def test_the_pause_after_a_failure_doubles_from_a_minute_up_to_an_hour() -> None
     from aoer.worker.scheduler import error_retry_s
 
     assert [error_retry_s(n) for n in (1, 2, 3, 7, 50)] == [60, 120, 240, 3600, 3600]
+
+
+async def test_a_follow_up_runs_once_the_ticks_transaction_committed(
+    conn: Connection, db_url: str
+) -> None:
+    seen: list[object] = []
+    other = await connect(db_url)
+
+    async def action(session: Session) -> JsonObject:
+        await session.conn.execute("INSERT INTO tenants (name) VALUES ('made by the tick')")
+        return {"made": 1}
+
+    async def follow_up(session: Session, result: JsonObject) -> None:
+        # Another connection sees the action's work: it is committed, not just done.
+        cur = await other.execute("SELECT count(*) AS n FROM tenants")
+        seen.append(((await cur.fetchone() or {})["n"], result))
+
+    job = ScheduledJob("with-follow-up", "* * * * *", action, after_commit=follow_up)
+    now = datetime(2026, 11, 28, 12, 0, 30, tzinfo=UTC)
+    try:
+        assert await fire_if_due(session_of(conn), job, "w1", now) == {"made": 1}
+        assert await fire_if_due(session_of(conn), job, "w2", now) is None
+    finally:
+        await other.close()
+    assert seen == [(1, {"made": 1})]

@@ -18,9 +18,17 @@ from aoer.queue import process_batch
 from aoer.scoring import model
 from aoer.training import COMPONENTS, V1_WEIGHTS, Policy, Window, evaluate
 from aoer.types import ClaimedJob
+from aoer.worker.scheduler import fire_if_due
 from tests.conftest import MakeTenant, lock_waits, services_for, session_of
 from tests.model import in_memory
-from tests.model.synthetic import POLICY, TRUE_WEIGHTS, expected_score, seed
+from tests.model.synthetic import (
+    MONDAY_4AM,
+    POLICY,
+    TRUE_WEIGHTS,
+    expected_score,
+    seed,
+    weekly_training,
+)
 
 # Stated tolerance: with 760 training rows and noise of 2 points, each weight's standard
 # error is about 0.004, so 0.03 is a generous bound that still rules out v1 (off by ≥ 0.10).
@@ -258,7 +266,7 @@ async def test_the_schema_allows_one_champion_only(conn: Connection) -> None:
         )
 
 
-@pytest.mark.parametrize("change", ["promotion", "rollback"])
+@pytest.mark.parametrize("change", ["promotion", "weekly promotion", "rollback"])
 async def test_a_tenant_claimed_during_the_change_is_scored_again_with_the_new_champion(
     conn: Connection, pool: Pool, db_url: str, owner_db_url: str, change: str
 ) -> None:
@@ -266,7 +274,7 @@ async def test_a_tenant_claimed_during_the_change_is_scored_again_with_the_new_c
     if change == "rollback":
         await model.train(session_of(conn), POLICY, trigger="cli", by=CLI)
         await drain(pool, db_url)
-    new_champion = "v2" if change == "promotion" else "v1"
+    new_champion = "v1" if change == "rollback" else "v2"
     await session_of(conn).jobs.enqueue(tenants, "medium")
     worker, changer = await connect(db_url), await connect(db_url)
     holder = await connect(owner_db_url)
@@ -292,6 +300,9 @@ async def test_a_tenant_claimed_during_the_change_is_scored_again_with_the_new_c
     async def make_change() -> None:
         if change == "promotion":
             await model.train(session_of(changer), POLICY, trigger="cli", by=CLI)
+        elif change == "weekly promotion":  # inside the transaction that claims the tick
+            job, now = weekly_training(), MONDAY_4AM + timedelta(hours=1)
+            assert await fire_if_due(session_of(changer), job, "scheduler-a", now) is not None
         else:
             await model.rollback(session_of(changer), trigger="cli", by=CLI)
 

@@ -2,31 +2,14 @@
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from aoer.bootstrap.worker import scheduled_jobs
-from aoer.config import Settings
 from aoer.constants import MODEL_TICK
 from aoer.db.pool import Connection, connect
 from aoer.store.models import MODEL_LOCK_KEY
-from aoer.worker.scheduler import ScheduledJob, fire_if_due
+from aoer.worker.scheduler import fire_if_due
 from tests.conftest import lock_waits, session_of
-from tests.model.synthetic import POLICY, seed
-
-MONDAY_4AM = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
-
-
-def weekly_training() -> ScheduledJob:
-    settings = Settings(  # type: ignore[call-arg]
-        AOER_MODEL_HOLDOUT_DAYS=POLICY.holdout_days,
-        AOER_MODEL_TRAIN_DAYS=POLICY.train_days,
-        AOER_MODEL_MIN_ROWS=POLICY.min_rows,
-        AOER_MODEL_MIN_HOLDOUT_ROWS=POLICY.min_holdout_rows,
-        AOER_MODEL_MIN_TENANTS=POLICY.min_tenants,
-    )
-    [job] = [j for j in scheduled_jobs(settings) if j.name == MODEL_TICK]
-    assert job.cron == "0 4 * * 1"  # the default: weekly, Monday 04:00 UTC
-    return job
+from tests.model.synthetic import MONDAY_4AM, seed, weekly_training
 
 
 async def test_two_schedulers_never_train_the_same_weekly_tick_twice(

@@ -109,6 +109,8 @@ async def train(
     requeued = 0
     audit_id = None
     models = session.models
+    # Inside a caller's transaction (the weekly tick's), that caller re-queues after commit.
+    commits_here = not session.in_transaction()
     async with session.transaction():
         await models.lock()
         today = await models.today()
@@ -180,8 +182,8 @@ async def train(
     )
     if requeued:
         logger.info("[AOER] Queued %d tenants for recompute", requeued, extra={"action": "model"})
-    if not dry_run and result_version != champion.version:
-        await _requeue_after_commit(session, result_version)
+    if commits_here and not dry_run and result_version != champion.version:
+        await requeue_after_change(session, result_version)
     return TrainingRun(
         window=window,
         evaluation=result,
@@ -197,7 +199,8 @@ async def train(
 
 async def train_on_tick(session: Session, policy: Policy, tick_name: str) -> TrainingRun:
     """The weekly scheduler action: train inside the transaction that claimed the tick, as
-    `scheduler:<worker id>` (the worker that fired it) in the audit log."""
+    `scheduler:<worker id>` (the worker that fired it) in the audit log. After that
+    transaction commits, a promotion needs `requeue_after_change`."""
     tick = await session.ticks.in_progress(tick_name)
     by = Actor(f"scheduler:{tick.fired_by if tick else 'unknown'}", "service")
     return await train(session, policy, trigger="schedule", by=by, tick=tick.tick if tick else None)
@@ -208,6 +211,7 @@ async def rollback(session: Session, *, trigger: Trigger, by: Actor) -> Rollback
     `model_audit` and, as model.rollback by `by`, in `audit_log`) in one transaction."""
     started = time.perf_counter()
     models = session.models
+    commits_here = not session.in_transaction()
     async with session.transaction():
         await models.lock()
         champion = await models.champion()
@@ -237,12 +241,15 @@ async def rollback(session: Session, *, trigger: Trigger, by: Actor) -> Rollback
         requeued,
         extra={"action": "model_rollback"},
     )
-    await _requeue_after_commit(session, previous)
+    if commits_here:
+        await requeue_after_change(session, previous)
     return Rollback(champion.version, previous, requeued, audit_id)
 
 
-async def _requeue_after_commit(session: Session, version: str) -> None:
-    """Queue every active tenant once more, now that `version` is the committed champion.
+async def requeue_after_change(session: Session, version: str) -> None:
+    """Queue every active tenant once more, now that `version` is the committed champion
+    (`train` and `rollback` call it when they commit their own transaction; the caller
+    whose transaction they ran in calls it after committing).
 
     The re-queue inside the change's transaction cannot see a job a worker is claiming at
     that moment (skipped as locked, or still `queued` in its snapshot), and that worker may

@@ -72,6 +72,9 @@ class ScheduledJob:
     chunk: ChunkAction | None = None
     chunk_pause_s: float = 0.0  # between chunks: spreads a tick's load (and lets tests kill)
     on_done: Callable[[JsonObject], None] | None = None  # a chunked tick's final result
+    # Run with the action's result once the tick's transaction committed (an in-transaction
+    # action's follow-up that must see its changes committed).
+    after_commit: Callable[[Session, JsonObject], Awaitable[None]] | None = None
 
     def __post_init__(self) -> None:
         if not croniter.is_valid(self.cron):
@@ -101,6 +104,8 @@ async def fire_if_due(
                 return None
             result = await job.action(session)
             await ticks.record(job.name, tick, result)
+        if job.after_commit is not None:
+            await job.after_commit(session, result)
     else:
         async with session.transaction():
             if not await _claim(session, job, tick, fired_by):
