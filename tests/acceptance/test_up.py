@@ -2,7 +2,6 @@
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -61,6 +60,16 @@ def wait_for_summaries(log: Path, home: Path, expected: int) -> None:
     pytest.fail(f"aoer up never computed {expected} summaries:\n{log.read_text()[-3000:]}")
 
 
+def wait_for_line(log: Path, start: str) -> str:
+    deadline = time.monotonic() + START_S
+    while time.monotonic() < deadline:
+        for line in log.read_text().splitlines():
+            if line.startswith(start):
+                return line
+        time.sleep(0.2)
+    pytest.fail(f"aoer up never printed {start!r}:\n{log.read_text()[-3000:]}")
+
+
 def stop(process: subprocess.Popen[str]) -> int:
     process.send_signal(signal.SIGTERM)
     return process.wait(60)
@@ -87,11 +96,19 @@ def test_up_demo_runs_on_the_embedded_database_and_reuses_it(tmp_path: Path) -> 
         assert token.stdout.count(".") == 2, "a JWT, and nothing else, on stdout"
         assert "PG_VERSION" not in token.stderr, "the embedded server's own chatter stays quiet"
         # A link handed out from another shell (no AOER_PORT there) reaches this `aoer up`.
-        [served] = re.findall(r"AOER is up: API on (http://\S+)", log.read_text())
+        banner = wait_for_line(log, "AOER is up: API on ")
+        served = banner.split("API on ", 1)[1].strip()
         link = aoer(home, "sessions", "link")
         assert link.returncode == 0, link.stderr
         assert link.stdout.startswith(f"{served}/login?token="), (served, link.stdout)
         assert "database: postgresql://" in log.read_text(), "up names the database it uses"
+        # The login links come after the worker's start-up lines (the demo's recomputes):
+        # the last thing on a newcomer's screen is where to click (DESIGN §16).
+        lines = log.read_text().splitlines()
+        link = max(i for i, line in enumerate(lines) if "/login?token=" in line)
+        recomputed = [i for i, line in enumerate(lines) if "✅ Completed recompute" in line]
+        assert recomputed, lines
+        assert recomputed[0] < link, lines
     finally:
         assert stop(first) == 0
     assert (home / "pgdata" / "PG_VERSION").exists()

@@ -156,7 +156,8 @@ def worker(
 def up(
     demo: Annotated[bool, typer.Option("--demo", help="Add demo dealerships with signals")] = False,
 ) -> None:
-    """API, worker and scheduler in one process (embedded PostgreSQL unless DATABASE_URL)."""
+    """API, worker and scheduler in one process (embedded PostgreSQL unless DATABASE_URL),
+    listening on AOER_HOST:AOER_PORT (127.0.0.1:8000 unless set)."""
     run_command(lambda settings: run_up(settings, demo=demo), service=True)
 
 

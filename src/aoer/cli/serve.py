@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 _TTL = re.compile(r"^(\d+)([smhd]?)$")
 _TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 MAX_TTL = timedelta(days=3650)
+BANNER_SETTLE_S = 5.0  # the longest `aoer up` holds its banner back for the worker's start
 STOP_WITHOUT_DATABASE_S = 2.0  # how long `aoer up` waits on work in hand once its database is gone
 
 
@@ -144,6 +145,13 @@ async def _run_up(settings: Settings, *, demo: bool) -> None:
             "admin", ttl=LOGIN_TOKEN_TTL, subject="aoer-up", purpose=LOGIN_PURPOSE
         )
         links.append(("as administrator (every dealership)", admin_link))  # the last line
+        # The worker starts first and the banner waits (a few seconds at most) until it has
+        # nothing due: its start-up lines (ticks, the demo's recomputes) come before the
+        # banner, and the login link is the last line on the screen (DESIGN §16).
+        worker_task = asyncio.create_task(runner.run(), name="aoer-worker")
+        settled = asyncio.ensure_future(runner.idle.wait())
+        await asyncio.wait({settled, worker_task}, timeout=BANNER_SETTLE_S)
+        settled.cancel()
         # print, not log: the links are credentials and must not land in shipped log files;
         # rich would wrap the long URL, so plain stdout it is.
         print(
@@ -159,7 +167,6 @@ async def _run_up(settings: Settings, *, demo: bool) -> None:
             ),
             flush=True,
         )
-        worker_task = asyncio.create_task(runner.run(), name="aoer-worker")
         watch_task = asyncio.create_task(watch.run(), name="aoer-database-watch")
         watch_task.add_done_callback(_watch_ended)
         server_task = server.task
