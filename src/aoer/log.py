@@ -4,6 +4,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import TextIO
 
 STRUCTURED_FIELDS = ("tenant_id", "job_id", "action", "worker_id")
 
@@ -25,9 +26,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def setup_logging(log_format: str = "text", level: int = logging.INFO) -> None:
-    """Send logs to stdout, flushed per line so operators can grep them live."""
-    handler = logging.StreamHandler(sys.stdout)
+def setup_logging(
+    log_format: str = "text", level: int = logging.INFO, stream: TextIO | None = None
+) -> None:
+    """Send logs to `stream` (stdout unless told), flushed per line so operators can grep
+    them live."""
+    handler = logging.StreamHandler(stream or sys.stdout)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

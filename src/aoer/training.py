@@ -4,13 +4,17 @@ The model is linear in the five components, `outcome ≈ intercept + Σ weight·
 fitted with non-negative weights (SciPy's NNLS) on tenant-days before the holdout, then
 normalised so the weights sum to 1 (the score stays on 0-100). Champion and challenger are
 then judged on the same held-out tenant-days, with exactly the weights the score would use.
+
+The rows never come here: the fit needs only their sufficient statistics (`Moments`, summed
+where the rows are), and the judging only sums of errors (`Errors`), whatever the fleet's size.
 """
 
-import hashlib
+import asyncio
 from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Final, Literal
+from fractions import Fraction
+from typing import Final, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,8 +23,9 @@ COMPONENTS: Final = ("seo", "aeo", "geo", "ugc", "geolocal")
 WEIGHT_PLACES: Final = Decimal("0.000001")  # model_weights.<component> numeric(7,6)
 INTERCEPT_PLACES: Final = Decimal("0.0001")  # model_weights.intercept numeric(7,4)
 INTERCEPT_BOUND: Final = Decimal(100)
-# A component present on fewer rows than this share is left out of the fit (weight 0), so
-# that keeping only complete rows does not throw most of the data away.
+# A component present on fewer rows than this share, on the training days or on the held-out
+# days, is left out of the fit (weight 0), so that keeping only complete rows does not throw
+# most of the data away (a component that stopped arriving would empty the holdout).
 MIN_COMPONENT_COVERAGE: Final = 0.8
 ZERO_FIT: Final = 1e-9  # raw weights summing to less than this are "no signal at all"
 
@@ -41,9 +46,6 @@ class Weights:
 
     def vector(self) -> FloatArray:
         return np.array([float(getattr(self, c)) for c in COMPONENTS], dtype=np.float64)
-
-    def used(self) -> set[str]:
-        return {c for c in COMPONENTS if getattr(self, c) > 0}
 
 
 V1_WEIGHTS: Final = Weights(
@@ -85,20 +87,79 @@ class Window:
 
 
 @dataclass(frozen=True, slots=True)
-class Dataset:
-    """Tenant-days with a known outcome; missing components are NaN."""
+class Moments:
+    """Exact sums over a set of tenant-days (missing components as 0): all that a least-squares
+    fit needs, however many rows they stand for (n, Σx, ΣxxT, Σxy, Σy, Σy² over COMPONENTS)."""
 
-    holdout: NDArray[np.bool_]
-    tenant: NDArray[np.int64]
-    features: FloatArray  # rows × COMPONENTS
-    outcome: FloatArray
+    rows: int
+    x: tuple[Fraction, ...]
+    xx: tuple[tuple[Fraction, ...], ...]
+    xy: tuple[Fraction, ...]
+    y: Fraction
+    yy: Fraction
 
-    def checksum(self) -> str:
-        """SHA-256 of the exact training data, so a re-run can prove it saw the same rows."""
-        digest = hashlib.sha256()
-        for array in (self.holdout, self.tenant, self.features, self.outcome):
-            digest.update(np.ascontiguousarray(array).tobytes())
-        return digest.hexdigest()
+    @classmethod
+    def zero(cls) -> "Moments":
+        k, nothing = len(COMPONENTS), Fraction(0)
+        return cls(0, (nothing,) * k, ((nothing,) * k,) * k, (nothing,) * k, nothing, nothing)
+
+    def __add__(self, other: "Moments") -> "Moments":
+        return Moments(
+            self.rows + other.rows,
+            tuple(a + b for a, b in zip(self.x, other.x, strict=True)),
+            tuple(
+                tuple(a + b for a, b in zip(row, other_row, strict=True))
+                for row, other_row in zip(self.xx, other.xx, strict=True)
+            ),
+            tuple(a + b for a, b in zip(self.xy, other.xy, strict=True)),
+            self.y + other.y,
+            self.yy + other.yy,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """The tenant-days of one side of the split that carry one pattern of components."""
+
+    holdout: bool
+    present: tuple[bool, ...]  # per COMPONENTS
+    moments: Moments
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A window's tenant-days with a known outcome, as at most 2 x 32 groups, and a checksum
+    that lets a re-run prove it saw the same rows."""
+
+    groups: tuple[Group, ...]
+    checksum: str
+
+
+@dataclass(frozen=True, slots=True)
+class Errors:
+    """Exact sums of a model's errors over held-out tenant-days (prediction clamped to 0-100,
+    missing components as 0): n, Σe², Σ|e|, Σy, Σy²."""
+
+    rows: int
+    squared: Fraction
+    absolute: Fraction
+    y: Fraction
+    yy: Fraction
+
+
+class TrainingData(Protocol):
+    """A window's tenant-days, reduced where they live (the database): a run never holds the
+    rows themselves, only sums, so its memory and time in Python do not grow with the fleet."""
+
+    async def summary(self) -> Summary: ...
+
+    async def tenants(self, columns: tuple[str, ...]) -> tuple[int, int]:
+        """Tenants with a row carrying every one of `columns`: on training days, held out."""
+        ...
+
+    async def holdout_errors(self, weights: Weights, columns: tuple[str, ...]) -> Errors:
+        """`weights`' errors on the held-out rows that carry every one of `columns`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,22 +187,57 @@ class Evaluation:
     details: dict[str, object]
 
 
-def fit(features: FloatArray, outcome: FloatArray) -> tuple[FloatArray, float]:
-    """Least squares with non-negative weights and a free intercept (centred NNLS)."""
-    x_mean = features.mean(axis=0)
-    y_mean = float(outcome.mean())
+@dataclass(frozen=True, slots=True)
+class Centred:
+    """Means and centred cross-products of the training rows over the fit's columns."""
+
+    x_mean: FloatArray
+    y_mean: float
+    xx: FloatArray  # Σ (x - x̄)(x - x̄)ᵀ
+    xy: FloatArray  # Σ (x - x̄)(y - ȳ)
+
+    @classmethod
+    def of(cls, moments: Moments, index: list[int]) -> "Centred":
+        """Computed exactly (fractions), then rounded once to floats: no cancellation."""
+        n = moments.rows
+        x = [moments.x[i] for i in index]
+        xx = [[moments.xx[i][j] - moments.x[i] * moments.x[j] / n for j in index] for i in index]
+        xy = [moments.xy[i] - moments.x[i] * moments.y / n for i in index]
+        return cls(
+            np.array([float(v / n) for v in x], dtype=np.float64).reshape(len(index)),
+            float(moments.y / n),
+            np.array([[float(v) for v in row] for row in xx], dtype=np.float64).reshape(
+                len(index), len(index)
+            ),
+            np.array([float(v) for v in xy], dtype=np.float64).reshape(len(index)),
+        )
+
+
+def fit(centred: Centred) -> tuple[FloatArray, float]:
+    """Least squares with non-negative weights and a free intercept (centred NNLS), from the
+    normal equations: with C = XcᵀXc = AᵀA (A = Λ^½Vᵀ from C's eigendecomposition, rank
+    deficiency allowed) and Aᵀb = Xcᵀyc, ‖Xc·w - yc‖² = ‖A·w - b‖² + a constant, so NNLS on
+    (A, b) gives the weights NNLS on the rows would."""
     from scipy.optimize import nnls  # imported here: SciPy costs every CLI start ~0.3 s
 
-    coefficients, _ = nnls(features - x_mean, outcome - y_mean)
-    coefficients = np.asarray(coefficients, dtype=np.float64)
-    return coefficients, y_mean - float(x_mean @ coefficients)
+    k = len(centred.xy)
+    coefficients = np.zeros(k, dtype=np.float64)
+    if k:
+        eigenvalues, vectors = np.linalg.eigh(centred.xx)
+        cutoff = max(float(eigenvalues.max()), 0.0) * k * np.finfo(np.float64).eps
+        keep = eigenvalues > cutoff
+        if keep.any():
+            root = np.sqrt(eigenvalues[keep])
+            a = root[:, None] * vectors[:, keep].T
+            b = (vectors[:, keep].T @ centred.xy) / root
+            solution, _ = nnls(a, b)
+            coefficients = np.asarray(solution, dtype=np.float64)
+    return coefficients, centred.y_mean - float(centred.x_mean @ coefficients)
 
 
-def normalise(
-    coefficients: FloatArray, columns: tuple[str, ...], features: FloatArray, outcome: FloatArray
-) -> Weights:
+def normalise(coefficients: FloatArray, columns: tuple[str, ...], centred: Centred) -> Weights:
     """Weights summing to exactly 1 at the stored precision, and the least-squares intercept
-    that goes with them on the training rows."""
+    that goes with them on the training rows (ȳ - x̄·w)."""
     raw = {
         c: Decimal(float(w)) / Decimal(float(coefficients.sum()))
         for c, w in zip(columns, coefficients, strict=True)
@@ -152,22 +248,19 @@ def normalise(
     largest = max(COMPONENTS, key=lambda c: weights[c])
     weights[largest] += Decimal(1) - sum(weights.values())
     vector = np.array([float(weights[c]) for c in columns], dtype=np.float64)
-    intercept = Decimal(float((outcome - features @ vector).mean())).quantize(INTERCEPT_PLACES)
+    intercept = Decimal(centred.y_mean - float(centred.x_mean @ vector)).quantize(INTERCEPT_PLACES)
     intercept = max(-INTERCEPT_BOUND, min(INTERCEPT_BOUND, intercept))
     return Weights(**weights, intercept=intercept)
 
 
-def predict(weights: Weights, features: FloatArray) -> FloatArray:
-    """What the score would say for these rows, clamped to 0-100 like the score."""
-    prediction = float(weights.intercept) + features @ weights.vector()
-    return np.clip(prediction, 0.0, 100.0)
-
-
-def measure(outcome: FloatArray, prediction: FloatArray) -> Metrics:
-    error = outcome - prediction
-    total = float(((outcome - outcome.mean()) ** 2).sum())
-    r2 = 1.0 - float((error**2).sum()) / total if total > 0 else None
-    return Metrics(float(np.sqrt((error**2).mean())), float(np.abs(error).mean()), r2)
+def measure(errors: Errors) -> Metrics:
+    """RMSE, MAE and R² from exact sums of errors."""
+    if errors.rows == 0:
+        return Metrics(0.0, 0.0, None)
+    n = errors.rows
+    total = errors.yy - errors.y * errors.y / n
+    r2 = 1.0 - float(errors.squared / total) if total > 0 else None
+    return Metrics(float(np.sqrt(float(errors.squared / n))), float(errors.absolute / n), r2)
 
 
 def _shortfalls(counts: dict[str, int], policy: Policy) -> list[str]:
@@ -180,7 +273,7 @@ def _shortfalls(counts: dict[str, int], policy: Policy) -> list[str]:
     return [
         f"{counts[key]} {label} (needs {need}, {setting})"
         for key, need, label, setting in needs
-        if counts[key] < need
+        if counts[key] < max(need, 1)  # nothing to fit or judge on, whatever the settings
     ]
 
 
@@ -212,29 +305,43 @@ def _judge(champion: Metrics, challenger: Metrics, policy: Policy) -> tuple[Deci
     return "promoted", f"clearly better on held-out days — {summary}"
 
 
-def evaluate(data: Dataset, champion: Weights, policy: Policy) -> Evaluation:
+async def evaluate(data: TrainingData, champion: Weights, policy: Policy) -> Evaluation:
     """Fit a challenger on the older days and judge it against `champion` on the holdout."""
-    rows = len(data.outcome)
-    present = ~np.isnan(data.features)
-    coverage = present.mean(axis=0) if rows else np.zeros(len(COMPONENTS))
-    # Both models are judged on the same rows, so the champion's components are kept too.
+    summary = await data.summary()
+    sides = {
+        side: [g for g in summary.groups if g.holdout == (side == "holdout")]
+        for side in ("train", "holdout")
+    }
+    coverage = {side: _coverage(groups) for side, groups in sides.items()}
+    # Measured on each side: a component that stopped arriving (present on most of the window
+    # but on none of the held-out days) is no column. Where a champion's component is missing
+    # it counts as 0 in the champion's predictions, as a missing average does in the score
+    # (DESIGN §3): both models are still judged on the same held-out rows.
     columns = tuple(
         c
         for i, c in enumerate(COMPONENTS)
-        if coverage[i] >= MIN_COMPONENT_COVERAGE or c in champion.used()
+        if min(coverage["train"][i], coverage["holdout"][i]) >= MIN_COMPONENT_COVERAGE
     )
     index = [COMPONENTS.index(c) for c in columns]
-    complete = present[:, index].all(axis=1) if rows else np.zeros(0, dtype=np.bool_)
-    train, hold = complete & ~data.holdout, complete & data.holdout
+
+    def complete(groups: list[Group]) -> Moments:
+        return sum((g.moments for g in groups if all(g.present[i] for i in index)), Moments.zero())
+
+    train, hold = complete(sides["train"]), complete(sides["holdout"])
+    rows = sum(g.moments.rows for g in summary.groups)
+    train_tenants, holdout_tenants = await data.tenants(columns)
     counts = {
-        "train_rows": int(train.sum()),
-        "holdout_rows": int(hold.sum()),
-        "train_tenants": int(np.unique(data.tenant[train]).size),
-        "holdout_tenants": int(np.unique(data.tenant[hold]).size),
+        "train_rows": train.rows,
+        "holdout_rows": hold.rows,
+        "train_tenants": train_tenants,
+        "holdout_tenants": holdout_tenants,
     }
     details: dict[str, object] = {
-        "coverage": {c: round(float(coverage[i]), 4) for i, c in enumerate(COMPONENTS)},
-        "dataSha256": data.checksum(),
+        "coverage": {
+            side: {c: round(float(shares[i]), 4) for i, c in enumerate(COMPONENTS)}
+            for side, shares in coverage.items()
+        },
+        "dataSha256": summary.checksum,
         "policy": asdict(policy),
         # the fit is deterministic for given data and library versions
         "versions": {"numpy": np.__version__, "scipy": _scipy_version()},
@@ -244,7 +351,7 @@ def evaluate(data: Dataset, champion: Weights, policy: Policy) -> Evaluation:
         decision="skipped",
         reason="",
         components=columns,
-        dropped_rows=rows - int(complete.sum()),
+        dropped_rows=rows - train.rows - hold.rows,
         challenger=None,
         champion_metrics=None,
         challenger_metrics=None,
@@ -256,14 +363,14 @@ def evaluate(data: Dataset, champion: Weights, policy: Policy) -> Evaluation:
     if shortfalls:
         return replace(base, reason="too little data to train: " + "; ".join(shortfalls))
 
-    # Unused components are zeroed: their weight is 0 in both models, NaN must not leak.
-    features = np.where(present, data.features, 0.0)
-    coefficients, raw_intercept = fit(features[train][:, index], data.outcome[train])
+    centred = Centred.of(train, index)
+    # The first fit imports SciPy: off the event loop, like any CPU work.
+    coefficients, raw_intercept = await asyncio.to_thread(fit, centred)
     details["raw"] = {
         **{c: float(w) for c, w in zip(columns, coefficients, strict=True)},
         "intercept": raw_intercept,
     }
-    champion_metrics = measure(data.outcome[hold], predict(champion, features[hold]))
+    champion_metrics = measure(await data.holdout_errors(champion, columns))
     if coefficients.sum() < ZERO_FIT:
         return replace(
             base,
@@ -272,8 +379,8 @@ def evaluate(data: Dataset, champion: Weights, policy: Policy) -> Evaluation:
             "component",
             champion_metrics=champion_metrics,
         )
-    challenger = normalise(coefficients, columns, features[train][:, index], data.outcome[train])
-    challenger_metrics = measure(data.outcome[hold], predict(challenger, features[hold]))
+    challenger = normalise(coefficients, columns, centred)
+    challenger_metrics = measure(await data.holdout_errors(challenger, columns))
     decision, reason = _judge(champion_metrics, challenger_metrics, policy)
     return replace(
         base,
@@ -283,6 +390,15 @@ def evaluate(data: Dataset, champion: Weights, policy: Policy) -> Evaluation:
         champion_metrics=champion_metrics,
         challenger_metrics=challenger_metrics,
     )
+
+
+def _coverage(groups: list[Group]) -> FloatArray:
+    """The share of these tenant-days that carry each component."""
+    rows = sum(g.moments.rows for g in groups)
+    if not rows:
+        return np.zeros(len(COMPONENTS))
+    present = [sum(g.moments.rows for g in groups if g.present[i]) for i in range(len(COMPONENTS))]
+    return np.array(present, dtype=np.float64) / rows
 
 
 def _scipy_version() -> str:

@@ -47,7 +47,7 @@ def test_operator_walkthrough(aoer: AoerCli, db_url: str, tmp_path: Path) -> Non
 
     queued = aoer("enqueue", tenant, "--priority", "high")
     assert queued.returncode == 0, queued.stderr
-    assert f"[AOER] Queued recompute for tenant {tenant} (priority: high)" in queued.stdout
+    assert f"[AOER] Queued recompute for tenant {tenant} (priority: high)" in queued.stderr
 
     status = aoer("status")
     assert status.returncode == 0, status.stderr
@@ -63,9 +63,9 @@ def test_operator_walkthrough(aoer: AoerCli, db_url: str, tmp_path: Path) -> Non
 
     cron = aoer("cron", "--once")
     assert cron.returncode == 0, cron.stderr
-    assert "[AOER] Cron job triggered - queuing all tenants for recompute" in cron.stdout
-    assert "[AOER] Queued 1 tenants for recompute" in cron.stdout
-    assert "queued 1 tenants" in cron.stdout
+    assert "[AOER] Cron job triggered - queuing all tenants for recompute" in cron.stderr
+    assert "[AOER] Queued 1 tenants for recompute" in cron.stderr
+    assert cron.stdout == "queued 1 tenants\n", "a one-shot command's logs go to stderr"
     # A person queuing the fleet is audited (DESIGN §12), from the CLI as over HTTP.
     with psycopg.connect(db_url) as conn:
         audited = conn.execute(
@@ -209,3 +209,9 @@ def test_names_print_as_typed_and_added_lines_are_tab_separated(aoer: AoerCli) -
     assert listed.returncode == 0, listed.stderr
     for name in names:
         assert name in listed.stdout
+    # A message is one line too, however narrow the terminal it is piped from.
+    queued = aoer("enqueue", tenant_id, COLUMNS="80")
+    assert queued.returncode == 0, queued.stderr
+    [line] = queued.stdout.splitlines()
+    assert line.startswith(f"tenant {tenant_id} queued as job "), line
+    assert line.endswith("(priority medium)"), line

@@ -2,12 +2,13 @@
 
 import json
 import signal
+import socket
 import time
 import urllib.request
 from pathlib import Path
 
 from aoer.api.auth import TokenService
-from tests.acceptance.conftest import start_aoer
+from tests.acceptance.conftest import AoerCli, start_aoer
 from tests.acceptance.test_up import free_port
 
 SECRET = "replica-secret-0123456789abcdef-0123456789"
@@ -40,3 +41,17 @@ def test_two_api_processes_share_one_port(db_url: str, tmp_path: Path) -> None:
         for server in servers:
             server.send_signal(signal.SIGTERM)
         assert [server.wait(30) for server in servers] == [0, 0]
+
+
+def test_a_taken_port_is_one_error_naming_it(aoer: AoerCli) -> None:
+    """Without --reuse-port a port another process listens on is refused at once: one
+    `error:` line naming the address and what to change, exit 1, nothing left running."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = aoer("serve", "--port", str(port), AOER_JWT_SECRET=SECRET)
+    assert done.returncode == 1, done.stderr
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert line.startswith(f"error: cannot listen on 127.0.0.1:{port}: Address already in use")
+    assert "AOER_PORT" in line

@@ -1,5 +1,6 @@
 """`aoer up`: one process on a fresh machine, on the embedded PostgreSQL unless DATABASE_URL."""
 
+import json
 import os
 import signal
 import socket
@@ -59,6 +60,16 @@ def wait_for_summaries(log: Path, home: Path, expected: int) -> None:
     pytest.fail(f"aoer up never computed {expected} summaries:\n{log.read_text()[-3000:]}")
 
 
+def wait_for_line(log: Path, start: str) -> str:
+    deadline = time.monotonic() + START_S
+    while time.monotonic() < deadline:
+        for line in log.read_text().splitlines():
+            if line.startswith(start):
+                return line
+        time.sleep(0.2)
+    pytest.fail(f"aoer up never printed {start!r}:\n{log.read_text()[-3000:]}")
+
+
 def stop(process: subprocess.Popen[str]) -> int:
     process.send_signal(signal.SIGTERM)
     return process.wait(60)
@@ -75,7 +86,29 @@ def test_up_demo_runs_on_the_embedded_database_and_reuses_it(tmp_path: Path) -> 
         listed = aoer(home, "tenants", "list")
         assert listed.returncode == 0, listed.stderr
         assert DEMO_DEALERS[0][0] in listed.stdout
+        # --json is one document and nothing else, though finding the embedded database logs
+        as_json = aoer(home, "tenants", "list", "--json")
+        assert as_json.returncode == 0, as_json.stderr
+        assert DEMO_DEALERS[0][0] in {t["name"] for t in json.loads(as_json.stdout)["tenants"]}
+        assert "embedded PostgreSQL ready" in as_json.stderr
+        token = aoer(home, "token", "--role", "admin")
+        assert token.returncode == 0, token.stderr
+        assert token.stdout.count(".") == 2, "a JWT, and nothing else, on stdout"
+        assert "PG_VERSION" not in token.stderr, "the embedded server's own chatter stays quiet"
+        # A link handed out from another shell (no AOER_PORT there) reaches this `aoer up`.
+        banner = wait_for_line(log, "AOER is up: API on ")
+        served = banner.split("API on ", 1)[1].strip()
+        link = aoer(home, "sessions", "link")
+        assert link.returncode == 0, link.stderr
+        assert link.stdout.startswith(f"{served}/login?token="), (served, link.stdout)
         assert "database: postgresql://" in log.read_text(), "up names the database it uses"
+        # The login links come after the worker's start-up lines (the demo's recomputes):
+        # the last thing on a newcomer's screen is where to click (DESIGN §16).
+        lines = log.read_text().splitlines()
+        link = max(i for i, line in enumerate(lines) if "/login?token=" in line)
+        recomputed = [i for i, line in enumerate(lines) if "✅ Completed recompute" in line]
+        assert recomputed, lines
+        assert recomputed[0] < link, lines
     finally:
         assert stop(first) == 0
     assert (home / "pgdata" / "PG_VERSION").exists()

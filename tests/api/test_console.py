@@ -154,13 +154,26 @@ async def test_retry_coalesces_into_the_tenants_waiting_job(
     tenant = await make_tenant()
     job = await failed_job(conn, tenant)
     [waiting] = await queue.enqueue_many(session_of(conn), [tenant], "low")
+    await conn.execute(  # it failed twice already and waits out its backoff
+        "UPDATE aoer_queue SET retry_count = 2, error_message = 'boom',"
+        " scheduled_at = now() + interval '10 minutes' WHERE id = %s",
+        (waiting.id,),
+    )
     response = await api.client.post(f"/api/jobs/{job}/retry", headers=api.admin)
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["coalesced"], body["queuedJobId"]) == (True, str(waiting.id))
     assert "coalesced" in body["message"]
-    row = await one(conn, "SELECT priority FROM aoer_queue WHERE id = %s", waiting.id)
+    row = await one(
+        conn,
+        "SELECT priority, retry_count, error_message, scheduled_at <= now() AS due"
+        " FROM aoer_queue WHERE id = %s",
+        waiting.id,
+    )
     assert row["priority"] == "high", "the waiting job takes the failed job's higher priority"
+    assert (row["retry_count"], row["error_message"], row["due"]) == (0, None, True), (
+        "a retry resets the attempts of the job that carries it, and makes it due now"
+    )
     assert await count(conn, "aoer_queue") == 2  # one waiting job for the tenant, still
     audit = await one(conn, "SELECT details FROM audit_log WHERE action = 'job.retry'")
     assert audit["details"]["coalescedInto"] == str(waiting.id)
@@ -268,6 +281,8 @@ async def test_jobs_pages_render_for_admins_and_their_forms_refuse_cross_site_po
     listing = await api.client.get("/dashboard/jobs", headers=api.admin)
     assert listing.status_code == 200
     assert str(job) in listing.text
+    # ids are time-ordered (UUIDv7): the random end tells jobs apart, the start is the clock
+    assert f"<code>…{str(job)[-8:]}</code>" in listing.text
     assert "Poisoned &lt;Motors&gt;" in listing.text, "names are escaped"
     assert 'id="throughput-chart"' in listing.text
     assert 'id="latency-chart"' in listing.text
@@ -293,6 +308,33 @@ async def test_jobs_pages_render_for_admins_and_their_forms_refuse_cross_site_po
     page = await api.client.get("/dashboard/jobs?notice=paused")
     assert "Resume queue" in page.text
     assert [a for a, _ in await audit_actions(conn)] == ["job.retry", "queue.pause"]
+
+
+async def test_a_second_click_on_retry_or_cancel_shows_the_job_not_an_error(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    failed = await failed_job(conn, await make_tenant("A"))
+    [waiting] = await queue.enqueue_many(session_of(conn), [await make_tenant("B")], "low")
+    await signed_in(api, login_link(api))
+    for job, action, first, again in (
+        (failed, "retry", f"/dashboard/jobs/{failed}?notice=retried", "not_failed"),
+        (waiting.id, "cancel", "/dashboard/jobs?notice=cancelled", None),
+    ):
+        done = await api.client.post(f"/dashboard/jobs/{job}/{action}", headers=same_origin(api))
+        assert (done.status_code, done.headers["location"]) == (303, first)
+        twice = await api.client.post(f"/dashboard/jobs/{job}/{action}", headers=same_origin(api))
+        assert twice.status_code == 303, twice.text
+        if again is None:  # the cancelled job is gone: back to the list
+            assert twice.headers["location"] == "/dashboard/jobs?notice=gone"
+        else:
+            assert twice.headers["location"] == f"/dashboard/jobs/{job}?notice={again}"
+        shown = await api.client.get(twice.headers["location"])
+        assert shown.status_code == 200
+        assert 'id="notice"' in shown.text
+    [running] = await session_of(conn).jobs.claim(WORKER, 1)  # the retried job
+    held = await api.client.post(f"/dashboard/jobs/{running.id}/cancel", headers=same_origin(api))
+    assert held.headers["location"] == f"/dashboard/jobs/{failed}?notice=not_queued"
+    assert [a for a, _ in await audit_actions(conn)] == ["job.retry", "job.cancel"]
 
 
 async def test_an_organisation_sees_its_own_jobs_on_the_console_without_queue_controls(

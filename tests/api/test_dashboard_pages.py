@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from aoer.dashboard.render import CONTENT_SECURITY_POLICY, ago, assets, fixed
+from aoer.dashboard.render import CONTENT_SECURITY_POLICY, ago, assets, fixed, percent
 from aoer.db.pool import Connection
 from tests.api.conftest import Api, recompute_through_worker
 from tests.conftest import AddSignals, MakeTenant, session_of
@@ -124,6 +124,11 @@ def test_numbers_and_relative_times_read_as_on_the_page() -> None:
     assert fixed(None) == "—"
     assert fixed(Decimal("64")) == "64.00"
     assert fixed(3, 0) == "3"
+    # Halves away from zero, as the API rounds (Decimal's formatting alone gives 12.2, -0.12)
+    assert percent(Decimal("0.1225")) == "12.3 %"
+    assert fixed(Decimal("-0.125")) == "-0.13"
+    assert fixed(Decimal("2.5"), 0) == "3"
+    assert percent(None) == "—"
     now = datetime(2026, 1, 1, 12, tzinfo=UTC)
     assert ago(None) == "never"
     assert ago(now - timedelta(seconds=2), now) == "just now"

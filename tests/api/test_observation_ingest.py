@@ -1,6 +1,7 @@
 """POST /api/observations (DESIGN §14): all or none, every bad row named, signals derived
 without overwriting supplied values, tenants queued; tenant and organisation isolation."""
 
+import json
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -8,6 +9,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from aoer.api.limits import MAX_BODY_BYTES, body_limit
+from aoer.api.schemas import MAX_OBSERVATION_ROWS
 from aoer.db.pool import Connection, Pool
 from aoer.store import Scope, Store
 from tests.api.conftest import Api, count
@@ -66,6 +69,8 @@ async def test_every_bad_row_is_named_with_its_field_and_nothing_is_written(
         (11, "citedUrls"),
     }
     messages = {e["row"]: e["message"] for e in body["errors"]}
+    assert messages[1].startswith("'ChatGPT' is not an engine name: lower-case letters")
+    assert not [m for m in messages.values() if m.startswith("Value error")], messages
     assert "not an http(s) URL" in messages[6]
     assert "position is given but mentioned is false" in messages[10]
     assert body["error"].startswith("row 1 (counting from 0), engine:")
@@ -104,6 +109,63 @@ async def test_more_than_10000_rows_are_refused_whole(
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == "observations"
     assert "10000" in response.json()["errors"][0]["message"]
+    assert await count(conn, "answer_observations") == 0
+
+
+async def test_10000_full_observations_fit_in_one_request_and_more_bytes_are_refused(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    t = await make_tenant()
+
+    def full(i: int) -> dict[str, Any]:  # ~520 bytes: what a tracked answer usually holds
+        return obs(
+            t,
+            i % 30,
+            "chatgpt",
+            f"Which dealership near Lakeside has the best certified pre-owned SUVs? #{i}",
+            mentioned=True,
+            position=2,
+            cited=True,
+            citedUrls=[
+                "https://lakeside-motors.example/inventory/certified-suvs",
+                "https://lakeside-motors.example/service/specials",
+            ],
+            competitors=["Harbor Ford", "Summit Toyota of Lakeside", "Northgate Honda", "Bay KIA"],
+            sentiment="0.45",
+        )
+
+    rows = [full(i) for i in range(MAX_OBSERVATION_ROWS)]
+    assert len(json.dumps({"observations": rows})) > MAX_BODY_BYTES  # over the general limit
+    response = await send(api, rows)
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["upserted"] == MAX_OBSERVATION_ROWS
+    assert await count(conn, "answer_observations") == MAX_OBSERVATION_ROWS
+
+    limit = body_limit("/api/observations")
+    huge = b'{"observations": [], "pad": "' + b"x" * limit.max_bytes + b'"}'
+    response = await api.client.post(
+        "/api/observations",
+        content=huge,
+        headers={**api.admin, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"] == (
+        f"request body too large: the limit is {limit.max_bytes} bytes"
+        " (send at most 10,000 observations per request)"
+    )
+
+
+async def test_a_position_past_the_column_is_named_not_a_server_error(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    t = await make_tenant()
+    rows = [
+        obs(t, 0, "chatgpt", "fine", mentioned=True, position=2**31 - 1),
+        obs(t, 0, "claude", "too far", mentioned=True, position=2**31),
+    ]
+    response = await send(api, rows)
+    assert response.status_code == 422, response.text
+    assert [(e["row"], e["field"]) for e in response.json()["errors"]] == [(1, "position")]
     assert await count(conn, "answer_observations") == 0
 
 

@@ -173,6 +173,14 @@ def test_sessions_link_prints_a_one_time_link_for_an_admin_a_known_tenant_or_org
     with psycopg.connect(db_url, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (2,)
 
+    # Behind a proxy the dashboard's address is given; a bare host name is refused.
+    proxied = run("sessions", "link", "--url", "https://aoer.example.com/")
+    assert proxied.returncode == 0, proxied.stderr
+    assert proxied.stdout.startswith("https://aoer.example.com/login?token=")
+    refused = run("sessions", "link", "--url", "aoer.example.com")
+    assert refused.returncode == 2
+    assert "invalid --url 'aoer.example.com'" in refused.stderr
+
 
 async def test_two_replicas_taking_one_login_link_at_once_sign_in_once(
     make_api: ApiFactory,

@@ -125,7 +125,7 @@ async def test_few_data_points_rule_says_how_many_more_days(
     assert "2 more days" in found["message"]
 
 
-async def test_high_volatility_rule_gains_at_15_and_at_the_fleet_median(
+async def test_high_volatility_rule_gains_with_a_steady_aeo_and_at_the_fleet_median(
     api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
 ) -> None:
     noisy = await make_tenant("Noisy Motors")
@@ -151,14 +151,18 @@ async def test_high_volatility_rule_gains_at_15_and_at_the_fleet_median(
     score = v1_score(mean, Decimal(50), Decimal(40), volatility)
     assert Decimal(str(body["aoerScore"])) == score
     at_15 = v1_score(mean, Decimal(50), Decimal(40), Decimal(15)) - score
+    steady = v1_score(mean, Decimal(50), Decimal(40), Decimal(0)) - score
     fleet_median = median_disc([volatility, Decimal(0), Decimal(0)])
     at_median = v1_score(mean, Decimal(50), Decimal(40), fleet_median) - score
     assert at_15 == 0  # the penalty is capped from volatility 6: 15 still takes 30 %
     found = rule(body, "high_volatility")
     assert found["severity"] == "warning"
-    assert Decimal(str(found["expectedGain"])) == max(at_15, at_median) == Decimal("13.05")
+    assert Decimal(str(found["expectedGain"])) == steady == Decimal("13.05")
     assert f"volatility is {volatility} (over 15)" in found["message"]
     assert "takes 30% off the score" in found["message"]
+    assert "gain 0.00" not in found["message"], "no advice of a gain that is nothing"
+    assert "the penalty shrinks only below 6," in found["message"]
+    assert f"a steady AEO (volatility 0) would gain {steady} points" in found["message"]
     assert (
         f"fleet median (3 dealerships) of {fleet_median:.2f}, {at_median} points"
         in (found["message"])

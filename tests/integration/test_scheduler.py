@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from aoer.db.pool import Connection, connect
-from aoer.store import Session
+from aoer.store import Session, Store
 from aoer.types import JsonObject
 from aoer.worker.scheduler import ScheduledJob, fire_if_due
 from tests.conftest import MakeTenant, session_of
@@ -189,3 +189,57 @@ async def test_a_tick_that_died_mid_way_is_resumed_without_losing_or_doubling_te
     assert result is not None
     assert (result["queued"], result["resumed"]) == (50, True)
     assert await queued_once(conn) == {"once": 50, "never": 0, "twice": 0, "inactive": 0}
+
+
+@pytest.mark.slow
+async def test_a_job_that_keeps_failing_is_retried_after_a_growing_pause_not_every_few_seconds(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aoer.worker.scheduler import run_scheduler
+
+    attempts: list[float] = []
+
+    async def fails(session: Session) -> JsonObject:
+        attempts.append(asyncio.get_running_loop().time())
+        raise RuntimeError("statement too big")
+
+    job = ScheduledJob("always-fails", "0 0 1 1 *", fails)  # its last tick is always due
+    stopping = asyncio.Event()
+    running = asyncio.create_task(run_scheduler(store, [job], "w1", stopping))
+    await asyncio.sleep(6.0)  # longer than the old fixed 5 s retry
+    stopping.set()
+    await asyncio.wait_for(running, 5)
+
+    assert len(attempts) == 1
+    assert "always-fails (1 failure(s) in a row; next try in 60 s)" in caplog.text
+
+
+def test_the_pause_after_a_failure_doubles_from_a_minute_up_to_an_hour() -> None:
+    from aoer.worker.scheduler import error_retry_s
+
+    assert [error_retry_s(n) for n in (1, 2, 3, 7, 50)] == [60, 120, 240, 3600, 3600]
+
+
+async def test_a_follow_up_runs_once_the_ticks_transaction_committed(
+    conn: Connection, db_url: str
+) -> None:
+    seen: list[object] = []
+    other = await connect(db_url)
+
+    async def action(session: Session) -> JsonObject:
+        await session.conn.execute("INSERT INTO tenants (name) VALUES ('made by the tick')")
+        return {"made": 1}
+
+    async def follow_up(session: Session, result: JsonObject) -> None:
+        # Another connection sees the action's work: it is committed, not just done.
+        cur = await other.execute("SELECT count(*) AS n FROM tenants")
+        seen.append(((await cur.fetchone() or {})["n"], result))
+
+    job = ScheduledJob("with-follow-up", "* * * * *", action, after_commit=follow_up)
+    now = datetime(2026, 11, 28, 12, 0, 30, tzinfo=UTC)
+    try:
+        assert await fire_if_due(session_of(conn), job, "w1", now) == {"made": 1}
+        assert await fire_if_due(session_of(conn), job, "w2", now) is None
+    finally:
+        await other.close()
+    assert seen == [(1, {"made": 1})]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, LiteralString
 
 import psycopg
+from psycopg import sql
 
 from tests.conftest import _admin, with_database
 
@@ -88,14 +89,44 @@ FROM fill_tenants CROSS JOIN generate_series(1, 2) k;
 """
 
 
+# What Supabase does for its `anon` and `authenticated` roles in every project: whatever the
+# migrating role creates in schema public is theirs too (run before the old migration).
+SUPABASE_DEFAULT_PRIVILEGES: LiteralString = """
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO {role};
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO {role};
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON FUNCTIONS TO {role};
+"""
+# The old migration's own grants to `authenticated` (20241220000002_aoer_tables.sql), verbatim
+# but for the role's name: roles are cluster-wide, so each test names its own.
+SEED_GRANTS: LiteralString = """
+GRANT SELECT, INSERT, UPDATE ON aoer_summary TO {role};
+GRANT SELECT, INSERT ON metrics_events TO {role};
+GRANT SELECT, INSERT, UPDATE ON aoer_queue TO {role};
+GRANT SELECT, INSERT ON aoer_failures TO {role};
+GRANT SELECT ON v_aoer_dashboard TO {role};
+GRANT SELECT ON v_aoer_queue_status TO {role};
+GRANT EXECUTE ON FUNCTION compute_aoer_for_tenant(UUID) TO {role};
+GRANT EXECUTE ON FUNCTION update_aoer_summary(UUID) TO {role};
+GRANT EXECUTE ON FUNCTION queue_tenant_recompute(UUID, VARCHAR) TO {role};
+GRANT EXECUTE ON FUNCTION get_aoer_queue_status() TO {role};
+"""
+
+
+def for_role(template: LiteralString, role: str) -> sql.Composed:
+    return sql.SQL(template).format(role=sql.Identifier(role))
+
+
 @contextmanager
-def old_database(server_url: str) -> Iterator[str]:
-    """A database the old system's migration built; dropped afterwards."""
+def old_database(server_url: str, before: sql.Composable | None = None) -> Iterator[str]:
+    """A database the old system's migration built (after `before`, when given); dropped
+    afterwards."""
     name = f"aoer_old_{uuid.uuid4().hex[:12]}"
     _admin(server_url, f"CREATE DATABASE {name}")
     url = with_database(server_url, name)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
+            if before is not None:
+                conn.execute(before)
             conn.execute(SEED_SCHEMA.read_text())  # type: ignore[arg-type]
         yield url
     finally:

@@ -179,17 +179,19 @@ END;
 $$ LANGUAGE plpgsql SECURITY DEFINER;
 
 CREATE OR REPLACE FUNCTION get_aoer_queue_status()
-RETURNS TABLE (status VARCHAR, priority VARCHAR, job_count BIGINT, oldest_job TIMESTAMPTZ,
-               newest_job TIMESTAMPTZ) AS $$
+RETURNS TABLE (status VARCHAR(20), priority VARCHAR(10), job_count BIGINT,
+               oldest_job TIMESTAMPTZ, newest_job TIMESTAMPTZ) AS $$
 BEGIN
     RETURN QUERY
-    SELECT q.status, q.priority, COUNT(*), MIN(q.created_at), MAX(q.created_at)
+    SELECT q.status, q.priority, COUNT(*), MIN(q.scheduled_at), MAX(q.scheduled_at)
     FROM aoer_queue q
     WHERE q.status IN ('queued', 'processing')
-    GROUP BY q.status, q.priority;
+    GROUP BY q.status, q.priority
+    ORDER BY q.priority DESC, q.status;
 END;
 $$ LANGUAGE plpgsql;
 
+-- The two views exactly as the old migration wrote them (column names and order included).
 CREATE OR REPLACE VIEW v_aoer_dashboard AS
 SELECT s.tenant_id,
        s.aoer_score,
@@ -199,7 +201,7 @@ SELECT s.tenant_id,
        CASE WHEN s.aoer_score >= 80 THEN 'Excellent'
             WHEN s.aoer_score >= 60 THEN 'Good'
             WHEN s.aoer_score >= 40 THEN 'Fair'
-            ELSE 'Poor' END AS grade,
+            ELSE 'Poor' END AS aoer_grade,
        CASE WHEN s.visibility_risk <= 0.2 THEN 'Low'
             WHEN s.visibility_risk <= 0.5 THEN 'Medium'
             WHEN s.visibility_risk <= 0.8 THEN 'High'
@@ -207,9 +209,10 @@ SELECT s.tenant_id,
 FROM aoer_summary s;
 
 CREATE OR REPLACE VIEW v_aoer_queue_status AS
-SELECT status, priority, COUNT(*) AS job_count, MIN(created_at) AS oldest_job,
-       MAX(created_at) AS newest_job
+SELECT status, priority, COUNT(*) AS job_count, MIN(scheduled_at) AS oldest_job,
+       MAX(scheduled_at) AS newest_job
 FROM aoer_queue
+WHERE status IN ('queued', 'processing')
 GROUP BY status, priority;
 
 ALTER TABLE aoer_summary ENABLE ROW LEVEL SECURITY;
@@ -229,5 +232,7 @@ CREATE POLICY "Users can view their tenant's queue" ON aoer_queue
     FOR SELECT USING (tenant_id::text = auth.jwt() ->> 'tenant_id');
 CREATE POLICY "Service role can manage AOER queue" ON aoer_queue
     FOR ALL USING (auth.jwt() ->> 'role' = 'service_role');
+CREATE POLICY "Users can view their tenant's failures" ON aoer_failures
+    FOR SELECT USING (tenant_id::text = auth.jwt() ->> 'tenant_id');
 CREATE POLICY "Service role can manage AOER failures" ON aoer_failures
     FOR ALL USING (auth.jwt() ->> 'role' = 'service_role');

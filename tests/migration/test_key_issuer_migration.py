@@ -34,7 +34,7 @@ def test_existing_keys_learn_their_issuer_from_the_audit_log(server_url: str) ->
                     (who, who, org_id, tenant, str(keys[who])),
                 )
         applied = asyncio.run(migrate(url))
-        assert [m.version for m in applied] == [KEY_ISSUERS]
+        assert applied[0].version == KEY_ISSUERS  # later migrations follow it
         with psycopg.connect(url) as conn:
             issuers = dict(
                 conn.execute("SELECT created_by, issued_by_org FROM api_keys").fetchall()

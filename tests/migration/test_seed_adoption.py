@@ -4,25 +4,35 @@ bad rows refused before any change, `--dry-run` read-only, a second run a no-op.
 
 import json
 import subprocess
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from aoer.db.adoption import OLD_COLUMNS
+from aoer.db.pool import connect
 from aoer.db.schema import migrate
 from aoer.errors import MigrationError
 from tests.acceptance.conftest import cli_command, cli_env
-from tests.conftest import _admin, with_database
+from tests.conftest import _admin, session_of, with_database
+from tests.migration.before import migrated_before
 from tests.migration.seed import (
     OLD_TABLES,
+    SEED_GRANTS,
+    SUPABASE_DEFAULT_PRIVILEGES,
     execute,
     fetch,
     fill,
     fingerprint,
+    for_role,
     old_database,
     schema_fingerprint,
     table_rows,
@@ -57,9 +67,21 @@ def aoer_cli(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProces
     )
 
 
+# The keys adoption adds to the old `aoer_recompute` events (0030), left out of a snapshot.
+ADDED_EVENT_KEYS = "event_data - 'aoerScore' - 'visibilityRisk' AS event_data"
+
+
 def snapshot(url: str) -> dict[str, dict[str, str]]:
-    """Every old table's rows, by key, in the old migration's columns."""
-    return {table: table_rows(url, table, sorted(OLD_COLUMNS[table])) for table in OLD_TABLES}
+    """Every old table's rows, by key, in the old migration's columns (events without the
+    keys adoption adds)."""
+    return {
+        table: table_rows(
+            url,
+            table,
+            [ADDED_EVENT_KEYS if c == "event_data" else c for c in sorted(OLD_COLUMNS[table])],
+        )
+        for table in OLD_TABLES
+    }
 
 
 def count(url: str, sql: str, *params: Any) -> int:
@@ -88,6 +110,10 @@ async def test_thousands_of_old_rows_are_kept_and_workers_then_recompute_exact_v
 
     for table in ("aiv_raw_signals", "aoer_summary", "metrics_events", "aoer_failures"):
         assert after[table] == before[table], table  # every row, every value
+    # Added on purpose: the old events' score under the key the history reads.
+    unread = "SELECT count(*) FROM metrics_events WHERE event_data -> 'aoerScore' %s"
+    assert count(old_db, unread % "IS DISTINCT FROM event_data -> 'aoer_score'") == 0
+    assert count(old_db, unread % "IS NULL") == 0
     assert after["aoer_queue"].keys() == before["aoer_queue"].keys()
     # Changed on purpose: waiting duplicates closed, the jobs keeping their work, jobs in flight.
     coalesced = fetch(
@@ -342,3 +368,273 @@ async def test_claims_limit_the_adopted_rows_and_functions(old_db: str) -> None:
         assert own.fetchall() == [(mine,)]
     assert seen == events == [(mine,)]
     assert theirs == []
+
+
+@pytest.fixture
+def stand_in_role(server_url: str) -> Iterator[Callable[..., str]]:
+    """Makes roles standing in for Supabase's (`authenticated`, `service_role`): roles are
+    cluster-wide, so each gets a name of its own, and all are dropped after the test (whose
+    databases are gone by then)."""
+    made: list[str] = []
+
+    def make(attributes: str = "") -> str:
+        role = f"aoer_test_supabase_{uuid.uuid4().hex[:10]}"
+        _admin(server_url, f"CREATE ROLE {role} NOLOGIN NOINHERIT {attributes}")
+        made.append(role)
+        return role
+
+    yield make
+    for role in made:
+        _admin(server_url, f"DROP ROLE IF EXISTS {role}")
+
+
+# Writes a tenant's PostgREST session must not make on an adopted database: its score, the
+# queue's pause switch, every tenant's score history (a SECURITY DEFINER maintenance function
+# without a caller check), a forged history point, a table emptied (RLS does not stop TRUNCATE).
+FORBIDDEN_WRITES: tuple[tuple[str, str], ...] = (
+    ("summary", "UPDATE aoer_summary SET aoer_score = 100"),
+    ("pause", "UPDATE aoer_queue_state SET paused = true"),
+    ("history", "SELECT aoer_drop_partitions_before('metrics_events', '2999-01-01')"),
+    ("forged event", "INSERT INTO metrics_events (tenant_id, event_type, event_data)"
+     " SELECT tenant_id, 'aoer_recompute', '{\"aoerScore\": 100}' FROM aoer_summary"),
+    ("own job", "UPDATE aoer_queue SET status = 'completed'"),
+    ("truncate", "TRUNCATE aoer_summary"),
+)  # fmt: skip
+
+
+def is_allowed(conn: psycopg.Connection[Any], statement: str) -> bool:
+    """Whether `statement` ran (autocommit: a refused one leaves nothing behind)."""
+    try:
+        conn.execute(statement)  # type: ignore[arg-type]
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return True
+
+
+def as_role(url: str, role: str, tenant: str) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(url, autocommit=True)
+    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+    claims = json.dumps({"role": "authenticated", "tenant_id": tenant})
+    conn.execute("SELECT set_config('request.jwt.claims', %s, false)", (claims,))
+    return conn
+
+
+@pytest.mark.parametrize("defaults", [True, False], ids=["supabase-defaults", "seed-grants-only"])
+async def test_the_old_systems_users_read_their_own_rows_after_adoption_and_write_nothing(
+    server_url: str, stand_in_role: Callable[..., str], defaults: bool
+) -> None:
+    authenticated = stand_in_role()
+    before = for_role(SUPABASE_DEFAULT_PRIVILEGES, authenticated) if defaults else None
+    with old_database(server_url, before) as url:
+        execute(url, for_role(SEED_GRANTS, authenticated))
+        fill(url, SMALL)
+        await migrate(url)
+        [(mine,)] = fetch(url, "SELECT min(tenant_id::text) FROM aoer_summary")
+        scores = fetch(url, "SELECT tenant_id, aoer_score FROM aoer_summary ORDER BY 1")
+        months = count(
+            url, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'metrics_events'::regclass"
+        )
+        with as_role(url, authenticated, mine) as conn:
+            allowed = [what for what, write in FORBIDDEN_WRITES if is_allowed(conn, write)]
+            summaries = conn.execute("SELECT tenant_id::text FROM aoer_summary").fetchall()
+            dashboard = conn.execute(
+                "SELECT tenant_id::text, risk_level FROM v_aoer_dashboard"
+            ).fetchall()
+            computed = conn.execute(
+                "SELECT tenant_id::text FROM compute_aoer_for_tenant(%s)", (mine,)
+            ).fetchall()
+            queued = conn.execute("SELECT sum(job_count) FROM get_aoer_queue_status()").fetchall()
+        assert summaries == computed == [(mine,)]
+        assert [tenant for tenant, _ in dashboard] == [mine]
+        mine_waiting = count(
+            url,
+            "SELECT count(*) FROM aoer_queue WHERE tenant_id = %s"
+            " AND status IN ('queued', 'processing')",
+            mine,
+        )
+        assert allowed == []
+        assert queued == [(mine_waiting,)]
+        assert 0 < mine_waiting < SMALL
+        assert fetch(url, "SELECT tenant_id, aoer_score FROM aoer_summary ORDER BY 1") == scores
+        assert fetch(url, "SELECT paused FROM aoer_queue_state") == [(False,)]
+        assert (
+            months
+            == count(
+                url, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'metrics_events'::regclass"
+            )
+            > 0
+        )
+
+
+async def test_a_role_that_bypasses_rls_keeps_the_old_tables_and_gets_nothing_internal(
+    server_url: str, stand_in_role: Callable[..., str]
+) -> None:
+    service = stand_in_role("BYPASSRLS")  # Supabase's service_role: the admin key
+    with old_database(server_url, for_role(SUPABASE_DEFAULT_PRIVILEGES, service)) as url:
+        fill(url, SMALL)
+        await migrate(url)
+        [(tenant,)] = fetch(url, "SELECT min(id::text) FROM tenants")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(service)))
+            [(job,)] = conn.execute(
+                "SELECT queue_tenant_recompute(%s, 'urgent')", (tenant,)
+            ).fetchall()  # the old scripts' rpc, as before
+            internal = (
+                "UPDATE aoer_queue_state SET paused = true",
+                "SELECT * FROM model_audit",
+                "TRUNCATE aoer_summary",
+                "SELECT aoer_drop_partitions_before('metrics_events', '2999-01-01')",
+            )
+            allowed = [statement for statement in internal if is_allowed(conn, statement)]
+        assert allowed == []
+        assert fetch(url, "SELECT priority FROM aoer_queue WHERE id = %s", (job,)) == [("urgent",)]
+
+
+async def test_default_privileges_give_other_roles_nothing_internal_also_on_new_months(
+    server_url: str, stand_in_role: Callable[..., str]
+) -> None:
+    anon = stand_in_role()
+    name = f"aoer_supa_{uuid.uuid4().hex[:12]}"
+    _admin(server_url, f"CREATE DATABASE {name}")
+    url = with_database(server_url, name)
+    try:
+        execute(url, for_role(SUPABASE_DEFAULT_PRIVILEGES, anon))
+        await migrate(url)  # a fresh database, not an adoption
+        execute(url, "SELECT aoer_create_partitions_ahead('metrics_events', 14)")  # new months
+        held = fetch(
+            url,
+            "SELECT c.relname, a.privilege_type FROM pg_class c"
+            " CROSS JOIN LATERAL aclexplode(c.relacl) a"
+            " WHERE c.relnamespace = 'public'::regnamespace AND a.grantee = %s::regrole"
+            " ORDER BY 1, 2",
+            (anon,),
+        )
+        functions = fetch(
+            url,
+            "SELECT p.proname FROM pg_proc p CROSS JOIN LATERAL aclexplode(p.proacl) a"
+            " WHERE p.pronamespace = 'public'::regnamespace AND a.grantee = %s::regrole",
+            (anon,),
+        )
+        readable = [
+            "aiv_raw_signals",
+            "aoer_failures",
+            "aoer_queue",
+            "aoer_summary",
+            "metrics_events",
+            "tenants",
+            "v_aoer_dashboard",
+            "v_aoer_queue_status",
+        ]
+        assert held == [(table, "SELECT") for table in readable]
+        assert sorted(functions) == [
+            ("compute_aoer_for_tenant",),
+            ("get_aoer_queue_status",),
+            ("queue_tenant_recompute",),
+            ("update_aoer_summary",),
+        ]
+        assert count(url, "SELECT aoer_confine_other_roles()") == 0  # nothing left to revoke
+    finally:
+        _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+async def test_the_old_systems_score_history_is_charted_after_adoption(old_db: str) -> None:
+    tenant = UUID("7d9a1a40-0000-4000-8000-000000000002")
+    written = {  # as the old update_aoer_summary wrote it
+        "aoer_score": 72.35,
+        "visibility_risk": 0.2,
+        "metrics": {"avgAEO": 80.1, "avgGEO": 70, "avgUGC": 60, "dataPoints": 12},
+    }
+    execute(
+        old_db,
+        "INSERT INTO metrics_events (tenant_id, event_type, event_data, created_at) VALUES"
+        " (%s, 'aoer_recompute', %s, now() - interval '2 days'),"
+        ' (%s, \'aoer_recompute\', \'{"aoer_score": "64.10", "visibility_risk": "0.40"}\','
+        "  now() - interval '1 day'),"
+        " (%s, 'aoer_recompute', '{\"note\": \"no score\"}', now() - interval '3 days')",
+        (tenant, Jsonb(written), tenant, tenant),
+    )
+    await migrate(old_db)
+    conn = await connect(old_db)
+    try:
+        points = await session_of(conn).scores.history(tenant, 30)
+    finally:
+        await conn.close()
+    assert [(p.aoer_score, p.visibility_risk, p.grade, p.risk_level) for p in points] == [
+        (Decimal("72.35"), Decimal("0.2"), "Good", "Low"),
+        (Decimal("64.10"), Decimal("0.40"), "Good", "Medium"),
+    ]
+    assert points[0].metrics["avgAEO"] == Decimal("80.1")
+    assert points[0].metrics["dataPoints"] == 12
+    [(kept,)] = fetch(old_db, "SELECT event_data FROM metrics_events WHERE event_data ? 'metrics'")
+    assert kept == {**written, "aoerScore": 72.35, "visibilityRisk": 0.2}  # old keys kept
+
+
+VIEWS_COLUMNS = (
+    "SELECT table_name, array_agg(column_name::text ORDER BY ordinal_position)"
+    " FROM information_schema.columns"
+    " WHERE table_schema = 'public' AND table_name IN ('v_aoer_dashboard', 'v_aoer_queue_status')"
+    " GROUP BY 1 ORDER BY 1"
+)
+
+
+async def test_the_views_keep_the_old_columns_first_and_count_waiting_and_running_jobs_only(
+    old_db: str, server_url: str, template_db: str
+) -> None:
+    fill(old_db, SMALL)
+    old = dict(fetch(old_db, VIEWS_COLUMNS))
+    await migrate(old_db)
+    fresh = with_database(server_url, template_db)
+    for url in (old_db, fresh):
+        for view, columns in fetch(url, VIEWS_COLUMNS):
+            assert columns[: len(old[view])] == old[view], (url, view)
+    assert old["v_aoer_dashboard"][5] == "aoer_grade"  # as the old dashboards select it
+    listed = fetch(
+        old_db, "SELECT status, priority, job_count, oldest_job FROM v_aoer_queue_status"
+    )
+    function = fetch(
+        old_db, "SELECT status, priority, job_count, oldest_job FROM get_aoer_queue_status()"
+    )
+    expected = fetch(
+        old_db,
+        "SELECT status, priority, count(*), min(scheduled_at) FROM aoer_queue"
+        " WHERE status IN ('queued', 'processing') GROUP BY 1, 2",
+    )
+    assert sorted(listed) == sorted(function) == sorted(expected)
+    assert {status for status, *_ in listed} == {"queued", "processing"}
+    grades = fetch(old_db, "SELECT aoer_grade, count(*) FROM v_aoer_dashboard GROUP BY 1")
+    assert sum(n for _, n in grades) == SMALL
+
+
+async def test_a_database_adopted_before_0030_gets_the_fixes_when_it_migrates(
+    server_url: str, stand_in_role: Callable[..., str]
+) -> None:
+    authenticated = stand_in_role()
+    with migrated_before(server_url, 30) as url:
+        # What an adoption by 0029 left: the old grants carried over as they were, an old event.
+        tenant = "7d9a1a40-0000-4000-8000-000000000003"
+        execute(url, "INSERT INTO tenants (id, name) VALUES (%s, 'Tenant 7d9a1a40')", (tenant,))
+        execute(
+            url,
+            "INSERT INTO metrics_events (tenant_id, event_type, event_data, created_at)"
+            " VALUES (%s, 'aoer_recompute', '{\"aoer_score\": 55.5, \"visibility_risk\": 0.6}',"
+            " now() - interval '2 days')",
+            (tenant,),
+        )
+        execute(
+            url,
+            for_role(
+                "GRANT SELECT, INSERT, UPDATE ON aoer_summary, aoer_queue TO {role};"
+                " GRANT ALL ON aoer_queue_state TO {role};"
+                " GRANT SELECT ON tenants, v_aoer_dashboard, v_aoer_queue_status TO {role};"
+                " GRANT EXECUTE ON FUNCTION aoer_drop_partitions_before(regclass, timestamptz)"
+                " TO {role}",
+                authenticated,
+            ),
+        )
+        assert (await migrate(url))[0].version == 30
+        with as_role(url, authenticated, tenant) as conn:
+            allowed = [what for what, write in FORBIDDEN_WRITES if is_allowed(conn, write)]
+            dashboard = conn.execute("SELECT aoer_grade FROM v_aoer_dashboard").fetchall()
+        assert allowed == []
+        assert dashboard == []  # readable (no summary yet): the view kept its grant
+        assert fetch(url, "SELECT event_data -> 'aoerScore' FROM metrics_events") == [(55.5,)]

@@ -1,15 +1,19 @@
 """Synthetic dealerships whose outcomes follow known weights (or are pure noise), and an
 independent Decimal recomputation of the score from stored weights and signals."""
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Literal, cast
 from uuid import UUID
 
 import numpy as np
 
+from aoer.bootstrap.worker import scheduled_jobs
+from aoer.config import Settings
+from aoer.constants import MODEL_TICK
 from aoer.db.pool import Connection
 from aoer.training import COMPONENTS, Policy
+from aoer.worker.scheduler import ScheduledJob
 
 # The truth the trainer must find: far from v1 (which ignores seo and geolocal).
 TRUE_WEIGHTS = {"seo": 0.10, "aeo": 0.20, "geo": 0.30, "ugc": 0.15, "geolocal": 0.25}
@@ -25,6 +29,21 @@ POLICY = Policy(
     min_r2=0.0,
 )
 CENT = Decimal("0.01")
+
+MONDAY_4AM = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
+
+
+def weekly_training() -> ScheduledJob:
+    settings = Settings(  # type: ignore[call-arg]
+        AOER_MODEL_HOLDOUT_DAYS=POLICY.holdout_days,
+        AOER_MODEL_TRAIN_DAYS=POLICY.train_days,
+        AOER_MODEL_MIN_ROWS=POLICY.min_rows,
+        AOER_MODEL_MIN_HOLDOUT_ROWS=POLICY.min_holdout_rows,
+        AOER_MODEL_MIN_TENANTS=POLICY.min_tenants,
+    )
+    [job] = [j for j in scheduled_jobs(settings) if j.name == MODEL_TICK]
+    assert job.cron == "0 4 * * 1"  # the default: weekly, Monday 04:00 UTC
+    return job
 
 
 async def seed(

@@ -9,7 +9,7 @@ import pytest
 from aoer.api.auth import TokenService
 from aoer.bootstrap.api import build_api
 from aoer.config import Settings
-from aoer.db.pool import Connection, Pool
+from aoer.db.pool import Connection, Pool, connect
 from tests.conftest import services_for
 from tests.model.synthetic import POLICY, seed
 
@@ -101,3 +101,86 @@ async def test_bad_training_requests_are_refused_with_a_reason(client: httpx.Asy
     assert "in the future" in future.json()["error"]
     form = await client.post("/api/model/train", content=b"dryRun=1", headers=admin)
     assert form.status_code == 415
+
+
+async def refuse_audit_rows(owner: Connection) -> None:
+    """Make every insert into audit_log fail, as a full disk or a broken grant would."""
+    await owner.execute(
+        "CREATE FUNCTION test_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$BEGIN RAISE EXCEPTION 'audit_log refused by the test'; END$$"
+    )
+    await owner.execute(
+        "CREATE TRIGGER test_refuse_audit BEFORE INSERT ON audit_log"
+        " FOR EACH ROW EXECUTE FUNCTION test_refuse_audit()"
+    )
+
+
+async def champion_and_counts(conn: Connection) -> dict[str, object]:
+    cur = await conn.execute(
+        "SELECT (SELECT version FROM model_weights WHERE status = 'champion') AS champion,"
+        " (SELECT count(*) FROM model_weights) AS versions,"
+        " (SELECT count(*) FROM model_audit) AS runs,"
+        " (SELECT count(*) FROM aoer_queue) AS jobs,"
+        " (SELECT count(*) FROM audit_log WHERE action LIKE 'model.%%') AS trail"
+    )
+    return dict(await cur.fetchone() or {})
+
+
+async def test_a_promotion_whose_audit_row_fails_is_not_made(
+    client: httpx.AsyncClient, conn: Connection, owner_db_url: str
+) -> None:
+    await seed(conn, outcome="linear")
+    owner = await connect(owner_db_url)
+    try:
+        await refuse_audit_rows(owner)
+    finally:
+        await owner.close()
+
+    run = await client.post("/api/model/train", json={}, headers=bearer("admin"))
+
+    assert run.status_code >= 500
+    # No champion changed without its audit row: nothing of the run was written.
+    assert await champion_and_counts(conn) == {
+        "champion": "v1",
+        "versions": 1,
+        "runs": 0,
+        "jobs": 0,
+        "trail": 0,
+    }
+
+
+async def test_a_rollback_whose_audit_row_fails_is_not_made_and_a_retry_goes_back_once(
+    client: httpx.AsyncClient, conn: Connection, owner_db_url: str
+) -> None:
+    await seed(conn, outcome="linear")
+    admin = bearer("admin")
+    assert (await client.post("/api/model/train", json={}, headers=admin)).json()["decision"] == (
+        "promoted"
+    )
+    await conn.execute("DELETE FROM aoer_queue")
+    owner = await connect(owner_db_url)
+    try:
+        await refuse_audit_rows(owner)
+        before = await champion_and_counts(conn)
+
+        failed = await client.post("/api/model/rollback", json={}, headers=admin)
+
+        assert failed.status_code >= 500
+        assert await champion_and_counts(conn) == before
+        assert before["champion"] == "v2"
+        await owner.execute("DROP TRIGGER test_refuse_audit ON audit_log")
+    finally:
+        await owner.close()
+
+    retried = await client.post("/api/model/rollback", json={}, headers=admin)
+
+    assert retried.status_code == 200, retried.text
+    assert (retried.json()["fromVersion"], retried.json()["toVersion"]) == ("v2", "v1")
+    cur = await conn.execute(
+        "SELECT action, target, details ->> 'from' AS from_version FROM audit_log"
+        " WHERE action LIKE 'model.%' ORDER BY id"
+    )
+    assert await cur.fetchall() == [
+        {"action": "model.promote", "target": "v2", "from_version": "v1"},
+        {"action": "model.rollback", "target": "v1", "from_version": "v2"},
+    ]

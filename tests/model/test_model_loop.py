@@ -6,22 +6,35 @@ from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID
 
+import numpy as np
 import psycopg
 import pytest
 
 from aoer.bootstrap.worker import build_worker
 from aoer.config import Settings
-from aoer.db.pool import Connection, Pool
+from aoer.db.pool import Connection, Pool, connect
 from aoer.errors import InvalidInput
+from aoer.queue import process_batch
 from aoer.scoring import model
-from aoer.training import COMPONENTS
-from tests.conftest import MakeTenant, services_for, session_of
-from tests.model.synthetic import POLICY, TRUE_WEIGHTS, expected_score, seed
+from aoer.training import COMPONENTS, V1_WEIGHTS, Policy, Window, evaluate
+from aoer.types import ClaimedJob
+from aoer.worker.scheduler import fire_if_due
+from tests.conftest import MakeTenant, lock_waits, services_for, session_of
+from tests.model import in_memory
+from tests.model.synthetic import (
+    MONDAY_4AM,
+    POLICY,
+    TRUE_WEIGHTS,
+    expected_score,
+    seed,
+    weekly_training,
+)
 
 # Stated tolerance: with 760 training rows and noise of 2 points, each weight's standard
 # error is about 0.004, so 0.03 is a generous bound that still rules out v1 (off by ≥ 0.10).
 WEIGHT_TOLERANCE = Decimal("0.03")
 INTERCEPT_TOLERANCE = Decimal("2.5")  # AIV points; the truth is 0
+CLI = model.Actor("cli:test", "admin")
 
 
 async def rows(conn: Connection, sql: str, *params: object) -> list[dict[str, Any]]:
@@ -51,7 +64,7 @@ async def test_known_weights_are_recovered_promoted_requeued_and_scored(
     dormant = await make_tenant("Dormant Motors", active=False)
     await session_of(conn).scores.recompute([*tenants, dormant])
 
-    run = await model.train(session_of(conn), POLICY, trigger="cli")
+    run = await model.train(session_of(conn), POLICY, trigger="cli", by=CLI)
 
     result = run.evaluation
     assert (result.decision, run.challenger_version, run.result_version) == ("promoted", "v2", "v2")
@@ -116,7 +129,7 @@ async def test_known_weights_are_recovered_promoted_requeued_and_scored(
 async def test_pure_noise_outcomes_are_recorded_but_not_promoted(conn: Connection) -> None:
     await seed(conn, outcome="noise")
 
-    run = await model.train(session_of(conn), POLICY, trigger="cli")
+    run = await model.train(session_of(conn), POLICY, trigger="cli", by=CLI)
 
     assert run.evaluation.decision == "rejected"
     assert "R²" in run.evaluation.reason
@@ -137,7 +150,7 @@ async def test_pure_noise_outcomes_are_recorded_but_not_promoted(conn: Connectio
 async def test_too_little_data_trains_nothing_and_says_why(conn: Connection) -> None:
     await seed(conn, tenants=2, days=20)
 
-    run = await model.train(session_of(conn), POLICY, trigger="cli")
+    run = await model.train(session_of(conn), POLICY, trigger="cli", by=CLI)
 
     reason = run.evaluation.reason
     assert run.evaluation.decision == "skipped"
@@ -158,12 +171,12 @@ async def test_rollback_restores_the_previous_champion_and_its_scores(
     await session_of(conn).scores.recompute(tenants)
     v1_scores = await scores(conn, tenants)
     assert {version for _, version in v1_scores.values()} == {"v1"}
-    await model.train(session_of(conn), POLICY, trigger="cli")
+    await model.train(session_of(conn), POLICY, trigger="cli", by=CLI)
     await drain(pool, db_url)
     v2_scores = await scores(conn, tenants)
     assert v2_scores != v1_scores
 
-    done = await model.rollback(session_of(conn), trigger="cli")
+    done = await model.rollback(session_of(conn), trigger="cli", by=CLI)
 
     assert (done.from_version, done.to_version, done.requeued) == ("v2", "v1", len(tenants))
     statuses = await rows(conn, "SELECT version, status FROM model_weights ORDER BY version")
@@ -187,13 +200,13 @@ async def test_rollback_restores_the_previous_champion_and_its_scores(
         }
     ]
     with pytest.raises(model.NothingToRollBack, match="v1 did not replace"):
-        await model.rollback(session_of(conn), trigger="cli")
+        await model.rollback(session_of(conn), trigger="cli", by=CLI)
 
 
 async def test_dry_run_writes_nothing_and_repeats_exactly(conn: Connection) -> None:
     await seed(conn, outcome="linear")
 
-    dry = await model.train(session_of(conn), POLICY, trigger="cli", dry_run=True)
+    dry = await model.train(session_of(conn), POLICY, trigger="cli", by=CLI, dry_run=True)
 
     assert dry.evaluation.decision == "promoted"
     assert dry.audit_id is None
@@ -201,7 +214,9 @@ async def test_dry_run_writes_nothing_and_repeats_exactly(conn: Connection) -> N
     assert await rows(conn, "SELECT id FROM model_audit") == []
     assert await rows(conn, "SELECT id FROM aoer_queue") == []
     # Same as-of date and data: the real run fits the same weights on the same checksum.
-    real = await model.train(session_of(conn), POLICY, trigger="cli", as_of=dry.window.as_of)
+    real = await model.train(
+        session_of(conn), POLICY, trigger="cli", by=CLI, as_of=dry.window.as_of
+    )
     assert real.evaluation.challenger == dry.evaluation.challenger
     assert real.evaluation.details["dataSha256"] == dry.evaluation.details["dataSha256"]
 
@@ -212,9 +227,9 @@ async def test_an_as_of_date_in_the_future_or_before_any_history_is_refused(
     cur = await conn.execute("SELECT current_date + 1 AS tomorrow")
     tomorrow = (await cur.fetchone() or {})["tomorrow"]
     with pytest.raises(InvalidInput, match="in the future"):
-        await model.train(session_of(conn), POLICY, trigger="cli", as_of=tomorrow)  # type: ignore[arg-type]
+        await model.train(session_of(conn), POLICY, trigger="cli", by=CLI, as_of=tomorrow)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="leaves no room"):
-        await model.train(session_of(conn), POLICY, trigger="cli", as_of=date(1, 1, 5))
+        await model.train(session_of(conn), POLICY, trigger="cli", by=CLI, as_of=date(1, 1, 5))
 
 
 @pytest.mark.parametrize(("intercept", "expected"), [("100", "100.00"), ("-100", "0.00")])
@@ -249,3 +264,139 @@ async def test_the_schema_allows_one_champion_only(conn: Connection) -> None:
             "INSERT INTO model_weights (version, status, seo, aeo, geo, ugc, geolocal)"
             " VALUES ('v3', 'retired', 0.5, 0.5, 0.5, 0, 0)"
         )
+
+
+@pytest.mark.parametrize("change", ["promotion", "weekly promotion", "rollback"])
+async def test_a_tenant_claimed_during_the_change_is_scored_again_with_the_new_champion(
+    conn: Connection, pool: Pool, db_url: str, owner_db_url: str, change: str
+) -> None:
+    tenants = await seed(conn, outcome="linear")
+    if change == "rollback":
+        await model.train(session_of(conn), POLICY, trigger="cli", by=CLI)
+        await drain(pool, db_url)
+    new_champion = "v1" if change == "rollback" else "v2"
+    await session_of(conn).jobs.enqueue(tenants, "medium")
+    worker, changer = await connect(db_url), await connect(db_url)
+    holder = await connect(owner_db_url)
+    claimed, claim_may_commit = asyncio.Event(), asyncio.Event()
+    audit_locked, audit_may_unlock = asyncio.Event(), asyncio.Event()
+
+    async def claim_one() -> list[ClaimedJob]:
+        # A worker claims tenant X's waiting job; its claim commits only when told.
+        async with worker.transaction():
+            jobs = await session_of(worker).jobs.claim("old-worker", 1)
+            claimed.set()
+            await claim_may_commit.wait()
+        return jobs
+
+    async def hold_model_audit() -> None:
+        # Stops the change between its re-queue and its commit (its model_audit insert),
+        # for less than the 2 s lock timeout its re-queue leaves on its transaction.
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE model_audit IN SHARE MODE")
+            audit_locked.set()
+            await audit_may_unlock.wait()
+
+    async def make_change() -> None:
+        if change == "promotion":
+            await model.train(session_of(changer), POLICY, trigger="cli", by=CLI)
+        elif change == "weekly promotion":  # inside the transaction that claims the tick
+            job, now = weekly_training(), MONDAY_4AM + timedelta(hours=1)
+            assert await fire_if_due(session_of(changer), job, "scheduler-a", now) is not None
+        else:
+            await model.rollback(session_of(changer), trigger="cli", by=CLI)
+
+    try:
+        claiming = asyncio.create_task(claim_one())
+        await claimed.wait()
+        holding = asyncio.create_task(hold_model_audit())
+        await audit_locked.wait()
+        changing = asyncio.create_task(make_change())
+        await lock_waits(conn, 1)  # the change re-queued everyone and waits to commit
+
+        claim_may_commit.set()
+        [job] = await claiming
+        await process_batch(session_of(worker), "old-worker", [job])
+        [(_, scored_with)] = (await scores(conn, [job.tenant_id])).values()
+        assert scored_with != new_champion  # the change is not committed yet
+        audit_may_unlock.set()
+        await holding
+        await asyncio.wait_for(changing, 30)
+    finally:
+        claim_may_commit.set()
+        audit_may_unlock.set()
+        for c in (worker, changer, holder):
+            await c.close()
+
+    await drain(pool, db_url)
+    after = await scores(conn, tenants)
+    assert {tenant: version for tenant, (_, version) in after.items()} == dict.fromkeys(
+        tenants, new_champion
+    )
+
+
+@pytest.mark.parametrize("champion", ["v1", "a champion weighing seo"])
+async def test_a_component_that_stopped_arriving_does_not_stall_training(
+    conn: Connection, champion: str
+) -> None:
+    await seed(conn, days=194)  # the default window: 180 training days and 14 held out
+    # Every dealership stopped sending seo 20 days ago.
+    await conn.execute("UPDATE aiv_raw_signals SET seo = NULL WHERE date > current_date - 20")
+    if champion != "v1":
+        await conn.execute(
+            "INSERT INTO model_weights (version, status, seo, aeo, geo, ugc, geolocal)"
+            " VALUES ('v2', 'retired', 0.3, 0.3, 0.2, 0.2, 0)"
+        )
+        async with conn.transaction():
+            await conn.execute("UPDATE model_weights SET status = 'retired' WHERE version = 'v1'")
+            await conn.execute("UPDATE model_weights SET status = 'champion' WHERE version = 'v2'")
+
+    run = await model.train(session_of(conn), Policy(), trigger="cli", by=CLI)
+
+    result = run.evaluation
+    assert result.decision != "skipped", result.reason
+    assert "seo" not in result.components
+    assert (result.holdout_rows, result.holdout_tenants) == (140, 10)
+    assert result.challenger is not None
+    assert result.challenger.seo == 0
+
+
+async def test_the_sums_the_database_computes_judge_as_the_rows_themselves_would(
+    conn: Connection,
+) -> None:
+    await seed(conn, days=90)
+    # Some components missing here and there, one stopped arriving: the groups must add up.
+    await conn.execute("UPDATE aiv_raw_signals SET geo = NULL WHERE extract(day FROM date) = 3")
+    await conn.execute("UPDATE aiv_raw_signals SET seo = NULL WHERE date > current_date - 20")
+    window = Window.ending(await session_of(conn).models.today(), POLICY)
+    cur = await conn.execute(
+        "SELECT date >= %s AS holdout, dealer_id, seo::float8, aeo::float8, geo::float8,"
+        " ugc::float8, geolocal::float8, observed_aiv::float8 FROM aiv_raw_signals"
+        " WHERE date BETWEEN %s AND %s AND observed_aiv IS NOT NULL",
+        (window.holdout_from, window.train_from, window.holdout_to),
+    )
+    found = await cur.fetchall()
+    dealers = {d: i for i, d in enumerate(sorted({r["dealer_id"] for r in found}))}
+    rows = in_memory.Dataset(
+        holdout=np.array([r["holdout"] for r in found], dtype=np.bool_),
+        tenant=np.array([dealers[r["dealer_id"]] for r in found], dtype=np.int64),
+        features=np.array(
+            [[np.nan if r[c] is None else r[c] for c in COMPONENTS] for r in found],
+            dtype=np.float64,
+        ),
+        outcome=np.array([r["observed_aiv"] for r in found], dtype=np.float64),
+    )
+
+    sums = await evaluate(session_of(conn).models.window_data(window), V1_WEIGHTS, POLICY)
+    reference = await evaluate(rows, V1_WEIGHTS, POLICY)
+
+    assert sums.decision == reference.decision == "promoted"
+    assert sums.components == reference.components == ("aeo", "geo", "ugc", "geolocal")
+    assert sums.challenger == reference.challenger
+    counts = ("train_rows", "holdout_rows", "train_tenants", "holdout_tenants", "dropped_rows")
+    assert [getattr(sums, c) for c in counts] == [getattr(reference, c) for c in counts]
+    for side in ("champion_metrics", "challenger_metrics"):
+        ours, theirs = getattr(sums, side), getattr(reference, side)
+        assert ours.rmse == pytest.approx(theirs.rmse, rel=1e-12)
+        assert ours.mae == pytest.approx(theirs.mae, rel=1e-12)
+        assert ours.r2 == pytest.approx(theirs.r2, rel=1e-12)

@@ -1,30 +1,15 @@
 """The weekly training tick: fired once across schedulers, audited with its tick."""
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+import contextlib
+from datetime import timedelta
 
-from aoer.bootstrap.worker import scheduled_jobs
-from aoer.config import Settings
 from aoer.constants import MODEL_TICK
 from aoer.db.pool import Connection, connect
-from aoer.worker.scheduler import ScheduledJob, fire_if_due
-from tests.conftest import session_of
-from tests.model.synthetic import POLICY, seed
-
-MONDAY_4AM = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
-
-
-def weekly_training() -> ScheduledJob:
-    settings = Settings(  # type: ignore[call-arg]
-        AOER_MODEL_HOLDOUT_DAYS=POLICY.holdout_days,
-        AOER_MODEL_TRAIN_DAYS=POLICY.train_days,
-        AOER_MODEL_MIN_ROWS=POLICY.min_rows,
-        AOER_MODEL_MIN_HOLDOUT_ROWS=POLICY.min_holdout_rows,
-        AOER_MODEL_MIN_TENANTS=POLICY.min_tenants,
-    )
-    [job] = [j for j in scheduled_jobs(settings) if j.name == MODEL_TICK]
-    assert job.cron == "0 4 * * 1"  # the default: weekly, Monday 04:00 UTC
-    return job
+from aoer.store.models import MODEL_LOCK_KEY
+from aoer.worker.scheduler import fire_if_due
+from tests.conftest import lock_waits, session_of
+from tests.model.synthetic import MONDAY_4AM, seed, weekly_training
 
 
 async def test_two_schedulers_never_train_the_same_weekly_tick_twice(
@@ -57,8 +42,102 @@ async def test_two_schedulers_never_train_the_same_weekly_tick_twice(
     assert await cur.fetchall() == [
         {"trigger": "schedule", "tick": MONDAY_4AM, "decision": "promoted", "id": fired["auditId"]}
     ]
-    cur = await conn.execute("SELECT tick FROM aoer_cron_ticks WHERE name = %s", (MODEL_TICK,))
-    assert await cur.fetchall() == [{"tick": MONDAY_4AM}]
+    cur = await conn.execute(
+        "SELECT tick, fired_by FROM aoer_cron_ticks WHERE name = %s", (MODEL_TICK,)
+    )
+    [tick] = await cur.fetchall()
+    assert tick["tick"] == MONDAY_4AM
+    # One audit_log row, by the scheduler that fired (GET /api/audit?action=model.promote
+    # reads these, DESIGN §12).
+    cur = await conn.execute(
+        "SELECT actor, role, target, details FROM audit_log WHERE action = 'model.promote'"
+    )
+    assert await cur.fetchall() == [
+        {
+            "actor": f"scheduler:{tick['fired_by']}",
+            "role": "service",
+            "target": "v2",
+            "details": {"from": "v1", "auditId": fired["auditId"]},
+        }
+    ]
+
+
+async def worker_like(db_url: str) -> Connection:
+    """A connection with a worker's bounded lock waits (production: 30 s; here 1 s)."""
+    conn = await connect(db_url)
+    await conn.execute("SET lock_timeout = '1s'")
+    return conn
+
+
+async def test_a_scheduler_passing_while_another_trains_skips_the_tick_without_waiting(
+    conn: Connection, db_url: str
+) -> None:
+    await seed(conn, outcome="linear")
+    job = weekly_training()
+    now = MONDAY_4AM + timedelta(hours=3)
+    first, second = await worker_like(db_url), await worker_like(db_url)
+    try:
+        # The first scheduler claims the tick, then its training waits (as a long fit would)
+        # on the model lock this test holds for a while.
+        await conn.execute("SELECT pg_advisory_lock(%s)", (MODEL_LOCK_KEY,))
+        training = asyncio.create_task(fire_if_due(session_of(first), job, "scheduler-a", now))
+        await lock_waits(conn, 1)
+
+        started = asyncio.get_running_loop().time()
+        skipped = await fire_if_due(session_of(second), job, "scheduler-b", now)
+        waited_s = asyncio.get_running_loop().time() - started
+        await asyncio.sleep(1.5)  # longer than the lock timeout, the training still held
+        again = await fire_if_due(session_of(second), job, "scheduler-b", now)
+
+        assert (skipped, again) == (None, None)
+        assert waited_s < 0.5
+        assert not training.done()
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (MODEL_LOCK_KEY,))
+        fired = await asyncio.wait_for(training, 30)
+    finally:
+        await first.close()
+        await second.close()
+
+    assert fired is not None
+    assert fired["decision"] == "promoted"
+    cur = await conn.execute("SELECT tick, trigger FROM model_audit")
+    assert await cur.fetchall() == [{"tick": MONDAY_4AM, "trigger": "schedule"}]
+    cur = await conn.execute("SELECT fired_by FROM aoer_cron_ticks WHERE name = %s", (MODEL_TICK,))
+    assert await cur.fetchall() == [{"fired_by": "scheduler-a"}]
+
+
+async def test_a_scheduler_that_dies_while_training_leaves_the_tick_to_fire_again(
+    conn: Connection, db_url: str
+) -> None:
+    await seed(conn, outcome="linear")
+    job = weekly_training()
+    now = MONDAY_4AM + timedelta(hours=3)
+    dying = await worker_like(db_url)
+    await conn.execute("SELECT pg_advisory_lock(%s)", (MODEL_LOCK_KEY,))
+    training = asyncio.create_task(fire_if_due(session_of(dying), job, "dies", now))
+    await lock_waits(conn, 1)
+    cur = await conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    assert len(await cur.fetchall()) == 1
+    await conn.execute("SELECT pg_advisory_unlock(%s)", (MODEL_LOCK_KEY,))
+    try:
+        with contextlib.suppress(Exception):  # its connection was killed under it
+            await asyncio.wait_for(training, 10)
+    finally:
+        await dying.close()
+
+    survivor = await worker_like(db_url)
+    try:
+        fired = await fire_if_due(session_of(survivor), job, "survivor", now)
+    finally:
+        await survivor.close()
+
+    assert fired is not None
+    assert fired["decision"] == "promoted"
+    cur = await conn.execute("SELECT fired_by FROM aoer_cron_ticks WHERE name = %s", (MODEL_TICK,))
+    assert await cur.fetchall() == [{"fired_by": "survivor"}]
 
 
 async def test_next_week_trains_again_and_keeps_a_champion_it_cannot_beat(

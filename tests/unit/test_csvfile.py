@@ -1,6 +1,13 @@
 """Reading CSV files people save: every problem found at once, with its line and column."""
 
-from aoer.scoring.csvfile import Problem, Record, parse_csv
+import csv
+import io
+import tracemalloc
+from typing import Any
+
+import pytest
+
+from aoer.scoring.csvfile import Problem, Record, parse_csv, physical_lines, stream_csv
 
 COLUMNS = ("dealer_id", "date", "seo", "aeo")
 REQUIRED = ("dealer_id", "date")
@@ -82,3 +89,35 @@ def test_an_unclosed_quote_is_named_on_the_line_it_opens() -> None:
     assert [(p.line, p.column) for p in problems] == [(2, "date")]
     assert "closing quote" in problems[0].message
     assert records == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a,b\r\n1,2\r\n",  # Windows
+        "a,b\r1,2\r3,4",  # old Mac, no end at the end
+        'a,b\n"x\r\ny",2\n\n3,"4\n"\n',  # quoted ends inside cells, a blank line
+        "a,b\n\r\n\r1,2\n",
+    ],
+)
+def test_lines_end_where_a_file_opened_with_newline_empty_ends_them(text: str) -> None:
+    def rows_and_lines(reader: Any) -> list[tuple[list[str], int]]:
+        return [(row, reader.line_num) for row in reader]
+
+    expected = rows_and_lines(csv.reader(io.StringIO(text, newline="")))
+    assert rows_and_lines(csv.reader(physical_lines(text))) == expected
+
+
+def test_a_file_is_read_without_a_second_copy_of_its_text() -> None:
+    line = "1,2026-11-01,chatgpt,Which dealership near Lakeside sells certified SUVs?,true\n"
+    data = ("a,b,c,d,e\n" + line * 100_000).encode()
+    tracemalloc.start()
+    try:
+        read = sum(1 for _ in stream_csv(data, ["a", "b", "c", "d", "e"], ["a"]).items)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert read == 100_000
+    # The decoded text once (1 byte a character here) and one record at a time; an
+    # `io.StringIO` of the text held it again at 4 bytes a character (~5x in all).
+    assert peak < 1.5 * len(data), peak / len(data)

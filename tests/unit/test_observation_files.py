@@ -56,3 +56,11 @@ def test_json_lines_take_camel_case_keys_and_name_others_as_written() -> None:
     found = parse_observations(data.encode(), "jsonl")
     assert [row[0] for row in found.rows] == [1]
     assert sorted((e.row, e.field) for e in found.problems) == [(2, "dealer_id"), (2, "engine")]
+
+
+def test_a_number_too_long_for_python_is_a_problem_of_its_line() -> None:
+    data = b'{"a": 1}\n{"position": ' + b"9" * 5000 + b'}\n{"b": 2}\n'
+    items = list(stream_jsonl(data).items)
+    assert items[0] == Record(1, {"a": 1})
+    assert items[1] == Problem(2, None, "not valid JSON: a number has more than 4300 digits")
+    assert items[2] == Record(3, {"b": 2})

@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI
 from aoer import __version__
 from aoer.api.context import ApiContext
 from aoer.api.errors import install_error_handlers
-from aoer.api.limits import MAX_BODY_BYTES, BodySizeLimit
+from aoer.api.limits import BodySizeLimit
 from aoer.api.metrics import HttpMetricsMiddleware
 from aoer.api.routes import (
     alerts,
@@ -92,8 +92,8 @@ def create_app(context: ApiContext, routers: Sequence[APIRouter]) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.aoer = context  # what the `Context` dependency hands each request
-    install_error_handlers(app, max_body_bytes=MAX_BODY_BYTES)
-    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit)
     app.add_middleware(HttpMetricsMiddleware, metrics=context.metrics)
     for router in routers:
         app.include_router(router)

@@ -7,7 +7,7 @@ this far: the store translates them (`aoer.store.errors`).
 """
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,7 +25,7 @@ from aoer.errors import (
     NotFound,
     TransientDatabaseError,
 )
-from aoer.scoring.rows import RowValidationError
+from aoer.scoring.rows import RowValidationError, error_message
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def validation_issues(errors: Sequence[Any]) -> list[dict[str, Any]]:
         loc = tuple(err.get("loc", ()))
         source, rest = (loc[0], loc[1:]) if loc else ("body", ())
         kind = err.get("type", "")
-        message = str(err.get("msg", "invalid value"))
+        message = error_message(err)
         if kind == "json_invalid":
             detail = (err.get("ctx") or {}).get("error", "")
             position = f" at position {rest[0]}" if rest and isinstance(rest[0], int) else ""
@@ -190,26 +190,12 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(422, error_body(summarize(issues), **_listed(issues)))
 
 
-def too_large_message(max_body_bytes: int) -> str:
-    return (
-        f"request body too large: the limit is {max_body_bytes} bytes "
-        "(send at most 10,000 signal rows per request)"
-    )
-
-
-def _http_exception_handler(
-    max_body_bytes: int,
-) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
-    async def handle(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        message = str(exc.detail)
-        if exc.status_code == 413:
-            message = too_large_message(max_body_bytes)
-        elif message == "There was an error parsing the body":  # FastAPI's words for it
-            message = "the request body cannot be read as JSON: send UTF-8 encoded JSON"
-        return _json(exc.status_code, error_body(message), exc.headers)
-
-    return handle
+async def _on_http_exception(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = str(exc.detail)
+    if message == "There was an error parsing the body":  # FastAPI's words for it
+        message = "the request body cannot be read as JSON: send UTF-8 encoded JSON"
+    return _json(exc.status_code, error_body(message), exc.headers)
 
 
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -217,8 +203,8 @@ async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
     return _json(500, error_body("internal server error"))
 
 
-def install_error_handlers(app: FastAPI, *, max_body_bytes: int) -> None:
+def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AoerError, _on_aoer_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_exception_handler(max_body_bytes))
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -4,38 +4,67 @@ FastAPI's own `max_body_size` answers a declared oversize body with a plain-text
 handler can reshape, so the limit is enforced here instead.
 """
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Header
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aoer.api.errors import UnsupportedMediaType, error_body, too_large_message
-from aoer.api.schemas import dump_json
+from aoer.api.errors import UnsupportedMediaType, error_body
+from aoer.api.schemas import MAX_OBSERVATION_ROWS, MAX_SIGNAL_ROWS, dump_json
 
-MAX_BODY_BYTES = 4 * 1024 * 1024  # 10,000 signal rows fit in about 2.5 MB
+
+@dataclass(frozen=True)
+class BodyLimit:
+    """The most bytes a request body may hold, and the rows a client should send fewer of."""
+
+    max_bytes: int
+    rows: str
+
+    def message(self) -> str:
+        return (
+            f"request body too large: the limit is {self.max_bytes} bytes "
+            f"(send at most {self.rows} per request)"
+        )
+
+
+MiB = 1024 * 1024
+# 10,000 signal rows fit in about 2.5 MB.
+MAX_BODY = BodyLimit(4 * MiB, f"{MAX_SIGNAL_ROWS:,} signal rows")
+# An observation carries its prompt, cited pages and competitors: ~500 bytes for a common one
+# (a 90-character prompt, two URLs, four competitors), so 10,000 of them need room to spare.
+ROUTE_BODY_LIMITS: Mapping[str, BodyLimit] = {
+    "/api/observations": BodyLimit(24 * MiB, f"{MAX_OBSERVATION_ROWS:,} observations"),
+}
+MAX_BODY_BYTES = MAX_BODY.max_bytes
+
+
+def body_limit(path: str) -> BodyLimit:
+    return ROUTE_BODY_LIMITS.get(path.rstrip("/") or "/", MAX_BODY)
 
 
 class BodyTooLarge(StarletteHTTPException):
-    def __init__(self) -> None:
-        super().__init__(status_code=413, detail="request body too large")
+    def __init__(self, limit: BodyLimit) -> None:
+        super().__init__(status_code=413, detail=limit.message())
 
 
 class BodySizeLimit:
-    """413 for a body over `max_bytes`: at once when Content-Length says so, else as soon as
-    the bytes read pass the limit (chunked uploads), before any of it is parsed."""
+    """413 for a body over its route's limit (`body_limit`): at once when Content-Length says
+    so, else as soon as the bytes read pass it (chunked uploads), before any of it is parsed."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = body_limit(scope["path"])
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            body = dump_json(error_body(too_large_message(self.max_bytes)))
+        if declared is not None and declared > limit.max_bytes:
+            body = dump_json(error_body(limit.message()))
             await send(
                 {
                     "type": "http.response.start",
@@ -56,8 +85,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge()  # an HTTPException: the error handlers shape it
+                if received > limit.max_bytes:
+                    raise BodyTooLarge(limit)  # an HTTPException: the error handlers shape it
             return message
 
         await self.app(scope, counted, send)

@@ -73,23 +73,28 @@ class ApiServer:
         gc.freeze()
         return self.port
 
-    def _shared_socket(self) -> socket.socket:
+    def _socket(self) -> socket.socket:
+        """The listening socket, bound here so that a taken address is one clear error
+        naming it and what to change (uvicorn only logs it and exits)."""
         config = self._server.config
         family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if self._reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             sock.bind((config.host, config.port))
         except OSError as exc:
             sock.close()
-            raise AoerError(f"cannot bind {config.host}:{config.port}: {exc}") from None
+            raise AoerError(
+                f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}; "
+                "choose a free one (AOER_PORT and AOER_HOST, or `aoer serve --port`)"
+            ) from None
         return sock
 
     async def _serve(self) -> None:
         try:
-            sockets = [self._shared_socket()] if self._reuse_port else None
-            await self._server.serve(sockets=sockets)
+            await self._server.serve(sockets=[self._socket()])
         except SystemExit as exc:  # uvicorn exits on a failed startup (port taken, lifespan)
             raise AoerError(f"the API server could not start (exit {exc.code})") from None
 

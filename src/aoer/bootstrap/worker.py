@@ -48,7 +48,15 @@ def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
 
     async def train_model(session: Session) -> JsonObject:
         run = await model.train_on_tick(session, model.policy_from_settings(settings), MODEL_TICK)
-        return {"decision": run.evaluation.decision, "auditId": run.audit_id}
+        return {
+            "decision": run.evaluation.decision,
+            "auditId": run.audit_id,
+            "champion": run.result_version,
+        }
+
+    async def after_training(session: Session, result: JsonObject) -> None:
+        if result["decision"] == "promoted":
+            await model.requeue_after_change(session, str(result["champion"]))
 
     if not settings.run_cron:
         return []
@@ -67,7 +75,9 @@ def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
         ScheduledJob(MEDIANS_TICK, MEDIANS_CRON, medians),
     ]
     if settings.model_schedule:
-        jobs.append(ScheduledJob(MODEL_TICK, settings.model_cron, train_model))
+        jobs.append(
+            ScheduledJob(MODEL_TICK, settings.model_cron, train_model, after_commit=after_training)
+        )
     return jobs
 
 

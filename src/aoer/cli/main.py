@@ -149,15 +149,16 @@ def worker(
             install_stop_handlers(runner.stop)
             await runner.run()
 
-    run_command(main)
+    run_command(main, service=True)
 
 
 @app.command()
 def up(
     demo: Annotated[bool, typer.Option("--demo", help="Add demo dealerships with signals")] = False,
 ) -> None:
-    """API, worker and scheduler in one process (embedded PostgreSQL unless DATABASE_URL)."""
-    run_command(lambda settings: run_up(settings, demo=demo))
+    """API, worker and scheduler in one process (embedded PostgreSQL unless DATABASE_URL),
+    listening on AOER_HOST:AOER_PORT (127.0.0.1:8000 unless set)."""
+    run_command(lambda settings: run_up(settings, demo=demo), service=True)
 
 
 @app.command()

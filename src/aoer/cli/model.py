@@ -45,17 +45,14 @@ def train(
 
     async def main(settings: Settings) -> model.TrainingRun:
         async with open_services(settings) as services, services.store.session() as session:
-            run = await model.train(
+            return await model.train(
                 session,
                 model.policy_from_settings(settings),
                 trigger="cli",
+                by=model.Actor(cli_actor(), "admin"),
                 as_of=as_of.date() if as_of else None,
                 dry_run=dry_run,
             )
-            promoted = run.trail_entry(cli_actor(), "admin")
-            if promoted is not None:
-                await session.audit.record(promoted)
-            return run
 
     run = run_command(main)
     result, window = run.evaluation, run.window
@@ -69,7 +66,7 @@ def train(
             _metric(result.champion_metrics, name),
             _metric(result.challenger_metrics, name),
         )
-    console.print(table)
+    show(table)
     console.print(
         f"train {window.train_from} → {window.train_to}: {result.train_rows} rows, "
         f"{result.train_tenants} tenants; held out {window.holdout_from} → "
@@ -143,9 +140,9 @@ def rollback() -> None:
 
     async def main(settings: Settings) -> model.Rollback:
         async with open_services(settings) as services, services.store.session() as session:
-            done = await model.rollback(session, trigger="cli")
-            await session.audit.record(done.trail_entry(cli_actor(), "admin"))
-            return done
+            return await model.rollback(
+                session, trigger="cli", by=model.Actor(cli_actor(), "admin")
+            )
 
     done = run_command(main)
     console.print(

@@ -3,6 +3,7 @@
 import asyncio
 import getpass
 import json
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -17,8 +18,10 @@ from aoer.log import setup_logging
 T = TypeVar("T")
 # Never markup nor emoji codes: what the commands print holds names, URLs and errors people
 # typed ("Motors [UK]", ":fleet:"), which must come out as typed. Style goes in `Text`.
-console = Console(markup=False, emoji=False)
-errors = Console(stderr=True, markup=False, emoji=False)
+# Soft wrap: a message is one line whatever the width, never broken at 80 columns when piped
+# ("queued as job" and its id on one line, for grep and awk); tables still fit the terminal.
+console = Console(markup=False, emoji=False, soft_wrap=True)
+errors = Console(stderr=True, markup=False, emoji=False, soft_wrap=True)
 
 # Listing and status commands (DESIGN §16): `--json` prints one JSON document and nothing else.
 JsonOutput = Annotated[
@@ -73,10 +76,14 @@ def settings_or_exit() -> Settings:
         fail(f"invalid configuration: {exc}", EXIT_USAGE)
 
 
-def run_command(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
-    """Read settings, set up logging and run the command's coroutine; AoerError → exit 1."""
+def run_command(make: Callable[[Settings], Coroutine[Any, Any, T]], *, service: bool = False) -> T:
+    """Read settings, set up logging and run the command's coroutine; AoerError → exit 1.
+
+    A `service` (`up`, `serve`, `worker`) logs to stdout, its output; any other command logs
+    to stderr, so what it prints on stdout (`--json`, `id<TAB>name`) is all that is there
+    (DESIGN §16), whatever its set-up logs (the embedded database starting, say)."""
     settings = settings_or_exit()
-    setup_logging(settings.log_format)
+    setup_logging(settings.log_format, stream=sys.stdout if service else sys.stderr)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(make(settings))

@@ -23,9 +23,10 @@ from aoer.cli.orgs import parse_org_id
 from aoer.cli.runner import EXIT_USAGE, cli_actor, console, fail, run_command
 from aoer.cli.runtime import install_stop_handlers
 from aoer.config import Settings, load_settings
-from aoer.db.embedded import up_lock
+from aoer.db.embedded import announce_up_url, up_lock
 from aoer.db.pool import redacted
 from aoer.errors import AoerError
+from aoer.log import setup_logging
 from aoer.scoring.demo import DemoOrg, load_demo, load_demo_orgs
 from aoer.store.audit import AuditEntry
 
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 _TTL = re.compile(r"^(\d+)([smhd]?)$")
 _TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 MAX_TTL = timedelta(days=3650)
+BANNER_SETTLE_S = 5.0  # the longest `aoer up` holds its banner back for the worker's start
 STOP_WITHOUT_DATABASE_S = 2.0  # how long `aoer up` waits on work in hand once its database is gone
 
 
@@ -67,7 +69,7 @@ def serve(
             logger.info("[AOER] API listening on http://%s", address(bind, bound))
             await server.wait()
 
-    run_command(main)
+    run_command(main, service=True)
 
 
 def address(host: str, port: int) -> str:
@@ -129,6 +131,8 @@ async def _run_up(settings: Settings, *, demo: bool) -> None:
         port = await server.start()
         tokens = api.context.tokens
         where = address(settings.host, port)
+        if not settings.database_url:  # `aoer sessions link` hands out links to here
+            announce_up_url(settings.home, f"http://{where}")
         links = [
             (
                 f"as {o.name} (its {o.dealerships} dealerships only)",
@@ -141,6 +145,13 @@ async def _run_up(settings: Settings, *, demo: bool) -> None:
             "admin", ttl=LOGIN_TOKEN_TTL, subject="aoer-up", purpose=LOGIN_PURPOSE
         )
         links.append(("as administrator (every dealership)", admin_link))  # the last line
+        # The worker starts first and the banner waits (a few seconds at most) until it has
+        # nothing due: its start-up lines (ticks, the demo's recomputes) come before the
+        # banner, and the login link is the last line on the screen (DESIGN §16).
+        worker_task = asyncio.create_task(runner.run(), name="aoer-worker")
+        settled = asyncio.ensure_future(runner.idle.wait())
+        await asyncio.wait({settled, worker_task}, timeout=BANNER_SETTLE_S)
+        settled.cancel()
         # print, not log: the links are credentials and must not land in shipped log files;
         # rich would wrap the long URL, so plain stdout it is.
         print(
@@ -156,7 +167,6 @@ async def _run_up(settings: Settings, *, demo: bool) -> None:
             ),
             flush=True,
         )
-        worker_task = asyncio.create_task(runner.run(), name="aoer-worker")
         watch_task = asyncio.create_task(watch.run(), name="aoer-database-watch")
         watch_task.add_done_callback(_watch_ended)
         server_task = server.task
@@ -223,7 +233,7 @@ def token(
 
     try:
         settings = with_secrets(load_settings(), create=False)
-        logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+        setup_logging(settings.log_format, stream=sys.stderr)
         if tenant is not None and org is not None:
             raise AoerError("give --tenant or --org, not both")
         if tenant is None and org is None and role not in ("admin", "service"):

@@ -14,6 +14,7 @@ from aoer.cli.runner import EXIT_USAGE, JsonOutput, console, emit_json, fail, ru
 from aoer.cli.serve import address, record_mint
 from aoer.config import Settings
 from aoer.constants import SESSION_REVOCATIONS_REFRESH_S
+from aoer.db.embedded import running_up_url
 from aoer.errors import AoerError
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,13 @@ def sessions_link(
         str | None,
         typer.Option("--org", help="Sign in as this organisation's user: its fleet view"),
     ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="The dashboard's address, e.g. https://aoer.example.com (default: the running "
+            "`aoer up` of this AOER_HOME, else http://AOER_HOST:AOER_PORT)"
+        ),
+    ] = None,
 ) -> None:
     """Print a one-time dashboard login link (valid once, for 15 minutes) to hand out; the
     mint is recorded in the audit log (token.mint)."""
@@ -44,6 +52,8 @@ def sessions_link(
 
     if tenant_id is not None and org_id is not None:
         fail("give --tenant or --org, not both", EXIT_USAGE)
+    if url is not None and not url.startswith(("http://", "https://")):
+        fail(f"invalid --url {url!r}: give the dashboard's http(s) address", EXIT_USAGE)
 
     async def main(settings: Settings) -> str:
         settings = with_secrets(settings, create=False)
@@ -70,7 +80,12 @@ def sessions_link(
         # stderr: stdout is the link alone, for scripts (`open "$(aoer sessions link)"`).
         who = f"tenant {tid}" if tid else f"organisation {oid}" if oid else "an administrator"
         print(f"minted a one-time login link for {who}", file=sys.stderr, flush=True)
-        return f"http://{address(settings.host, settings.port)}/login?token={link}"
+        base = (
+            url
+            or running_up_url(settings.home)
+            or f"http://{address(settings.host, settings.port)}"
+        )
+        return f"{base.rstrip('/')}/login?token={link}"
 
     # print, not rich: the link must not be wrapped.
     print(run_command(main), flush=True)

@@ -24,7 +24,7 @@ from aoer.constants import CONSOLE_CHART_HOURS, JOB_STATUSES, PRIORITIES, WORKER
 from aoer.dashboard.charts import Chart, Series, line_chart, per_minute
 from aoer.dashboard.render import page
 from aoer.dashboard.routes import PagePrincipal, denied_page, not_found_page, sign_in_page
-from aoer.errors import AoerError, InvalidInput
+from aoer.errors import AoerError, InvalidInput, UnknownJob
 from aoer.queue import console as actions
 from aoer.store.console import Attempt, JobFilter, JobRow, QueueState, WorkerRow
 
@@ -35,6 +35,10 @@ NOTICES: Final = {
     "retried": "Job queued again.",
     "coalesced": "The dealership already had a waiting job; it now carries this retry.",
     "cancelled": "Job cancelled.",
+    # A second click (or a page left open) on a job that has moved on: its page says where it is.
+    "not_failed": "Not retried: only a failed job can be retried, and this one is not failed.",
+    "not_queued": "Not cancelled: only a waiting job can be cancelled, and this one is not.",
+    "gone": "That job is no longer waiting: it was cancelled, or it no longer exists.",
     "paused": "Queue paused: workers finish what they hold and claim nothing more.",
     "resumed": "Queue resumed: workers claim again.",
 }
@@ -257,6 +261,8 @@ async def retry_form(job_id: str, who: FormCaller, request: Request, ctx: Contex
         jid = actions.parse_job_id(job_id)
         async with ctx.session(who) as session:
             done = await actions.retry(session, jid, actor_of(who, request))
+    except actions.NotFailed:
+        return RedirectResponse(f"/dashboard/jobs/{jid}?notice=not_failed", 303)
     except AoerError as exc:
         return _failed(who, exc, "Could not retry the job")
     notice = "coalesced" if done.coalesced else "retried"
@@ -271,6 +277,10 @@ async def cancel_form(job_id: str, who: FormCaller, request: Request, ctx: Conte
         jid = actions.parse_job_id(job_id)
         async with ctx.session(who) as session:
             await actions.cancel(session, jid, actor_of(who, request))
+    except actions.NotQueued:
+        return RedirectResponse(f"/dashboard/jobs/{jid}?notice=not_queued", 303)
+    except UnknownJob:  # cancelled already (a second click), or never ours to see
+        return RedirectResponse("/dashboard/jobs?notice=gone", 303)
     except AoerError as exc:
         return _failed(who, exc, "Could not cancel the job")
     return RedirectResponse("/dashboard/jobs?notice=cancelled", 303)

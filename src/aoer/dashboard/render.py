@@ -5,7 +5,7 @@ import mimetypes
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from importlib import resources
 from typing import Any, Final
@@ -62,7 +62,12 @@ def fixed(value: object, digits: int = 2) -> str:
         number = Decimal(str(value))
     except ArithmeticError:
         return "—"
-    return f"{number:.{digits}f}"
+    return f"{_half_away_from_zero(number, digits):.{digits}f}"
+
+
+def _half_away_from_zero(number: Decimal, digits: int) -> Decimal:
+    """As the API rounds (DESIGN §3, §14): Decimal's own formatting rounds half to even."""
+    return number.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
 
 
 def percent(value: object, digits: int = 1) -> str:
@@ -73,7 +78,7 @@ def percent(value: object, digits: int = 1) -> str:
         number = Decimal(str(value)) * 100
     except ArithmeticError:
         return "—"
-    return f"{number:.{digits}f} %"
+    return f"{_half_away_from_zero(number, digits):.{digits}f} %"
 
 
 def ago(moment: datetime | None, now: datetime | None = None) -> str:

@@ -212,7 +212,7 @@ async def plan(conn: Connection, old: OldDatabase) -> list[str]:
     lines.append(
         "replace the old tables with this schema's (constraints, indexes, leases, priority "
         "rank, one waiting job per tenant, RLS on request.jwt.claims) through the migrations "
-        "below; carry other roles' grants and publications over"
+        "below; carry other roles' grants (as reads: 0030) and publications over"
     )
     return lines
 

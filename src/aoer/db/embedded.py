@@ -67,6 +67,25 @@ def up_holder(home: Path) -> int | None:
     return None
 
 
+def announce_up_url(home: Path, url: str) -> None:
+    """Add the running `aoer up`'s address to its lock file (after its pid), so other
+    commands of the same AOER_HOME hand out links that reach it (`aoer sessions link`)."""
+    with (home / UP_LOCK_FILE).open("a", encoding="utf-8") as held:
+        held.write(f"{url}\n")
+
+
+def running_up_url(home: Path) -> str | None:
+    """The address of the `aoer up` running with this AOER_HOME, or None (none runs, or it
+    has not started serving yet)."""
+    if up_holder(home) is None:
+        return None
+    try:
+        lines = (home / UP_LOCK_FILE).read_text(encoding="utf-8").split()
+    except OSError:
+        return None
+    return lines[1] if len(lines) > 1 else None
+
+
 def _pid_in(path: Path) -> int | None:
     try:
         return int(path.read_text().split()[0])

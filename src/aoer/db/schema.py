@@ -12,6 +12,7 @@ from importlib import resources
 from typing import LiteralString, TypeVar
 
 import psycopg
+from psycopg import sql
 
 from aoer.db import adoption
 from aoer.db.pool import Connection, connect
@@ -72,15 +73,26 @@ async def sync_app_privileges(conn: Connection) -> int:
     """Bring the group role `aoer_app`'s grants in line with its rule (0007_app_roles.sql);
     returns how many grants, revokes and policies that took (0 when already in line).
     A database migrated only to before 0007 has no such role yet: 0."""
-    cur = await conn.execute(
-        "SELECT to_regprocedure('aoer_sync_app_privileges()') IS NOT NULL AS ok"
-    )
+    return await _count_from(conn, "aoer_sync_app_privileges")
+
+
+async def confine_other_roles(conn: Connection) -> int:
+    """Revoke from roles that are not this schema's (Supabase's anon and authenticated, say)
+    what 0030_seed_compatibility.sql's rule does not give them; returns how many privileges
+    that took. A database migrated only to before 0030 has no such rule yet: 0."""
+    return await _count_from(conn, "aoer_confine_other_roles")
+
+
+async def _count_from(conn: Connection, function: str) -> int:
+    """What the count function `function()` returns; 0 where this database does not have it
+    yet (migrated only to before the migration that adds it)."""
+    cur = await conn.execute("SELECT to_regprocedure(%s) IS NOT NULL AS ok", (f"{function}()",))
     row = await cur.fetchone()
     if not row or not row["ok"]:
         return 0
-    cur = await conn.execute("SELECT aoer_sync_app_privileges() AS changes")
+    cur = await conn.execute(sql.SQL("SELECT {}() AS n").format(sql.Identifier(function)))
     row = await cur.fetchone()
-    return int(str(row["changes"])) if row else 0
+    return int(str(row["n"])) if row else 0
 
 
 async def pending_migrations(conn: Connection) -> list[Migration]:
@@ -136,6 +148,14 @@ async def migrate(url: str) -> list[Migration]:
                     await sync_app_privileges(conn)
                 except psycopg.Error as exc:
                     raise MigrationError(f"granting aoer_app failed: {exc}") from exc
+                # Default privileges (Supabase's) gave the new objects to roles that are not
+                # ours, and an adoption carried the old grants over: both confined here.
+                try:
+                    revoked = await confine_other_roles(conn)
+                except psycopg.Error as exc:
+                    raise MigrationError(f"confining other roles failed: {exc}") from exc
+                if revoked:
+                    logger.info("revoked %d privileges of roles that are not ours", revoked)
     finally:
         await conn.close()
     return applied
@@ -165,7 +185,10 @@ async def plan(url: str) -> list[str]:
                 f"apply migration {m.version:04d}_{m.name}" for m in await pending_migrations(conn)
             ]
             if lines:
-                lines.append("grant the app role aoer_app what the new objects need")
+                lines.append(
+                    "grant the app role aoer_app what the new objects need; leave roles that "
+                    "are not this schema's (Supabase's anon, authenticated) reading at most"
+                )
     finally:
         await conn.close()
     return lines

@@ -26,6 +26,14 @@ class Actor:
     ip: str | None = None
 
 
+class NotFailed(Conflict):
+    """A retry of a job that is not failed (any more: a second click retries nothing)."""
+
+
+class NotQueued(Conflict):
+    """A cancel of a job that is not waiting (any more: running, or finished)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Retried:
     job_id: UUID  # the job asked for
@@ -59,7 +67,7 @@ async def retry(session: Session, job_id: UUID, actor: Actor) -> Retried:
             if job is None:
                 raise UnknownJob(f"unknown job {job_id}")
             if job.status != "failed":
-                raise Conflict(f"job {job_id} is {job.status}: only a failed job can be retried")
+                raise NotFailed(f"job {job_id} is {job.status}: only a failed job can be retried")
             if not job.active:
                 raise InactiveTenant(f"job {job_id}'s tenant {job.tenant_id} is inactive")
             waiting = await session.console.coalesce_retry(job.tenant_id, job.priority)
@@ -103,7 +111,7 @@ async def cancel(session: Session, job_id: UUID, actor: Actor) -> Cancelled:
         if job is None:
             raise UnknownJob(f"unknown job {job_id}")
         if job.status != "queued" or not await session.console.delete_queued(job_id):
-            raise Conflict(
+            raise NotQueued(
                 f"job {job_id} is {job.status}: only a queued job can be cancelled"
                 + (" (it is running now and will finish)" if job.status == "processing" else "")
             )

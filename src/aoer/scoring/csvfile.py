@@ -7,7 +7,6 @@ a record is named by the line it starts on. Blank cells are `None`; blank lines 
 
 import codecs
 import csv
-import io
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ SAVE_AS_UTF8 = "save the file as UTF-8 (in Excel: CSV UTF-8)"
 # Undecodable bytes become lone surrogates U+DC80–U+DCFF ("surrogateescape"): text never
 # holds them otherwise, so a cell containing one is exactly a cell with bytes that are not UTF-8.
 _ESCAPED_TEXT = re.compile("[\udc80-\udcff]")
+_PHYSICAL_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
 
 class _Reader(Protocol):
@@ -97,7 +97,7 @@ def stream_csv(data: bytes, columns: Sequence[str], required: Sequence[str]) -> 
     if problem is not None:
         return RecordStream([], [problem], iter(()))
     text = data.removeprefix(codecs.BOM_UTF8).decode("utf-8", errors="surrogateescape")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(physical_lines(text))
     found = CsvFile()
     header = _next_row(reader, found)
     if not header or not any(cell.strip() for cell in header):
@@ -112,6 +112,13 @@ def stream_csv(data: bytes, columns: Sequence[str], required: Sequence[str]) -> 
         return RecordStream(names, found.problems, iter(()))
     escapes = _ESCAPED_TEXT.search(text) is not None
     return RecordStream(names, [], _read_records(reader, names, escapes=escapes))
+
+
+def physical_lines(text: str) -> Iterator[str]:
+    """`text`'s lines with their ends, as a file opened with `newline=""` gives them (what the
+    csv module reads), one at a time: an `io.StringIO` would hold the text again at 4 bytes a
+    character."""
+    return (found.group() for found in _PHYSICAL_LINE.finditer(text))
 
 
 def not_utf8(data: bytes) -> Problem | None:

@@ -7,6 +7,7 @@ problem. A record's keys are the file's own, so errors can name them as written.
 
 import codecs
 import json
+import sys
 from collections.abc import Iterator
 
 from aoer.scoring.csvfile import SAVE_AS_UTF8, Problem, Record, RecordStream, bad_bytes, not_utf8
@@ -21,7 +22,7 @@ def stream_jsonl(data: bytes) -> RecordStream:
 
 
 def _records(text: str) -> Iterator[Record | Problem]:
-    for line, raw in enumerate(text.split("\n"), start=1):
+    for line, raw in enumerate(_lines(text), start=1):
         if not raw.strip():
             continue
         bad = bad_bytes(raw)
@@ -33,10 +34,23 @@ def _records(text: str) -> Iterator[Record | Problem]:
         except json.JSONDecodeError as exc:
             yield Problem(line, None, f"not valid JSON at column {exc.colno}: {exc.msg}")
             continue
+        except ValueError:  # the only other failure: an integer past Python's digit limit
+            digits = sys.get_int_max_str_digits()
+            yield Problem(line, None, f"not valid JSON: a number has more than {digits} digits")
+            continue
         if not isinstance(value, dict):
             yield Problem(line, None, f"a JSON object is expected, not {_kind(value)}")
             continue
         yield Record(line, value)
+
+
+def _lines(text: str) -> Iterator[str]:
+    """`text.split("\\n")`, one line at a time (no list of a million lines at once)."""
+    start = 0
+    while (end := text.find("\n", start)) >= 0:
+        yield text[start:end]
+        start = end + 1
+    yield text[start:]
 
 
 def _kind(value: object) -> str:

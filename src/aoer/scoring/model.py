@@ -1,12 +1,12 @@
 """The self-improving loop (DESIGN §9): train, promote or retire, roll back, audit every run.
 
-A run holds the model lock for its transaction, reads its tenant-days in one statement,
-fits and judges off the event loop (`training.py`), and records the challenger, any change
-of champion, the re-queue of every active tenant and its audit row in that one transaction:
-scores never change without a new version, an audit row and a recompute of every tenant.
+A run holds the model lock for its transaction, reads its tenant-days as sums the database
+computes (`training.py` fits from them), and records the challenger, any change
+of champion, the re-queue of every active tenant and its audit rows (`model_audit`, and
+`audit_log` for a promotion or rollback) in that one transaction: scores never change
+without a new version, an audit row and a recompute of every tenant.
 """
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -15,7 +15,7 @@ from typing import Literal
 
 from aoer.config import Settings
 from aoer.constants import CRON_PRIORITY
-from aoer.errors import Conflict, InvalidInput
+from aoer.errors import AoerError, Conflict, InvalidInput
 from aoer.store import Session
 from aoer.store.audit import AuditEntry as TrailEntry
 from aoer.store.models import AuditEntry, ModelVersion, metric_fields
@@ -28,6 +28,23 @@ Trigger = Literal["schedule", "cli", "api"]
 
 class NothingToRollBack(Conflict):
     """There is no earlier champion to roll back to."""
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asked for a run or a rollback, as the audit log records it: an API caller, a CLI
+    user (`cli:<user>`) or a worker's scheduler (`scheduler:<worker id>`)."""
+
+    subject: str
+    role: str
+    ip: str | None = None
+
+    def entry(self, action: str, to_version: str, from_version: str, audit_id: str) -> TrailEntry:
+        """The audit log's row for a change of champion (model.promote, model.rollback)."""
+        details = {"from": from_version, "auditId": audit_id}
+        return TrailEntry(
+            self.subject, self.role, action, target=to_version, details=details, ip=self.ip
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,16 +61,6 @@ class TrainingRun:
     dry_run: bool
     audit_id: str | None
 
-    def trail_entry(self, actor: str, role: str, ip: str | None = None) -> TrailEntry | None:
-        """The audit log's row for a promotion (model.promote), whoever asked for the run;
-        None when the run changed no champion."""
-        if self.dry_run or self.result_version == self.champion_version:
-            return None
-        details = {"from": self.champion_version, "auditId": self.audit_id}
-        return TrailEntry(
-            actor, role, "model.promote", target=self.result_version, details=details, ip=ip
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class Rollback:
@@ -61,13 +68,6 @@ class Rollback:
     to_version: str
     requeued: int
     audit_id: str
-
-    def trail_entry(self, actor: str, role: str, ip: str | None = None) -> TrailEntry:
-        """The audit log's row for this rollback (model.rollback)."""
-        details = {"from": self.from_version, "auditId": self.audit_id}
-        return TrailEntry(
-            actor, role, "model.rollback", target=self.to_version, details=details, ip=ip
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +93,7 @@ async def train(
     policy: Policy,
     *,
     trigger: Trigger,
+    by: Actor,
     as_of: date | None = None,
     dry_run: bool = False,
     tick: datetime | None = None,
@@ -100,13 +101,16 @@ async def train(
     """Fit a challenger, judge it against the champion, promote or retire it, audit the run.
 
     `as_of` (default: today, UTC) fixes the split, so a run can be repeated exactly; a dry
-    run fits and judges but writes nothing.
+    run fits and judges but writes nothing. A promotion's `audit_log` row (model.promote, by
+    `by`) commits with it or not at all.
     """
     started = time.perf_counter()
     challenger_version: str | None = None
     requeued = 0
     audit_id = None
     models = session.models
+    # Inside a caller's transaction (the weekly tick's), that caller re-queues after commit.
+    commits_here = not session.in_transaction()
     async with session.transaction():
         await models.lock()
         today = await models.today()
@@ -118,9 +122,9 @@ async def train(
             days = policy.train_days + policy.holdout_days
             raise InvalidInput(f"as-of date {as_of} leaves no room for {days} days") from None
         champion = await models.champion()
-        data = await models.dataset(window)
-        # NNLS and the metrics are CPU work: keep the event loop (leases, API) responsive.
-        result = await asyncio.to_thread(evaluate, data, champion.weights, policy)
+        # The window is read as sums computed by the database (a few statements, a few
+        # dozen numbers), never as rows: memory and event-loop time do not grow with it.
+        result = await evaluate(models.window_data(window), champion.weights, policy)
         result_version = champion.version
         if not dry_run and result.challenger is not None:
             challenger_version = await models.next_version()
@@ -164,6 +168,9 @@ async def train(
                     "duration_ms": duration_ms,
                 },
             )
+            if result_version != champion.version:
+                entry = by.entry("model.promote", result_version, champion.version, audit_id)
+                await session.audit.record(entry)
     logger.info(
         "[AOER] Model training%s: %s (champion %s, challenger %s): %s",
         " (dry run)" if dry_run else "",
@@ -175,6 +182,8 @@ async def train(
     )
     if requeued:
         logger.info("[AOER] Queued %d tenants for recompute", requeued, extra={"action": "model"})
+    if commits_here and not dry_run and result_version != champion.version:
+        await requeue_after_change(session, result_version)
     return TrainingRun(
         window=window,
         evaluation=result,
@@ -189,16 +198,20 @@ async def train(
 
 
 async def train_on_tick(session: Session, policy: Policy, tick_name: str) -> TrainingRun:
-    """The weekly scheduler action: train inside the transaction that claimed the tick."""
-    return await train(
-        session, policy, trigger="schedule", tick=await session.ticks.in_progress(tick_name)
-    )
+    """The weekly scheduler action: train inside the transaction that claimed the tick, as
+    `scheduler:<worker id>` (the worker that fired it) in the audit log. After that
+    transaction commits, a promotion needs `requeue_after_change`."""
+    tick = await session.ticks.in_progress(tick_name)
+    by = Actor(f"scheduler:{tick.fired_by if tick else 'unknown'}", "service")
+    return await train(session, policy, trigger="schedule", by=by, tick=tick.tick if tick else None)
 
 
-async def rollback(session: Session, *, trigger: Trigger) -> Rollback:
-    """Restore the champion the current one replaced, re-queue every tenant, audit it."""
+async def rollback(session: Session, *, trigger: Trigger, by: Actor) -> Rollback:
+    """Restore the champion the current one replaced, re-queue every tenant, audit it (in
+    `model_audit` and, as model.rollback by `by`, in `audit_log`) in one transaction."""
     started = time.perf_counter()
     models = session.models
+    commits_here = not session.in_transaction()
     async with session.transaction():
         await models.lock()
         champion = await models.champion()
@@ -220,6 +233,7 @@ async def rollback(session: Session, *, trigger: Trigger) -> Rollback:
             },
             rollback=True,
         )
+        await session.audit.record(by.entry("model.rollback", previous, champion.version, audit_id))
     logger.warning(
         "[AOER] Model rolled back from %s to %s; queued %d tenants for recompute",
         champion.version,
@@ -227,7 +241,35 @@ async def rollback(session: Session, *, trigger: Trigger) -> Rollback:
         requeued,
         extra={"action": "model_rollback"},
     )
+    if commits_here:
+        await requeue_after_change(session, previous)
     return Rollback(champion.version, previous, requeued, audit_id)
+
+
+async def requeue_after_change(session: Session, version: str) -> None:
+    """Queue every active tenant once more, now that `version` is the committed champion
+    (`train` and `rollback` call it when they commit their own transaction; the caller
+    whose transaction they ran in calls it after committing).
+
+    The re-queue inside the change's transaction cannot see a job a worker is claiming at
+    that moment (skipped as locked, or still `queued` in its snapshot), and that worker may
+    finish the tenant with the old champion before the change commits: this second pass
+    catches such tenants. The first one stays, so a crash right after the commit loses no
+    re-queue. Best effort: the change is committed and audited whatever happens here, and
+    the next cron tick queues everyone anyway."""
+    try:
+        async with session.transaction():
+            queued = await session.jobs.enqueue_all_active(CRON_PRIORITY)
+    except AoerError:
+        logger.warning(
+            "[AOER] could not re-queue tenants after model %s became champion; the next cron "
+            "tick will",
+            version,
+            exc_info=True,
+            extra={"action": "model_requeue"},
+        )
+        return
+    logger.debug("re-queued %d tenants after model %s became champion", queued, version)
 
 
 async def model_status(session: Session, *, runs: int = 10) -> ModelStatus:

@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -50,6 +51,7 @@ MAX_PROMPT_CHARS = 500  # the unique index holds the prompt
 MAX_NAME_CHARS = 200
 MAX_URL_CHARS = 500  # a rollup's primary key holds the URL
 MAX_LIST_ITEMS = 100  # cited URLs or competitors in one answer
+MAX_POSITION = 2**31 - 1  # the column is an integer
 ENGINE_PATTERN = r"^[a-z0-9_]+$"
 KNOWN_ENGINES = ("chatgpt", "perplexity", "gemini", "ai_overviews", "copilot", "claude")
 
@@ -66,10 +68,22 @@ def _web_url(url: str) -> str:
     return url
 
 
+def _engine_name(name: str) -> str:
+    if not _ENGINE_NAME.match(name):
+        raise ValueError(
+            f"{name!r} is not an engine name: lower-case letters, digits and _ "
+            f"(e.g. {', '.join(KNOWN_ENGINES[:4])})"
+        )
+    return name
+
+
+_ENGINE_NAME = re.compile(ENGINE_PATTERN)
 Engine = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=50, pattern=ENGINE_PATTERN),
+    StringConstraints(strip_whitespace=True, max_length=50),
+    AfterValidator(_engine_name),
     as_sent_at_most(50),
+    WithJsonSchema({"type": "string", "maxLength": 50, "pattern": ENGINE_PATTERN}),
 ]
 Prompt = Annotated[
     str,
@@ -116,6 +130,7 @@ class ObservationRow(BaseModel):
     position: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_POSITION,
         description="1-based rank among the businesses named; only when mentioned",
     )
     cited: bool = Field(description="the answer cited the dealership's pages (true/false)")

@@ -21,6 +21,7 @@ HIGH_VOLATILITY = Decimal(15)  # DESIGN §3: risk 0.40 above this
 WINDOW_DAYS = 30
 PENALTY_DIVISOR = Decimal(20)
 PENALTY_CAP = Decimal("0.30")
+PENALTY_FREE_FROM = (PENALTY_CAP * PENALTY_DIVISOR).normalize()  # 6: capped from here up
 
 # component id → (metrics key, label), in the order ties are broken
 COMPONENTS: dict[str, tuple[str, str]] = {
@@ -176,22 +177,24 @@ def _benchmark_label(benchmark: JsonObject) -> str:
 
 
 def _volatile(summary: Summary, terms: _Terms) -> Recommendation:
+    """Volatility over 15 costs risk at once, but points only below 6: the penalty is capped
+    at 30 % from volatility 6 up, so "the gain at 15" is always nothing. The gain given is a
+    steady AEO's (volatility 0): the most that calming AEO can add."""
     current = summary.aoer_score
-    at_threshold = terms.score(terms.components, HIGH_VOLATILITY) - current
+    steady = terms.score(terms.components, Decimal(0)) - current
     message = (
         f"AEO volatility is {terms.volatility} (over {HIGH_VOLATILITY}): it keeps visibility "
         f"risk at 0.40 (Medium) or above and takes "
         f"{_percent(min(terms.volatility / PENALTY_DIVISOR, PENALTY_CAP))} off the score. "
-        f"At {HIGH_VOLATILITY} the score would gain {at_threshold} points"
+        f"Below {HIGH_VOLATILITY} the risk can fall to 0.20 (Low); the penalty shrinks only "
+        f"below {PENALTY_FREE_FROM}, and a steady AEO (volatility 0) would gain {steady} points"
     )
-    gain = at_threshold
     benchmark = summary.benchmark or {}
     median = _decimal(benchmark.get("volatility"))
     if median is not None and median < terms.volatility:
         at_median = terms.score(terms.components, median) - current
         message += f"; at the {_benchmark_label(benchmark)} of {median}, {at_median} points"
-        gain = max(gain, at_median)
-    return Recommendation("high_volatility", "warning", message + ".", expected_gain=gain)
+    return Recommendation("high_volatility", "warning", message + ".", expected_gain=steady)
 
 
 def _weakest(summary: Summary, terms: _Terms) -> Recommendation | None:

@@ -80,13 +80,18 @@ class RowValidationError(InvalidInput):
         self.errors = errors
 
 
+def error_message(err: Mapping[str, Any]) -> str:
+    """A pydantic error's message as people read it: our validators' words without pydantic's
+    "Value error, " before them."""
+    return str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+
+
 def field_errors(number: int, exc: ValidationError, naming: Naming) -> list[FieldError]:
     """One error per bad field of row `number`, named as `naming` says."""
     found = []
     for err in exc.errors():
         field = ".".join(naming.field(str(p)) for p in err["loc"]) or "row"
-        message = err["msg"].removeprefix("Value error, ")
-        found.append(FieldError(number, field, message))
+        found.append(FieldError(number, field, error_message(err)))
     return found
 
 

@@ -1,18 +1,30 @@
 """`model_weights` and `model_audit`: the score's models and the trail of every run."""
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any, Final, Literal
 from uuid import UUID
 
-import numpy as np
-from psycopg.rows import kwargs_row
+from psycopg.rows import kwargs_row, tuple_row
 from psycopg.types.json import Jsonb
 
 from aoer.errors import InvalidInput
 from aoer.store.statements import Statements
-from aoer.training import COMPONENTS, Dataset, Evaluation, Metrics, Weights, Window
+from aoer.training import (
+    COMPONENTS,
+    Errors,
+    Evaluation,
+    Group,
+    Metrics,
+    Moments,
+    Summary,
+    Weights,
+    Window,
+)
 
 ModelStatusName = Literal["champion", "challenger", "retired"]
 MODEL_LOCK_KEY: Final = 0x4A0E7_0005  # pg_advisory_xact_lock key of training and rollback
@@ -129,14 +141,60 @@ def _audit_row(**row: Any) -> AuditEntry:
     )
 
 
-def _dataset_row(**row: Any) -> Dataset:
-    columns = [np.array(row[c], dtype=np.float64) for c in COMPONENTS]  # NULL becomes NaN
-    return Dataset(
-        holdout=np.array(row["holdout"], dtype=np.bool_),
-        tenant=np.array(row["tenant"], dtype=np.int64),
-        features=np.column_stack(columns).reshape(-1, len(COMPONENTS)),
-        outcome=np.array(row["observed_aiv"], dtype=np.float64),
+HUNDREDTHS: Final = 100  # model_training_groups sums values × 100 (numeric(5,2) as bigint)
+
+
+def _group_row(**row: Any) -> tuple[Group, int]:
+    """A group of model_training_groups, and its rows' fingerprint sum."""
+
+    def exact(value: Decimal, degree: int) -> Fraction:
+        return Fraction(value) / Fraction(HUNDREDTHS**degree)
+
+    moments = Moments(
+        rows=row["rows"],
+        x=tuple(exact(row[c], 1) for c in COMPONENTS),
+        xx=tuple(
+            tuple(exact(row["_".join(sorted((a, b), key=COMPONENTS.index))], 2) for b in COMPONENTS)
+            for a in COMPONENTS
+        ),
+        xy=tuple(exact(row[f"{c}_y"], 2) for c in COMPONENTS),
+        y=exact(row["y"], 1),
+        yy=exact(row["y_y"], 2),
     )
+    present = tuple(bool(row[f"has_{c}"]) for c in COMPONENTS)
+    return Group(bool(row["holdout"]), present, moments), int(row["fingerprint"])
+
+
+def _errors_row(**row: Any) -> Errors:
+    return Errors(
+        rows=row["rows"],
+        squared=Fraction(row["squared"]),
+        absolute=Fraction(row["absolute"]),
+        y=Fraction(row["y"]),
+        yy=Fraction(row["yy"]),
+    )
+
+
+def _columns(columns: tuple[str, ...]) -> dict[str, bool]:
+    return {f"use_{c}": c in columns for c in COMPONENTS}
+
+
+@dataclass(frozen=True, slots=True)
+class WindowData:
+    """A training window's tenant-days as the trainer reads them (`training.TrainingData`):
+    reduced to sums in the database, a few statements per run whatever the fleet's size."""
+
+    models: "Models"
+    window: Window
+
+    async def summary(self) -> Summary:
+        return await self.models.training_summary(self.window)
+
+    async def tenants(self, columns: tuple[str, ...]) -> tuple[int, int]:
+        return await self.models.training_tenants(self.window, columns)
+
+    async def holdout_errors(self, weights: Weights, columns: tuple[str, ...]) -> Errors:
+        return await self.models.holdout_errors(self.window, weights, columns)
 
 
 class Models(Statements):
@@ -167,15 +225,49 @@ class Models(Statements):
     async def recent_audit(self, limit: int) -> list[AuditEntry]:
         return await self._rows(kwargs_row(_audit_row), "model_recent_audit", {"limit": limit})
 
-    async def dataset(self, window: Window) -> Dataset:
-        """The window's tenant-days with a known outcome, selected and ordered in one statement."""
+    def window_data(self, window: Window) -> WindowData:
+        """`window`'s tenant-days for the trainer, read as sums in this session."""
+        return WindowData(self, window)
+
+    async def training_summary(self, window: Window) -> Summary:
+        """The window's tenant-days with a known outcome as ≤ 64 groups of exact sums."""
         params = {
             "train_from": window.train_from,
             "holdout_from": window.holdout_from,
             "holdout_to": window.holdout_to,
         }
-        rows = await self._rows(kwargs_row(_dataset_row), "model_training_data", params)
-        return rows[0]  # an aggregate always returns one row
+        found = await self._rows(kwargs_row(_group_row), "model_training_groups", params)
+        groups = tuple(group for group, _ in found)
+        rows = sum(g.moments.rows for g in groups)
+        fingerprint = sum(hashes for _, hashes in found)
+        checksum = hashlib.sha256(f"{rows}:{fingerprint}".encode()).hexdigest()
+        return Summary(groups, checksum)
+
+    async def training_tenants(self, window: Window, columns: tuple[str, ...]) -> tuple[int, int]:
+        """Tenants with a day carrying every one of `columns`: training side, held out."""
+        params = {
+            "train_from": window.train_from,
+            "train_to": window.train_to,
+            "holdout_from": window.holdout_from,
+            "holdout_to": window.holdout_to,
+            **_columns(columns),
+        }
+        [(train, holdout)] = await self._rows(tuple_row, "model_training_tenants", params)
+        return int(train), int(holdout)
+
+    async def holdout_errors(
+        self, window: Window, weights: Weights, columns: tuple[str, ...]
+    ) -> Errors:
+        """`weights`' errors summed over the held-out days carrying every one of `columns`."""
+        params = {
+            "holdout_from": window.holdout_from,
+            "holdout_to": window.holdout_to,
+            **{c: getattr(weights, c) for c in COMPONENTS},
+            "intercept": weights.intercept,
+            **_columns(columns),
+        }
+        [errors] = await self._rows(kwargs_row(_errors_row), "model_holdout_errors", params)
+        return errors
 
     async def next_version(self) -> str:
         """The next free version name; the caller holds the model lock."""

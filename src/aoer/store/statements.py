@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+from psycopg.pq import TransactionStatus
 from psycopg.rows import AsyncRowFactory, BaseRowFactory, RowMaker, class_row, scalar_row
 
 from aoer.db.pool import Connection
@@ -84,6 +85,11 @@ class Statements:
         with translated():
             async with self.conn.transaction():
                 yield
+
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open on this connection (a new one would be a savepoint
+        that commits only with it)."""
+        return self.conn.info.transaction_status != TransactionStatus.IDLE
 
     async def limit_transaction(
         self, *, lock_timeout_ms: int, idle_ms: int, statement_timeout_ms: int

@@ -21,6 +21,11 @@ class UnfinishedTick:
 
 
 class Ticks(Statements):
+    async def try_claim_lock(self, name: str, tick: datetime) -> bool:
+        """Take the transaction-level lock of firing `tick`; False when another scheduler is
+        firing it right now (call it in the claim's transaction, before `claim`)."""
+        return bool(await self._value("try_tick_claim_lock", {"name": name, "tick": tick}))
+
     async def claim(self, name: str, tick: datetime, fired_by: str) -> bool:
         """Insert the tick; False when another scheduler already did."""
         params = {"name": name, "tick": tick, "fired_by": fired_by}
@@ -60,10 +65,10 @@ class Ticks(Statements):
     async def last(self, name: str) -> Tick | None:
         return await self._one(Tick, "last_tick", {"name": name})
 
-    async def in_progress(self, name: str) -> datetime | None:
-        """The tick of `name` this transaction is firing, if any (for audit trails)."""
-        value = await self._value("tick_in_progress", {"name": name})
-        return value if isinstance(value, datetime) else None
+    async def in_progress(self, name: str) -> Tick | None:
+        """The tick of `name` this transaction is firing and who fires it, if any (for audit
+        trails)."""
+        return await self._one(Tick, "tick_in_progress", {"name": name})
 
 
 def _dumps(value: object) -> str:

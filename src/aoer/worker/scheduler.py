@@ -3,6 +3,8 @@
 Each firing inserts its tick into `aoer_cron_ticks`: the primary key lets exactly one worker
 win a tick. By default the action runs in that same transaction, so it happens exactly when
 the tick is recorded, and an action that fails leaves the tick unrecorded for the next pass.
+The claimer holds a (job, tick) advisory lock for that transaction: other schedulers skip a
+tick being fired rather than wait on its uncommitted row.
 An idempotent action that works in many short transactions of its own (retention deletes in
 batches) sets `in_tick_transaction=False`: the tick is claimed and committed first, the
 action runs outside it, and a failure releases the tick so the next pass tries again.
@@ -34,7 +36,11 @@ from aoer.waiting import wait_set
 logger = logging.getLogger(__name__)
 
 MAX_SLEEP_S = 60.0  # re-check at least this often (clock changes, missed wake-ups)
-ERROR_RETRY_S = 5.0
+# A job whose firing failed is tried again no sooner than this, doubling with each failure
+# in a row up to the cap: a job that fails every time (a training over too much data, a
+# database refusing it) must not run every few seconds forever. Other jobs are not held up.
+ERROR_RETRY_FIRST_S = 60.0
+ERROR_RETRY_MAX_S = 3600.0
 
 TickAction = Callable[[Session], Awaitable[JsonObject]]
 
@@ -66,6 +72,9 @@ class ScheduledJob:
     chunk: ChunkAction | None = None
     chunk_pause_s: float = 0.0  # between chunks: spreads a tick's load (and lets tests kill)
     on_done: Callable[[JsonObject], None] | None = None  # a chunked tick's final result
+    # Run with the action's result once the tick's transaction committed (an in-transaction
+    # action's follow-up that must see its changes committed).
+    after_commit: Callable[[Session, JsonObject], Awaitable[None]] | None = None
 
     def __post_init__(self) -> None:
         if not croniter.is_valid(self.cron):
@@ -91,13 +100,15 @@ async def fire_if_due(
         return await _fire_chunked(session, job, job.chunk, tick, fired_by)
     if job.in_tick_transaction:
         async with session.transaction():
-            if not await ticks.claim(job.name, tick, fired_by):
+            if not await _claim(session, job, tick, fired_by):
                 return None
             result = await job.action(session)
             await ticks.record(job.name, tick, result)
+        if job.after_commit is not None:
+            await job.after_commit(session, result)
     else:
         async with session.transaction():
-            if not await ticks.claim(job.name, tick, fired_by):
+            if not await _claim(session, job, tick, fired_by):
                 return None
         try:
             result = await job.action(session)
@@ -109,6 +120,17 @@ async def fire_if_due(
         await ticks.record(job.name, tick, result)
     logger.info("[AOER] %s tick %s fired by %s", job.name, tick.isoformat(), fired_by)
     return result
+
+
+async def _claim(session: Session, job: ScheduledJob, tick: datetime, fired_by: str) -> bool:
+    """Claim `tick` in the caller's transaction; False when another scheduler fired it or is
+    firing it now. The claimer holds the tick's advisory lock until its transaction ends, so
+    a scheduler passing while another's action runs (the weekly training: minutes) skips the
+    tick at once instead of waiting on the uncommitted tick row until lock_timeout; a
+    claimer that dies rolls back its row and its lock together, and the tick fires again."""
+    if not await session.ticks.try_claim_lock(job.name, tick):
+        return False
+    return await session.ticks.claim(job.name, tick, fired_by)
 
 
 async def _fire_chunked(
@@ -163,20 +185,45 @@ async def _fire_chunked(
             await ticks.unlock(job.name)
 
 
+def error_retry_s(failures: int) -> float:
+    """How long a job that has failed `failures` times in a row waits before its next try."""
+    return float(min(ERROR_RETRY_FIRST_S * 2 ** min(failures - 1, 32), ERROR_RETRY_MAX_S))
+
+
 async def run_scheduler(
     store: Store, jobs: list[ScheduledJob], fired_by: str, stopping: asyncio.Event
 ) -> None:
-    """Fire due ticks, then sleep until the next one (or until stopping)."""
+    """Fire due ticks, then sleep until the next one (or until stopping); a job that failed
+    waits out its back-off (`error_retry_s`) while the others go on."""
+    failures: dict[str, int] = {}
+    retry_at: dict[str, float] = {}  # time.monotonic() of a failed job's next try
     while not stopping.is_set():
         now = datetime.now(UTC)
         delay = MAX_SLEEP_S
         for job in jobs:
+            backing_off_s = retry_at.get(job.name, 0.0) - time.monotonic()
+            if backing_off_s > 0:
+                delay = min(delay, backing_off_s)
+                continue
             try:
                 async with store.session() as session:
                     await fire_if_due(session, job, fired_by, now)
             except Exception:
-                logger.exception("[AOER] scheduler could not fire %s", job.name)
-                delay = ERROR_RETRY_S
+                failed = failures[job.name] = failures.get(job.name, 0) + 1
+                wait_s = error_retry_s(failed)
+                retry_at[job.name] = time.monotonic() + wait_s
+                logger.exception(
+                    "[AOER] scheduler could not fire %s (%d failure(s) in a row; "
+                    "next try in %.0f s)",
+                    job.name,
+                    failed,
+                    wait_s,
+                    extra={"action": "scheduler_error"},
+                )
+                delay = min(delay, wait_s)
+                continue
+            failures.pop(job.name, None)
+            retry_at.pop(job.name, None)
             seconds = (job.next_tick(now) - datetime.now(UTC)).total_seconds()
             delay = min(delay, max(seconds, 0.05))
         await wait_set(stopping, delay)

@@ -154,12 +154,10 @@ async def train(
             session,
             model.policy_from_settings(ctx.settings),
             trigger="api",
+            by=model.Actor(principal.subject, principal.role, client_ip(request)),
             as_of=body.as_of,
             dry_run=body.dry_run,
         )
-        promoted = run.trail_entry(principal.subject, principal.role, client_ip(request))
-        if promoted is not None:
-            await session.audit.record(promoted)
     result, window = run.evaluation, run.window
     return TrainOut(
         decision=result.decision,
@@ -204,10 +202,8 @@ async def rollback(request: Request, principal: Admin, _: JsonBody, ctx: Context
         extra={"action": "model_rollback_http"},
     )
     async with ctx.session() as session:
-        done = await model.rollback(session, trigger="api")
-        await session.audit.record(
-            done.trail_entry(principal.subject, principal.role, client_ip(request))
-        )
+        by = model.Actor(principal.subject, principal.role, client_ip(request))
+        done = await model.rollback(session, trigger="api", by=by)
     return RollbackOut(
         from_version=done.from_version,
         to_version=done.to_version,

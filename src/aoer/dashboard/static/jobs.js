@@ -1,8 +1,19 @@
 /* AOER dashboard: a job page follows its job while it waits or runs, and reloads once it
-   finishes (the detail and attempts are rendered by the server). */
+   finishes (the detail and attempts are rendered by the server); its buttons act once. */
 "use strict";
 
 (() => {
+  // One click, one action: a retry or cancel form's buttons are disabled once it is sent
+  // (enabled again when the browser shows this page from its history).
+  const forms = document.querySelectorAll('form[method="post"]');
+  const enable = (on) => forms.forEach((form) => {
+    form.querySelectorAll("button").forEach((button) => { button.disabled = !on; });
+  });
+  forms.forEach((form) => form.addEventListener("submit", () => {
+    setTimeout(() => enable(false), 0);  // after the form's data is taken
+  }));
+  window.addEventListener("pageshow", (event) => { if (event.persisted) enable(true); });
+
   const main = document.querySelector('main[data-page="job"]');
   if (!main) return;
   const FOLLOW = new Set(["queued", "processing"]);

@@ -239,6 +239,8 @@ SELECT id, tenant_id, aoer_score, visibility_risk,
 FROM aoer_adoption.aoer_summary;
 
 -- name: adoption_copy_events
+-- As written; migration 0030 then adds the keys the score history reads to the old system's
+-- `aoer_recompute` events.
 INSERT INTO metrics_events (id, tenant_id, event_type, event_data, created_at)
 SELECT id, tenant_id, event_type, coalesce(event_data, '{}'::jsonb), coalesce(created_at, now())
 FROM aoer_adoption.metrics_events;
@@ -301,23 +303,41 @@ FROM aoer_adoption.aoer_failures;
 
 -- name: adoption_carry_grants
 -- What other roles held on the old tables (Supabase's anon, authenticated, service_role) they
--- hold on the new ones; the old tables' publications (Supabase Realtime) publish the new ones,
--- with the same replica identity. The application's own roles get theirs from the migrations.
+-- hold on the new ones, as far as 0030's rule lets them (aoer_confine_other_roles runs after
+-- this: SELECT, and row writes only for roles that bypass RLS); a role that could read them
+-- may also read what the old views and functions now read too: `tenants` (its own row, under
+-- RLS), the signals and the current model's weights, and the two views, whose grants went with
+-- the old views. The old tables' publications (Supabase Realtime) publish the new ones, with
+-- the same replica identity. The application's own roles get theirs from the migrations.
 DO $$
 DECLARE
     old record;
 BEGIN
     FOR old IN
-        SELECT c.relname, a.privilege_type, a.grantee
+        SELECT c.relname, a.privilege_type,
+               CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                    ELSE quote_ident(a.grantee::regrole::text) END AS grantee
         FROM pg_class c
         CROSS JOIN LATERAL aclexplode(c.relacl) a
         WHERE c.relnamespace = 'aoer_adoption'::regnamespace
-          AND a.grantee <> c.relowner
-          AND (a.grantee = 0 OR a.grantee::regrole::text NOT IN ('aoer_app', 'aoer_tenant'))
+          AND NOT aoer_is_own_role(a.grantee, c.relowner)
     LOOP
         EXECUTE format('GRANT %s ON public.%I TO %s', old.privilege_type, old.relname,
-                       CASE WHEN old.grantee = 0 THEN 'PUBLIC'
-                            ELSE quote_ident(old.grantee::regrole::text) END);
+                       old.grantee);
+    END LOOP;
+    FOR old IN
+        SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                             ELSE quote_ident(a.grantee::regrole::text) END AS grantee
+        FROM pg_class c
+        CROSS JOIN LATERAL aclexplode(c.relacl) a
+        WHERE c.relnamespace = 'aoer_adoption'::regnamespace
+          AND a.privilege_type = 'SELECT'
+          AND NOT aoer_is_own_role(a.grantee, c.relowner)
+    LOOP
+        EXECUTE format('GRANT SELECT ON public.tenants, public.aiv_raw_signals, '
+                       'public.v_aoer_dashboard, public.v_aoer_queue_status TO %s', old.grantee);
+        EXECUTE format('GRANT SELECT (version, status, seo, aeo, geo, ugc, geolocal, intercept) '
+                       'ON public.model_weights TO %s', old.grantee);
     END LOOP;
     FOR old IN
         SELECT p.pubname, c.relname

@@ -161,11 +161,14 @@ ORDER BY created_at, id;
 
 -- name: coalesce_retry
 -- A retry of a failed job whose tenant already has a waiting job: that job carries it (one
--- waiting job per tenant), its priority rising to the failed job's, due now.
+-- waiting job per tenant), its priority rising to the failed job's, due now, and its attempts
+-- reset as a retry's are (a job waiting out a backoff after two failures gets three again).
 UPDATE aoer_queue q
    SET priority = CASE WHEN aoer_priority_rank(%(priority)s) > q.priority_rank
                        THEN %(priority)s ELSE q.priority END,
        scheduled_at = least(q.scheduled_at, now()),
+       retry_count = 0,
+       error_message = NULL,
        updated_at = now()
  WHERE q.tenant_id = %(tenant_id)s AND q.status = 'queued'
 RETURNING q.id;

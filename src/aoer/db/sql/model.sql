@@ -5,31 +5,110 @@ SELECT pg_advisory_xact_lock(%(key)s);
 -- name: model_today
 SELECT current_date AS today;
 
--- name: model_training_data
--- Every tenant-day in the window whose outcome is known, as one row of parallel arrays so
--- the trainer gets its matrix in one round trip. The rows are sorted once (date, tenant) in
--- the subquery and every aggregate consumes that one ordered pass, which keeps the arrays
--- aligned and the data checksum stable without a sort per column.
--- `tenant` is a dense per-run index of the dealer, for counting tenants on each side.
-SELECT coalesce(array_agg(date >= %(holdout_from)s), '{}') AS holdout,
-       coalesce(array_agg(tenant), '{}') AS tenant,
-       coalesce(array_agg(seo), '{}') AS seo,
-       coalesce(array_agg(aeo), '{}') AS aeo,
-       coalesce(array_agg(geo), '{}') AS geo,
-       coalesce(array_agg(ugc), '{}') AS ugc,
-       coalesce(array_agg(geolocal), '{}') AS geolocal,
-       coalesce(array_agg(observed_aiv), '{}') AS observed_aiv
-FROM (
-    SELECT s.date,
-           dense_rank() OVER (ORDER BY s.dealer_id)::integer AS tenant,
-           s.seo::float8 AS seo, s.aeo::float8 AS aeo, s.geo::float8 AS geo,
-           s.ugc::float8 AS ugc, s.geolocal::float8 AS geolocal,
-           s.observed_aiv::float8 AS observed_aiv
+-- name: model_training_groups
+-- The window's tenant-days with a known outcome, reduced where they are to at most 2 × 32
+-- groups (side of the split × which components are present) of exact sums: a fit needs only
+-- these (n, Σx, ΣxxT, Σxy, Σy, Σy²), so the trainer never holds the rows. Values are taken in
+-- hundredths (numeric(5,2) × 100) as bigint, a missing component as 0: every product is an
+-- integer below 10^8 and the sums (numeric) are exact, whatever the order rows are read in.
+-- `fingerprint` sums a hash of every row, for the run's data checksum.
+WITH days AS (
+    SELECT s.date >= %(holdout_from)s AS holdout,
+           s.seo IS NOT NULL AS has_seo, s.aeo IS NOT NULL AS has_aeo,
+           s.geo IS NOT NULL AS has_geo, s.ugc IS NOT NULL AS has_ugc,
+           s.geolocal IS NOT NULL AS has_geolocal,
+           (coalesce(s.seo, 0) * 100)::bigint AS seo,
+           (coalesce(s.aeo, 0) * 100)::bigint AS aeo,
+           (coalesce(s.geo, 0) * 100)::bigint AS geo,
+           (coalesce(s.ugc, 0) * 100)::bigint AS ugc,
+           (coalesce(s.geolocal, 0) * 100)::bigint AS geolocal,
+           (s.observed_aiv * 100)::bigint AS y,
+           hash_record_extended((s.dealer_id, s.date, s.seo, s.aeo, s.geo, s.ugc, s.geolocal,
+                                 s.observed_aiv), 0) AS fingerprint
     FROM aiv_raw_signals s
     WHERE s.date BETWEEN %(train_from)s AND %(holdout_to)s
       AND s.observed_aiv IS NOT NULL
-    ORDER BY s.date, s.dealer_id
-) tenant_days;
+)
+SELECT holdout, has_seo, has_aeo, has_geo, has_ugc, has_geolocal,
+       count(*) AS rows,
+       sum(seo) AS seo, sum(aeo) AS aeo, sum(geo) AS geo, sum(ugc) AS ugc,
+       sum(geolocal) AS geolocal,
+       sum(seo * seo) AS seo_seo,
+       sum(seo * aeo) AS seo_aeo,
+       sum(seo * geo) AS seo_geo,
+       sum(seo * ugc) AS seo_ugc,
+       sum(seo * geolocal) AS seo_geolocal,
+       sum(aeo * aeo) AS aeo_aeo,
+       sum(aeo * geo) AS aeo_geo,
+       sum(aeo * ugc) AS aeo_ugc,
+       sum(aeo * geolocal) AS aeo_geolocal,
+       sum(geo * geo) AS geo_geo,
+       sum(geo * ugc) AS geo_ugc,
+       sum(geo * geolocal) AS geo_geolocal,
+       sum(ugc * ugc) AS ugc_ugc,
+       sum(ugc * geolocal) AS ugc_geolocal,
+       sum(geolocal * geolocal) AS geolocal_geolocal,
+       sum(seo * y) AS seo_y, sum(aeo * y) AS aeo_y, sum(geo * y) AS geo_y,
+       sum(ugc * y) AS ugc_y, sum(geolocal * y) AS geolocal_y,
+       sum(y) AS y, sum(y * y) AS y_y,
+       sum(fingerprint) AS fingerprint
+FROM days
+GROUP BY holdout, has_seo, has_aeo, has_geo, has_ugc, has_geolocal
+ORDER BY holdout, has_seo, has_aeo, has_geo, has_ugc, has_geolocal;
+
+-- name: model_training_tenants
+-- Tenants with a tenant-day carrying the outcome and every one of the fit's columns
+-- (`use_<component>`), on the training days and on the held-out days: a probe of the
+-- (dealer_id, date) index per tenant that stops at its first such day.
+SELECT (SELECT count(*) FROM tenants t
+        WHERE EXISTS (SELECT 1 FROM aiv_raw_signals s
+                      WHERE s.dealer_id = t.id
+                        AND s.date BETWEEN %(train_from)s AND %(train_to)s
+                        AND s.observed_aiv IS NOT NULL
+                        AND (s.seo IS NOT NULL OR NOT %(use_seo)s)
+                        AND (s.aeo IS NOT NULL OR NOT %(use_aeo)s)
+                        AND (s.geo IS NOT NULL OR NOT %(use_geo)s)
+                        AND (s.ugc IS NOT NULL OR NOT %(use_ugc)s)
+                        AND (s.geolocal IS NOT NULL OR NOT %(use_geolocal)s))) AS train_tenants,
+       (SELECT count(*) FROM tenants t
+        WHERE EXISTS (SELECT 1 FROM aiv_raw_signals s
+                      WHERE s.dealer_id = t.id
+                        AND s.date BETWEEN %(holdout_from)s AND %(holdout_to)s
+                        AND s.observed_aiv IS NOT NULL
+                        AND (s.seo IS NOT NULL OR NOT %(use_seo)s)
+                        AND (s.aeo IS NOT NULL OR NOT %(use_aeo)s)
+                        AND (s.geo IS NOT NULL OR NOT %(use_geo)s)
+                        AND (s.ugc IS NOT NULL OR NOT %(use_ugc)s)
+                        AND (s.geolocal IS NOT NULL OR NOT %(use_geolocal)s))) AS holdout_tenants;
+
+-- name: model_holdout_errors
+-- A model's errors on the held-out tenant-days that carry the outcome and every one of the
+-- fit's columns, summed exactly (numeric). The prediction is the score's: intercept +
+-- Σ weight·component (a missing component as 0), clamped to 0-100.
+WITH predicted AS (
+    SELECT s.observed_aiv AS y,
+           s.observed_aiv - least(greatest(
+               %(intercept)s::numeric
+               + coalesce(s.seo, 0) * %(seo)s::numeric
+               + coalesce(s.aeo, 0) * %(aeo)s::numeric
+               + coalesce(s.geo, 0) * %(geo)s::numeric
+               + coalesce(s.ugc, 0) * %(ugc)s::numeric
+               + coalesce(s.geolocal, 0) * %(geolocal)s::numeric, 0), 100) AS e
+    FROM aiv_raw_signals s
+    WHERE s.date BETWEEN %(holdout_from)s AND %(holdout_to)s
+      AND s.observed_aiv IS NOT NULL
+      AND (s.seo IS NOT NULL OR NOT %(use_seo)s)
+      AND (s.aeo IS NOT NULL OR NOT %(use_aeo)s)
+      AND (s.geo IS NOT NULL OR NOT %(use_geo)s)
+      AND (s.ugc IS NOT NULL OR NOT %(use_ugc)s)
+      AND (s.geolocal IS NOT NULL OR NOT %(use_geolocal)s)
+)
+SELECT count(*) AS rows,
+       coalesce(sum(e * e), 0) AS squared,
+       coalesce(sum(abs(e)), 0) AS absolute,
+       coalesce(sum(y), 0) AS y,
+       coalesce(sum(y * y), 0) AS yy
+FROM predicted;
 
 -- name: model_champion
 -- The model the score uses now. Changes of champion are serialised by the model lock.

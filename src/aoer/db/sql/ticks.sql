@@ -5,6 +5,15 @@ VALUES (%(name)s, %(tick)s, %(fired_by)s)
 ON CONFLICT (name, tick) DO NOTHING
 RETURNING tick;
 
+-- name: try_tick_claim_lock
+-- Taken (for the transaction) before a tick is claimed, so that the scheduler firing a tick
+-- holds it for as long as the tick's row is uncommitted: another scheduler that finds it
+-- taken skips the tick instead of waiting on that row (a long action, lock_timeout). Keyed on
+-- (job, tick); two-key advisory locks never collide with the one-key ones (model, chunks).
+SELECT pg_try_advisory_xact_lock(hashtext('aoer_tick:' || %(name)s),
+                                 hashtext(extract(epoch FROM %(tick)s::timestamptz)::text))
+       AS locked;
+
 -- name: record_tick_result
 -- The tick's action finished with this result.
 UPDATE aoer_cron_ticks SET result = %(result)s::jsonb, done_at = now()
@@ -47,7 +56,7 @@ LIMIT 1;
 -- name: tick_in_progress
 -- The scheduler inserts its tick row and runs the action in one transaction, so the tick
 -- being fired is the row of `name` this transaction inserted (fired_at = now()).
-SELECT tick FROM aoer_cron_ticks
+SELECT tick, fired_at, fired_by, result FROM aoer_cron_ticks
 WHERE name = %(name)s AND fired_at = now()
 ORDER BY tick DESC
 LIMIT 1;
