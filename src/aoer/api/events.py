@@ -49,9 +49,26 @@ class ServerEvent:
         return b"event: " + self.name.encode() + b"\ndata: " + self.data + b"\n\n"
 
 
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """The last thing a stream sends before the hub ends it, saying why (a comment line)."""
+
+    reason: str
+
+    def encode(self) -> bytes:
+        return b": closed: " + self.reason.encode() + b"\n\n"
+
+
+# NOTIFYs sent while the LISTEN connection was down are lost for good: rather than leave
+# open dashboards on the scores they had, the hub ends their streams once it listens again,
+# and each client reconnects and reads what it missed (live.js `onResync`).
+RESYNC_REASON = "the server's event feed was interrupted; reconnect to catch up"
+
+
 class Subscription:
-    """One SSE client's inbox; `None` means the hub is shutting down. A subscription to
-    tenant `None` (an admin's fleet view) receives every tenant's summary events."""
+    """One SSE client's inbox; `None` means the hub is shutting down, a `Closing` that it
+    ends this stream. A subscription to tenant `None` (an admin's fleet view) receives every
+    tenant's summary events."""
 
     def __init__(
         self, hub: "EventHub", tenant_id: UUID | None, size: int, owner: Hashable = None
@@ -59,10 +76,10 @@ class Subscription:
         self.hub = hub
         self.tenant_id = tenant_id
         self.owner = owner
-        self.inbox: asyncio.Queue[ServerEvent | None] = asyncio.Queue(maxsize=size)
+        self.inbox: asyncio.Queue[ServerEvent | Closing | None] = asyncio.Queue(maxsize=size)
         self.dropped = 0
 
-    def offer(self, event: ServerEvent | None) -> None:
+    def offer(self, event: ServerEvent | Closing | None) -> None:
         if self.inbox.full():
             self.inbox.get_nowait()  # the newest state supersedes the oldest
             self.dropped += 1
@@ -119,11 +136,12 @@ class EventHub:
         self.cache.enabled = False
         self.release_subscribers()
 
-    def release_subscribers(self) -> None:
-        """End every open stream (the server is stopping: do not make it wait for them)."""
+    def release_subscribers(self, closing: Closing | None = None) -> None:
+        """End every open stream (the server is stopping: do not make it wait for them), with
+        `closing`'s reason when given."""
         for subs in self._subscribers.values():
             for sub in subs:
-                sub.offer(None)
+                sub.offer(closing)
 
     def subscribe(self, tenant_id: UUID | None, owner: Hashable = None) -> Subscription:
         """One tenant's events, or (`None`) every tenant's summary events, for `owner` (who
@@ -160,6 +178,7 @@ class EventHub:
             self._last_queue.pop(sub.tenant_id, None)
 
     async def _listen(self) -> None:
+        listened = False
         while True:
             try:
                 channels = (SUMMARY_CHANNEL, QUEUE_CHANNEL, ALERT_CHANNEL)
@@ -168,6 +187,9 @@ class EventHub:
                         await self.cache.clear()
                         self.cache.enabled = True
                         self.listening.set()
+                        if listened:
+                            self.release_subscribers(Closing(RESYNC_REASON))
+                        listened = True
                         self._queue_changed()
                         async for notify in notifications:
                             if notify.channel == SUMMARY_CHANNEL:
