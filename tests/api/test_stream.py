@@ -486,3 +486,22 @@ async def test_a_lost_event_feed_ends_open_streams_once_it_is_back(
     await eventually(lambda: live.ctx.hub.listening.is_set(), "the hub listens again")
     async with open_stream(live, computed) as again:  # a reconnect gets the state afresh
         assert (await again.until("summary"))["tenantId"] == str(computed)
+
+
+async def test_a_failed_recompute_updates_the_queue_status_of_open_streams(
+    live: Api, conn: Connection, computed: UUID
+) -> None:
+    """A failed attempt commits no summary; its NOTIFY (which workers ignore) still refreshes
+    the queue tiles, and a "Recompute now" waiting on it stops waiting."""
+    async with open_stream(live, computed) as events:
+        assert (await events.until("queue"))["failed"] == 0
+        session = session_of(conn, max_retries=1)
+        await queue.enqueue_many(session, [computed], "urgent")
+        while (await events.until("queue"))["pending"] == 0:
+            pass  # the enqueue's own NOTIFY has been shown; what follows is the failure's
+        [job] = await session.jobs.claim(WORKER, 1)
+        [attempt] = await queue.fail(session, WORKER, [(job, "poisoned tenant")])
+        assert attempt.status == "failed"
+        while (status := await events.until("queue"))["failed"] == 0:
+            pass
+        assert (status["failed"], status["pending"]) == (1, 0)

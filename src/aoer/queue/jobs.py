@@ -16,6 +16,7 @@ from aoer.constants import (
     DEFAULT_TICK_CHUNK,
     FIRST_TICK_CHUNK,
     PRIORITIES,
+    QUEUE_SETTLED,
 )
 from aoer.errors import (
     DatabaseError,
@@ -156,6 +157,9 @@ async def fail(
     )
     for attempt in attempts:
         log_failure(attempt.id, attempt.tenant_id, attempt.error_message)
+    # On commit the dashboards' queue tiles show the attempt (and a "Recompute now" waiting
+    # on it stops waiting); workers are not woken for it.
+    await session.jobs.wake_workers(QUEUE_SETTLED)
     return attempts
 
 
