@@ -34,6 +34,10 @@ SUBSCRIBER_QUEUE_SIZE = 16
 FLEET_QUEUE_SIZE = 1024  # a fleet subscriber gets every tenant's summaries: room for a batch
 QUEUE_REFRESH_DELAY_S = 0.1  # coalesces a burst of enqueues into one status query
 RECONNECT_DELAY_S = 1.0
+# The hub reads on the shared pool, one NOTIFY at a time: under pool pressure it waits at most
+# this long for a connection, then gives up the read (a recompute's cached summaries are then
+# only evicted), so invalidations never queue behind the pool's 30 s default.
+HUB_READ_TIMEOUT_S = 1.0
 LISTEN_READY_TIMEOUT_S = 5.0
 MAX_STREAMS = 1000  # open subscriptions per process (AOER_SSE_MAX_STREAMS)
 MAX_PER_PRINCIPAL = 10  # open subscriptions per owner (AOER_SSE_MAX_PER_PRINCIPAL)
@@ -223,7 +227,7 @@ class EventHub:
         wanted = list(dict.fromkeys([*recompute.read, *watched]))
         if wanted:
             try:
-                async with self.store.session() as session:
+                async with self.store.session(timeout_s=HUB_READ_TIMEOUT_S) as session:
                     fresh = await session.scores.summaries(wanted)
                     subscribed = [t for t in watched if t in self._subscribers]
                     statuses = await session.jobs.statuses(subscribed) if subscribed else {}
@@ -247,7 +251,7 @@ class EventHub:
         if not self._subscribers or not alert_ids:
             return
         try:
-            async with self.store.session() as session:
+            async with self.store.session(timeout_s=HUB_READ_TIMEOUT_S) as session:
                 raised = await session.alerts.by_ids(alert_ids)
         except DatabaseError as exc:
             logger.warning("could not read new alerts for subscribers: %s", exc)
@@ -268,7 +272,7 @@ class EventHub:
             if not watched:
                 return
             try:
-                async with self.store.session() as session:
+                async with self.store.session(timeout_s=HUB_READ_TIMEOUT_S) as session:
                     statuses = await session.jobs.statuses(watched)
             except DatabaseError as exc:
                 logger.warning("could not refresh queue status for subscribers: %s", exc)
