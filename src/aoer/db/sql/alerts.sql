@@ -317,7 +317,8 @@ RETURNING id, scope, org_id, tenant_id, kind, params, endpoint_ids, emails, acti
 
 -- name: list_alerts
 -- The feed: visible alerts newest first, optionally of one tenant or organisation and since a
--- time, each with its deliveries' state.
+-- time, each with its deliveries' state; a page after `before` (the last row of the previous
+-- one: a batch's alerts share their created_at, so the id breaks the tie).
 SELECT a.id, a.rule_id, a.kind, a.tenant_id, a.created_at, a.data,
        coalesce((SELECT jsonb_agg(jsonb_build_object(
                             'id', d.id, 'endpointId', d.endpoint_id, 'email', d.email,
@@ -333,7 +334,9 @@ WHERE (%(tenant_id)s::uuid IS NULL OR a.tenant_id = %(tenant_id)s::uuid)
   AND (%(org_id)s::uuid IS NULL
        OR a.tenant_id IN (SELECT t.id FROM tenants t WHERE t.org_id = %(org_id)s::uuid))
   AND (%(since)s::timestamptz IS NULL OR a.created_at >= %(since)s::timestamptz)
-ORDER BY a.created_at DESC, a.id
+  AND (%(before_at)s::timestamptz IS NULL
+       OR (a.created_at, a.id) < (%(before_at)s::timestamptz, %(before_id)s::uuid))
+ORDER BY a.created_at DESC, a.id DESC
 LIMIT %(limit)s;
 
 -- name: alert_markers
