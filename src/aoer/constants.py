@@ -30,6 +30,10 @@ RECLAIM_GRACE_S: Final = 2.5
 
 # NOTIFY channels
 QUEUE_CHANNEL: Final = "aoer_queue"
+# The payload of a queue NOTIFY that changes job states but queues nothing due (a failed
+# attempt: retried after its backoff, or failed for good): the API's live streams refresh
+# their queue status; workers, with nothing new to claim, ignore it.
+QUEUE_SETTLED: Final = "settled"
 SUMMARY_CHANNEL: Final = "aoer_summary_updated"
 # Pause and resume (payload "paused" / "resumed"): workers stop claiming, or wake at once.
 QUEUE_CONTROL_CHANNEL: Final = "aoer_queue_control"

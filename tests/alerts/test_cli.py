@@ -56,7 +56,7 @@ def test_the_alerts_commands_manage_rules_and_endpoints_and_ping(
     assert received["verified"]
     assert received["payload"]["type"] == "ping"
 
-    assert json.loads(aoer("alerts", "list", "--json").stdout) == {"alerts": []}
+    assert json.loads(aoer("alerts", "list", "--json").stdout) == {"alerts": [], "nextBefore": None}
     assert aoer("alerts", "rules", "remove", rule_id).returncode == 0
     assert aoer("alerts", "endpoints", "remove", endpoint["id"]).returncode == 0
     with psycopg.connect(db_url) as conn:

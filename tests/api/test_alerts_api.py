@@ -417,3 +417,29 @@ async def test_history_marks_the_tenants_own_alerts_on_the_trend(
         "/api/aoer/history", params={"tenantId": str(mine)}, headers=api.bearer(tenant=other)
     )
     assert refused.status_code in (403, 404)
+
+
+async def test_the_feed_pages_through_every_alert_of_a_burst(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    """A promotion re-queuing a large organisation raises hundreds of alerts in one batch,
+    with one created_at: past the newest page, `before` reaches every one, each once."""
+    tenant = await make_tenant()
+    await conn.execute(
+        "INSERT INTO alerts (tenant_id, kind, dedup_key, data, created_at)"
+        " SELECT %s, 'grade_down', 'burst:' || i, '{}', now() FROM generate_series(1, 600) i",
+        (tenant,),
+    )
+    seen: list[str] = []
+    params: dict[str, Any] = {"limit": 250}
+    for _ in range(4):
+        page = await api.client.get("/api/alerts", params=params, headers=api.admin)
+        assert page.status_code == 200, page.text
+        seen += [a["id"] for a in page.json()["alerts"]]
+        if page.json()["nextBefore"] is None:
+            break
+        params["before"] = page.json()["nextBefore"]
+    assert len(seen) == len(set(seen)) == 600
+    bad = await api.client.get("/api/alerts", params={"before": "nope"}, headers=api.admin)
+    assert bad.status_code == 422, bad.text  # as /api/jobs answers a cursor not its own
+    assert "malformed cursor" in bad.json()["error"]

@@ -290,3 +290,29 @@ async def test_redis_keys_are_namespaced_and_expire(
         assert 0 < await client.ttl(keys[0]) <= 120
     finally:
         await client.aclose()
+
+
+async def test_a_silent_redis_is_not_asked_again_until_its_retry_time() -> None:
+    """A Redis that accepts connections but never answers costs one socket timeout, then is
+    marked down: evictions too are skipped meanwhile (the event hub handles NOTIFYs one at a
+    time; each eviction waiting out the timeout left it minutes behind in a fleet refresh).
+    The processes' own eviction times keep a missed delete from serving a stale entry."""
+    received: list[bytes] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(4096):
+            received.append(data)
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    backend = RedisBackend(f"redis://127.0.0.1:{port}/0", "silent")
+    try:
+        await backend.evict([uuid4()])  # tried: nothing was known to be wrong yet
+        asked = len(received)
+        assert asked > 0
+        for _ in range(3):
+            await backend.evict([uuid4()])
+        assert len(received) == asked, "a Redis marked down was asked again"
+    finally:
+        await backend.close()
+        server.close()

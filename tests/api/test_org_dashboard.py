@@ -145,3 +145,16 @@ async def test_tenant_and_service_users_have_no_key_page(api: Api, world: OrgWor
     for headers in (api.bearer(tenant=world.a), api.bearer("service")):
         page = await api.client.get("/dashboard/keys", headers={**headers, **HTML})
         assert page.status_code == 403
+
+
+async def test_an_organisation_without_dealerships_is_told_who_adds_them(
+    api: Api, conn: Connection, world: OrgWorld
+) -> None:
+    """An organisation user cannot register dealerships: the empty fleet does not tell it to
+    (POST /api/tenants is the administrators')."""
+    await conn.execute("UPDATE tenants SET org_id = NULL WHERE id = %s", (world.a,))
+    await sign_in_as_org(api, world)
+    fleet = await api.client.get("/dashboard/fleet", headers=HTML)
+    assert fleet.status_code == 200, fleet.text
+    assert "No dealerships in this organisation yet: an administrator adds them" in fleet.text
+    assert "POST /api/tenants" not in fleet.text

@@ -1,11 +1,13 @@
 """Organisations over HTTP (DESIGN §12): created by admins, each sees only its dealerships;
 moving a dealership takes effect on the very next request, cached summaries included."""
 
+import json
 from uuid import UUID, uuid4
 
 from aoer.db.pool import Connection
-from tests.api.conftest import Api, count
+from tests.api.conftest import Api, count, recompute_through_worker
 from tests.api.org_world import OrgWorld, org_bearer, world
+from tests.conftest import AddSignals, MakeTenant, session_of
 
 __all__ = ["world"]  # the fixture, imported for pytest
 
@@ -129,6 +131,36 @@ async def test_moving_a_tenant_takes_effect_on_the_very_next_request_cache_inclu
             "details": {"from": str(world.org_a), "to": str(world.org_b)},
         }
     ]
+
+
+async def test_a_moved_tenant_no_longer_shows_its_old_organisations_medians(
+    api: Api, conn: Connection, world: OrgWorld, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    """The cached summary quotes the old organisation's medians (its recommendations, its
+    benchmark); after the move the new organisation reads a fresh one, not A's figures."""
+    peers = [await make_tenant(f"Alpha Peer {i}") for i in range(2)]
+    for peer in peers:
+        await conn.execute("UPDATE tenants SET org_id = %s WHERE id = %s", (world.org_a, peer))
+        await add_signals(peer, [{"days_ago": d, "aeo": "90", "geo": "90"} for d in range(4)])
+    await recompute_through_worker(conn, peers)
+    await session_of(conn).scores.refresh_medians()
+    params = {"tenantId": str(world.a)}
+    before = await api.client.get("/api/aoer/summary", params=params, headers=api.admin)
+    assert before.status_code == 200  # now cached, with Alpha's medians in it
+    assert "organisation median (3 dealerships)" in json.dumps(before.json()["recommendations"])
+    moved = await api.client.patch(
+        f"/api/tenants/{world.a}", json={"orgId": str(world.org_b)}, headers=api.admin
+    )
+    assert moved.status_code == 200, moved.text
+    after = await api.client.get(
+        "/api/aoer/summary", params=params, headers=org_bearer(api, world.org_b)
+    )
+    assert after.status_code == 200
+    advice = json.dumps(after.json()["recommendations"])
+    assert "organisation median" not in advice, "Alpha's figures reached Beta"
+    # Beta has too few dealerships for medians of its own; against the fleet's, A is no
+    # longer behind: the advice was computed again, not served from the cache.
+    assert after.json()["recommendations"] != before.json()["recommendations"]
 
 
 async def test_moving_refuses_unknown_tenants_and_organisations_and_non_admins(

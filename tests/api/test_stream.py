@@ -16,7 +16,7 @@ import pytest
 
 from aoer import queue
 from aoer.api.auth import LOGIN_PURPOSE
-from aoer.api.events import ServerEvent, Subscription
+from aoer.api.events import RESYNC_REASON, ServerEvent, Subscription
 from aoer.api.routes.stream import HEARTBEAT, RECHECK_S, event_stream
 from aoer.db.pool import Connection
 from tests.api.conftest import WORKER, Api, ApiFactory, recompute_through_worker
@@ -467,3 +467,41 @@ async def test_stopping_the_server_frees_every_stream_slot(
     await asyncio.wait_for(api.server.wait(), 3)
     await eventually(lambda: api.ctx.hub.subscriber_count == 0, "every stream is released")
     assert api.ctx.hub.streams_of(("admin", "admin", None)) == 0
+
+
+async def test_a_lost_event_feed_ends_open_streams_once_it_is_back(
+    live: Api, conn: Connection, computed: UUID
+) -> None:
+    """NOTIFYs sent while the API's LISTEN connection is down are lost: once it listens again
+    the open streams end, saying why, so their clients reconnect and read what they missed
+    (instead of showing the old scores until the tenant's next recompute)."""
+    async with open_stream(live, computed) as events:
+        await events.until("queue")
+        cur = await conn.execute(
+            "SELECT pg_terminate_backend(pid) AS gone FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN %%aoer_%%'"
+        )
+        assert [r["gone"] for r in await cur.fetchall()] == [True]
+        assert await closed_because(events) == RESYNC_REASON
+    await eventually(lambda: live.ctx.hub.listening.is_set(), "the hub listens again")
+    async with open_stream(live, computed) as again:  # a reconnect gets the state afresh
+        assert (await again.until("summary"))["tenantId"] == str(computed)
+
+
+async def test_a_failed_recompute_updates_the_queue_status_of_open_streams(
+    live: Api, conn: Connection, computed: UUID
+) -> None:
+    """A failed attempt commits no summary; its NOTIFY (which workers ignore) still refreshes
+    the queue tiles, and a "Recompute now" waiting on it stops waiting."""
+    async with open_stream(live, computed) as events:
+        assert (await events.until("queue"))["failed"] == 0
+        session = session_of(conn, max_retries=1)
+        await queue.enqueue_many(session, [computed], "urgent")
+        while (await events.until("queue"))["pending"] == 0:
+            pass  # the enqueue's own NOTIFY has been shown; what follows is the failure's
+        [job] = await session.jobs.claim(WORKER, 1)
+        [attempt] = await queue.fail(session, WORKER, [(job, "poisoned tenant")])
+        assert attempt.status == "failed"
+        while (status := await events.until("queue"))["failed"] == 0:
+            pass
+        assert (status["failed"], status["pending"]) == (1, 0)

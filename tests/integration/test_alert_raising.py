@@ -298,3 +298,46 @@ async def test_retention_deletes_old_alerts_but_keeps_pending_ones(
     cur = await conn.execute("SELECT dedup_key FROM alerts ORDER BY dedup_key")
     assert [r["dedup_key"] for r in await cur.fetchall()] == ["new", "stuck"]
     assert await session_of(conn).alerts.delete_old(400, 100) == 0
+
+
+async def test_data_that_runs_out_is_stale_data_not_a_fall_to_poor_and_critical(
+    conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    """A summary without data is stored as 0.00 / 1.00 (DESIGN §3) and shown as "No data":
+    when a dealership's signals run out of the window, only stale_data speaks, and it says
+    "No data", not Poor / Critical; when data comes back, nothing "rises" from 0.00 either."""
+
+    async def changes() -> tuple[object, object]:
+        found = (await session_of(conn).scores.summary(t)).summary
+        assert found is not None
+        return found.change, found.change_7d
+
+    t = await make_tenant()
+    await add_signals(t, STEADY)
+    for kind, params in (
+        ("risk_level_up", "{}"),
+        ("grade_down", "{}"),
+        ("score_drop", '{"points": 10, "days": 1}'),
+        ("stale_data", '{"days": 3}'),
+    ):
+        await rule(conn, t, kind, params, endpoint=False)
+    await recompute(conn, [t])
+    await conn.execute(  # the score_drop reference "as of a day ago": 80.00 with data
+        "UPDATE metrics_events SET created_at = now() - interval '8 days' WHERE tenant_id = %s",
+        (t,),
+    )
+    await conn.execute(  # every signal out of the 30-day window
+        "UPDATE aiv_raw_signals SET date = date - 40 WHERE dealer_id = %s", (t,)
+    )
+    await recompute(conn, [t])
+    raised = await alerts_of(conn, t)
+    assert [a["kind"] for a in raised] == ["stale_data"]
+    current = raised[0]["data"]["current"]
+    assert (current["grade"], current["riskLevel"]) == ("No data", "No data")
+    assert await changes() == (None, None), "no score to compare"
+
+    await conn.execute("UPDATE aiv_raw_signals SET date = date + 40 WHERE dealer_id = %s", (t,))
+    await recompute(conn, [t])  # data again: 0.00 -> 80.00 is not a rise either
+    assert [a["kind"] for a in await alerts_of(conn, t)] == ["stale_data"]
+    change, _ = await changes()
+    assert change is None

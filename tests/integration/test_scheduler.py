@@ -243,3 +243,34 @@ async def test_a_follow_up_runs_once_the_ticks_transaction_committed(
     finally:
         await other.close()
     assert seen == [(1, {"made": 1})]
+
+
+async def test_the_tick_says_how_many_tenants_were_already_waiting(
+    conn: Connection, db_url: str, make_tenant: MakeTenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Waiting jobs a worker is claiming at that moment are left to it (SKIP LOCKED) and not
+    counted: "Queued 1 tenants" after "queuing all tenants" of a fleet of three would read as
+    two left out, so the line after it says they were already waiting (the contract's line
+    unchanged)."""
+    from aoer import queue
+    from aoer.bootstrap.worker import scheduled_jobs
+    from aoer.config import Settings
+
+    tenants = [await make_tenant(f"t{i}") for i in range(3)]
+    await queue.enqueue_many(session_of(conn), tenants[:2], "high")
+    [recompute] = [j for j in scheduled_jobs(Settings()) if j.name == "recompute"]
+    claiming = await connect(db_url)
+    try:
+        async with claiming.transaction():
+            await claiming.execute("SELECT id FROM aoer_queue FOR UPDATE")  # a claim under way
+            with caplog.at_level("INFO"):
+                result = await fire_if_due(session_of(conn), recompute, "w1")
+    finally:
+        await claiming.close()
+    assert result is not None
+    assert (result["queued"], result["tenants"]) == (1, 3)
+    lines = [r.getMessage() for r in caplog.records if r.name == "aoer.queue.jobs"]
+    assert lines[-2:] == [
+        "[AOER] Queued 1 tenants for recompute",
+        "[AOER] 2 more tenants were already waiting to be recomputed",
+    ]

@@ -172,8 +172,12 @@ class RedisBackend:
             self._failed("set", exc)
 
     async def evict(self, tenant_ids: list[UUID]) -> None:
-        # Tried even while marked down: a missed delete is covered by the eviction times
-        # every process keeps, but a successful one is better.
+        # Skipped while marked down, as reads and writes are: a Redis that accepts connections
+        # but never answers would hold the event hub for the socket timeout on every NOTIFY
+        # (minutes behind through a fleet refresh). A missed delete is covered by the
+        # eviction times every process keeps (`SummaryCache._stale`).
+        if not self._available():
+            return
         try:
             await self._client.unlink(*(self._key(t) for t in tenant_ids))
         except (RedisError, OSError) as exc:

@@ -34,6 +34,10 @@ SUBSCRIBER_QUEUE_SIZE = 16
 FLEET_QUEUE_SIZE = 1024  # a fleet subscriber gets every tenant's summaries: room for a batch
 QUEUE_REFRESH_DELAY_S = 0.1  # coalesces a burst of enqueues into one status query
 RECONNECT_DELAY_S = 1.0
+# The hub reads on the shared pool, one NOTIFY at a time: under pool pressure it waits at most
+# this long for a connection, then gives up the read (a recompute's cached summaries are then
+# only evicted), so invalidations never queue behind the pool's 30 s default.
+HUB_READ_TIMEOUT_S = 1.0
 LISTEN_READY_TIMEOUT_S = 5.0
 MAX_STREAMS = 1000  # open subscriptions per process (AOER_SSE_MAX_STREAMS)
 MAX_PER_PRINCIPAL = 10  # open subscriptions per owner (AOER_SSE_MAX_PER_PRINCIPAL)
@@ -49,9 +53,26 @@ class ServerEvent:
         return b"event: " + self.name.encode() + b"\ndata: " + self.data + b"\n\n"
 
 
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """The last thing a stream sends before the hub ends it, saying why (a comment line)."""
+
+    reason: str
+
+    def encode(self) -> bytes:
+        return b": closed: " + self.reason.encode() + b"\n\n"
+
+
+# NOTIFYs sent while the LISTEN connection was down are lost for good: rather than leave
+# open dashboards on the scores they had, the hub ends their streams once it listens again,
+# and each client reconnects and reads what it missed (live.js `onResync`).
+RESYNC_REASON = "the server's event feed was interrupted; reconnect to catch up"
+
+
 class Subscription:
-    """One SSE client's inbox; `None` means the hub is shutting down. A subscription to
-    tenant `None` (an admin's fleet view) receives every tenant's summary events."""
+    """One SSE client's inbox; `None` means the hub is shutting down, a `Closing` that it
+    ends this stream. A subscription to tenant `None` (an admin's fleet view) receives every
+    tenant's summary events."""
 
     def __init__(
         self, hub: "EventHub", tenant_id: UUID | None, size: int, owner: Hashable = None
@@ -59,10 +80,10 @@ class Subscription:
         self.hub = hub
         self.tenant_id = tenant_id
         self.owner = owner
-        self.inbox: asyncio.Queue[ServerEvent | None] = asyncio.Queue(maxsize=size)
+        self.inbox: asyncio.Queue[ServerEvent | Closing | None] = asyncio.Queue(maxsize=size)
         self.dropped = 0
 
-    def offer(self, event: ServerEvent | None) -> None:
+    def offer(self, event: ServerEvent | Closing | None) -> None:
         if self.inbox.full():
             self.inbox.get_nowait()  # the newest state supersedes the oldest
             self.dropped += 1
@@ -119,11 +140,12 @@ class EventHub:
         self.cache.enabled = False
         self.release_subscribers()
 
-    def release_subscribers(self) -> None:
-        """End every open stream (the server is stopping: do not make it wait for them)."""
+    def release_subscribers(self, closing: Closing | None = None) -> None:
+        """End every open stream (the server is stopping: do not make it wait for them), with
+        `closing`'s reason when given."""
         for subs in self._subscribers.values():
             for sub in subs:
-                sub.offer(None)
+                sub.offer(closing)
 
     def subscribe(self, tenant_id: UUID | None, owner: Hashable = None) -> Subscription:
         """One tenant's events, or (`None`) every tenant's summary events, for `owner` (who
@@ -160,6 +182,7 @@ class EventHub:
             self._last_queue.pop(sub.tenant_id, None)
 
     async def _listen(self) -> None:
+        listened = False
         while True:
             try:
                 channels = (SUMMARY_CHANNEL, QUEUE_CHANNEL, ALERT_CHANNEL)
@@ -168,6 +191,9 @@ class EventHub:
                         await self.cache.clear()
                         self.cache.enabled = True
                         self.listening.set()
+                        if listened:
+                            self.release_subscribers(Closing(RESYNC_REASON))
+                        listened = True
                         self._queue_changed()
                         async for notify in notifications:
                             if notify.channel == SUMMARY_CHANNEL:
@@ -201,7 +227,7 @@ class EventHub:
         wanted = list(dict.fromkeys([*recompute.read, *watched]))
         if wanted:
             try:
-                async with self.store.session() as session:
+                async with self.store.session(timeout_s=HUB_READ_TIMEOUT_S) as session:
                     fresh = await session.scores.summaries(wanted)
                     subscribed = [t for t in watched if t in self._subscribers]
                     statuses = await session.jobs.statuses(subscribed) if subscribed else {}
@@ -225,7 +251,7 @@ class EventHub:
         if not self._subscribers or not alert_ids:
             return
         try:
-            async with self.store.session() as session:
+            async with self.store.session(timeout_s=HUB_READ_TIMEOUT_S) as session:
                 raised = await session.alerts.by_ids(alert_ids)
         except DatabaseError as exc:
             logger.warning("could not read new alerts for subscribers: %s", exc)
@@ -246,7 +272,7 @@ class EventHub:
             if not watched:
                 return
             try:
-                async with self.store.session() as session:
+                async with self.store.session(timeout_s=HUB_READ_TIMEOUT_S) as session:
                     statuses = await session.jobs.statuses(watched)
             except DatabaseError as exc:
                 logger.warning("could not refresh queue status for subscribers: %s", exc)

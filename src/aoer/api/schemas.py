@@ -246,6 +246,9 @@ class AlertOut(Camel):
 
 class AlertsOut(Camel):
     alerts: list[AlertOut]
+    next_before: str | None = Field(
+        default=None, description="Pass as `before` for the next page; null on the last one"
+    )
 
 
 def alert_json(alert: AlertOut) -> bytes:

@@ -35,7 +35,7 @@ def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
         return Chunk(done.last_id, finished, {"queued": done.queued, "tenants": done.tenants})
 
     def recompute_done(result: JsonObject) -> None:
-        log_cron_queued(int(result.get("queued", 0)))
+        log_cron_queued(int(result.get("queued", 0)), int(result.get("tenants", 0)))
 
     async def retention(session: Session) -> JsonObject:
         ages = RetentionAges(

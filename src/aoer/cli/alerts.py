@@ -27,6 +27,7 @@ from aoer.cli.runner import (
 from aoer.config import Settings
 from aoer.constants import ALERT_KINDS
 from aoer.errors import InvalidInput, NotFound
+from aoer.queue.console import decode_cursor, encode_cursor
 from aoer.store.alerts import Alert, Endpoint, Rule
 
 alerts_app = typer.Typer(
@@ -254,22 +255,30 @@ def alerts_list(
         datetime | None, typer.Option(help="Only alerts at or after (ISO date or time)")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many")] = 100,
+    before: Annotated[
+        str | None, typer.Option(help="The cursor printed after the previous page")
+    ] = None,
     as_json: JsonOutput = False,
 ) -> None:
-    """The alert feed, newest first, with each delivery's state."""
+    """The alert feed, newest first, with each delivery's state; prints the cursor of the
+    next page when there is one."""
 
     async def main(settings: Settings) -> list[Alert]:
+        after = decode_cursor(before) if before is not None else None
         async with open_services(settings) as services, services.store.session() as session:
             return await session.alerts.feed(
                 tenant_id=_uuid(tenant, "tenant id"),
                 org_id=_uuid(org, "organisation id"),
                 since=since,
+                before=after,
                 limit=limit,
             )
 
     found = run_command(main)
+    last = found[-1] if len(found) == limit else None
+    cursor = encode_cursor(last.created_at, last.id) if last else None
     if as_json:
-        emit_json({"alerts": [alert_json(a) for a in found]})
+        emit_json({"alerts": [alert_json(a) for a in found], "nextBefore": cursor})
         return
     table = Table("id", "when", "kind", "tenant", "deliveries")
     table.columns[0].no_wrap = True
@@ -282,6 +291,8 @@ def alerts_list(
         name = a.data.get("tenantName") or a.tenant_id
         table.add_row(str(a.id), a.created_at.isoformat(), a.kind, str(name), states or "-")
     show(table)
+    if cursor:
+        console.print(f"next page: --before {cursor}", highlight=False)
 
 
 @alerts_app.command("test")

@@ -13,7 +13,6 @@ from rich.table import Table
 from aoer import queue
 from aoer.bootstrap import open_services
 from aoer.cli.runner import (
-    EXIT_USAGE,
     JsonOutput,
     cli_actor,
     console,
@@ -63,7 +62,8 @@ def parse_status(value: str | None) -> JobStatus | None:
     for status in JOB_STATUSES:
         if value == status:
             return status
-    fail(f"unknown status {value!r}: expected one of {', '.join(JOB_STATUSES)}", EXIT_USAGE)
+    # As a bad priority or a malformed id is: bad input, exit 1 (README, CLI conventions).
+    fail(f"unknown status {value!r}: expected one of {', '.join(JOB_STATUSES)}")
 
 
 @jobs_app.command("list")

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from aoer import queue
 from aoer.bootstrap import open_services
 from aoer.cli.imports import as_problems, report_problems
-from aoer.cli.runner import console, run_command
+from aoer.cli.runner import console, errors, run_command
 from aoer.config import Settings
 from aoer.constants import DEFAULT_PRIORITY
 from aoer.scoring.observation_files import (
@@ -103,7 +103,7 @@ def observations_import(
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                console=console,
+                console=errors,  # stderr: stdout is the result line alone
                 transient=True,
             ) as progress:
                 task = progress.add_task("import", total=found.lines)

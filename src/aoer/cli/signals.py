@@ -1,8 +1,9 @@
 """`aoer signals import`: load a CSV of signal rows, all or none, every bad row named at once."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
+from uuid import UUID
 
 import typer
 from rich.progress import Progress
@@ -10,20 +11,15 @@ from rich.progress import Progress
 from aoer import queue
 from aoer.bootstrap import open_services
 from aoer.cli.imports import as_problems, report_problems
-from aoer.cli.runner import console, run_command
+from aoer.cli.runner import console, errors, run_command
 from aoer.config import Settings
 from aoer.constants import DEFAULT_PRIORITY, SIGNAL_COLUMNS
-from aoer.errors import AoerError
-from aoer.scoring.csvfile import read_csv
+from aoer.errors import AoerError, InvalidInput
+from aoer.scoring.csvfile import Problem, stream_csv
 from aoer.scoring.rows import FILE_LINES
-from aoer.scoring.signals import (
-    SignalRow,
-    SignalValidationError,
-    check_rows,
-    unknown_dealers,
-    upsert_signals,
-)
+from aoer.scoring.signals import SignalRow, signal_checker
 from aoer.store import Session
+from aoer.store.signals import UnknownDealers
 
 signals_app = typer.Typer(help="Load signal rows", no_args_is_help=True)
 
@@ -64,44 +60,86 @@ def signals_import(
     ] = True,
 ) -> None:
     async def main(settings: Settings) -> tuple[int, int]:
-        found = read_csv(file, SIGNAL_COLUMNS, REQUIRED_COLUMNS)
-        records = ((record.line, record.cells) for record in found.records)
-        valid, invalid = check_rows(records, naming=FILE_LINES)
-        problems = [*found.problems, *as_problems(invalid)]
+        found = _SignalFile(file)
         try:
             async with open_services(settings) as services, services.store.session() as session:
-                if valid:
-                    unknown = await unknown_dealers(session, valid, naming=FILE_LINES)
-                    problems += as_problems(unknown)
-                if not problems:
-                    return await _load(session, file, valid, enqueue_after=enqueue_after)
+                return await found.load(session, enqueue_after=enqueue_after)
+        except InvalidInput:
+            raise  # the file's problems, reported
         except AoerError as exc:
-            if not problems:
+            if not found.read_through():
                 raise
             # The file's own problems still get reported; only the dealer check is missing.
-            report_problems(file, problems, f"dealer ids were not checked: {exc}")
-        report_problems(file, problems)
+            report_problems(file, found.problems, f"dealer ids were not checked: {exc}")
 
     upserted, tenants = run_command(main)
     console.print(f"imported {upserted} rows for {tenants} tenants")
 
 
-async def _load(
-    session: Session, file: Path, valid: Sequence[tuple[int, SignalRow]], *, enqueue_after: bool
-) -> tuple[int, int]:
-    lines, rows = zip(*valid, strict=True) if valid else ((), ())
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"importing {file.name}", total=len(rows))
+class _Refused(Exception):
+    """The file had problems: roll the import back (they are reported after)."""
+
+
+class _SignalFile:
+    """A CSV of signal rows read once, line by line, straight into the database's COPY: the
+    file is never held as records or models (a 900,000-line backfill took ~2.6 GB that
+    way), and any problem rolls the whole import back once every one has been found."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
         try:
-            result = await upsert_signals(
-                session,
-                rows,
-                numbers=lines,
-                naming=FILE_LINES,
-                progress=lambda n: progress.advance(task, n),
-            )
-        except SignalValidationError as exc:  # a tenant deleted since the check
-            report_problems(file, as_problems(exc.errors))
-    if enqueue_after:
-        await queue.enqueue_many(session, result.tenant_ids, DEFAULT_PRIORITY)
-    return result.upserted, len(result.tenant_ids)
+            self.data = file.read_bytes()
+        except OSError as exc:
+            raise InvalidInput(f"{file}: cannot read the file: {exc.strerror or exc}") from None
+        self.stream = stream_csv(self.data, SIGNAL_COLUMNS, REQUIRED_COLUMNS)
+        self.checker = signal_checker(FILE_LINES)
+        self.problems: list[Problem] = list(self.stream.problems)
+        self.tenant_ids: set[UUID] = set()
+
+    def rows(self) -> Iterator[tuple[object, ...]]:
+        """The valid rows as `(line, *SIGNAL_COLUMNS)`; problems are kept on the way."""
+        for item in self.stream.items:
+            if isinstance(item, Problem):
+                self.problems.append(item)
+                continue
+            row = self.checker.check(item.line, item.cells)
+            if row is not None:
+                self.tenant_ids.add(row.dealer_id)
+                yield (item.line, *(getattr(row, column) for column in SIGNAL_COLUMNS))
+
+    def read_through(self) -> bool:
+        """Read the rest without a database (it could not be reached); whether there were
+        problems to report."""
+        for _ in self.rows():
+            pass
+        self.problems += as_problems(self.checker.errors)
+        return bool(self.problems)
+
+    async def load(self, session: Session, *, enqueue_after: bool) -> tuple[int, int]:
+        if self.problems:  # the encoding or the header: no line was read
+            report_problems(self.file, self.problems)
+        lines, upserted = self.data.count(b"\n"), 0
+        try:
+            async with session.transaction():
+                with Progress(console=errors, transient=True) as progress:  # stderr
+                    task = progress.add_task(f"importing {self.file.name}", total=lines)
+                    upserted = await session.signals.upsert(
+                        self.rows(), progress=lambda n: progress.advance(task, n)
+                    )
+                self.problems += as_problems(self.checker.errors)
+                if self.problems:
+                    raise _Refused("rolled back")
+                if enqueue_after:
+                    await queue.enqueue_many(session, sorted(self.tenant_ids), DEFAULT_PRIORITY)
+        except _Refused:
+            pass  # rolled back; reported below
+        except UnknownDealers as exc:
+            for _ in self.rows():  # the COPY stopped early on no line: read what is left
+                pass
+            self.problems += as_problems(self.checker.errors)
+            self.problems += [
+                Problem(u.line, "dealer_id", f"unknown tenant {u.dealer_id}") for u in exc.unknown
+            ]
+        if self.problems:
+            report_problems(self.file, self.problems)
+        return upserted, len(self.tenant_ids)

@@ -163,9 +163,10 @@ async def set_paused(session: Session, paused: bool, actor: Actor) -> bool:
 CURSOR_SEPARATOR = "|"
 
 
-def encode_cursor(created_at: datetime, job_id: UUID) -> str:
-    """The keyset cursor after a row, opaque to clients (URL-safe base64)."""
-    raw = f"{created_at.isoformat()}{CURSOR_SEPARATOR}{job_id}".encode()
+def encode_cursor(created_at: datetime, row_id: UUID) -> str:
+    """The keyset cursor after a row (a job, an alert), opaque to clients (URL-safe
+    base64)."""
+    raw = f"{created_at.isoformat()}{CURSOR_SEPARATOR}{row_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -16,6 +16,7 @@ from aoer.constants import (
     DEFAULT_TICK_CHUNK,
     FIRST_TICK_CHUNK,
     PRIORITIES,
+    QUEUE_SETTLED,
 )
 from aoer.errors import (
     DatabaseError,
@@ -93,15 +94,16 @@ async def trigger_cron(session: Session, chunk: int = DEFAULT_TICK_CHUNK) -> int
     tenant at low priority in chunks of `chunk` tenants, each its own transaction, so workers
     start on the first; returns how many. (The scheduler's tick records its progress to
     resume after a crash: worker/scheduler.py.)"""
-    queued, after = 0, None
+    queued, tenants, after = 0, 0, None
     while True:
         size = cron_chunk_size(after, chunk)
         done = await queue_cron_chunk(session, after, size)
         queued += done.queued
+        tenants += done.tenants
         after = done.last_id or after
         if done.tenants < size:
             break
-    log_cron_queued(queued)
+    log_cron_queued(queued, tenants)
     return queued
 
 
@@ -123,9 +125,19 @@ async def queue_cron_chunk(session: Session, after: UUID | None, limit: int) -> 
     return chunk
 
 
-def log_cron_queued(queued: int) -> None:
-    """The contract's closing line of a recompute tick (DESIGN §5)."""
+def log_cron_queued(queued: int, tenants: int) -> None:
+    """The contract's closing line of a recompute tick (DESIGN §5), and, when some active
+    tenants were not queued, why: each already had a waiting job (as soon, as urgent), so the
+    tick's "Queued 0" after "queuing all tenants" is not read as a fleet left out."""
     logger.info("[AOER] Queued %d tenants for recompute", queued, extra={"action": "cron"})
+    waiting = tenants - queued
+    if waiting > 0:
+        logger.info(
+            "[AOER] %d more %s already waiting to be recomputed",
+            waiting,
+            "tenant was" if waiting == 1 else "tenants were",
+            extra={"action": "cron"},
+        )
 
 
 async def fail(
@@ -145,6 +157,9 @@ async def fail(
     )
     for attempt in attempts:
         log_failure(attempt.id, attempt.tenant_id, attempt.error_message)
+    # On commit the dashboards' queue tiles show the attempt (and a "Recompute now" waiting
+    # on it stops waiting); workers are not woken for it.
+    await session.jobs.wake_workers(QUEUE_SETTLED)
     return attempts
 
 

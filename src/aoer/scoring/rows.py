@@ -6,9 +6,9 @@ names it (snake_case). `Naming` carries that choice, so one validation serves bo
 """
 
 import re
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ValidationError
 from pydantic.alias_generators import to_snake
@@ -95,33 +95,39 @@ def field_errors(number: int, exc: ValidationError, naming: Naming) -> list[Fiel
     return found
 
 
-def check_rows(
-    model: type[M],
-    rows: Iterable[tuple[int, Mapping[str, Any]]],
-    *,
-    key: Callable[[M], Hashable],
-    same: str,
-    duplicate_field: str = "date",
-    naming: Naming = API_ROWS,
-) -> tuple[list[tuple[int, M]], list[FieldError]]:
-    """The valid rows with their numbers, and an error for each bad field of the others.
+class RowChecker(Generic[M]):
+    """Rows validated one at a time (a file is never held as models): each valid row, or
+    None with its errors added to `errors`. Two rows with the same `key` are one row sent
+    twice: the second is an error naming the first (`same` says what they share, e.g. "same
+    dealer and date"), on `duplicate_field`."""
 
-    Two rows with the same `key` are one row sent twice: the second is an error naming the
-    first (`same` says what they share, e.g. "same dealer and date"), on `duplicate_field`."""
-    valid: list[tuple[int, M]] = []
-    errors: list[FieldError] = []
-    seen: dict[Hashable, int] = {}
-    for number, raw in rows:
+    def __init__(
+        self,
+        model: type[M],
+        *,
+        key: Callable[[M], Hashable],
+        same: str,
+        duplicate_field: str = "date",
+        naming: Naming = API_ROWS,
+    ) -> None:
+        self.model = model
+        self.key = key
+        self.same = same
+        self.duplicate_field = duplicate_field
+        self.naming = naming
+        self.errors: list[FieldError] = []
+        self._seen: dict[Hashable, int] = {}
+
+    def check(self, number: int, raw: Mapping[str, Any]) -> M | None:
         try:
-            row = model.model_validate(raw)
+            row = self.model.model_validate(raw)
         except ValidationError as exc:
-            errors.extend(field_errors(number, exc, naming))
-            continue
-        found = key(row)
-        if found in seen:
-            message = f"duplicates {naming.row} {seen[found]} ({same})"
-            errors.append(FieldError(number, naming.field(duplicate_field), message))
-            continue
-        seen[found] = number
-        valid.append((number, row))
-    return valid, errors
+            self.errors.extend(field_errors(number, exc, self.naming))
+            return None
+        found = self.key(row)
+        if found in self._seen:
+            message = f"duplicates {self.naming.row} {self._seen[found]} ({self.same})"
+            self.errors.append(FieldError(number, self.naming.field(self.duplicate_field), message))
+            return None
+        self._seen[found] = number
+        return row

@@ -15,8 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from aoer.constants import MIN_SIGNAL_DATE, SIGNAL_COLUMNS
-from aoer.scoring.rows import API_ROWS, FieldError, Naming, RowValidationError
-from aoer.scoring.rows import check_rows as rows_checked
+from aoer.scoring.rows import API_ROWS, FieldError, Naming, RowChecker, RowValidationError
 from aoer.store import Session
 from aoer.store.signals import UnknownDealers
 
@@ -92,17 +91,25 @@ def validate_rows(rows: Iterable[Mapping[str, Any]]) -> list[SignalRow]:
     return [row for _, row in valid]
 
 
+def signal_checker(naming: Naming = API_ROWS) -> RowChecker[SignalRow]:
+    """Signal rows validated one at a time: one row per dealer and day (the key one int:
+    the dealer's 128 bits, then the day's ordinal, below 2**22 for every date; an import
+    keeps one a row)."""
+    return RowChecker(
+        SignalRow,
+        key=lambda row: row.dealer_id.int << 22 | row.date.toordinal(),
+        same="same dealer and date",
+        naming=naming,
+    )
+
+
 def check_rows(
     rows: Iterable[tuple[int, Mapping[str, Any]]], *, naming: Naming = API_ROWS
 ) -> tuple[list[tuple[int, SignalRow]], list[FieldError]]:
     """The valid rows with their numbers, and an error for each bad field of the others."""
-    return rows_checked(
-        SignalRow,
-        rows,
-        key=lambda row: (row.dealer_id, row.date),
-        same="same dealer and date",
-        naming=naming,
-    )
+    checker = signal_checker(naming)
+    valid = [(n, row) for n, raw in rows if (row := checker.check(n, raw)) is not None]
+    return valid, checker.errors
 
 
 async def unknown_dealers(

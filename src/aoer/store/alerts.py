@@ -246,13 +246,17 @@ class Alerts(Statements):
         tenant_id: UUID | None = None,
         org_id: UUID | None = None,
         since: datetime | None = None,
+        before: tuple[datetime, UUID] | None = None,
         limit: int = 100,
     ) -> list[Alert]:
-        """Visible alerts, newest first, each with its deliveries."""
+        """Visible alerts, newest first, each with its deliveries; `before`: after the alert
+        with that (created_at, id), the last of the previous page."""
         params = {
             "tenant_id": tenant_id,
             "org_id": org_id,
             "since": since,
+            "before_at": before[0] if before else None,
+            "before_id": before[1] if before else None,
             "limit": max(1, min(limit, ALERT_FEED_MAX)),
         }
         return await self._all(Alert, "list_alerts", params)

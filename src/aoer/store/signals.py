@@ -12,7 +12,7 @@ from aoer.store.errors import translated
 from aoer.store.statements import Statements
 
 PROGRESS_EVERY = 1000  # rows between progress callbacks
-MAX_UNKNOWN_REPORTED = 1000  # unknown dealers named in one error
+MAX_UNKNOWN_REPORTED = 1000  # rows of unknown dealers named in one error
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,7 @@ class UnknownDealers(AoerError):
     """Some rows name dealers that are not tenants; nothing was written."""
 
     def __init__(self, unknown: list[UnknownDealer]) -> None:
-        super().__init__(", ".join(str(u.dealer_id) for u in unknown))
+        super().__init__(", ".join(dict.fromkeys(str(u.dealer_id) for u in unknown)))
         self.unknown = unknown
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from aoer.constants import RECOMPUTE_EVENT
+from aoer.constants import RECOMPUTE_EVENT, SUMMARY_CHANNEL
 from aoer.errors import AlreadyExists, DuplicateKey, InvalidInput, UnknownOrganization
 from aoer.store.audit import AuditEntry
 from aoer.store.statements import Statements
@@ -147,11 +147,17 @@ class Tenants(Statements):
         return await self._all(Tenant, "list_tenants", params)
 
     async def move(self, tenant_id: UUID, org_id: UUID | None) -> TenantMove | None:
-        """Put the tenant into `org_id` (None: into none); None for an unknown tenant."""
+        """Put the tenant into `org_id` (None: into none); None for an unknown tenant. On
+        commit every API process forgets the summary it cached (as after a recompute): its
+        recommendations quote the old organisation's medians."""
         await self._known_org(org_id)
-        return await self._one(
+        moved = await self._one(
             TenantMove, "move_tenant", {"tenant_id": tenant_id, "org_id": org_id}
         )
+        if moved is not None:
+            params = {"channel": SUMMARY_CHANNEL, "tenant_ids": [tenant_id]}
+            await self._run("notify_summaries", params)
+        return moved
 
     async def get(self, tenant_id: UUID) -> Tenant | None:
         params = {"tenant_id": tenant_id, "org_id": None, "limit": 1, "offset": 0}

@@ -28,6 +28,7 @@ from aoer.config import Settings
 from aoer.constants import (
     LEASE_CHECK_MAX_S,
     LEASE_RENEWALS_PER_LEASE,
+    QUEUE_SETTLED,
     URGENT_LANE_BATCH,
     WORKER_HEARTBEAT_S,
     WORKER_STALE_S,
@@ -136,6 +137,8 @@ class Worker:
             event.set()
 
     def _listener_woke(self, notified: bool, priority: str | None = None) -> None:
+        if notified and priority == QUEUE_SETTLED:
+            return  # a job settled (a failed attempt): nothing new to claim
         if notified:
             self.stats.notifications += 1
         else:  # (re)connected: a pause or resume may have been missed meanwhile

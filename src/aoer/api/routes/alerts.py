@@ -24,8 +24,10 @@ from aoer.api.context import Context
 from aoer.api.errors import Forbidden
 from aoer.api.limits import require_json
 from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
+from aoer.api.routes.console import cursor_param
 from aoer.api.schemas import AlertOut, AlertsOut, Camel, StrictCamel
 from aoer.errors import NotFound
+from aoer.queue.console import encode_cursor
 from aoer.store.alerts import Rule
 
 logger = logging.getLogger(__name__)
@@ -311,14 +313,23 @@ async def feed(
     tenant_id: Annotated[UUID | None, Query(alias="tenantId")] = None,
     org_id: Annotated[UUID | None, Query(alias="orgId")] = None,
     since: Annotated[datetime | None, Query(description="ISO 8601; alerts at or after")] = None,
+    before: Annotated[
+        str | None, Query(max_length=200, description="`nextBefore` of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_FEED)] = 100,
 ) -> AlertsOut:
     if tenant_id is not None:
         await ensure_tenant_access(principal, tenant_id)  # 403 naming it, not an empty feed
     if org_id is not None and principal.role in ("org", "tenant") and org_id != principal.org_id:
         raise Forbidden(f"organisation {org_id} is not yours")
+    before_at, before_id = cursor_param(before)
+    after = (before_at, before_id) if before_at and before_id else None
     async with ctx.session(principal) as session:
         found = await session.alerts.feed(
-            tenant_id=tenant_id, org_id=org_id, since=since, limit=limit
+            tenant_id=tenant_id, org_id=org_id, since=since, before=after, limit=limit
         )
-    return AlertsOut(alerts=[AlertOut.of(a) for a in found])
+    last = found[-1] if len(found) == limit else None
+    return AlertsOut(
+        alerts=[AlertOut.of(a) for a in found],
+        next_before=encode_cursor(last.created_at, last.id) if last else None,
+    )

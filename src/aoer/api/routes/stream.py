@@ -19,7 +19,7 @@ from aoer.api.auth import (
 )
 from aoer.api.context import Context
 from aoer.api.errors import Forbidden
-from aoer.api.events import ServerEvent, Subscription
+from aoer.api.events import Closing, ServerEvent, Subscription
 from aoer.api.responses import AUTHENTICATED, error_responses
 from aoer.api.schemas import queue_status_json, summary_json
 from aoer.errors import AoerError, UnknownTenant
@@ -179,7 +179,7 @@ async def event_stream(
                 next_beat = time.monotonic() + heartbeat_s
                 continue
             until_check = next_check - time.monotonic()
-            event: ServerEvent | None
+            event: ServerEvent | Closing | None
             try:
                 event = await get_within(
                     subscription.inbox, max(0.0, min(until_beat, remaining, until_check))
@@ -189,6 +189,8 @@ async def event_stream(
             if event is None:
                 return
             yield event.encode()
+            if isinstance(event, Closing):
+                return
     finally:
         with contextlib.suppress(Exception):
             subscription.close()

@@ -112,6 +112,9 @@ async def move(
             await session.audit.record(entry)
         tenant = await session.tenants.get(tenant_id)
     assert tenant is not None
+    # This process forgets the cached body at once (others on the move's NOTIFY): it quotes
+    # the old organisation's medians, which the new one must not see.
+    await ctx.cache.evict([tenant_id])
     for key_id in moved.revoked_key_ids:
         ctx.keys.revoked(key_id)  # refused here at once; elsewhere within the key refresh
     logger.info(

@@ -57,7 +57,8 @@
       if (AOER.setText(node, String(status[key] ?? 0))) AOER.flash(node.parentElement, false);
     }
     if (recompute) {
-      if (status.processing > 0) progress("Recomputing…");
+      if ((status.failed ?? 0) > recompute.failed) finishRecompute("The recompute failed. An administrator sees why on the Jobs page.", "error");
+      else if (status.processing > 0) progress("Recomputing…");
       else if (status.pending > 0) progress("Queued, waiting for a worker…");
     }
   }
@@ -172,7 +173,8 @@
     if (recompute) return;
     button.disabled = true;
     button.setAttribute("aria-busy", "true");
-    recompute = { since: Date.now(), timer: setTimeout(() => progress("Still waiting for a worker — is `aoer worker` running?"), WAIT_WARNING_MS) };
+    const failed = Number((bound("queue.failed") || {}).textContent) || 0;  // jobs failed before this one
+    recompute = { since: Date.now(), failed, timer: setTimeout(() => progress("Still waiting for a worker — is `aoer worker` running?"), WAIT_WARNING_MS) };
     progress("Queuing an urgent recompute…");
     try {
       const job = await AOER.postJSON("/api/aoer/queue", { tenantId, priority: "urgent" });

@@ -45,7 +45,9 @@ const WhyPanel = (() => {
       const change = summary.change;
       bars.replaceChildren();
       if (!change) {
-        headline.textContent = "No change to explain yet: the split appears from the second recompute on.";
+        headline.textContent = summary.grade === "No data"
+          ? "No signal in the last 30 days: there is no score to explain until signals arrive."
+          : "No change to explain yet: the split appears from the second recompute with data on.";
         root.dataset.delta = "";
         return;
       }

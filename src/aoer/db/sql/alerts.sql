@@ -60,14 +60,18 @@ watch AS MATERIALIZED (
 judged AS (
     SELECT w.*, ref.score AS ref_score, stale.days AS prev_days,
            CASE w.kind
+               -- A side without data (risk 1.00, score 0.00: DESIGN §3; "No data" on the
+               -- pages) has no grade, risk level or score to compare: data that stops is
+               -- stale_data's to report, not "Excellent → Poor" (migration 0031 likewise).
                WHEN 'risk_level_up' THEN
-                   w.cur_risk > w.prev_risk
+                   w.cur_risk > w.prev_risk AND w.cur_risk < 1 AND w.prev_risk < 1
                    AND aoer_risk_level(w.cur_risk) <> aoer_risk_level(w.prev_risk)
                WHEN 'grade_down' THEN
-                   w.cur_score < w.prev_score
+                   w.cur_score < w.prev_score AND w.cur_risk < 1 AND w.prev_risk < 1
                    AND aoer_grade(w.cur_score) <> aoer_grade(w.prev_score)
                WHEN 'score_drop' THEN
-                   ref.score - w.cur_score >= (w.params ->> 'points')::numeric
+                   w.cur_risk < 1 AND w.prev_risk < 1 AND ref.had_data
+                   AND ref.score - w.cur_score >= (w.params ->> 'points')::numeric
                    AND ref.score - w.prev_score < (w.params ->> 'points')::numeric
                WHEN 'stale_data' THEN
                    -- No data in the window at all counts as stale.
@@ -78,7 +82,8 @@ judged AS (
     FROM watch w
     LEFT JOIN LATERAL (
         -- score_drop's reference: the score as of `days` ago (the last recompute then).
-        SELECT (e.event_data ->> 'aoerScore')::numeric AS score
+        SELECT (e.event_data ->> 'aoerScore')::numeric AS score,
+               aoer_has_data(e.event_data -> 'metrics') AS had_data
         FROM metrics_events e
         WHERE w.kind = 'score_drop'
           AND e.tenant_id = w.tenant_id
@@ -124,14 +129,20 @@ fired AS (
            j.rule_id || ':' || j.tenant_id || ':' || j.job_id AS dedup_key,
            j.name AS tenant_name, j.params,
            jsonb_build_object('aoerScore', j.prev_score, 'visibilityRisk', j.prev_risk,
-                              'grade', aoer_grade(j.prev_score),
-                              'riskLevel', aoer_risk_level(j.prev_risk))
+                              'grade', CASE WHEN j.prev_risk < 1 THEN aoer_grade(j.prev_score)
+                                            ELSE 'No data' END,
+                              'riskLevel', CASE WHEN j.prev_risk < 1
+                                                THEN aoer_risk_level(j.prev_risk)
+                                                ELSE 'No data' END)
                || CASE WHEN j.kind = 'stale_data'
                        THEN jsonb_build_object('daysSinceLastData', j.prev_days)
                        ELSE '{}'::jsonb END AS previous,
            jsonb_build_object('aoerScore', j.cur_score, 'visibilityRisk', j.cur_risk,
-                              'grade', aoer_grade(j.cur_score),
-                              'riskLevel', aoer_risk_level(j.cur_risk),
+                              'grade', CASE WHEN j.cur_risk < 1 THEN aoer_grade(j.cur_score)
+                                            ELSE 'No data' END,
+                              'riskLevel', CASE WHEN j.cur_risk < 1
+                                                THEN aoer_risk_level(j.cur_risk)
+                                                ELSE 'No data' END,
                               'daysSinceLastData', j.cur_days) AS current,
            CASE WHEN j.kind = 'score_drop'
                 THEN jsonb_build_object('reference', jsonb_build_object(
@@ -306,7 +317,8 @@ RETURNING id, scope, org_id, tenant_id, kind, params, endpoint_ids, emails, acti
 
 -- name: list_alerts
 -- The feed: visible alerts newest first, optionally of one tenant or organisation and since a
--- time, each with its deliveries' state.
+-- time, each with its deliveries' state; a page after `before` (the last row of the previous
+-- one: a batch's alerts share their created_at, so the id breaks the tie).
 SELECT a.id, a.rule_id, a.kind, a.tenant_id, a.created_at, a.data,
        coalesce((SELECT jsonb_agg(jsonb_build_object(
                             'id', d.id, 'endpointId', d.endpoint_id, 'email', d.email,
@@ -322,7 +334,9 @@ WHERE (%(tenant_id)s::uuid IS NULL OR a.tenant_id = %(tenant_id)s::uuid)
   AND (%(org_id)s::uuid IS NULL
        OR a.tenant_id IN (SELECT t.id FROM tenants t WHERE t.org_id = %(org_id)s::uuid))
   AND (%(since)s::timestamptz IS NULL OR a.created_at >= %(since)s::timestamptz)
-ORDER BY a.created_at DESC, a.id
+  AND (%(before_at)s::timestamptz IS NULL
+       OR (a.created_at, a.id) < (%(before_at)s::timestamptz, %(before_id)s::uuid))
+ORDER BY a.created_at DESC, a.id DESC
 LIMIT %(limit)s;
 
 -- name: alert_markers

@@ -304,4 +304,7 @@ WHERE r.dealer_id = ANY (%(tenant_ids)s)
 GROUP BY r.dealer_id;
 
 -- name: tenants_with_observations
-SELECT DISTINCT dealer_id FROM answer_observations WHERE dealer_id = ANY (%(ids)s);
+-- One index probe a tenant, stopping at its first observation (not every row of theirs).
+SELECT t.id AS dealer_id
+FROM unnest(%(ids)s::uuid[]) AS t(id)
+WHERE EXISTS (SELECT 1 FROM answer_observations o WHERE o.dealer_id = t.id);

@@ -18,12 +18,11 @@ COPY aoer_signal_stage (line, dealer_id, date, seo, aeo, geo, ugc, geolocal, obs
                         observed_rar) FROM STDIN;
 
 -- name: unknown_signal_dealers
--- The first line of each dealer id that names no tenant.
-SELECT min(s.line) AS line, s.dealer_id
+-- Every line whose dealer id names no tenant (each is a bad row), first lines first.
+SELECT s.line, s.dealer_id
 FROM aoer_signal_stage s
 WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = s.dealer_id)
-GROUP BY s.dealer_id
-ORDER BY 1
+ORDER BY s.line
 LIMIT %(limit)s;
 
 -- name: merge_signal_stage
