@@ -65,6 +65,10 @@ async def test_admins_filter_the_fleet_by_organisation(api: Api, world: OrgWorld
     assert str(world.b) in one.text
     assert str(world.a) not in one.text
     assert 'data-stat="tenants">1<' in one.text
+    # The queue, jobs and failures are not filtered: the page says so, not "these alone".
+    assert "jobs, the queue, failures and alerts are the whole fleet's" in one.text
+    assert one.text.count('<span class="scope">(whole fleet)</span>') == 3
+    assert "(whole fleet)" not in everyone.text
     stats = await api.client.get(
         "/dashboard/fleet/stats", params={"org": str(world.org_b)}, headers=api.admin
     )
