@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from aoer.dashboard.render import CONTENT_SECURITY_POLICY, ago, assets, fixed, percent
+from aoer.dashboard.render import CONTENT_SECURITY_POLICY, ago, assets, fixed, percent, signed
 from aoer.db.pool import Connection
 from tests.api.conftest import Api, recompute_through_worker
 from tests.conftest import AddSignals, MakeTenant, session_of
@@ -129,6 +129,12 @@ def test_numbers_and_relative_times_read_as_on_the_page() -> None:
     assert fixed(Decimal("-0.125")) == "-0.13"
     assert fixed(Decimal("2.5"), 0) == "3"
     assert percent(None) == "—"
+    assert (signed(Decimal("1.205")), signed(Decimal("-3.4")), signed(0), signed(None)) == (
+        "+1.21",
+        "−3.40",
+        "0.00",
+        "—",
+    )
     now = datetime(2026, 1, 1, 12, tzinfo=UTC)
     assert ago(None) == "never"
     assert ago(now - timedelta(seconds=2), now) == "just now"
@@ -218,3 +224,43 @@ async def test_a_dealership_with_no_data_says_so_and_leaves_the_fleet_mean_alone
     only = await api.client.get("/dashboard/fleet", params={"grade": "No data"}, headers=api.admin)
     assert "Empty Motors" in only.text
     assert "Full Motors" not in only.text
+
+
+async def test_the_fleet_shows_each_dealerships_change_over_seven_days(
+    api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    """An analyst sees who moved this week without opening every dealership: the fleet's
+    "7 days" column is the API's change7d, signed; blank without a score a week old."""
+    rising, falling, new = (
+        await make_tenant("Rising Motors"),
+        await make_tenant("Falling Motors"),
+        await make_tenant("New Motors"),
+    )
+    for tenant, aeo in ((rising, "40"), (falling, "80"), (new, "60")):
+        await add_signals(tenant, [{"days_ago": d, "aeo": aeo} for d in range(6)])
+    await recompute_through_worker(conn, [rising, falling])
+    await conn.execute(  # those recomputes become last week's
+        "UPDATE metrics_events SET created_at = now() - interval '8 days'"
+    )
+    for tenant, aeo in ((rising, "70"), (falling, "50")):
+        await conn.execute("DELETE FROM aiv_raw_signals WHERE dealer_id = %s", (tenant,))
+        await add_signals(tenant, [{"days_ago": d, "aeo": aeo} for d in range(6)])
+    await recompute_through_worker(conn, [rising, falling, new])
+    expected = {}
+    for tenant in (rising, falling, new):
+        body = (
+            await api.client.get(
+                "/api/aoer/summary", params={"tenantId": str(tenant)}, headers=api.admin
+            )
+        ).json()
+        expected[tenant] = body["change7d"]
+    assert expected[rising] > 0 > expected[falling]
+    assert expected[new] is None
+    page = (await api.client.get("/dashboard/fleet", headers=api.admin)).text
+    for tenant, shown in (
+        (rising, f"+{Decimal(str(expected[rising])):.2f}"),
+        (falling, f"−{abs(Decimal(str(expected[falling]))):.2f}"),
+        (new, "—"),
+    ):
+        row = page.split(f'data-tenant-id="{tenant}"', 1)[1].split("</tr>", 1)[0]
+        assert f'data-cell="change7d">{shown}<' in row, row

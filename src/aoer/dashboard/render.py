@@ -70,6 +70,19 @@ def _half_away_from_zero(number: Decimal, digits: int) -> Decimal:
     return number.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
 
 
+def signed(value: object, digits: int = 2) -> str:
+    """A change with its sign ("+1.20", or a minus sign U+2212 before "3.40"); a dash when
+    there is none."""
+    if value is None or isinstance(value, bool):
+        return "—"
+    try:
+        number = _half_away_from_zero(Decimal(str(value)), digits)
+    except ArithmeticError:
+        return "—"
+    text = f"{abs(number):.{digits}f}"
+    return f"+{text}" if number > 0 else f"−{text}" if number < 0 else text
+
+
 def percent(value: object, digits: int = 1) -> str:
     """A 0-1 ratio as a percentage ("31.4 %"); a dash when there is none."""
     if value is None or isinstance(value, bool):
@@ -120,7 +133,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(fixed=fixed, percent=percent, ago=ago, thousands=thousands)
+    env.filters.update(fixed=fixed, percent=percent, signed=signed, ago=ago, thousands=thousands)
     env.globals.update(static=static_url, badge_class=badge_class)
     return env
 

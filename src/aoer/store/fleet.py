@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Final, Literal, get_args
 from uuid import UUID
 
-from aoer.constants import NO_DATA
+from aoer.constants import MEDIAN_MIN_PEERS, NO_DATA, RECOMPUTE_EVENT
 from aoer.store.statements import Statements
 from aoer.types import Grade, JsonObject, RiskLevel
 
@@ -40,6 +40,7 @@ class FleetRow:
     grade: Grade | None
     risk_level: RiskLevel | None
     last_updated: datetime | None
+    change_7d: Decimal | None  # the score now minus the score as of 7 days ago (or none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,8 @@ class Fleet(Statements):
             "descending": f.descending,
             "limit": f.per_page,
             "offset": (f.page - 1) * f.per_page,
+            "event_type": RECOMPUTE_EVENT,
+            "min_peers": MEDIAN_MIN_PEERS,
         }
         rows = await self._all(FleetRow, "fleet_page", params)
         return FleetPage(rows, await self._int("fleet_count", _filter_params(f)), f)

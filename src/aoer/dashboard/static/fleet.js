@@ -19,6 +19,10 @@
     if (!row) return;
     const cell = (name) => row.querySelector(`[data-cell="${name}"]`);
     let changed = AOER.setText(cell("score"), AOER.measure(summary, summary.aoerScore));
+    const week = summary.change7d === null || summary.change7d === undefined ? null : Number(summary.change7d);
+    AOER.setText(cell("change7d"), week === null ? "—" : `${week > 0 ? "+" : week < 0 ? "−" : ""}${Math.abs(week).toFixed(2)}`);
+    cell("change7d").classList.toggle("up", week !== null && week > 0);
+    cell("change7d").classList.toggle("down", week !== null && week < 0);
     changed = AOER.setText(cell("risk"), AOER.measure(summary, summary.visibilityRisk)) || changed;
     for (const name of ["score", "risk"]) cell(name).classList.toggle("no-data", summary.grade === AOER.NO_DATA);
     if (cell("grade").textContent !== summary.grade) { AOER.setBadge(cell("grade"), "grade", summary.grade); changed = true; }

@@ -5,11 +5,13 @@
 -- orders nothing. Never-computed dealerships, and by score or risk those with no data, sort
 -- last in both directions; ties by name, id.
 -- The inner query orders only ids (a top-N sort); the page's rows are then read by key, and
--- grade and level computed for those rows alone.
+-- grade, level and the 7-day change (what GET /api/aoer/summary calls change7d: the same
+-- function, so the page and the API agree) computed for those rows alone.
 SELECT t.id AS tenant_id, t.name, t.city, t.active,
        s.aoer_score, s.visibility_risk, s.last_updated,
        aoer_grade(s.aoer_score, s.metrics) AS grade,
-       aoer_risk_level(s.visibility_risk, s.metrics) AS risk_level
+       aoer_risk_level(s.visibility_risk, s.metrics) AS risk_level,
+       context.change_7d
 FROM unnest(ARRAY(
     SELECT t.id
     FROM tenants t
@@ -43,6 +45,9 @@ FROM unnest(ARRAY(
 )) WITH ORDINALITY AS page (tenant_id, position)
 JOIN tenants t ON t.id = page.tenant_id
 LEFT JOIN aoer_summary s ON s.tenant_id = page.tenant_id
+LEFT JOIN LATERAL aoer_summary_context(t.id, t.org_id, s.aoer_score, s.metrics,
+                                       %(event_type)s, %(min_peers)s) context
+       ON s.tenant_id IS NOT NULL
 ORDER BY page.position;
 
 -- name: fleet_count
