@@ -7,7 +7,8 @@ from datetime import timedelta
 from aoer.constants import MODEL_TICK
 from aoer.db.pool import Connection, connect
 from aoer.store.models import MODEL_LOCK_KEY
-from aoer.worker.scheduler import fire_if_due
+from aoer.types import JsonObject
+from aoer.worker.scheduler import ScheduledJob, fire_if_due
 from tests.conftest import lock_waits, session_of
 from tests.model.synthetic import MONDAY_4AM, seed, weekly_training
 
@@ -69,25 +70,34 @@ async def worker_like(db_url: str) -> Connection:
     return conn
 
 
+NOW = MONDAY_4AM + timedelta(hours=3)
+
+
+async def training_held(
+    conn: Connection, db_url: str, fired_by: str
+) -> tuple[ScheduledJob, Connection, "asyncio.Task[JsonObject | None]"]:
+    """A scheduler (on a worker-like connection) that claimed the weekly tick and whose
+    training waits, as a long fit would, on the model lock this test holds until it lets go."""
+    await seed(conn, outcome="linear")
+    job = weekly_training()
+    claimer = await worker_like(db_url)
+    await conn.execute("SELECT pg_advisory_lock(%s)", (MODEL_LOCK_KEY,))
+    training = asyncio.create_task(fire_if_due(session_of(claimer), job, fired_by, NOW))
+    await lock_waits(conn, 1)
+    return job, claimer, training
+
+
 async def test_a_scheduler_passing_while_another_trains_skips_the_tick_without_waiting(
     conn: Connection, db_url: str
 ) -> None:
-    await seed(conn, outcome="linear")
-    job = weekly_training()
-    now = MONDAY_4AM + timedelta(hours=3)
-    first, second = await worker_like(db_url), await worker_like(db_url)
+    job, first, training = await training_held(conn, db_url, "scheduler-a")
+    second = await worker_like(db_url)
     try:
-        # The first scheduler claims the tick, then its training waits (as a long fit would)
-        # on the model lock this test holds for a while.
-        await conn.execute("SELECT pg_advisory_lock(%s)", (MODEL_LOCK_KEY,))
-        training = asyncio.create_task(fire_if_due(session_of(first), job, "scheduler-a", now))
-        await lock_waits(conn, 1)
-
         started = asyncio.get_running_loop().time()
-        skipped = await fire_if_due(session_of(second), job, "scheduler-b", now)
+        skipped = await fire_if_due(session_of(second), job, "scheduler-b", NOW)
         waited_s = asyncio.get_running_loop().time() - started
         await asyncio.sleep(1.5)  # longer than the lock timeout, the training still held
-        again = await fire_if_due(session_of(second), job, "scheduler-b", now)
+        again = await fire_if_due(session_of(second), job, "scheduler-b", NOW)
 
         assert (skipped, again) == (None, None)
         assert waited_s < 0.5
@@ -109,13 +119,7 @@ async def test_a_scheduler_passing_while_another_trains_skips_the_tick_without_w
 async def test_a_scheduler_that_dies_while_training_leaves_the_tick_to_fire_again(
     conn: Connection, db_url: str
 ) -> None:
-    await seed(conn, outcome="linear")
-    job = weekly_training()
-    now = MONDAY_4AM + timedelta(hours=3)
-    dying = await worker_like(db_url)
-    await conn.execute("SELECT pg_advisory_lock(%s)", (MODEL_LOCK_KEY,))
-    training = asyncio.create_task(fire_if_due(session_of(dying), job, "dies", now))
-    await lock_waits(conn, 1)
+    job, dying, training = await training_held(conn, db_url, "dies")
     cur = await conn.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
         " WHERE datname = current_database() AND wait_event_type = 'Lock'"
@@ -130,7 +134,7 @@ async def test_a_scheduler_that_dies_while_training_leaves_the_tick_to_fire_agai
 
     survivor = await worker_like(db_url)
     try:
-        fired = await fire_if_due(session_of(survivor), job, "survivor", now)
+        fired = await fire_if_due(session_of(survivor), job, "survivor", NOW)
     finally:
         await survivor.close()
 
