@@ -44,7 +44,8 @@ WORKER_STALE_S: Final = 15.0  # no heartbeat for this long: the worker is shown 
 WORKER_FORGET_S: Final = 86_400.0  # retention deletes rows of workers gone this long
 CONSOLE_CHART_HOURS: Final = 24  # throughput and latency charts cover this many hours
 
-ALERT_CHANNEL: Final = "aoer_alerts"  # payload: new alert ids (comma-separated)
+# payload: new alert ids (comma-separated); aoer_raise_alerts (migration 0032) spells it too
+ALERT_CHANNEL: Final = "aoer_alerts"
 
 # Scoring
 SCORE_WINDOW_DAYS: Final = 30

@@ -1,10 +1,12 @@
 """Alerts are raised in the recompute's own transaction, once per transition (DESIGN §13)."""
 
+import asyncio
 import json
 from typing import Any
 from uuid import UUID
 
 from aoer import queue
+from aoer.constants import ALERT_CHANNEL
 from aoer.db.pool import Connection, Pool, connect
 from aoer.db.queries import query
 from aoer.queue import console
@@ -341,3 +343,50 @@ async def test_data_that_runs_out_is_stale_data_not_a_fall_to_poor_and_critical(
     assert [a["kind"] for a in await alerts_of(conn, t)] == ["stale_data"]
     change, _ = await changes()
     assert change is None
+
+
+async def test_update_aoer_summary_raises_what_a_worker_raises(
+    conn: Connection, db_url: str, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    """The old system's entry point (DESIGN §17: "exactly as a worker does") raises the same
+    alerts, with their deliveries and wake-up, as a worker recomputing the same change."""
+    by_function = await make_tenant("Script Motors")
+    by_worker = await make_tenant("Worker Motors")
+    for t in (by_function, by_worker):
+        await add_signals(t, STEADY)
+        await rule(conn, t, "risk_level_up")
+        await rule(conn, t, "grade_down", endpoint=False)
+    await conn.execute("SELECT update_aoer_summary(%s)", (by_function,))
+    await recompute(conn, [by_worker])
+    for t in (by_function, by_worker):
+        await thin_out(conn, t)
+
+    listener = await connect(db_url)
+    try:
+        await listener.execute(f"LISTEN {ALERT_CHANNEL}")
+        cur = await conn.execute("SELECT update_aoer_summary(%s) AS ok", (by_function,))
+        assert await cur.fetchone() == {"ok": True}
+        notice = await asyncio.wait_for(anext(listener.notifies()), 10)
+    finally:
+        await listener.close()
+    await recompute(conn, [by_worker])
+
+    raised, expected = await alerts_of(conn, by_function), await alerts_of(conn, by_worker)
+    assert [a["kind"] for a in raised] == ["risk_level_up"]
+    assert raised[0]["deliveries"] == 2  # the endpoint and the e-mail address
+    mine, theirs = raised[0]["data"], expected[0]["data"]
+    own = ("alertId", "ruleId", "tenantId", "tenantName")
+    assert {k: v for k, v in mine.items() if k not in own} == {
+        k: v for k, v in theirs.items() if k not in own
+    }
+    assert mine["tenantName"] == "Script Motors"
+    assert notice.payload == mine["alertId"]
+    # Named by the recompute's event, so a second transition of the same tenant is its own.
+    cur = await conn.execute(
+        "SELECT a.dedup_key, e.id AS event_id FROM alerts a JOIN metrics_events e"
+        " ON a.dedup_key LIKE '%%:' || e.id WHERE a.tenant_id = %s",
+        (by_function,),
+    )
+    assert len(await cur.fetchall()) == 1
+    await conn.execute("SELECT update_aoer_summary(%s)", (by_function,))  # still High
+    assert len(await alerts_of(conn, by_function)) == 1

@@ -13,7 +13,6 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
-from aoer.constants import ALERT_CHANNEL, RECOMPUTE_EVENT
 from aoer.store.statements import Statements
 from aoer.types import CompletedJob
 
@@ -140,10 +139,7 @@ class Alerts(Statements):
             "prev_scores": [j.previous_score for j in completed],
             "prev_risks": [j.previous_risk for j in completed],
             "failed_job_ids": list(failed_job_ids),
-            "event_type": RECOMPUTE_EVENT,
-            "channel": ALERT_CHANNEL,
         }
-        await self._run("alerts_without_jit")
         row = await self._one(RaisedAlerts, "raise_alerts", params)
         return row or RaisedAlerts(0, 0, 0)
 
