@@ -2,19 +2,25 @@
 all or none, signals derived and the tenant queued."""
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
 
 from aoer.scoring.observation_files import COLUMNS
-from tests.acceptance.conftest import AoerCli
+from aoer.scoring.observations import INGEST_CHUNK_ROWS
+from tests.acceptance.conftest import CLI_TIMEOUT_S, AoerCli, start_aoer
 from tests.acceptance.test_cli import count
 
 HEADER = "dealer_id,date,engine,prompt,mentioned,position,cited,cited_urls,competitors,sentiment\n"
 DAY = (datetime.now(UTC).date() - timedelta(1)).isoformat()
+# Imports waiting for an ingest lock (advisory class 15, db/sql/observations.sql).
+WAITING_ON_INGEST_LOCKS = (
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 15 AND NOT granted"
+)
 GOOD = (
     "{tenant},{day},{engine},best ford dealer,true,2,true,"
     "https://lakeside.example/a|https://lakeside.example/b,Hill Motors|Bay Auto,0.5\n"
@@ -229,3 +235,47 @@ def test_quotes_backslashes_and_braces_reach_the_database_as_written(
         ("chatgpt", expected_prompt, names),
         ("gemini", expected_prompt, names),
     ]
+
+
+def test_two_imports_locking_the_same_dealerships_in_crossed_order_both_land(
+    aoer: AoerCli, db_url: str, tmp_path: Path
+) -> None:
+    """Each import merges a chunk at a time under its dealerships' ingest locks: A's first
+    chunk is all X, B's all Y, and each second chunk needs W and the other's dealership. Held
+    at W until both wait there, they deadlock; the one PostgreSQL stops is read and imported
+    again, so both files land whole."""
+    w, x, y = (UUID(int=n) for n in (1, 2, 3))  # a second chunk locks W first (sorted)
+    for name, tenant in (("W", w), ("X", x), ("Y", y)):
+        added = aoer("tenants", "add", f"Crossing {name}", "--id", str(tenant))
+        assert added.returncode == 0, added.stderr
+
+    def observations(name: str, first: UUID, then: UUID) -> Path:
+        path = tmp_path / f"{name}.csv"
+        with path.open("w") as out:
+            out.write(HEADER)
+            for i in range(INGEST_CHUNK_ROWS):
+                out.write(f"{first},{DAY},chatgpt,prompt {i},true,1,false,,,\n")
+            out.write(f"{w},{DAY},chatgpt,from {name},true,1,false,,,\n")
+            out.write(f"{then},{DAY},gemini,from {name},true,1,false,,,\n")
+        return path
+
+    files = [observations("a", x, y), observations("b", y, x)]
+    with psycopg.connect(db_url, autocommit=True) as held:
+        with held.transaction():
+            held.execute("SELECT pg_advisory_xact_lock(15, hashtext(%s))", (str(w),))
+            imports = [
+                start_aoer(db_url, tmp_path / f"{f.stem}.log", "observations", "import", str(f))
+                for f in files
+            ]
+            deadline = time.monotonic() + CLI_TIMEOUT_S
+            while count(db_url, WAITING_ON_INGEST_LOCKS) < 2:
+                assert all(p.poll() is None for p in imports), "an import ended early"
+                assert time.monotonic() < deadline, "the imports never both waited at W"
+                time.sleep(0.05)
+        exits = [p.wait(CLI_TIMEOUT_S) for p in imports]
+    logs = [(tmp_path / f"{f.stem}.log").read_text() for f in files]
+    assert exits == [0, 0], logs
+    assert sum("importing again (attempt 2 of 3)" in log for log in logs) == 1, logs
+    assert count(db_url, "SELECT count(*) FROM answer_observations") == 2 * (INGEST_CHUNK_ROWS + 2)
+    from_both = f"SELECT count(*) FROM answer_observations WHERE dealer_id = '{w}'"
+    assert count(db_url, from_both) == 2

@@ -9,15 +9,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from aoer import queue
 from aoer.bootstrap import open_services
-from aoer.cli.imports import as_problems, report_problems
+from aoer.cli.imports import as_problems, report_problems, say
 from aoer.cli.runner import console, errors, run_command
 from aoer.config import Settings
 from aoer.constants import DEFAULT_PRIORITY
+from aoer.errors import ConcurrencyConflict
 from aoer.scoring.observation_files import (
     COLUMNS,
     LIST_SEPARATOR,
     REQUIRED_COLUMNS,
     Format,
+    ObservationFile,
     read_observation_file,
 )
 from aoer.scoring.observations import (
@@ -26,6 +28,11 @@ from aoer.scoring.observations import (
     ObservationValidationError,
     ingest_observations,
 )
+from aoer.store import Session
+
+# An import that lost a race to another (a deadlock: its transaction rolled back whole) is
+# read and run again, up to this many attempts in all.
+IMPORT_ATTEMPTS = 3
 
 observations_app = typer.Typer(help="Load answer-engine observations", no_args_is_help=True)
 
@@ -98,26 +105,21 @@ def observations_import(
         if found.problems:  # the encoding or the header: no line is worth reading
             report_problems(file, as_problems(found.problems))
         async with open_services(settings) as services, services.store.session() as session:
-            with Progress(
-                TextColumn(f"importing {file.name}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=errors,  # stderr: stdout is the result line alone
-                transient=True,
-            ) as progress:
-                task = progress.add_task("import", total=found.lines)
+            for attempt in range(1, IMPORT_ATTEMPTS + 1):
                 try:
-                    result = await ingest_observations(
-                        session,
-                        found.rows,
-                        derive=derive,
-                        naming=found.naming,
-                        earlier=found.problems,
-                        progress=lambda n: progress.advance(task, n),
+                    result = await _ingest(session, file, found, derive)
+                    break
+                except ConcurrencyConflict as exc:
+                    # Rolled back whole: typically another import's chunks locked the same
+                    # dealerships in the other order, and PostgreSQL chose this one to stop.
+                    if attempt == IMPORT_ATTEMPTS:
+                        raise
+                    say(
+                        f"{file}: {exc}: another import was writing the same dealerships;"
+                        f" nothing was written; importing again"
+                        f" (attempt {attempt + 1} of {IMPORT_ATTEMPTS})"
                     )
-                except ObservationValidationError as exc:
-                    report_problems(file, as_problems(exc.errors))
+                    found = read_observation_file(file, format)  # from its first line again
             if result.derived:
                 await queue.enqueue_many(session, result.derived, DEFAULT_PRIORITY)
         return result
@@ -127,3 +129,29 @@ def observations_import(
     console.print(
         f"imported {result.upserted} observations for {len(result.tenant_ids)} tenants{derived}"
     )
+
+
+async def _ingest(
+    session: Session, file: Path, found: ObservationFile, derive: bool
+) -> IngestResult:
+    """One attempt: every row in one transaction, with a progress bar on stderr."""
+    with Progress(
+        TextColumn(f"importing {file.name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,  # stderr: stdout is the result line alone
+        transient=True,
+    ) as progress:
+        task = progress.add_task("import", total=found.lines)
+        try:
+            return await ingest_observations(
+                session,
+                found.rows,
+                derive=derive,
+                naming=found.naming,
+                earlier=found.problems,
+                progress=lambda n: progress.advance(task, n),
+            )
+        except ObservationValidationError as exc:
+            report_problems(file, as_problems(exc.errors))
