@@ -1,13 +1,15 @@
 """An organisation user in a real browser (DESIGN §12): the link `aoer up --demo` prints for
-the demo dealer group opens the fleet of its own dealerships; the API-key page creates a key
-(shown once) and revokes it."""
+the demo dealer group opens the fleet of its own dealerships, whose rows update live; the
+API-key page creates a key (shown once) and revokes it."""
+
+from uuid import UUID
 
 from playwright.async_api import Page, expect
 
 from aoer.db.pool import Connection
 from aoer.scoring.demo import DEMO_ORGS
 from tests.browser.conftest import Aoer, Screenshot, wait_for_demo_scores
-from tests.browser.test_dashboard import sign_in
+from tests.browser.test_dashboard import LIVE_UPDATE_MS, change_score, sign_in, watch_navigations
 
 
 async def test_the_demo_dealer_group_sees_its_own_fleet_and_manages_keys(
@@ -24,6 +26,15 @@ async def test_the_demo_dealer_group_sees_its_own_fleet_and_manages_keys(
     await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
     assert await page.locator("#stat-cron").count() == 0  # the scheduler is the admins'
     await screenshot(page, "org-fleet")
+
+    # A recompute of one of the group's dealerships lands in its row without a reload.
+    row = page.locator("#fleet-table tbody tr").first
+    dealer = await row.get_attribute("data-tenant-id")
+    assert dealer is not None
+    navigations = watch_navigations(page)
+    await change_score(aoer_up, UUID(dealer), 23.45)
+    await expect(row.locator('[data-cell="score"]')).to_have_text("23.45", timeout=LIVE_UPDATE_MS)
+    assert navigations == []
 
     await page.get_by_role("link", name="API keys").click()
     await expect(page.get_by_text("No keys yet.")).to_be_visible()

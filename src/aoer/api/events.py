@@ -71,14 +71,21 @@ RESYNC_REASON = "the server's event feed was interrupted; reconnect to catch up"
 
 class Subscription:
     """One SSE client's inbox; `None` means the hub is shutting down, a `Closing` that it
-    ends this stream. A subscription to tenant `None` (an admin's fleet view) receives every
-    tenant's summary events."""
+    ends this stream. A subscription to tenant `None` (a fleet view) receives the summary and
+    alert events of every tenant (an admin's) or, with `org_id`, of every tenant in that
+    organisation when the event is published."""
 
     def __init__(
-        self, hub: "EventHub", tenant_id: UUID | None, size: int, owner: Hashable = None
+        self,
+        hub: "EventHub",
+        tenant_id: UUID | None,
+        size: int,
+        owner: Hashable = None,
+        org_id: UUID | None = None,
     ) -> None:
         self.hub = hub
         self.tenant_id = tenant_id
+        self.org_id = org_id
         self.owner = owner
         self.inbox: asyncio.Queue[ServerEvent | Closing | None] = asyncio.Queue(maxsize=size)
         self.dropped = 0
@@ -147,9 +154,12 @@ class EventHub:
             for sub in subs:
                 sub.offer(closing)
 
-    def subscribe(self, tenant_id: UUID | None, owner: Hashable = None) -> Subscription:
-        """One tenant's events, or (`None`) every tenant's summary events, for `owner` (who
-        opened it: the caps count per owner). `TooManyRequests` past either cap."""
+    def subscribe(
+        self, tenant_id: UUID | None, owner: Hashable = None, *, org_id: UUID | None = None
+    ) -> Subscription:
+        """One tenant's events, or (`None`) every tenant's summary and alert events (with
+        `org_id`: every tenant's of that organisation), for `owner` (who opened it: the caps
+        count per owner). `TooManyRequests` past either cap."""
         if self.subscriber_count >= self.max_streams:
             raise TooManyRequests(
                 f"this server has {self.max_streams} open event streams, its limit "
@@ -163,7 +173,7 @@ class EventHub:
                 retry_after_s=FULL_RETRY_AFTER_S,
             )
         size = self.subscriber_queue_size if tenant_id is not None else FLEET_QUEUE_SIZE
-        sub = Subscription(self, tenant_id, size, owner)
+        sub = Subscription(self, tenant_id, size, owner, org_id)
         self._subscribers[tenant_id].add(sub)
         self._per_owner[owner] += 1
         self._last_queue.pop(tenant_id, None)  # the next refresh reports it afresh
@@ -224,6 +234,7 @@ class EventHub:
         watched = [t for t in tenant_ids if fleet or t in self._subscribers]
         bodies: dict[UUID, bytes] = {}
         statuses: dict[UUID, QueueStatus] = {}
+        orgs: dict[UUID, UUID] = {}
         wanted = list(dict.fromkeys([*recompute.read, *watched]))
         if wanted:
             try:
@@ -231,6 +242,8 @@ class EventHub:
                     fresh = await session.scores.summaries(wanted)
                     subscribed = [t for t in watched if t in self._subscribers]
                     statuses = await session.jobs.statuses(subscribed) if subscribed else {}
+                    if self._org_fleets():
+                        orgs = await session.tenants.orgs_of(watched)
                 bodies = {summary.tenant_id: summary_json(summary) for summary in fresh}
             except DatabaseError as exc:
                 logger.warning("could not read updated summaries: %s", exc)
@@ -239,7 +252,8 @@ class EventHub:
         )
         for tenant_id in watched:
             if tenant_id in bodies:
-                self._publish(tenant_id, ServerEvent("summary", bodies[tenant_id]))
+                event = ServerEvent("summary", bodies[tenant_id])
+                self._publish(tenant_id, event, orgs.get(tenant_id))
         for tenant_id, status in statuses.items():
             body = queue_status_json(status)
             self._last_queue[tenant_id] = body
@@ -250,14 +264,18 @@ class EventHub:
         the fleet view."""
         if not self._subscribers or not alert_ids:
             return
+        orgs: dict[UUID, UUID] = {}
         try:
             async with self.store.session(timeout_s=HUB_READ_TIMEOUT_S) as session:
                 raised = await session.alerts.by_ids(alert_ids)
+                if raised and self._org_fleets():
+                    orgs = await session.tenants.orgs_of([a.tenant_id for a in raised])
         except DatabaseError as exc:
             logger.warning("could not read new alerts for subscribers: %s", exc)
             return
         for alert in reversed(raised):  # oldest first
-            self._publish(alert.tenant_id, ServerEvent("alert", alert_json(AlertOut.of(alert))))
+            event = ServerEvent("alert", alert_json(AlertOut.of(alert)))
+            self._publish(alert.tenant_id, event, orgs.get(alert.tenant_id))
 
     def _queue_changed(self) -> None:
         self._queue_dirty = True
@@ -283,12 +301,20 @@ class EventHub:
                     self._last_queue[tenant_id] = body
                     self._publish(tenant_id, ServerEvent("queue", body))
 
-    def _publish(self, tenant_id: UUID, event: ServerEvent) -> None:
+    def _org_fleets(self) -> bool:
+        """Whether a fleet view limited to one organisation is open (its events need each
+        tenant's organisation, read when they are published)."""
+        return any(sub.org_id is not None for sub in self._subscribers.get(None, ()))
+
+    def _publish(self, tenant_id: UUID, event: ServerEvent, org_id: UUID | None = None) -> None:
+        """To the tenant's own subscribers and, for summaries and alerts, to the fleet views
+        that see the tenant: every admin's, and those of the organisation it is in now."""
         for sub in list(self._subscribers.get(tenant_id, ())):
             sub.offer(event)
         if event.name in ("summary", "alert"):
             for sub in list(self._subscribers.get(None, ())):
-                sub.offer(event)
+                if sub.org_id is None or sub.org_id == org_id:
+                    sub.offer(event)
 
 
 def _tenant_ids(payload: str) -> list[UUID]:

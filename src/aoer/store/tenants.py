@@ -92,6 +92,12 @@ class TenantMove:
         return entries
 
 
+@dataclass(frozen=True, slots=True)
+class TenantOrg:
+    tenant_id: UUID
+    org_id: UUID
+
+
 class Tenants(Statements):
     async def create(
         self,
@@ -179,6 +185,11 @@ class Tenants(Statements):
         caller's)."""
         found = await self._values("unknown_tenants", {"ids": list(ids)})
         return {tenant_id for tenant_id in found if isinstance(tenant_id, UUID)}
+
+    async def orgs_of(self, ids: Sequence[UUID]) -> dict[UUID, UUID]:
+        """The organisation of each of these tenants that is in one."""
+        rows = await self._all(TenantOrg, "tenant_orgs", {"ids": list(ids)})
+        return {row.tenant_id: row.org_id for row in rows}
 
     async def add_demo(
         self, ids: Sequence[UUID], names: Sequence[str], cities: Sequence[str]

@@ -45,8 +45,8 @@ comment line (`: heartbeat`) every 15 seconds keeps proxies from closing the con
 stream ends when the token expires, and within seconds of its API key being revoked, its
 session signed out or (for an organisation) its tenant moved to another organisation, with a
 last comment line saying why (`: closed: the API key was revoked`). An admin may leave out
-`tenantId` to receive every tenant's `summary` events (the dashboard's fleet view); no
-initial or `queue` events then.
+`tenantId` to receive every tenant's `summary` and `alert` events (the dashboard's fleet
+view), an organisation those of its own tenants; no initial or `queue` events then.
 
 Open streams are capped per API process: `AOER_SSE_MAX_PER_PRINCIPAL` (10) for one token
 subject (with its role and tenant) and `AOER_SSE_MAX_STREAMS` (1000) in all. Past either the
@@ -72,14 +72,23 @@ async def stream(
     ctx: Context,
     tenant_id: Annotated[
         UUID | None,
-        Query(alias="tenantId", description="The tenant's UUID (admins: leave out for all)"),
+        Query(
+            alias="tenantId",
+            description="The tenant's UUID (admins and organisations: leave out for all"
+            " the caller sees)",
+        ),
     ] = None,
 ) -> StreamingResponse:
     owner = stream_owner(principal)
     if tenant_id is None:
-        if principal.role != "admin":
-            raise Forbidden("only an admin may stream every tenant: pass tenantId")
-        fleet = ctx.hub.subscribe(None, owner)
+        if principal.role not in ("admin", "org"):
+            raise Forbidden(
+                "only an admin or an organisation may stream every tenant it sees: pass tenantId"
+            )
+        # An organisation's fleet: its tenants as they are when each event is published, so
+        # a tenant moved away stops appearing at once and one moved in starts.
+        org_id = principal.org_id if principal.role == "org" else None
+        fleet = ctx.hub.subscribe(None, owner, org_id=org_id)
         deadline = principal.expires_at.timestamp()
         recheck = still_allowed(request, None)
         return EventStreamResponse(

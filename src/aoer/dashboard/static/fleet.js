@@ -99,19 +99,12 @@
     try { feed.replace((await AOER.getJSON(feedCard.dataset.alertsSrc)).alerts || []); } catch (_) { /* retried on resync */ }
   }
 
-  if (main.dataset.live === "poll") {
-    // One organisation's dealerships: the fleet-wide stream is the administrators'; the
-    // numbers and the alert feed refresh on a timer and the rows on a reload.
-    AOER.connState("live", "Refreshing every 10 s");
-    loadAlerts();
-    setInterval(loadAlerts, 10000);
-  } else {
-    AOER.stream("/api/aoer/stream", {
-      events: { summary: onSummary, alert: (alert) => feed.add(alert, true) },
-      onResync: () => { scheduleStats(0); loadAlerts(); },
-      probe: statsUrl,
-    });
-  }
+  // An administrator's stream carries every dealership; an organisation's, its own.
+  AOER.stream("/api/aoer/stream", {
+    events: { summary: onSummary, alert: (alert) => feed.add(alert, true) },
+    onResync: () => { scheduleStats(0); loadAlerts(); },
+    probe: statsUrl,
+  });
   scheduleStats(STATS_EVERY_MS);
   loadAlerts();
 })();

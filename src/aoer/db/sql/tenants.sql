@@ -29,6 +29,12 @@ FROM unnest(%(ids)s::uuid[]) AS u(id)
 WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = u.id)
 ORDER BY u.id;
 
+-- name: tenant_orgs
+-- The organisation of each of these tenants that has one (live streams limited to one).
+SELECT id AS tenant_id, org_id
+FROM tenants
+WHERE id = ANY (%(ids)b::uuid[]) AND org_id IS NOT NULL;
+
 -- name: demo_tenants
 -- Demo dealerships with ~90 days of realistic signals: each has its own level, trend,
 -- weekly rhythm and noise; a few are sparse or stale so every risk level shows.
