@@ -16,7 +16,7 @@ import pytest
 
 from aoer import queue
 from aoer.api.auth import LOGIN_PURPOSE
-from aoer.api.events import RESYNC_REASON, ServerEvent, Subscription
+from aoer.api.events import BEHIND_REASON, RESYNC_REASON, Closing, ServerEvent, Subscription
 from aoer.api.routes.stream import HEARTBEAT, RECHECK_S, event_stream
 from aoer.db.pool import Connection
 from tests.api.conftest import WORKER, Api, ApiFactory, recompute_through_worker
@@ -347,13 +347,40 @@ async def test_a_stream_cancelled_as_an_event_arrives_ends() -> None:
     assert task.cancelled()
 
 
-def test_a_slow_subscriber_keeps_only_the_newest_events() -> None:
+def test_a_slow_subscriber_loses_its_oldest_states_but_never_an_alert() -> None:
     sub = Subscription(None, None, 3)  # type: ignore[arg-type]
-    for n in range(5):
-        sub.offer(ServerEvent("summary", str(n).encode()))
-    kept = [sub.inbox.get_nowait() for _ in range(3)]
-    assert [e.data for e in kept if e] == [b"2", b"3", b"4"]
+    sub.offer(ServerEvent("summary", b"0"))
+    sub.offer(ServerEvent("alert", b"1"))
+    for n in (2, 3, 4):
+        sub.offer(ServerEvent("queue" if n % 2 else "summary", str(n).encode()))
+    kept = [sub.inbox.get_nowait() for _ in range(sub.inbox.qsize())]
+    assert [(e.name, e.data) for e in kept if isinstance(e, ServerEvent)] == [
+        ("alert", b"1"),
+        ("queue", b"3"),
+        ("summary", b"4"),
+    ]
     assert sub.dropped == 2
+
+
+def test_a_subscriber_behind_on_alerts_alone_is_told_to_resync() -> None:
+    """With only alerts waiting none may go: the stream ends with a reason the client acts on
+    (it reconnects and reads the current state), and nothing more is queued after it."""
+    sub = Subscription(None, None, 3)  # type: ignore[arg-type]
+    for n in range(3):
+        sub.offer(ServerEvent("alert", str(n).encode()))
+    sub.offer(ServerEvent("summary", b"3"))
+    sub.offer(ServerEvent("alert", b"4"))  # after the end: never sent
+    sub.offer(None)  # nor the hub's later shutdown
+    assert [sub.inbox.get_nowait() for _ in range(sub.inbox.qsize())] == [Closing(BEHIND_REASON)]
+    assert sub.dropped == 6
+
+
+def test_the_hubs_own_ending_reaches_a_full_inbox() -> None:
+    sub = Subscription(None, None, 2)  # type: ignore[arg-type]
+    for n in range(2):
+        sub.offer(ServerEvent("alert", str(n).encode()))
+    sub.offer(Closing(RESYNC_REASON))
+    assert [sub.inbox.get_nowait() for _ in range(sub.inbox.qsize())] == [Closing(RESYNC_REASON)]
 
 
 @asynccontextmanager

@@ -4,9 +4,12 @@ When a worker commits a batch it NOTIFYs the recomputed tenant ids; this hub evi
 cached summaries first, then pushes `summary` and `queue` events to every subscriber of
 those tenants (and `alert` events for the alerts the batch raised, on `aoer_alerts`).
 Queue NOTIFYs (enqueues) refresh the queue status of subscribed tenants.
-Each subscriber has a small bounded queue: a slow client loses its oldest events, never
-slows the others. While the listener is disconnected the cache is bypassed, and it is
-cleared on reconnect, because evictions may have been missed in between. Open subscriptions
+Each subscriber has a small bounded queue, and a slow client never slows the others: it
+loses its oldest summary or queue status (state a later event, or its page's own refresh,
+supersedes), never an alert; when only alerts wait, it is sent away to reconnect and read the
+current state (a `: closed:` line). While the listener is disconnected the cache is
+bypassed, and it is cleared on reconnect, because evictions may have been missed in between.
+Open subscriptions
 are capped per owner (the principal) and in all (`max_per_principal`, `max_streams`): past
 either, `subscribe` raises `TooManyRequests` (429); a closed subscription frees its slot.
 """
@@ -14,7 +17,7 @@ either, `subscribe` raises `TooManyRequests` (429); a closed subscription frees 
 import asyncio
 import contextlib
 import logging
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass
 from uuid import UUID
@@ -67,6 +70,25 @@ class Closing:
 # open dashboards on the scores they had, the hub ends their streams once it listens again,
 # and each client reconnects and reads what it missed (live.js `onResync`).
 RESYNC_REASON = "the server's event feed was interrupted; reconnect to catch up"
+# A subscriber whose inbox is full of alerts has fallen behind: none may be dropped, so its
+# stream ends, and the client reconnects and reads the current state (the alert feed too).
+BEHIND_REASON = "this stream fell behind its events; reconnect to catch up"
+
+
+class Inbox(asyncio.Queue[ServerEvent | Closing | None]):
+    """A subscriber's bounded queue, which can give up its oldest superseded event. Like
+    asyncio's own LifoQueue and PriorityQueue, it works on the items asyncio.Queue keeps in
+    `_queue` (a deque)."""
+
+    _queue: deque[ServerEvent | Closing | None]
+
+    def drop_oldest_state(self) -> bool:
+        """Drop the oldest waiting summary or queue status; False when none waits."""
+        for i, item in enumerate(self._queue):
+            if isinstance(item, ServerEvent) and item.name != "alert":
+                del self._queue[i]
+                return True
+        return False
 
 
 class Subscription:
@@ -87,13 +109,27 @@ class Subscription:
         self.tenant_id = tenant_id
         self.org_id = org_id
         self.owner = owner
-        self.inbox: asyncio.Queue[ServerEvent | Closing | None] = asyncio.Queue(maxsize=size)
-        self.dropped = 0
+        self.inbox = Inbox(maxsize=size)
+        self.dropped = 0  # events never sent
+        self.ending = False  # its last item (None or a Closing) is in the inbox
 
     def offer(self, event: ServerEvent | Closing | None) -> None:
-        if self.inbox.full():
-            self.inbox.get_nowait()  # the newest state supersedes the oldest
+        if self.ending:
             self.dropped += 1
+            return
+        if self.inbox.full():
+            if self.inbox.drop_oldest_state():
+                self.dropped += 1
+            else:
+                # Only alerts wait: they give way to the reason the client must resync (or
+                # to the hub's own ending, which says more).
+                while not self.inbox.empty():
+                    self.inbox.get_nowait()
+                    self.dropped += 1
+                if isinstance(event, ServerEvent):
+                    self.dropped += 1
+                    event = Closing(BEHIND_REASON)
+        self.ending = not isinstance(event, ServerEvent)
         self.inbox.put_nowait(event)
 
     def close(self) -> None:
