@@ -2,9 +2,13 @@
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from uuid import UUID
+
+import pytest
 
 from aoer.dashboard.render import CONTENT_SECURITY_POLICY, ago, assets, fixed, percent, signed
 from aoer.db.pool import Connection
+from aoer.store import fleet as fleet_store
 from tests.api.conftest import Api, recompute_through_worker
 from tests.conftest import AddSignals, MakeTenant, session_of
 
@@ -226,11 +230,11 @@ async def test_a_dealership_with_no_data_says_so_and_leaves_the_fleet_mean_alone
     assert "Full Motors" not in only.text
 
 
-async def test_the_fleet_shows_each_dealerships_change_over_seven_days(
-    api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
-) -> None:
-    """An analyst sees who moved this week without opening every dealership: the fleet's
-    "7 days" column is the API's change7d, signed; blank without a score a week old."""
+async def three_movers(
+    conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> tuple[UUID, UUID, UUID]:
+    """A dealership that rose over the last 7 days, one that fell, one without a week-old
+    score."""
     rising, falling, new = (
         await make_tenant("Rising Motors"),
         await make_tenant("Falling Motors"),
@@ -246,6 +250,19 @@ async def test_the_fleet_shows_each_dealerships_change_over_seven_days(
         await conn.execute("DELETE FROM aiv_raw_signals WHERE dealer_id = %s", (tenant,))
         await add_signals(tenant, [{"days_ago": d, "aeo": aeo} for d in range(6)])
     await recompute_through_worker(conn, [rising, falling, new])
+    return rising, falling, new
+
+
+def fleet_order(page: str) -> list[UUID]:
+    return [UUID(part[:36]) for part in page.split('<tr data-tenant-id="')[1:]]
+
+
+async def test_the_fleet_shows_each_dealerships_change_over_seven_days(
+    api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    """An analyst sees who moved this week without opening every dealership: the fleet's
+    "7 days" column is the API's change7d, signed; blank without a score a week old."""
+    rising, falling, new = await three_movers(conn, make_tenant, add_signals)
     expected = {}
     for tenant in (rising, falling, new):
         body = (
@@ -264,3 +281,33 @@ async def test_the_fleet_shows_each_dealerships_change_over_seven_days(
     ):
         row = page.split(f'data-tenant-id="{tenant}"', 1)[1].split("</tr>", 1)[0]
         assert f'data-cell="change7d">{shown}<' in row, row
+
+
+async def test_the_fleet_sorts_by_the_seven_day_change_largest_drop_first(
+    api: Api,
+    conn: Connection,
+    make_tenant: MakeTenant,
+    add_signals: AddSignals,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Who fell most this week, first: the "7 days" header sorts ascending on its first
+    click, descending on the next, those without a week-old score last both ways. Past
+    FLEET_CHANGE_SORT_MAX matching dealerships the page sorts by risk and says why."""
+    rising, falling, new = await three_movers(conn, make_tenant, add_signals)
+    page = (await api.client.get("/dashboard/fleet", headers=api.admin)).text
+    assert 'href="/dashboard/fleet?sort=change7d&amp;dir=asc' in page  # the first click
+    drops = await api.client.get("/dashboard/fleet?sort=change7d", headers=api.admin)
+    assert fleet_order(drops.text) == [falling, rising, new]
+    assert 'aria-sort="ascending"' in drops.text
+    gains = await api.client.get("/dashboard/fleet?sort=change7d&dir=desc", headers=api.admin)
+    assert fleet_order(gains.text) == [rising, falling, new]
+
+    monkeypatch.setattr(fleet_store, "FLEET_CHANGE_SORT_MAX", 2)
+    refused = (await api.client.get("/dashboard/fleet?sort=change7d", headers=api.admin)).text
+    assert "offered up to 2 matching dealerships, and 3 match: sorted by risk" in refused
+    assert 'data-sort="change7d"' not in refused  # no longer a sort link
+    assert '<input type="hidden" name="sort" value="risk">' in refused
+    only_two = await api.client.get(
+        "/dashboard/fleet?sort=change7d&q=ing", headers=api.admin
+    )  # "Rising" and "Falling"
+    assert fleet_order(only_two.text) == [falling, rising]

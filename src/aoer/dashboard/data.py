@@ -8,6 +8,7 @@ from uuid import UUID
 from aoer.store import Session
 from aoer.store.alerts import Alert, Endpoint, Rule
 from aoer.store.fleet import (
+    ASCENDING_FIRST,
     NEVER_COMPUTED,
     SORT_KEYS,
     Failure,
@@ -46,6 +47,7 @@ ENGINE_LABELS: Final = {
 VOICE_RIVALS: Final = 5  # competitors beside the dealership in the share-of-voice chart
 
 __all__ = [
+    "ASCENDING_FIRST",
     "ENGINE_LABELS",
     "GRADES",
     "NEVER_COMPUTED",

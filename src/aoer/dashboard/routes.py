@@ -150,7 +150,7 @@ def fleet_filter(
     name = (q or "").strip()[:MAX_NAME_FILTER_CHARS] or None
     valid_grade = grade if grade in data.GRADES or grade == data.NEVER_COMPUTED else None
     chosen = cast(data.SortKey, sort) if sort in data.SORT_KEYS else "risk"
-    descending = dir != "asc" if dir in ("asc", "desc") else chosen != "name"
+    descending = dir != "asc" if dir in ("asc", "desc") else chosen not in data.ASCENDING_FIRST
     return data.FleetFilter(
         name=name,
         grade=valid_grade,
@@ -235,7 +235,8 @@ async def fleet_page(
         risk_levels=data.RISK_LEVELS,
         next_tick=next_tick(ctx.settings) if who.role == "admin" else None,
         cron=ctx.settings.cron,
-        fleet_url=fleet_url_builder(f),
+        fleet_url=fleet_url_builder(fleet.filter),
+        ascending_first=data.ASCENDING_FIRST,
         organization=organization,
         organizations=organizations if who.role == "admin" else [],
         stats_url="/dashboard/fleet/stats" + (f"?org={org_id}" if org_id else ""),

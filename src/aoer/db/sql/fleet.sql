@@ -3,7 +3,9 @@
 -- name fragment, grade and risk level, ordered by the chosen key. The sort key is a fixed
 -- word chosen by the caller from a whitelist; each CASE below is NULL unless selected, so it
 -- orders nothing. Never-computed dealerships, and by score or risk those with no data, sort
--- last in both directions; ties by name, id.
+-- last in both directions (by the 7-day change, so do those without one); ties by name, id.
+-- The 7-day change costs one index probe of each matching dealership's events, so the
+-- dashboard offers that order only up to FLEET_CHANGE_SORT_MAX matching dealerships.
 -- The inner query orders only ids (a top-N sort); the page's rows are then read by key, and
 -- grade, level and the 7-day change (what GET /api/aoer/summary calls change7d: the same
 -- function, so the page and the API agree) computed for those rows alone.
@@ -34,6 +36,12 @@ FROM unnest(ARRAY(
             ASC NULLS LAST,
         CASE WHEN %(sort)s = 'risk' AND %(descending)s
                   AND aoer_has_data(s.metrics) THEN s.visibility_risk END
+            DESC NULLS LAST,
+        CASE WHEN %(sort)s = 'change7d' AND NOT %(descending)s
+             THEN aoer_change_over(t.id, s.aoer_score, s.metrics, %(event_type)s, 7) END
+            ASC NULLS LAST,
+        CASE WHEN %(sort)s = 'change7d' AND %(descending)s
+             THEN aoer_change_over(t.id, s.aoer_score, s.metrics, %(event_type)s, 7) END
             DESC NULLS LAST,
         CASE WHEN %(sort)s = 'updated' AND NOT %(descending)s THEN s.last_updated END
             ASC NULLS LAST,
