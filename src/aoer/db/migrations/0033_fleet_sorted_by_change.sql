@@ -5,11 +5,16 @@
 -- fleet's ORDER BY both call, so the sorted order is the shown number's.
 
 -- The score now minus the score as of `days` ago (the last recompute event then); NULL
--- without one, or when either side has no data (0031). One index probe of the tenant's
--- events (metrics_events_tenant_created_idx) per call.
+-- without one, or when either side has no data (0031). One row, from one index probe of the
+-- tenant's events (metrics_events_tenant_created_idx). A set-returning SQL function, called
+-- as `LEFT JOIN LATERAL aoer_change_over(...) ON true`, so that PostgreSQL inlines it into
+-- the calling query: a scalar one with a FROM clause runs as a query of its own at every
+-- call, and under an organisation's claims each call rebuilt the events' Row Level Security
+-- lookup of the organisation's tenants (an organisation of 2,000 dealerships sorted by
+-- change in 18.6 s, the inlined join in ~0.1 s).
 CREATE FUNCTION aoer_change_over(tenant uuid, current_score numeric, current_metrics jsonb,
                                  event_kind text, days integer)
-RETURNS numeric
+RETURNS TABLE (change numeric)
 LANGUAGE sql STABLE AS $$
     SELECT CASE WHEN aoer_has_data(current_metrics) AND past.had_data
                 THEN current_score - past.score END
@@ -35,8 +40,8 @@ RETURNS TABLE (change jsonb, change_7d numeric, change_30d numeric, weights json
 LANGUAGE sql STABLE AS $$
     SELECT CASE WHEN aoer_has_data(current_metrics) AND last.had_data
                 THEN nullif(last.change, 'null'::jsonb) END,
-           aoer_change_over(tenant, current_score, current_metrics, event_kind, 7),
-           aoer_change_over(tenant, current_score, current_metrics, event_kind, 30),
+           d7.change,
+           d30.change,
            (SELECT jsonb_build_object('version', w.version, 'seo', w.seo, 'aeo', w.aeo,
                                       'geo', w.geo, 'ugc', w.ugc, 'geolocal', w.geolocal,
                                       'intercept', w.intercept)
@@ -65,4 +70,8 @@ LANGUAGE sql STABLE AS $$
         ORDER BY e.created_at DESC
         LIMIT 1
     ) last ON true
+    LEFT JOIN LATERAL aoer_change_over(tenant, current_score, current_metrics, event_kind, 7) d7
+           ON true
+    LEFT JOIN LATERAL aoer_change_over(tenant, current_score, current_metrics, event_kind, 30)
+           d30 ON true
 $$;
