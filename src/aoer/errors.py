@@ -70,5 +70,11 @@ class ConcurrencyConflict(TransientDatabaseError):
     or statement timeout); retrying it may succeed."""
 
 
+class TransactionAborted(ConcurrencyConflict):
+    """PostgreSQL rolled the whole transaction back to break a deadlock or a serialization
+    conflict with another: nothing of it was written, and running it again is the remedy
+    (a lock or statement timeout, or a cancel, is not one of these)."""
+
+
 class MigrationError(DatabaseError):
     """The database schema could not be migrated."""

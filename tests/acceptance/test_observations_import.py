@@ -279,3 +279,30 @@ def test_two_imports_locking_the_same_dealerships_in_crossed_order_both_land(
     assert count(db_url, "SELECT count(*) FROM answer_observations") == 2 * (INGEST_CHUNK_ROWS + 2)
     from_both = f"SELECT count(*) FROM answer_observations WHERE dealer_id = '{w}'"
     assert count(db_url, from_both) == 2
+
+
+def test_an_import_an_operator_cancels_is_not_run_again(
+    aoer: AoerCli, db_url: str, tmp_path: Path, tenant: str
+) -> None:
+    """Only a transaction PostgreSQL aborted to break a deadlock is imported again: a cancel
+    (or a timeout) ends the import, nothing written."""
+    csv = tmp_path / "observations.csv"
+    csv.write_text(HEADER + GOOD.format(tenant=tenant, day=DAY, engine="chatgpt"))
+    with psycopg.connect(db_url, autocommit=True) as held, held.transaction():
+        held.execute("SELECT pg_advisory_xact_lock(15, hashtext(%s))", (tenant,))
+        running = start_aoer(db_url, tmp_path / "import.log", "observations", "import", str(csv))
+        deadline = time.monotonic() + CLI_TIMEOUT_S
+        while count(db_url, WAITING_ON_INGEST_LOCKS) < 1:
+            assert running.poll() is None, "the import ended early"
+            assert time.monotonic() < deadline, "the import never waited"
+            time.sleep(0.05)
+        held.execute(
+            "SELECT pg_cancel_backend(pid) FROM pg_locks"
+            " WHERE locktype = 'advisory' AND classid = 15 AND NOT granted"
+        )
+        exit_code = running.wait(CLI_TIMEOUT_S)
+    log = (tmp_path / "import.log").read_text()
+    assert exit_code == 1, log
+    assert "canceling statement due to user request" in log
+    assert "importing again" not in log
+    assert count(db_url, "SELECT count(*) FROM answer_observations") == 0

@@ -13,7 +13,7 @@ from aoer.cli.imports import as_problems, report_problems, say
 from aoer.cli.runner import console, errors, run_command
 from aoer.config import Settings
 from aoer.constants import DEFAULT_PRIORITY
-from aoer.errors import ConcurrencyConflict
+from aoer.errors import TransactionAborted
 from aoer.scoring.observation_files import (
     COLUMNS,
     LIST_SEPARATOR,
@@ -109,9 +109,10 @@ def observations_import(
                 try:
                     result = await _ingest(session, file, found, derive)
                     break
-                except ConcurrencyConflict as exc:
-                    # Rolled back whole: typically another import's chunks locked the same
-                    # dealerships in the other order, and PostgreSQL chose this one to stop.
+                except TransactionAborted as exc:
+                    # Rolled back whole: another import's chunks locked the same dealerships
+                    # in the other order, and PostgreSQL chose this one to stop. (A timeout
+                    # or an operator's cancel is not retried.)
                     if attempt == IMPORT_ATTEMPTS:
                         raise
                     say(

@@ -19,12 +19,14 @@ from aoer.errors import (
     DatabaseError,
     DatabaseUnavailable,
     DuplicateKey,
+    TransactionAborted,
 )
 
-# Lost races: worth retrying the statement or the transaction as it is.
+# Lost races: worth retrying the statement or the transaction as it is. The first two abort
+# the whole transaction to break the race (TransactionAborted).
+_ABORTED = (pg.DeadlockDetected, pg.SerializationFailure)
 _CONFLICTS = (
-    pg.DeadlockDetected,
-    pg.SerializationFailure,
+    *_ABORTED,
     pg.LockNotAvailable,
     pg.QueryCanceled,  # statement_timeout (and lock_timeout on some paths)
 )
@@ -43,6 +45,8 @@ def translate(exc: BaseException) -> AoerError:
         return exc
     if isinstance(exc, PoolTimeout):
         return DatabaseUnavailable(f"no database connection became free in time ({exc})")
+    if isinstance(exc, _ABORTED):
+        return TransactionAborted(message_of(exc))
     if isinstance(exc, _CONFLICTS):
         return ConcurrencyConflict(message_of(exc))
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
