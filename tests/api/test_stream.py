@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -347,32 +347,37 @@ async def test_a_stream_cancelled_as_an_event_arrives_ends() -> None:
     assert task.cancelled()
 
 
-def test_a_slow_subscriber_loses_its_oldest_states_but_never_an_alert() -> None:
-    sub = Subscription(None, None, 3)  # type: ignore[arg-type]
-    sub.offer(ServerEvent("summary", b"0"))
-    sub.offer(ServerEvent("alert", b"1"))
-    for n in (2, 3, 4):
-        sub.offer(ServerEvent("queue" if n % 2 else "summary", str(n).encode()))
-    kept = [sub.inbox.get_nowait() for _ in range(sub.inbox.qsize())]
-    assert [(e.name, e.data) for e in kept if isinstance(e, ServerEvent)] == [
-        ("alert", b"1"),
-        ("queue", b"3"),
-        ("summary", b"4"),
-    ]
-    assert sub.dropped == 2
+def names_waiting(sub: Subscription) -> list[str]:
+    return [f"{e.name} {e.data.decode()}" for e in sub.inbox._queue if isinstance(e, ServerEvent)]
 
 
-def test_a_subscriber_behind_on_alerts_alone_is_told_to_resync() -> None:
-    """With only alerts waiting none may go: the stream ends with a reason the client acts on
-    (it reconnects and reads the current state), and nothing more is queued after it."""
-    sub = Subscription(None, None, 3)  # type: ignore[arg-type]
-    for n in range(3):
-        sub.offer(ServerEvent("alert", str(n).encode()))
-    sub.offer(ServerEvent("summary", b"3"))
-    sub.offer(ServerEvent("alert", b"4"))  # after the end: never sent
+def test_a_slow_tenant_stream_loses_only_what_a_later_event_replaces() -> None:
+    """One tenant's stream, full: its oldest summary goes when a newer summary comes; when
+    nothing waiting has a successor of its kind (the only summary, the only queue status, an
+    alert), the stream ends with a reason the client acts on: it reconnects and reads the
+    current state. Nothing is queued after that."""
+    sub = Subscription(None, uuid4(), 3)  # type: ignore[arg-type]
+    for name, n in (("summary", 0), ("queue", 1), ("alert", 2), ("summary", 3)):
+        sub.offer(ServerEvent(name, str(n).encode()))
+    assert names_waiting(sub) == ["queue 1", "alert 2", "summary 3"]
+    sub.offer(ServerEvent("alert", b"4"))
+    assert list(sub.inbox._queue) == [Closing(BEHIND_REASON)]
+    sub.offer(ServerEvent("summary", b"5"))
     sub.offer(None)  # nor the hub's later shutdown
-    assert [sub.inbox.get_nowait() for _ in range(sub.inbox.qsize())] == [Closing(BEHIND_REASON)]
-    assert sub.dropped == 6
+    assert list(sub.inbox._queue) == [Closing(BEHIND_REASON)]
+    assert sub.dropped == 7
+
+
+def test_a_slow_fleet_view_loses_its_oldest_summaries_but_never_an_alert() -> None:
+    sub = Subscription(None, None, 3)  # type: ignore[arg-type]
+    for name, n in (("summary", 0), ("alert", 1), ("summary", 2), ("summary", 3)):
+        sub.offer(ServerEvent(name, str(n).encode()))
+    assert names_waiting(sub) == ["alert 1", "summary 2", "summary 3"]
+    for n in (4, 5):
+        sub.offer(ServerEvent("alert", str(n).encode()))
+    assert names_waiting(sub) == ["alert 1", "alert 4", "alert 5"]
+    sub.offer(ServerEvent("summary", b"6"))  # only alerts wait: none may go
+    assert list(sub.inbox._queue) == [Closing(BEHIND_REASON)]
 
 
 def test_the_hubs_own_ending_reaches_a_full_inbox() -> None:

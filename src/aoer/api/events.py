@@ -4,10 +4,12 @@ When a worker commits a batch it NOTIFYs the recomputed tenant ids; this hub evi
 cached summaries first, then pushes `summary` and `queue` events to every subscriber of
 those tenants (and `alert` events for the alerts the batch raised, on `aoer_alerts`).
 Queue NOTIFYs (enqueues) refresh the queue status of subscribed tenants.
-Each subscriber has a small bounded queue, and a slow client never slows the others: it
-loses its oldest summary or queue status (state a later event, or its page's own refresh,
-supersedes), never an alert; when only alerts wait, it is sent away to reconnect and read the
-current state (a `: closed:` line). While the listener is disconnected the cache is
+Each subscriber has a small bounded queue, and a slow client never slows the others. When its
+queue is full a tenant's stream loses its oldest summary or queue status that a later one of
+the same kind replaces, and a fleet view its oldest summary (another dealership's: its row is
+then refreshed by the page's next load, not live); never an alert. When nothing may go, the
+stream is ended so that the client reconnects and reads the current state (a `: closed:`
+line). While the listener is disconnected the cache is
 bypassed, and it is cleared on reconnect, because evictions may have been missed in between.
 Open subscriptions
 are capped per owner (the principal) and in all (`max_per_principal`, `max_streams`): past
@@ -70,8 +72,8 @@ class Closing:
 # open dashboards on the scores they had, the hub ends their streams once it listens again,
 # and each client reconnects and reads what it missed (live.js `onResync`).
 RESYNC_REASON = "the server's event feed was interrupted; reconnect to catch up"
-# A subscriber whose inbox is full of alerts has fallen behind: none may be dropped, so its
-# stream ends, and the client reconnects and reads the current state (the alert feed too).
+# A subscriber whose inbox is full of events none of which may be dropped has fallen behind:
+# its stream ends, and the client reconnects and reads the current state (the alert feed too).
 BEHIND_REASON = "this stream fell behind its events; reconnect to catch up"
 
 
@@ -82,10 +84,21 @@ class Inbox(asyncio.Queue[ServerEvent | Closing | None]):
 
     _queue: deque[ServerEvent | Closing | None]
 
-    def drop_oldest_state(self) -> bool:
-        """Drop the oldest waiting summary or queue status; False when none waits."""
-        for i, item in enumerate(self._queue):
-            if isinstance(item, ServerEvent) and item.name != "alert":
+    def drop_oldest_state(self, incoming: ServerEvent | Closing | None, *, fleet: bool) -> bool:
+        """Drop the oldest waiting summary or queue status that may go: in one tenant's
+        stream, one that a later event of the same kind (waiting, or `incoming`) replaces;
+        in a fleet view, any summary. False when none may go (alerts are never dropped)."""
+        if fleet:  # usually the first item: its 1,024 slots are not walked at every offer
+            for i, item in enumerate(self._queue):
+                if isinstance(item, ServerEvent) and item.name == "summary":
+                    del self._queue[i]
+                    return True
+            return False
+        kinds = [e.name if isinstance(e, ServerEvent) else "" for e in self._queue]
+        if isinstance(incoming, ServerEvent):
+            kinds.append(incoming.name)
+        for i, kind in enumerate(kinds[: len(self._queue)]):
+            if kind not in ("", "alert") and kind in kinds[i + 1 :]:
                 del self._queue[i]
                 return True
         return False
@@ -118,11 +131,11 @@ class Subscription:
             self.dropped += 1
             return
         if self.inbox.full():
-            if self.inbox.drop_oldest_state():
+            if self.inbox.drop_oldest_state(event, fleet=self.tenant_id is None):
                 self.dropped += 1
             else:
-                # Only alerts wait: they give way to the reason the client must resync (or
-                # to the hub's own ending, which says more).
+                # Nothing may go: what waits gives way to the reason the client must resync
+                # (or to the hub's own ending, which says more).
                 while not self.inbox.empty():
                     self.inbox.get_nowait()
                     self.dropped += 1
@@ -266,20 +279,29 @@ class EventHub:
         it fresh from the cache."""
         recompute = await self.cache.noticed(tenant_ids)
         tickets = [self.cache.ticket(t) for t in recompute.read]  # after `noticed`
-        fleet = None in self._subscribers
-        watched = [t for t in tenant_ids if fleet or t in self._subscribers]
+        fleets = self._subscribers.get(None, set())
+        every_tenant = any(sub.org_id is None for sub in fleets)  # an admin's fleet view
+        org_fleets = {sub.org_id for sub in fleets if sub.org_id is not None}
         bodies: dict[UUID, bytes] = {}
         statuses: dict[UUID, QueueStatus] = {}
         orgs: dict[UUID, UUID] = {}
-        wanted = list(dict.fromkeys([*recompute.read, *watched]))
-        if wanted:
+        watched: list[UUID] = []
+        direct = any(t in self._subscribers for t in tenant_ids)
+        # No connection is taken when nobody reads or watches these tenants.
+        if recompute.read or every_tenant or org_fleets or direct:
             try:
                 async with self.store.session(timeout_s=HUB_READ_TIMEOUT_S) as session:
-                    fresh = await session.scores.summaries(wanted)
+                    if org_fleets:  # which of these an organisation's fleet view sees
+                        orgs = await session.tenants.orgs_of(tenant_ids)
+                    watched = [
+                        t
+                        for t in tenant_ids
+                        if every_tenant or t in self._subscribers or orgs.get(t) in org_fleets
+                    ]
+                    wanted = list(dict.fromkeys([*recompute.read, *watched]))
+                    fresh = await session.scores.summaries(wanted) if wanted else []
                     subscribed = [t for t in watched if t in self._subscribers]
                     statuses = await session.jobs.statuses(subscribed) if subscribed else {}
-                    if self._org_fleets():
-                        orgs = await session.tenants.orgs_of(watched)
                 bodies = {summary.tenant_id: summary_json(summary) for summary in fresh}
             except DatabaseError as exc:
                 logger.warning("could not read updated summaries: %s", exc)
