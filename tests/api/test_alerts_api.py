@@ -443,3 +443,72 @@ async def test_the_feed_pages_through_every_alert_of_a_burst(
     bad = await api.client.get("/api/alerts", params={"before": "nope"}, headers=api.admin)
     assert bad.status_code == 422, bad.text  # as /api/jobs answers a cursor not its own
     assert "malformed cursor" in bad.json()["error"]
+
+
+async def test_a_tenants_rules_made_in_its_organisation_leave_with_it(
+    api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    """After a move the organisation the dealership left hears nothing more of it: the rules
+    made for it there (with that organisation's endpoints and addresses) are deleted with the
+    move, audited under it, while an administrator's rule made outside any organisation
+    stays; and an organisation's endpoint never hears of another organisation's dealership."""
+    old, new = await new_org(conn, "Old Group"), await new_org(conn, "New Group")
+    loose = await make_tenant("Loose Motors")  # in no organisation yet
+    await add_signals(loose, STEADY)
+    admins = await post(api, "/api/alerts/rules", {"kind": "grade_down", "tenantId": str(loose)})
+    assert admins.status_code == 201, admins.text
+    await conn.execute("UPDATE tenants SET org_id = %s WHERE id = %s", (old, loose))
+    endpoint = (
+        await post(
+            api, "/api/alerts/endpoints", {"url": "https://old.example/h", "orgId": str(old)}
+        )
+    ).json()
+    theirs = await post(
+        api,
+        "/api/alerts/rules",
+        {
+            "kind": "grade_down",
+            "tenantId": str(loose),
+            "endpointIds": [endpoint["id"]],
+            "emails": ["ops@old.example"],
+        },
+    )
+    assert theirs.status_code == 201, theirs.text
+    # A rule naming the old organisation's endpoint, as no API call could make it now.
+    await conn.execute(
+        "INSERT INTO alert_rules (scope, tenant_id, kind, endpoint_ids, created_by, owner_org)"
+        " VALUES ('tenant', %s, 'risk_level_up', %s, 't', %s)",
+        (loose, [UUID(endpoint["id"])], new),
+    )
+
+    moved = await api.client.patch(
+        f"/api/tenants/{loose}", json={"orgId": str(new)}, headers=api.admin
+    )
+    assert moved.status_code == 200, moved.text
+    cur = await conn.execute("SELECT id::text AS id, kind FROM alert_rules ORDER BY kind")
+    left = [(r["id"], r["kind"]) for r in await cur.fetchall()]
+    assert left[0] == (admins.json()["id"], "grade_down")
+    assert [kind for _, kind in left] == ["grade_down", "risk_level_up"]
+    cur = await conn.execute(
+        "SELECT org_id, details ->> 'reason' AS reason FROM audit_log"
+        " WHERE action = 'alert_rule.delete' AND target = %s",
+        (theirs.json()["id"],),
+    )
+    assert [tuple(r.values()) for r in await cur.fetchall()] == [
+        (old, "the tenant left the organisation the rule was made in")
+    ]
+
+    await recompute_through_worker(conn, [loose])  # the first: nothing to compare
+    await conn.execute(  # two data points: Excellent -> Poor, Low -> High
+        "DELETE FROM aiv_raw_signals WHERE dealer_id = %s AND date < current_date - 1", (loose,)
+    )
+    await conn.execute("UPDATE aiv_raw_signals SET aeo = 10, geo = 10, ugc = 10")
+    await recompute_through_worker(conn, [loose])
+    cur = await conn.execute(
+        "SELECT a.kind, d.endpoint_id, d.email FROM alerts a"
+        " LEFT JOIN alert_deliveries d ON d.alert_id = a.id ORDER BY a.kind"
+    )
+    assert [tuple(r.values()) for r in await cur.fetchall()] == [
+        ("grade_down", None, None),  # the administrator's rule: on the feed, sent nowhere
+        ("risk_level_up", None, None),  # not to the old organisation's endpoint
+    ]

@@ -121,6 +121,7 @@ async def add_rule(session: Session, actor: Actor, request: RuleRequest) -> Rule
                 endpoint_ids=endpoint_ids,
                 emails=emails,
                 created_by=actor.subject,
+                owner_org=rule_org,
             )
         )
         details = {

@@ -359,11 +359,14 @@ def tenants_move(
                 raise UnknownTenant(f"unknown tenant {tid}")
             for entry in moved.audit_entries(cli_actor(), "admin"):
                 await session.audit.record(entry)
-        revoked = len(moved.revoked_key_ids)
+        revoked, deleted = len(moved.revoked_key_ids), len(moved.deleted_rule_ids)
         console.print(
             f"moved {tid} from {moved.old_org_id or 'no organisation'} "
             f"to {moved.new_org_id or 'no organisation'}"
-            + (f"; revoked {revoked} API key(s) another organisation issued" if revoked else ""),
+            + (f"; revoked {revoked} API key(s) another organisation issued" if revoked else "")
+            + (
+                f"; deleted {deleted} alert rule(s) made in another organisation" if deleted else ""
+            ),
             highlight=False,
         )
 

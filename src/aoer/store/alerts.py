@@ -63,6 +63,7 @@ class NewRule:
     endpoint_ids: list[UUID]
     emails: list[str]
     created_by: str
+    owner_org: UUID | None = None  # the organisation it is made under (migration 0034)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +222,7 @@ class Alerts(Statements):
             "endpoint_ids": list(rule.endpoint_ids),
             "emails": list(rule.emails),
             "created_by": rule.created_by,
+            "owner_org": rule.owner_org,
         }
         row = await self._one(Rule, "create_rule", params)
         assert row is not None

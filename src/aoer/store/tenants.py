@@ -57,6 +57,7 @@ class TenantMove:
     old_org_id: UUID | None
     new_org_id: UUID | None
     revoked_key_ids: list[UUID]  # its keys another organisation had issued, revoked with it
+    deleted_rule_ids: list[UUID]  # its alert rules made under another organisation
 
     def audit_entries(self, actor: str, role: str, ip: str | None = None) -> list[AuditEntry]:
         """The move (tenant.move) and each key revoked with it (key.revoke), for whoever
@@ -86,6 +87,19 @@ class TenantMove:
                     tenant_id=self.id,
                     target=str(key_id),
                     details={"reason": "the tenant left the organisation that issued the key"},
+                    ip=ip,
+                )
+            )
+        for rule_id in self.deleted_rule_ids:
+            entries.append(
+                AuditEntry(
+                    actor=actor,
+                    role=role,
+                    action="alert_rule.delete",
+                    org_id=self.old_org_id,
+                    tenant_id=self.id,
+                    target=str(rule_id),
+                    details={"reason": "the tenant left the organisation the rule was made in"},
                     ip=ip,
                 )
             )

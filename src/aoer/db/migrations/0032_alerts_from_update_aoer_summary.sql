@@ -20,9 +20,10 @@
 -- and with no active rule nothing else is read. The dedup key is rule:tenant:<job id>
 -- (job_failed: rule:tenant:failed:<job id>:<completed_at>): a job completes once, and a batch
 -- retried after a rollback raised nothing the first time; ON CONFLICT DO NOTHING makes a
--- replay harmless. Each inserted alert gets one pending delivery per active endpoint and
--- e-mail address of its rule, and NOTIFY (channel constants.ALERT_CHANNEL) wakes the
--- delivery workers and the API's live feed. 'aoer_recompute' is constants.RECOMPUTE_EVENT.
+-- replay harmless. Each inserted alert gets one pending delivery per active endpoint (an
+-- administrator's, or one of the dealership's organisation now) and e-mail address of its
+-- rule, and NOTIFY (channel constants.ALERT_CHANNEL) wakes the delivery workers and the API's
+-- live feed. 'aoer_recompute' is constants.RECOMPUTE_EVENT.
 --
 -- `SET jit = off`: the statement's plan is estimated far above jit_above_cost (its per-tenant
 -- lookups are costed pessimistically), and compiling it took 1-2 s per batch (measured:
@@ -191,7 +192,10 @@ LANGUAGE sql VOLATILE SET jit = off AS $$
         SELECT i.id, i.tenant_id, e.id, NULL
         FROM inserted i
         JOIN alert_rules r ON r.id = i.rule_id
+        JOIN tenants t ON t.id = i.tenant_id
+        -- An organisation's endpoint hears of its own organisation's dealerships only.
         JOIN alert_endpoints e ON e.id = ANY (r.endpoint_ids) AND e.active
+                              AND (e.org_id IS NULL OR e.org_id = t.org_id)
         UNION ALL
         SELECT i.id, i.tenant_id, NULL, m.email
         FROM inserted i

@@ -106,9 +106,9 @@ RETURNING id, org_id, url;
 
 -- name: create_rule
 INSERT INTO alert_rules (scope, org_id, tenant_id, kind, params, endpoint_ids, emails,
-                         created_by)
+                         created_by, owner_org)
 VALUES (%(scope)s, %(org_id)s, %(tenant_id)s, %(kind)s, %(params)s, %(endpoint_ids)s,
-        %(emails)s, %(created_by)s)
+        %(emails)s, %(created_by)s, %(owner_org)s)
 RETURNING id, scope, org_id, tenant_id, kind, params, endpoint_ids, emails, active, created_at,
           created_by;
 

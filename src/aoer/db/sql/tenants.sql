@@ -102,7 +102,9 @@ CROSS JOIN LATERAL aoer_compute_scores_as_of(
 -- Put a tenant into an organisation (NULL: out of every one); the tenant's old organisation
 -- comes back too, for the audit trail. No row for an unknown tenant. The tenant's keys that
 -- another organisation issued are revoked with the move (migration 0029): the organisation
--- it leaves keeps no key to it.
+-- it leaves keeps no key to it. Its alert rules made under another organisation (with that
+-- organisation's endpoints and addresses) are deleted with it (migration 0034): they would
+-- send the dealership's scores to an organisation that no longer holds it.
 WITH moved AS (
     UPDATE tenants t SET org_id = %(org_id)s, updated_at = now()
     FROM (SELECT id, org_id FROM tenants WHERE id = %(tenant_id)s FOR UPDATE) old
@@ -115,7 +117,15 @@ revoked AS (
     WHERE k.tenant_id = m.id AND k.revoked_at IS NULL
       AND k.issued_by_org IS DISTINCT FROM m.new_org_id AND k.issued_by_org IS NOT NULL
     RETURNING k.id
+),
+unwatched AS (
+    DELETE FROM alert_rules r
+    USING moved m
+    WHERE r.scope = 'tenant' AND r.tenant_id = m.id
+      AND r.owner_org IS DISTINCT FROM m.new_org_id AND r.owner_org IS NOT NULL
+    RETURNING r.id, r.owner_org
 )
 SELECT m.id, m.old_org_id, m.new_org_id,
-       ARRAY(SELECT r.id FROM revoked r ORDER BY r.id) AS revoked_key_ids
+       ARRAY(SELECT r.id FROM revoked r ORDER BY r.id) AS revoked_key_ids,
+       ARRAY(SELECT u.id FROM unwatched u ORDER BY u.id) AS deleted_rule_ids
 FROM moved m;
