@@ -78,7 +78,8 @@ def stop(process: subprocess.Popen[str]) -> int:
 def test_up_demo_runs_on_the_embedded_database_and_reuses_it(tmp_path: Path) -> None:
     home = tmp_path / "aoer-home"
     log = tmp_path / "up.log"
-    first = start_up(home, log, "--demo")
+    port = free_port()  # --port wins over the AOER_PORT start_up sets
+    first = start_up(home, log, "--demo", "--port", str(port))
     try:
         wait_for_summaries(log, home, len(DEMO_DEALERS))
         assert "[AOER] AOER Orchestrator worker active" in log.read_text()
@@ -98,6 +99,7 @@ def test_up_demo_runs_on_the_embedded_database_and_reuses_it(tmp_path: Path) -> 
         # A link handed out from another shell (no AOER_PORT there) reaches this `aoer up`.
         banner = wait_for_line(log, "AOER is up: API on ")
         served = banner.split("API on ", 1)[1].strip()
+        assert served == f"http://127.0.0.1:{port}", banner
         link = aoer(home, "sessions", "link")
         assert link.returncode == 0, link.stderr
         assert link.stdout.startswith(f"{served}/login?token="), (served, link.stdout)

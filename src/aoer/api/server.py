@@ -88,7 +88,8 @@ class ApiServer:
             sock.close()
             raise AoerError(
                 f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}; "
-                "choose a free one (AOER_PORT and AOER_HOST, or `aoer serve --port`)"
+                "choose a free one (AOER_PORT and AOER_HOST, or `aoer up --port` and"
+                " `aoer serve --port`)"
             ) from None
         return sock
 

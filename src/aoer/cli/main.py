@@ -155,10 +155,15 @@ def worker(
 @app.command()
 def up(
     demo: Annotated[bool, typer.Option("--demo", help="Add demo dealerships with signals")] = False,
+    host: Annotated[str | None, typer.Option(help="Address to bind (AOER_HOST)")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port to bind (AOER_PORT)")
+    ] = None,
 ) -> None:
     """API, worker and scheduler in one process (embedded PostgreSQL unless DATABASE_URL),
-    listening on AOER_HOST:AOER_PORT (127.0.0.1:8000 unless set)."""
-    run_command(lambda settings: run_up(settings, demo=demo), service=True)
+    listening on AOER_HOST:AOER_PORT (127.0.0.1:8000 unless set, or --host and --port)."""
+    bind = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    run_command(lambda settings: run_up(settings.model_copy(update=bind), demo=demo), service=True)
 
 
 @app.command()
