@@ -215,3 +215,24 @@ def test_names_print_as_typed_and_added_lines_are_tab_separated(aoer: AoerCli) -
     [line] = queued.stdout.splitlines()
     assert line.startswith(f"tenant {tenant_id} queued as job "), line
     assert line.endswith("(priority medium)"), line
+
+
+def test_tenants_update_renames_and_deactivates_with_an_audit_row(
+    aoer: AoerCli, db_url: str
+) -> None:
+    added = aoer("tenants", "add", "Hill Motors")
+    assert added.returncode == 0, added.stderr
+    tenant = added.stdout.split("\t")[0]
+    done = aoer("tenants", "update", tenant, "--name", "Hill Motors (closed)", "--inactive")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{tenant}\tHill Motors (closed)\tinactive\n"
+    assert count(db_url, "SELECT count(*) FROM tenants WHERE NOT active") == 1
+    changes = "SELECT count(*) FROM audit_log WHERE action = 'tenant.change'"
+    assert count(db_url, changes) == 1
+    nothing = aoer("tenants", "update", tenant)
+    assert nothing.returncode == 2
+    assert "nothing to change" in nothing.stderr
+    unknown = aoer("tenants", "update", str(uuid4()), "--active")
+    assert unknown.returncode == 1
+    assert "unknown tenant" in unknown.stderr
+    assert count(db_url, changes) == 1

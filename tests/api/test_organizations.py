@@ -205,3 +205,49 @@ async def test_an_organisation_queues_and_ingests_only_its_own_dealerships(
     refused = await api.client.post("/api/signals", json={"signals": rows}, headers=mine)
     assert refused.status_code == 403
     assert "row 1" in refused.json()["error"]
+
+
+async def test_an_agency_renames_and_deactivates_a_dealership_it_no_longer_serves(
+    api: Api, conn: Connection, world: OrgWorld
+) -> None:
+    """PATCH /api/tenants/{id} changes a name or the active flag (and the organisation, as
+    before), audited as tenant.change with what was and what is; an inactive dealership is
+    refused new jobs and left out of the scheduled refresh, its data kept."""
+    url = f"/api/tenants/{world.a}"
+    changed = await api.client.patch(
+        url, json={"name": "  Lakeside Ford (closed) ", "active": False}, headers=api.admin
+    )
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["name"], changed.json()["active"]) == ("Lakeside Ford (closed)", False)
+    assert changed.json()["orgId"] == str(world.org_a), "left where it was"
+    cur = await conn.execute(
+        "SELECT org_id, tenant_id, details FROM audit_log WHERE action = 'tenant.change'"
+    )
+    [entry] = await cur.fetchall()
+    assert (entry["org_id"], entry["tenant_id"]) == (world.org_a, world.a)
+    assert entry["details"]["active"] == {"from": True, "to": False}
+    assert entry["details"]["name"]["to"] == "Lakeside Ford (closed)"
+
+    queued = await api.client.post(
+        "/api/aoer/queue", json={"tenantId": str(world.a)}, headers=api.admin
+    )
+    assert queued.status_code in (400, 404, 409, 422), queued.text
+    cron = (await api.client.get("/api/aoer/cron", headers=api.admin)).json()
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM aoer_queue WHERE tenant_id = %s AND status = 'queued'",
+        (world.a,),
+    )
+    assert (await cur.fetchone())["n"] == 0, cron  # type: ignore[index]
+
+    for body, status, words in (
+        ({}, 422, "nothing to change"),
+        ({"active": None}, 422, "true or false"),
+        ({"name": "   "}, 422, "name"),
+        ({"name": "beta kia"}, 409, "already exists"),
+    ):
+        refused = await api.client.patch(url, json=body, headers=api.admin)
+        assert refused.status_code == status, (body, refused.text)
+        assert words in refused.json()["error"], (body, refused.json())
+    again = await api.client.patch(url, json={"active": True}, headers=api.admin)
+    assert again.json()["active"] is True
+    assert (await audit_actions(conn)).count("tenant.change") == 2, "the refusals wrote nothing"

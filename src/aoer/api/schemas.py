@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -375,9 +376,26 @@ class TenantIn(StrictCamel):
 
 
 class TenantPatch(StrictCamel):
+    """What to change: any of the three (a field left out stays as it is)."""
+
     org_id: UUID | None = Field(
-        description="Move the tenant into this organisation (null: into none)"
+        default=None, description="Move the tenant into this organisation (null: into none)"
     )
+    name: Annotated[Name | None, Field(description="A new name, unique as at creation")] = None
+    active: bool | None = Field(
+        default=None,
+        description="false: left out of the scheduled refresh and refused new jobs",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> "TenantPatch":
+        if not self.model_fields_set:
+            raise ValueError("give orgId, name or active: there is nothing to change")
+        if "active" in self.model_fields_set and self.active is None:
+            raise ValueError("active must be true or false")
+        if "name" in self.model_fields_set and self.name is None:
+            raise ValueError("name must not be null")
+        return self
 
 
 class TenantOut(Camel):

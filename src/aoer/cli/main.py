@@ -342,6 +342,43 @@ def tenants_add(
     run_command(main)
 
 
+@tenants_app.command("update")
+def tenants_update(
+    tenant: Annotated[str, typer.Argument(help="The dealership's UUID")],
+    name: Annotated[str | None, typer.Option("--name", help="A new name (unique)")] = None,
+    active: Annotated[
+        bool | None,
+        typer.Option(
+            "--active/--inactive",
+            help="--inactive: left out of the scheduled refresh and refused new jobs",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Rename a dealership or (de)activate it (audited as tenant.change); its data stays."""
+    if name is None and active is None:
+        raise typer.BadParameter("give --name, --active or --inactive: nothing to change")
+
+    async def main(settings: Settings) -> None:
+        tid = queue.parse_tenant_id(tenant)
+        async with (
+            open_services(settings) as services,
+            services.store.session() as session,
+            session.transaction(),
+        ):
+            changed = await session.tenants.change(tid, name=name, active=active)
+            if changed is None:
+                raise UnknownTenant(f"unknown tenant {tid}")
+            current = await session.tenants.get(tid)
+            entry = changed.audit_entry(cli_actor(), "admin", current.org_id if current else None)
+            if entry.details:
+                await session.audit.record(entry)
+        state = "active" if changed.is_active else "inactive"
+        print_fields(changed.id, changed.new_name, state)
+
+    run_command(main)
+
+
 @tenants_app.command("move")
 def tenants_move(
     tenant: Annotated[str, typer.Argument(help="The dealership's UUID")],

@@ -107,6 +107,35 @@ class TenantMove:
 
 
 @dataclass(frozen=True, slots=True)
+class TenantChange:
+    id: UUID
+    old_name: str
+    new_name: str
+    was_active: bool
+    is_active: bool
+
+    def audit_entry(
+        self, actor: str, role: str, org_id: UUID | None, ip: str | None = None
+    ) -> AuditEntry:
+        """The change as `tenant.change`, with what each changed field was and became."""
+        details: dict[str, object] = {}
+        if self.old_name != self.new_name:
+            details["name"] = {"from": self.old_name, "to": self.new_name}
+        if self.was_active != self.is_active:
+            details["active"] = {"from": self.was_active, "to": self.is_active}
+        return AuditEntry(
+            actor=actor,
+            role=role,
+            action="tenant.change",
+            org_id=org_id,
+            tenant_id=self.id,
+            target=str(self.id),
+            details=details,
+            ip=ip,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class TenantOrg:
     tenant_id: UUID
     org_id: UUID
@@ -150,13 +179,16 @@ class Tenants(Statements):
         except DuplicateKey as exc:
             if NAME_INDEX not in str(exc):
                 raise AlreadyExists(f"a tenant with id {tenant_id} already exists") from None
-            holder = await self._value("tenant_named", {"name": name})
-            raise AlreadyExists(
-                f"a tenant named {name!r} already exists ({holder}); names are unique "
-                "ignoring case and surrounding blanks"
-            ) from None
+            raise await self._name_taken(name) from None
         assert created is not None  # INSERT … RETURNING returns the row
         return created
+
+    async def _name_taken(self, name: str) -> AlreadyExists:
+        holder = await self._value("tenant_named", {"name": name})
+        return AlreadyExists(
+            f"a tenant named {name!r} already exists ({holder}); names are unique "
+            "ignoring case and surrounding blanks"
+        )
 
     async def list(
         self, *, limit: int = 1000, offset: int = 0, org_id: UUID | None = None
@@ -178,6 +210,23 @@ class Tenants(Statements):
             params = {"channel": SUMMARY_CHANNEL, "tenant_ids": [tenant_id]}
             await self._run("notify_summaries", params)
         return moved
+
+    async def change(
+        self, tenant_id: UUID, *, name: str | None = None, active: bool | None = None
+    ) -> TenantChange | None:
+        """Rename it (names unique as at creation) or (de)activate it: an inactive tenant is
+        left out of the scheduled refresh and refused new jobs. None for an unknown tenant."""
+        if name is not None:
+            name = name.strip()
+            if not name:
+                raise InvalidInput("tenant name must not be empty")
+        params = {"tenant_id": tenant_id, "name": name, "active": active}
+        try:
+            async with self.transaction():
+                return await self._one(TenantChange, "change_tenant", params)
+        except DuplicateKey:
+            assert name is not None  # only a new name can collide
+            raise await self._name_taken(name) from None
 
     async def get(self, tenant_id: UUID) -> Tenant | None:
         params = {"tenant_id": tenant_id, "org_id": None, "limit": 1, "offset": 0}

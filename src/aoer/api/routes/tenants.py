@@ -92,9 +92,12 @@ async def register(
     "/api/tenants/{tenant_id}",
     response_model=TenantOut,
     responses=error_responses(*AUTHENTICATED, 404, *WITH_JSON_BODY),
-    summary="Move a dealership into another organisation, or out of any (admin)",
-    description="Takes effect on the very next request: the old organisation loses access "
-    "at once (cached summaries included), the new one gains it.",
+    summary="Move, rename or (de)activate a dealership (admin)",
+    description="`orgId` moves it (null: out of every organisation): the old organisation "
+    "loses access on the very next request (cached summaries included), the new one gains "
+    "it. `name` renames it; `active: false` leaves it out of the scheduled refresh and "
+    "refuses it new jobs (its data and history stay). Audited as tenant.move and "
+    "tenant.change.",
 )
 async def move(
     request: Request,
@@ -104,25 +107,38 @@ async def move(
     body: TenantPatch,
     ctx: Context,
 ) -> TenantOut:
+    ip = client_ip(request)
+    moved = None
     async with ctx.session() as session, session.transaction():
-        moved = await session.tenants.move(tenant_id, body.org_id)
-        if moved is None:
-            raise UnknownTenant(f"unknown tenant {tenant_id}")
-        for entry in moved.audit_entries(principal.subject, principal.role, client_ip(request)):
-            await session.audit.record(entry)
+        if "name" in body.model_fields_set or "active" in body.model_fields_set:
+            changed = await session.tenants.change(tenant_id, name=body.name, active=body.active)
+            if changed is None:
+                raise UnknownTenant(f"unknown tenant {tenant_id}")
+            current = await session.tenants.get(tenant_id)
+            org_now = current.org_id if current is not None else None
+            entry = changed.audit_entry(principal.subject, principal.role, org_now, ip)
+            if entry.details:
+                await session.audit.record(entry)
+        if "org_id" in body.model_fields_set:
+            moved = await session.tenants.move(tenant_id, body.org_id)
+            if moved is None:
+                raise UnknownTenant(f"unknown tenant {tenant_id}")
+            for move_entry in moved.audit_entries(principal.subject, principal.role, ip):
+                await session.audit.record(move_entry)
         tenant = await session.tenants.get(tenant_id)
     assert tenant is not None
-    # This process forgets the cached body at once (others on the move's NOTIFY): it quotes
-    # the old organisation's medians, which the new one must not see.
-    await ctx.cache.evict([tenant_id])
-    for key_id in moved.revoked_key_ids:
-        ctx.keys.revoked(key_id)  # refused here at once; elsewhere within the key refresh
-    logger.info(
-        "tenant %s moved from organisation %s to %s by %s",
-        tenant_id,
-        moved.old_org_id,
-        moved.new_org_id,
-        principal.subject,
-        extra={"tenant_id": str(tenant_id), "action": "tenant_move"},
-    )
+    if moved is not None:
+        # This process forgets the cached body at once (others on the move's NOTIFY): it
+        # quotes the old organisation's medians, which the new one must not see.
+        await ctx.cache.evict([tenant_id])
+        for key_id in moved.revoked_key_ids:
+            ctx.keys.revoked(key_id)  # refused here at once; elsewhere within the key refresh
+        logger.info(
+            "tenant %s moved from organisation %s to %s by %s",
+            tenant_id,
+            moved.old_org_id,
+            moved.new_org_id,
+            principal.subject,
+            extra={"tenant_id": str(tenant_id), "action": "tenant_move"},
+        )
     return TenantOut.of(tenant)

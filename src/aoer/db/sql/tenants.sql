@@ -12,6 +12,18 @@ WHERE (%(tenant_id)s::uuid IS NULL OR id = %(tenant_id)s::uuid)
 ORDER BY name, id
 LIMIT %(limit)s OFFSET %(offset)s;
 
+-- name: change_tenant
+-- Rename or (de)activate a tenant; NULL leaves a field as it is. The old values come back
+-- too, for the audit trail. No row for an unknown tenant (under RLS: one not the caller's).
+UPDATE tenants t
+   SET name = coalesce(%(name)s, t.name),
+       active = coalesce(%(active)s, t.active),
+       updated_at = now()
+FROM (SELECT id, name, active FROM tenants WHERE id = %(tenant_id)s FOR UPDATE) old
+WHERE t.id = old.id
+RETURNING t.id, old.name AS old_name, t.name AS new_name, old.active AS was_active,
+          t.active AS is_active;
+
 -- name: tenant_exists
 SELECT EXISTS (SELECT 1 FROM tenants WHERE id = %(tenant_id)s) AS found;
 
