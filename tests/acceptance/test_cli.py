@@ -217,7 +217,7 @@ def test_names_print_as_typed_and_added_lines_are_tab_separated(aoer: AoerCli) -
     assert line.endswith("(priority medium)"), line
 
 
-def test_tenants_update_renames_and_deactivates_with_an_audit_row(
+def test_tenants_update_renames_and_deactivates_and_a_move_to_where_it_is_changes_nothing(
     aoer: AoerCli, db_url: str
 ) -> None:
     added = aoer("tenants", "add", "Hill Motors")
@@ -236,3 +236,7 @@ def test_tenants_update_renames_and_deactivates_with_an_audit_row(
     assert unknown.returncode == 1
     assert "unknown tenant" in unknown.stderr
     assert count(db_url, changes) == 1
+    stays = aoer("tenants", "move", tenant, "--org", "none")  # it is in none already
+    assert stays.returncode == 0, stays.stderr
+    assert stays.stdout == f"{tenant} is already in no organisation; nothing changed\n"
+    assert count(db_url, "SELECT count(*) FROM audit_log WHERE action = 'tenant.move'") == 0

@@ -33,6 +33,7 @@ def test_the_alerts_commands_manage_rules_and_endpoints_and_ping(
         "--days", "7", "--endpoint", endpoint["id"], "--email", "ops@example.com",
     )  # fmt: skip
     assert rule.returncode == 0, rule.stderr
+    assert "AOER_SMTP_URL is not set" in rule.stderr  # the e-mails wait, and it says so
     rule_id = rule.stdout.strip()
     negative = aoer("alerts", "rules", "add", "score_drop", "--tenant", tenant_id, "--points", "-1")
     assert negative.returncode == 1
@@ -73,3 +74,25 @@ def test_the_alerts_commands_manage_rules_and_endpoints_and_ping(
     # One line, `id<TAB>secret`: the secret, shown only now, is never wrapped away.
     plain_id, secret = plain.stdout.rstrip("\n").split("\t")
     assert (len(plain_id), secret.startswith("whsec_")) == (36, True)
+
+
+def test_a_rule_watches_one_tenant_or_one_organisation_and_a_tenants_list_shows_both(
+    aoer: AoerCli, db_url: str
+) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        org = str(
+            conn.execute("INSERT INTO organizations (name) VALUES ('G') RETURNING id").fetchone()[0]
+        )  # type: ignore[index]
+        tenant = str(
+            conn.execute(
+                "INSERT INTO tenants (name, org_id) VALUES ('T', %s) RETURNING id", (org,)
+            ).fetchone()[0]
+        )  # type: ignore[index]
+    for options in ((), ("--tenant", tenant, "--org", org)):
+        refused = aoer("alerts", "rules", "add", "grade_down", *options)
+        assert refused.returncode == 2, refused.stderr
+        assert "give one of --tenant and --org" in refused.stderr
+    own = aoer("alerts", "rules", "add", "grade_down", "--tenant", tenant).stdout.strip()
+    wide = aoer("alerts", "rules", "add", "risk_level_up", "--org", org).stdout.strip()
+    watching = json.loads(aoer("alerts", "rules", "--tenant", tenant, "--json").stdout)["rules"]
+    assert {r["id"] for r in watching} == {own, wide}

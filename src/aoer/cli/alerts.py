@@ -14,6 +14,7 @@ from rich.table import Table
 
 from aoer.alerts import manage, webhooks
 from aoer.bootstrap import open_services
+from aoer.cli.imports import say
 from aoer.cli.runner import (
     JsonOutput,
     cli_actor,
@@ -104,7 +105,12 @@ def alert_json(alert: Alert) -> dict[str, Any]:
 @rules_app.callback(invoke_without_command=True)
 def rules_list(
     ctx: typer.Context,
-    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's")] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant", help="Only those watching this tenant (its own and its organisation's)"
+        ),
+    ] = None,
     org: Annotated[str | None, typer.Option("--org", help="Only this organisation's")] = None,
     as_json: JsonOutput = False,
 ) -> None:
@@ -154,8 +160,17 @@ def rules_add(
     ] = None,
 ) -> None:
     """Add an alert rule; prints its id."""
+    if (tenant is None) == (org is None):
+        raise typer.BadParameter(
+            "give one of --tenant and --org: a rule watches one tenant or one organisation"
+        )
 
     async def main(settings: Settings) -> Rule:
+        if email and settings.smtp_url is None:
+            say(
+                "note: AOER_SMTP_URL is not set, so e-mail deliveries wait (pending) until"
+                " the workers have it"
+            )
         request = manage.RuleRequest(
             kind=kind,
             tenant_id=_uuid(tenant, "tenant id"),
@@ -249,7 +264,12 @@ def endpoints_remove(endpoint_id: Annotated[str, typer.Argument(help="The endpoi
 
 @alerts_app.command("list")
 def alerts_list(
-    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's")] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant", help="Only those watching this tenant (its own and its organisation's)"
+        ),
+    ] = None,
     org: Annotated[str | None, typer.Option("--org", help="Only this organisation's")] = None,
     since: Annotated[
         datetime | None, typer.Option(help="Only alerts at or after (ISO date or time)")

@@ -402,6 +402,10 @@ def tenants_move(
             for entry in moved.audit_entries(cli_actor(), "admin"):
                 await session.audit.record(entry)
         revoked, deleted = len(moved.revoked_key_ids), len(moved.deleted_rule_ids)
+        if moved.old_org_id == moved.new_org_id:
+            where = moved.new_org_id or "no organisation"
+            console.print(f"{tid} is already in {where}; nothing changed", highlight=False)
+            return
         console.print(
             f"moved {tid} from {moved.old_org_id or 'no organisation'} "
             f"to {moved.new_org_id or 'no organisation'}"

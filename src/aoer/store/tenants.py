@@ -60,23 +60,26 @@ class TenantMove:
     deleted_rule_ids: list[UUID]  # its alert rules made under another organisation
 
     def audit_entries(self, actor: str, role: str, ip: str | None = None) -> list[AuditEntry]:
-        """The move (tenant.move) and each key revoked with it (key.revoke), for whoever
-        moved it: the API and the CLI record the same rows."""
-        entries = [
-            AuditEntry(
-                actor=actor,
-                role=role,
-                action="tenant.move",
-                org_id=self.new_org_id or self.old_org_id,
-                tenant_id=self.id,
-                target=str(self.id),
-                details={
-                    "from": str(self.old_org_id) if self.old_org_id else None,
-                    "to": str(self.new_org_id) if self.new_org_id else None,
-                },
-                ip=ip,
+        """The move (tenant.move), each key revoked with it (key.revoke) and each alert rule
+        deleted with it (alert_rule.delete), for whoever moved it: the API and the CLI
+        record the same rows."""
+        entries: list[AuditEntry] = []
+        if self.old_org_id != self.new_org_id:  # a move to where it is records nothing
+            entries.append(
+                AuditEntry(
+                    actor=actor,
+                    role=role,
+                    action="tenant.move",
+                    org_id=self.new_org_id or self.old_org_id,
+                    tenant_id=self.id,
+                    target=str(self.id),
+                    details={
+                        "from": str(self.old_org_id) if self.old_org_id else None,
+                        "to": str(self.new_org_id) if self.new_org_id else None,
+                    },
+                    ip=ip,
+                )
             )
-        ]
         for key_id in self.revoked_key_ids:
             entries.append(
                 AuditEntry(

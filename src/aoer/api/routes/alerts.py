@@ -248,7 +248,10 @@ async def test_endpoint(endpoint_id: UUID, principal: Caller, ctx: Context) -> P
 async def list_rules(
     principal: Caller,
     ctx: Context,
-    tenant_id: Annotated[UUID | None, Query(alias="tenantId")] = None,
+    tenant_id: Annotated[
+        UUID | None,
+        Query(alias="tenantId", description="Rules watching it: its own and its organisation's"),
+    ] = None,
     org_id: Annotated[UUID | None, Query(alias="orgId")] = None,
 ) -> RulesOut:
     async with ctx.session(principal) as session:

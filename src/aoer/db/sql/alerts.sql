@@ -113,12 +113,14 @@ RETURNING id, scope, org_id, tenant_id, kind, params, endpoint_ids, emails, acti
           created_by;
 
 -- name: list_rules
--- Visible rules, optionally of one organisation or tenant, newest first.
+-- Visible rules, optionally of one organisation, or watching one tenant (its own rules and
+-- its organisation's), newest first.
 SELECT id, scope, org_id, tenant_id, kind, params, endpoint_ids, emails, active, created_at,
        created_by
 FROM alert_rules
 WHERE (%(org_id)s::uuid IS NULL OR org_id = %(org_id)s::uuid)
-  AND (%(tenant_id)s::uuid IS NULL OR tenant_id = %(tenant_id)s::uuid)
+  AND (%(tenant_id)s::uuid IS NULL OR tenant_id = %(tenant_id)s::uuid
+       OR org_id = (SELECT t.org_id FROM tenants t WHERE t.id = %(tenant_id)s::uuid))
 ORDER BY created_at DESC, id;
 
 -- name: delete_rule
