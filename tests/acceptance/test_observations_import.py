@@ -105,6 +105,7 @@ def test_every_bad_csv_line_is_reported_at_once_and_nothing_is_written(
         GOOD.format(tenant=stranger, day=DAY, engine="claude"),  # 7: unknown dealer
         GOOD.format(tenant=tenant, day=DAY, engine="chatgpt"),  # 8: repeats line 2
         f"{tenant},{DAY},gemini,q4,maybe,,false,,,\n",  # 9: not a boolean
+        f"{tenant},{DAY},gemini,,true,,false,,,\n",  # 10: no prompt
     ]
     csv = tmp_path / "bad.csv"
     csv.write_text(HEADER + "".join(lines))
@@ -116,17 +117,18 @@ def test_every_bad_csv_line_is_reported_at_once_and_nothing_is_written(
         f"{csv}:3: column engine: ",
         f"{csv}:4: column position: ",
         f"{csv}:5: column sentiment: ",
-        f"{csv}:6: column cited_urls.0: ",
+        f"{csv}:6: column cited_urls: ",  # the column as the header names it (DESIGN §16)
         f"{csv}:7: column dealer_id: unknown tenant {stranger}",
         f"{csv}:8: column prompt: duplicates line 2",
         f"{csv}:9: column mentioned: ",
+        f"{csv}:10: column prompt: a value is required",
     ]
     reported = [line for line in result.stderr.splitlines() if line.startswith(f"{csv}:")]
     assert len(reported) == len(expected), result.stderr
     for line, start in zip(reported, expected, strict=True):
         assert line.startswith(start), (start, result.stderr)
     assert "not an http(s) URL" in reported[3]
-    assert f"error: {csv}: 7 problems on 7 lines; nothing was imported" in result.stderr
+    assert f"error: {csv}: 8 problems on 8 lines; nothing was imported" in result.stderr
     assert "Traceback" not in result.stderr
     assert count(db_url, "SELECT count(*) FROM answer_observations") == 0
     assert count(db_url, "SELECT count(*) FROM aiv_raw_signals") == 0

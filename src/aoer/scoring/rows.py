@@ -87,11 +87,17 @@ def error_message(err: Mapping[str, Any]) -> str:
 
 
 def field_errors(number: int, exc: ValidationError, naming: Naming) -> list[FieldError]:
-    """One error per bad field of row `number`, named as `naming` says."""
+    """One error per bad field of row `number`, named as `naming` says: the API's path into
+    the body (`citedUrls.1`), or a file's column as its header names it (DESIGN §16:
+    `cited_urls`, the message quoting the bad item)."""
     found = []
     for err in exc.errors():
-        field = ".".join(naming.field(str(p)) for p in err["loc"]) or "row"
-        found.append(FieldError(number, field, error_message(err)))
+        loc = err["loc"][:1] if naming.by_column else err["loc"]
+        field = ".".join(naming.field(str(p)) for p in loc) or "row"
+        message = error_message(err)
+        if naming.by_column and err["type"] == "missing":
+            message = "a value is required"
+        found.append(FieldError(number, field, message))
     return found
 
 
