@@ -93,3 +93,29 @@ async def test_neither_the_owner_nor_the_app_role_can_update_or_delete_audit_row
         await owner.close()
     cur = await conn.execute("SELECT count(*) AS n FROM audit_log WHERE actor = 'admin'")
     assert await cur.fetchone() == {"n": 7}
+
+
+async def test_an_organisation_sees_its_dealerships_leave_as_well_as_arrive(
+    api: Api, world: OrgWorld
+) -> None:
+    """A move is one row, under the organisation the dealership went to; the one it left
+    reads it too (its keys and rules went with it), by its claims or an admin's ?orgId=."""
+    moved = await api.client.patch(
+        f"/api/tenants/{world.a}", json={"orgId": str(world.org_b)}, headers=api.admin
+    )
+    assert moved.status_code == 200, moved.text
+    for headers, params in (
+        (org_bearer(api, world.org_a), {}),
+        (api.admin, {"orgId": str(world.org_a)}),
+        (org_bearer(api, world.org_b), {}),
+    ):
+        moves = (
+            await api.client.get(
+                "/api/audit", params={**params, "action": "tenant.move"}, headers=headers
+            )
+        ).json()["entries"]
+        assert [(m["tenantId"], m["details"]) for m in moves] == [
+            (str(world.a), {"from": str(world.org_a), "to": str(world.org_b)})
+        ], headers
+    everything = (await api.client.get("/api/audit", headers=api.admin)).json()["entries"]
+    assert [e["action"] for e in everything].count("tenant.move") == 1
