@@ -80,29 +80,23 @@ class TenantMove:
                     ip=ip,
                 )
             )
-        for key_id in self.revoked_key_ids:
+        # What left with it, each in the trail of the organisation it belonged to.
+        gone = [
+            *(("key.revoke", k, "the tenant left the organisation that issued the key")
+              for k in self.revoked_key_ids),
+            *(("alert_rule.delete", r, "the tenant left the organisation the rule was made in")
+              for r in self.deleted_rule_ids),
+        ]  # fmt: skip
+        for action, target, reason in gone:
             entries.append(
                 AuditEntry(
                     actor=actor,
                     role=role,
-                    action="key.revoke",
+                    action=action,
                     org_id=self.old_org_id,
                     tenant_id=self.id,
-                    target=str(key_id),
-                    details={"reason": "the tenant left the organisation that issued the key"},
-                    ip=ip,
-                )
-            )
-        for rule_id in self.deleted_rule_ids:
-            entries.append(
-                AuditEntry(
-                    actor=actor,
-                    role=role,
-                    action="alert_rule.delete",
-                    org_id=self.old_org_id,
-                    tenant_id=self.id,
-                    target=str(rule_id),
-                    details={"reason": "the tenant left the organisation the rule was made in"},
+                    target=str(target),
+                    details={"reason": reason},
                     ip=ip,
                 )
             )
