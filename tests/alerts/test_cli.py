@@ -33,7 +33,7 @@ def test_the_alerts_commands_manage_rules_and_endpoints_and_ping(
         "--days", "7", "--endpoint", endpoint["id"], "--email", "ops@example.com",
     )  # fmt: skip
     assert rule.returncode == 0, rule.stderr
-    assert "AOER_SMTP_URL is not set" in rule.stderr  # the e-mails wait, and it says so
+    assert "AOER_SMTP_URL is not set here" in rule.stderr  # the e-mails need it, it says
     rule_id = rule.stdout.strip()
     negative = aoer("alerts", "rules", "add", "score_drop", "--tenant", tenant_id, "--points", "-1")
     assert negative.returncode == 1

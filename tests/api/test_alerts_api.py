@@ -458,11 +458,9 @@ async def test_a_tenants_rules_made_in_its_organisation_leave_with_it(
     admins = await post(api, "/api/alerts/rules", {"kind": "grade_down", "tenantId": str(loose)})
     assert admins.status_code == 201, admins.text
     await conn.execute("UPDATE tenants SET org_id = %s WHERE id = %s", (old, loose))
-    endpoint = (
-        await post(
-            api, "/api/alerts/endpoints", {"url": "https://old.example/h", "orgId": str(old)}
-        )
-    ).json()
+    act_as_org(api, old)  # the old organisation makes its own endpoint and rule
+    endpoint = (await post(api, "/api/alerts/endpoints", {"url": "https://old.example/h"})).json()
+    assert endpoint["orgId"] == str(old)
     theirs = await post(
         api,
         "/api/alerts/rules",
@@ -495,7 +493,7 @@ async def test_a_tenants_rules_made_in_its_organisation_leave_with_it(
         (theirs.json()["id"],),
     )
     assert [tuple(r.values()) for r in await cur.fetchall()] == [
-        (old, "the tenant left the organisation the rule was made in")
+        (old, "the tenant left the organisation that made the rule")
     ]
 
     await recompute_through_worker(conn, [loose])  # the first: nothing to compare

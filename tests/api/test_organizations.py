@@ -214,6 +214,10 @@ async def test_an_agency_renames_and_deactivates_a_dealership_it_no_longer_serve
     before), audited as tenant.change with what was and what is; an inactive dealership is
     refused new jobs and left out of the scheduled refresh, its data kept."""
     url = f"/api/tenants/{world.a}"
+    waiting = await api.client.post(
+        "/api/aoer/queue", json={"tenantId": str(world.a)}, headers=api.admin
+    )
+    assert waiting.status_code == 202  # cancelled with the deactivation
     changed = await api.client.patch(
         url, json={"name": "  Lakeside Ford (closed) ", "active": False}, headers=api.admin
     )
@@ -227,6 +231,7 @@ async def test_an_agency_renames_and_deactivates_a_dealership_it_no_longer_serve
     assert (entry["org_id"], entry["tenant_id"]) == (world.org_a, world.a)
     assert entry["details"]["active"] == {"from": True, "to": False}
     assert entry["details"]["name"]["to"] == "Lakeside Ford (closed)"
+    assert entry["details"]["cancelledJobs"] == 1
 
     queued = await api.client.post(
         "/api/aoer/queue", json={"tenantId": str(world.a)}, headers=api.admin
@@ -251,3 +256,12 @@ async def test_an_agency_renames_and_deactivates_a_dealership_it_no_longer_serve
     again = await api.client.patch(url, json={"active": True}, headers=api.admin)
     assert again.json()["active"] is True
     assert (await audit_actions(conn)).count("tenant.change") == 2, "the refusals wrote nothing"
+    # Renamed as it moves: the new name is the new organisation's to read, not the old one's.
+    both = await api.client.patch(
+        url, json={"name": "Gamma Ford", "orgId": str(world.org_b)}, headers=api.admin
+    )
+    assert both.status_code == 200, both.text
+    cur = await conn.execute(
+        "SELECT org_id FROM audit_log WHERE action = 'tenant.change' ORDER BY id DESC LIMIT 1"
+    )
+    assert await cur.fetchone() == {"org_id": world.org_b}

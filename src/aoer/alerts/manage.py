@@ -121,7 +121,7 @@ async def add_rule(session: Session, actor: Actor, request: RuleRequest) -> Rule
                 endpoint_ids=endpoint_ids,
                 emails=emails,
                 created_by=actor.subject,
-                owner_org=rule_org,
+                owner_org=actor.own_org,  # None for an administrator: its rule stays on a move
             )
         )
         details = {

@@ -166,11 +166,6 @@ def rules_add(
         )
 
     async def main(settings: Settings) -> Rule:
-        if email and settings.smtp_url is None:
-            say(
-                "note: AOER_SMTP_URL is not set, so e-mail deliveries wait (pending) until"
-                " the workers have it"
-            )
         request = manage.RuleRequest(
             kind=kind,
             tenant_id=_uuid(tenant, "tenant id"),
@@ -181,7 +176,14 @@ def rules_add(
             emails=list(email or []),
         )
         async with open_services(settings) as services, services.store.session() as session:
-            return await manage.add_rule(session, _actor(), request)
+            rule = await manage.add_rule(session, _actor(), request)
+        if rule.emails and settings.smtp_url is None:
+            say(
+                "note: AOER_SMTP_URL is not set here: workers need it to send these e-mails;"
+                " without it each attempt fails, and a delivery is given up after the retry"
+                " window"
+            )
+        return rule
 
     rule = run_command(main)
     console.print(str(rule.id))
@@ -264,12 +266,7 @@ def endpoints_remove(endpoint_id: Annotated[str, typer.Argument(help="The endpoi
 
 @alerts_app.command("list")
 def alerts_list(
-    tenant: Annotated[
-        str | None,
-        typer.Option(
-            "--tenant", help="Only those watching this tenant (its own and its organisation's)"
-        ),
-    ] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's")] = None,
     org: Annotated[str | None, typer.Option("--org", help="Only this organisation's")] = None,
     since: Annotated[
         datetime | None, typer.Option(help="Only alerts at or after (ISO date or time)")

@@ -402,7 +402,7 @@ def tenants_move(
             for entry in moved.audit_entries(cli_actor(), "admin"):
                 await session.audit.record(entry)
         revoked, deleted = len(moved.revoked_key_ids), len(moved.deleted_rule_ids)
-        if moved.old_org_id == moved.new_org_id:
+        if moved.old_org_id == moved.new_org_id and not revoked and not deleted:
             where = moved.new_org_id or "no organisation"
             console.print(f"{tid} is already in {where}; nothing changed", highlight=False)
             return
@@ -411,7 +411,9 @@ def tenants_move(
             f"to {moved.new_org_id or 'no organisation'}"
             + (f"; revoked {revoked} API key(s) another organisation issued" if revoked else "")
             + (
-                f"; deleted {deleted} alert rule(s) made in another organisation" if deleted else ""
+                f"; deleted {deleted} alert rule(s) another organisation made for it"
+                if deleted
+                else ""
             ),
             highlight=False,
         )

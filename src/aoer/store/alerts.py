@@ -63,7 +63,7 @@ class NewRule:
     endpoint_ids: list[UUID]
     emails: list[str]
     created_by: str
-    owner_org: UUID | None = None  # the organisation it is made under (migration 0034)
+    owner_org: UUID | None = None  # the organisation that made it (0034); None: an admin
 
 
 @dataclass(frozen=True, slots=True)

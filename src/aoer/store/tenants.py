@@ -57,7 +57,7 @@ class TenantMove:
     old_org_id: UUID | None
     new_org_id: UUID | None
     revoked_key_ids: list[UUID]  # its keys another organisation had issued, revoked with it
-    deleted_rule_ids: list[UUID]  # its alert rules made under another organisation
+    deleted_rule_ids: list[UUID]  # the alert rules another organisation had made for it
 
     def audit_entries(self, actor: str, role: str, ip: str | None = None) -> list[AuditEntry]:
         """The move (tenant.move), each key revoked with it (key.revoke) and each alert rule
@@ -84,7 +84,7 @@ class TenantMove:
         gone = [
             *(("key.revoke", k, "the tenant left the organisation that issued the key")
               for k in self.revoked_key_ids),
-            *(("alert_rule.delete", r, "the tenant left the organisation the rule was made in")
+            *(("alert_rule.delete", r, "the tenant left the organisation that made the rule")
               for r in self.deleted_rule_ids),
         ]  # fmt: skip
         for action, target, reason in gone:
@@ -110,6 +110,7 @@ class TenantChange:
     new_name: str
     was_active: bool
     is_active: bool
+    cancelled_jobs: int  # its waiting job, cancelled when it is made inactive
 
     def audit_entry(
         self, actor: str, role: str, org_id: UUID | None, ip: str | None = None
@@ -120,6 +121,8 @@ class TenantChange:
             details["name"] = {"from": self.old_name, "to": self.new_name}
         if self.was_active != self.is_active:
             details["active"] = {"from": self.was_active, "to": self.is_active}
+        if self.cancelled_jobs:
+            details["cancelledJobs"] = self.cancelled_jobs
         return AuditEntry(
             actor=actor,
             role=role,

@@ -91,13 +91,13 @@ async def register(
 @router.patch(
     "/api/tenants/{tenant_id}",
     response_model=TenantOut,
-    responses=error_responses(*AUTHENTICATED, 404, *WITH_JSON_BODY),
+    responses=error_responses(*AUTHENTICATED, 404, 409, *WITH_JSON_BODY),
     summary="Move, rename or (de)activate a dealership (admin)",
     description="`orgId` moves it (null: out of every organisation): the old organisation "
     "loses access on the very next request (cached summaries included), the new one gains "
-    "it. `name` renames it; `active: false` leaves it out of the scheduled refresh and "
-    "refuses it new jobs (its data and history stay). Audited as tenant.move and "
-    "tenant.change.",
+    "it. `name` renames it; `active: false` leaves it out of the scheduled refresh, "
+    "cancels its waiting job and refuses it new jobs (its data and history stay). Audited as "
+    "tenant.move and tenant.change.",
 )
 async def move(
     request: Request,
@@ -110,6 +110,14 @@ async def move(
     ip = client_ip(request)
     moved = None
     async with ctx.session() as session, session.transaction():
+        # The move first: a new name is recorded in the trail of the organisation that holds
+        # the dealership afterwards, never of the one it is leaving.
+        if "org_id" in body.model_fields_set:
+            moved = await session.tenants.move(tenant_id, body.org_id)
+            if moved is None:
+                raise UnknownTenant(f"unknown tenant {tenant_id}")
+            for move_entry in moved.audit_entries(principal.subject, principal.role, ip):
+                await session.audit.record(move_entry)
         if "name" in body.model_fields_set or "active" in body.model_fields_set:
             changed = await session.tenants.change(tenant_id, name=body.name, active=body.active)
             if changed is None:
@@ -119,12 +127,6 @@ async def move(
             entry = changed.audit_entry(principal.subject, principal.role, org_now, ip)
             if entry.details:
                 await session.audit.record(entry)
-        if "org_id" in body.model_fields_set:
-            moved = await session.tenants.move(tenant_id, body.org_id)
-            if moved is None:
-                raise UnknownTenant(f"unknown tenant {tenant_id}")
-            for move_entry in moved.audit_entries(principal.subject, principal.role, ip):
-                await session.audit.record(move_entry)
         tenant = await session.tenants.get(tenant_id)
     assert tenant is not None
     if moved is not None:

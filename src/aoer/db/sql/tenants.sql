@@ -15,14 +15,27 @@ LIMIT %(limit)s OFFSET %(offset)s;
 -- name: change_tenant
 -- Rename or (de)activate a tenant; NULL leaves a field as it is. The old values come back
 -- too, for the audit trail. No row for an unknown tenant (under RLS: one not the caller's).
-UPDATE tenants t
-   SET name = coalesce(%(name)s, t.name),
-       active = coalesce(%(active)s, t.active),
-       updated_at = now()
-FROM (SELECT id, name, active FROM tenants WHERE id = %(tenant_id)s FOR UPDATE) old
-WHERE t.id = old.id
-RETURNING t.id, old.name AS old_name, t.name AS new_name, old.active AS was_active,
-          t.active AS is_active;
+-- An inactive tenant's waiting job is cancelled (deleted, as the console's cancel does) in
+-- the same statement: the cron leaves it out and the API refuses it new jobs, and the job
+-- already waiting would otherwise still recompute it and raise its alerts.
+WITH changed AS (
+    UPDATE tenants t
+       SET name = coalesce(%(name)s, t.name),
+           active = coalesce(%(active)s, t.active),
+           updated_at = now()
+    FROM (SELECT id, name, active FROM tenants WHERE id = %(tenant_id)s FOR UPDATE) old
+    WHERE t.id = old.id
+    RETURNING t.id, old.name AS old_name, t.name AS new_name, old.active AS was_active,
+              t.active AS is_active
+),
+cancelled AS (
+    DELETE FROM aoer_queue q
+    USING changed c
+    WHERE q.tenant_id = c.id AND q.status = 'queued' AND NOT c.is_active
+    RETURNING q.id
+)
+SELECT c.*, (SELECT count(*) FROM cancelled)::integer AS cancelled_jobs
+FROM changed c;
 
 -- name: tenant_exists
 SELECT EXISTS (SELECT 1 FROM tenants WHERE id = %(tenant_id)s) AS found;
@@ -114,7 +127,7 @@ CROSS JOIN LATERAL aoer_compute_scores_as_of(
 -- Put a tenant into an organisation (NULL: out of every one); the tenant's old organisation
 -- comes back too, for the audit trail. No row for an unknown tenant. The tenant's keys that
 -- another organisation issued are revoked with the move (migration 0029): the organisation
--- it leaves keeps no key to it. Its alert rules made under another organisation (with that
+-- it leaves keeps no key to it. The alert rules another organisation made for it (with that
 -- organisation's endpoints and addresses) are deleted with it (migration 0034): they would
 -- send the dealership's scores to an organisation that no longer holds it.
 WITH moved AS (
