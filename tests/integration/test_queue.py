@@ -509,3 +509,17 @@ async def test_ids_drawn_one_after_another_are_in_order_within_a_millisecond(
     millis = {t >> 16 for t in times}
     assert len(fractions) > 2 * len(millis)  # sub-millisecond precision, not random bits
     assert len(set(ids)) == 4000
+
+
+async def test_a_failed_attempt_of_a_deactivated_tenant_is_not_retried(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    """Deactivated while its job ran: the failure closes the job (no retry would recompute a
+    tenant its owner turned off), saying why."""
+    tenant = await make_tenant()
+    await queue.enqueue(session_of(conn), tenant)
+    [job] = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 10)
+    await conn.execute("UPDATE tenants SET active = false WHERE id = %s", (tenant,))
+    [attempt] = await queue.fail(session_of(conn), WORKER, [(job, "boom")], random.Random(1))
+    assert (attempt.status, attempt.retry_count) == ("failed", 1)
+    assert attempt.error_message == "boom (not retried: the tenant is inactive)"

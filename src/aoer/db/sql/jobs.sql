@@ -283,7 +283,8 @@ GROUP BY chunk;
 -- name: fail_jobs
 -- Record a failed attempt for each job: one aoer_failures row each; the job goes back to
 -- `queued` after its backoff, or to `failed` once its retries are spent. When the tenant
--- already has a waiting job, that job carries the retry and this one is closed as failed.
+-- already has a waiting job, that job carries the retry and this one is closed as failed;
+-- a tenant deactivated meanwhile is not retried either (its waiting job was cancelled).
 WITH input AS (
     SELECT *
     FROM unnest(%(job_ids)s::uuid[], %(errors)s::text[], %(delays_s)s::float8[])
@@ -292,13 +293,16 @@ WITH input AS (
 held AS (
     SELECT q.id, q.tenant_id, q.retry_count + 1 AS attempts, q.max_retries, i.error, i.delay_s,
            EXISTS (SELECT 1 FROM aoer_queue o
-                   WHERE o.tenant_id = q.tenant_id AND o.status = 'queued') AS has_waiting
+                   WHERE o.tenant_id = q.tenant_id AND o.status = 'queued') AS has_waiting,
+           coalesce((SELECT t.active FROM tenants t WHERE t.id = q.tenant_id), false)
+               AS tenant_active
     FROM aoer_queue q
     JOIN input i ON i.job_id = q.id
     WHERE q.status = 'processing' AND q.locked_by = %(worker_id)s
 ),
 decided AS (
-    SELECT held.*, attempts < max_retries AND NOT has_waiting AS retry FROM held
+    SELECT held.*, attempts < max_retries AND NOT has_waiting AND tenant_active AS retry
+    FROM held
 ),
 updated AS (
     UPDATE aoer_queue q
@@ -309,6 +313,8 @@ updated AS (
            completed_at = CASE WHEN d.retry THEN NULL ELSE now() END,
            error_message = CASE WHEN d.attempts < d.max_retries AND d.has_waiting
                                 THEN d.error || ' (retry carried by the waiting job)'
+                                WHEN d.attempts < d.max_retries AND NOT d.tenant_active
+                                THEN d.error || ' (not retried: the tenant is inactive)'
                                 ELSE d.error END,
            lease_expires_at = NULL,
            locked_by = CASE WHEN d.retry THEN NULL ELSE q.locked_by END,
