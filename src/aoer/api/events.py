@@ -281,7 +281,7 @@ class EventHub:
         tickets = [self.cache.ticket(t) for t in recompute.read]  # after `noticed`
         fleets = self._subscribers.get(None, set())
         every_tenant = any(sub.org_id is None for sub in fleets)  # an admin's fleet view
-        org_fleets = {sub.org_id for sub in fleets if sub.org_id is not None}
+        org_fleets = self._org_fleets()
         bodies: dict[UUID, bytes] = {}
         statuses: dict[UUID, QueueStatus] = {}
         orgs: dict[UUID, UUID] = {}
@@ -359,10 +359,10 @@ class EventHub:
                     self._last_queue[tenant_id] = body
                     self._publish(tenant_id, ServerEvent("queue", body))
 
-    def _org_fleets(self) -> bool:
-        """Whether a fleet view limited to one organisation is open (its events need each
-        tenant's organisation, read when they are published)."""
-        return any(sub.org_id is not None for sub in self._subscribers.get(None, ()))
+    def _org_fleets(self) -> set[UUID]:
+        """The organisations whose fleet view is open (their events need each tenant's
+        organisation, read when they are published)."""
+        return {sub.org_id for sub in self._subscribers.get(None, ()) if sub.org_id is not None}
 
     def _publish(self, tenant_id: UUID, event: ServerEvent, org_id: UUID | None = None) -> None:
         """To the tenant's own subscribers and, for summaries and alerts, to the fleet views

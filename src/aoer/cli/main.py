@@ -369,8 +369,7 @@ def tenants_update(
             changed = await session.tenants.change(tid, name=name, active=active)
             if changed is None:
                 raise UnknownTenant(f"unknown tenant {tid}")
-            current = await session.tenants.get(tid)
-            entry = changed.audit_entry(cli_actor(), "admin", current.org_id if current else None)
+            entry = changed.audit_entry(cli_actor(), "admin")
             if entry.details:
                 await session.audit.record(entry)
         state = "active" if changed.is_active else "inactive"

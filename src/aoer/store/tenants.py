@@ -106,15 +106,14 @@ class TenantMove:
 @dataclass(frozen=True, slots=True)
 class TenantChange:
     id: UUID
+    org_id: UUID | None  # the organisation it is in, whose trail records the change
     old_name: str
     new_name: str
     was_active: bool
     is_active: bool
     cancelled_jobs: int  # its waiting job, cancelled when it is made inactive
 
-    def audit_entry(
-        self, actor: str, role: str, org_id: UUID | None, ip: str | None = None
-    ) -> AuditEntry:
+    def audit_entry(self, actor: str, role: str, ip: str | None = None) -> AuditEntry:
         """The change as `tenant.change`, with what each changed field was and became."""
         details: dict[str, object] = {}
         if self.old_name != self.new_name:
@@ -127,7 +126,7 @@ class TenantChange:
             actor=actor,
             role=role,
             action="tenant.change",
-            org_id=org_id,
+            org_id=self.org_id,
             tenant_id=self.id,
             target=str(self.id),
             details=details,

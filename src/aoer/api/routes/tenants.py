@@ -122,9 +122,7 @@ async def move(
             changed = await session.tenants.change(tenant_id, name=body.name, active=body.active)
             if changed is None:
                 raise UnknownTenant(f"unknown tenant {tenant_id}")
-            current = await session.tenants.get(tenant_id)
-            org_now = current.org_id if current is not None else None
-            entry = changed.audit_entry(principal.subject, principal.role, org_now, ip)
+            entry = changed.audit_entry(principal.subject, principal.role, ip)
             if entry.details:
                 await session.audit.record(entry)
         tenant = await session.tenants.get(tenant_id)

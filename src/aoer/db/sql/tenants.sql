@@ -25,8 +25,8 @@ WITH changed AS (
            updated_at = now()
     FROM (SELECT id, name, active FROM tenants WHERE id = %(tenant_id)s FOR UPDATE) old
     WHERE t.id = old.id
-    RETURNING t.id, old.name AS old_name, t.name AS new_name, old.active AS was_active,
-              t.active AS is_active
+    RETURNING t.id, t.org_id, old.name AS old_name, t.name AS new_name,
+              old.active AS was_active, t.active AS is_active
 ),
 cancelled AS (
     DELETE FROM aoer_queue q
