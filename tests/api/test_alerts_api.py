@@ -510,3 +510,78 @@ async def test_a_tenants_rules_made_in_its_organisation_leave_with_it(
         ("grade_down", None, None),  # the administrator's rule: on the feed, sent nowhere
         ("risk_level_up", None, None),  # not to the old organisation's endpoint
     ]
+
+
+async def test_alerts_stay_with_the_organisation_whose_rule_raised_them(
+    api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    """After a move the organisation the dealership went to does not read the alerts its old
+    organisation's rules raised (their rule, that organisation's endpoint and its receiver's
+    errors), nor does the dealership's own key; the old organisation keeps them, with the
+    deliveries still retrying to its endpoint. An administrator's alerts go with the
+    dealership, as the administrator's rule does."""
+    old, new = await new_org(conn, "Old Group"), await new_org(conn, "New Group")
+    tenant = await tenant_in(conn, make_tenant, old, "Moving Motors")
+    await add_signals(tenant, STEADY)
+    admins = await post(
+        api,
+        "/api/alerts/rules",
+        {"kind": "grade_down", "tenantId": str(tenant), "emails": ["admin@hq.example"]},
+    )
+    assert admins.status_code == 201, admins.text
+    act_as_org(api, old)
+    endpoint = (await post(api, "/api/alerts/endpoints", {"url": "https://old.example/h"})).json()
+    theirs = await post(
+        api,
+        "/api/alerts/rules",
+        {"kind": "risk_level_up", "tenantId": str(tenant), "endpointIds": [endpoint["id"]]},
+    )
+    assert theirs.status_code == 201, theirs.text
+    await recompute_through_worker(conn, [tenant])
+    await conn.execute(  # Excellent -> Poor, Low -> High
+        "DELETE FROM aiv_raw_signals WHERE dealer_id = %s AND date < current_date - 1", (tenant,)
+    )
+    await conn.execute("UPDATE aiv_raw_signals SET aeo = 10, geo = 10, ugc = 10")
+    await recompute_through_worker(conn, [tenant])
+    await conn.execute(
+        "UPDATE alert_deliveries SET attempts = 1, last_error = 'HTTP 500 from old.example'"
+        " WHERE endpoint_id IS NOT NULL"
+    )
+    api.app.dependency_overrides.clear()
+    moved = await api.client.patch(
+        f"/api/tenants/{tenant}", json={"orgId": str(new)}, headers=api.admin
+    )
+    assert moved.status_code == 200, moved.text
+
+    async def feed(headers: dict[str, str] | None = None, **params: str) -> list[Any]:
+        got = await api.client.get("/api/alerts", params=params, headers=headers)
+        assert got.status_code == 200, got.text
+        return [(a["kind"], [d.get("endpointId") or d["email"] for d in a["deliveries"]])
+                for a in got.json()["alerts"]]  # fmt: skip
+
+    admin_alert = ("grade_down", ["admin@hq.example"])
+    old_alert = ("risk_level_up", [endpoint["id"]])
+    assert sorted(await feed(api.admin)) == [admin_alert, old_alert]
+    assert await feed(api.admin, orgId=str(new)) == [admin_alert]
+    assert await feed(api.admin, orgId=str(old)) == [old_alert]
+    assert await feed(api.bearer(tenant=tenant)) == [admin_alert]
+    act_as_org(api, new)
+    assert await feed() == [admin_alert]
+    assert await feed(tenantId=str(tenant)) == [admin_alert]
+    act_as_org(api, old)
+    assert await feed() == [old_alert]
+    as_new = OrgPrincipal("org:t", "org", None, datetime.max.replace(tzinfo=UTC), org=new)
+    async with api.ctx.session(as_new) as session:  # the deliveries table itself, under RLS
+        cur = await session.conn.execute("SELECT email, last_error FROM alert_deliveries")
+        assert [tuple(r.values()) for r in await cur.fetchall()] == [("admin@hq.example", None)]
+    api.app.dependency_overrides.clear()
+    page = await api.client.get("/dashboard/alerts", headers=api.bearer("org", org_id=old))
+    assert page.status_code == 200
+    row = re.search(r'<table id="recent-alerts">.*?</table>', page.text, re.S)
+    assert row is not None
+    assert "Moving Motors <small" in row.group()
+    assert "(no longer in your organisation)" in row.group()
+    assert f"/dashboard/tenant/{tenant}" not in row.group()  # a page it can no longer open
+    page = await api.client.get("/dashboard/alerts", headers=api.bearer("org", org_id=new))
+    assert f'<a href="/dashboard/tenant/{tenant}">Moving Motors</a>' in page.text
+    assert "no longer in your organisation" not in page.text

@@ -182,6 +182,9 @@ class AlertsView:
     tenants: list[Tenant]
     orgs: list[Organization]
     recent: list[Alert]
+    # Dealerships of recent alerts that are no longer the viewing organisation's: it keeps
+    # the alerts its rules raised for them (migration 0036) but cannot open their pages.
+    departed: frozenset[UUID] = frozenset()
 
     @property
     def tenant_names(self) -> dict[UUID, str]:
@@ -192,12 +195,22 @@ class AlertsView:
         return {o.id: o.name for o in self.orgs}
 
 
-async def alerts_view(session: Session, *, can_manage: bool) -> AlertsView:
-    """The alerts page: what this caller's session (its Row Level Security) lets it see."""
+async def alerts_view(
+    session: Session, *, can_manage: bool, org_id: UUID | None = None
+) -> AlertsView:
+    """The alerts page: what this caller's session (its Row Level Security) lets it see;
+    `org_id`: the viewing organisation's."""
+    recent = await session.alerts.feed(limit=RECENT_ALERTS)
+    departed: frozenset[UUID] = frozenset()
+    if org_id is not None and recent:
+        ids = {a.tenant_id for a in recent}
+        orgs = await session.tenants.orgs_of(list(ids))
+        departed = frozenset(t for t in ids if orgs.get(t) != org_id)
     return AlertsView(
         rules=await session.alerts.rules(),
         endpoints=await session.alerts.endpoints() if can_manage else [],
         tenants=await session.tenants.list(limit=TENANT_CHOICES),
         orgs=await session.organizations.all(),
-        recent=await session.alerts.feed(limit=RECENT_ALERTS),
+        recent=recent,
+        departed=departed,
     )

@@ -253,7 +253,8 @@ async def alerts_page(who: PagePrincipal, ctx: Context) -> Response:
     scope = who.scope
     can_manage = who.role == "admin" or (scope is not None and "org_id" in scope.claims)
     async with ctx.session(who) as session:
-        view = await data.alerts_view(session, can_manage=can_manage)
+        org_id = who.org_id if who.role == "org" else None
+        view = await data.alerts_view(session, can_manage=can_manage, org_id=org_id)
     return page(
         "alerts.html",
         principal=who,
@@ -265,6 +266,7 @@ async def alerts_page(who: PagePrincipal, ctx: Context) -> Response:
         tenants=view.tenants,
         orgs=view.orgs,
         recent=view.recent,
+        departed=view.departed,
         tenant_names=view.tenant_names,
         org_names=view.org_names,
     )

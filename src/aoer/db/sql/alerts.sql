@@ -145,8 +145,12 @@ SELECT a.id, a.rule_id, a.kind, a.tenant_id, a.created_at, a.data,
                  FROM alert_deliveries d WHERE d.alert_id = a.id), '[]'::jsonb) AS deliveries
 FROM alerts a
 WHERE (%(tenant_id)s::uuid IS NULL OR a.tenant_id = %(tenant_id)s::uuid)
+  -- An organisation's alerts as its own claims read them (migration 0036): those its rules
+  -- raised, and the unowned ones of its dealerships.
   AND (%(org_id)s::uuid IS NULL
-       OR a.tenant_id IN (SELECT t.id FROM tenants t WHERE t.org_id = %(org_id)s::uuid))
+       OR a.owner_org = %(org_id)s::uuid
+       OR (a.owner_org IS NULL
+           AND a.tenant_id IN (SELECT t.id FROM tenants t WHERE t.org_id = %(org_id)s::uuid)))
   AND (%(since)s::timestamptz IS NULL OR a.created_at >= %(since)s::timestamptz)
   AND (%(before_at)s::timestamptz IS NULL
        OR (a.created_at, a.id) < (%(before_at)s::timestamptz, %(before_id)s::uuid))
