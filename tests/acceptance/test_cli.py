@@ -4,7 +4,7 @@ import json
 import re
 import socket
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import psycopg
 
@@ -240,3 +240,34 @@ def test_tenants_update_renames_and_deactivates_and_a_move_to_where_it_is_change
     assert stays.returncode == 0, stays.stderr
     assert stays.stdout == f"{tenant} is already in no organisation; nothing changed\n"
     assert count(db_url, "SELECT count(*) FROM audit_log WHERE action = 'tenant.move'") == 0
+
+
+def test_tenants_list_filters_by_organisation_and_names_it(aoer: AoerCli) -> None:
+    """An administrator with many organisations lists one organisation's dealerships, or
+    those in none, and reads the organisation's name; `--json` writes times as the API does."""
+    group = aoer("orgs", "add", "Harbour Group").stdout.split()[0]
+    for name, org in (("Harbour Ford", group), ("Harbour Kia", group), ("Lone Motors", None)):
+        added = aoer("tenants", "add", name, *(("--org", org) if org else ()))
+        assert added.returncode == 0, added.stderr
+
+    def listed(*args: str) -> list[tuple[str, str | None]]:
+        out = aoer("tenants", "list", "--json", *args)
+        assert out.returncode == 0, out.stderr
+        return [(t["name"], t["orgId"]) for t in json.loads(out.stdout)["tenants"]]
+
+    assert listed("--org", group) == [("Harbour Ford", group), ("Harbour Kia", group)]
+    assert listed("--org", "none") == [("Lone Motors", None)]
+    assert len(listed()) == 3
+    table = aoer("tenants", "list").stdout
+    assert re.search(r"Harbour Ford .*Harbour Group", table), table
+    assert group not in table, "the organisation by name, not by id"
+    unknown = aoer("tenants", "list", "--org", str(UUID(int=7)))
+    assert unknown.returncode == 1
+    assert f"unknown organisation {UUID(int=7)}" in unknown.stderr
+    bad = aoer("tenants", "list", "--org", "harbour")
+    assert bad.returncode == 1
+    assert "malformed organisation id 'harbour'" in bad.stderr
+    tenant = json.loads(aoer("tenants", "list", "--json").stdout)["tenants"][0]
+    org = json.loads(aoer("orgs", "list", "--json").stdout)["organizations"][0]
+    for moment in (tenant["createdAt"], tenant["updatedAt"], org["createdAt"]):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", moment), moment

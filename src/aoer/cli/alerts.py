@@ -21,6 +21,7 @@ from aoer.cli.runner import (
     console,
     emit_json,
     fail,
+    json_time,
     print_fields,
     run_command,
     show,
@@ -71,7 +72,7 @@ def rule_json(rule: Rule) -> dict[str, Any]:
         "endpointIds": [str(e) for e in rule.endpoint_ids],
         "emails": rule.emails,
         "active": rule.active,
-        "createdAt": rule.created_at.isoformat(),
+        "createdAt": json_time(rule.created_at),
         "createdBy": rule.created_by,
     }
 
@@ -82,7 +83,7 @@ def endpoint_json(endpoint: Endpoint, *, secret: bool = False) -> dict[str, Any]
         "url": endpoint.url,
         "orgId": str(endpoint.org_id) if endpoint.org_id else None,
         "active": endpoint.active,
-        "createdAt": endpoint.created_at.isoformat(),
+        "createdAt": json_time(endpoint.created_at),
         "createdBy": endpoint.created_by,
     }
     if secret:
@@ -96,7 +97,7 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "kind": alert.kind,
         "tenantId": str(alert.tenant_id),
         "ruleId": str(alert.rule_id) if alert.rule_id else None,
-        "createdAt": alert.created_at.isoformat(),
+        "createdAt": json_time(alert.created_at),
         "data": alert.data,
         "deliveries": alert.deliveries,
     }

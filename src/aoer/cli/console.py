@@ -18,6 +18,7 @@ from aoer.cli.runner import (
     console,
     emit_json,
     fail,
+    json_time,
     run_command,
     show,
 )
@@ -45,7 +46,7 @@ def as_json(row: object) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in dataclasses.asdict(row).items():
         if isinstance(value, datetime):
-            value = value.isoformat()
+            value = json_time(value)
         elif isinstance(value, UUID):
             value = str(value)
         out[to_camel(key)] = value

@@ -11,7 +11,15 @@ from rich.table import Table
 from aoer import queue
 from aoer.bootstrap import open_services
 from aoer.cli.orgs import parse_org_id
-from aoer.cli.runner import JsonOutput, cli_actor, console, emit_json, run_command, show
+from aoer.cli.runner import (
+    JsonOutput,
+    cli_actor,
+    console,
+    emit_json,
+    json_time,
+    run_command,
+    show,
+)
 from aoer.config import Settings
 from aoer.constants import API_KEY_REFRESH_S, API_KEY_STALE_S
 from aoer.errors import InvalidInput, NotFound
@@ -201,9 +209,9 @@ def key_json(k: ApiKey) -> dict[str, object]:
         "tenantId": str(k.tenant_id) if k.tenant_id else None,
         "name": k.name,
         "createdBy": k.created_by,
-        "createdAt": k.created_at.isoformat(),
-        "expiresAt": k.expires_at.isoformat() if k.expires_at else None,
-        "revokedAt": k.revoked_at.isoformat() if k.revoked_at else None,
-        "lastUsedAt": k.last_used_at.isoformat() if k.last_used_at else None,
+        "createdAt": json_time(k.created_at),
+        "expiresAt": json_time(k.expires_at),
+        "revokedAt": json_time(k.revoked_at),
+        "lastUsedAt": json_time(k.last_used_at),
         "state": key_state(k),
     }

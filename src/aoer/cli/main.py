@@ -25,6 +25,7 @@ from aoer.cli.runner import (
     console,
     emit_json,
     fail,
+    json_time,
     print_fields,
     run_command,
     show,
@@ -40,7 +41,7 @@ from aoer.db.embedded import DATA_FOLDER, stop_embedded, stop_up, up_holder
 from aoer.db.roles import AppRole, setup_app_role
 from aoer.db.schema import migrate as run_migrations
 from aoer.db.schema import plan as plan_migrations
-from aoer.errors import Conflict, UnknownTenant
+from aoer.errors import Conflict, NotFound, UnknownTenant
 from aoer.store.audit import AuditEntry
 from aoer.types import Tenant
 
@@ -421,12 +422,27 @@ def tenants_move(
 
 
 @tenants_app.command("list")
-def tenants_list(as_json: JsonOutput = False) -> None:
-    """List dealerships (full ids; `--json` for scripts)."""
+def tenants_list(
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org", help="Only this organisation's dealerships (UUID); `none`: those in none"
+        ),
+    ] = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """List dealerships with their organisation's name (full ids; `--json` for scripts)."""
 
     async def main(settings: Settings) -> None:
+        unassigned = org is not None and org.strip().lower() == "none"
+        org_id = parse_org_id(org) if org is not None and not unassigned else None
         async with open_services(settings) as services, services.store.session() as session:
-            tenants = await session.tenants.list(limit=1_000_000)
+            orgs = {o.id: o.name for o in await session.organizations.all()}
+            if org_id is not None and org_id not in orgs:
+                raise NotFound(f"unknown organisation {org_id}")
+            tenants = await session.tenants.list(
+                limit=1_000_000, org_id=org_id, unassigned=unassigned
+            )
         if as_json:
             emit_json({"tenants": [tenant_json(t) for t in tenants]})
             return
@@ -434,8 +450,8 @@ def tenants_list(as_json: JsonOutput = False) -> None:
         table.columns[0].no_wrap = True  # an id is copied whole into other commands
         for t in tenants:
             active = "yes" if t.active else "no"
-            org_id = str(t.org_id) if t.org_id else ""
-            table.add_row(str(t.id), t.name, t.domain or "", t.city or "", active, org_id)
+            org_name = orgs.get(t.org_id, str(t.org_id)) if t.org_id else ""
+            table.add_row(str(t.id), t.name, t.domain or "", t.city or "", active, org_name)
         show(table)
 
     run_command(main)
@@ -450,8 +466,8 @@ def tenant_json(t: Tenant) -> dict[str, object]:
         "city": t.city,
         "region": t.region,
         "active": t.active,
-        "createdAt": t.created_at.isoformat(),
-        "updatedAt": t.updated_at.isoformat(),
+        "createdAt": json_time(t.created_at),
+        "updatedAt": json_time(t.updated_at),
         "orgId": str(t.org_id) if t.org_id else None,
     }
 

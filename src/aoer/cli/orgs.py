@@ -11,6 +11,7 @@ from aoer.cli.runner import (
     JsonOutput,
     cli_actor,
     emit_json,
+    json_time,
     print_fields,
     run_command,
     show,
@@ -79,6 +80,6 @@ def org_json(o: Organization) -> dict[str, object]:
     return {
         "id": str(o.id),
         "name": o.name,
-        "createdAt": o.created_at.isoformat(),
+        "createdAt": json_time(o.created_at),
         "tenants": o.tenants,
     }

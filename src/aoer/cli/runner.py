@@ -5,9 +5,11 @@ import getpass
 import json
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import TypeAdapter
 from rich.console import Console, RenderableType
 from rich.text import Text
 
@@ -57,9 +59,23 @@ def print_fields(*values: object) -> None:
     print("\t".join(str(v) for v in values), flush=True)
 
 
+_API_TIME = TypeAdapter(datetime)
+
+
+def json_time(moment: datetime | None) -> str | None:
+    """A time as the HTTP API writes it (`2026-12-07T16:00:00.123456Z`), so a script reads the
+    CLI's `--json` and the API's answers alike."""
+    return None if moment is None else str(_API_TIME.dump_python(moment, mode="json"))
+
+
+def _json_value(value: object) -> object:
+    return json_time(value) if isinstance(value, datetime) else str(value)
+
+
 def emit_json(document: object) -> None:
-    """One JSON document on stdout (UUIDs, dates and decimals as strings)."""
-    print(json.dumps(document, indent=2, default=str), flush=True)
+    """One JSON document on stdout (UUIDs, dates and decimals as strings; times as the API
+    writes them)."""
+    print(json.dumps(document, indent=2, default=_json_value), flush=True)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:

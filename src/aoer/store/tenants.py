@@ -190,11 +190,22 @@ class Tenants(Statements):
         )
 
     async def list(
-        self, *, limit: int = 1000, offset: int = 0, org_id: UUID | None = None
+        self,
+        *,
+        limit: int = 1000,
+        offset: int = 0,
+        org_id: UUID | None = None,
+        unassigned: bool = False,
     ) -> list[Tenant]:
         """Dealerships by name (under Row Level Security, only the caller's); `org_id`: only
-        that organisation's."""
-        params = {"tenant_id": None, "org_id": org_id, "limit": limit, "offset": offset}
+        that organisation's; `unassigned`: only those in no organisation."""
+        params = {
+            "tenant_id": None,
+            "org_id": org_id,
+            "unassigned": unassigned,
+            "limit": limit,
+            "offset": offset,
+        }
         return await self._all(Tenant, "list_tenants", params)
 
     async def move(self, tenant_id: UUID, org_id: UUID | None) -> TenantMove | None:
@@ -228,7 +239,13 @@ class Tenants(Statements):
             raise await self._name_taken(name) from None
 
     async def get(self, tenant_id: UUID) -> Tenant | None:
-        params = {"tenant_id": tenant_id, "org_id": None, "limit": 1, "offset": 0}
+        params = {
+            "tenant_id": tenant_id,
+            "org_id": None,
+            "unassigned": False,
+            "limit": 1,
+            "offset": 0,
+        }
         return await self._one(Tenant, "list_tenants", params)
 
     async def _known_org(self, org_id: UUID | None) -> None:

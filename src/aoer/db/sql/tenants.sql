@@ -9,6 +9,7 @@ SELECT id, name, domain, city, region, active, created_at, updated_at, org_id
 FROM tenants
 WHERE (%(tenant_id)s::uuid IS NULL OR id = %(tenant_id)s::uuid)
   AND (%(org_id)s::uuid IS NULL OR org_id = %(org_id)s::uuid)
+  AND (NOT %(unassigned)s OR org_id IS NULL)
 ORDER BY name, id
 LIMIT %(limit)s OFFSET %(offset)s;
 
