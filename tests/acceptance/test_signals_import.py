@@ -56,6 +56,9 @@ def test_every_bad_row_is_reported_at_once_with_file_line_and_column(
     for line, start in zip(reported, expected, strict=True):
         assert line.startswith(start), (start, result.stderr)
     assert "before 2000-01-01" in reported[4]
+    # The value that broke the rule, as the file has it.
+    assert reported[0].endswith("column aeo: must be 0-100, at most 2 decimals (got '160')")
+    assert reported[1].endswith("(got 'xyz')"), reported[1]
     assert "dealerId" not in result.stderr
     assert f"error: {csv}: 8 problems on 8 lines; nothing was imported" in result.stderr
     assert "Traceback" not in result.stderr

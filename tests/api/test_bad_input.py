@@ -101,11 +101,15 @@ async def test_wrong_content_types_and_junk_json(
 @pytest.mark.parametrize(
     ("bad", "field", "words"),
     [
-        ({"aeo": 100.01}, "aeo", "less than or equal to 100"),
-        ({"geo": -1}, "geo", "greater than or equal to 0"),
-        ({"ugc": "lots"}, "ugc", "valid decimal"),
-        ({"seo": 12.345}, "seo", "decimal places"),
-        ({"observedRar": -0.5}, "observedRar", "greater than or equal to 0"),
+        # One message for a value out of its column, whichever bound it breaks (145.555
+        # read "no more than 5 digits in total"), with the value quoted back.
+        ({"aeo": 100.01}, "aeo", "must be 0-100, at most 2 decimals (got 100.01)"),
+        ({"aeo": "145.555"}, "aeo", "must be 0-100, at most 2 decimals (got '145.555')"),
+        ({"geo": -1}, "geo", "must be 0-100, at most 2 decimals (got -1)"),
+        ({"ugc": "lots"}, "ugc", "Input should be a valid decimal (got 'lots')"),
+        ({"seo": 12.345}, "seo", "must be 0-100, at most 2 decimals (got 12.345)"),
+        ({"observedRar": -0.5}, "observedRar", "must be 0 or more, below 100000, at most 2"),
+        ({"observedRar": 100000}, "observedRar", "below 100000, at most 2 decimals (got 100000)"),
         # Two days ahead: the cases are built at import, and a run that crosses midnight
         # (UTC) would see tomorrow become today.
         ({"date": str(TODAY + timedelta(days=2))}, "date", "is in the future"),

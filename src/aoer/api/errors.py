@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 MAX_LISTED_ERRORS = 1000  # a 10,000-row batch with every row wrong still gets a sane answer
 RETRY_BUSY_S = "1"  # Retry-After for a request refused on a held row
 RETRY_UNAVAILABLE_S = "5"  # Retry-After while the database is away
-MAX_ECHOED_INPUT = 80  # characters of a rejected value quoted back in a message
 
 
 class HttpError(AoerError):
@@ -109,12 +108,6 @@ def status_for(exc: AoerError) -> int:
     return 500
 
 
-def _echo(value: object) -> str:
-    if isinstance(value, str | int | float) and len(str(value)) <= MAX_ECHOED_INPUT:
-        return f" (got {value!r})"
-    return ""
-
-
 # Bodies whose list of rows is reported by row index: POST /api/signals, /api/observations.
 ROW_LISTS = ("signals", "observations")
 
@@ -136,8 +129,6 @@ def validation_issues(errors: Sequence[Any]) -> list[dict[str, Any]]:
         if kind == "missing" and not rest:
             issues.append({"field": str(source), "message": "a JSON request body is required"})
             continue
-        if kind != "missing":
-            message += _echo(err.get("input"))
         in_rows = len(rest) >= 2 and rest[0] in ROW_LISTS and isinstance(rest[1], int)
         if source == "body" and in_rows:
             field = ".".join(str(p) for p in rest[2:]) or "row"

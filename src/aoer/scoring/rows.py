@@ -8,9 +8,10 @@ names it (snake_case). `Naming` carries that choice, so one validation serves bo
 import re
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 from pydantic.alias_generators import to_snake
 
 from aoer.errors import InvalidInput
@@ -19,6 +20,31 @@ M = TypeVar("M", bound=BaseModel)
 
 
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class DecimalWithin:
+    """An optional decimal from `low` to `high` with at most `places` decimals, checked in one
+    step: a bad value is `must be <words>`, whichever bound it breaks. (Pydantic
+    checks the digit count first, so 145.555 for a 0-100 field read "no more than 5 digits
+    in total".) Not-a-number and infinities are refused before, as for every Decimal. Use it
+    with `AfterValidator`, and `field()` for the description and the JSON schema's bounds."""
+
+    def __init__(self, low: str, high: str, *, places: int, words: str) -> None:
+        self.lowest, self.highest = Decimal(low), Decimal(high)
+        self.places, self.words = places, words
+
+    def __call__(self, value: Decimal | None) -> Decimal | None:
+        if value is None:
+            return None
+        exponent = value.normalize().as_tuple().exponent
+        decimals = -exponent if isinstance(exponent, int) else 0
+        if not self.lowest <= value <= self.highest or decimals > self.places:
+            raise ValueError(f"must be {self.words}")
+        return value
+
+    def field(self) -> Any:
+        bounds: dict[str, Any] = {"minimum": float(self.lowest), "maximum": float(self.highest)}
+        return Field(default=None, description=self.words, json_schema_extra=bounds)
 
 
 def storable(text: str) -> str:
@@ -80,10 +106,19 @@ class RowValidationError(InvalidInput):
         self.errors = errors
 
 
+MAX_ECHOED_INPUT = 80  # characters of a rejected value quoted back in a message
+
+
 def error_message(err: Mapping[str, Any]) -> str:
     """A pydantic error's message as people read it: our validators' words without pydantic's
-    "Value error, " before them."""
-    return str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    "Value error, " before them, and the value that broke it when it is short (`Input should
+    be a valid decimal (got 'lots')`)."""
+    message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    value = err.get("input")
+    quotable = isinstance(value, str | int | float) and len(str(value)) <= MAX_ECHOED_INPUT
+    if err.get("type") != "missing" and quotable:
+        message += f" (got {value!r})"
+    return message
 
 
 def field_errors(number: int, exc: ValidationError, naming: Naming) -> list[FieldError]:

@@ -11,29 +11,27 @@ from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from aoer.constants import MIN_SIGNAL_DATE, SIGNAL_COLUMNS
-from aoer.scoring.rows import API_ROWS, FieldError, Naming, RowChecker, RowValidationError
+from aoer.scoring.rows import (
+    API_ROWS,
+    DecimalWithin,
+    FieldError,
+    Naming,
+    RowChecker,
+    RowValidationError,
+)
 from aoer.store import Session
 from aoer.store.signals import UnknownDealers
 
 PERCENT_HELP = "0-100, at most 2 decimals"
-Percent = Annotated[
-    Decimal | None,
-    Field(default=None, ge=0, le=100, max_digits=5, decimal_places=2, description=PERCENT_HELP),
-]
-Rar = Annotated[
-    Decimal | None,
-    Field(
-        default=None,
-        ge=0,
-        max_digits=7,
-        decimal_places=2,
-        description="0 or more, below 100000, at most 2 decimals",
-    ),
-]
+# numeric(5,2) and numeric(7,2) in aiv_raw_signals.
+_PERCENT = DecimalWithin("0", "100", places=2, words=PERCENT_HELP)
+_RAR = DecimalWithin("0", "99999.99", places=2, words="0 or more, below 100000, at most 2 decimals")
+Percent = Annotated[Decimal | None, _PERCENT.field(), AfterValidator(_PERCENT)]
+Rar = Annotated[Decimal | None, _RAR.field(), AfterValidator(_RAR)]
 
 
 class SignalRow(BaseModel):
