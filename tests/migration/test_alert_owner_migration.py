@@ -5,8 +5,10 @@ from the rule's create audit row, which the alert's dedup key names."""
 import asyncio
 
 import psycopg
+import pytest
 
 from aoer.db.schema import migrate
+from aoer.errors import MigrationError
 from tests.migration.before import migrated_before
 
 ALERT_OWNERS = 36
@@ -59,3 +61,17 @@ def test_existing_alerts_learn_whose_rule_raised_them(server_url: str) -> None:
         "admin-made-deleted": None,
         "org-wide-deleted": group,
     }
+
+
+def test_a_failed_migration_says_that_nothing_was_changed(server_url: str) -> None:
+    with migrated_before(server_url, ALERT_OWNERS) as url:
+        with psycopg.connect(url) as conn:
+            conn.execute("ALTER TABLE alerts ADD COLUMN owner_org text")  # in 0036's way
+        with pytest.raises(MigrationError) as failed:
+            asyncio.run(migrate(url))
+        assert str(failed.value).startswith(
+            "migration 0036_alerts_stay_with_their_organisation failed, so nothing was changed:"
+        )
+        with psycopg.connect(url) as conn:
+            [done] = conn.execute("SELECT max(version) FROM aoer_schema_migrations").fetchone()  # type: ignore[misc]
+    assert done == ALERT_OWNERS - 1

@@ -208,6 +208,28 @@ async def test_duplicate_waiting_jobs_are_coalesced_into_the_earliest_at_the_hig
     }
 
 
+async def test_ids_sharing_their_first_8_digits_get_distinct_names(old_db: str) -> None:
+    """UUIDv7 ids made in the same minute share their first 8 hex digits: three of them
+    once failed the adoption at migration 0016's unique names ("Tenant 0193a5b2 (0193a5b2)"
+    twice)."""
+    alike = [f"0193a5b2-{n}c00-7000-8000-00000000000{n}" for n in (1, 2, 3)]
+    for n, tenant in enumerate(alike):
+        execute(
+            old_db,
+            "INSERT INTO aoer_summary (tenant_id, aoer_score, visibility_risk)"
+            " VALUES (%s, %s, 0.2)",
+            (tenant, 50 + n),
+        )
+    execute(old_db, "INSERT INTO aoer_summary (tenant_id, aoer_score, visibility_risk)"
+                    " VALUES ('e1a63d30-0000-4000-8000-000000000009', 70, 0.2)")  # fmt: skip
+    await migrate(old_db)
+    names = dict(fetch(old_db, "SELECT id::text, name FROM tenants"))
+    assert names == {
+        **{tenant: f"Tenant {tenant}" for tenant in alike},
+        "e1a63d30-0000-4000-8000-000000000009": "Tenant e1a63d30",
+    }
+
+
 async def test_migrating_an_adopted_database_again_changes_nothing(old_db: str) -> None:
     fill(old_db, SMALL)
     assert await migrate(old_db)

@@ -127,8 +127,10 @@ async def migrate(url: str) -> list[Migration]:
                 try:
                     await conn.execute(migration.sql)
                 except psycopg.Error as exc:
+                    # One transaction for every pending migration (and an adoption).
                     raise MigrationError(
-                        f"migration {migration.version:04d}_{migration.name} failed: {exc}"
+                        f"migration {migration.version:04d}_{migration.name} failed, so nothing"
+                        f" was changed: {exc}"
                     ) from exc
                 await conn.execute(
                     "INSERT INTO aoer_schema_migrations (version, name) VALUES (%s, %s)",

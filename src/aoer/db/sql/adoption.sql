@@ -206,10 +206,14 @@ CREATE TABLE aoer_adoption.aiv_raw_signals (
 );
 
 -- name: adoption_create_tenants
--- One tenant per id the old tables name, named after its id until renamed; created when it
--- first appears in them.
+-- One tenant per id the old tables name, named after its id until renamed (its first 8 hex
+-- digits; the whole id when another id starts with the same 8, as ids made in the same
+-- minute do with UUIDv7: names are unique, migration 0016); created when it first appears.
 INSERT INTO tenants (id, name, created_at, updated_at)
-SELECT id, 'Tenant ' || left(id::text, 8), first_seen, first_seen
+SELECT id,
+       'Tenant ' || CASE WHEN count(*) OVER (PARTITION BY left(id::text, 8)) = 1
+                         THEN left(id::text, 8) ELSE id::text END,
+       first_seen, first_seen
 FROM (
     SELECT id, coalesce(min(created_at), now()) AS first_seen
     FROM (
