@@ -3,12 +3,15 @@
 import json
 import re
 import socket
+import subprocess
 from pathlib import Path
 from uuid import UUID, uuid4
 
 import psycopg
 
-from tests.acceptance.conftest import AoerCli
+from aoer.db.schema import available_migrations
+from tests.acceptance.conftest import CLI_TIMEOUT_S, AoerCli, cli_command, cli_env
+from tests.migration.before import migrated_before
 
 HEADER = "dealer_id,date,seo,aeo,geo,ugc,geolocal,observed_aiv,observed_rar\n"
 
@@ -271,3 +274,35 @@ def test_tenants_list_filters_by_organisation_and_names_it(aoer: AoerCli) -> Non
     org = json.loads(aoer("orgs", "list", "--json").stdout)["organizations"][0]
     for moment in (tenant["createdAt"], tenant["updatedAt"], org["createdAt"]):
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", moment), moment
+
+
+def test_a_worker_refuses_a_database_that_is_not_migrated(server_url: str, tmp_path: Path) -> None:
+    """Started before `aoer migrate` (or on an old system's database not adopted yet), a
+    worker said it was active and logged a traceback a batch; it now stops at once, saying
+    what to run."""
+    newest = max(available_migrations(), key=lambda m: m.version)
+    with migrated_before(server_url, newest.version) as url:
+        started = aoer_at(url, tmp_path, "worker", "--drain")
+        assert started.returncode == 1, started.stdout
+        assert "worker active" not in started.stdout
+        assert "Traceback" not in started.stderr
+        assert (
+            "error: the database's schema is behind this version of aoer: 1 migration is pending"
+            f" ({newest.version:04d}_{newest.name} first); run `aoer migrate` first"
+        ) in started.stderr
+        assert aoer_at(url, tmp_path, "migrate").returncode == 0
+        drained = aoer_at(url, tmp_path, "worker", "--drain")
+        assert drained.returncode == 0, drained.stderr
+        assert "[AOER] AOER Orchestrator worker active" in drained.stdout
+
+
+def aoer_at(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cli_command(*args),
+        env=cli_env(url, AOER_HOME=str(tmp_path / "home")),
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        cwd=tmp_path,
+        check=False,
+    )

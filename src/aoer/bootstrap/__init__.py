@@ -132,6 +132,19 @@ async def open_services(
             await store.flush()  # wake-ups asked for before exit (a CLI enqueue) are sent
 
 
+async def require_current_schema(store: Store) -> None:
+    """Refuse to run on a database whose schema is behind this version (not migrated yet, or
+    an old system's database not adopted yet): every statement would fail on a missing
+    table or column, a traceback a batch."""
+    pending = await store.pending_migrations()
+    if pending:
+        count = f"{len(pending)} migrations are" if len(pending) > 1 else "1 migration is"
+        raise AoerError(
+            f"the database's schema is behind this version of aoer: {count} pending"
+            f" ({pending[0]} first); run `aoer migrate` first"
+        )
+
+
 async def wait_for_database(url: str, timeout_s: float) -> None:
     """Return once PostgreSQL accepts a connection; until then retry with backoff, each
     attempt logged, for up to `timeout_s`, then raise one clear error."""

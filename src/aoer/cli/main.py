@@ -9,7 +9,12 @@ from rich.table import Table
 from rich.text import Text
 
 from aoer import queue
-from aoer.bootstrap import ProcessKind, open_services, resolve_database_url
+from aoer.bootstrap import (
+    ProcessKind,
+    open_services,
+    require_current_schema,
+    resolve_database_url,
+)
 from aoer.bootstrap.worker import build_worker
 from aoer.cli.alerts import alerts_app
 from aoer.cli.console import register as register_console_commands
@@ -143,6 +148,7 @@ def worker(
         port = settings.worker_metrics_port if metrics_port is None else metrics_port
         metrics = serve_worker_metrics(settings.host, port) if port is not None else None
         async with open_services(settings, kind=ProcessKind.WORKER, wait=True) as services:
+            await require_current_schema(services.store)
             await run_in_background(settings.worker_nice, services.store)
             runner = build_worker(
                 services, drain=drain, on_batch=metrics.observe_batch if metrics else None
