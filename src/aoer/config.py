@@ -106,6 +106,18 @@ class Settings(BaseSettings):
     )
     smtp_url: str | None = Field(default=None, alias="AOER_SMTP_URL")
     smtp_from: str = Field(default="aoer@localhost", alias="AOER_SMTP_FROM")
+    # The dashboard's address as its users reach it (behind a proxy, a public name): the
+    # link in alert e-mails, and `aoer sessions link`'s default.
+    public_url: str | None = Field(default=None, alias="AOER_PUBLIC_URL")
+
+    @field_validator("public_url")
+    @classmethod
+    def _valid_public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("AOER_PUBLIC_URL must be the dashboard's http(s) address")
+        return value.rstrip("/")
 
     @field_validator("smtp_url")
     @classmethod

@@ -222,7 +222,8 @@ async def test_alert_email_goes_through_smtp_with_login(
     conn: Connection, store: Store, smtp_server: SmtpServer
 ) -> None:
     await fleet_crossing_risk(conn, 2, url=None, secret=None, emails=["ops@example.com"])
-    async with delivering(store, policy(smtp_url=smtp_server.url)):
+    public = "https://aoer.example.com"
+    async with delivering(store, policy(smtp_url=smtp_server.url, public_url=public)):
         await eventually(
             lambda: scalar(conn, "SELECT bool_and(status = 'delivered') FROM alert_deliveries"),
             "both e-mails delivered",
@@ -233,6 +234,15 @@ async def test_alert_email_goes_through_smtp_with_login(
     assert all("visibility risk rose" in m["Subject"] for m in messages)
     text = messages[0].get_payload(decode=True).decode()  # type: ignore[union-attr]
     assert "Visibility risk: 0.20 (Low) -> 0.80 (High)" in text
+    # What happened in the feed's words, a link to the page that says why and what to do,
+    # and the Date header every message must carry (RFC 5322).
+    bodies = [m.get_payload(decode=True).decode().splitlines() for m in messages]  # type: ignore[union-attr]
+    assert all("Visibility risk rose: risk 0.20 (Low) → 0.80 (High)." in b for b in bodies)
+    cur = await conn.execute("SELECT tenant_id FROM alerts")
+    tenants = {r["tenant_id"] for r in await cur.fetchall()}
+    links = {line for body in bodies for line in body if line.startswith("Why it moved")}
+    assert links == {f"Why it moved and what to do: {public}/dashboard/tenant/{t}" for t in tenants}
+    assert all(m["Date"] for m in messages)
 
 
 async def test_e_mail_without_an_smtp_server_is_retried_not_lost(

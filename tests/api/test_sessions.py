@@ -128,8 +128,8 @@ def test_sessions_link_prints_a_one_time_link_for_an_admin_a_known_tenant_or_org
     from tests.acceptance.conftest import cli_command, cli_env
     from tests.api.conftest import JWT_SECRET
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        env = cli_env(db_url, AOER_HOME=str(tmp_path), AOER_JWT_SECRET=JWT_SECRET)
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        env = cli_env(db_url, AOER_HOME=str(tmp_path), AOER_JWT_SECRET=JWT_SECRET, **extra)
         return subprocess.run(
             cli_command(*args), env=env, capture_output=True, text=True, timeout=60, check=False
         )
@@ -180,6 +180,13 @@ def test_sessions_link_prints_a_one_time_link_for_an_admin_a_known_tenant_or_org
     refused = run("sessions", "link", "--url", "aoer.example.com")
     assert refused.returncode == 2
     assert "invalid --url 'aoer.example.com'" in refused.stderr
+    # The address set once for the deployment (the one alert e-mails link to).
+    public = run("sessions", "link", AOER_PUBLIC_URL="https://public.example.com/")
+    assert public.returncode == 0, public.stderr
+    assert public.stdout.startswith("https://public.example.com/login?token=")
+    bad = run("sessions", "link", AOER_PUBLIC_URL="public.example.com")
+    assert bad.returncode == 2
+    assert "AOER_PUBLIC_URL must be the dashboard's http(s) address" in bad.stderr
 
 
 async def test_two_replicas_taking_one_login_link_at_once_sign_in_once(

@@ -253,6 +253,50 @@ def test_dry_run_prints_the_adoption_plan_and_changes_nothing(old_db: str, tmp_p
     assert "apply migration 0013_seed_functions" in out
 
 
+def test_dry_run_says_which_old_rows_the_workers_retention_will_then_delete(
+    old_db: str, tmp_path: Path
+) -> None:
+    """The adoption keeps every row, and the first worker's daily retention then deleted the
+    old history past its ages without a word; the plan now says so, with the settings."""
+    tenant = "5e1f0000-0000-4000-8000-000000000001"
+    for statement in (
+        "INSERT INTO metrics_events (tenant_id, event_type, created_at) VALUES"
+        " (%(t)s, 'aoer_recompute', now() - interval '800 days'),"
+        " (%(t)s, 'aoer_recompute', now() - interval '500 days'),"
+        " (%(t)s, 'aoer_recompute', now() - interval '10 days')",
+        "INSERT INTO aoer_failures (tenant_id, error_message, created_at) VALUES"
+        " (%(t)s, 'old', now() - interval '100 days'), (%(t)s, 'new', now())",
+        "INSERT INTO aoer_queue (tenant_id, status, completed_at) VALUES"
+        " (%(t)s, 'completed', now() - interval '20 days'), (%(t)s, 'completed', now())",
+    ):
+        execute(old_db, statement, {"t": tenant})
+    planned = aoer_cli(old_db, tmp_path, "migrate", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    assert (
+        "note: the first worker's daily retention will then delete 1 finished jobs older than"
+        " 7 days (AOER_RETAIN_JOBS_DAYS), 1 failures older than 30 days"
+        " (AOER_RETAIN_FAILURES_DAYS), 2 score history events older than 400 days"
+        " (AOER_RETAIN_EVENTS_DAYS); to keep them, set those ages higher before starting workers"
+    ) in planned.stdout
+    kept = subprocess.run(
+        cli_command("migrate", "--dry-run"),
+        env=cli_env(
+            old_db,
+            AOER_HOME=str(tmp_path / "home"),
+            AOER_RETAIN_JOBS_DAYS="3650",
+            AOER_RETAIN_FAILURES_DAYS="3650",
+            AOER_RETAIN_EVENTS_DAYS="3650",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert kept.returncode == 0, kept.stderr
+    assert "retention" not in kept.stdout
+
+
 def test_dry_run_on_a_new_or_current_database_lists_what_is_pending_and_changes_nothing(
     server_url: str, tmp_path: Path
 ) -> None:

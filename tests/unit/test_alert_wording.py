@@ -32,7 +32,17 @@ CURRENT = {"aoerScore": 55, "visibilityRisk": 0.71, "grade": "Fair", "riskLevel"
             {"current": {"daysSinceLastData": 9}},
             "No recent data: 9 days since the last data",
         ),
-        ("stale_data", {"current": {}}, "No recent data: no days since the last data"),
+        (
+            "stale_data",
+            {"current": {"daysSinceLastData": 1}},
+            "No recent data: 1 day since the last data",
+        ),
+        ("stale_data", {"current": {}}, "No recent data: no data in the score's window"),
+        (
+            "score_drop",
+            {"current": CURRENT, "reference": {"aoerScore": 58, "days": 1}, "drop": 3},
+            "Score dropped: score 55.00, 3.00 below 1 day ago",
+        ),
         ("job_failed", {"job": {"error": "boom"}}, "Recompute failed: boom"),
         ("job_failed", {}, "Recompute failed: the job ran out of attempts"),
     ],

@@ -58,6 +58,7 @@ class DeliveryPolicy:
     max_in_flight: int
     smtp_url: str | None
     smtp_from: str
+    public_url: str | None = None  # AOER_PUBLIC_URL: e-mails link to the dealership's page
 
     @property
     def smtp_timeout_s(self) -> float:
@@ -75,6 +76,7 @@ class DeliveryPolicy:
             max_in_flight=settings.alert_max_in_flight,
             smtp_url=settings.smtp_url,
             smtp_from=settings.smtp_from,
+            public_url=settings.public_url,
         )
 
 
@@ -241,6 +243,7 @@ class Deliverer:
                 str(delivery.id),
                 delivery.kind,
                 delivery.data,
+                dashboard_url=self.policy.public_url,
             )
         except (InvalidInput, ValueError) as exc:
             return Attempt(False, None, f"bad message: {exc}")

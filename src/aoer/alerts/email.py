@@ -8,14 +8,16 @@ delivery.
 import asyncio
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
 from aoer.alerts.webhooks import Attempt
-from aoer.alerts.wording import title
+from aoer.alerts.wording import sentence, title
 from aoer.errors import InvalidInput
+from aoer.wording import plural
 
 SMTP_PORT = 25
 SMTPS_PORT = 465
@@ -50,34 +52,46 @@ def _number(value: Any) -> str:
 
 
 def alert_message(
-    sender: str, recipient: str, delivery_id: str, kind: str, data: dict[str, Any]
+    sender: str,
+    recipient: str,
+    delivery_id: str,
+    kind: str,
+    data: dict[str, Any],
+    *,
+    dashboard_url: str | None = None,
 ) -> EmailMessage:
-    """A plain-text message naming the dealership, what happened and the numbers."""
+    """A plain-text message naming the dealership, what happened and the numbers, and with
+    `dashboard_url` (AOER_PUBLIC_URL) a link to the dealership's page."""
     name = str(data.get("tenantName") or data.get("tenantId"))
     what = title(kind).lower()  # after the name: "Feed Motors: grade fell"
     previous = data.get("previous") or {}
     current = data.get("current") or {}
-    lines = [
-        f"{name}: {what}.",
-        "",
-        f"Score: {_number(previous.get('aoerScore'))} ({previous.get('grade', '-')})"
-        f" -> {_number(current.get('aoerScore'))} ({current.get('grade', '-')})",
-        f"Visibility risk: {_number(previous.get('visibilityRisk'))}"
-        f" ({previous.get('riskLevel', '-')}) -> {_number(current.get('visibilityRisk'))}"
-        f" ({current.get('riskLevel', '-')})",
-    ]
+    lines = [f"{name}: {what}.", "", sentence(kind, data) + "."]
+    if kind != "job_failed":
+        lines += [
+            "",
+            f"Score: {_number(previous.get('aoerScore'))} ({previous.get('grade', '-')})"
+            f" -> {_number(current.get('aoerScore'))} ({current.get('grade', '-')})",
+            f"Visibility risk: {_number(previous.get('visibilityRisk'))}"
+            f" ({previous.get('riskLevel', '-')}) -> {_number(current.get('visibilityRisk'))}"
+            f" ({current.get('riskLevel', '-')})",
+        ]
     if "reference" in data:
         reference = data["reference"]
-        lines.append(
-            f"Score {reference.get('days')} days ago: {_number(reference.get('aoerScore'))}"
-        )
+        days = reference.get("days")
+        ago = plural(days, "day") if isinstance(days, int) else f"{days} days"
+        lines.append(f"Score {ago} ago: {_number(reference.get('aoerScore'))}")
     if "job" in data:
         lines.append(f"Job {data['job'].get('id')}: {data['job'].get('error')}")
-    lines += ["", f"Alert {data.get('alertId')}, tenant {data.get('tenantId')}."]
+    if dashboard_url and data.get("tenantId"):
+        lines += ["", f"Why it moved and what to do: {dashboard_url}/dashboard/tenant/"
+                      f"{data['tenantId']}"]  # fmt: skip
+    lines += ["", f"Reference: alert {data.get('alertId')}."]
     message = EmailMessage()
     message["From"] = sender
     message["To"] = recipient
     message["Subject"] = f"[AOER] {name}: {what}"
+    message["Date"] = formatdate(usegmt=True)  # RFC 5322 requires it
     # The same id on every retry: mail clients and servers may drop a duplicate.
     message["Message-ID"] = f"<{delivery_id}@aoer.alerts>"
     message.set_content("\n".join(lines) + "\n")

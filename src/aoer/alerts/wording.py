@@ -8,6 +8,8 @@ feed's line for the same alert read alike.
 import math
 from typing import Any, Final
 
+from aoer.wording import plural
+
 TITLES: Final = {
     "risk_level_up": "Visibility risk rose",
     "grade_down": "Grade fell",
@@ -41,11 +43,13 @@ def summary(kind: str, data: dict[str, Any]) -> str:
         reference = data.get("reference") or {}
         return (
             f"score {_fixed(current.get('aoerScore'))}, {_fixed(data.get('drop'))} below "
-            f"{reference.get('days')} days ago"
+            f"{_days(reference.get('days'))} ago"
         )
     if kind == "stale_data":
         days = current.get("daysSinceLastData")
-        return f"{'no' if days is None else days} days since the last data"
+        if days is None:
+            return "no data in the score's window"
+        return f"{_days(days)} since the last data"
     if kind == "job_failed":
         job = data.get("job") or {}
         return str(job.get("error") or "the job ran out of attempts")
@@ -56,6 +60,10 @@ def sentence(kind: str, data: dict[str, Any]) -> str:
     """Title and numbers as one line: "Grade fell: score 62.10 (Good) → 55.00 (Fair)"."""
     numbers = summary(kind, data)
     return f"{title(kind)}: {numbers}" if numbers else title(kind)
+
+
+def _days(value: object) -> str:
+    return plural(value, "day") if isinstance(value, int) else f"{value} days"
 
 
 def _fixed(value: object) -> str:

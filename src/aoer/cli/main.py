@@ -42,6 +42,7 @@ from aoer.cli.sessions import sessions_app
 from aoer.cli.signals import signals_app
 from aoer.config import Settings
 from aoer.constants import DEFAULT_PRIORITY, JOB_STATUSES
+from aoer.db.adoption import RetentionAges
 from aoer.db.embedded import DATA_FOLDER, stop_embedded, stop_up, up_holder
 from aoer.db.roles import AppRole, setup_app_role
 from aoer.db.schema import migrate as run_migrations
@@ -108,7 +109,12 @@ def migrate(
         role = AppRole(app_role, password) if app_role else None
         url = await resolve_database_url(settings, allow_embedded=False)
         if dry_run:
-            steps = await plan_migrations(url)
+            ages = RetentionAges(
+                jobs=settings.retain_jobs_days,
+                failures=settings.retain_failures_days,
+                events=settings.retain_events_days,
+            )
+            steps = await plan_migrations(url, ages)
             for step in steps or ["schema is current: nothing to do"]:
                 console.print(step, highlight=False, soft_wrap=True, markup=False)
             if role:

@@ -40,8 +40,9 @@ def sessions_link(
     url: Annotated[
         str | None,
         typer.Option(
-            help="The dashboard's address, e.g. https://aoer.example.com (default: the running "
-            "`aoer up` of this AOER_HOME, else http://AOER_HOST:AOER_PORT)"
+            help="The dashboard's address, e.g. https://aoer.example.com (default: "
+            "AOER_PUBLIC_URL, else the running `aoer up` of this AOER_HOME, else "
+            "http://AOER_HOST:AOER_PORT)"
         ),
     ] = None,
 ) -> None:
@@ -82,6 +83,7 @@ def sessions_link(
         print(f"minted a one-time login link for {who}", file=sys.stderr, flush=True)
         base = (
             url
+            or settings.public_url
             or running_up_url(settings.home)
             or f"http://{address(settings.host, settings.port)}"
         )

@@ -169,8 +169,21 @@ async def check(conn: Connection, old: OldDatabase) -> None:
         )
 
 
-async def plan(conn: Connection, old: OldDatabase) -> list[str]:
-    """What the adoption will do, read without changing anything (after `check`)."""
+@dataclass(frozen=True)
+class RetentionAges:
+    """The workers' retention ages in days (AOER_RETAIN_JOBS_DAYS, _FAILURES_, _EVENTS_)."""
+
+    jobs: int
+    failures: int
+    events: int
+
+
+async def plan(
+    conn: Connection, old: OldDatabase, retention: RetentionAges | None = None
+) -> list[str]:
+    """What the adoption will do, read without changing anything (after `check`); with
+    `retention`, also what the workers' first daily retention will then delete of the old
+    rows, which are all kept by the adoption itself."""
     [counts] = await _rows(conn, "adoption_counts")
     signals, extra_tenants = 0, 0
     if old.has_signals:
@@ -214,7 +227,35 @@ async def plan(conn: Connection, old: OldDatabase) -> list[str]:
         "rank, one waiting job per tenant, RLS on request.jwt.claims) through the migrations "
         "below; carry other roles' grants (as reads: 0030) and publications over"
     )
+    if retention is not None:
+        lines += await _retention_preview(conn, retention)
     return lines
+
+
+async def _retention_preview(conn: Connection, ages: RetentionAges) -> list[str]:
+    [old] = await _rows(
+        conn,
+        "adoption_retention_preview",
+        jobs_days=ages.jobs,
+        failures_days=ages.failures,
+        events_days=ages.events,
+    )
+    doomed = [
+        f"{old[key]} {what} older than {days} days ({setting})"
+        for key, what, days, setting in (
+            ("jobs", "finished jobs", ages.jobs, "AOER_RETAIN_JOBS_DAYS"),
+            ("failures", "failures", ages.failures, "AOER_RETAIN_FAILURES_DAYS"),
+            ("events", "score history events", ages.events, "AOER_RETAIN_EVENTS_DAYS"),
+        )
+        if int(str(old[key]))
+    ]
+    if not doomed:
+        return []
+    return [
+        "note: the first worker's daily retention will then delete "
+        + ", ".join(doomed)
+        + "; to keep them, set those ages higher before starting workers"
+    ]
 
 
 async def set_aside(conn: Connection, old: OldDatabase) -> None:

@@ -170,10 +170,10 @@ async def _translated(step: str, work: Awaitable[T]) -> T:
         raise MigrationError(f"adopting the old system's database failed {step}: {exc}") from exc
 
 
-async def plan(url: str) -> list[str]:
+async def plan(url: str, retention: adoption.RetentionAges | None = None) -> list[str]:
     """What `migrate` would do, in words, read in a READ ONLY transaction: nothing changes.
     An old system's database that cannot be adopted raises AdoptionRefused, as `migrate`
-    would."""
+    would. `retention`: the workers' ages, to say which adopted rows they will delete."""
     conn = await connect(url)
     try:
         async with conn.transaction():
@@ -182,7 +182,7 @@ async def plan(url: str) -> list[str]:
             old = await adoption.detect(conn)
             if old is not None:
                 await adoption.check(conn, old)
-                lines += await adoption.plan(conn, old)
+                lines += await adoption.plan(conn, old, retention)
             lines += [
                 f"apply migration {m.version:04d}_{m.name}" for m in await pending_migrations(conn)
             ]

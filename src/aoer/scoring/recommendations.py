@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from aoer.types import JsonObject, Summary
+from aoer.wording import plural
 
 Severity = Literal["critical", "warning", "info"]
 
@@ -71,10 +72,6 @@ def _cents(value: Decimal) -> Decimal:
 
 def _percent(share: Decimal) -> str:
     return f"{(share * 100).normalize():f}%"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +147,9 @@ def _stale(days: int) -> Recommendation:
     return Recommendation(
         "stale_data",
         "warning",
-        f"The latest signal is {_plural(days, 'day')} old (over {STALE_AFTER_DAYS}): visibility "
+        f"The latest signal is {plural(days, 'day')} old (over {STALE_AFTER_DAYS}): visibility "
         "risk stays at 0.60 (High) or above until new signals arrive, and without them the "
-        f"score falls to 0.00 in {_plural(empty_in, 'day')} as the {WINDOW_DAYS}-day window "
+        f"score falls to 0.00 in {plural(empty_in, 'day')} as the {WINDOW_DAYS}-day window "
         "empties.",
     )
 
@@ -162,8 +159,8 @@ def _few_points(points: int) -> Recommendation:
     return Recommendation(
         "few_data_points",
         "warning",
-        f"Only {_plural(points, 'data point')} in the last {WINDOW_DAYS} days: "
-        f"{_plural(missing, 'more day')} of signals are needed to reach {MIN_DATA_POINTS} and "
+        f"Only {plural(points, 'data point')} in the last {WINDOW_DAYS} days: "
+        f"signals on {plural(missing, 'more day')} would reach {MIN_DATA_POINTS} and "
         "leave High risk (0.80).",
     )
 
@@ -172,7 +169,7 @@ def _benchmark_label(benchmark: JsonObject) -> str:
     scope = "organisation" if benchmark.get("scope") == "organisation" else "fleet"
     tenants = benchmark.get("tenants")
     return f"{scope} median" + (
-        f" ({_plural(tenants, 'dealership')})" if isinstance(tenants, int) else ""
+        f" ({plural(tenants, 'dealership')})" if isinstance(tenants, int) else ""
     )
 
 

@@ -14,6 +14,8 @@ const AlertFeed = (() => {
 
   function title(kind) { return TITLES[kind] || kind; }
 
+  function days(n) { return n === 1 ? "1 day" : `${n} days`; }
+
   function summary(alert) {
     const d = alert.data || {};
     const p = d.previous || {};
@@ -25,10 +27,11 @@ const AlertFeed = (() => {
         return `score ${AOER.fixed(p.aoerScore, 2)} (${p.grade}) → ${AOER.fixed(c.aoerScore, 2)} (${c.grade})`;
       case "score_drop": {
         const ref = d.reference || {};
-        return `score ${AOER.fixed(c.aoerScore, 2)}, ${AOER.fixed(d.drop, 2)} below ${ref.days} days ago`;
+        return `score ${AOER.fixed(c.aoerScore, 2)}, ${AOER.fixed(d.drop, 2)} below ${days(ref.days)} ago`;
       }
       case "stale_data":
-        return `${c.daysSinceLastData ?? "no"} days since the last data`;
+        return c.daysSinceLastData == null ? "no data in the score's window"
+          : `${days(c.daysSinceLastData)} since the last data`;
       case "job_failed":
         return (d.job && d.job.error) || "the job ran out of attempts";
       default:

@@ -159,6 +159,19 @@ SELECT (SELECT count(*) FROM aoer_summary)::bigint AS summaries,
        (SELECT count(*) FROM queued WHERE jobs > 1)::bigint AS merged_tenants,
        (SELECT count(*) FROM aoer_queue WHERE status = 'processing')::bigint AS processing;
 
+-- name: adoption_retention_preview
+-- The old rows the workers' first daily retention will delete at these ages (the dry run's
+-- plan): finished jobs and failures past their age, events in whole months past theirs
+-- (events are dropped a month partition at a time).
+SELECT (SELECT count(*) FROM aoer_queue
+        WHERE status IN ('completed', 'failed')
+          AND completed_at < now() - make_interval(days => %(jobs_days)s))::bigint AS jobs,
+       (SELECT count(*) FROM aoer_failures
+        WHERE created_at < now() - make_interval(days => %(failures_days)s))::bigint AS failures,
+       (SELECT count(*) FROM metrics_events
+        WHERE created_at < date_trunc('month', now() - make_interval(days => %(events_days)s))
+       )::bigint AS events;
+
 -- name: adoption_signal_counts
 -- Signal rows and the dealers they name that no other old table does.
 SELECT count(*)::bigint AS signals,
