@@ -273,8 +273,8 @@ def test_dry_run_says_which_old_rows_the_workers_retention_will_then_delete(
     planned = aoer_cli(old_db, tmp_path, "migrate", "--dry-run")
     assert planned.returncode == 0, planned.stderr
     assert (
-        "note: the first worker's daily retention will then delete 1 finished jobs older than"
-        " 7 days (AOER_RETAIN_JOBS_DAYS), 1 failures older than 30 days"
+        "note: the first worker's daily retention will then delete 1 finished job older than"
+        " 7 days (AOER_RETAIN_JOBS_DAYS), 1 failure older than 30 days"
         " (AOER_RETAIN_FAILURES_DAYS), 2 score history events older than 400 days"
         " (AOER_RETAIN_EVENTS_DAYS); to keep them, set those ages higher before starting workers"
     ) in planned.stdout

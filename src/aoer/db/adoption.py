@@ -25,6 +25,7 @@ from typing import LiteralString
 from aoer.db.pool import Connection
 from aoer.db.queries import query
 from aoer.errors import MigrationError
+from aoer.wording import plural
 
 logger = logging.getLogger(__name__)
 
@@ -241,11 +242,11 @@ async def _retention_preview(conn: Connection, ages: RetentionAges) -> list[str]
         events_days=ages.events,
     )
     doomed = [
-        f"{old[key]} {what} older than {days} days ({setting})"
+        f"{plural(int(str(old[key])), what)} older than {plural(days, 'day')} ({setting})"
         for key, what, days, setting in (
-            ("jobs", "finished jobs", ages.jobs, "AOER_RETAIN_JOBS_DAYS"),
-            ("failures", "failures", ages.failures, "AOER_RETAIN_FAILURES_DAYS"),
-            ("events", "score history events", ages.events, "AOER_RETAIN_EVENTS_DAYS"),
+            ("jobs", "finished job", ages.jobs, "AOER_RETAIN_JOBS_DAYS"),
+            ("failures", "failure", ages.failures, "AOER_RETAIN_FAILURES_DAYS"),
+            ("events", "score history event", ages.events, "AOER_RETAIN_EVENTS_DAYS"),
         )
         if int(str(old[key]))
     ]
