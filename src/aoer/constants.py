@@ -53,6 +53,8 @@ RECOMPUTE_EVENT: Final = "aoer_recompute"
 # Recommendations (DESIGN §13): an organisation's medians are the benchmark once it has this
 # many dealerships with data (else the fleet's); the snapshot is refreshed on MEDIANS_CRON.
 MEDIAN_MIN_PEERS: Final = 3
+# How far back the summary's `lastMove` looks for the last recompute that changed the score.
+LAST_MOVE_DAYS: Final = 30
 NO_DATA: Final = "No data"  # grade and risk level of a summary with no signal in the window
 
 # Scheduler tick names (rows of aoer_cron_ticks)

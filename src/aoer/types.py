@@ -101,6 +101,9 @@ class Summary:
     change_30d: Decimal | None = None
     weights: JsonObject | None = None
     benchmark: JsonObject | None = None
+    # The last recompute within LAST_MOVE_DAYS that changed the score: {at, previousScore,
+    # aoerScore, change} (the last recompute itself may have changed nothing).
+    last_move: JsonObject | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,6 +109,7 @@ async def test_summary_has_grade_and_risk_level(
         "change",
         "change7d",
         "change30d",
+        "lastMove",
         "recommendations",
     }
     # 60*0.40 + 50*0.35 + 40*0.25 = 51.50, no volatility; 6 fresh days → risk 0.20

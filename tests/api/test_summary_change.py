@@ -3,6 +3,7 @@ split, the 7- and 30-day changes, and each recommendation rule with its numbers,
 values computed here independently with Decimal."""
 
 import math
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
@@ -82,6 +83,48 @@ async def test_summary_carries_the_last_split_and_the_7_and_30_day_changes(
     }
     assert Decimal(str(body["change7d"])) == now - Decimal("45.00")
     assert Decimal(str(body["change30d"])) == now - Decimal("30.00")
+
+
+async def test_the_last_move_outlives_recomputes_that_change_nothing(
+    api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    """The split of the last recompute is ±0.00 after any refresh of unchanged data; the
+    summary's `lastMove` keeps the last recompute that moved the score, for the "Why it moved"
+    panel (a fall explained in the morning was blank by the afternoon's refresh)."""
+    tenant = await make_tenant("Falling Motors")
+    await add_signals(tenant, rows(range(6), aeo="60.00", geo="50.00", ugc="40.00"))
+    await recompute_through_worker(conn, [tenant])
+    assert (await summary(api, tenant))["lastMove"] is None  # nothing to compare with yet
+    await conn.execute("UPDATE aiv_raw_signals SET aeo = 30 WHERE dealer_id = %s", (tenant,))
+    await recompute_through_worker(conn, [tenant])
+    fell = await summary(api, tenant)
+    move = fell["lastMove"]
+    assert (move["previousScore"], move["aoerScore"]) == (51.5, 39.5)  # 0.40 x (30 - 60)
+    assert move["change"] == fell["change"]
+    assert move["change"]["aeo"] == -12.0
+    for _ in range(2):  # the scheduled refresh, "Recompute now": nothing changed
+        await recompute_through_worker(conn, [tenant])
+    later = await summary(api, tenant)
+    assert set(later["change"].values()) == {0.0}
+    assert later["lastMove"] == move
+    cur = await conn.execute(
+        "SELECT max(created_at) AS at FROM metrics_events WHERE tenant_id = %s"
+        " AND (event_data ->> 'aoerScore')::numeric = 39.5"
+        " AND (event_data #>> '{previous,aoerScore}')::numeric = 51.5",
+        (tenant,),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    assert datetime.fromisoformat(move["at"]) == row["at"]
+    # Past the look-back, no move is claimed.
+    await conn.execute(
+        "UPDATE metrics_events SET created_at = created_at - interval '31 days'"
+        " WHERE tenant_id = %s AND (event_data ->> 'aoerScore')::numeric = 39.5"
+        " AND (event_data #>> '{previous,aoerScore}')::numeric = 51.5",
+        (tenant,),
+    )
+    await recompute_through_worker(conn, [tenant])
+    assert (await summary(api, tenant))["lastMove"] is None
 
 
 async def test_no_data_rule(

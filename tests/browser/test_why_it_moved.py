@@ -82,4 +82,19 @@ async def test_why_it_moved_shows_the_split_and_updates_live(
     await expect(advice).to_contain_text("organisation median (7 dealerships)")
     await expect(advice.locator(".gain")).to_have_text(re.compile(r"^\+\d+\.\d\d pts$"))
     await screenshot(page, "why-it-moved")
+
+    # A recompute that changes nothing (a scheduled refresh, "Recompute now") keeps the
+    # explanation of the fall, dated, instead of "35.50 → 35.50 (±0.00 points)".
+    async with aoer_up.api() as api:
+        queued = await api.post(
+            "/api/aoer/queue", json={"tenantId": str(dealer), "priority": "urgent"}
+        )
+        assert queued.status_code == 202, queued.text
+    await expect(headline).to_contain_text(
+        "The recomputes since changed nothing", timeout=LIVE_UPDATE_MS
+    )
+    await expect(headline).to_contain_text("Last change (")
+    await expect(headline).to_contain_text(f"{before} → 35.50 ({signed(delta)} points)")
+    await expect(page.locator("#why")).to_have_attribute("data-delta", f"{delta:.2f}")
+    assert await parts_of(page) == parts
     assert page.errors == []  # type: ignore[attr-defined]

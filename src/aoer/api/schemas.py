@@ -137,6 +137,12 @@ class SummaryOut(Camel):
     )
     change7d: float | None = Field(default=None, description="Score now minus 7 days ago")
     change30d: float | None = Field(default=None, description="Score now minus 30 days ago")
+    last_move: dict[str, Any] | None = Field(
+        default=None,
+        description="The last recompute of the last 30 days that changed the score (the last "
+        "recompute may have changed nothing): `{at, previousScore, aoerScore, change}`, "
+        "`change` split as above",
+    )
     recommendations: list[RecommendationOut] = Field(default_factory=list)
 
 
@@ -206,6 +212,7 @@ def summary_json(summary: Summary) -> bytes:
             "change": summary.change,
             "change7d": summary.change_7d,
             "change30d": summary.change_30d,
+            "lastMove": summary.last_move,
             "recommendations": [r.as_json() for r in recommend(summary)],
         }
     )

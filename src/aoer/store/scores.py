@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-from aoer.constants import MEDIAN_MIN_PEERS, RECOMPUTE_EVENT
+from aoer.constants import LAST_MOVE_DAYS, MEDIAN_MIN_PEERS, RECOMPUTE_EVENT
 from aoer.store.statements import Statements
 from aoer.types import Grade, JsonObject, RiskLevel, Score, ScorePoint, Summary
 
@@ -29,6 +29,7 @@ class _SummaryRow:
     change_30d: Decimal | None
     weights: JsonObject | None
     benchmark: JsonObject | None
+    last_move: JsonObject | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,7 @@ class Scores(Statements):
             "tenant_id": tenant_id,
             "event_type": RECOMPUTE_EVENT,
             "min_peers": MEDIAN_MIN_PEERS,
+            "move_days": LAST_MOVE_DAYS,
         }
         row = await self._one(_SummaryRow, "summary", params)
         if row is None:
@@ -84,6 +86,7 @@ class Scores(Statements):
             change_30d=row.change_30d,
             weights=row.weights,
             benchmark=row.benchmark,
+            last_move=row.last_move,
         )
         return SummaryLookup(True, summary)
 
@@ -93,6 +96,7 @@ class Scores(Statements):
             "tenant_ids": list(tenant_ids),
             "event_type": RECOMPUTE_EVENT,
             "min_peers": MEDIAN_MIN_PEERS,
+            "move_days": LAST_MOVE_DAYS,
         }
         return await self._all(Summary, "summaries", params)
 

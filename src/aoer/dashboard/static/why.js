@@ -41,23 +41,51 @@ const WhyPanel = (() => {
     const list = root.querySelector("[data-why='recommendations']");
     const none = root.querySelector("[data-why='no-recommendations']");
 
+    function partsOf(change) {
+      return PARTS.filter(([key]) => key in change).map(([key, label]) => ({ key, label, value: Number(change[key]) }));
+    }
+
+    /* Work in cents: the parts add up to the delta exactly. */
+    function deltaCents(parts) {
+      return parts.reduce((sum, p) => sum + cents(p.value), 0);
+    }
+
+    /* What to explain: the last recompute when it moved the score; else the last one of the
+       last 30 days that did (`lastMove`), so a refresh that changed nothing does not blank
+       the explanation of a fall a few hours before. */
+    function explained(summary) {
+      const last = summary.change ? partsOf(summary.change) : null;
+      const move = summary.lastMove;
+      if (last && deltaCents(last) !== 0) return { parts: last, now: cents(summary.aoerScore), at: null, since: false };
+      if (move && move.change) return { parts: partsOf(move.change), now: cents(move.aoerScore), at: move.at, since: true };
+      return last ? { parts: last, now: cents(summary.aoerScore), at: null, since: false } : null;
+    }
+
     function drawSplit(summary) {
-      const change = summary.change;
       bars.replaceChildren();
-      if (!change) {
+      const shown = explained(summary);
+      if (!shown) {
         headline.textContent = summary.grade === "No data"
           ? "No signal in the last 30 days: there is no score to explain until signals arrive."
           : "No change to explain yet: the split appears from the second recompute with data on.";
         root.dataset.delta = "";
         return;
       }
-      const parts = PARTS.filter(([key]) => key in change).map(([key, label]) => ({ key, label, value: Number(change[key]) }));
-      // Work in cents: the parts add up to the delta exactly.
-      const deltaCents = parts.reduce((sum, p) => sum + cents(p.value), 0);
-      const now = cents(summary.aoerScore);
-      const before = (now - deltaCents) / 100;
-      headline.textContent = `Last recompute: ${before.toFixed(2)} → ${(now / 100).toFixed(2)} (${signed(deltaCents / 100)} points)`;
-      root.dataset.delta = (deltaCents / 100).toFixed(2);
+      const parts = shown.parts;
+      const delta = deltaCents(parts);
+      const now = shown.now;
+      const before = (now - delta) / 100;
+      const moved = `${before.toFixed(2)} → ${(now / 100).toFixed(2)} (${signed(delta / 100)} points)`;
+      if (shown.since) {
+        const at = new Date(shown.at);
+        const when = Number.isNaN(at.getTime()) ? "" : `${at.toLocaleString([], { dateStyle: "medium", timeStyle: "short" })}, `;
+        headline.textContent = `Last change (${when}${AOER.relative(at.getTime(), Date.now())}): ${moved}. The recomputes since changed nothing.`;
+      } else if (delta === 0) {
+        headline.textContent = `Last recompute: ${moved}: no change in the last 30 days.`;
+      } else {
+        headline.textContent = `Last recompute: ${moved}`;
+      }
+      root.dataset.delta = (delta / 100).toFixed(2);
 
       const width = Math.max(Math.round(bars.clientWidth) || 420, 280);
       const height = parts.length * ROW_H + 8;

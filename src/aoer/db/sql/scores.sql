@@ -10,11 +10,14 @@ FROM aoer_store_scores(%(tenant_ids)s::uuid[]);
 SELECT t.id AS tenant_id, s.aoer_score, s.visibility_risk, s.last_updated, s.metrics,
        aoer_grade(s.aoer_score, s.metrics) AS grade,
        aoer_risk_level(s.visibility_risk, s.metrics) AS risk_level,
-       x.change, x.change_7d, x.change_30d, x.weights, x.benchmark
+       x.change, x.change_7d, x.change_30d, x.weights, x.benchmark, mv.last_move
 FROM tenants t
 LEFT JOIN aoer_summary s ON s.tenant_id = t.id
 LEFT JOIN LATERAL aoer_summary_context(t.id, t.org_id, s.aoer_score, s.metrics,
                                        %(event_type)s, %(min_peers)s) x
+       ON s.tenant_id IS NOT NULL
+-- The last recompute that moved the score (migration 0037).
+LEFT JOIN LATERAL aoer_last_move(t.id, %(event_type)s, %(move_days)s) mv
        ON s.tenant_id IS NOT NULL
 WHERE t.id = %(tenant_id)s;
 
@@ -23,11 +26,12 @@ WHERE t.id = %(tenant_id)s;
 SELECT s.tenant_id, s.aoer_score, s.visibility_risk, s.last_updated, s.metrics,
        aoer_grade(s.aoer_score, s.metrics) AS grade,
        aoer_risk_level(s.visibility_risk, s.metrics) AS risk_level,
-       x.change, x.change_7d, x.change_30d, x.weights, x.benchmark
+       x.change, x.change_7d, x.change_30d, x.weights, x.benchmark, mv.last_move
 FROM aoer_summary s
 JOIN tenants t ON t.id = s.tenant_id
 CROSS JOIN LATERAL aoer_summary_context(t.id, t.org_id, s.aoer_score, s.metrics,
                                         %(event_type)s, %(min_peers)s) x
+LEFT JOIN LATERAL aoer_last_move(t.id, %(event_type)s, %(move_days)s) mv ON true
 WHERE s.tenant_id = ANY (%(tenant_ids)s::uuid[]);
 
 -- name: refresh_component_medians

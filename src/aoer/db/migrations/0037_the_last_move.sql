@@ -1,0 +1,27 @@
+-- The last recompute that moved a tenant's score, for the summary (`lastMove`): the "Why it
+-- moved" panel showed the split of the last recompute, and a recompute that changes nothing
+-- (the scheduled refresh of steady data, a "Recompute now") left it reading "47.00 → 47.00
+-- (±0.00)" hours after a fall it should explain.
+--
+-- The newest `event_kind` event of the last `days` days (bounded: only those months'
+-- partitions are read, newest first through the (tenant_id, created_at) index) whose score
+-- differs from the one it replaced, with a change split (none across "No data": 0031):
+-- {at, previousScore, aoerScore, change}. A set-returning SQL function of one SELECT, so a
+-- LATERAL join inlines it.
+CREATE FUNCTION aoer_last_move(tenant uuid, event_kind text, days integer)
+RETURNS TABLE (last_move jsonb)
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object('at', e.created_at,
+                              'previousScore', (e.event_data #>> '{previous,aoerScore}')::numeric,
+                              'aoerScore', (e.event_data ->> 'aoerScore')::numeric,
+                              'change', e.event_data -> 'change')
+    FROM metrics_events e
+    WHERE e.tenant_id = tenant
+      AND e.event_type = event_kind
+      AND e.created_at >= now() - make_interval(days => days)
+      AND jsonb_typeof(e.event_data -> 'change') = 'object'
+      AND (e.event_data ->> 'aoerScore')::numeric
+          IS DISTINCT FROM (e.event_data #>> '{previous,aoerScore}')::numeric
+    ORDER BY e.created_at DESC
+    LIMIT 1
+$$;
