@@ -8,6 +8,12 @@
 -- differs from the one it replaced, with a change split (none across "No data": 0031):
 -- {at, previousScore, aoerScore, change}. A set-returning SQL function of one SELECT, so a
 -- LATERAL join inlines it.
+--
+-- Its cost is the events it reads back to the last move: one when the last recompute moved
+-- the score, the day's few when daily signals move it once a day. Measured at the worst
+-- (no move in 30 days, 120 events each, 1,000 tenants): 0.19 ms a tenant against 0.02 ms
+-- for aoer_summary_context, i.e. ~28 ms for the 150 tenants of one NOTIFY the event hub
+-- re-reads, off any request's path.
 CREATE FUNCTION aoer_last_move(tenant uuid, event_kind text, days integer)
 RETURNS TABLE (last_move jsonb)
 LANGUAGE sql STABLE AS $$
