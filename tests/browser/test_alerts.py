@@ -31,7 +31,14 @@ async def test_a_rule_added_on_the_page_raises_an_alert_shown_live(
     form = page.locator("#rule-form")
     await form.get_by_label("Kind").select_option("risk_level_up")
     await expect(form.locator(".when-points")).to_be_hidden()
-    await form.get_by_label("Dealership or organisation").fill(str(dealer))
+    # People type the dealership's name, not its id: a name not in the list is refused on
+    # the page, the list's name is taken (the API answered "Input should be a valid UUID").
+    await form.get_by_label("Dealership or organisation").fill("No Such Motors")
+    await form.get_by_role("button", name="Add rule").click()
+    await expect(form.locator(".form-status")).to_contain_text(
+        "No dealership named “No Such Motors” here: pick one from the list"
+    )
+    await form.get_by_label("Dealership or organisation").fill(f"  {name.upper()} ")
     await form.get_by_label("E-mail addresses").fill("ops@example.com")
     async with page.expect_navigation():
         await form.get_by_role("button", name="Add rule").click()

@@ -139,6 +139,22 @@ const AlertFeed = (() => {
     });
   }
 
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+  /* The rule's target as typed: an id as it is, or a name from the list (people type the
+     dealership's name, not its id), matched ignoring case and surrounding blanks. */
+  function resolveTarget(typed, scope) {
+    const text = typed.trim();
+    const what = scope === "org" ? "organisation" : "dealership";
+    if (!text) return { error: `Choose the ${what} to watch.` };
+    if (UUID.test(text)) return { id: text };
+    const wanted = text.toLowerCase().replace(/^organisation\s+/, "");
+    const found = [...document.querySelectorAll(`#targets option[data-kind='${scope}']`)]
+      .filter((o) => o.dataset.name.trim().toLowerCase() === wanted);
+    if (found.length === 1) return { id: found[0].value };
+    return { error: `No ${what} named “${text}” here: pick one from the list (by its name or id).` };
+  }
+
   const ruleForm = document.getElementById("rule-form");
   if (ruleForm) {
     const kind = ruleForm.querySelector("[name=kind]");
@@ -152,8 +168,10 @@ const AlertFeed = (() => {
       event.preventDefault();
       const data = new FormData(ruleForm);
       const body = { kind: String(data.get("kind")) };
-      const target = String(data.get("target") || "").trim();
-      if (data.get("scope") === "org") body.orgId = target; else body.tenantId = target;
+      const scope = data.get("scope") === "org" ? "org" : "tenant";
+      const target = resolveTarget(String(data.get("target") || ""), scope);
+      if (target.error) { say(ruleForm, target.error, "error"); return; }
+      if (scope === "org") body.orgId = target.id; else body.tenantId = target.id;
       if (body.kind === "score_drop" && data.get("points") !== "") body.points = Number(data.get("points"));
       if (["score_drop", "stale_data"].includes(body.kind) && data.get("days") !== "") body.days = Number(data.get("days"));
       body.endpointIds = data.getAll("endpointIds").map(String);
