@@ -306,3 +306,80 @@ def aoer_at(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess
         cwd=tmp_path,
         check=False,
     )
+
+
+def refuse_with_a_timeout(db_url: str, tenants: list[str]) -> None:
+    """These tenants' recomputes end as a statement timeout does, every time (SQLSTATE
+    57014, as a recompute that never finishes within statement_timeout)."""
+    listed = ", ".join(f"'{t}'" for t in tenants)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            f"""
+            CREATE FUNCTION time_out() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.tenant_id IN ({listed}) THEN
+                    RAISE EXCEPTION 'canceling statement due to statement timeout'
+                        USING ERRCODE = 'query_canceled';
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER time_out BEFORE INSERT OR UPDATE ON aoer_summary
+                FOR EACH ROW EXECUTE FUNCTION time_out();
+            """  # type: ignore[arg-type]
+        )
+
+
+def test_a_tenant_that_always_times_out_no_longer_holds_its_batch(
+    aoer: AoerCli, db_url: str
+) -> None:
+    """A timeout is no tenant's fault once; the same batch timing out on the same tenant
+    try after try held every tenant in it for good (retried in place, then released and
+    claimed again, no attempt ever spent). Now the worker isolates it: it spends an attempt
+    (and after its last one fails with an alert), its neighbours complete."""
+    tenants = [aoer("tenants", "add", f"Batch Motors {i}").stdout.split()[0] for i in range(6)]
+    slow = tenants[2]
+    refuse_with_a_timeout(db_url, [slow])
+    assert aoer("cron", "--once").returncode == 0
+    worked = aoer("worker", "--drain", AOER_WORKER_CONCURRENCY="1")
+    assert worked.returncode == 0, worked.stderr
+    assert "isolating the tenants it keeps failing on" in worked.stdout + worked.stderr
+    assert count(db_url, "SELECT count(*) FROM aoer_queue WHERE status = 'completed'") == 5
+    with psycopg.connect(db_url) as conn:
+        [(tenant, status, attempts)] = conn.execute(
+            "SELECT tenant_id::text, status, retry_count FROM aoer_queue"
+            " WHERE status <> 'completed'"
+        ).fetchall()
+        [(message,)] = conn.execute("SELECT error_message FROM aoer_failures").fetchall()
+    assert (tenant, status, attempts) == (slow, "queued", 1)  # retried later, with backoff
+    assert message == (
+        "canceling statement due to statement timeout (every time: isolated from its batch)"
+    )
+
+
+def test_a_timeout_on_every_tenant_blames_none_of_them(aoer: AoerCli, db_url: str) -> None:
+    """A conflict on more than a few tenants is not theirs (a lock on a whole table): the
+    isolating try gives up, no attempt is spent, and the batch is released as before."""
+    tenants = [aoer("tenants", "add", f"Locked Motors {i}").stdout.split()[0] for i in range(8)]
+    refuse_with_a_timeout(db_url, tenants)
+    assert aoer("cron", "--once").returncode == 0
+    worker = subprocess.Popen(
+        cli_command("worker"),
+        env=cli_env(db_url, AOER_WORKER_CONCURRENCY="1", AOER_CONNECT_TIMEOUT="4"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen: list[str] = []
+    try:
+        assert worker.stdout is not None
+        for line in worker.stdout:  # released, then claimed again: it never drains
+            seen.append(line)
+            if "released 8 of 8 jobs back to the queue" in line:
+                break
+    finally:
+        worker.terminate()
+        worker.wait(CLI_TIMEOUT_S)
+    assert "isolating the tenants it keeps failing on" in "".join(seen)
+    assert "released 8 of 8 jobs back to the queue" in seen[-1]
+    assert count(db_url, "SELECT count(*) FROM aoer_failures") == 0
+    assert count(db_url, "SELECT count(*) FROM aoer_queue WHERE retry_count = 0") == 8

@@ -356,6 +356,42 @@ async def test_poison_tenant_does_not_fail_its_neighbours(
     assert {r["status"]: r["n"] for r in states} == {"completed": 8, "queued": 1}
 
 
+async def test_a_tenant_whose_row_stays_locked_is_isolated_when_asked(
+    conn: Connection, db_url: str, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    """A summary row an open transaction holds makes every try of the batch time out: no
+    tenant's fault, so nothing is blamed and the whole batch waits. Asked to isolate
+    conflicts (the worker does, after the same batch met them three times), the tenant they
+    keep happening on stands alone and spends an attempt; its neighbours commit."""
+    tenants = [await make_tenant(f"t{i}") for i in range(5)]
+    stuck = tenants[3]
+    for tenant in tenants:
+        await add_signals(tenant, [{"days_ago": 0, "aeo": "50", "geo": "50", "ugc": "50"}])
+    await queue.enqueue_many(session_of(conn), tenants)
+    first = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 100)
+    await queue.process_batch(session_of(conn), WORKER, first)  # their summaries exist
+    await queue.enqueue_many(session_of(conn), tenants)
+    jobs = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 100)
+    holder = await connect(db_url)
+    try:
+        await holder.execute("BEGIN")
+        await holder.execute("SELECT 1 FROM aoer_summary WHERE tenant_id = %s FOR UPDATE", (stuck,))
+        await conn.execute("SET lock_timeout = '300ms'")
+        with pytest.raises(ConcurrencyConflict, match="lock timeout"):
+            await queue.process_batch(session_of(conn), WORKER, jobs)
+        outcome = await queue.process_batch(session_of(conn), WORKER, jobs, isolate_conflicts=True)
+    finally:
+        await holder.close()
+    assert sorted(c.tenant_id for c in outcome.completed) == sorted(set(tenants) - {stuck})
+    [attempt] = outcome.failed
+    assert (attempt.tenant_id, attempt.status, attempt.retry_count) == (stuck, "queued", 1)
+    assert attempt.error_message == (
+        "canceling statement due to lock timeout (every time: isolated from its batch)"
+    )
+    [failure] = await rows(conn, "SELECT tenant_id FROM aoer_failures")
+    assert failure["tenant_id"] == stuck
+
+
 async def test_expired_lease_is_taken_back_and_counts_as_an_attempt(
     conn: Connection, make_tenant: MakeTenant
 ) -> None:

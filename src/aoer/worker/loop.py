@@ -33,7 +33,7 @@ from aoer.constants import (
     WORKER_HEARTBEAT_S,
     WORKER_STALE_S,
 )
-from aoer.errors import TransientDatabaseError
+from aoer.errors import ConcurrencyConflict, TransientDatabaseError
 from aoer.queue.batches import BatchOutcome
 from aoer.store import Store
 from aoer.store.console import Heartbeat
@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 LISTEN_READY_S = 5.0  # how long to wait for LISTEN before claiming anyway (the poll covers)
 RETRY_FIRST_S = 0.1  # first pause after a passing database error; doubles per retry
 RETRY_MAX_S = 5.0  # longest pause between retries
+# Conflicts (timeouts, deadlocks) of one batch before its next try isolates the tenants they
+# keep happening on (queue/batches.py).
+CONFLICTS_BEFORE_ISOLATING = 3
 # A stopping worker waits this long for a pooled connection to remove its row: with the
 # database gone, the pool's own 30 s wait kept `aoer up` from exiting (CI, under load).
 DEREGISTER_WAIT_S = 1.0
@@ -299,24 +302,37 @@ class Worker:
         """Process the batch. A passing database error (connection lost, restart, deadlock,
         timeout) is no tenant's fault and spends no attempt: the batch is retried in place,
         with backoff, while the worker runs and within AOER_CONNECT_TIMEOUT; past that the
-        jobs are released back to the queue (None)."""
+        jobs are released back to the queue (None).
+
+        A conflict that keeps happening (a lock or statement timeout, a deadlock, met
+        CONFLICTS_BEFORE_ISOLATING times) may be one tenant's: a summary row an open
+        transaction holds, a recompute that never finishes. The next try bisects it like
+        any poison tenant, so that tenant spends an attempt and its neighbours commit;
+        once, since a conflict on more than a few tenants is nobody's (batches.py)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.connect_timeout_s
         delay = RETRY_FIRST_S
-        retries = 0
+        retries = conflicts = 0
+        isolate = isolated = False
         while True:
             try:
                 async with self.store.session() as session:
-                    return await queue.process_batch(session, self.worker_id, jobs)
+                    return await queue.process_batch(
+                        session, self.worker_id, jobs, isolate_conflicts=isolate
+                    )
             except TransientDatabaseError as exc:
                 retries += 1
+                isolated = isolated or isolate
+                conflicts += isinstance(exc, ConcurrencyConflict)
+                isolate = not isolated and conflicts >= CONFLICTS_BEFORE_ISOLATING
                 if self._stopping.is_set() or loop.time() + delay > deadline:
                     await self._release(jobs, f"{exc} (after {retries} attempts)")
                     return None
                 logger.warning(
-                    "[AOER] batch of %d jobs: %s; retrying in %.1fs",
+                    "[AOER] batch of %d jobs: %s; %s in %.1fs",
                     len(jobs),
                     exc,
+                    "isolating the tenants it keeps failing on" if isolate else "retrying",
                     delay,
                     extra={"action": "batch_retry", "worker_id": self.worker_id},
                 )
