@@ -383,3 +383,24 @@ def test_a_timeout_on_every_tenant_blames_none_of_them(aoer: AoerCli, db_url: st
     assert "released 8 of 8 jobs back to the queue" in seen[-1]
     assert count(db_url, "SELECT count(*) FROM aoer_failures") == 0
     assert count(db_url, "SELECT count(*) FROM aoer_queue WHERE retry_count = 0") == 8
+
+
+def test_status_and_workers_say_when_no_worker_runs(aoer: AoerCli, db_url: str) -> None:
+    """`aoer status` showed waiting jobs and a throughput of 0 without a word about workers,
+    and `aoer workers` an empty table: with none running nothing is recomputed."""
+    status = aoer("status")
+    assert "no live worker: nothing is recomputed and the scheduled refresh does not run" in (
+        status.stdout
+    )
+    assert json.loads(aoer("status", "--json").stdout)["liveWorkers"] == 0
+    assert "no live worker" in aoer("workers").stdout
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO aoer_workers (id, host, pid, jobs_in_hand, last_heartbeat_at) VALUES"
+            " ('w-live', 'h1', 11, 3, now()), ('w-dead', 'h2', 12, 9, now() - interval '1 hour')"
+        )
+    status = aoer("status")
+    assert "workers: 1 live, 3 jobs in hand" in status.stdout
+    assert "no live worker" not in status.stdout
+    assert json.loads(aoer("status", "--json").stdout)["liveWorkers"] == 1
+    assert "no live worker" not in aoer("workers").stdout

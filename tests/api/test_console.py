@@ -6,7 +6,7 @@ from uuid import UUID, uuid4
 
 from aoer import queue
 from aoer.db.pool import Connection
-from tests.api.conftest import Api, count
+from tests.api.conftest import Api, ApiFactory, count
 from tests.api.org_world import OrgWorld, org_bearer, world
 from tests.api.test_sessions import login_link, same_origin, signed_in
 from tests.conftest import MakeTenant, session_of
@@ -235,6 +235,47 @@ async def test_the_fleet_page_tells_an_administrator_the_queue_is_paused(
     assert notice not in org_page.text
     await api.client.post("/api/queue/resume", headers=api.admin)
     assert notice not in (await api.client.get("/dashboard/fleet", headers=api.admin)).text
+
+
+async def test_the_fleet_and_jobs_pages_say_when_no_worker_runs(
+    make_api: ApiFactory, conn: Connection, world: OrgWorld
+) -> None:
+    """With no live worker nothing is recomputed and the scheduler (inside workers) does not
+    run, while the fleet page counted down to its next run: an operator paged at night was
+    told all was well. A worker that is gone (killed) does not count."""
+    api = await make_api(AOER_RUN_CRON=True)
+    notice = 'id="no-live-worker"'
+
+    async def pages() -> tuple[str, str]:
+        fleet = await api.client.get("/dashboard/fleet", headers=api.admin)
+        jobs = await api.client.get("/dashboard/jobs", headers=api.admin)
+        return fleet.text, jobs.text
+
+    fleet, jobs = await pages()
+    assert notice in fleet
+    assert "No worker is running." in fleet
+    assert "Runs only while a worker runs." in fleet
+    assert notice in jobs
+    await conn.execute(
+        "INSERT INTO aoer_workers (id, host, pid, jobs_in_hand, last_heartbeat_at)"
+        " VALUES ('w-dead', 'h2', 12, 4, now() - interval '5 minutes')"
+    )
+    fleet, jobs = await pages()
+    assert notice in fleet
+    assert notice in jobs
+    assert "w-dead" in jobs
+    await conn.execute(
+        "INSERT INTO aoer_workers (id, host, pid, jobs_in_hand, last_heartbeat_at)"
+        " VALUES ('w-live', 'h1', 11, 3, now())"
+    )
+    fleet, jobs = await pages()
+    assert notice not in fleet
+    assert "Runs only while a worker runs." not in fleet
+    assert notice not in jobs
+    # An organisation does not run workers: its fleet view does not carry the notice.
+    await conn.execute("DELETE FROM aoer_workers")
+    org_page = await api.client.get("/dashboard/fleet", headers=org_bearer(api, world.org_a))
+    assert notice not in org_page.text
 
 
 async def test_workers_lists_heartbeats_with_gone_ones_marked(api: Api, conn: Connection) -> None:

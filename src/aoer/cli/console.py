@@ -248,6 +248,12 @@ def workers(as_json_flag: JsonOutput = False) -> None:
                 str(w.jobs_in_hand),
             )
         show(table)
+        if not any(w.alive for w in rows):
+            console.print(
+                "no live worker: nothing is recomputed and the scheduled refresh does not run;"
+                " start one with `aoer worker`",
+                highlight=False,
+            )
 
     run_command(main)
 

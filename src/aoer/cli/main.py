@@ -41,7 +41,7 @@ from aoer.cli.serve import run_up
 from aoer.cli.sessions import sessions_app
 from aoer.cli.signals import signals_app
 from aoer.config import Settings
-from aoer.constants import DEFAULT_PRIORITY, JOB_STATUSES
+from aoer.constants import DEFAULT_PRIORITY, JOB_STATUSES, WORKER_STALE_S
 from aoer.db.adoption import RetentionAges
 from aoer.db.embedded import DATA_FOLDER, stop_embedded, stop_up, up_holder
 from aoer.db.roles import AppRole, setup_app_role
@@ -258,6 +258,8 @@ def status(as_json: JsonOutput = False) -> None:
             depth = await session.jobs.depth()
             rate = await session.jobs.throughput()
             state = await session.console.queue_state()
+            workers = await session.console.workers(WORKER_STALE_S)
+        live = [w for w in workers if w.alive]
         if as_json:
             jobs: dict[str, dict[str, int]] = {s: {} for s in JOB_STATUSES}
             oldest: dict[str, dict[str, float]] = {}
@@ -272,6 +274,7 @@ def status(as_json: JsonOutput = False) -> None:
                     "oldestAgeSeconds": oldest,
                     "throughput": throughput,
                     "paused": state.paused,
+                    "liveWorkers": len(live),
                 }
             )
             return
@@ -298,6 +301,18 @@ def status(as_json: JsonOutput = False) -> None:
             f"throughput: {rate.last_minute} jobs in the last minute, "
             f"{rate.last_hour} in the last hour"
         )
+        if live:
+            in_hand = sum(w.jobs_in_hand for w in live)
+            console.print(f"workers: {len(live)} live, {in_hand} jobs in hand", highlight=False)
+        else:
+            console.print(
+                Text("no live worker", style="bold")
+                + Text(
+                    ": nothing is recomputed and the scheduled refresh does not run (it runs"
+                    " inside workers); start one with `aoer worker`"
+                ),
+                highlight=False,
+            )
         if state.paused:
             by = f" by {state.changed_by}" if state.changed_by else ""
             console.print(

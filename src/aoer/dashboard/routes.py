@@ -25,7 +25,7 @@ from aoer.api.auth import (
 from aoer.api.context import Context
 from aoer.api.errors import Unauthorized
 from aoer.config import Settings
-from aoer.constants import JOB_STATUSES, PRIORITIES, RECOMPUTE_TICK
+from aoer.constants import JOB_STATUSES, PRIORITIES, RECOMPUTE_TICK, WORKER_STALE_S
 from aoer.dashboard import data
 from aoer.dashboard.render import assets, page
 
@@ -218,6 +218,11 @@ async def fleet_page(
         voices = await data.share_of_voice(session, [r.tenant_id for r in fleet.rows])
         # The pause is the operator's (and only an administrator can lift it).
         queue_state = await session.console.queue_state() if who.role == "admin" else None
+        live_workers = (
+            sum(w.alive for w in await session.console.workers(WORKER_STALE_S))
+            if who.role == "admin"
+            else None
+        )
     if org_id is not None:
         organization = next((o for o in organizations if o.id == org_id), None)
     return page(
@@ -228,6 +233,7 @@ async def fleet_page(
         stats=stats,
         voices=voices,
         queue_state=queue_state,
+        live_workers=live_workers,
         depth={(d.status, d.priority): d.jobs for d in stats.depth},
         statuses=STATUSES,
         priorities=PRIORITY_ORDER,

@@ -96,9 +96,7 @@ async def process_batch(
                 idle_ms=ISOLATING_IDLE_MS,
                 statement_timeout_ms=ISOLATING_STATEMENT_TIMEOUT_MS,
             )
-        outcome.completed, failures = await _complete_isolating(
-            session, worker_id, jobs, isolation
-        )
+        outcome.completed, failures = await _complete_isolating(session, worker_id, jobs, isolation)
         if failures:
             outcome.failed = await fail(session, worker_id, failures, rng)
         await raise_alerts(
