@@ -496,6 +496,7 @@ async def test_the_old_systems_users_read_their_own_rows_after_adoption_and_writ
         fill(url, SMALL)
         await migrate(url)
         [(mine,)] = fetch(url, "SELECT min(tenant_id::text) FROM aoer_summary")
+        [(other,)] = fetch(url, "SELECT max(tenant_id::text) FROM aoer_summary")
         scores = fetch(url, "SELECT tenant_id, aoer_score FROM aoer_summary ORDER BY 1")
         months = count(
             url, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'metrics_events'::regclass"
@@ -509,7 +510,23 @@ async def test_the_old_systems_users_read_their_own_rows_after_adoption_and_writ
             computed = conn.execute(
                 "SELECT tenant_id::text FROM compute_aoer_for_tenant(%s)", (mine,)
             ).fetchall()
+            # The old dashboards' "refresh": its own tenant, as the old SECURITY DEFINER
+            # function allowed ("permission denied for table aoer_queue" after adoption).
+            [(job,)] = conn.execute("SELECT queue_tenant_recompute(%s, 'high')", (mine,)).fetchall()
+            [(again,)] = conn.execute("SELECT queue_tenant_recompute(%s)", (mine,)).fetchall()
+            refused = []
+            for call in ("queue_tenant_recompute(%s)", "aoer_enqueue_as_worker(%s, 'urgent')"):
+                try:
+                    conn.execute(f"SELECT {call}", (other,))  # type: ignore[arg-type]
+                except psycopg.Error as exc:
+                    refused.append(str(exc).splitlines()[0])
             queued = conn.execute("SELECT sum(job_count) FROM get_aoer_queue_status()").fetchall()
+        assert refused == [f"unknown tenant {other}", f"tenant {other} is not yours to queue"]
+        assert again == job  # coalesced: one waiting job a tenant
+        assert fetch(url, "SELECT tenant_id::text, priority, status FROM aoer_queue WHERE id = %s",
+                     (job,)) == [(mine, "high", "queued")]  # fmt: skip
+        assert count(url, "SELECT count(*) FROM aoer_queue WHERE tenant_id = %s"
+                          " AND priority = 'urgent'", other) == 0  # fmt: skip
         assert summaries == computed == [(mine,)]
         assert [tenant for tenant, _ in dashboard] == [mine]
         mine_waiting = count(
