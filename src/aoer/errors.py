@@ -50,7 +50,18 @@ class InactiveTenant(Conflict):
 
 
 class DatabaseError(AoerError):
-    """The database failed."""
+    """The database failed. Its message is PostgreSQL's primary one (what an API caller is
+    told); `diagnostics` adds what an operator needs to find the cause: the SQLSTATE, the
+    DETAIL and HINT, and the first line of the CONTEXT (the function and line that raised)."""
+
+    def __init__(self, message: str | None = None, *, diagnostics: str | None = None) -> None:
+        super().__init__(message)
+        self.diagnostics = diagnostics
+
+    @property
+    def described(self) -> str:
+        """The message with its diagnostics, for a job's failure and the operator's logs."""
+        return f"{self} ({self.diagnostics})" if self.diagnostics else str(self)
 
 
 class DuplicateKey(DatabaseError):

@@ -352,7 +352,8 @@ def test_a_tenant_that_always_times_out_no_longer_holds_its_batch(
         [(message,)] = conn.execute("SELECT error_message FROM aoer_failures").fetchall()
     assert (tenant, status, attempts) == (slow, "queued", 1)  # retried later, with backoff
     assert message == (
-        "canceling statement due to statement timeout (every time: isolated from its batch)"
+        "canceling statement due to statement timeout (SQLSTATE 57014; CONTEXT: PL/pgSQL"
+        " function time_out() line 4 at RAISE) (every time: isolated from its batch)"
     )
 
 

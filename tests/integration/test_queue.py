@@ -347,11 +347,18 @@ async def test_poison_tenant_does_not_fail_its_neighbours(
     outcome = await queue.process_batch(session_of(conn), WORKER, jobs)
     assert sorted(c.tenant_id for c in outcome.completed) == sorted(set(tenants) - {poison})
     assert [f.tenant_id for f in outcome.failed] == [poison]
-    assert outcome.failed[0].error_message == "poisoned tenant"
+    # What PostgreSQL said beyond its first line: where it came from, for the operator.
+    assert outcome.failed[0].error_message == (
+        "poisoned tenant (SQLSTATE P0001; CONTEXT: PL/pgSQL function refuse_poison() line 3 at"
+        " RAISE)"
+    )
     summaries = await rows(conn, "SELECT tenant_id FROM aoer_summary")
     assert len(summaries) == 8
     [failure] = await rows(conn, "SELECT tenant_id, error_message FROM aoer_failures")
-    assert (failure["tenant_id"], failure["error_message"]) == (poison, "poisoned tenant")
+    assert (failure["tenant_id"], failure["error_message"]) == (
+        poison,
+        outcome.failed[0].error_message,
+    )
     states = await rows(conn, "SELECT status, count(*) AS n FROM aoer_queue GROUP BY 1 ORDER BY 1")
     assert {r["status"]: r["n"] for r in states} == {"completed": 8, "queued": 1}
 
@@ -372,6 +379,8 @@ async def test_a_tenant_whose_row_stays_locked_is_isolated_when_asked(
     await queue.process_batch(session_of(conn), WORKER, first)  # their summaries exist
     await queue.enqueue_many(session_of(conn), tenants)
     jobs = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 100)
+    [where] = await rows(conn, "SELECT ctid::text FROM aoer_summary WHERE tenant_id = %s", stuck)
+    tuple_of_stuck = where["ctid"]
     holder = await connect(db_url)
     try:
         await holder.execute("BEGIN")
@@ -386,7 +395,8 @@ async def test_a_tenant_whose_row_stays_locked_is_isolated_when_asked(
     [attempt] = outcome.failed
     assert (attempt.tenant_id, attempt.status, attempt.retry_count) == (stuck, "queued", 1)
     assert attempt.error_message == (
-        "canceling statement due to lock timeout (every time: isolated from its batch)"
+        "canceling statement due to lock timeout (SQLSTATE 55P03; CONTEXT: while locking tuple"
+        f' {tuple_of_stuck} in relation "aoer_summary") (every time: isolated from its batch)'
     )
     [failure] = await rows(conn, "SELECT tenant_id FROM aoer_failures")
     assert failure["tenant_id"] == stuck

@@ -64,10 +64,10 @@ async def _complete_isolating(
             isolation.culprits_left -= 1
             if isolation.culprits_left < 0:
                 raise  # more tenants than one bad one: not theirs
-            return [], [(jobs[0], f"{exc} (every time: isolated from its batch)")]
+            return [], [(jobs[0], f"{exc.described} (every time: isolated from its batch)")]
     except DatabaseError as exc:
         if len(jobs) == 1:
-            return [], [(jobs[0], str(exc))]
+            return [], [(jobs[0], exc.described)]
     half = len(jobs) // 2
     done_a, failed_a = await _complete_isolating(session, worker_id, jobs[:half], isolation)
     done_b, failed_b = await _complete_isolating(session, worker_id, jobs[half:], isolation)

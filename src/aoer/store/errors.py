@@ -39,23 +39,42 @@ def message_of(exc: psycopg.Error) -> str:
     return (primary or str(exc)).strip() or type(exc).__name__
 
 
+def diagnostics_of(exc: psycopg.Error) -> str | None:
+    """`SQLSTATE 22003; DETAIL: …; HINT: …; CONTEXT: PL/pgSQL function f() line 3 at RAISE`: what
+    PostgreSQL said beyond its primary message (the first CONTEXT line only: the innermost
+    place that raised)."""
+    diag = getattr(exc, "diag", None)
+    if diag is None or not diag.sqlstate:
+        return None
+    parts = [f"SQLSTATE {diag.sqlstate}"]
+    parts += [
+        f"{label}: {text.strip()}"
+        for label, text in (("DETAIL", diag.message_detail), ("HINT", diag.message_hint))
+        if text
+    ]
+    if diag.context:
+        parts.append(f"CONTEXT: {diag.context.strip().splitlines()[0]}")
+    return "; ".join(parts)
+
+
 def translate(exc: BaseException) -> AoerError:
     """The project's error for a driver error."""
     if isinstance(exc, AoerError):
         return exc
     if isinstance(exc, PoolTimeout):
         return DatabaseUnavailable(f"no database connection became free in time ({exc})")
+    if not isinstance(exc, psycopg.Error):
+        return DatabaseError(str(exc))
+    diagnostics = diagnostics_of(exc)
     if isinstance(exc, _ABORTED):
-        return TransactionAborted(message_of(exc))
+        return TransactionAborted(message_of(exc), diagnostics=diagnostics)
     if isinstance(exc, _CONFLICTS):
-        return ConcurrencyConflict(message_of(exc))
+        return ConcurrencyConflict(message_of(exc), diagnostics=diagnostics)
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return DatabaseUnavailable(f"the database is unavailable: {message_of(exc)}")
     if isinstance(exc, pg.UniqueViolation):
-        return DuplicateKey(message_of(exc))
-    if isinstance(exc, psycopg.Error):
-        return DatabaseError(message_of(exc))
-    return DatabaseError(str(exc))
+        return DuplicateKey(message_of(exc), diagnostics=diagnostics)
+    return DatabaseError(message_of(exc), diagnostics=diagnostics)
 
 
 @contextmanager
