@@ -569,3 +569,43 @@ async def test_a_failed_attempt_of_a_deactivated_tenant_is_not_retried(
     [attempt] = await queue.fail(session_of(conn), WORKER, [(job, "boom")], random.Random(1))
     assert (attempt.status, attempt.retry_count) == ("failed", 1)
     assert attempt.error_message == "boom (not retried: the tenant is inactive)"
+
+
+async def test_the_oldest_age_is_the_wait_since_due_and_the_time_running(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    """`aoer status`, the dashboard and /metrics read a queue's oldest age as an alarm: from
+    `created_at` a job retried a moment ago looked stuck for hours, and one waiting out its
+    backoff looked fresh."""
+    retried, backing_off, running = [await make_tenant(f"t{i}") for i in range(3)]
+    for tenant in (retried, backing_off, running):
+        await queue.enqueue(session_of(conn), tenant, "high")
+    [job] = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 1)
+    await conn.execute(
+        "UPDATE aoer_queue SET created_at = now() - interval '2 hours',"
+        " started_at = now() - interval '30 seconds' WHERE id = %s",
+        (job.id,),
+    )
+    await conn.execute(
+        "UPDATE aoer_queue SET created_at = now() - interval '1 hour',"
+        " scheduled_at = now() - interval '5 seconds' WHERE tenant_id = %s AND id <> %s",
+        (retried if job.tenant_id != retried else backing_off, job.id),
+    )
+    due = retried if job.tenant_id != retried else backing_off
+    later = ({retried, backing_off, running} - {job.tenant_id, due}).pop()
+    await conn.execute(
+        "UPDATE aoer_queue SET created_at = now() - interval '3 hours',"
+        " scheduled_at = now() + interval '1 minute' WHERE tenant_id = %s",
+        (later,),
+    )
+    depth = {(d.status, d.priority): d for d in await session_of(conn).jobs.depth()}
+    waiting, in_flight = depth[("queued", "high")], depth[("processing", "high")]
+    assert waiting.jobs == 2
+    assert waiting.oldest_age_s is not None
+    assert 5 <= waiting.oldest_age_s < 60  # the due one, since it came due
+    assert in_flight.oldest_age_s is not None
+    assert 30 <= in_flight.oldest_age_s < 90  # running for
+    await conn.execute("UPDATE aoer_queue SET scheduled_at = now() + interval '1 minute'"
+                       " WHERE status = 'queued'")  # fmt: skip
+    depth = {(d.status, d.priority): d for d in await session_of(conn).jobs.depth()}
+    assert depth[("queued", "high")].oldest_age_s is None  # nothing due: nothing waits

@@ -79,7 +79,8 @@ class Metrics:
         )
         self.queue_oldest = Gauge(
             "aoer_queue_oldest_job_age_seconds",
-            "Age of the oldest queued or processing job by status and priority",
+            "Queued: seconds the longest-waiting due job has waited since it came due (0 when"
+            " none is due); processing: seconds the longest-running job has run",
             ["status", "priority"],
             registry=fleet,
         )

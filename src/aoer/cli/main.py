@@ -283,7 +283,7 @@ def status(as_json: JsonOutput = False) -> None:
         for priority in ("urgent", "high", "medium", "low"):
             table.add_column(priority, justify="right")
         table.add_column("total", justify="right")
-        table.add_column("oldest", justify="right")
+        table.add_column("oldest", justify="right")  # waiting since due / running for
         for status_name in ("queued", "processing", "completed", "failed"):
             rows = {d.priority: d for d in depth if d.status == status_name}
             ages = [d.oldest_age_s for d in rows.values() if d.oldest_age_s is not None]

@@ -465,9 +465,16 @@ WHERE t.id = ANY (%(tenant_ids)s::uuid[])
 GROUP BY t.id;
 
 -- name: queue_depth
--- Jobs by status and priority, for `aoer status`, the dashboard and /metrics.
+-- Jobs by status and priority, for `aoer status`, the dashboard and /metrics. The oldest age
+-- of waiting jobs is how long the longest-waiting *due* one has waited since it came due
+-- (NULL when none is due: a retry's backoff is not waiting); of jobs in flight, how long the
+-- longest-running one has run. From `created_at` it read 461 s for a job retried a moment
+-- ago, and 4 s for one waiting out a minute's backoff.
 SELECT status, priority, count(*)::integer AS jobs,
-       extract(epoch FROM now() - min(created_at))::float8 AS oldest_age_s
+       extract(epoch FROM CASE WHEN status = 'queued'
+                               THEN now() - min(scheduled_at) FILTER (WHERE scheduled_at <= now())
+                               ELSE now() - min(coalesce(started_at, created_at))
+                          END)::float8 AS oldest_age_s
 FROM aoer_queue
 WHERE status IN ('queued', 'processing')
 GROUP BY status, priority
