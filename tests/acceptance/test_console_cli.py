@@ -67,6 +67,12 @@ async def test_pause_stops_three_workers_and_resume_finishes_the_jobs(
         assert json.loads(ok(aoer("queue", "status", "--json")))["paused"] is True
         assert json.loads(ok(aoer("status", "--json")))["paused"] is True
         assert "the queue is paused" in ok(aoer("status"))  # the overview says so too
+        # Queuing from the command line while paused says the jobs will wait.
+        queued = aoer("enqueue", str(tenants[0]), "--priority", "urgent")
+        assert queued.returncode == 0, queued.stderr
+        assert "note: the queue is paused: workers claim nothing until `aoer queue resume`" in (
+            queued.stderr
+        )
 
         assert "queue resumed" in ok(aoer("queue", "resume"))
         assert json.loads(ok(aoer("status", "--json")))["paused"] is False
@@ -109,6 +115,9 @@ async def test_jobs_list_show_retry_cancel_from_the_command_line(
     refused = aoer("jobs", "retry", str(job.id))
     assert refused.returncode == 1
     assert "only a failed job can be retried" in refused.stderr
+    # `pending`, as `aoer status` names a waiting job, is `queued` here too.
+    pending = json.loads(ok(aoer("jobs", "list", "--status", "pending", "--json")))
+    assert [(j["id"], j["status"]) for j in pending["jobs"]] == [(str(job.id), "queued")]
     assert "cancelled" in ok(aoer("jobs", "cancel", str(job.id)))
     assert await scalar(conn, "SELECT count(*) FROM aoer_queue") == 0
     actor = await scalar(conn, "SELECT string_agg(actor || ' ' || action, ',') FROM audit_log")

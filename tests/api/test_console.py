@@ -80,6 +80,7 @@ async def test_job_list_filters_by_status_priority_and_tenant(
 
     assert await ids(status="failed") == {str(failed)}
     assert len(await ids(status="queued")) == 2
+    assert await ids(status="pending") == await ids(status="queued")  # as status counts say
     assert len(await ids(priority="urgent")) == 1
     assert await ids(tenantId=str(a), status="failed", priority="high") == {str(failed)}
     assert len(await ids(tenantId=str(a))) == 2

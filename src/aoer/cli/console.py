@@ -60,11 +60,13 @@ def when(moment: datetime | None) -> str:
 def parse_status(value: str | None) -> JobStatus | None:
     if value is None:
         return None
+    if value == "pending":  # as `aoer status` and the status counts (DESIGN §4) name it
+        return "queued"
     for status in JOB_STATUSES:
         if value == status:
             return status
     # As a bad priority or a malformed id is: bad input, exit 1 (README, CLI conventions).
-    fail(f"unknown status {value!r}: expected one of {', '.join(JOB_STATUSES)}")
+    fail(f"unknown status {value!r}: expected one of {', '.join(JOB_STATUSES)} (or pending)")
 
 
 @jobs_app.command("list")
@@ -226,7 +228,7 @@ def queue_status(as_json_flag: JsonOutput = False) -> None:
 
 
 def workers(as_json_flag: JsonOutput = False) -> None:
-    """Workers by heartbeat: live ones, then those gone quiet (dead)."""
+    """Workers by heartbeat: live ones, then those gone quiet (shown as gone)."""
 
     async def main(settings: Settings) -> None:
         async with open_services(settings) as services, services.store.session() as session:

@@ -29,6 +29,7 @@ from aoer.cli.runner import (
     cli_actor,
     console,
     emit_json,
+    errors,
     fail,
     json_time,
     print_fields,
@@ -48,6 +49,7 @@ from aoer.db.roles import AppRole, setup_app_role
 from aoer.db.schema import migrate as run_migrations
 from aoer.db.schema import plan as plan_migrations
 from aoer.errors import Conflict, NotFound, UnknownTenant
+from aoer.store import Session
 from aoer.store.audit import AuditEntry
 from aoer.types import Tenant
 
@@ -57,7 +59,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-tenants_app = typer.Typer(help="Register and list dealerships", no_args_is_help=True)
+tenants_app = typer.Typer(
+    help="Register, list, rename, (de)activate and move dealerships", no_args_is_help=True
+)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(signals_app, name="signals")
 app.add_typer(observations_app, name="observations")
@@ -227,9 +231,19 @@ def cron(
             await session.audit.record(
                 AuditEntry(cli_actor(), "admin", "cron.trigger", details={"queued": queued})
             )
+            await warn_if_paused(session)
             return queued
 
     console.print(f"queued {run_command(main)} tenants")
+
+
+async def warn_if_paused(session: Session) -> None:
+    """On stderr: jobs queued while the queue is paused wait until it is resumed."""
+    if (await session.console.queue_state()).paused:
+        errors.print(
+            "note: the queue is paused: workers claim nothing until `aoer queue resume`",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -242,6 +256,7 @@ def enqueue(
     async def main(settings: Settings) -> None:
         async with open_services(settings) as services, services.store.session() as session:
             job = await queue.enqueue(session, tenant_id, priority)
+            await warn_if_paused(session)
         state = "coalesced into" if job.coalesced else "queued as"
         console.print(f"tenant {job.tenant_id} {state} job {job.id} (priority {job.priority})")
 

@@ -71,8 +71,9 @@ def _parse_filter(
     if before:
         with contextlib.suppress(InvalidInput):
             before_at, before_id = actions.decode_cursor(before)
+    wanted = "queued" if status == "pending" else status  # as the status counts name it
     return JobFilter(
-        status=next((s for s in JOB_STATUSES if s == status), None),
+        status=next((s for s in JOB_STATUSES if s == wanted), None),
         priority=next((p for p in PRIORITIES if p == priority), None),
         tenant_id=tenant_id,
         before_at=before_at,

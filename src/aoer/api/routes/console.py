@@ -8,7 +8,7 @@ Pausing, resuming and the worker list are the admin's. Every action is audited.
 """
 
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -158,7 +158,10 @@ def cursor_param(before: str | None) -> tuple[datetime | None, UUID | None]:
 async def list_jobs(
     principal: Reader,
     ctx: Context,
-    status: JobStatus | None = None,
+    status: Annotated[
+        JobStatus | Literal["pending"] | None,
+        Query(description="`pending` is `queued`, as the status counts name it (DESIGN §4)"),
+    ] = None,
     priority: Priority | None = None,
     tenant_id: Annotated[UUID | None, Query(alias="tenantId")] = None,
     limit: Annotated[int, Query(ge=1, le=JOB_PAGE_MAX)] = DEFAULT_PAGE,
@@ -169,7 +172,8 @@ async def list_jobs(
     before_at, before_id = cursor_param(before)
     if tenant_id is not None:
         await ensure_tenant_access(principal, tenant_id)  # 403 naming it, not an empty page
-    f = JobFilter(status, priority, tenant_id, before_at, before_id, limit)
+    wanted: JobStatus | None = "queued" if status == "pending" else status
+    f = JobFilter(wanted, priority, tenant_id, before_at, before_id, limit)
     async with ctx.session(principal) as session:
         rows = await session.console.jobs(f)
     last = rows[-1] if len(rows) == limit else None
