@@ -4,6 +4,7 @@ heartbeats are listed and their rows go on a clean exit; jobs list/show/retry/ca
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -110,6 +111,28 @@ async def test_jobs_list_show_retry_cancel_from_the_command_line(
     shown = json.loads(ok(aoer("jobs", "show", str(job.id), "--json")))
     assert [a["errorMessage"] for a in shown["attempts"]] == ["poisoned tenant"]
     assert "poisoned tenant" in ok(aoer("jobs", "show", str(job.id)))
+
+    # A job in flight says how long it has run and what its worker's lease says: whether a
+    # live worker holds it (a slow or blocked batch) or a dead one left it.
+    other = await make_tenant("Running Motors")
+    await queue.enqueue_many(session, [other], "high")
+    [running] = await session_of(conn, lease_s=30).jobs.claim("cli-test", 1)
+    await conn.execute(
+        "UPDATE aoer_queue SET started_at = now() - interval '95 seconds' WHERE id = %s",
+        (running.id,),
+    )
+    shown = ok(aoer("jobs", "show", str(running.id)))
+    assert re.search(r"running for 9[5-9]s; its lease runs out in [12]\ds \(renewed while worker"
+                     r" cli-test lives\)", shown), shown  # fmt: skip
+    assert json.loads(ok(aoer("jobs", "show", str(running.id), "--json")))["leaseExpiresAt"]
+    await conn.execute(
+        "UPDATE aoer_queue SET lease_expires_at = now() - interval '40 seconds' WHERE id = %s",
+        (running.id,),
+    )
+    shown = ok(aoer("jobs", "show", str(running.id)))
+    assert "its lease ran out 4" in shown
+    assert "worker cli-test stopped renewing it" in shown
+    await conn.execute("DELETE FROM aoer_queue WHERE id = %s", (running.id,))
 
     assert "queued again" in ok(aoer("jobs", "retry", str(job.id)))
     refused = aoer("jobs", "retry", str(job.id))

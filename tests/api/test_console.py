@@ -116,6 +116,22 @@ async def test_job_detail_lists_each_failed_attempt_with_its_error(
     assert body["attempts"][0]["errorData"]["workerId"] == WORKER
 
 
+async def test_a_job_in_flight_shows_its_lease(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    """An operator asking why a job is stuck reads how long it has run and until when its
+    worker's lease holds it (a live worker renews it; a dead one's runs out)."""
+    tenant = await make_tenant()
+    await queue.enqueue_many(session_of(conn), [tenant], "high")
+    [job] = await session_of(conn, lease_s=30).jobs.claim(WORKER, 1)
+    body = (await api.client.get(f"/api/jobs/{job.id}", headers=api.admin)).json()
+    assert body["status"] == "processing"
+    assert body["leaseExpiresAt"] is not None
+    page = await api.client.get(f"/dashboard/jobs/{job.id}", headers=api.admin)
+    assert 'id="job-in-flight"' in page.text
+    assert "lease until" in page.text
+
+
 async def test_unknown_job_is_404_and_a_malformed_id_422(api: Api) -> None:
     for method in ("get", "post"):
         for suffix in ("", "/retry", "/cancel"):

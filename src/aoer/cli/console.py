@@ -2,7 +2,7 @@
 (DESIGN §15). Actions are audited as the local operator (`cli:<user>`, role admin)."""
 
 import dataclasses
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 from uuid import UUID
 
@@ -26,7 +26,7 @@ from aoer.config import Settings
 from aoer.constants import JOB_STATUSES, WORKER_STALE_S
 from aoer.errors import UnknownJob
 from aoer.queue import console as actions
-from aoer.store.console import JOB_PAGE_MAX, JobFilter
+from aoer.store.console import JOB_PAGE_MAX, JobFilter, JobRow
 from aoer.types import JobStatus
 
 jobs_app = typer.Typer(help="Jobs: list, show, retry, cancel", no_args_is_help=True)
@@ -143,6 +143,8 @@ def jobs_show(
         width = max(map(len, fields))
         for key, value in fields.items():
             console.print(f"{key:<{width}}  {'-' if value is None else value}", highlight=False)
+        if row.status == "processing" and row.started_at and row.lease_expires_at:
+            console.print(in_flight(row, datetime.now(UTC)), highlight=False, soft_wrap=True)
         console.print(f"attempts ({len(attempts)} failed):", highlight=False)
         for a in attempts:
             console.print(
@@ -152,6 +154,23 @@ def jobs_show(
             )
 
     run_command(main)
+
+
+def in_flight(row: JobRow, now: datetime) -> str:
+    """How long a processing job has run and what its lease says: a worker that died leaves
+    it until the lease runs out, one that lives renews it (so a job running for minutes with
+    a lease in the future is held by a live worker: a slow or blocked batch)."""
+    assert row.started_at is not None
+    assert row.lease_expires_at is not None
+    running = (now - row.started_at).total_seconds()
+    left = (row.lease_expires_at - now).total_seconds()
+    lease = (
+        f"its lease runs out in {left:.0f}s (renewed while worker {row.locked_by} lives)"
+        if left >= 0
+        else f"its lease ran out {-left:.0f}s ago: worker {row.locked_by} stopped renewing it,"
+        " and the next live worker takes the job back"
+    )
+    return f"running for {running:.0f}s; {lease}"
 
 
 @jobs_app.command("retry")

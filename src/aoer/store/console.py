@@ -30,6 +30,7 @@ class JobRow:
     completed_at: datetime | None
     error_message: str | None
     locked_by: str | None
+    lease_expires_at: datetime | None
     created_at: datetime
     updated_at: datetime
 

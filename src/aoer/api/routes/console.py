@@ -52,6 +52,11 @@ class JobOut(Camel):
     completed_at: datetime | None
     error_message: str | None
     locked_by: str | None = Field(description="The worker holding (or that last held) it")
+    lease_expires_at: datetime | None = Field(
+        default=None,
+        description="While processing: when its worker's lease runs out (renewed every third "
+        "of AOER_LEASE_SECONDS while the worker lives; past it, another worker takes it back)",
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -15,7 +15,7 @@
 -- thousand at most -- from the lease index, sorted.
 SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
        q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
-       q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
+       q.completed_at, q.error_message, q.locked_by, q.lease_expires_at, q.created_at, q.updated_at
 FROM (
     (SELECT * FROM aoer_queue
      WHERE status = 'queued' AND retry_count >= 0  -- the waiting-jobs index's predicate (0023)
@@ -46,7 +46,7 @@ LIMIT %(limit)s;
 -- failed jobs are rare in it).
 SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
        q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
-       q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
+       q.completed_at, q.error_message, q.locked_by, q.lease_expires_at, q.created_at, q.updated_at
 FROM (
     SELECT * FROM aoer_queue
     WHERE status = 'completed'
@@ -61,7 +61,7 @@ ORDER BY q.created_at DESC, q.id DESC;
 -- Jobs in flight: the lease index holds them (a few thousand at most), sorted here.
 SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
        q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
-       q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
+       q.completed_at, q.error_message, q.locked_by, q.lease_expires_at, q.created_at, q.updated_at
 FROM (
     SELECT * FROM aoer_queue
     WHERE status = 'processing'
@@ -76,7 +76,7 @@ ORDER BY q.created_at DESC, q.id DESC;
 -- Failed jobs: the partial index's own predicate, written out so every plan can use it.
 SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
        q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
-       q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
+       q.completed_at, q.error_message, q.locked_by, q.lease_expires_at, q.created_at, q.updated_at
 FROM (
     SELECT * FROM aoer_queue
     WHERE status = 'failed'
@@ -92,7 +92,7 @@ ORDER BY q.created_at DESC, q.id DESC;
 -- (`retry_count >= 0` always holds; only statements that state it may read that index: 0023).
 SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
        q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
-       q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
+       q.completed_at, q.error_message, q.locked_by, q.lease_expires_at, q.created_at, q.updated_at
 FROM (
     SELECT * FROM aoer_queue
     WHERE status = 'queued' AND retry_count >= 0
@@ -106,7 +106,7 @@ ORDER BY q.created_at DESC, q.id DESC;
 -- name: list_jobs_by_priority
 SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
        q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
-       q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
+       q.completed_at, q.error_message, q.locked_by, q.lease_expires_at, q.created_at, q.updated_at
 FROM (
     SELECT * FROM aoer_queue
     WHERE priority = %(priority)s::text
@@ -121,7 +121,7 @@ ORDER BY q.created_at DESC, q.id DESC;
 -- name: list_jobs_by_tenant
 SELECT q.id, q.tenant_id, (SELECT t.name FROM tenants t WHERE t.id = q.tenant_id) AS tenant_name,
        q.priority, q.status, q.retry_count, q.max_retries, q.scheduled_at, q.started_at,
-       q.completed_at, q.error_message, q.locked_by, q.created_at, q.updated_at
+       q.completed_at, q.error_message, q.locked_by, q.lease_expires_at, q.created_at, q.updated_at
 FROM (
     SELECT * FROM aoer_queue
     WHERE tenant_id = %(tenant_id)s::uuid
@@ -138,7 +138,7 @@ ORDER BY q.created_at DESC, q.id DESC;
 -- it (Row Level Security).
 SELECT q.id, q.tenant_id, t.name AS tenant_name, q.priority, q.status, q.retry_count,
        q.max_retries, q.scheduled_at, q.started_at, q.completed_at, q.error_message,
-       q.locked_by, q.created_at, q.updated_at
+       q.locked_by, q.lease_expires_at, q.created_at, q.updated_at
 FROM aoer_queue q
 JOIN tenants t ON t.id = q.tenant_id
 WHERE q.id = %(job_id)s;
