@@ -5,7 +5,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from aoer import queue
-from aoer.db.pool import Connection
+from aoer.db.pool import Connection, connect
 from tests.api.conftest import Api, ApiFactory, count
 from tests.api.org_world import OrgWorld, org_bearer, world
 from tests.api.test_sessions import login_link, same_origin, signed_in
@@ -130,6 +130,31 @@ async def test_a_job_in_flight_shows_its_lease(
     page = await api.client.get(f"/dashboard/jobs/{job.id}", headers=api.admin)
     assert 'id="job-in-flight"' in page.text
     assert "lease until" in page.text
+
+
+async def test_retry_or_cancel_of_a_job_a_batch_holds_says_so(
+    api: Api, conn: Connection, db_url: str, make_tenant: MakeTenant
+) -> None:
+    """A batch settling a job holds its row: a cancel (or retry) of it answered 503 "the data
+    is busy" over HTTP and a raw lock timeout on the command line, naming neither the job
+    nor why."""
+    tenant = await make_tenant()
+    await queue.enqueue_many(session_of(conn), [tenant], "high")
+    [job] = await session_of(conn, lease_s=30).jobs.claim(WORKER, 1)
+    batch = await connect(db_url)  # as a worker's completion would, until it commits
+    try:
+        await batch.execute("BEGIN")
+        await batch.execute("SELECT 1 FROM aoer_queue WHERE id = %s FOR UPDATE", (job.id,))
+        for action, wanted in (("cancel", "queued"), ("retry", "failed")):
+            answer = await api.client.post(f"/api/jobs/{job.id}/{action}", headers=api.admin)
+            assert answer.status_code == 409, answer.text
+            assert answer.json()["error"].startswith(
+                f"job {job.id} is held by another transaction right now, most likely a worker's"
+                f" batch settling it (so it is processing): only a {wanted} job can be"
+            )
+    finally:
+        await batch.close()
+    assert await count(conn, "audit_log") == 0
 
 
 async def test_unknown_job_is_404_and_a_malformed_id_422(api: Api) -> None:

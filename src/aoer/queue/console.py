@@ -10,9 +10,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from aoer.errors import Conflict, DuplicateKey, InactiveTenant, InvalidInput, UnknownJob
+from aoer.errors import (
+    ConcurrencyConflict,
+    Conflict,
+    DuplicateKey,
+    InactiveTenant,
+    InvalidInput,
+    UnknownJob,
+)
 from aoer.store import Session
 from aoer.store.audit import AuditEntry
+from aoer.store.console import JobTenant
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +40,24 @@ class NotFailed(Conflict):
 
 class NotQueued(Conflict):
     """A cancel of a job that is not waiting (any more: running, or finished)."""
+
+
+class JobBusy(Conflict):
+    """Another transaction holds the job (a worker's batch settling it, as a rule)."""
+
+
+async def _locked(session: Session, job_id: UUID, wanted: str) -> JobTenant | None:
+    """The job, locked for the change that follows; a job another transaction holds past the
+    lock wait (a batch in flight: the row lock of its completion) is a 409 saying so, where
+    a raw lock timeout said nothing of the job."""
+    try:
+        return await session.console.lock_job(job_id)
+    except ConcurrencyConflict:
+        raise JobBusy(
+            f"job {job_id} is held by another transaction right now, most likely a worker's"
+            f" batch settling it (so it is processing): {wanted}; `aoer jobs show {job_id}`"
+            " says how long it has run"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +89,7 @@ async def retry(session: Session, job_id: UUID, actor: Actor) -> Retried:
     waiting job (one per tenant), that job carries the retry: coalesced."""
     try:
         async with session.transaction():
-            job = await session.console.lock_job(job_id)
+            job = await _locked(session, job_id, "only a failed job can be retried")
             if job is None:
                 raise UnknownJob(f"unknown job {job_id}")
             if job.status != "failed":
@@ -107,7 +133,7 @@ async def retry(session: Session, job_id: UUID, actor: Actor) -> Retried:
 async def cancel(session: Session, job_id: UUID, actor: Actor) -> Cancelled:
     """Remove a waiting job; a job being processed, or already finished, stays (409)."""
     async with session.transaction():
-        job = await session.console.lock_job(job_id)
+        job = await _locked(session, job_id, "only a queued job can be cancelled")
         if job is None:
             raise UnknownJob(f"unknown job {job_id}")
         if job.status != "queued" or not await session.console.delete_queued(job_id):
