@@ -52,12 +52,15 @@ async def test_a_later_recompute_resets_the_button_label_and_keeps_the_tile_stil
     assert abs(moved["y"] - still["y"]) < 1, "the chip must not push the value down"
     assert abs(moved["x"] - still["x"]) < 1
     await expect(status).to_have_text("")  # no "Done…: score 55.49" beside a 56.14 tile
-    # The live row carries the job's priority like the rows the server rendered.
+    # The live row says what started it, like the rows the server rendered: in words (a bare
+    # "low" beside the risk read as a risk level), the job's priority on hover.
     newest = page.locator("#events li").first
     await expect(newest).to_contain_text("56.14")
-    await expect(newest.locator(".tag")).to_have_text("urgent")
+    await expect(newest.locator(".tag")).to_have_text("requested")
+    await expect(newest.locator(".tag")).to_have_attribute("title", "job priority: urgent")
     rendered = page.locator("#events li").nth(1)
     await expect(rendered.locator(".tag")).to_have_count(1)
+    await expect(rendered.locator(".tag")).to_have_text(re.compile(r"^(scheduled|requested)$"))
     await screenshot(page)
     assert page.errors == []  # type: ignore[attr-defined]
 

@@ -93,7 +93,8 @@
       const points = body.history || [];
       const point = points.find((p) => Date.parse(p.createdAt) === at) || points[points.length - 1];
       if (point && point.priority && !item.querySelector(".tag")) {
-        item.append(AOER.el("span", { class: "tag" }, point.priority));
+        item.append(AOER.el("span", { class: "tag", title: `job priority: ${point.priority}`, "data-priority": point.priority },
+          point.priority === "low" ? "scheduled" : "requested"));
       }
     } catch (_) { /* the row stays without its tag; the next page load shows it */ }
   }
