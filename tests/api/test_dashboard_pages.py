@@ -62,6 +62,28 @@ async def test_tenant_page_escapes_data_and_sends_security_headers(
     assert "<script>" not in page.text
 
 
+async def test_a_dealership_without_signals_is_told_what_happens_next_in_its_words(
+    api: Api, make_tenant: MakeTenant
+) -> None:
+    """A dealer's own page said "Send them with POST /api/signals or aoer signals import", and
+    "Press Recompute now" when there was nothing to compute; an operator still reads how."""
+    tenant = await make_tenant("Quiet Motors")
+
+    def shown(page: str, notice: str) -> bool:
+        start = page.index(f'id="{notice}"')
+        return "hidden" not in page[start : page.index(">", start)]
+
+    dealer = (await api.client.get(f"/dashboard/tenant/{tenant}",
+                                   headers=api.bearer(tenant=tenant))).text  # fmt: skip
+    assert shown(dealer, "notice-nosignals")
+    assert "sent each day by your data provider or your agency" in " ".join(dealer.split())
+    assert "POST /api/signals" not in dealer
+    assert not shown(dealer, "notice-never")  # nothing to compute without signals
+    admin = (await api.client.get(f"/dashboard/tenant/{tenant}", headers=api.admin)).text
+    assert "<code>POST /api/signals</code>" in admin
+    assert not shown(admin, "notice-never")
+
+
 async def test_unknown_and_malformed_dealerships(api: Api, make_tenant: MakeTenant) -> None:
     tenant = await make_tenant()
     missing = await api.client.get(
