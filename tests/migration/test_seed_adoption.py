@@ -2,6 +2,7 @@
 row kept, the schema made the one a fresh migrate builds, duplicate waiting jobs coalesced,
 bad rows refused before any change, `--dry-run` read-only, a second run a no-op."""
 
+import asyncio
 import json
 import subprocess
 import uuid
@@ -228,6 +229,28 @@ async def test_ids_sharing_their_first_8_digits_get_distinct_names(old_db: str) 
         **{tenant: f"Tenant {tenant}" for tenant in alike},
         "e1a63d30-0000-4000-8000-000000000009": "Tenant e1a63d30",
     }
+
+
+async def test_a_row_written_while_the_adoption_checks_is_checked_too(old_db: str) -> None:
+    """A script still writing to the old tables: its open transaction is waited for, and the
+    row it commits is checked like any other (it was copied unchecked, and a bad priority
+    failed the copy with "null value in column priority")."""
+    fill(old_db, SMALL)
+    with psycopg.connect(old_db) as writer:
+        writer.execute(
+            "INSERT INTO aoer_queue (tenant_id, priority) VALUES"
+            " ('7d9a1a40-0000-4000-8000-0000000000aa', 'HIGH')"
+        )  # open: not committed yet
+        adopting = asyncio.create_task(migrate(old_db))
+        await asyncio.sleep(1.0)
+        assert not adopting.done(), "the adoption waits for the writer's transaction"
+        writer.commit()
+        with pytest.raises(MigrationError) as refused:
+            await asyncio.wait_for(adopting, 60)
+    assert "1 aoer_queue row with a priority other than low, medium, high or urgent" in str(
+        refused.value
+    )
+    assert count(old_db, "SELECT count(*) FROM aoer_queue WHERE priority = 'HIGH'") == 1
 
 
 async def test_migrating_an_adopted_database_again_changes_nothing(old_db: str) -> None:

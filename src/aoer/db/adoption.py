@@ -5,8 +5,10 @@ A database where the old system's migration ran holds its tables (`aoer_summary`
 views and functions, and Row Level Security policies written against Supabase's `auth.jwt()`,
 but no `aoer_schema_migrations`. `aoer migrate` adopts it inside its one transaction:
 
-1. check every old row against this schema's rules; any offender stops everything before a
-   change, naming the rows (`AdoptionRefused`);
+1. lock the old tables against writes (`hold`: a script still writing waits, or its open
+   transaction is waited for, so the rows checked are the rows copied), then check every old
+   row against this schema's rules; any offender stops everything before a change, naming
+   the rows (`AdoptionRefused`);
 2. drop the old views, functions and triggers, and set the old tables aside in schema
    `aoer_adoption` (their indexes, constraints and policies go with them);
 3. apply migration 0001 as on an empty database, then copy every row across (`copy_rows`):
@@ -21,6 +23,8 @@ DDL made it. Running `aoer migrate` again finds `aoer_schema_migrations` and ado
 import logging
 from dataclasses import dataclass
 from typing import LiteralString
+
+from psycopg import sql
 
 from aoer.db.pool import Connection
 from aoer.db.queries import query
@@ -61,22 +65,23 @@ OLD_FUNCTIONS = (
 ASIDE_SCHEMA = "aoer_adoption"
 ROWS_NAMED = 10  # offending rows named per problem; the count says how many there are
 
-# (query, what is wrong with the rows it finds), checked in this order.
-_ROW_CHECKS: tuple[tuple[LiteralString, str], ...] = (
-    ("adoption_bad_queue_priority", "aoer_queue rows with a priority other than "
+# (query, the rows it finds, what is wrong with them), checked in this order.
+_ROW_CHECKS: tuple[tuple[LiteralString, str, str], ...] = (
+    ("adoption_bad_queue_priority", "aoer_queue row", "with a priority other than "
      "low, medium, high or urgent"),
-    ("adoption_bad_queue_status", "aoer_queue rows with a status other than "
+    ("adoption_bad_queue_status", "aoer_queue row", "with a status other than "
      "queued, processing, completed or failed"),
-    ("adoption_bad_queue_retries", "aoer_queue rows with a negative retry_count or a "
+    ("adoption_bad_queue_retries", "aoer_queue row", "with a negative retry_count or a "
      "max_retries below 1"),
-    ("adoption_bad_summary_score", "aoer_summary rows with an aoer_score outside 0-100"),
-    ("adoption_bad_summary_risk", "aoer_summary rows with a visibility_risk outside 0-1"),
-    ("adoption_null_tenant", "rows without a tenant or an event type"),
+    ("adoption_bad_summary_score", "aoer_summary row", "with an aoer_score outside 0-100"),
+    ("adoption_bad_summary_risk", "aoer_summary row", "with a visibility_risk outside 0-1"),
+    ("adoption_null_tenant", "row", "without a tenant or an event type"),
 )  # fmt: skip
-_SIGNAL_CHECK: tuple[LiteralString, str] = (
+_SIGNAL_CHECK: tuple[LiteralString, str, str] = (
     "adoption_bad_signals",
-    "aiv_raw_signals rows (dealer_id date) with a missing key, a value outside its range "
-    "(0-100; observed_rar >= 0) or a day sent twice",
+    "aiv_raw_signals row",
+    "(dealer_id date) with a missing key, a value outside its range (0-100; observed_rar "
+    ">= 0) or a day sent twice",
 )
 
 
@@ -149,14 +154,22 @@ async def problems(conn: Connection, old: OldDatabase) -> list[str]:
     if found:  # the row checks below read the columns named above
         return found
     checks = [*_ROW_CHECKS, _SIGNAL_CHECK] if old.has_signals else list(_ROW_CHECKS)
-    for name, what in checks:
+    for name, noun, what in checks:
         rows = await _rows(conn, name, limit=ROWS_NAMED)
         if rows:
             total = int(str(rows[0]["total"]))
             named = "".join(f"\n      {row['row']} ({row['value']})" for row in rows)
             more = f" (the first {len(rows)} of {total})" if total > len(rows) else ""
-            found.append(f"{total} {what}{more}: {named}")
+            found.append(f"{plural(total, noun)} {what}{more}: {named}")
     return found
+
+
+async def hold(conn: Connection, old: OldDatabase) -> None:
+    """Lock the old tables against writes until the adoption's transaction ends (reads go
+    on). A row written after the checks, or in a transaction open while they ran, was copied
+    unchecked: a bad priority then failed the copy with "null value in column priority"."""
+    tables = sql.SQL(", ").join(sql.Identifier(t) for t in old.tables)
+    await conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(tables))
 
 
 async def check(conn: Connection, old: OldDatabase) -> None:

@@ -117,6 +117,7 @@ async def migrate(url: str) -> list[Migration]:
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
             old = await adoption.detect(conn)
             if old is not None:
+                await adoption.hold(conn, old)
                 await adoption.check(conn, old)
                 logger.info("adopting the old system's database: %s", ", ".join(old.tables))
                 await _translated("setting the old tables aside", adoption.set_aside(conn, old))
