@@ -306,6 +306,7 @@ async def test_the_fleet_and_jobs_pages_say_when_no_worker_runs(
     assert notice in fleet
     assert notice in jobs
     assert "w-dead" in jobs
+    assert "held 4 when last seen" in jobs  # not "4 in hand": a live worker took them back
     await conn.execute(
         "INSERT INTO aoer_workers (id, host, pid, jobs_in_hand, last_heartbeat_at)"
         " VALUES ('w-live', 'h1', 11, 3, now())"

@@ -266,7 +266,7 @@ def workers(as_json_flag: JsonOutput = False) -> None:
                 state,
                 when(w.started_at),
                 when(w.last_heartbeat_at),
-                str(w.jobs_in_hand),
+                str(w.jobs_in_hand) if w.alive else f"{w.jobs_in_hand} when last seen",
             )
         show(table)
         if not any(w.alive for w in rows):
