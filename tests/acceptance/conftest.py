@@ -30,20 +30,28 @@ def cli_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "aoer", *args]
 
 
+def run_aoer(
+    db_url: str, tmp_path: Path, *args: str, timeout: float = CLI_TIMEOUT_S, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run `aoer ARGS…` on `db_url` from `tmp_path` (its home under it) to completion; the
+    completed process (never raises on the exit code)."""
+    return subprocess.run(
+        cli_command(*args),
+        env=cli_env(db_url, AOER_HOME=str(tmp_path / "home"), **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+        check=False,
+    )
+
+
 @pytest.fixture
 def aoer(db_url: str, tmp_path: Path) -> AoerCli:
     """Run `aoer ARGS…` to completion; returns the completed process (never raises on exit code)."""
 
     def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            cli_command(*args),
-            env=cli_env(db_url, AOER_HOME=str(tmp_path / "home"), **env),
-            capture_output=True,
-            text=True,
-            timeout=CLI_TIMEOUT_S,
-            cwd=tmp_path,
-            check=False,
-        )
+        return run_aoer(db_url, tmp_path, *args, **env)
 
     return run
 

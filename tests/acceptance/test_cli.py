@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 import psycopg
 
 from aoer.db.schema import available_migrations
-from tests.acceptance.conftest import CLI_TIMEOUT_S, AoerCli, cli_command, cli_env
+from tests.acceptance.conftest import CLI_TIMEOUT_S, AoerCli, cli_command, cli_env, run_aoer
 from tests.migration.before import migrated_before
 
 HEADER = "dealer_id,date,seo,aeo,geo,ugc,geolocal,observed_aiv,observed_rar\n"
@@ -282,7 +282,7 @@ def test_a_worker_refuses_a_database_that_is_not_migrated(server_url: str, tmp_p
     what to run."""
     newest = max(available_migrations(), key=lambda m: m.version)
     with migrated_before(server_url, newest.version) as url:
-        started = aoer_at(url, tmp_path, "worker", "--drain")
+        started = run_aoer(url, tmp_path, "worker", "--drain")
         assert started.returncode == 1, started.stdout
         assert "worker active" not in started.stdout
         assert "Traceback" not in started.stderr
@@ -290,22 +290,10 @@ def test_a_worker_refuses_a_database_that_is_not_migrated(server_url: str, tmp_p
             "error: the database's schema is behind this version of aoer: 1 migration is pending"
             f" ({newest.version:04d}_{newest.name} first); run `aoer migrate` first"
         ) in started.stderr
-        assert aoer_at(url, tmp_path, "migrate").returncode == 0
-        drained = aoer_at(url, tmp_path, "worker", "--drain")
+        assert run_aoer(url, tmp_path, "migrate").returncode == 0
+        drained = run_aoer(url, tmp_path, "worker", "--drain")
         assert drained.returncode == 0, drained.stderr
         assert "[AOER] AOER Orchestrator worker active" in drained.stdout
-
-
-def aoer_at(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cli_command(*args),
-        env=cli_env(url, AOER_HOME=str(tmp_path / "home")),
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_S,
-        cwd=tmp_path,
-        check=False,
-    )
 
 
 def refuse_with_a_timeout(db_url: str, tenants: list[str]) -> None:

@@ -22,7 +22,7 @@ from aoer.db.adoption import OLD_COLUMNS
 from aoer.db.pool import connect
 from aoer.db.schema import migrate
 from aoer.errors import MigrationError
-from tests.acceptance.conftest import cli_command, cli_env
+from tests.acceptance.conftest import run_aoer
 from tests.conftest import _admin, session_of, with_database
 from tests.migration.before import migrated_before
 from tests.migration.seed import (
@@ -56,16 +56,8 @@ def old_db(server_url: str) -> Iterator[str]:
         yield url
 
 
-def aoer_cli(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cli_command(*args),
-        env=cli_env(url, AOER_HOME=str(tmp_path / "home")),
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=tmp_path,
-        check=False,
-    )
+def aoer_cli(url: str, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return run_aoer(url, tmp_path, *args, timeout=240, **env)
 
 
 # The keys adoption adds to the old `aoer_recompute` events (0030), left out of a snapshot.
@@ -301,20 +293,14 @@ def test_dry_run_says_which_old_rows_the_workers_retention_will_then_delete(
         " (AOER_RETAIN_FAILURES_DAYS), 2 score history events older than 400 days"
         " (AOER_RETAIN_EVENTS_DAYS); to keep them, set those ages higher before starting workers"
     ) in planned.stdout
-    kept = subprocess.run(
-        cli_command("migrate", "--dry-run"),
-        env=cli_env(
-            old_db,
-            AOER_HOME=str(tmp_path / "home"),
-            AOER_RETAIN_JOBS_DAYS="3650",
-            AOER_RETAIN_FAILURES_DAYS="3650",
-            AOER_RETAIN_EVENTS_DAYS="3650",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=tmp_path,
-        check=False,
+    kept = aoer_cli(
+        old_db,
+        tmp_path,
+        "migrate",
+        "--dry-run",
+        AOER_RETAIN_JOBS_DAYS="3650",
+        AOER_RETAIN_FAILURES_DAYS="3650",
+        AOER_RETAIN_EVENTS_DAYS="3650",
     )
     assert kept.returncode == 0, kept.stderr
     assert "retention" not in kept.stdout
