@@ -6,20 +6,12 @@ from pathlib import Path
 import psycopg
 
 from aoer.db.pool import Connection
-from tests.acceptance.conftest import CLI_TIMEOUT_S, cli_command, cli_env
+from tests.acceptance.conftest import run_aoer
 from tests.model.synthetic import POLICY, seed
 
 
 def aoer(db_url: str, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cli_command("model", *args),
-        env=cli_env(db_url, AOER_HOME=str(cwd / "home"), **env),
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_S,
-        cwd=cwd,
-        check=False,
-    )
+    return run_aoer(db_url, cwd, "model", *args, **env)
 
 
 def test_model_commands_train_report_and_refuse_an_impossible_rollback(
