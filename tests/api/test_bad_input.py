@@ -110,6 +110,9 @@ async def test_wrong_content_types_and_junk_json(
         ({"seo": 12.345}, "seo", "must be 0-100, at most 2 decimals (got 12.345)"),
         ({"observedRar": -0.5}, "observedRar", "must be 0 or more, below 100000, at most 2"),
         ({"observedRar": 100000}, "observedRar", "below 100000, at most 2 decimals (got 100000)"),
+        # Exponents decimal arithmetic cannot normalise: an error naming the row, not a 500.
+        ({"aeo": "1e999999999"}, "aeo", "must be 0-100, at most 2 decimals (got '1e999999999')"),
+        ({"geo": "1e-999999999"}, "geo", "must be 0-100, at most 2 decimals"),  # not 0.00
         # Two days ahead: the cases are built at import, and a run that crosses midnight
         # (UTC) would see tomorrow become today.
         ({"date": str(TODAY + timedelta(days=2))}, "date", "is in the future"),

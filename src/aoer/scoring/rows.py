@@ -22,6 +22,15 @@ M = TypeVar("M", bound=BaseModel)
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
+def _decimals(value: Decimal) -> int:
+    """How many decimals a finite value needs (12.300: 1; 1E-999999999: 999999999)."""
+    _, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int) or exponent >= 0 or not any(digits):
+        return 0
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(-exponent - trailing, 0)
+
+
 class DecimalWithin:
     """An optional decimal from `low` to `high` with at most `places` decimals, checked in one
     step: a bad value is `must be <words>`, whichever bound it breaks. (Pydantic
@@ -36,9 +45,10 @@ class DecimalWithin:
     def __call__(self, value: Decimal | None) -> Decimal | None:
         if value is None:
             return None
-        exponent = value.normalize().as_tuple().exponent
-        decimals = -exponent if isinstance(exponent, int) else 0
-        if not self.lowest <= value <= self.highest or decimals > self.places:
+        # Bounds first, then the decimals read off the digits (trailing zeros do not count:
+        # 12.300 has one). Never `normalize()`: it overflows on 1e999999999 (a traceback, not
+        # an error naming the row) and rounds 1e-999999999 to 0 (stored as 0.00).
+        if not self.lowest <= value <= self.highest or _decimals(value) > self.places:
             raise ValueError(f"must be {self.words}")
         return value
 
@@ -116,9 +126,17 @@ def error_message(err: Mapping[str, Any]) -> str:
     message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     value = err.get("input")
     quotable = isinstance(value, str | int | float) and len(str(value)) <= MAX_ECHOED_INPUT
-    if err.get("type") != "missing" and quotable:
+    if err.get("type") != "missing" and quotable and not _quoted(value, message):
         message += f" (got {value!r})"
     return message
+
+
+def _quoted(value: object, message: str) -> bool:
+    """Whether a validator's own words name this text already ("'ftp://x' is not an http(s)
+    URL", "date 2030-01-01 is in the future"), as a word of its own."""
+    if not isinstance(value, str) or not value.strip():
+        return False
+    return re.search(rf"(?<![\w.-]){re.escape(value.strip())}(?![\w.-])", message) is not None
 
 
 def field_errors(number: int, exc: ValidationError, naming: Naming) -> list[FieldError]:
