@@ -116,6 +116,18 @@ async def test_the_last_move_outlives_recomputes_that_change_nothing(
     row = await cur.fetchone()
     assert row is not None
     assert datetime.fromisoformat(move["at"]) == row["at"]
+    # Into and out of "No data" is no change to split (0031), nor a last move: the fall to
+    # 0.00 when the data stops, the jump back when it returns.
+    await conn.execute("DELETE FROM aiv_raw_signals WHERE dealer_id = %s", (tenant,))
+    await recompute_through_worker(conn, [tenant])
+    gone = await summary(api, tenant)
+    assert (gone["grade"], gone["change"]) == ("No data", None)
+    assert gone["lastMove"] == move
+    await add_signals(tenant, rows(range(6), aeo="70.00", geo="50.00", ugc="40.00"))
+    await recompute_through_worker(conn, [tenant])
+    back = await summary(api, tenant)
+    assert (back["aoerScore"], back["change"]) == (55.5, None)
+    assert back["lastMove"] == move
     # Past the look-back, no move is claimed.
     await conn.execute(
         "UPDATE metrics_events SET created_at = created_at - interval '31 days'"

@@ -55,7 +55,8 @@ const WhyPanel = (() => {
        the explanation of a fall a few hours before. */
     function explained(summary) {
       const last = summary.change ? partsOf(summary.change) : null;
-      const move = summary.lastMove;
+      // No data now: nothing to explain until signals arrive (the headline says so).
+      const move = summary.grade === AOER.NO_DATA ? null : summary.lastMove;
       if (last && deltaCents(last) !== 0) return { parts: last, now: cents(summary.aoerScore), at: null, since: false };
       if (move && move.change) return { parts: partsOf(move.change), now: cents(move.aoerScore), at: move.at, since: true };
       return last ? { parts: last, now: cents(summary.aoerScore), at: null, since: false } : null;

@@ -5,8 +5,9 @@
 --
 -- The newest `event_kind` event of the last `days` days (bounded: only those months'
 -- partitions are read, newest first through the (tenant_id, created_at) index) whose score
--- differs from the one it replaced, with a change split (none across "No data": 0031):
--- {at, previousScore, aoerScore, change}. A set-returning SQL function of one SELECT, so a
+-- differs from the one it replaced, both sides with data: a recompute into or out of "No
+-- data" (risk 1.00, DESIGN §3) is no change to split, as 0031 has the summary say, although
+-- its event stores a split. {at, previousScore, aoerScore, change}. A set-returning SQL function of one SELECT, so a
 -- LATERAL join inlines it.
 --
 -- Its cost is the events it reads back to the last move: one when the last recompute moved
@@ -26,6 +27,8 @@ LANGUAGE sql STABLE AS $$
       AND e.event_type = event_kind
       AND e.created_at >= now() - make_interval(days => days)
       AND jsonb_typeof(e.event_data -> 'change') = 'object'
+      AND aoer_has_data(e.event_data -> 'metrics')
+      AND (e.event_data #>> '{previous,visibilityRisk}')::numeric < 1
       AND (e.event_data ->> 'aoerScore')::numeric
           IS DISTINCT FROM (e.event_data #>> '{previous,aoerScore}')::numeric
     ORDER BY e.created_at DESC
