@@ -402,6 +402,30 @@ async def test_a_tenant_whose_row_stays_locked_is_isolated_when_asked(
     assert failure["tenant_id"] == stuck
 
 
+async def test_a_lock_on_the_whole_table_blames_no_tenant_of_a_small_batch(
+    conn: Connection, db_url: str, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    """Isolation blames a tenant only when others of its batch commit: a batch of two whose
+    every tenant times out on a table lock (a long DDL) spent an attempt each, and in the end
+    failed them with alerts."""
+    tenants = [await make_tenant(f"t{i}") for i in range(2)]
+    for tenant in tenants:
+        await add_signals(tenant, [{"days_ago": 0, "aeo": "50", "geo": "50", "ugc": "50"}])
+    await queue.enqueue_many(session_of(conn), tenants)
+    jobs = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 100)
+    holder = await connect(db_url)
+    try:
+        await holder.execute("BEGIN")
+        await holder.execute("LOCK TABLE aoer_summary IN EXCLUSIVE MODE")
+        with pytest.raises(ConcurrencyConflict, match="lock timeout"):
+            await queue.process_batch(session_of(conn), WORKER, jobs, isolate_conflicts=True)
+    finally:
+        await holder.close()
+    assert await rows(conn, "SELECT tenant_id FROM aoer_failures") == []
+    states = await rows(conn, "SELECT status, retry_count FROM aoer_queue")
+    assert [(r["status"], r["retry_count"]) for r in states] == [("processing", 0)] * 2
+
+
 async def test_expired_lease_is_taken_back_and_counts_as_an_attempt(
     conn: Connection, make_tenant: MakeTenant
 ) -> None:

@@ -12,8 +12,9 @@ an error is bisected like any other, under short limits (ISOLATING_LOCK_TIMEOUT_
 STATEMENT_...), so the tenant it keeps happening on stands alone, spends an attempt and, in
 the end, fails with an alert, while its neighbours commit. A tenant whose summary row an
 open transaction holds, or whose recompute never finishes, held its whole batch (and every
-tenant in it) forever. When more than MAX_CONFLICT_CULPRITS tenants meet it, the cause is
-not one tenant (a lock on a whole table, say): the batch ends with the error as before.
+tenant in it) forever. When more than MAX_CONFLICT_CULPRITS tenants meet it, or every tenant
+of the batch does (however small it is), the cause is not one tenant (a lock on a whole
+table, say): the batch ends with the error as before, and nobody spends an attempt.
 """
 
 import random
@@ -36,11 +37,12 @@ MAX_CONFLICT_CULPRITS = 3
 
 @dataclass
 class _Isolation:
-    """Bisection's state: whether conflicts are bisected, and how many tenants may be
-    blamed for one before it stops being any one tenant's."""
+    """Bisection's state: whether conflicts are bisected, how many tenants may be blamed for
+    one before it stops being any one tenant's, and the first one blamed."""
 
     conflicts: bool
     culprits_left: int = MAX_CONFLICT_CULPRITS
+    first_conflict: ConcurrencyConflict | None = None
 
 
 @dataclass
@@ -64,6 +66,7 @@ async def _complete_isolating(
             isolation.culprits_left -= 1
             if isolation.culprits_left < 0:
                 raise  # more tenants than one bad one: not theirs
+            isolation.first_conflict = isolation.first_conflict or exc
             return [], [(jobs[0], f"{exc.described} (every time: isolated from its batch)")]
     except DatabaseError as exc:
         if len(jobs) == 1:
@@ -97,6 +100,10 @@ async def process_batch(
                 statement_timeout_ms=ISOLATING_STATEMENT_TIMEOUT_MS,
             )
         outcome.completed, failures = await _complete_isolating(session, worker_id, jobs, isolation)
+        if isolation.first_conflict is not None and not outcome.completed:
+            # Every tenant of the batch met it (a lock on a whole table, a small batch): it is
+            # none of theirs, and none spends an attempt.
+            raise isolation.first_conflict
         if failures:
             outcome.failed = await fail(session, worker_id, failures, rng)
         await raise_alerts(
