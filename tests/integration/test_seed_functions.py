@@ -223,6 +223,23 @@ async def test_queue_tenant_recompute_refuses_unknown_and_inactive_tenants(
     assert await rows(conn, "SELECT count(*) AS n FROM aoer_queue") == [{"n": 0}]
 
 
+async def test_the_definer_helper_behind_it_checks_everything_itself(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    """aoer_enqueue_as_worker runs as the owner and anyone may call it (as the wrapper's
+    callers must): called directly with the tenant's own claims, it still refuses an inactive
+    tenant and a bad priority, and writes nothing."""
+    inactive = await make_tenant(active=False)
+    for priority, error, message in (
+        ("low", psycopg.errors.ObjectNotInPrerequisiteState, "inactive"),
+        ("bogus", psycopg.errors.InvalidParameterValue, "unknown priority 'bogus'"),
+    ):
+        with pytest.raises(error, match=message):
+            async with claims(conn, role="authenticated", tenant_id=str(inactive)):
+                await conn.execute("SELECT aoer_enqueue_as_worker(%s, %s)", (inactive, priority))
+    assert await rows(conn, "SELECT count(*) AS n FROM aoer_queue") == [{"n": 0}]
+
+
 async def test_get_aoer_queue_status_counts_waiting_and_in_flight_jobs(
     conn: Connection, make_tenant: MakeTenant
 ) -> None:
