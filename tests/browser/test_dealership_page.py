@@ -60,7 +60,7 @@ async def test_a_later_recompute_resets_the_button_label_and_keeps_the_tile_stil
     await expect(newest.locator(".tag")).to_have_attribute("title", "job priority: urgent")
     rendered = page.locator("#events li").nth(1)
     await expect(rendered.locator(".tag")).to_have_count(1)
-    await expect(rendered.locator(".tag")).to_have_text(re.compile(r"^(scheduled|requested)$"))
+    await expect(rendered.locator(".tag")).to_have_text(re.compile(r"^(background|requested)$"))
     await screenshot(page)
     assert page.errors == []  # type: ignore[attr-defined]
 

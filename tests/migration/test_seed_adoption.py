@@ -278,6 +278,10 @@ def test_dry_run_says_which_old_rows_the_workers_retention_will_then_delete(
         "INSERT INTO metrics_events (tenant_id, event_type, created_at) VALUES"
         " (%(t)s, 'aoer_recompute', now() - interval '800 days'),"
         " (%(t)s, 'aoer_recompute', now() - interval '500 days'),"
+        # Past 400 days but in the month the cutoff falls in: adopted events sit in the
+        # default partition, whose rows go by their own time, not a month at a time.
+        " (%(t)s, 'aoer_recompute', date_trunc('month', now() - interval '400 days')"
+        "                            + interval '1 hour'),"
         " (%(t)s, 'aoer_recompute', now() - interval '10 days')",
         "INSERT INTO aoer_failures (tenant_id, error_message, created_at) VALUES"
         " (%(t)s, 'old', now() - interval '100 days'), (%(t)s, 'new', now())",
@@ -290,7 +294,7 @@ def test_dry_run_says_which_old_rows_the_workers_retention_will_then_delete(
     assert (
         "note: the first worker's daily retention will then delete 1 finished job older than"
         " 7 days (AOER_RETAIN_JOBS_DAYS), 1 failure older than 30 days"
-        " (AOER_RETAIN_FAILURES_DAYS), 2 score history events older than 400 days"
+        " (AOER_RETAIN_FAILURES_DAYS), 3 score history events older than 400 days"
         " (AOER_RETAIN_EVENTS_DAYS); to keep them, set those ages higher before starting workers"
     ) in planned.stdout
     kept = aoer_cli(

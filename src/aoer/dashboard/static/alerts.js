@@ -148,7 +148,9 @@ const AlertFeed = (() => {
     const what = scope === "org" ? "organisation" : "dealership";
     if (!text) return { error: `Choose the ${what} to watch.` };
     if (UUID.test(text)) return { id: text };
-    const wanted = text.toLowerCase().replace(/^organisation\s+/, "");
+    const lower = text.toLowerCase();
+    // The list shows organisations as "organisation <name>": either is taken.
+    const wanted = scope === "org" ? lower.replace(/^organisation\s+/, "") : lower;
     const found = [...document.querySelectorAll(`#targets option[data-kind='${scope}']`)]
       .filter((o) => o.dataset.name.trim().toLowerCase() === wanted);
     if (found.length === 1) return { id: found[0].value };

@@ -94,7 +94,7 @@
       const point = points.find((p) => Date.parse(p.createdAt) === at) || points[points.length - 1];
       if (point && point.priority && !item.querySelector(".tag")) {
         item.append(AOER.el("span", { class: "tag", title: `job priority: ${point.priority}`, "data-priority": point.priority },
-          point.priority === "low" ? "scheduled" : "requested"));
+          point.priority === "low" ? "background" : "requested"));
       }
     } catch (_) { /* the row stays without its tag; the next page load shows it */ }
   }

@@ -161,16 +161,16 @@ SELECT (SELECT count(*) FROM aoer_summary)::bigint AS summaries,
 
 -- name: adoption_retention_preview
 -- The old rows the workers' first daily retention will delete at these ages (the dry run's
--- plan): finished jobs and failures past their age, events in whole months past theirs
--- (events are dropped a month partition at a time).
+-- plan): finished jobs, failures and events past their age. Adopted events land in the
+-- events' default partition (monthly partitions begin with the adoption's month: 0014),
+-- whose rows retention deletes by their own time, not a month at a time.
 SELECT (SELECT count(*) FROM aoer_queue
         WHERE status IN ('completed', 'failed')
           AND completed_at < now() - make_interval(days => %(jobs_days)s))::bigint AS jobs,
        (SELECT count(*) FROM aoer_failures
         WHERE created_at < now() - make_interval(days => %(failures_days)s))::bigint AS failures,
        (SELECT count(*) FROM metrics_events
-        WHERE created_at < date_trunc('month', now() - make_interval(days => %(events_days)s))
-       )::bigint AS events;
+        WHERE created_at < now() - make_interval(days => %(events_days)s))::bigint AS events;
 
 -- name: adoption_signal_counts
 -- Signal rows and the dealers they name that no other old table does.
