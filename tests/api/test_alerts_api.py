@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 
 from aoer.api.auth import Principal
@@ -585,3 +586,51 @@ async def test_alerts_stay_with_the_organisation_whose_rule_raised_them(
     page = await api.client.get("/dashboard/alerts", headers=api.bearer("org", org_id=new))
     assert f'<a href="/dashboard/tenant/{tenant}">Moving Motors</a>' in page.text
     assert "no longer in your organisation" not in page.text
+
+
+async def test_an_organisation_removes_its_own_endpoint_with_its_pending_deliveries(
+    api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    """Every removal of an organisation's own endpoint answered 500, "permission denied for
+    table alert_deliveries": its pending deliveries must end first, and a scoped caller may
+    only read deliveries."""
+    mine, theirs = await new_org(conn, "Mine"), await new_org(conn, "Theirs")
+    tenant = await tenant_in(conn, make_tenant, mine, "Endpoint Motors")
+    await add_signals(tenant, STEADY)
+    act_as_org(api, theirs)
+    foreign = (await post(api, "/api/alerts/endpoints", {"url": "https://theirs.example/h"})).json()
+    act_as_org(api, mine)
+    endpoint = (await post(api, "/api/alerts/endpoints", {"url": "https://mine.example/h"})).json()
+    rule = await post(
+        api,
+        "/api/alerts/rules",
+        {"kind": "risk_level_up", "tenantId": str(tenant), "endpointIds": [endpoint["id"]]},
+    )
+    assert rule.status_code == 201, rule.text
+    await recompute_through_worker(conn, [tenant])
+    await conn.execute(
+        "DELETE FROM aiv_raw_signals WHERE dealer_id = %s AND date < current_date - 1", (tenant,)
+    )
+    await recompute_through_worker(conn, [tenant])  # Low -> High: one pending delivery
+    assert await count(conn, "alert_deliveries WHERE status = 'pending'") == 1
+
+    other = await api.client.delete(f"/api/alerts/endpoints/{foreign['id']}")
+    assert other.status_code == 404, other.text  # not its own: unknown to it
+    removed = await api.client.delete(f"/api/alerts/endpoints/{endpoint['id']}")
+    assert removed.status_code == 204, removed.text
+    cur = await conn.execute("SELECT status, last_error FROM alert_deliveries")
+    assert [tuple(r.values()) for r in await cur.fetchall()] == [("failed", "endpoint deleted")]
+    cur = await conn.execute("SELECT endpoint_ids FROM alert_rules")
+    assert [r["endpoint_ids"] for r in await cur.fetchall()] == [[]]
+    cur = await conn.execute("SELECT id::text AS id FROM alert_endpoints")
+    assert [r["id"] for r in await cur.fetchall()] == [foreign["id"]]
+    # The owner's function behind it refuses another organisation's endpoint, called directly.
+    await conn.execute("BEGIN")
+    await conn.execute(
+        "SELECT set_config('role', 'aoer_tenant', true),"
+        " set_config('request.jwt.claims', %s, true)",
+        (f'{{"role": "org", "org_id": "{mine}"}}',),
+    )
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="is not yours"):
+        await conn.execute("SELECT aoer_detach_endpoint(%s)", (foreign["id"],))
+    await conn.execute("ROLLBACK")

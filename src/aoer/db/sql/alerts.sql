@@ -85,20 +85,9 @@ FROM alert_endpoints
 WHERE id = ANY (%(ids)s::uuid[]);
 
 -- name: detach_endpoint
--- Before an endpoint is removed: its pending deliveries end `failed`, rules stop naming it.
-WITH cancelled AS (
-    UPDATE alert_deliveries
-       SET status = 'failed', last_error = 'endpoint deleted', locked_by = NULL
-     WHERE endpoint_id = %(id)s AND status = 'pending'
-    RETURNING 1
-),
-unlinked AS (
-    UPDATE alert_rules
-       SET endpoint_ids = array_remove(endpoint_ids, %(id)s::uuid)
-     WHERE %(id)s::uuid = ANY (endpoint_ids)
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM cancelled)::integer + 0 * (SELECT count(*) FROM unlinked)::integer;
+-- Before an endpoint is removed: its pending deliveries end `failed`, rules stop naming it;
+-- how many deliveries. As the owner, for the endpoint's organisation (migration 0039).
+SELECT aoer_detach_endpoint(%(id)s) AS cancelled;
 
 -- name: delete_endpoint
 DELETE FROM alert_endpoints WHERE id = %(id)s
