@@ -112,6 +112,10 @@ async def test_summary_has_grade_and_risk_level(
         "lastMove",
         "recommendations",
     }
+    # The document names the fields as the body does (it said change7D and change30D, and a
+    # client generated from it dropped them).
+    document = (await api.client.get("/openapi.json")).json()
+    assert set(document["components"]["schemas"]["SummaryOut"]["properties"]) == set(body)
     # 60*0.40 + 50*0.35 + 40*0.25 = 51.50, no volatility; 6 fresh days → risk 0.20
     assert (body["aoerScore"], body["visibilityRisk"]) == (51.5, 0.2)
     assert (body["grade"], body["riskLevel"]) == ("Fair", "Low")

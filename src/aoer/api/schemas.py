@@ -135,8 +135,14 @@ class SummaryOut(Camel):
         description="The last recompute's score delta split into parts (one per weighted "
         "component, volatility, model, rounding) adding up to the delta to the cent",
     )
-    change7d: float | None = Field(default=None, description="Score now minus 7 days ago")
-    change30d: float | None = Field(default=None, description="Score now minus 30 days ago")
+    # Named as the body names them (summary_json): the camel-case generator would make
+    # them change7D and change30D, and a client generated from the document lost them.
+    change7d: float | None = Field(
+        default=None, alias="change7d", description="Score now minus 7 days ago"
+    )
+    change30d: float | None = Field(
+        default=None, alias="change30d", description="Score now minus 30 days ago"
+    )
     last_move: dict[str, Any] | None = Field(
         default=None,
         description="The last recompute of the last 30 days that changed the score (the last "
