@@ -3,8 +3,10 @@
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
+
+R = TypeVar("R")
 
 Priority = Literal["low", "medium", "high", "urgent"]
 JobStatus = Literal["queued", "processing", "completed", "failed"]
@@ -162,3 +164,17 @@ class Tick:
     fired_at: datetime
     fired_by: str
     result: JsonObject | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[R]):
+    """One page of a keyset-paged list, newest first, and whether an older page follows (read
+    as one row more than the page: a full last page has none after it)."""
+
+    rows: list[R]
+    more: bool
+
+    @property
+    def last(self) -> R | None:
+        """The row the next page starts after; None on the last page."""
+        return self.rows[-1] if self.more and self.rows else None

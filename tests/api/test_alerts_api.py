@@ -441,6 +441,11 @@ async def test_the_feed_pages_through_every_alert_of_a_burst(
             break
         params["before"] = page.json()["nextBefore"]
     assert len(seen) == len(set(seen)) == 600
+    # A full last page says it is the last: no request for an empty one.
+    first = (await api.client.get("/api/alerts", params={"limit": 300}, headers=api.admin)).json()
+    after = {"limit": 300, "before": first["nextBefore"]}
+    last = (await api.client.get("/api/alerts", params=after, headers=api.admin)).json()
+    assert (len(last["alerts"]), last["nextBefore"]) == (300, None)
     bad = await api.client.get("/api/alerts", params={"before": "nope"}, headers=api.admin)
     assert bad.status_code == 422, bad.text  # as /api/jobs answers a cursor not its own
     assert "malformed cursor" in bad.json()["error"]

@@ -58,6 +58,8 @@ async def test_job_list_pages_newest_first_through_every_job_once(
             break
     cur = await conn.execute("SELECT id::text FROM aoer_queue ORDER BY created_at DESC, id DESC")
     assert seen == [r["id"] for r in await cur.fetchall()]  # type: ignore[call-overload]
+    everything = await api.client.get("/api/jobs", params={"limit": 7}, headers=api.admin)
+    assert everything.json()["nextBefore"] is None  # a full last page says it is the last
     job = (await api.client.get("/api/jobs", params={"limit": 1}, headers=api.admin)).json()
     assert set(job["jobs"][0]) >= {
         "id", "tenantId", "tenantName", "priority", "status", "retryCount", "maxRetries",

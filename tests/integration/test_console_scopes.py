@@ -49,7 +49,7 @@ async def test_an_organisation_acts_on_its_own_tenants_jobs_only(
 
     async with store.session(org_scope(org)) as session:
         listed = await session.console.jobs(JobFilter())
-        assert [j.id for j in listed] == [my_job]
+        assert [j.id for j in listed.rows] == [my_job]
         assert await session.console.job(their_job) is None
         with pytest.raises(UnknownJob):
             await console.retry(session, their_job, ACTOR)
@@ -75,7 +75,7 @@ async def test_a_tenant_scope_reads_its_own_jobs_and_the_queue_state(
     job_a, job_b = await failed_job(conn, a), await failed_job(conn, b)
     scope = Scope({"sub": f"tenant:{a}", "role": "tenant", "tenant_id": str(a)})
     async with store.session(scope) as session:
-        assert [j.id for j in await session.console.jobs(JobFilter())] == [job_a]
+        assert [j.id for j in (await session.console.jobs(JobFilter())).rows] == [job_a]
         assert [a.attempt for a in await session.console.attempts(job_a)] == [1]
         assert await session.console.attempts(job_b) == []
         assert (await session.console.queue_state()).paused is False

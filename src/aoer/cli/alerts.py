@@ -31,6 +31,7 @@ from aoer.constants import ALERT_KINDS
 from aoer.errors import InvalidInput, NotFound
 from aoer.queue.console import decode_cursor, encode_cursor
 from aoer.store.alerts import Alert, Endpoint, Rule
+from aoer.types import Page
 
 alerts_app = typer.Typer(
     help="Alerts: rules, webhook endpoints, the feed, endpoint tests", no_args_is_help=True
@@ -281,7 +282,7 @@ def alerts_list(
     """The alert feed, newest first, with each delivery's state; prints the cursor of the
     next page when there is one."""
 
-    async def main(settings: Settings) -> list[Alert]:
+    async def main(settings: Settings) -> Page[Alert]:
         after = decode_cursor(before) if before is not None else None
         async with open_services(settings) as services, services.store.session() as session:
             return await session.alerts.feed(
@@ -292,8 +293,8 @@ def alerts_list(
                 limit=limit,
             )
 
-    found = run_command(main)
-    last = found[-1] if len(found) == limit else None
+    page = run_command(main)
+    found, last = page.rows, page.last
     cursor = encode_cursor(last.created_at, last.id) if last else None
     if as_json:
         emit_json({"alerts": [alert_json(a) for a in found], "nextBefore": cursor})

@@ -96,8 +96,8 @@ def jobs_list(
             limit=limit,
         )
         async with open_services(settings) as services, services.store.session() as session:
-            rows = await session.console.jobs(f)
-        last = rows[-1] if len(rows) == limit else None
+            page = await session.console.jobs(f)
+        rows, last = page.rows, page.last
         cursor = actions.encode_cursor(last.created_at, last.id) if last else None
         if as_json_flag:
             emit_json({"jobs": [as_json(r) for r in rows], "nextBefore": cursor})

@@ -157,12 +157,12 @@ async def jobs_page(
         return denied_page(who, CONSOLE_DENIED)
     f = _parse_filter(status, priority, tenant, before)
     async with ctx.session(who) as session:
-        rows = await session.console.jobs(f)
+        jobs = await session.console.jobs(f)
         state = await session.console.queue_state()
         workers = await session.console.workers(WORKER_STALE_S) if who.role == "admin" else []
         counts = await session.console.throughput(CONSOLE_CHART_HOURS)
         latency = await session.console.latency(CONSOLE_CHART_HOURS)
-    last = rows[-1] if len(rows) == f.limit else None
+    rows, last = jobs.rows, jobs.last
     throughput, latency_chart = charts(
         [(c.minute, c.jobs) for c in counts],
         [(h.hour, h.wait_p50_s, h.wait_p95_s, h.run_p50_s, h.run_p95_s) for h in latency],

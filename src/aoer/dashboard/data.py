@@ -200,7 +200,7 @@ async def alerts_view(
 ) -> AlertsView:
     """The alerts page: what this caller's session (its Row Level Security) lets it see;
     `org_id`: the viewing organisation's."""
-    recent = await session.alerts.feed(limit=RECENT_ALERTS)
+    recent = (await session.alerts.feed(limit=RECENT_ALERTS)).rows
     departed: frozenset[UUID] = frozenset()
     if org_id is not None and recent:
         ids = {a.tenant_id for a in recent}

@@ -14,7 +14,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from aoer.store.statements import Statements
-from aoer.types import CompletedJob
+from aoer.types import CompletedJob, Page
 
 ALERT_FEED_MAX = 500
 ALERT_MARKERS_LIMIT: Final = 200  # alert markers per trend chart, the newest
@@ -246,18 +246,20 @@ class Alerts(Statements):
         since: datetime | None = None,
         before: tuple[datetime, UUID] | None = None,
         limit: int = 100,
-    ) -> list[Alert]:
-        """Visible alerts, newest first, each with its deliveries; `before`: after the alert
-        with that (created_at, id), the last of the previous page."""
+    ) -> Page[Alert]:
+        """Visible alerts, newest first, each with its deliveries, and whether more follow;
+        `before`: after the alert with that (created_at, id), the last of the previous page."""
+        limit = max(1, min(limit, ALERT_FEED_MAX))
         params = {
             "tenant_id": tenant_id,
             "org_id": org_id,
             "since": since,
             "before_at": before[0] if before else None,
             "before_id": before[1] if before else None,
-            "limit": max(1, min(limit, ALERT_FEED_MAX)),
+            "limit": limit + 1,
         }
-        return await self._all(Alert, "list_alerts", params)
+        rows = await self._all(Alert, "list_alerts", params)
+        return Page(rows[:limit], len(rows) > limit)
 
     async def by_ids(self, ids: Sequence[UUID]) -> list[Alert]:
         """These alerts (those visible), newest first, each with its deliveries."""

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from aoer.constants import QUEUE_CONTROL_CHANNEL
 from aoer.store.statements import Statements
-from aoer.types import JobStatus, Priority
+from aoer.types import JobStatus, Page, Priority
 
 JOB_PAGE_MAX: Final = 500
 # The first page starts after every row: the list is always a keyset range scan.
@@ -146,17 +146,20 @@ def list_query(f: JobFilter) -> ListQuery:
 
 
 class Console(Statements):
-    async def jobs(self, f: JobFilter) -> list[JobRow]:
-        """One page, newest first, strictly after the cursor (when given)."""
+    async def jobs(self, f: JobFilter) -> Page[JobRow]:
+        """One page, newest first, strictly after the cursor (when given), and whether
+        another follows."""
+        limit = max(1, min(f.limit, JOB_PAGE_MAX))
         params = {
             "status": f.status,
             "priority": f.priority,
             "tenant_id": f.tenant_id,
             "before_at": f.before_at or FIRST_PAGE_AT,
             "before_id": f.before_id or FIRST_PAGE_ID,
-            "limit": max(1, min(f.limit, JOB_PAGE_MAX)),
+            "limit": limit + 1,
         }
-        return await self._all(JobRow, list_query(f), params)
+        rows = await self._all(JobRow, list_query(f), params)
+        return Page(rows[:limit], len(rows) > limit)
 
     async def job(self, job_id: UUID) -> JobRow | None:
         return await self._one(JobRow, "get_job", {"job_id": job_id})

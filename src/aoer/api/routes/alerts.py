@@ -331,8 +331,8 @@ async def feed(
         found = await session.alerts.feed(
             tenant_id=tenant_id, org_id=org_id, since=since, before=after, limit=limit
         )
-    last = found[-1] if len(found) == limit else None
+    last = found.last
     return AlertsOut(
-        alerts=[AlertOut.of(a) for a in found],
+        alerts=[AlertOut.of(a) for a in found.rows],
         next_before=encode_cursor(last.created_at, last.id) if last else None,
     )

@@ -180,10 +180,10 @@ async def list_jobs(
     wanted: JobStatus | None = "queued" if status == "pending" else status
     f = JobFilter(wanted, priority, tenant_id, before_at, before_id, limit)
     async with ctx.session(principal) as session:
-        rows = await session.console.jobs(f)
-    last = rows[-1] if len(rows) == limit else None
+        page = await session.console.jobs(f)
+    last = page.last
     return JobsOut(
-        jobs=[job_out(r) for r in rows],
+        jobs=[job_out(r) for r in page.rows],
         next_before=console.encode_cursor(last.created_at, last.id) if last else None,
     )
 
