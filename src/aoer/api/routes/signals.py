@@ -27,7 +27,9 @@ router = APIRouter(tags=["signals"])
     responses=error_responses(*AUTHENTICATED, *WITH_JSON_BODY),
     summary="Upsert up to 10,000 signal rows (idempotent per dealerId and date)",
     description="All rows or none. A 422 lists every problem as `{row, field, message}`, "
-    "`row` being the index in `signals` (counting from 0). Tenant tokens may send only their "
+    "`row` being the index in `signals` (counting from 0). A row replaces the whole day "
+    "(DESIGN §2): a field left out of it is stored empty for that day, whatever it held; send "
+    "every component you have in one row. Tenant tokens may send only their "
     "own rows, organisations the rows of their own tenants. "
     "`enqueue` (default true) queues the affected tenants at medium priority.",
 )
