@@ -426,6 +426,32 @@ async def test_a_lock_on_the_whole_table_blames_no_tenant_of_a_small_batch(
     assert [(r["status"], r["retry_count"]) for r in states] == [("processing", 0)] * 2
 
 
+async def test_a_job_alone_in_its_batch_that_keeps_conflicting_spends_an_attempt(
+    conn: Connection, db_url: str, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    """A retry comes back alone in its batch: unblamed, it held a batch slot for
+    AOER_CONNECT_TIMEOUT a round and ended as a lease expiry naming a live worker."""
+    tenant = await make_tenant()
+    await add_signals(tenant, [{"days_ago": 0, "aeo": "50", "geo": "50", "ugc": "50"}])
+    await queue.enqueue_many(session_of(conn), [tenant])
+    [first] = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 1)
+    await queue.process_batch(session_of(conn), WORKER, [first])  # its summary exists
+    await queue.enqueue_many(session_of(conn), [tenant])
+    jobs = await session_of(conn, lease_s=LEASE_S).jobs.claim(WORKER, 1)
+    holder = await connect(db_url)
+    try:
+        await holder.execute("BEGIN")
+        await holder.execute(
+            "SELECT 1 FROM aoer_summary WHERE tenant_id = %s FOR UPDATE", (tenant,)
+        )
+        outcome = await queue.process_batch(session_of(conn), WORKER, jobs, isolate_conflicts=True)
+    finally:
+        await holder.close()
+    [attempt] = outcome.failed
+    assert (attempt.tenant_id, attempt.status, attempt.retry_count) == (tenant, "queued", 1)
+    assert "lock timeout" in attempt.error_message
+
+
 async def test_expired_lease_is_taken_back_and_counts_as_an_attempt(
     conn: Connection, make_tenant: MakeTenant
 ) -> None:

@@ -13,8 +13,9 @@ STATEMENT_...), so the tenant it keeps happening on stands alone, spends an atte
 the end, fails with an alert, while its neighbours commit. A tenant whose summary row an
 open transaction holds, or whose recompute never finishes, held its whole batch (and every
 tenant in it) forever. When more than MAX_CONFLICT_CULPRITS tenants meet it, or every tenant
-of the batch does (however small it is), the cause is not one tenant (a lock on a whole
-table, say): the batch ends with the error as before, and nobody spends an attempt.
+of a batch of several does, the cause is not one tenant (a lock on a whole table, say): the
+batch ends with the error as before, and nobody spends an attempt. A job alone in its batch
+is blamed.
 """
 
 import random
@@ -100,9 +101,11 @@ async def process_batch(
                 statement_timeout_ms=ISOLATING_STATEMENT_TIMEOUT_MS,
             )
         outcome.completed, failures = await _complete_isolating(session, worker_id, jobs, isolation)
-        if isolation.first_conflict is not None and not outcome.completed:
+        if isolation.first_conflict is not None and not outcome.completed and len(jobs) > 1:
             # Every tenant of the batch met it (a lock on a whole table, a small batch): it is
-            # none of theirs, and none spends an attempt.
+            # none of theirs, and none spends an attempt. A job alone in its batch (a retry
+            # comes back alone) is blamed: nobody else tells, and unblamed it held a batch slot
+            # for AOER_CONNECT_TIMEOUT a round, and ended as a lease expiry.
             raise isolation.first_conflict
         if failures:
             outcome.failed = await fail(session, worker_id, failures, rng)
