@@ -104,7 +104,7 @@ async def test_giving_jobs_back_locks_no_row_for_the_tenant_check(
     await session.jobs.enqueue(tenants, "low")
     claimed = await session.jobs.claim("w1", 10)
     start = await wal_position(conn)
-    assert await session.jobs.release("w1", [job.id for job in claimed]) == 6
+    assert await session.jobs.release("w1", [job.id for job in claimed]) == (6, 0)
     assert await locks_and_updates(conn, "aoer_queue", start) == (0, 6)
 
 

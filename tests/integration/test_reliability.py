@@ -234,9 +234,36 @@ async def test_released_jobs_go_back_to_the_queue_without_an_attempt(
     tenants = [await make_tenant(f"t{i}") for i in range(2)]
     await queue.enqueue_many(session_of(conn), tenants)
     jobs = await session_of(conn).jobs.claim("w1", 10)
-    assert await session_of(conn).jobs.release("w1", [j.id for j in jobs]) == 2
+    assert await session_of(conn).jobs.release("w1", [j.id for j in jobs]) == (2, 0)
     cur = await conn.execute("SELECT DISTINCT status, retry_count, locked_by FROM aoer_queue")
     assert await cur.fetchall() == [{"status": "queued", "retry_count": 0, "locked_by": None}]
+
+
+async def test_a_released_job_whose_tenant_waits_again_ends_naming_why(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    """One waiting job a tenant: a held job whose tenant was queued again meanwhile cannot
+    go back. Left to its lease, it ended "lease expired: worker ... stopped renewing it", an
+    attempt counted against a live worker; now it ends at once, no attempt spent."""
+    tenant = await make_tenant()
+    await queue.enqueue_many(session_of(conn), [tenant])
+    [job] = await session_of(conn).jobs.claim("w1", 10)
+    waiting = await queue.enqueue(session_of(conn), tenant)
+    done = await session_of(conn).jobs.release("w1", [job.id], "lock timeout (after 9 attempts)")
+    assert done == (0, 1)
+    cur = await conn.execute(
+        "SELECT status, retry_count, error_message FROM aoer_queue WHERE id = %s", (job.id,)
+    )
+    assert await cur.fetchone() == {
+        "status": "failed",
+        "retry_count": 0,
+        "error_message": "lock timeout (after 9 attempts) (released: its tenant's waiting job"
+        " carries the recompute)",
+    }
+    cur = await conn.execute("SELECT id, status FROM aoer_queue WHERE id <> %s", (job.id,))
+    assert await cur.fetchall() == [{"id": waiting.id, "status": "queued"}]
+    cur = await conn.execute("SELECT count(*) AS n FROM aoer_failures")
+    assert await cur.fetchone() == {"n": 0}
 
 
 async def test_lease_keeper_renews_around_its_own_busy_batch_and_logs_no_loss(

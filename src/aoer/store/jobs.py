@@ -202,16 +202,21 @@ class Jobs(Statements):
         async with self.transaction():
             return await self._all(LeaseCheck, "renew_leases", params)
 
-    async def release(self, worker_id: str, job_ids: Sequence[UUID]) -> int:
-        """Put held jobs back in the queue without spending an attempt; how many."""
+    async def release(
+        self, worker_id: str, job_ids: Sequence[UUID], reason: str = "released"
+    ) -> tuple[int, int]:
+        """Put held jobs back in the queue without spending an attempt; a job whose tenant
+        has a waiting job meanwhile ends instead (`reason`, naming the waiting job's part).
+        How many went back, and how many ended."""
         if not job_ids:
-            return 0
+            return 0, 0
         params = {"worker_id": worker_id, "job_ids": list(job_ids)}
         async with self.transaction():
+            closed = await self._values("close_released_jobs", {**params, "reason": reason})
             released = await self._values("release_jobs", params)
             if released:
                 await self.wake_workers("released")
-        return len(released)
+        return len(released), len(closed)
 
     async def reclaim_expired(self, limit: int = RECLAIM_LIMIT) -> list[ReclaimedJob]:
         """Take back the jobs of workers whose lease expired more than a grace period ago

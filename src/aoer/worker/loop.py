@@ -344,14 +344,20 @@ class Worker:
         still away, their leases expire and another worker takes them back)."""
         try:
             async with self.store.session() as session:
-                released = await session.jobs.release(self.worker_id, [j.id for j in jobs])
+                released, ended = await session.jobs.release(
+                    self.worker_id, [j.id for j in jobs], reason
+                )
         except TransientDatabaseError as exc:
             logger.warning(
                 "[AOER] could not release %d jobs (%s); their leases will expire", len(jobs), exc
             )
             return
         logger.warning(
-            "[AOER] released %d of %d jobs back to the queue: %s", released, len(jobs), reason
+            "[AOER] released %d of %d jobs back to the queue: %s%s",
+            released,
+            len(jobs),
+            reason,
+            f"; {ended} ended, their tenant's waiting job carrying the recompute" if ended else "",
         )
 
     async def _process(self, jobs: list[ClaimedJob]) -> None:

@@ -365,11 +365,30 @@ CROSS JOIN LATERAL (
     SELECT status, locked_by, error_message FROM aoer_queue WHERE id = asked.id
 ) q;
 
+-- name: close_released_jobs
+-- Before a release: a held job whose tenant meanwhile got a waiting job cannot go back (one
+-- waiting job a tenant); it ends now, no attempt spent, naming why. Left to its lease, it
+-- ended as "lease expired: worker ... stopped renewing it", an attempt counted against a
+-- worker that was alive.
+UPDATE aoer_queue q
+   SET status = 'failed',
+       completed_at = now(),
+       lease_expires_at = NULL,
+       error_message = %(reason)s
+           || ' (released: its tenant''s waiting job carries the recompute)',
+       updated_at = now()
+ WHERE q.id = ANY (%(job_ids)s::uuid[])
+   AND q.status = 'processing'
+   AND q.locked_by = %(worker_id)s
+   AND EXISTS (SELECT 1 FROM aoer_queue o
+               WHERE o.tenant_id = q.tenant_id AND o.status = 'queued' OFFSET 0)
+RETURNING q.id;
+
 -- name: release_jobs
 -- Give back jobs this worker holds but cannot finish for a reason that is not the tenant's
 -- (the database kept failing, the worker is stopping): back to `queued` at once, no attempt
--- spent. A job whose tenant meanwhile got a waiting job is left to its lease (reclaim
--- closes it in favour of the waiting one).
+-- spent. A job whose tenant meanwhile got a waiting job was closed just before
+-- (close_released_jobs).
 UPDATE aoer_queue q
    SET status = 'queued',
        locked_by = NULL,
