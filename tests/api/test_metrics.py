@@ -174,3 +174,24 @@ async def test_a_scrape_flood_is_answered_a_few_at_a_time(make_api: ApiFactory) 
     assert {r.status_code for r in answers} == {200}
     # 20 scrapes a second at most (SCRAPE_SPACING_S): 11 at once take half a second.
     assert elapsed >= 0.45, f"11 scrapes answered within {elapsed:.2f} s"
+
+
+async def test_live_workers_and_the_pause_are_gauges_a_pager_can_watch(
+    make_api: ApiFactory, conn: Connection
+) -> None:
+    """With no worker alive nothing is recomputed and the scheduler and alert delivery (inside
+    workers) raise nothing: /metrics is where a pager can see it."""
+    api = await make_api(AOER_METRICS_REFRESH_SECONDS=0.1)
+    first = await scrape(api)
+    assert (gauge(first, "aoer_workers_live"), gauge(first, "aoer_queue_paused")) == (0, 0)
+    await conn.execute(
+        "INSERT INTO aoer_workers (id, host, pid, jobs_in_hand, last_heartbeat_at) VALUES"
+        " ('w-live', 'h1', 11, 3, now()), ('w-dead', 'h2', 12, 0, now() - interval '1 hour')"
+    )
+    await api.client.post("/api/queue/pause", headers=api.admin)
+
+    async def seen() -> bool:
+        text = await scrape(api)
+        return (gauge(text, "aoer_workers_live"), gauge(text, "aoer_queue_paused")) == (1, 1)
+
+    await eventually(seen, "one live worker and the pause in the gauges")

@@ -87,6 +87,18 @@ class Metrics:
         self.database_up = Gauge(
             "aoer_database_up", "1 when the last snapshot could read the queue", registry=fleet
         )
+        # What a pager needs when nothing is processed: the scheduler and the alert delivery
+        # run inside workers, so with none alive the product itself raises nothing.
+        self.live_workers = Gauge(
+            "aoer_workers_live",
+            "Workers whose heartbeat is fresh (0: nothing is recomputed, no tick fires)",
+            registry=fleet,
+        )
+        self.queue_paused = Gauge(
+            "aoer_queue_paused",
+            "1 while the queue is paused (workers claim nothing)",
+            registry=fleet,
+        )
         self.snapshot_age = Gauge(
             "aoer_metrics_snapshot_age_seconds",
             "Age of the queue gauges: since their last successful read (+Inf before the first)",
@@ -115,6 +127,10 @@ class Metrics:
                 if status in ("queued", "processing"):
                     age = row.oldest_age_s if row and row.oldest_age_s is not None else 0
                     self.queue_oldest.labels(status, priority).set(age)
+
+    def set_workers(self, live: int, paused: bool) -> None:
+        self.live_workers.set(live)
+        self.queue_paused.set(int(paused))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -21,6 +21,7 @@ import time
 from typing import Final
 
 from aoer.api.metrics import Metrics
+from aoer.constants import WORKER_STALE_S
 from aoer.errors import DatabaseError
 from aoer.store import Store
 
@@ -96,6 +97,8 @@ class MetricsSnapshot:
         try:
             async with self.store.session(timeout_s=self.read_timeout_s) as session:
                 depth = await session.jobs.depth()
+                workers = await session.console.workers(WORKER_STALE_S)
+                state = await session.console.queue_state()
         except DatabaseError as exc:
             logger.warning("metrics: cannot read the queue (%s)", exc)
             self.metrics.database_up.set(0)
@@ -104,6 +107,7 @@ class MetricsSnapshot:
             self.metrics.database_up.set(0)
         else:
             self.metrics.set_queue_depth(depth)
+            self.metrics.set_workers(sum(w.alive for w in workers), state.paused)
             self.metrics.database_up.set(1)
             self._read_at = time.monotonic()
         finally:
