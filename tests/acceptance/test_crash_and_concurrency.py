@@ -1,5 +1,6 @@
 """Real worker processes: a SIGKILL mid-batch loses nothing; four workers complete each job once."""
 
+import re
 import signal
 import subprocess
 import time
@@ -181,4 +182,8 @@ def test_sigterm_lets_the_worker_exit_cleanly(db_url: str, tmp_path: Path) -> No
     wait_for(lambda: "worker active" in log.read_text(), "the worker to start")
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(30) == 0
+    # Said when the signal arrives, not only at the end (a batch in hand may take a while).
+    assert re.search(
+        r"stopping: claiming nothing more, finishing \d+ jobs in hand", log.read_text()
+    )
     assert "stopped" in log.read_text()

@@ -132,6 +132,15 @@ class Worker:
 
     def stop(self) -> None:
         """Stop claiming; batches in hand finish, then `run` returns."""
+        if not self._stopping.is_set():
+            # Said at once: a batch in hand may take its lock waits to finish, and a
+            # supervisor's grace period is counting.
+            logger.info(
+                "[AOER] Worker %s stopping: claiming nothing more, finishing %d jobs in hand",
+                self.worker_id,
+                len(self._in_hand),
+                extra={"action": "worker_stopping", "worker_id": self.worker_id},
+            )
         self._stopping.set()
         self._wake_all()
 
