@@ -290,6 +290,11 @@ def test_a_worker_refuses_a_database_that_is_not_migrated(server_url: str, tmp_p
             "error: the database's schema is behind this version of aoer: 1 migration is pending"
             f" ({newest.version:04d}_{newest.name} first); run `aoer migrate` first"
         ) in started.stderr
+        status = run_aoer(url, tmp_path, "status")
+        assert f"1 migration pending ({newest.version:04d}_{newest.name} first)" in status.stdout
+        assert json.loads(run_aoer(url, tmp_path, "status", "--json").stdout)[
+            "pendingMigrations"
+        ] == [f"{newest.version:04d}_{newest.name}"]
         assert run_aoer(url, tmp_path, "migrate").returncode == 0
         drained = run_aoer(url, tmp_path, "worker", "--drain")
         assert drained.returncode == 0, drained.stderr
@@ -330,7 +335,10 @@ def test_a_tenant_that_always_times_out_no_longer_holds_its_batch(
     assert aoer("cron", "--once").returncode == 0
     worked = aoer("worker", "--drain", AOER_WORKER_CONCURRENCY="1")
     assert worked.returncode == 0, worked.stderr
-    assert "isolating the tenants it keeps failing on" in worked.stdout + worked.stderr
+    logged = worked.stdout + worked.stderr
+    assert "isolating the tenants it keeps failing on" in logged
+    # The retry's warning says what PostgreSQL said beyond its first line.
+    assert "canceling statement due to statement timeout (SQLSTATE 57014; CONTEXT:" in logged
     assert count(db_url, "SELECT count(*) FROM aoer_queue WHERE status = 'completed'") == 5
     with psycopg.connect(db_url) as conn:
         [(tenant, status, attempts)] = conn.execute(

@@ -52,6 +52,7 @@ from aoer.errors import Conflict, NotFound, UnknownTenant
 from aoer.store import Session
 from aoer.store.audit import AuditEntry
 from aoer.types import Tenant
+from aoer.wording import plural
 
 app = typer.Typer(
     help="AOER Orchestrator",
@@ -274,6 +275,7 @@ def status(as_json: JsonOutput = False) -> None:
             rate = await session.jobs.throughput()
             state = await session.console.queue_state()
             workers = await session.console.workers(WORKER_STALE_S)
+            pending = await services.store.pending_migrations()
         live = [w for w in workers if w.alive]
         if as_json:
             jobs: dict[str, dict[str, int]] = {s: {} for s in JOB_STATUSES}
@@ -290,6 +292,7 @@ def status(as_json: JsonOutput = False) -> None:
                     "throughput": throughput,
                     "paused": state.paused,
                     "liveWorkers": len(live),
+                    "pendingMigrations": pending,
                 }
             )
             return
@@ -316,6 +319,12 @@ def status(as_json: JsonOutput = False) -> None:
             f"throughput: {rate.last_minute} jobs in the last minute, "
             f"{rate.last_hour} in the last hour"
         )
+        if pending:
+            console.print(
+                Text(f"{plural(len(pending), 'migration')} pending", style="bold")
+                + Text(f" ({pending[0]} first): workers refuse to start; run `aoer migrate`"),
+                highlight=False,
+            )
         if live:
             in_hand = sum(w.jobs_in_hand for w in live)
             console.print(f"workers: {len(live)} live, {in_hand} jobs in hand", highlight=False)

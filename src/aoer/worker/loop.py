@@ -338,9 +338,10 @@ class Worker:
                     await self._release(jobs, f"{exc} (after {retries} attempts)")
                     return None
                 logger.warning(
-                    "[AOER] batch of %d jobs: %s; %s in %.1fs",
+                    "[AOER] batch of %d jobs%s: %s; %s in %.1fs",
                     len(jobs),
-                    exc,
+                    f" (tenant {jobs[0].tenant_id})" if len(jobs) == 1 else "",
+                    exc.described,
                     "isolating the tenants it keeps failing on" if isolate else "retrying",
                     delay,
                     extra={"action": "batch_retry", "worker_id": self.worker_id},
