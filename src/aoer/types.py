@@ -174,6 +174,11 @@ class Page(Generic[R]):
     rows: list[R]
     more: bool
 
+    @classmethod
+    def of(cls, rows: list[R], limit: int) -> "Page[R]":
+        """The page from a read of `limit` + 1 rows."""
+        return cls(rows[:limit], len(rows) > limit)
+
     @property
     def last(self) -> R | None:
         """The row the next page starts after; None on the last page."""

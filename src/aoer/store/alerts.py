@@ -258,8 +258,7 @@ class Alerts(Statements):
             "before_id": before[1] if before else None,
             "limit": limit + 1,
         }
-        rows = await self._all(Alert, "list_alerts", params)
-        return Page(rows[:limit], len(rows) > limit)
+        return Page.of(await self._all(Alert, "list_alerts", params), limit)
 
     async def by_ids(self, ids: Sequence[UUID]) -> list[Alert]:
         """These alerts (those visible), newest first, each with its deliveries."""

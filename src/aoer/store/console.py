@@ -158,8 +158,7 @@ class Console(Statements):
             "before_id": f.before_id or FIRST_PAGE_ID,
             "limit": limit + 1,
         }
-        rows = await self._all(JobRow, list_query(f), params)
-        return Page(rows[:limit], len(rows) > limit)
+        return Page.of(await self._all(JobRow, list_query(f), params), limit)
 
     async def job(self, job_id: UUID) -> JobRow | None:
         return await self._one(JobRow, "get_job", {"job_id": job_id})
