@@ -232,7 +232,7 @@ LOOKUPS: dict[str, dict[str, Any]] = {
     "enqueue_tenants": {"priority": "low", "max_retries": 3, "notify": False, "channel": "c"},
     "coalesce_retry": {"priority": "high"},
     "fail_jobs": {"worker_id": "w", "errors": ["boom"], "delays_s": [60.0]},
-    "release_jobs": {"worker_id": "w"},
+    "release_jobs": {"worker_id": "w", "reason": "released"},
     "reclaim_expired": {"grace_s": 0.0, "limit": 100},
 }
 

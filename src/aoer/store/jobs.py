@@ -33,6 +33,12 @@ from aoer.types import (
 
 
 @dataclass(frozen=True, slots=True)
+class ReleasedJob:
+    id: UUID
+    released: bool  # back in the queue; else ended (its tenant's waiting job carries it)
+
+
+@dataclass(frozen=True, slots=True)
 class LeaseCheck:
     """One held job after a renewal: renewed, or skipped because this worker's own batch
     holds its row (neither), or `lost` to another worker."""
@@ -210,13 +216,13 @@ class Jobs(Statements):
         How many went back, and how many ended."""
         if not job_ids:
             return 0, 0
-        params = {"worker_id": worker_id, "job_ids": list(job_ids)}
+        params = {"worker_id": worker_id, "job_ids": list(job_ids), "reason": reason}
         async with self.transaction():
-            closed = await self._values("close_released_jobs", {**params, "reason": reason})
-            released = await self._values("release_jobs", params)
+            settled = await self._all(ReleasedJob, "release_jobs", params)
+            released = sum(job.released for job in settled)
             if released:
                 await self.wake_workers("released")
-        return len(released), len(closed)
+        return released, len(settled) - released
 
     async def reclaim_expired(self, limit: int = RECLAIM_LIMIT) -> list[ReclaimedJob]:
         """Take back the jobs of workers whose lease expired more than a grace period ago

@@ -365,44 +365,40 @@ CROSS JOIN LATERAL (
     SELECT status, locked_by, error_message FROM aoer_queue WHERE id = asked.id
 ) q;
 
--- name: close_released_jobs
--- Before a release: a held job whose tenant meanwhile got a waiting job cannot go back (one
--- waiting job a tenant); it ends now, no attempt spent, naming why. Left to its lease, it
--- ended as "lease expired: worker ... stopped renewing it", an attempt counted against a
--- worker that was alive.
-UPDATE aoer_queue q
-   SET status = 'failed',
-       completed_at = now(),
-       lease_expires_at = NULL,
-       error_message = %(reason)s
-           || ' (released: its tenant''s waiting job carries the recompute)',
-       updated_at = now()
- WHERE q.id = ANY (%(job_ids)s::uuid[])
-   AND q.status = 'processing'
-   AND q.locked_by = %(worker_id)s
-   AND EXISTS (SELECT 1 FROM aoer_queue o
-               WHERE o.tenant_id = q.tenant_id AND o.status = 'queued' OFFSET 0)
-RETURNING q.id;
-
 -- name: release_jobs
 -- Give back jobs this worker holds but cannot finish for a reason that is not the tenant's
 -- (the database kept failing, the worker is stopping): back to `queued` at once, no attempt
--- spent. A job whose tenant meanwhile got a waiting job was closed just before
--- (close_released_jobs).
+-- spent. A job whose tenant meanwhile got a waiting job cannot go back (one waiting job a
+-- tenant): it ends instead, no attempt spent, naming why (left to its lease, it ended as
+-- "lease expired: worker ... stopped renewing it", an attempt counted against a worker that
+-- was alive). Each job, and whether it went back.
+WITH held AS (
+    SELECT q.id,
+           -- A probe per released job (OFFSET 0 keeps it one): as a join, statistics that
+           -- count no waiting job made the planner read every waiting job (migration 0023).
+           EXISTS (SELECT 1 FROM aoer_queue o
+                   WHERE o.tenant_id = q.tenant_id AND o.status = 'queued' OFFSET 0) AS waiting
+    FROM aoer_queue q
+    WHERE q.id = ANY (%(job_ids)s::uuid[])
+      AND q.status = 'processing'
+      AND q.locked_by = %(worker_id)s
+)
 UPDATE aoer_queue q
-   SET status = 'queued',
-       locked_by = NULL,
+   SET status = CASE WHEN h.waiting THEN 'failed' ELSE 'queued' END,
+       completed_at = CASE WHEN h.waiting THEN now() END,
+       error_message = CASE WHEN h.waiting
+                            THEN %(reason)s || ' (released: its tenant''s waiting job carries'
+                                 ' the recompute)'
+                            ELSE q.error_message END,
+       locked_by = CASE WHEN h.waiting THEN q.locked_by END,
+       started_at = CASE WHEN h.waiting THEN q.started_at END,
        lease_expires_at = NULL,
-       started_at = NULL,
        updated_at = now()
- WHERE q.id = ANY (%(job_ids)s::uuid[])
+  FROM held h
+ WHERE q.id = h.id
    AND q.status = 'processing'
    AND q.locked_by = %(worker_id)s
-   -- A probe per released job (OFFSET 0 keeps it one): as a join, statistics that count no
-   -- waiting job made the planner read every waiting job for it (migration 0023).
-   AND NOT EXISTS (SELECT 1 FROM aoer_queue o
-                   WHERE o.tenant_id = q.tenant_id AND o.status = 'queued' OFFSET 0)
-RETURNING q.id;
+RETURNING q.id, NOT h.waiting AS released;
 
 -- name: reclaim_expired
 -- Take back jobs whose worker stopped renewing its lease (it died). The lost attempt counts:
