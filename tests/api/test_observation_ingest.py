@@ -73,6 +73,9 @@ async def test_every_bad_row_is_named_with_its_field_and_nothing_is_written(
     assert not [m for m in messages.values() if m.startswith("Value error")], messages
     assert "not an http(s) URL" in messages[6]
     assert "position is given but mentioned is false" in messages[10]
+    # Its column's bounds in one message, as a signal's (1.5 read "no more than 3 digits").
+    assert messages[4] == "must be -1 to 1, at most 2 decimals (got '1.5')"
+    assert messages[5] == "must be -1 to 1, at most 2 decimals (got -1.01)"
     assert body["error"].startswith("row 1 (counting from 0), engine:")
     assert await count(conn, "answer_observations") == 0
 

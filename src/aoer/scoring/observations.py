@@ -34,6 +34,7 @@ from pydantic.alias_generators import to_camel
 
 from aoer.scoring.rows import (
     API_ROWS,
+    DecimalWithin,
     FieldError,
     Naming,
     RowValidationError,
@@ -43,6 +44,9 @@ from aoer.scoring.rows import (
 from aoer.scoring.signals import within_signal_dates
 from aoer.store import Session
 from aoer.store.observations import MAX_PROBLEMS_REPORTED, StageProblem
+
+# numeric(3,2) in answer_observations: one check for its bounds and decimals, as a signal's.
+_SENTIMENT = DecimalWithin("-1", "1", places=2, words="-1 to 1, at most 2 decimals")
 
 T = TypeVar("T")
 
@@ -144,14 +148,7 @@ class ObservationRow(BaseModel):
         max_length=MAX_LIST_ITEMS,
         description="other businesses the answer named (CSV: separated by |)",
     )
-    sentiment: Decimal | None = Field(
-        default=None,
-        ge=-1,
-        le=1,
-        max_digits=3,
-        decimal_places=2,
-        description="-1 to 1, at most 2 decimals",
-    )
+    sentiment: Annotated[Decimal | None, _SENTIMENT.field(), AfterValidator(_SENTIMENT)] = None
 
     @field_validator("date")
     @classmethod
