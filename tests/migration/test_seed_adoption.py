@@ -23,7 +23,7 @@ from aoer.db.pool import connect
 from aoer.db.schema import migrate
 from aoer.errors import MigrationError
 from tests.acceptance.conftest import run_aoer
-from tests.conftest import _admin, session_of, with_database
+from tests.conftest import _admin, eventually, session_of, with_database
 from tests.migration.before import migrated_before
 from tests.migration.seed import (
     OLD_TABLES,
@@ -234,7 +234,12 @@ async def test_a_row_written_while_the_adoption_checks_is_checked_too(old_db: st
             " ('7d9a1a40-0000-4000-8000-0000000000aa', 'HIGH')"
         )  # open: not committed yet
         adopting = asyncio.create_task(migrate(old_db))
-        await asyncio.sleep(1.0)
+
+        def waiting_on_the_writer() -> bool:
+            waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            return count(old_db, waiting + " AND datname = current_database()") > 0
+
+        await eventually(waiting_on_the_writer, "the adoption waits for the writer's lock")
         assert not adopting.done(), "the adoption waits for the writer's transaction"
         writer.commit()
         with pytest.raises(MigrationError) as refused:
