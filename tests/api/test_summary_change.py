@@ -11,7 +11,7 @@ from uuid import UUID
 from aoer.constants import RECOMPUTE_EVENT
 from aoer.db.pool import Connection
 from tests.api.conftest import Api, recompute_through_worker
-from tests.conftest import AddSignals, MakeTenant, session_of
+from tests.conftest import AddSignals, MakeTenant, eventually, session_of
 
 V1 = {"aeo": Decimal("0.40"), "geo": Decimal("0.35"), "ugc": Decimal("0.25")}
 
@@ -85,6 +85,20 @@ async def test_summary_carries_the_last_split_and_the_7_and_30_day_changes(
     assert Decimal(str(body["change30d"])) == now - Decimal("30.00")
 
 
+async def summary_after(api: Api, tenant: UUID, before: dict[str, Any]) -> dict[str, Any]:
+    """The summary once the API serves a recompute later than `before`'s: its cached copy is
+    evicted by the recompute's NOTIFY, which may land after the next read."""
+    found: dict[str, Any] = before
+
+    async def newer() -> bool:
+        nonlocal found
+        found = await summary(api, tenant)
+        return bool(found["lastUpdated"] != before["lastUpdated"])
+
+    await eventually(newer, "the API to serve the next recompute's summary")
+    return found
+
+
 async def test_the_last_move_outlives_recomputes_that_change_nothing(
     api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
 ) -> None:
@@ -94,17 +108,18 @@ async def test_the_last_move_outlives_recomputes_that_change_nothing(
     tenant = await make_tenant("Falling Motors")
     await add_signals(tenant, rows(range(6), aeo="60.00", geo="50.00", ugc="40.00"))
     await recompute_through_worker(conn, [tenant])
-    assert (await summary(api, tenant))["lastMove"] is None  # nothing to compare with yet
+    first = await summary(api, tenant)
+    assert first["lastMove"] is None  # nothing to compare with yet
     await conn.execute("UPDATE aiv_raw_signals SET aeo = 30 WHERE dealer_id = %s", (tenant,))
     await recompute_through_worker(conn, [tenant])
-    fell = await summary(api, tenant)
+    fell = await summary_after(api, tenant, first)
     move = fell["lastMove"]
     assert (move["previousScore"], move["aoerScore"]) == (51.5, 39.5)  # 0.40 x (30 - 60)
     assert move["change"] == fell["change"]
     assert move["change"]["aeo"] == -12.0
     for _ in range(2):  # the scheduled refresh, "Recompute now": nothing changed
         await recompute_through_worker(conn, [tenant])
-    later = await summary(api, tenant)
+    later = await summary_after(api, tenant, fell)
     assert set(later["change"].values()) == {0.0}
     assert later["lastMove"] == move
     cur = await conn.execute(
@@ -120,12 +135,12 @@ async def test_the_last_move_outlives_recomputes_that_change_nothing(
     # 0.00 when the data stops, the jump back when it returns.
     await conn.execute("DELETE FROM aiv_raw_signals WHERE dealer_id = %s", (tenant,))
     await recompute_through_worker(conn, [tenant])
-    gone = await summary(api, tenant)
+    gone = await summary_after(api, tenant, later)
     assert (gone["grade"], gone["change"]) == ("No data", None)
     assert gone["lastMove"] == move
     await add_signals(tenant, rows(range(6), aeo="70.00", geo="50.00", ugc="40.00"))
     await recompute_through_worker(conn, [tenant])
-    back = await summary(api, tenant)
+    back = await summary_after(api, tenant, gone)
     assert (back["aoerScore"], back["change"]) == (55.5, None)
     assert back["lastMove"] == move
     # Past the look-back, no move is claimed.
@@ -136,7 +151,7 @@ async def test_the_last_move_outlives_recomputes_that_change_nothing(
         (tenant,),
     )
     await recompute_through_worker(conn, [tenant])
-    assert (await summary(api, tenant))["lastMove"] is None
+    assert (await summary_after(api, tenant, back))["lastMove"] is None
 
 
 async def test_no_data_rule(
