@@ -1,5 +1,6 @@
 """Settings, read once from the environment (and `.env`) and passed down."""
 
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -109,6 +110,19 @@ class Settings(BaseSettings):
     # The dashboard's address as its users reach it (behind a proxy, a public name): the
     # link in alert e-mails, and `aoer sessions link`'s default.
     public_url: str | None = Field(default=None, alias="AOER_PUBLIC_URL")
+    # An organisation's webhooks reach only public addresses and these networks (comma-
+    # separated, e.g. `10.1.0.0/16,192.168.7.20`); an administrator's go anywhere.
+    webhook_allowed_networks: str = Field(default="", alias="AOER_WEBHOOK_ALLOWED_NETWORKS")
+
+    @property
+    def webhook_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return parse_networks(self.webhook_allowed_networks, "AOER_WEBHOOK_ALLOWED_NETWORKS")
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        parse_networks(value, "AOER_WEBHOOK_ALLOWED_NETWORKS")  # names an entry that is not one
+        return value
 
     @field_validator("public_url")
     @classmethod
@@ -170,6 +184,22 @@ class Settings(BaseSettings):
         if not croniter.is_valid(value):
             raise ValueError(f"AOER_MODEL_CRON is not a valid cron expression: {value!r}")
         return value
+
+
+def parse_networks(value: str, setting: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """`10.1.0.0/16, 192.168.7.20` as networks (a bare address is a network of one);
+    ValueError naming the entry that is not one."""
+    networks = []
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"{setting}: {entry!r} is not an address or a network such as 10.1.0.0/16"
+            ) from None
+    return tuple(networks)
 
 
 def load_settings(**overrides: object) -> Settings:

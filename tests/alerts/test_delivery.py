@@ -3,12 +3,14 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from ipaddress import ip_network
 from typing import Any
 from uuid import UUID
 
 import pytest
 
 from aoer import queue
+from aoer.alerts.addresses import AddressPolicy
 from aoer.alerts.delivery import CLAIM_CONNECTION_WAIT_S, Deliverer, DeliveryPolicy
 from aoer.alerts.webhooks import MAX_ERROR_CHARS
 from aoer.db.pool import Connection, open_pool
@@ -35,6 +37,8 @@ def policy(**overrides: Any) -> DeliveryPolicy:
         "max_in_flight": 16,
         "smtp_url": None,
         "smtp_from": "alerts@example.com",
+        # The receivers listen on 127.0.0.1, as an operator's allowed network
+        "addresses": AddressPolicy((ip_network("127.0.0.0/8"),)),
     }
     values.update(overrides)
     return DeliveryPolicy(**values)

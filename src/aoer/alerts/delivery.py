@@ -18,12 +18,13 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
 
 from aoer.alerts import email, webhooks
+from aoer.alerts.addresses import AddressPolicy
 from aoer.alerts.webhooks import Attempt
 from aoer.config import Settings
 from aoer.constants import (
@@ -59,6 +60,8 @@ class DeliveryPolicy:
     smtp_url: str | None
     smtp_from: str
     public_url: str | None = None  # AOER_PUBLIC_URL: e-mails link to the dealership's page
+    # Where an organisation's endpoints may be sent to (alerts/addresses.py)
+    addresses: AddressPolicy = field(default_factory=AddressPolicy)
 
     @property
     def smtp_timeout_s(self) -> float:
@@ -77,6 +80,7 @@ class DeliveryPolicy:
             smtp_url=settings.smtp_url,
             smtp_from=settings.smtp_from,
             public_url=settings.public_url,
+            addresses=AddressPolicy.from_settings(settings),
         )
 
 
@@ -103,6 +107,7 @@ class Deliverer:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._slot_free = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
+        self._org_client: httpx.AsyncClient | None = None  # an organisation's endpoints
         self._smtp = email.parse_smtp_url(policy.smtp_url) if policy.smtp_url else None
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -147,12 +152,16 @@ class Deliverer:
 
     @contextlib.asynccontextmanager
     async def _http(self) -> AsyncIterator[None]:
-        async with webhooks.client(self.policy.http_timeout_s, self.policy.max_in_flight) as client:
-            self._client = client
+        timeout_s, connections = self.policy.http_timeout_s, self.policy.max_in_flight
+        async with (
+            webhooks.client(timeout_s, connections) as client,
+            webhooks.client(timeout_s, connections, self.policy.addresses) as org_client,
+        ):
+            self._client, self._org_client = client, org_client
             try:
                 yield
             finally:
-                self._client = None
+                self._client = self._org_client = None
 
     async def _pause(self, stopping: asyncio.Event, seconds: float) -> None:
         waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stopping.wait())]
@@ -221,11 +230,12 @@ class Deliverer:
 
     async def _send(self, delivery: ClaimedDelivery) -> Attempt:
         if delivery.endpoint_id is not None:
-            if delivery.url is None or delivery.secret is None or self._client is None:
+            http = self._client if delivery.endpoint_org_id is None else self._org_client
+            if delivery.url is None or delivery.secret is None or http is None:
                 return Attempt(False, None, "endpoint deleted")
             body = webhooks.alert_body(delivery.kind, delivery.alert_created_at, delivery.data)
             return await webhooks.post(
-                self._client,
+                http,
                 delivery.url,
                 delivery.secret,
                 str(delivery.id),

@@ -9,9 +9,11 @@ organisation's tenants, endpoints and rules, so "not found" is all another's row
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from aoer.alerts import rules as checks
+from aoer.alerts.addresses import AddressPolicy
 from aoer.errors import InvalidInput, NotAllowed, NotFound
 from aoer.store import Session
 from aoer.store.alerts import DeletedEndpoint, Endpoint, NewRule, Rule
@@ -65,14 +67,25 @@ def plain(params: dict[str, Any]) -> dict[str, Any]:
 
 
 async def add_endpoint(
-    session: Session, actor: Actor, *, url: str, secret: str | None, org_id: UUID | None
+    session: Session,
+    actor: Actor,
+    *,
+    url: str,
+    secret: str | None,
+    org_id: UUID | None,
+    addresses: AddressPolicy,
 ) -> Endpoint:
+    """An endpoint for `org_id` (None: the administrator's own). An organisation's endpoint
+    may not name a private or loopback address (`addresses`); a name is checked against what
+    it resolves to at each delivery."""
     url = checks.check_url(url)
     secret = checks.check_secret(secret) if secret is not None else checks.new_secret()
     if actor.own_org is not None:
         if org_id is not None and org_id != actor.own_org:
             raise NotAllowed(f"organisation {org_id} is not yours: endpoints belong to yours")
         org_id = actor.own_org
+    if org_id is not None:
+        addresses.check_url_host(urlsplit(url).hostname or "")
     async with session.transaction():
         if org_id is not None and await session.organizations.get(org_id) is None:
             raise NotFound(f"unknown organisation {org_id}")

@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import httpcore
 import httpx
 from standardwebhooks.webhooks import Webhook
 
 from aoer import __version__
+from aoer.alerts.addresses import AddressPolicy, AddressRefused, GuardedBackend
 from aoer.constants import ALERT_EVENT_PREFIX
 
 MAX_ERROR_CHARS = 300
@@ -100,6 +102,10 @@ async def _post(client: httpx.AsyncClient, url: str, headers: dict[str, str], bo
             answer = await _first_bytes(response, MAX_ANSWER_BYTES)
     except httpx.TimeoutException as exc:
         return Attempt(False, None, f"timed out: {type(exc).__name__}")
+    except httpx.ConnectError as exc:
+        if isinstance(exc.__cause__, AddressRefused):
+            return Attempt(False, None, str(exc.__cause__)[:MAX_ERROR_CHARS])
+        return Attempt(False, None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
     except httpx.HTTPError as exc:
         return Attempt(False, None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
     text = answer.decode("utf-8", "replace")[:MAX_ERROR_CHARS].strip()
@@ -116,19 +122,47 @@ async def _first_bytes(response: httpx.Response, limit: int) -> bytes:
     return bytes(got[:limit])
 
 
-def client(timeout_s: float, max_connections: int) -> httpx.AsyncClient:
+def client(
+    timeout_s: float, max_connections: int, policy: AddressPolicy | None = None
+) -> httpx.AsyncClient:
     """An HTTP client for deliveries: bounded time per request and connections per process,
-    no redirects followed (a receiver answers 2xx itself)."""
+    no redirects followed (a receiver answers 2xx itself). With a `policy` (an organisation's
+    endpoints), it connects only to the addresses the policy allows, and directly: the
+    environment's proxy settings are not read, so no proxy connects for it elsewhere."""
+    limits = httpx.Limits(max_connections=max_connections)
+    transport = None if policy is None else _guarded_transport(policy, limits)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_s),
-        limits=httpx.Limits(max_connections=max_connections),
+        limits=limits,
         follow_redirects=False,
+        transport=transport,
     )
 
 
-async def ping(url: str, secret: str, endpoint_id: str, timeout_s: float) -> tuple[str, Attempt]:
-    """Send a signed `ping` to an endpoint now; its webhook-id and what came back."""
+def _guarded_transport(policy: AddressPolicy, limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    # httpx takes no network backend, so its pool is made again, as httpx makes it, with
+    # ours (httpcore's public API). tests/api/test_webhook_addresses.py fails if it stops applying.
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=GuardedBackend(policy, httpcore.AnyIOBackend()),
+    )
+    return transport
+
+
+async def ping(
+    url: str,
+    secret: str,
+    endpoint_id: str,
+    timeout_s: float,
+    policy: AddressPolicy | None = None,
+) -> tuple[str, Attempt]:
+    """Send a signed `ping` to an endpoint now; its webhook-id and what came back. An
+    organisation's endpoint is pinged under `policy`, as its deliveries are sent."""
     msg_id = f"ping_{uuid.uuid4().hex}"
-    async with client(timeout_s, 1) as http:
+    async with client(timeout_s, 1, policy) as http:
         attempt = await post(http, url, secret, msg_id, ping_body(endpoint_id), timeout_s)
     return msg_id, attempt

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from aoer.alerts import manage, webhooks
+from aoer.alerts.addresses import AddressPolicy
 from aoer.bootstrap import open_services
 from aoer.cli.imports import say
 from aoer.cli.runner import (
@@ -243,7 +244,12 @@ def endpoints_add(
     async def main(settings: Settings) -> Endpoint:
         async with open_services(settings) as services, services.store.session() as session:
             return await manage.add_endpoint(
-                session, _actor(), url=url, secret=secret, org_id=_uuid(org, "organisation id")
+                session,
+                _actor(),
+                url=url,
+                secret=secret,
+                org_id=_uuid(org, "organisation id"),
+                addresses=AddressPolicy.from_settings(settings),
             )
 
     endpoint = run_command(main)
@@ -326,7 +332,11 @@ def alerts_test(endpoint_id: Annotated[str, typer.Argument(help="The endpoint's 
             raise NotFound(f"no alert endpoint {eid}")
         endpoint = found[0]
         return await webhooks.ping(
-            endpoint.url, endpoint.secret, str(endpoint.id), settings.alert_http_timeout_s
+            endpoint.url,
+            endpoint.secret,
+            str(endpoint.id),
+            settings.alert_http_timeout_s,
+            AddressPolicy.for_owner(settings, endpoint.org_id),
         )
 
     msg_id, attempt = run_command(main)

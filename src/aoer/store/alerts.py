@@ -99,6 +99,7 @@ class ClaimedDelivery:
     created_at: datetime
     url: str | None
     secret: str | None
+    endpoint_org_id: UUID | None  # an organisation's endpoint: public addresses only
     kind: str
     data: dict[str, Any]
     alert_created_at: datetime

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from aoer.alerts import manage, webhooks
 from aoer.alerts import rules as checks
+from aoer.alerts.addresses import AddressPolicy
 from aoer.api.auth import CurrentPrincipal, Principal, ensure_tenant_access
 from aoer.api.context import Context
 from aoer.api.errors import Forbidden
@@ -192,7 +193,12 @@ async def create_endpoint(
     actor = _actor(principal, request)
     async with ctx.session(principal) as session:
         endpoint = await manage.add_endpoint(
-            session, actor, url=body.url, secret=body.secret, org_id=body.org_id
+            session,
+            actor,
+            url=body.url,
+            secret=body.secret,
+            org_id=body.org_id,
+            addresses=AddressPolicy.from_settings(ctx.settings),
         )
     return EndpointCreatedOut.of(endpoint)
 
@@ -226,7 +232,11 @@ async def test_endpoint(endpoint_id: UUID, principal: Caller, ctx: Context) -> P
         raise NotFound(f"no alert endpoint {endpoint_id}")
     endpoint = found[0]
     msg_id, attempt = await webhooks.ping(
-        endpoint.url, endpoint.secret, str(endpoint.id), ctx.settings.alert_http_timeout_s
+        endpoint.url,
+        endpoint.secret,
+        str(endpoint.id),
+        ctx.settings.alert_http_timeout_s,
+        AddressPolicy.for_owner(ctx.settings, endpoint.org_id),
     )
     return PingOut(
         delivered=attempt.ok,

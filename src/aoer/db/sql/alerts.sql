@@ -39,7 +39,8 @@ claimed AS (
     RETURNING d.id, d.alert_id, d.endpoint_id, d.email, d.attempts, d.created_at
 )
 SELECT c.id, c.alert_id, c.endpoint_id, c.email, c.attempts, c.created_at,
-       e.url, e.secret, a.kind, a.data, a.created_at AS alert_created_at
+       e.url, e.secret, e.org_id AS endpoint_org_id, a.kind, a.data,
+       a.created_at AS alert_created_at
 FROM claimed c
 JOIN alerts a ON a.id = c.alert_id
 LEFT JOIN alert_endpoints e ON e.id = c.endpoint_id;
