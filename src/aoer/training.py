@@ -29,7 +29,8 @@ INTERCEPT_BOUND: Final = Decimal(100)
 MIN_COMPONENT_COVERAGE: Final = 0.8
 ZERO_FIT: Final = 1e-9  # raw weights summing to less than this are "no signal at all"
 
-Decision = Literal["promoted", "rejected", "skipped"]
+# "held": better, but the champion is pinned by a rollback (scoring/model.py)
+Decision = Literal["promoted", "rejected", "skipped", "held"]
 FloatArray = NDArray[np.float64]
 
 

@@ -114,13 +114,15 @@ EXPECTED: dict[str, Expect] = {
     "DELETE /api/alerts/rules/{rule_id}": Expect((204, 403, 404, 404, 403, 403)),
     "GET /api/alerts/endpoints": Expect((200, 403, 200, 200, 403, 403)),
     "POST /api/alerts/endpoints": Expect(
-        (201, 403, 201, 403, 403, 403), {"url": "http://127.0.0.1:9/hook", "orgId": "{org_a}"}
+        (201, 403, 201, 403, 403, 403),
+        {"url": "https://hooks.example.com/aoer", "orgId": "{org_a}"},
     ),
     "DELETE /api/alerts/endpoints/{endpoint_id}": Expect((204, 403, 404, 404, 403, 403)),
     "POST /api/alerts/endpoints/{endpoint_id}/test": Expect((200, 403, 200, 404, 403, 403)),
     "GET /api/model": Expect(ADMIN_ONLY),
     "POST /api/model/train": Expect(ADMIN_ONLY, {"dryRun": True}),
     "POST /api/model/rollback": Expect((409, 403, 403, 403, 403, 403), {}),
+    "POST /api/model/unpin": Expect((409, 403, 403, 403, 403, 403), {}),
     "GET /healthz": Expect(ALL_OK, public=True),
     "GET /readyz": Expect(ALL_OK, public=True),
     "GET /metrics": Expect(ALL_OK, public=True),

@@ -80,6 +80,18 @@ async def test_admin_trains_reads_and_rolls_back_over_http(
     again = await client.post("/api/model/rollback", json={}, headers=admin)
     assert again.status_code == 409
     assert "nothing to roll back" in again.json()["error"]
+    pinned = (await client.get("/api/model", headers=admin)).json()["champion"]
+    assert pinned["version"] == "v1"
+    assert pinned["pinnedAt"] is not None
+    assert pinned["pinnedBy"] is not None
+
+    unpinned = await client.post("/api/model/unpin", json={}, headers=admin)
+    assert unpinned.status_code == 200, unpinned.text
+    assert (unpinned.json()["version"], unpinned.json()["pinnedAt"]) == ("v1", pinned["pinnedAt"])
+    assert (await client.get("/api/model", headers=admin)).json()["champion"]["pinnedAt"] is None
+    twice = await client.post("/api/model/unpin", json={}, headers=admin)
+    assert twice.status_code == 409
+    assert twice.json()["error"] == ("the champion v1 is not pinned: training may already promote")
 
 
 @pytest.mark.parametrize("role", ["service", "tenant"])
@@ -88,6 +100,7 @@ async def test_model_endpoints_are_for_admins_only(client: httpx.AsyncClient, ro
     assert (await client.get("/api/model", headers=headers)).status_code == 403
     response = await client.post("/api/model/train", json={}, headers=headers)
     assert response.status_code == 403
+    assert (await client.post("/api/model/unpin", json={}, headers=headers)).status_code == 403
     assert "error" in response.json()
     assert (await client.post("/api/model/train", json={})).status_code == 401
 

@@ -59,6 +59,16 @@ async def test_a_promotion_and_a_rollback_from_the_command_line_are_audited(
     rolled = aoer(db_url, tmp_path, "rollback")
     assert rolled.returncode == 0, rolled.stderr
     assert "rolled back from v2 to v1" in rolled.stdout
+    assert "v1 is pinned: training still runs, but promotes nothing over it" in rolled.stdout
+    status = aoer(db_url, tmp_path, "status")
+    assert "pinned" in status.stdout
+    assert "until `aoer model unpin`" in status.stdout
+    unpinned = aoer(db_url, tmp_path, "unpin")
+    assert unpinned.returncode == 0, unpinned.stderr
+    assert "v1 unpinned: the next training may promote over it" in unpinned.stdout
+    twice = aoer(db_url, tmp_path, "unpin")
+    assert twice.returncode == 1
+    assert "the champion v1 is not pinned" in twice.stderr
     cur = await conn.execute(
         "SELECT a.action, a.role, a.target, a.details ->> 'from' AS was,"
         " a.details ->> 'auditId' = m.id::text AS same_run, a.actor LIKE 'cli%%' AS by_cli"
@@ -69,3 +79,5 @@ async def test_a_promotion_and_a_rollback_from_the_command_line_are_audited(
         ("model.promote", "admin", "v2", "v1", True, True),
         ("model.rollback", "admin", "v1", "v2", True, True),
     ]
+    cur = await conn.execute("SELECT action, target FROM audit_log WHERE action = 'model.unpin'")
+    assert [tuple(r.values()) for r in await cur.fetchall()] == [("model.unpin", "v1")]

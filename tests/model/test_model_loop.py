@@ -203,6 +203,46 @@ async def test_rollback_restores_the_previous_champion_and_its_scores(
         await model.rollback(session_of(conn), trigger="cli", by=CLI)
 
 
+async def test_a_rollback_pins_the_champion_until_unpinned(conn: Connection) -> None:
+    """The next training after a rollback fits the same data again: it used to promote the
+    model just rolled back. Now it records the challenger and holds it, with why, until the
+    champion is unpinned; then a run promotes again."""
+    await seed(conn, outcome="linear")
+    assert (
+        await model.train(session_of(conn), POLICY, trigger="cli", by=CLI)
+    ).result_version == "v2"
+    await model.rollback(session_of(conn), trigger="cli", by=CLI)
+    champion = (await model.model_status(session_of(conn))).champion
+    assert (champion.version, champion.pinned_by) == ("v1", CLI.subject)
+    assert champion.pinned_at is not None
+
+    again = await model.train(session_of(conn), POLICY, trigger="schedule", by=CLI)
+
+    assert again.evaluation.decision == "held"
+    assert (again.challenger_version, again.result_version, again.requeued) == ("v3", "v1", 0)
+    assert f"held: v1 is pinned since its rollback by {CLI.subject} at " in again.evaluation.reason
+    assert again.evaluation.reason.endswith("(`aoer model unpin` lets training promote again)")
+    statuses = await rows(conn, "SELECT version, status FROM model_weights ORDER BY version")
+    assert [r["status"] for r in statuses] == ["champion", "retired", "retired"]
+    [audit] = await rows(
+        conn, "SELECT decision, reason FROM model_audit WHERE challenger_version = 'v3'"
+    )
+    assert audit == {"decision": "held", "reason": again.evaluation.reason}
+
+    unpinned = await model.unpin(session_of(conn), by=CLI)
+    assert unpinned.version == "v1"
+    [trail] = await rows(
+        conn, "SELECT action, target, details FROM audit_log WHERE action = 'model.unpin'"
+    )
+    assert trail["target"] == "v1"
+    assert trail["details"]["pinnedBy"] == CLI.subject
+    with pytest.raises(model.NotPinned, match="the champion v1 is not pinned"):
+        await model.unpin(session_of(conn), by=CLI)
+    promoted = await model.train(session_of(conn), POLICY, trigger="schedule", by=CLI)
+    assert (promoted.evaluation.decision, promoted.result_version) == ("promoted", "v4")
+    assert (await model.model_status(session_of(conn))).champion.pinned_at is None
+
+
 async def test_dry_run_writes_nothing_and_repeats_exactly(conn: Connection) -> None:
     await seed(conn, outcome="linear")
 

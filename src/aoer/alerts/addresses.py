@@ -87,7 +87,7 @@ class AddressPolicy:
             return  # a name: checked against what it resolves to at each delivery
         reason = self.refusal(address)
         if reason is not None:
-            raise InvalidInput(f"endpoint url points at {reason}")
+            raise InvalidInput(f"endpoint url refused: {reason}")
 
 
 class AddressRefused(httpcore.ConnectError):

@@ -12,10 +12,11 @@ from aoer.bootstrap import open_services
 from aoer.cli.runner import JsonOutput, cli_actor, console, emit_json, run_command, show
 from aoer.config import Settings
 from aoer.scoring import model
+from aoer.store.models import ModelVersion
 from aoer.training import COMPONENTS, Metrics, Weights
 
 model_app = typer.Typer(
-    help="The self-improving score: train, status, rollback", no_args_is_help=True
+    help="The self-improving score: train, status, rollback, unpin", no_args_is_help=True
 )
 
 
@@ -103,6 +104,12 @@ def status(
     promoted = champion.promoted_at
     table.add_row("promoted", promoted.strftime("%Y-%m-%d %H:%M UTC") if promoted else "-")
     table.add_row("replaced", champion.previous_version or "-")
+    if champion.pinned_at is not None:
+        table.add_row(
+            "pinned",
+            f"since {champion.pinned_at.strftime('%Y-%m-%d %H:%M UTC')} by {champion.pinned_by}"
+            " (a rollback): training promotes nothing over it until `aoer model unpin`",
+        )
     if champion.as_of:
         table.add_row(
             "trained",
@@ -149,3 +156,19 @@ def rollback() -> None:
         f"rolled back from {done.from_version} to {done.to_version}; "
         f"queued {done.requeued} tenants for recompute"
     )
+    console.print(
+        f"{done.to_version} is pinned: training still runs, but promotes nothing over it"
+        " until `aoer model unpin`"
+    )
+
+
+@model_app.command("unpin")
+def unpin() -> None:
+    """Let training promote over the champion again, after a rollback pinned it."""
+
+    async def main(settings: Settings) -> ModelVersion:
+        async with open_services(settings) as services, services.store.session() as session:
+            return await model.unpin(session, by=model.Actor(cli_actor(), "admin"))
+
+    champion = run_command(main)
+    console.print(f"{champion.version} unpinned: the next training may promote over it")

@@ -1,5 +1,9 @@
 """The self-improving loop (DESIGN §9): train, promote or retire, roll back, audit every run.
 
+A rollback pins the model it restores: training still runs and records its challengers,
+but one it would promote is `held` until `unpin`, so the next weekly run does not promote
+again what the operator just rolled back.
+
 A run holds the model lock for its transaction, reads its tenant-days as sums the database
 computes (`training.py` fits from them), and records the challenger, any change
 of champion, the re-queue of every active tenant and its audit rows (`model_audit`, and
@@ -9,7 +13,7 @@ without a new version, an audit row and a recompute of every tenant.
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Literal
 
@@ -28,6 +32,10 @@ Trigger = Literal["schedule", "cli", "api"]
 
 class NothingToRollBack(Conflict):
     """There is no earlier champion to roll back to."""
+
+
+class NotPinned(Conflict):
+    """The champion is not pinned: there is nothing to unpin."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +133,8 @@ async def train(
         # The window is read as sums computed by the database (a few statements, a few
         # dozen numbers), never as rows: memory and event-loop time do not grow with it.
         result = await evaluate(models.window_data(window), champion.weights, policy)
+        if result.decision == "promoted" and champion.pinned_at is not None:
+            result = held(result, champion)
         result_version = champion.version
         if not dry_run and result.challenger is not None:
             challenger_version = await models.next_version()
@@ -220,7 +230,7 @@ async def rollback(session: Session, *, trigger: Trigger, by: Actor) -> Rollback
                 f"nothing to roll back: {champion.version} did not replace an earlier champion"
             )
         previous = champion.previous_version
-        await models.swap_champion(previous, previous=None, promotion=False)
+        await models.swap_champion(previous, previous=None, promotion=False, pinned_by=by.subject)
         requeued = await session.jobs.enqueue_all_active(CRON_PRIORITY)
         audit_id = await models.insert_audit(
             {
@@ -244,6 +254,48 @@ async def rollback(session: Session, *, trigger: Trigger, by: Actor) -> Rollback
     if commits_here:
         await requeue_after_change(session, previous)
     return Rollback(champion.version, previous, requeued, audit_id)
+
+
+def held(result: Evaluation, champion: ModelVersion) -> Evaluation:
+    """A challenger that would have been promoted over a pinned champion: retired, and why."""
+    assert champion.pinned_at is not None
+    since = champion.pinned_at.strftime("%Y-%m-%d %H:%M UTC")
+    return replace(
+        result,
+        decision="held",
+        reason=f"{result.reason}; held: {champion.version} is pinned since its rollback by"
+        f" {champion.pinned_by} at {since} (`aoer model unpin` lets training promote again)",
+    )
+
+
+async def unpin(session: Session, *, by: Actor) -> ModelVersion:
+    """Let training promote over the champion again (after a rollback pinned it), audited
+    as model.unpin; the champion as it was pinned. NotPinned when it is not."""
+    async with session.transaction():
+        await session.models.lock()
+        champion = await session.models.champion()
+        if champion.pinned_at is None or await session.models.unpin() is None:
+            raise NotPinned(
+                f"the champion {champion.version} is not pinned: training may already promote"
+            )
+        details = {"pinnedAt": champion.pinned_at.isoformat(), "pinnedBy": champion.pinned_by}
+        await session.audit.record(
+            TrailEntry(
+                by.subject,
+                by.role,
+                "model.unpin",
+                target=champion.version,
+                details=details,
+                ip=by.ip,
+            )
+        )
+    logger.warning(
+        "[AOER] Model %s unpinned by %s: training may promote over it again",
+        champion.version,
+        by.subject,
+        extra={"action": "model_unpin"},
+    )
+    return champion
 
 
 async def requeue_after_change(session: Session, version: str) -> None:

@@ -47,6 +47,8 @@ class ModelVersion:
     promoted_at: datetime | None
     retired_at: datetime | None
     created_at: datetime
+    pinned_at: datetime | None = None  # by a rollback: training promotes nothing over it
+    pinned_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,8 @@ def _version_row(**row: Any) -> ModelVersion:
         promoted_at=row["promoted_at"],
         retired_at=row["retired_at"],
         created_at=row["created_at"],
+        pinned_at=row["pinned_at"],
+        pinned_by=row["pinned_by"],
     )
 
 
@@ -295,12 +299,30 @@ class Models(Statements):
         }
         await self._run("model_insert_version", params)
 
-    async def swap_champion(self, version: str, *, previous: str | None, promotion: bool) -> None:
-        """Retire the champion and crown `version`; the caller's transaction makes it atomic."""
+    async def swap_champion(
+        self,
+        version: str,
+        *,
+        previous: str | None,
+        promotion: bool,
+        pinned_by: str | None = None,
+    ) -> None:
+        """Retire the champion and crown `version` (pinned when `pinned_by` says who pins
+        it); the caller's transaction makes it atomic."""
         await self._run("model_retire_champion")
-        params = {"version": version, "previous_version": previous, "promotion": promotion}
+        params = {
+            "version": version,
+            "previous_version": previous,
+            "promotion": promotion,
+            "pinned_by": pinned_by,
+        }
         if await self._value("model_crown", params) is None:
             raise InvalidInput(f"unknown model version {version!r}")
+
+    async def unpin(self) -> str | None:
+        """Let training promote over the champion again; its version, None if not pinned."""
+        value = await self._value("model_unpin")
+        return None if value is None else str(value)
 
     async def insert_audit(self, fields: Mapping[str, object], *, rollback: bool = False) -> str:
         """One `model_audit` row for a training run (or a rollback); its id."""

@@ -5,6 +5,7 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import Field
 
 from aoer.api.auth import Principal, require_admin
 from aoer.api.context import Context
@@ -52,6 +53,11 @@ class ModelOut(Camel):
     previous_version: str | None
     promoted_at: datetime | None
     created_at: datetime
+    pinned_at: datetime | None = Field(
+        description="Set by a rollback: training promotes nothing over this model until"
+        " `POST /api/model/unpin`"
+    )
+    pinned_by: str | None
 
 
 class RunOut(Camel):
@@ -193,7 +199,9 @@ async def train(
     "/api/model/rollback",
     response_model=RollbackOut,
     responses=error_responses(*AUTHENTICATED, 409, 415, 422),
-    summary="Restore the previous champion and re-queue every tenant (admin)",
+    summary="Restore the previous champion, pinned, and re-queue every tenant (admin)",
+    description="The restored champion is pinned: training still runs and records its"
+    " challengers, but one it would promote is `held` until `POST /api/model/unpin`.",
 )
 async def rollback(request: Request, principal: Admin, _: JsonBody, ctx: Context) -> RollbackOut:
     logger.warning(
@@ -210,3 +218,16 @@ async def rollback(request: Request, principal: Admin, _: JsonBody, ctx: Context
         requeued=done.requeued,
         audit_id=done.audit_id,
     )
+
+
+@router.post(
+    "/api/model/unpin",
+    response_model=ModelOut,
+    responses=error_responses(*AUTHENTICATED, 409, 415, 422),
+    summary="Let training promote over the champion a rollback pinned (admin)",
+    description="Answers the champion as it was pinned; 409 when it is not pinned.",
+)
+async def unpin(request: Request, principal: Admin, _: JsonBody, ctx: Context) -> ModelOut:
+    async with ctx.session() as session:
+        by = model.Actor(principal.subject, principal.role, client_ip(request))
+        return ModelOut.of(await model.unpin(session, by=by))

@@ -134,21 +134,31 @@ VALUES (%(version)s, %(status)s, %(seo)s, %(aeo)s, %(geo)s, %(ugc)s, %(geolocal)
 -- Step one of a swap (promotion or rollback): the champion steps down. The partial unique
 -- index lets the next statement crown another version in the same transaction.
 UPDATE model_weights
-   SET status = 'retired', retired_at = now()
+   SET status = 'retired', retired_at = now(), pinned_at = NULL, pinned_by = NULL
  WHERE status = 'champion'
 RETURNING version;
 
 -- name: model_crown
 -- Step two: `version` becomes the champion. A promotion records the champion it replaced
 -- (what a rollback restores); a rollback keeps the restored model's own history, so a
--- second rollback goes one step further back.
+-- second rollback goes one step further back. A rollback pins the model it restores
+-- (`pinned_by`: who rolled back); a promotion never happens to a pinned champion.
 UPDATE model_weights
    SET status = 'champion',
        promoted_at = now(),
        retired_at = NULL,
        previous_version = CASE WHEN %(promotion)s THEN %(previous_version)s
-                               ELSE previous_version END
+                               ELSE previous_version END,
+       pinned_at = CASE WHEN %(pinned_by)s::text IS NULL THEN NULL ELSE now() END,
+       pinned_by = %(pinned_by)s
  WHERE version = %(version)s
+RETURNING version;
+
+-- name: model_unpin
+-- Training may promote over the champion again; callers hold the model lock.
+UPDATE model_weights
+   SET pinned_at = NULL, pinned_by = NULL
+ WHERE status = 'champion' AND pinned_at IS NOT NULL
 RETURNING version;
 
 -- name: model_insert_audit
