@@ -227,6 +227,48 @@ async def test_an_organisation_manages_only_its_own_rules_and_endpoints(
     assert [r["org_id"] for r in await cur.fetchall()] == [mine]
 
 
+async def test_a_rule_repeating_another_is_refused_not_sent_twice(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    """Two identical rules raised every alert twice, under two webhook-ids a receiver
+    cannot tell apart. A repeat is refused naming the rule there is; a rule telling other
+    channels, or watching for another crossing, is not a repeat."""
+    tenant = await make_tenant("Twice Motors")
+    endpoint = (await post(api, "/api/alerts/endpoints", {"url": "https://h.example/1"})).json()
+    first = {
+        "kind": "score_drop",
+        "tenantId": str(tenant),
+        "points": 5,
+        "days": 7,
+        "endpointIds": [endpoint["id"]],
+        "emails": ["gm@twice.example"],
+    }
+    made = await post(api, "/api/alerts/rules", first)
+    assert made.status_code == 201, made.text
+    before = await audit_actions(conn)
+
+    again = await post(api, "/api/alerts/rules", {**first, "emails": ["GM@twice.example"]})
+    assert again.status_code == 409
+    assert again.json()["error"] == (
+        f"alert rule {made.json()['id']} already raises score_drop for the same tenant and"
+        f" tells {endpoint['id']}, gm@twice.example: a second one would send each alert twice"
+        " (delete it first to change it)"
+    )
+    assert await count(conn, "alert_rules") == 1
+    assert await audit_actions(conn) == before
+
+    other_channel = {**first, "endpointIds": [], "emails": ["owner@twice.example"]}
+    assert (await post(api, "/api/alerts/rules", other_channel)).status_code == 201
+    other_drop = {**first, "points": 10}
+    assert (await post(api, "/api/alerts/rules", other_drop)).status_code == 201
+    feed_only = {"kind": "grade_down", "tenantId": str(tenant)}
+    assert (await post(api, "/api/alerts/rules", feed_only)).status_code == 201
+    repeat = await post(api, "/api/alerts/rules", feed_only)
+    assert repeat.status_code == 409
+    assert "and tells the feed only" in repeat.json()["error"]
+    assert await count(conn, "alert_rules") == 4
+
+
 async def test_a_tenant_reads_its_rules_and_alerts_but_changes_nothing(
     api: Api, conn: Connection, make_tenant: MakeTenant
 ) -> None:

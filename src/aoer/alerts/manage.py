@@ -14,7 +14,7 @@ from uuid import UUID
 
 from aoer.alerts import rules as checks
 from aoer.alerts.addresses import AddressPolicy
-from aoer.errors import InvalidInput, NotAllowed, NotFound
+from aoer.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from aoer.store import Session
 from aoer.store.alerts import DeletedEndpoint, Endpoint, NewRule, Rule
 from aoer.store.audit import AuditEntry
@@ -124,6 +124,7 @@ async def add_rule(session: Session, actor: Actor, request: RuleRequest) -> Rule
     async with session.transaction():
         rule_org = await _rule_owner(session, actor.own_org, request.tenant_id, request.org_id)
         await _check_endpoints(session, endpoint_ids, rule_org)
+        await _refuse_a_repeat(session, request, params, endpoint_ids, emails)
         rule = await session.alerts.create_rule(
             NewRule(
                 scope="tenant" if request.tenant_id is not None else "org",
@@ -170,6 +171,36 @@ async def remove_rule(session: Session, actor: Actor, rule_id: UUID) -> Rule:
             )
         )
     return gone
+
+
+async def _refuse_a_repeat(
+    session: Session,
+    request: RuleRequest,
+    params: dict[str, Any],
+    endpoint_ids: list[UUID],
+    emails: list[str],
+) -> None:
+    """A second rule watching the same thing for the same crossing and telling one of the
+    same channels would raise every alert twice, and send it twice under two webhook-ids a
+    receiver cannot tell apart: Conflict naming the rule there is."""
+    channels = {str(e) for e in endpoint_ids} | {f"mailto:{m.lower()}" for m in emails}
+    for rule in await session.alerts.rules(org_id=request.org_id, tenant_id=request.tenant_id):
+        same_watch = (rule.tenant_id, rule.org_id, rule.kind) == (
+            request.tenant_id,
+            request.org_id,
+            request.kind,
+        )
+        if not same_watch or plain(rule.params) != params:
+            continue
+        theirs = {str(e) for e in rule.endpoint_ids} | {f"mailto:{m.lower()}" for m in rule.emails}
+        shared = sorted(channels & theirs)
+        if shared or not (channels or theirs):
+            told = ", ".join(c.removeprefix("mailto:") for c in shared) or "the feed only"
+            raise Conflict(
+                f"alert rule {rule.id} already raises {request.kind} for the same"
+                f" {'tenant' if request.tenant_id else 'organisation'} and tells {told}: a"
+                " second one would send each alert twice (delete it first to change it)"
+            )
 
 
 async def _rule_owner(

@@ -273,8 +273,11 @@ async def list_rules(
     "/api/alerts/rules",
     status_code=201,
     response_model=RuleOut,
-    responses=error_responses(*AUTHENTICATED, 404, *WITH_JSON_BODY),
+    responses=error_responses(*AUTHENTICATED, 404, 409, *WITH_JSON_BODY),
     summary="Add an alert rule for one tenant or a whole organisation",
+    description="409 when a rule already raises the same kind for the same tenant or"
+    " organisation with the same parameters and tells one of the same channels (or both"
+    " tell none): each alert would be sent twice.",
 )
 async def create_rule(
     principal: Caller,
