@@ -1,9 +1,12 @@
 """The alerts API (DESIGN §13): rules, endpoints, the test ping and the feed; who may do what;
 bad input refused with nothing written; every change audited."""
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,6 +17,7 @@ from aoer.api.auth import Principal
 from aoer.api.routes.alerts import alert_caller
 from aoer.db.pool import Connection
 from aoer.store import Scope
+from tests.acceptance.conftest import run_aoer
 from tests.alerts.conftest import Receiver, receiver  # noqa: F401 (the fixture)
 from tests.api.conftest import Api, ApiFactory, count, recompute_through_worker
 from tests.api.test_stream import open_stream
@@ -290,7 +294,12 @@ async def test_a_tenant_reads_its_rules_and_alerts_but_changes_nothing(
 
 
 async def test_the_feed_lists_alerts_with_their_deliveries(
-    api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+    api: Api,
+    conn: Connection,
+    make_tenant: MakeTenant,
+    add_signals: AddSignals,
+    db_url: str,
+    tmp_path: Path,
 ) -> None:
     tenant = await make_tenant("Feed Motors")
     await add_signals(tenant, STEADY)
@@ -324,6 +333,16 @@ async def test_the_feed_lists_alerts_with_their_deliveries(
         "/api/alerts", params={"since": "2999-01-01T00:00:00Z"}, headers=api.admin
     )
     assert later.json()["alerts"] == []
+    # The CLI's --json is the API's answer, to the value: scores as numbers, times in Z, a
+    # rule's unused parameters null (it wrote "6.72", "+00:00" and left them out).
+    cli = partial(run_aoer, db_url, tmp_path)
+    feed = json.loads(cli("alerts", "list", "--tenant", str(tenant), "--json").stdout)
+    assert feed["alerts"] == response.json()["alerts"]
+    assert isinstance(feed["alerts"][0]["data"]["current"]["aoerScore"], float)
+    rules = await api.client.get("/api/alerts/rules", headers=api.admin)
+    assert json.loads(cli("alerts", "rules", "--json").stdout) == rules.json()
+    endpoints = await api.client.get("/api/alerts/endpoints", headers=api.admin)
+    assert json.loads(cli("alerts", "endpoints", "--json").stdout) == endpoints.json()
 
 
 async def test_the_endpoint_test_sends_a_signed_ping(
