@@ -101,6 +101,12 @@ async def test_job_list_refuses_bad_filters_with_422(api: Api) -> None:
         response = await api.client.get("/api/jobs", params=params, headers=api.admin)
         assert response.status_code == 422, (params, response.text)
         assert "error" in response.json()
+    bad_status = await api.client.get("/api/jobs", params={"status": "done"}, headers=api.admin)
+    [issue] = bad_status.json()["errors"]
+    assert issue["field"] == "status"  # not pydantic's name for a member of a union
+    assert issue["message"] == (
+        "Input should be 'queued', 'processing', 'completed', 'failed' or 'pending' (got 'done')"
+    )
 
 
 async def test_job_detail_lists_each_failed_attempt_with_its_error(

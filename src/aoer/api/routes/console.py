@@ -164,7 +164,9 @@ async def list_jobs(
     principal: Reader,
     ctx: Context,
     status: Annotated[
-        JobStatus | Literal["pending"] | None,
+        # One Literal, not a union with JobStatus: a bad value then reads "Input should be
+        # 'queued', …" under `status`, not under pydantic's name for a union's member.
+        Literal["queued", "processing", "completed", "failed", "pending"] | None,
         Query(description="`pending` is `queued`, as the status counts name it (DESIGN §4)"),
     ] = None,
     priority: Priority | None = None,
