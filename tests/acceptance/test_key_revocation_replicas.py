@@ -120,6 +120,8 @@ def test_the_operator_cli_for_organisations_tenants_and_keys(aoer: AoerCli) -> N
     made = aoer("keys", "create", "--tenant", tenant_id)
     key_id = json.loads(aoer("keys", "list", "--json").stdout)["keys"][0]["id"]
     assert made.stdout.strip().splitlines()[-1].startswith("aoer_")
+    table = aoer("keys", "list", COLUMNS="250").stdout
+    assert f"Carter Ford ({tenant_id})" in table  # whom it is for, by name
     revoked = aoer("keys", "revoke", key_id)
     assert revoked.returncode == 0, revoked.stderr
     assert json.loads(aoer("keys", "list", "--json").stdout)["keys"][0]["state"] == "revoked"

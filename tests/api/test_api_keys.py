@@ -132,6 +132,8 @@ async def test_an_organisation_manages_only_its_own_and_its_dealerships_keys(
     admin_key = await create(api, api.admin, scope="admin")
     listed = (await api.client.get("/api/keys", headers=mine)).json()["keys"]
     assert {k["id"] for k in listed} == {org_key["id"], tenant_key["id"]}
+    page = (await api.client.get("/dashboard/keys", headers=mine)).text
+    assert f'href="/dashboard/tenant/{world.a}">Alpha Ford</a>' in page  # named, of fifty
     forbidden = [
         {"scope": "admin"},
         {"scope": "service"},
@@ -221,7 +223,21 @@ async def test_a_tenant_key_its_organisation_issued_stops_when_the_tenant_leaves
             "the tenant left the organisation that issued the key",
         ),
     ]
-    # The organisation it moved into sees the revoked key among its tenant's keys.
-    listed = (await api.client.get("/api/keys", headers=org_bearer(api, world.org_b))).json()
-    revoked = {k["id"]: k["revokedAt"] is not None for k in listed["keys"]}
-    assert revoked == {by_org["id"]: True, by_admin["id"]: False}
+
+    # The revoked key stays with the organisation that issued it: the one the tenant moved
+    # into never sees it (its name and its issuer's integrator key were shown there), while
+    # the administrator's key follows the tenant.
+    def listed(org: UUID) -> Any:
+        return api.client.get("/api/keys", headers=org_bearer(api, org))
+
+    old = {k["id"]: k["revokedAt"] is not None for k in (await listed(world.org_a)).json()["keys"]}
+    assert old == {by_org["id"]: True}
+    new = {k["id"]: k["revokedAt"] is not None for k in (await listed(world.org_b)).json()["keys"]}
+    assert new == {by_admin["id"]: False}
+    hidden = await api.client.delete(
+        f"/api/keys/{by_org['id']}", headers=org_bearer(api, world.org_b)
+    )
+    assert hidden.status_code == 404
+    # The old organisation's keys page names the dealership as gone, not by a dead link.
+    page = await api.client.get("/dashboard/keys", headers=org_bearer(api, world.org_a))
+    assert "a dealership no longer in your organisation" in page.text

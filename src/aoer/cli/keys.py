@@ -129,7 +129,7 @@ def keys_list(as_json: JsonOutput = False) -> None:
             str(k.id),
             k.prefix + "…",
             k.scope,
-            str(k.org_id or k.tenant_id or ""),
+            _for(k),
             k.name or "",
             _when(k.created_at),
             _when(k.expires_at) or "never",
@@ -137,6 +137,13 @@ def keys_list(as_json: JsonOutput = False) -> None:
             _when(k.last_used_at),
         )
     show(table)
+
+
+def _for(key: ApiKey) -> str:
+    """Whom a key is for: the tenant by name and id, or the organisation's id."""
+    if key.tenant_id is not None:
+        return f"{key.tenant_name} ({key.tenant_id})" if key.tenant_name else str(key.tenant_id)
+    return str(key.org_id or "")
 
 
 @keys_app.command("revoke")

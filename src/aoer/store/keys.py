@@ -45,6 +45,9 @@ class ApiKey:
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    # Listed keys only: the tenant's name where the caller sees the tenant (None when it
+    # left the caller's organisation)
+    tenant_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

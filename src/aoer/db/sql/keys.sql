@@ -13,13 +13,19 @@ FROM api_keys
 WHERE hash = %(hash)s;
 
 -- name: list_api_keys
--- Newest first; under an organisation's scope only its own and its tenants' keys (RLS).
-SELECT id, prefix, scope, org_id, tenant_id, name, created_by, created_at, expires_at,
-       revoked_at, last_used_at
-FROM api_keys
-WHERE (%(org_id)s::uuid IS NULL OR org_id = %(org_id)s::uuid
-       OR tenant_id IN (SELECT t.id FROM tenants t WHERE t.org_id = %(org_id)s::uuid))
-ORDER BY created_at DESC, id
+-- Newest first, with the tenant's name where the caller sees the tenant. Of one organisation:
+-- its own keys, the tenant keys it issued (wherever the tenant went since) and the keys an
+-- administrator issued for its tenants; never a key another organisation issued (RLS again,
+-- 0041).
+SELECT k.id, k.prefix, k.scope, k.org_id, k.tenant_id, k.name, k.created_by, k.created_at,
+       k.expires_at, k.revoked_at, k.last_used_at, t.name AS tenant_name
+FROM api_keys k
+LEFT JOIN tenants t ON t.id = k.tenant_id
+WHERE (%(org_id)s::uuid IS NULL OR k.org_id = %(org_id)s::uuid
+       OR k.issued_by_org = %(org_id)s::uuid
+       OR (k.issued_by_org IS NULL
+           AND k.tenant_id IN (SELECT t.id FROM tenants t WHERE t.org_id = %(org_id)s::uuid)))
+ORDER BY k.created_at DESC, k.id
 LIMIT %(limit)s;
 
 -- name: get_api_key
