@@ -105,10 +105,11 @@ EXPECTED: dict[str, Expect] = {
     "GET /api/queue/state": Expect((200, 403, 200, 200, 200, 200)),
     "GET /api/workers": Expect(ADMIN_ONLY),
     "GET /api/alerts": Expect(READ_OWN),
-    "GET /api/alerts/rules": Expect((200, 403, 200, 200, 200, 200)),
+    "GET /api/alerts/rules": Expect((200, 403, 200, 403, 200, 403)),
+    # Each caller its own address: a second identical rule is refused as a repeat (409).
     "POST /api/alerts/rules": Expect(
         (201, 403, 201, 404, 403, 403),
-        {"kind": "risk_level_up", "tenantId": "{a}", "emails": ["ops@example.com"]},
+        {"kind": "risk_level_up", "tenantId": "{a}", "emails": ["{caller}@example.com"]},
     ),
     # A DELETE's first caller (the admin) removes the row: org A then finds nothing (404).
     "DELETE /api/alerts/rules/{rule_id}": Expect((204, 403, 404, 404, 403, 403)),
@@ -240,6 +241,11 @@ def filled(value: Any, world: OrgWorld) -> Any:
     return json.loads(text)
 
 
+def filled_for(body: Any, caller: str) -> Any:
+    """The body as `caller` sends it (`{caller}`: its name, for values that must differ)."""
+    return None if body is None else json.loads(json.dumps(body).replace("{caller}", caller))
+
+
 @pytest.mark.parametrize("route", collected_routes())
 async def test_route_answers_each_caller_as_declared(
     api: Api, conn: Connection, world: OrgWorld, credentials: Credentials, route: str
@@ -292,7 +298,7 @@ async def test_route_answers_each_caller_as_declared(
             method,
             path,
             params={"tenantId": str(world.a)} if method == "GET" else None,
-            json=body,
+            json=filled_for(body, caller),
             headers=credentials.headers[caller],
         )
         if answer.status_code != wanted:

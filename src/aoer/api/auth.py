@@ -302,6 +302,14 @@ async def ensure_tenant_access(principal: Principal, tenant_id: UUID) -> None:
             raise Forbidden(f"tenant {tenant_id} is not in this token's organisation")
 
 
+def ensure_org_access(principal: Principal, org_id: UUID) -> None:
+    """403 unless the caller may read this organisation's rows: an organisation only its
+    own (a filter naming another's answers 403, as one naming another's tenant does, never
+    an empty list that reads as "none")."""
+    if principal.role in ("org", "tenant") and org_id != principal.org_id:
+        raise Forbidden(f"organisation {org_id} is not this token's organisation")
+
+
 async def may_access(principal: Principal, tenant_id: UUID) -> bool:
     """Whether `ensure_tenant_access` would let the caller through."""
     try:

@@ -20,7 +20,12 @@ from pydantic import Field
 from aoer.alerts import manage, webhooks
 from aoer.alerts import rules as checks
 from aoer.alerts.addresses import AddressPolicy
-from aoer.api.auth import CurrentPrincipal, Principal, ensure_tenant_access
+from aoer.api.auth import (
+    CurrentPrincipal,
+    Principal,
+    ensure_org_access,
+    ensure_tenant_access,
+)
 from aoer.api.context import Context
 from aoer.api.errors import Forbidden
 from aoer.api.limits import require_json
@@ -151,6 +156,16 @@ def _ensure_manager(principal: Principal) -> UUID | None:
     )
 
 
+async def _ensure_filters(
+    principal: Principal, tenant_id: UUID | None, org_id: UUID | None
+) -> None:
+    """A list filtered by a tenant or an organisation not the caller's is a 403 naming it."""
+    if tenant_id is not None:
+        await ensure_tenant_access(principal, tenant_id)
+    if org_id is not None:
+        ensure_org_access(principal, org_id)
+
+
 def _actor(principal: Principal, request: Request) -> manage.Actor:
     """The caller as the audit log names it; refuses callers who may not manage alerts."""
     own_org = _ensure_manager(principal)
@@ -171,6 +186,7 @@ async def list_endpoints(
     principal: Caller, ctx: Context, org_id: Annotated[UUID | None, Query(alias="orgId")] = None
 ) -> EndpointsOut:
     _ensure_manager(principal)
+    await _ensure_filters(principal, None, org_id)
     async with ctx.session(principal) as session:
         found = await session.alerts.endpoints(org_id)
     return EndpointsOut(endpoints=[EndpointOut.of(e) for e in found])
@@ -264,6 +280,7 @@ async def list_rules(
     ] = None,
     org_id: Annotated[UUID | None, Query(alias="orgId")] = None,
 ) -> RulesOut:
+    await _ensure_filters(principal, tenant_id, org_id)
     async with ctx.session(principal) as session:
         found = await session.alerts.rules(org_id=org_id, tenant_id=tenant_id)
     return RulesOut(rules=[RuleOut.of_rule(r) for r in found])
@@ -334,10 +351,7 @@ async def feed(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_FEED)] = 100,
 ) -> AlertsOut:
-    if tenant_id is not None:
-        await ensure_tenant_access(principal, tenant_id)  # 403 naming it, not an empty feed
-    if org_id is not None and principal.role in ("org", "tenant") and org_id != principal.org_id:
-        raise Forbidden(f"organisation {org_id} is not yours")
+    await _ensure_filters(principal, tenant_id, org_id)
     before_at, before_id = cursor_param(before)
     after = (before_at, before_id) if before_at and before_id else None
     async with ctx.session(principal) as session:

@@ -6,9 +6,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 
-from aoer.api.auth import Principal, require_roles
+from aoer.api.auth import Principal, ensure_org_access, require_roles
 from aoer.api.context import Context
-from aoer.api.errors import Forbidden
 from aoer.api.responses import AUTHENTICATED, error_responses
 from aoer.api.schemas import AuditOut, AuditPageOut
 from aoer.store.audit import AUDIT_PAGE_MAX
@@ -35,8 +34,8 @@ async def audit(
     limit: Annotated[int, Query(ge=1, le=AUDIT_PAGE_MAX)] = DEFAULT_AUDIT_PAGE,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> AuditPageOut:
-    if principal.role == "org" and org_id not in (None, principal.org_id):
-        raise Forbidden(f"organisation {org_id} is not this token's organisation")
+    if org_id is not None:
+        ensure_org_access(principal, org_id)
     # An organisation's scope (Row Level Security) leaves only its own rows.
     async with ctx.session(principal) as session:
         rows = await session.audit.page(

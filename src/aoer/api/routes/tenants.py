@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from aoer.api.auth import Principal, require_admin, require_roles
+from aoer.api.auth import Principal, ensure_org_access, require_admin, require_roles
 from aoer.api.context import Context
 from aoer.api.limits import require_json
 from aoer.api.responses import AUTHENTICATED, WITH_JSON_BODY, error_responses
@@ -39,6 +39,8 @@ async def tenants(
 ) -> TenantsOut:
     # No tenant filter here: for tenant and organisation callers Row Level Security leaves
     # only their rows.
+    if org_id is not None:
+        ensure_org_access(principal, org_id)
     async with ctx.session(principal) as session:
         found = await session.tenants.list(limit=limit, offset=offset, org_id=org_id)
     return TenantsOut(tenants=[TenantOut.of(t) for t in found])
