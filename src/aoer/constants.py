@@ -27,6 +27,9 @@ LEASE_CHECK_MAX_S: Final = 2.5  # renew and reclaim at least this often, whateve
 # live worker whose renewal was briefly delayed (a busy CPU) keeps them. A dead worker's jobs
 # are back within lease + grace + one check: 35 s with the default 30 s lease.
 RECLAIM_GRACE_S: Final = 2.5
+# A job of a worker that still heartbeats is taken back only this long past its lease (its
+# batch waits on a lock, which renewal cannot reach; jobs.sql, reclaim_expired)
+RECLAIM_LIVE_GRACE_S: Final = 600.0
 
 # NOTIFY channels
 QUEUE_CHANNEL: Final = "aoer_queue"

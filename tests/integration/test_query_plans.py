@@ -14,7 +14,7 @@ QUEUED = "aoer_queue_console_queued_idx"
 PARAMS: dict[str, dict[str, Any]] = {
     "claim_jobs": {"worker_id": "w", "limit": 500, "lease_s": 30.0, "min_priority": "low"},
     "next_due_at": {},
-    "reclaim_expired": {"limit": 10_000, "grace_s": 2.5},
+    "reclaim_expired": {"limit": 10_000, "grace_s": 2.5, "live_grace_s": 600.0, "stale_s": 15.0},
     "queue_statuses": {"tenant_ids": ["00000000-0000-0000-0000-000000000001"]},
 }
 EXPECTED_INDEX = {
@@ -233,7 +233,7 @@ LOOKUPS: dict[str, dict[str, Any]] = {
     "coalesce_retry": {"priority": "high"},
     "fail_jobs": {"worker_id": "w", "errors": ["boom"], "delays_s": [60.0]},
     "release_jobs": {"worker_id": "w", "reason": "released"},
-    "reclaim_expired": {"grace_s": 0.0, "limit": 100},
+    "reclaim_expired": {"grace_s": 0.0, "limit": 100, "live_grace_s": 600.0, "stale_s": 15.0},
 }
 
 

@@ -479,6 +479,33 @@ async def test_expired_lease_is_taken_back_and_counts_as_an_attempt(
     assert [c.id for c in outcome.completed] == [job.id]
 
 
+async def test_a_live_workers_job_past_its_lease_is_left_to_it_until_it_goes_quiet(
+    conn: Connection, make_tenant: MakeTenant
+) -> None:
+    """A batch waiting on a row lock holds its jobs' rows, so its worker cannot renew their
+    leases; taken back then, a healthy tenant lost an attempt to "lease expired". A job is
+    taken back once its worker stops heartbeating, or when its lease is long past."""
+    tenant = await make_tenant()
+    await queue.enqueue(session_of(conn), tenant)
+    await session_of(conn, lease_s=LEASE_S).jobs.claim("busy-worker", 10)
+    await conn.execute(
+        "INSERT INTO aoer_workers (id, host, pid) VALUES ('busy-worker', 'h', 1);"
+        "UPDATE aoer_queue SET lease_expires_at = now() - interval '1 minute'"
+    )
+    assert await queue.reclaim_expired(session_of(conn)) == 0, "its worker still heartbeats"
+    await conn.execute("UPDATE aoer_queue SET lease_expires_at = now() - interval '11 minutes'")
+    assert await queue.reclaim_expired(session_of(conn)) == 1, "a lease long past: a hung batch"
+
+    await queue.enqueue(session_of(conn), tenant)
+    await session_of(conn, lease_s=LEASE_S).jobs.claim("busy-worker", 10)
+    await conn.execute(
+        "UPDATE aoer_queue SET lease_expires_at = now() - interval '1 minute'"
+        " WHERE status = 'processing';"
+        "UPDATE aoer_workers SET last_heartbeat_at = now() - interval '16 seconds'"
+    )
+    assert await queue.reclaim_expired(session_of(conn)) == 1, "its worker went quiet"
+
+
 async def test_expired_lease_of_a_tenant_with_a_waiting_job_is_not_requeued_twice(
     conn: Connection, make_tenant: MakeTenant
 ) -> None:

@@ -23,7 +23,7 @@ from aoer.cli.runner import (
     show,
 )
 from aoer.config import Settings
-from aoer.constants import JOB_STATUSES, WORKER_STALE_S
+from aoer.constants import JOB_STATUSES, RECLAIM_LIVE_GRACE_S, WORKER_STALE_S
 from aoer.errors import UnknownJob
 from aoer.queue import console as actions
 from aoer.store.console import JOB_PAGE_MAX, JobFilter, JobRow
@@ -159,7 +159,8 @@ def jobs_show(
 def in_flight(row: JobRow, now: datetime) -> str:
     """How long a processing job has run and what its lease says: a worker that died leaves
     it until the lease runs out, one that lives renews it (so a job running for minutes with
-    a lease in the future is held by a live worker: a slow or blocked batch)."""
+    a lease in the future is held by a live worker: a slow batch), except while its batch
+    waits on a row lock (a lease run out under a live worker: a blocked batch)."""
     assert row.started_at is not None
     assert row.lease_expires_at is not None
     running = (now - row.started_at).total_seconds()
@@ -167,8 +168,9 @@ def in_flight(row: JobRow, now: datetime) -> str:
     lease = (
         f"its lease runs out in {left:.0f}s (renewed while worker {row.locked_by} lives)"
         if left >= 0
-        else f"its lease ran out {-left:.0f}s ago: worker {row.locked_by} stopped renewing it,"
-        " and the next live worker takes the job back"
+        else f"its lease ran out {-left:.0f}s ago: worker {row.locked_by} has not renewed it"
+        " (gone, or its batch waits on a lock); another worker takes the job back once that"
+        f" worker stops heartbeating, or {RECLAIM_LIVE_GRACE_S:.0f}s past the lease"
     )
     return f"running for {running:.0f}s; {lease}"
 

@@ -12,8 +12,10 @@ from aoer.constants import (
     QUEUE_CHANNEL,
     RECLAIM_GRACE_S,
     RECLAIM_LIMIT,
+    RECLAIM_LIVE_GRACE_S,
     RECOMPUTE_EVENT,
     SUMMARY_CHANNEL,
+    WORKER_STALE_S,
 )
 from aoer.db.pool import Connection
 from aoer.store.policy import QueuePolicy
@@ -226,8 +228,14 @@ class Jobs(Statements):
 
     async def reclaim_expired(self, limit: int = RECLAIM_LIMIT) -> list[ReclaimedJob]:
         """Take back the jobs of workers whose lease expired more than a grace period ago
-        (each lost attempt counts)."""
-        params = {"limit": limit, "grace_s": RECLAIM_GRACE_S}
+        and that no longer heartbeat, or whose lease is long past (each lost attempt
+        counts)."""
+        params = {
+            "limit": limit,
+            "grace_s": RECLAIM_GRACE_S,
+            "live_grace_s": RECLAIM_LIVE_GRACE_S,
+            "stale_s": WORKER_STALE_S,
+        }
         async with self.transaction():
             taken = await self._all(ReclaimedJob, "reclaim_expired", params)
             if any(job.status == "queued" for job in taken):

@@ -405,11 +405,22 @@ RETURNING q.id, NOT h.waiting AS released;
 -- a failure row each, then straight back to `queued` (no backoff: the tenant did nothing
 -- wrong) or `failed` once retries are spent. One job per tenant may wait, so when a tenant
 -- already has a waiting job -- or two expired jobs -- only one is requeued.
+--
+-- A live worker's batch can hold its jobs' rows past their lease: waiting on a row lock
+-- (up to the lock timeout, three times before isolation), its own locks keep renewal
+-- (SKIP LOCKED) off them. Taken back in a gap between two tries, a healthy tenant lost an
+-- attempt to "lease expired" and was recomputed twice. So a job whose worker still
+-- heartbeats is left to it, unless its lease is `live_grace_s` past: the bound on a batch
+-- that hangs while its process lives.
 WITH locked AS (
     SELECT id
-    FROM aoer_queue
+    FROM aoer_queue q
     WHERE status = 'processing'
       AND lease_expires_at < now() - make_interval(secs => %(grace_s)s)
+      AND (lease_expires_at < now() - make_interval(secs => %(live_grace_s)s)
+           OR NOT EXISTS (SELECT 1 FROM aoer_workers w
+                          WHERE w.id = q.locked_by
+                            AND w.last_heartbeat_at > now() - make_interval(secs => %(stale_s)s)))
     ORDER BY lease_expires_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
