@@ -1,4 +1,6 @@
-"""`aoer up`'s watch on its database: one clear exit when it goes away, not a loop of retries.
+"""The watch on a process's database: for `aoer up`, one clear exit when it goes away, not a
+loop of retries; for `aoer worker` and `aoer serve` (`quiet_while_down`), which keep
+retrying, one line when it goes, a reminder a minute, and one when it is back.
 
 Without it, a database stopped underneath `aoer up` (`aoer down` from another terminal, a
 crash, an external server gone for good) left the process up, answering 503 and logging a
@@ -6,12 +8,15 @@ few hundred warnings with tracebacks a minute, and slow to stop. The watch pings
 every WATCH_EVERY_S. An embedded server whose process is gone is lost at once; any database
 that does not answer for `grace_s` is lost then (an external one may be restarting). While
 it does not answer, the process's own retry warnings are held back (`QuietWhileDown`): the
-watch says once that the database is unreachable, and once more when it is back or lost.
+watch says once that the database is unreachable, once a minute while it stays away, and once
+more when it is back (with how many warnings it held back) or lost.
 """
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Final
 
@@ -19,6 +24,7 @@ from aoer.db.embedded import DATA_FOLDER, embedded_pid
 from aoer.db.pool import connect
 from aoer.errors import DatabaseError
 from aoer.store import Store
+from aoer.wording import plural
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +32,7 @@ WATCH_EVERY_S: Final = 0.5
 PING_TIMEOUT_S: Final = 0.5  # waiting longer for a pooled connection only delays the news
 CONNECT_TIMEOUT_S: Final = 2.0  # a connection of its own, when the pool had none to spare
 EMBEDDED_POLL_S: Final = 0.1  # while a ping waits: is the embedded server's process gone?
+REMIND_EVERY_S: Final = 60.0  # while the database stays away, said again this often
 
 
 class DatabaseWatch:
@@ -41,10 +48,12 @@ class DatabaseWatch:
     ) -> None:
         self.store = store
         self.embedded_home = embedded_home
-        self.grace_s = grace_s
+        self.grace_s = grace_s  # math.inf: never lost, only down (`aoer worker`, `aoer serve`)
         self.on_lost = on_lost
         self.down_since: float | None = None
         self.lost: str | None = None  # why, once lost: the process's last words
+        self.held_back = 0  # other loggers' warnings held back while down (QuietWhileDown)
+        self._told_at = 0.0
 
     @property
     def down(self) -> bool:
@@ -57,20 +66,27 @@ class DatabaseWatch:
             now = loop.time()
             if problem is None:
                 if self.down_since is not None:
-                    logger.info(
-                        "[AOER] database reachable again after %.0fs", now - self.down_since
+                    held = f" ({plural(self.held_back, 'warning')} held back)"
+                    logger.warning(
+                        "[AOER] database reachable again after %.0fs%s",
+                        now - self.down_since,
+                        held if self.held_back else "",
+                        extra={"action": "database_up"},
                     )
                 self.down_since = None
+                self.held_back = 0
             else:
                 gone = self._embedded_gone()
                 if self.down_since is None:
-                    self.down_since = now
-                if self.down_since == now and not gone:
+                    self.down_since = self._told_at = now
+                    if not gone:
+                        self._tell_down(problem)
+                elif now - self._told_at >= REMIND_EVERY_S:
+                    self._told_at = now
                     logger.warning(
-                        "[AOER] database unreachable (%s); `aoer up` exits if it stays away "
-                        "for %.0fs",
+                        "[AOER] database still unreachable after %.0fs (%s)",
+                        now - self.down_since,
                         problem,
-                        self.grace_s,
                         extra={"action": "database_down"},
                     )
                 if gone or now - self.down_since >= self.grace_s:
@@ -81,6 +97,22 @@ class DatabaseWatch:
                     self.on_lost()
                     return
             await asyncio.sleep(WATCH_EVERY_S)
+
+    def _tell_down(self, problem: str) -> None:
+        if math.isinf(self.grace_s):
+            logger.warning(
+                "[AOER] database unreachable (%s); retrying until it is back, the retries'"
+                " own warnings held back meanwhile",
+                problem,
+                extra={"action": "database_down"},
+            )
+        else:
+            logger.warning(
+                "[AOER] database unreachable (%s); `aoer up` exits if it stays away for %.0fs",
+                problem,
+                self.grace_s,
+                extra={"action": "database_down"},
+            )
 
     def _embedded_gone(self) -> str | None:
         home = self.embedded_home
@@ -140,4 +172,26 @@ class QuietWhileDown(logging.Filter):
         if record.name == __name__ or record.levelno < logging.WARNING or not self.watch.down:
             return True
         self.held_back += 1
+        self.watch.held_back += 1
         return False
+
+
+@contextlib.asynccontextmanager
+async def quiet_while_down(store: Store) -> AsyncIterator[DatabaseWatch]:
+    """For the long-running `aoer worker` and `aoer serve`: while the database does not
+    answer, say so once (and once a minute), hold back every part's own retry warnings, and
+    say when it is back. The process keeps retrying: it is never lost. Without it, a
+    database restart wrote a few warnings a second, with nothing saying it was down or back."""
+    watch = DatabaseWatch(store, embedded_home=None, grace_s=math.inf, on_lost=lambda: None)
+    quiet = QuietWhileDown(watch)
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(quiet)
+    task = asyncio.create_task(watch.run(), name="aoer-database-watch")
+    try:
+        yield watch
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        for handler in handlers:
+            handler.removeFilter(quiet)

@@ -15,6 +15,7 @@ from aoer.bootstrap import (
     require_current_schema,
     resolve_database_url,
 )
+from aoer.bootstrap.watch import quiet_while_down
 from aoer.bootstrap.worker import build_worker
 from aoer.cli.alerts import alerts_app
 from aoer.cli.console import register as register_console_commands
@@ -165,7 +166,8 @@ def worker(
                 services, drain=drain, on_batch=metrics.observe_batch if metrics else None
             )
             install_stop_handlers(runner.stop)
-            await runner.run()
+            async with quiet_while_down(services.store):
+                await runner.run()
 
     run_command(main, service=True)
 

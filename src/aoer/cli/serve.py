@@ -17,7 +17,7 @@ import typer
 
 from aoer import queue
 from aoer.bootstrap import ProcessKind, open_services
-from aoer.bootstrap.watch import DatabaseWatch, QuietWhileDown
+from aoer.bootstrap.watch import DatabaseWatch, QuietWhileDown, quiet_while_down
 from aoer.bootstrap.worker import build_worker
 from aoer.cli.orgs import parse_org_id
 from aoer.cli.runner import EXIT_USAGE, cli_actor, console, fail, run_command
@@ -67,7 +67,8 @@ def serve(
             install_stop_handlers(server.stop)
             bound = await server.start()
             logger.info("[AOER] API listening on http://%s", address(bind, bound))
-            await server.wait()
+            async with quiet_while_down(services.store):
+                await server.wait()
 
     run_command(main, service=True)
 
