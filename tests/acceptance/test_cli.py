@@ -43,7 +43,7 @@ def test_operator_walkthrough(aoer: AoerCli, db_url: str, tmp_path: Path) -> Non
     )
     imported = aoer("signals", "import", str(csv), "--no-enqueue")
     assert imported.returncode == 0, imported.stderr
-    assert imported.stdout == "imported 6 rows for 1 tenants\n", "the result line alone"
+    assert imported.stdout == "imported 6 rows for 1 tenant\n", "the result line alone"
     again = aoer("signals", "import", str(csv), "--no-enqueue")
     assert again.returncode == 0, "re-sending days replaces them"
     assert count(db_url, "SELECT count(*) FROM aiv_raw_signals") == 6

@@ -51,7 +51,10 @@ def test_a_csv_imports_derives_signals_and_queues_the_tenant(
     result = aoer("observations", "import", str(csv))
 
     assert result.returncode == 0, result.stderr
-    assert "imported 3 observations for 1 tenants, signals derived for 1" in result.stdout
+    assert (
+        "imported 3 observations for 1 tenant; signals derived for 1 tenant, queued for recompute"
+        in result.stdout
+    )
     assert count(db_url, "SELECT count(*) FROM answer_observations") == 3
     naming_bay = "SELECT count(*) FROM answer_observations WHERE 'Bay Auto' = ANY(competitors)"
     assert count(db_url, naming_bay) == 2

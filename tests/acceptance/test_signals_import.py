@@ -3,6 +3,7 @@
 from pathlib import Path
 from uuid import uuid4
 
+import psycopg
 import pytest
 
 from aoer.constants import SIGNAL_COLUMNS
@@ -76,8 +77,31 @@ def test_a_file_saved_by_excel_with_a_byte_order_mark_imports(
     result = aoer("signals", "import", str(csv), "--no-enqueue")
 
     assert result.returncode == 0, result.stderr
-    assert "imported 2 rows for 1 tenants" in result.stdout
+    assert "imported 2 rows for 1 tenant" in result.stdout
     assert count(db_url, "SELECT count(*) FROM aiv_raw_signals") == 2
+
+
+def test_the_import_says_how_many_tenants_it_queued_and_which_it_could_not(
+    aoer: AoerCli, db_url: str, tmp_path: Path, tenant: str
+) -> None:
+    """An inactive dealership's rows are written but it is not recomputed: the import said
+    nothing of that, nor of queueing at all."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO tenants (name, active) VALUES ('Closed Motors', false) RETURNING id"
+        ).fetchone()
+    assert row is not None
+    closed = str(row[0])
+    csv = tmp_path / "two.csv"
+    csv.write_text(HEADER + GOOD.format(tenant=tenant, day=1) + GOOD.format(tenant=closed, day=1))
+
+    result = aoer("signals", "import", str(csv))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "imported 2 rows for 2 tenants",
+        "queued 1 tenant for recompute (1 inactive: not recomputed)",
+    ]
 
 
 def test_a_wrong_encoding_is_named_with_its_line(

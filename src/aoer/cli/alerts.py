@@ -32,6 +32,7 @@ from aoer.errors import InvalidInput, NotFound
 from aoer.queue.console import decode_cursor, encode_cursor
 from aoer.store.alerts import Alert, Endpoint, Rule
 from aoer.types import Page
+from aoer.wording import plural
 
 alerts_app = typer.Typer(
     help="Alerts: rules, webhook endpoints, the feed, endpoint tests", no_args_is_help=True
@@ -291,8 +292,8 @@ def alerts_list(
     table.columns[0].no_wrap = True
     for a in found:
         states = ", ".join(
-            f"{d['status']}×{d['attempts']}"
-            + (f" ({d['lastStatusCode']})" if d.get("lastStatusCode") else "")
+            f"{d['status']} after {plural(d['attempts'], 'attempt')}"
+            + (f" (HTTP {d['lastStatusCode']})" if d.get("lastStatusCode") else "")
             for d in a.deliveries
         )
         name = a.data.get("tenantName") or a.tenant_id

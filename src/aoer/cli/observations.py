@@ -29,6 +29,7 @@ from aoer.scoring.observations import (
     ingest_observations,
 )
 from aoer.store import Session
+from aoer.wording import plural
 
 # An import that lost a race to another (a deadlock: its transaction rolled back whole) is
 # read and run again, up to this many attempts in all.
@@ -126,9 +127,14 @@ def observations_import(
         return result
 
     result = run_command(main)
-    derived = f", signals derived for {len(result.derived)}" if result.derived else ""
+    derived = (
+        f"; signals derived for {plural(len(result.derived), 'tenant')}, queued for recompute"
+        if result.derived
+        else ""
+    )
     console.print(
-        f"imported {result.upserted} observations for {len(result.tenant_ids)} tenants{derived}"
+        f"imported {plural(result.upserted, 'observation')} for"
+        f" {plural(len(result.tenant_ids), 'tenant')}{derived}"
     )
 
 

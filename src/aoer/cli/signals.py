@@ -20,6 +20,7 @@ from aoer.scoring.rows import FILE_LINES
 from aoer.scoring.signals import SignalRow, signal_checker
 from aoer.store import Session
 from aoer.store.signals import UnknownDealers
+from aoer.wording import plural
 
 signals_app = typer.Typer(help="Load signal rows", no_args_is_help=True)
 
@@ -59,7 +60,7 @@ def signals_import(
         bool, typer.Option("--enqueue/--no-enqueue", help="Queue the affected tenants")
     ] = True,
 ) -> None:
-    async def main(settings: Settings) -> tuple[int, int]:
+    async def main(settings: Settings) -> tuple[int, int, int | None]:
         found = _SignalFile(file)
         try:
             async with open_services(settings) as services, services.store.session() as session:
@@ -72,8 +73,12 @@ def signals_import(
             # The file's own problems still get reported; only the dealer check is missing.
             report_problems(file, found.problems, f"dealer ids were not checked: {exc}")
 
-    upserted, tenants = run_command(main)
-    console.print(f"imported {upserted} rows for {tenants} tenants")
+    upserted, tenants, queued = run_command(main)
+    console.print(f"imported {plural(upserted, 'row')} for {plural(tenants, 'tenant')}")
+    if queued is not None:
+        inactive = tenants - queued
+        unqueued = f" ({inactive} inactive: not recomputed)" if inactive else ""
+        console.print(f"queued {plural(queued, 'tenant')} for recompute{unqueued}")
 
 
 class _Refused(Exception):
@@ -115,10 +120,11 @@ class _SignalFile:
         self.problems += as_problems(self.checker.errors)
         return bool(self.problems)
 
-    async def load(self, session: Session, *, enqueue_after: bool) -> tuple[int, int]:
+    async def load(self, session: Session, *, enqueue_after: bool) -> tuple[int, int, int | None]:
+        """Rows written, tenants they belong to, and tenants queued (None: not asked)."""
         if self.problems:  # the encoding or the header: no line was read
             report_problems(self.file, self.problems)
-        lines, upserted = self.data.count(b"\n"), 0
+        lines, upserted, queued = self.data.count(b"\n"), 0, None
         try:
             async with session.transaction():
                 with Progress(console=errors, transient=True) as progress:  # stderr
@@ -130,7 +136,10 @@ class _SignalFile:
                 if self.problems:
                     raise _Refused("rolled back")
                 if enqueue_after:
-                    await queue.enqueue_many(session, sorted(self.tenant_ids), DEFAULT_PRIORITY)
+                    jobs = await queue.enqueue_many(
+                        session, sorted(self.tenant_ids), DEFAULT_PRIORITY
+                    )
+                    queued = len(jobs)
         except _Refused:
             pass  # rolled back; reported below
         except UnknownDealers as exc:
@@ -142,4 +151,4 @@ class _SignalFile:
             ]
         if self.problems:
             report_problems(self.file, self.problems)
-        return upserted, len(self.tenant_ids)
+        return upserted, len(self.tenant_ids), queued
