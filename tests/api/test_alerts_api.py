@@ -286,7 +286,14 @@ async def test_a_tenant_reads_its_rules_and_alerts_but_changes_nothing(
         api, "/api/alerts/rules", {"kind": "grade_down", "tenantId": str(tenant)}, as_tenant
     )
     assert refused.status_code == 403
-    assert (await api.client.get("/api/alerts/endpoints", headers=as_tenant)).status_code == 403
+    assert refused.json()["error"] == (
+        "role tenant may read alerts and rules, not change rules or endpoints (allowed: admin, org)"
+    )
+    endpoints = await api.client.get("/api/alerts/endpoints", headers=as_tenant)
+    assert endpoints.status_code == 403
+    assert endpoints.json()["error"] == (  # a read refused is not called a change
+        "role tenant may read alerts and rules, not webhook endpoints (allowed: admin, org)"
+    )
     feed = await api.client.get("/api/alerts", headers=as_tenant)
     assert feed.status_code == 200
     service = await api.client.get("/api/alerts", headers=api.bearer("service"))

@@ -145,14 +145,15 @@ def _org_claim(principal: Principal) -> UUID | None:
     return UUID(value) if value else None
 
 
-def _ensure_manager(principal: Principal) -> UUID | None:
+def _ensure_manager(
+    principal: Principal, doing: str = "not change rules or endpoints"
+) -> UUID | None:
     """Admins and organisations manage rules and endpoints; the organisation's id, if any."""
     org = _org_claim(principal)
     if principal.role == "admin" or org is not None:
         return org
     raise Forbidden(
-        f"role {principal.role} may read alerts but not change rules or endpoints "
-        "(allowed: admin, org)"
+        f"role {principal.role} may read alerts and rules, {doing} (allowed: admin, org)"
     )
 
 
@@ -185,7 +186,7 @@ def _actor(principal: Principal, request: Request) -> manage.Actor:
 async def list_endpoints(
     principal: Caller, ctx: Context, org_id: Annotated[UUID | None, Query(alias="orgId")] = None
 ) -> EndpointsOut:
-    _ensure_manager(principal)
+    _ensure_manager(principal, "not webhook endpoints")
     await _ensure_filters(principal, None, org_id)
     async with ctx.session(principal) as session:
         found = await session.alerts.endpoints(org_id)
