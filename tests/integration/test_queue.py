@@ -1,6 +1,7 @@
 """Queue semantics (DESIGN §4) on a real PostgreSQL: enqueue, claim, complete, fail, leases."""
 
 import random
+import re
 from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -383,8 +384,10 @@ async def test_a_tenant_whose_row_stays_locked_is_isolated_when_asked(
     tuple_of_stuck = where["ctid"]
     holder = await connect(db_url)
     try:
+        await holder.execute("SET application_name = 'psql'")
         await holder.execute("BEGIN")
         await holder.execute("SELECT 1 FROM aoer_summary WHERE tenant_id = %s FOR UPDATE", (stuck,))
+        [pid] = await rows(holder, "SELECT pg_backend_pid() AS pid")
         await conn.execute("SET lock_timeout = '300ms'")
         with pytest.raises(ConcurrencyConflict, match="lock timeout"):
             await queue.process_batch(session_of(conn), WORKER, jobs)
@@ -394,10 +397,17 @@ async def test_a_tenant_whose_row_stays_locked_is_isolated_when_asked(
     assert sorted(c.tenant_id for c in outcome.completed) == sorted(set(tenants) - {stuck})
     [attempt] = outcome.failed
     assert (attempt.tenant_id, attempt.status, attempt.retry_count) == (stuck, "queued", 1)
-    assert attempt.error_message == (
-        "canceling statement due to lock timeout (SQLSTATE 55P03; CONTEXT: while locking tuple"
-        f' {tuple_of_stuck} in relation "aoer_summary") (every time: isolated from its batch)'
-    )
+    # The message names whose row it was and who holds it: what the operator otherwise digs
+    # out of pg_locks at 3 a.m.
+    assert attempt.error_message is not None
+    assert re.fullmatch(
+        "canceling statement due to lock timeout \\(SQLSTATE 55P03; CONTEXT: while locking tuple"
+        f' {re.escape(tuple_of_stuck)} in relation "aoer_summary"\\); waited on the aoer_summary'
+        f" row of t3 \\({stuck}\\), held by one of \\(oldest transaction first\\):"
+        f" pid {pid['pid']} \\(psql, idle in transaction, transaction open \\d+s\\)"
+        " \\(every time: isolated from its batch\\)",
+        attempt.error_message,
+    ), attempt.error_message
     [failure] = await rows(conn, "SELECT tenant_id FROM aoer_failures")
     assert failure["tenant_id"] == stuck
 

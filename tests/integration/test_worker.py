@@ -12,6 +12,7 @@ from aoer.bootstrap.worker import build_worker
 from aoer.config import Settings
 from aoer.constants import RECLAIM_GRACE_S
 from aoer.db.pool import Connection, Pool, connect
+from aoer.errors import ConcurrencyConflict
 from aoer.worker.loop import Worker, WorkerStats
 from tests.conftest import AddSignals, MakeTenant, eventually, services_for, session_of
 
@@ -195,3 +196,36 @@ async def test_without_the_urgent_lane_an_urgent_job_waits_for_a_free_slot(
     )
     worker.stop()
     await asyncio.wait_for(running, LIVENESS_S)
+
+
+async def test_a_batch_retry_after_a_lock_timeout_names_whose_row_and_who_holds_it(
+    db_url: str, pool: Pool, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    """The worker's retry warning for a lock timeout said where PostgreSQL waited ("tuple
+    (1,2) in relation aoer_summary"), which names neither the dealership nor the session
+    holding it: an operator had to read pg_locks. It now names both."""
+    tenant = await make_tenant("Granite State Subaru")
+    await add_signals(tenant, [{"days_ago": 1, "aeo": "40", "geo": "40", "ugc": "40"}])
+    await session_of(conn).scores.recompute([tenant])
+    await queue.enqueue(session_of(conn), tenant)
+    jobs = await session_of(conn, lease_s=30).jobs.claim("w-test", 10)
+    holder = await connect(db_url)
+    worker = build_worker(services_for(settings(), pool, db_url))
+    try:
+        await holder.execute("SET application_name = 'psql'")
+        await holder.execute("BEGIN")
+        await holder.execute(
+            "SELECT 1 FROM aoer_summary WHERE tenant_id = %s FOR UPDATE", (tenant,)
+        )
+        cur = await holder.execute("SELECT pg_backend_pid() AS pid")
+        pid = (await cur.fetchone() or {})["pid"]
+        await conn.execute("SET lock_timeout = '200ms'")
+        with pytest.raises(ConcurrencyConflict) as raised:
+            await queue.process_batch(session_of(conn), "w-test", jobs)
+        waited = await worker._lock_wait(raised.value)
+    finally:
+        await holder.close()
+    assert str(waited).startswith(
+        f"waited on the aoer_summary row of Granite State Subaru ({tenant}), held by one of"
+        f" (oldest transaction first): pid {pid} (psql, idle in transaction, transaction open"
+    )

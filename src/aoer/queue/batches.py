@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from aoer.errors import ConcurrencyConflict, DatabaseError, TransientDatabaseError
 from aoer.queue.jobs import fail, raise_alerts
 from aoer.store import Session
+from aoer.store.console import LockWait, lock_wait_place
 from aoer.types import ClaimedJob, CompletedJob, FailedAttempt
 
 # While isolating: how long a statement may wait for a lock and run (the whole batch took
@@ -68,7 +69,9 @@ async def _complete_isolating(
             if isolation.culprits_left < 0:
                 raise  # more tenants than one bad one: not theirs
             isolation.first_conflict = isolation.first_conflict or exc
-            return [], [(jobs[0], f"{exc.described} (every time: isolated from its batch)")]
+            waited = await _lock_wait(session, exc)
+            told = f"{exc.described}; {waited}" if waited else exc.described
+            return [], [(jobs[0], f"{told} (every time: isolated from its batch)")]
     except DatabaseError as exc:
         if len(jobs) == 1:
             return [], [(jobs[0], exc.described)]
@@ -76,6 +79,18 @@ async def _complete_isolating(
     done_a, failed_a = await _complete_isolating(session, worker_id, jobs[:half], isolation)
     done_b, failed_b = await _complete_isolating(session, worker_id, jobs[half:], isolation)
     return done_a + done_b, failed_a + failed_b
+
+
+async def _lock_wait(session: Session, exc: DatabaseError) -> LockWait | None:
+    """Who may hold the row a lock timeout waited on (in a savepoint of its own; None when
+    the error names no row or the look-up fails): the blamed job's message names them."""
+    if lock_wait_place(exc.diagnostics) is None:
+        return None
+    try:
+        async with session.transaction():
+            return await session.console.lock_wait(exc.diagnostics)
+    except DatabaseError:
+        return None
 
 
 async def process_batch(

@@ -1,6 +1,7 @@
 """The operator console's rows (DESIGN §15): the job list and detail, retry and cancel, the
 queue's pause switch, worker heartbeats, throughput and latency."""
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -145,6 +146,61 @@ def list_query(f: JobFilter) -> ListQuery:
     return "list_jobs"
 
 
+# PostgreSQL's CONTEXT of a statement that waited on a row: `while locking tuple (1,2) in
+# relation "aoer_summary"` (also updating, deleting).
+_LOCK_WAIT = re.compile(
+    r'while (?:locking|updating|deleting) tuple \((\d+),(\d+)\) in relation "(\w+)"'
+)
+LOCK_HOLDERS_SHOWN = 3
+
+
+@dataclass(frozen=True, slots=True)
+class LockHolder:
+    pid: int
+    application: str | None
+    state: str | None
+    transaction_s: float | None
+
+    def __str__(self) -> str:
+        parts = [p for p in (self.application, self.state) if p]
+        if self.transaction_s is not None:
+            parts.append(f"transaction open {self.transaction_s:.0f}s")
+        return f"pid {self.pid}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+@dataclass(frozen=True, slots=True)
+class _LockedTenant:
+    tenant_id: UUID
+    tenant_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class LockWait:
+    """What a statement that gave up waiting on a row lock waited on, as far as it shows."""
+
+    relation: str
+    tenant_id: UUID | None
+    tenant_name: str | None
+    holders: list[LockHolder]
+
+    def __str__(self) -> str:
+        row = (
+            f"waited on the {self.relation} row of {self.tenant_name} ({self.tenant_id})"
+            if self.tenant_id is not None
+            else f"waited on a {self.relation} row"
+        )
+        if not self.holders:
+            return f"{row}; no other session holds a lock on {self.relation} now"
+        held = ", ".join(str(h) for h in self.holders)
+        return f"{row}, held by one of (oldest transaction first): {held}"
+
+
+def lock_wait_place(diagnostics: str | None) -> tuple[str, str] | None:
+    """The relation and tuple id a lock wait's diagnostics name, if any."""
+    found = _LOCK_WAIT.search(diagnostics or "")
+    return (found[3], f"({found[1]},{found[2]})") if found else None
+
+
 class Console(Statements):
     async def jobs(self, f: JobFilter) -> Page[JobRow]:
         """One page, newest first, strictly after the cursor (when given), and whether
@@ -222,6 +278,22 @@ class Console(Statements):
     async def worker_gone(self, worker_id: str) -> None:
         """Remove a stopping worker's row and tell the others (on commit)."""
         await self._run("worker_gone", {"worker_id": worker_id, "channel": QUEUE_CONTROL_CHANNEL})
+
+    async def lock_wait(self, diagnostics: str | None) -> LockWait | None:
+        """Whose row a lock timeout waited on and which sessions may hold it (None when the
+        diagnostics name no row): what an operator otherwise digs out of pg_locks."""
+        place = lock_wait_place(diagnostics)
+        if place is None:
+            return None
+        relation, tid = place
+        params = {"relation": relation, "tid": tid}
+        row = await self._one(_LockedTenant, "lock_wait_row", params)
+        holders = await self._all(
+            LockHolder, "lock_holders", {"relation": relation, "limit": LOCK_HOLDERS_SHOWN}
+        )
+        if row is None:
+            return LockWait(relation, None, None, holders)
+        return LockWait(relation, row.tenant_id, row.tenant_name, holders)
 
     async def workers(self, stale_s: float) -> list[WorkerRow]:
         return await self._all(WorkerRow, "list_workers", {"stale_s": stale_s})

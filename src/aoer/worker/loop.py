@@ -33,10 +33,10 @@ from aoer.constants import (
     WORKER_HEARTBEAT_S,
     WORKER_STALE_S,
 )
-from aoer.errors import ConcurrencyConflict, TransientDatabaseError
+from aoer.errors import ConcurrencyConflict, DatabaseError, TransientDatabaseError
 from aoer.queue.batches import BatchOutcome
 from aoer.store import Store
-from aoer.store.console import Heartbeat
+from aoer.store.console import Heartbeat, LockWait, lock_wait_place
 from aoer.types import ClaimedJob, Priority
 from aoer.waiting import cancel_all, wait_set
 from aoer.worker.scheduler import ScheduledJob, run_scheduler
@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 LISTEN_READY_S = 5.0  # how long to wait for LISTEN before claiming anyway (the poll covers)
 RETRY_FIRST_S = 0.1  # first pause after a passing database error; doubles per retry
 RETRY_MAX_S = 5.0  # longest pause between retries
+LOCK_WAIT_LOOKUP_S = 1.0  # how long naming a lock's holders may wait for a connection
 # Conflicts (timeouts, deadlocks) of one batch before its next try isolates the tenants they
 # keep happening on (queue/batches.py).
 CONFLICTS_BEFORE_ISOLATING = 3
@@ -337,17 +338,30 @@ class Worker:
                 if self._stopping.is_set() or loop.time() + delay > deadline:
                     await self._release(jobs, f"{exc} (after {retries} attempts)")
                     return None
+                waited = await self._lock_wait(exc)
                 logger.warning(
-                    "[AOER] batch of %d jobs%s: %s; %s in %.1fs",
+                    "[AOER] batch of %d jobs%s: %s%s; %s in %.1fs",
                     len(jobs),
                     f" (tenant {jobs[0].tenant_id})" if len(jobs) == 1 else "",
                     exc.described,
+                    f"; {waited}" if waited else "",
                     "isolating the tenants it keeps failing on" if isolate else "retrying",
                     delay,
                     extra={"action": "batch_retry", "worker_id": self.worker_id},
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _lock_wait(self, exc: DatabaseError) -> LockWait | None:
+        """For a lock timeout: whose row it waited on and which sessions may hold it, so the
+        warning names the blocker (best effort: None when it cannot tell)."""
+        if lock_wait_place(exc.diagnostics) is None:
+            return None
+        try:
+            async with self.store.session(timeout_s=LOCK_WAIT_LOOKUP_S) as session:
+                return await session.console.lock_wait(exc.diagnostics)
+        except DatabaseError:
+            return None
 
     async def _release(self, jobs: list[ClaimedJob], reason: str) -> None:
         """Give the jobs back without spending an attempt (best effort: if the database is

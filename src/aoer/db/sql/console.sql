@@ -274,3 +274,35 @@ FROM (
 ) finished
 GROUP BY 1
 ORDER BY 1;
+
+-- name: lock_wait_row
+-- The dealership whose row a statement waited on, from the `(page,item)` tuple PostgreSQL's
+-- lock-timeout CONTEXT names (a TID scan: one page read). The row may have moved since.
+SELECT t.id AS tenant_id, t.name AS tenant_name
+FROM tenants t
+WHERE t.id = (
+    SELECT tenant_id FROM aoer_summary
+     WHERE %(relation)s = 'aoer_summary' AND ctid = %(tid)s::tid
+    UNION ALL
+    SELECT tenant_id FROM aoer_queue
+     WHERE %(relation)s = 'aoer_queue' AND ctid = %(tid)s::tid
+    UNION ALL
+    SELECT id FROM tenants
+     WHERE %(relation)s = 'tenants' AND ctid = %(tid)s::tid
+    LIMIT 1
+);
+
+-- name: lock_holders
+-- Other sessions holding a lock on `relation` that lets them write its rows, oldest
+-- transaction first: among them, whoever holds the row a statement waited on. (Without
+-- pg_read_all_stats a role sees only its own sessions' state and transaction start.)
+SELECT a.pid, nullif(a.application_name, '') AS application, a.state,
+       extract(epoch FROM now() - a.xact_start)::float8 AS transaction_s
+FROM pg_locks l
+JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'relation' AND l.granted AND l.relation = to_regclass(%(relation)s)
+  AND l.mode <> 'AccessShareLock'
+  AND a.pid <> pg_backend_pid()
+  AND a.backend_type = 'client backend'
+ORDER BY a.xact_start NULLS LAST, a.pid
+LIMIT %(limit)s;
