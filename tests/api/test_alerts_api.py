@@ -430,6 +430,11 @@ async def test_history_marks_the_tenants_own_alerts_on_the_trend(
         await add_signals(tenant, STEADY)
         await post(api, "/api/alerts/rules", {"kind": "risk_level_up", "tenantId": str(tenant)})
     await recompute_through_worker(conn, [mine, other])
+    await conn.execute(  # their trends start before the promotion below
+        "UPDATE metrics_events SET created_at = now() - interval '10 days'"
+        " WHERE tenant_id = ANY (%s)",
+        ([mine, other],),
+    )
     await conn.execute(
         "DELETE FROM aiv_raw_signals WHERE date < current_date - 1 AND dealer_id = ANY (%s)",
         ([mine, other],),
@@ -486,6 +491,15 @@ async def test_history_marks_the_tenants_own_alerts_on_the_trend(
         "/api/aoer/history", params={"tenantId": str(mine)}, headers=api.bearer(tenant=other)
     )
     assert refused.status_code in (403, 404)
+    # A dealership first scored after the promotion never had the model it replaced: no
+    # "v2 promoted — every score was recomputed" on its chart.
+    newcomer = await make_tenant("New Motors")
+    await add_signals(newcomer, STEADY)
+    await recompute_through_worker(conn, [newcomer])
+    fresh = await api.client.get(
+        "/api/aoer/history", params={"tenantId": str(newcomer)}, headers=api.admin
+    )
+    assert fresh.json()["markers"] == []
 
 
 async def test_the_feed_pages_through_every_alert_of_a_burst(
