@@ -402,6 +402,34 @@ async def test_jobs_pages_render_for_admins_and_their_forms_refuse_cross_site_po
     assert [a for a, _ in await audit_actions(conn)] == ["job.retry", "queue.pause"]
 
 
+async def test_the_jobs_page_finds_a_dealership_by_name_and_lists_nothing_for_a_bad_one(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    """People type a dealership's name, not its UUID: an unreadable filter used to list
+    every job, as if it had matched."""
+    ford, fordham = await make_tenant("Summit Ford"), await make_tenant("Fordham Kia")
+    honda = await make_tenant("Lake Honda")
+    jobs = {t: await failed_job(conn, t, "boom") for t in (ford, fordham, honda)}
+
+    def listed(page: str) -> set[object]:
+        return {t for t, job in jobs.items() if str(job) in page}
+
+    by_name = await api.client.get("/dashboard/jobs?tenant=summit+ford", headers=api.admin)
+    assert listed(by_name.text) == {ford}, "an exact name, any case"
+    assert 'value="summit ford"' in by_name.text, "the box keeps what was typed"
+    by_part = await api.client.get("/dashboard/jobs?tenant=honda", headers=api.admin)
+    assert listed(by_part.text) == {honda}, "the one dealership containing it"
+    several = await api.client.get("/dashboard/jobs?tenant=ford", headers=api.admin)
+    assert listed(several.text) == set()
+    assert "“ford” fits several dealerships:" in several.text
+    assert f'href="/dashboard/jobs?tenant={fordham}">Fordham Kia</a>' in several.text
+    nothing = await api.client.get("/dashboard/jobs?tenant=garbage", headers=api.admin)
+    assert listed(nothing.text) == set()
+    assert "No dealership is named like “garbage”." in nothing.text
+    by_id = await api.client.get(f"/dashboard/jobs?tenant={honda}", headers=api.admin)
+    assert listed(by_id.text) == {honda}
+
+
 async def test_a_second_click_on_retry_or_cancel_shows_the_job_not_an_error(
     api: Api, conn: Connection, make_tenant: MakeTenant
 ) -> None:

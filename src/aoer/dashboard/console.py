@@ -7,7 +7,8 @@ auth refuses them unless they come from this dashboard's own pages (`aoer.api.or
 each answers with a redirect back (post/redirect/get) naming what happened."""
 
 import contextlib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Final
 from urllib.parse import urlencode
@@ -27,6 +28,8 @@ from aoer.dashboard.routes import PagePrincipal, denied_page, not_found_page, si
 from aoer.errors import AoerError, InvalidInput, UnknownJob
 from aoer.queue import console as actions
 from aoer.store.console import Attempt, JobFilter, JobRow, QueueState, WorkerRow
+from aoer.store.tenants import TenantName
+from aoer.types import Page
 
 router = APIRouter(include_in_schema=False)
 
@@ -49,6 +52,8 @@ class JobsView:
     jobs: list[JobRow]
     next_before: str | None
     filter: JobFilter
+    tenant_text: str  # the dealership filter as typed: a name or an id
+    tenant_matches: Sequence[TenantName]  # a name naming none, or several: those shown
     state: QueueState
     workers: list[WorkerRow]
     throughput: Chart
@@ -138,6 +143,7 @@ def charts(
 # limits its session), with retry and cancel. Pausing the queue and the worker list are the
 # administrators' alone (they concern every organisation).
 CONSOLE_ROLES = ("admin", "org")
+NAME_MATCHES_SHOWN = 8  # dealerships listed when a typed name fits several
 CONSOLE_DENIED = "The jobs console is for administrators and organisations."
 
 
@@ -156,8 +162,21 @@ async def jobs_page(
     if who.role not in CONSOLE_ROLES:
         return denied_page(who, CONSOLE_DENIED)
     f = _parse_filter(status, priority, tenant, before)
+    tenant_text = (tenant or "").strip()
+    matches: Sequence[TenantName] = ()
     async with ctx.session(who) as session:
-        jobs = await session.console.jobs(f)
+        if tenant_text and f.tenant_id is None:
+            # A name, or part of one: the one dealership it names, else none is listed
+            # (an unreadable filter used to list every job).
+            matches = await session.tenants.named(tenant_text, NAME_MATCHES_SHOWN + 1)
+            exact = [m for m in matches if m.name.lower() == tenant_text.lower()]
+            picked = exact if len(exact) == 1 else matches if len(matches) == 1 else []
+            if picked:
+                f, matches = replace(f, tenant_id=picked[0].id), ()
+        if tenant_text and f.tenant_id is None:
+            jobs: Page[JobRow] = Page([], more=False)
+        else:
+            jobs = await session.console.jobs(f)
         state = await session.console.queue_state()
         workers = await session.console.workers(WORKER_STALE_S) if who.role == "admin" else []
         counts = await session.console.throughput(CONSOLE_CHART_HOURS)
@@ -171,6 +190,8 @@ async def jobs_page(
         jobs=rows,
         next_before=actions.encode_cursor(last.created_at, last.id) if last else None,
         filter=f,
+        tenant_text=tenant_text,
+        tenant_matches=matches[:NAME_MATCHES_SHOWN],
         state=state,
         workers=workers,
         throughput=throughput,

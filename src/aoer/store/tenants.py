@@ -140,6 +140,12 @@ class TenantOrg:
     org_id: UUID
 
 
+@dataclass(frozen=True, slots=True)
+class TenantName:
+    id: UUID
+    name: str
+
+
 class Tenants(Statements):
     async def create(
         self,
@@ -251,6 +257,10 @@ class Tenants(Statements):
     async def _known_org(self, org_id: UUID | None) -> None:
         if org_id is not None and not await self._value("org_exists", {"id": org_id}):
             raise UnknownOrganization(f"unknown organisation {org_id}")
+
+    async def named(self, text: str, limit: int) -> Sequence[TenantName]:
+        """Dealerships named `text` (any case) first, then those whose name contains it."""
+        return await self._all(TenantName, "tenants_named", {"text": text, "limit": limit})
 
     async def exists(self, tenant_id: UUID) -> bool:
         return bool(await self._value("tenant_exists", {"tenant_id": tenant_id}))

@@ -155,3 +155,13 @@ SELECT m.id, m.old_org_id, m.new_org_id,
        ARRAY(SELECT r.id FROM revoked r ORDER BY r.id) AS revoked_key_ids,
        ARRAY(SELECT u.id FROM unwatched u ORDER BY u.id) AS deleted_rule_ids
 FROM moved m;
+
+-- name: tenants_named
+-- Dealerships a person means by `text` in a filter box: those named exactly so (any case)
+-- first, then those whose name contains it; at most `limit`. Row Level Security leaves a
+-- scoped caller only its own. (A scan of tenants: an operator's page, not a hot path.)
+SELECT id, name
+FROM tenants
+WHERE strpos(lower(name), lower(%(text)s)) > 0
+ORDER BY lower(name) <> lower(%(text)s), name, id
+LIMIT %(limit)s;
