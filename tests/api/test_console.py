@@ -419,6 +419,7 @@ async def test_the_jobs_page_finds_a_dealership_by_name_and_lists_nothing_for_a_
     assert 'value="summit ford"' in by_name.text, "the box keeps what was typed"
     by_part = await api.client.get("/dashboard/jobs?tenant=honda", headers=api.admin)
     assert listed(by_part.text) == {honda}, "the one dealership containing it"
+    assert "Jobs of Lake Honda only." in by_part.text, "and which one it took"
     several = await api.client.get("/dashboard/jobs?tenant=ford", headers=api.admin)
     assert listed(several.text) == set()
     assert "“ford” fits several dealerships:" in several.text

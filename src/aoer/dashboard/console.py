@@ -54,6 +54,7 @@ class JobsView:
     filter: JobFilter
     tenant_text: str  # the dealership filter as typed: a name or an id
     tenant_matches: Sequence[TenantName]  # a name naming none, or several: those shown
+    tenant_picked: TenantName | None  # the one dealership a typed name named
     state: QueueState
     workers: list[WorkerRow]
     throughput: Chart
@@ -164,6 +165,7 @@ async def jobs_page(
     f = _parse_filter(status, priority, tenant, before)
     tenant_text = (tenant or "").strip()
     matches: Sequence[TenantName] = ()
+    picked_one: TenantName | None = None
     async with ctx.session(who) as session:
         if tenant_text and f.tenant_id is None:
             # A name, or part of one: the one dealership it names, else none is listed
@@ -172,7 +174,8 @@ async def jobs_page(
             exact = [m for m in matches if m.name.lower() == tenant_text.lower()]
             picked = exact if len(exact) == 1 else matches if len(matches) == 1 else []
             if picked:
-                f, matches = replace(f, tenant_id=picked[0].id), ()
+                picked_one, matches = picked[0], ()
+                f = replace(f, tenant_id=picked_one.id)
         if tenant_text and f.tenant_id is None:
             jobs: Page[JobRow] = Page([], more=False)
         else:
@@ -192,6 +195,7 @@ async def jobs_page(
         filter=f,
         tenant_text=tenant_text,
         tenant_matches=matches[:NAME_MATCHES_SHOWN],
+        tenant_picked=picked_one,
         state=state,
         workers=workers,
         throughput=throughput,
