@@ -401,3 +401,19 @@ def test_status_and_workers_say_when_no_worker_runs(aoer: AoerCli, db_url: str) 
     assert "no live worker" not in status.stdout
     assert json.loads(aoer("status", "--json").stdout)["liveWorkers"] == 1
     assert "no live worker" not in aoer("workers").stdout
+
+
+def test_status_says_when_pending_jobs_all_wait_out_a_backoff(aoer: AoerCli, db_url: str) -> None:
+    """Pending jobs none of which is due showed an oldest age of "-" and nothing else: an
+    operator could not tell a stuck queue from retries waiting their turn."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "WITH t AS (INSERT INTO tenants (name) VALUES ('Retry Motors') RETURNING id)"
+            " INSERT INTO aoer_queue (tenant_id, retry_count, scheduled_at)"
+            " SELECT id, 1, now() + interval '75 seconds' FROM t"
+        )
+    status = aoer("status")
+    assert re.search(
+        r"1 pending job waits out a retry's backoff; the next is due in 7[0-5]s", status.stdout
+    ), status.stdout
+    assert json.loads(aoer("status", "--json").stdout)["nextDueAt"].endswith("Z")

@@ -2,6 +2,7 @@
 
 import logging
 import os
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -277,6 +278,7 @@ def status(as_json: JsonOutput = False) -> None:
             rate = await session.jobs.throughput()
             state = await session.console.queue_state()
             workers = await session.console.workers(WORKER_STALE_S)
+            next_due = await session.jobs.next_due_at()
             pending = await services.store.pending_migrations()
         live = [w for w in workers if w.alive]
         if as_json:
@@ -294,6 +296,7 @@ def status(as_json: JsonOutput = False) -> None:
                     "throughput": throughput,
                     "paused": state.paused,
                     "liveWorkers": len(live),
+                    "nextDueAt": json_time(next_due),
                     "pendingMigrations": pending,
                 }
             )
@@ -317,6 +320,17 @@ def status(as_json: JsonOutput = False) -> None:
                 f"{max(ages):.0f}s" if ages else "-",
             )
         show(table)
+        waiting = [d for d in depth if d.status == "queued"]
+        if waiting and all(d.oldest_age_s is None for d in waiting) and next_due is not None:
+            # None due: each waits out a retry's backoff (its "oldest" reads "-").
+            due_in = max((next_due - datetime.now(UTC)).total_seconds(), 0)
+            count = sum(d.jobs for d in waiting)
+            console.print(
+                f"{plural(count, 'pending job')} {'waits' if count == 1 else 'wait'} out a"
+                " retry's backoff; the next is due"
+                f" in {due_in:.0f}s",
+                highlight=False,
+            )
         console.print(
             f"throughput: {rate.last_minute} jobs in the last minute, "
             f"{rate.last_hour} in the last hour"
