@@ -400,7 +400,9 @@ def test_status_and_workers_say_when_no_worker_runs(aoer: AoerCli, db_url: str) 
     assert "workers: 1 live, 3 jobs in hand" in status.stdout
     assert "no live worker" not in status.stdout
     assert json.loads(aoer("status", "--json").stdout)["liveWorkers"] == 1
-    assert "no live worker" not in aoer("workers").stdout
+    workers = aoer("workers", COLUMNS="200").stdout
+    assert "no live worker" not in workers
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", workers), "times say their zone"
 
 
 def test_status_says_when_pending_jobs_all_wait_out_a_backoff(aoer: AoerCli, db_url: str) -> None:

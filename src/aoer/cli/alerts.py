@@ -25,6 +25,7 @@ from aoer.cli.runner import (
     print_fields,
     run_command,
     show,
+    table_time,
 )
 from aoer.config import Settings
 from aoer.constants import ALERT_KINDS
@@ -209,7 +210,7 @@ def endpoints_list(
     table = Table("id", "url", "organisation", "created")
     table.columns[0].no_wrap = True
     for e in found:
-        table.add_row(str(e.id), e.url, str(e.org_id or "-"), e.created_at.isoformat())
+        table.add_row(str(e.id), e.url, str(e.org_id or "-"), table_time(e.created_at))
     show(table)
 
 
@@ -297,7 +298,7 @@ def alerts_list(
             for d in a.deliveries
         )
         name = a.data.get("tenantName") or a.tenant_id
-        table.add_row(str(a.id), a.created_at.isoformat(), a.kind, str(name), states or "-")
+        table.add_row(str(a.id), table_time(a.created_at), a.kind, str(name), states or "-")
     show(table)
     if cursor:
         console.print(f"next page: --before {cursor}", highlight=False)

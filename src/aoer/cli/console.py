@@ -21,6 +21,7 @@ from aoer.cli.runner import (
     json_time,
     run_command,
     show,
+    table_time,
 )
 from aoer.config import Settings
 from aoer.constants import JOB_STATUSES, RECLAIM_LIVE_GRACE_S, WORKER_STALE_S
@@ -51,10 +52,6 @@ def as_json(row: object) -> dict[str, Any]:
             value = str(value)
         out[to_camel(key)] = value
     return out
-
-
-def when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
 def parse_status(value: str | None) -> JobStatus | None:
@@ -112,7 +109,7 @@ def jobs_list(
                 r.priority,
                 r.status,
                 f"{r.retry_count}/{r.max_retries}",
-                when(r.created_at),
+                table_time(r.created_at),
                 r.error_message or "",
             )
         show(table)
@@ -148,7 +145,7 @@ def jobs_show(
         console.print(f"attempts ({len(attempts)} failed):", highlight=False)
         for a in attempts:
             console.print(
-                f"  #{a.attempt}  {when(a.created_at)}  {a.error_message}",
+                f"  #{a.attempt}  {table_time(a.created_at)}  {a.error_message}",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -241,7 +238,7 @@ def queue_status(as_json_flag: JsonOutput = False) -> None:
             return
         word = "paused" if state.paused else "running"
         console.print(
-            f"queue {word} since {when(state.changed_at)} UTC (by {state.changed_by or '-'})",
+            f"queue {word} since {table_time(state.changed_at)} (by {state.changed_by or '-'})",
             highlight=False,
         )
 
@@ -266,8 +263,8 @@ def workers(as_json_flag: JsonOutput = False) -> None:
                 w.host,
                 str(w.pid),
                 state,
-                when(w.started_at),
-                when(w.last_heartbeat_at),
+                table_time(w.started_at),
+                table_time(w.last_heartbeat_at),
                 str(w.jobs_in_hand) if w.alive else f"{w.jobs_in_hand} when last seen",
             )
         show(table)

@@ -19,6 +19,7 @@ from aoer.cli.runner import (
     json_time,
     run_command,
     show,
+    table_time,
 )
 from aoer.config import Settings
 from aoer.constants import API_KEY_REFRESH_S, API_KEY_STALE_S
@@ -203,7 +204,7 @@ def key_state(k: ApiKey) -> str:
 
 
 def _when(at: datetime | None) -> str:
-    return at.isoformat(timespec="seconds") if at else ""
+    return table_time(at, empty="")
 
 
 def key_json(k: ApiKey) -> dict[str, object]:

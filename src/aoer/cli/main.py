@@ -20,7 +20,6 @@ from aoer.bootstrap.watch import quiet_while_down
 from aoer.bootstrap.worker import build_worker
 from aoer.cli.alerts import alerts_app
 from aoer.cli.console import register as register_console_commands
-from aoer.cli.console import when
 from aoer.cli.keys import keys_app
 from aoer.cli.model import model_app
 from aoer.cli.observations import observations_app
@@ -37,6 +36,7 @@ from aoer.cli.runner import (
     print_fields,
     run_command,
     show,
+    table_time,
 )
 from aoer.cli.runtime import install_stop_handlers, run_in_background, serve_worker_metrics
 from aoer.cli.serve import register as register_api_commands
@@ -358,7 +358,7 @@ def status(as_json: JsonOutput = False) -> None:
             console.print(
                 Text("the queue is paused", style="bold")
                 + Text(
-                    f" (since {when(state.changed_at)} UTC{by}): "
+                    f" (since {table_time(state.changed_at)}{by}): "
                     "workers claim nothing; `aoer queue resume` resumes it"
                 ),
                 highlight=False,

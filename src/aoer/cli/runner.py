@@ -5,7 +5,7 @@ import getpass
 import json
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -66,6 +66,13 @@ def json_time(moment: datetime | None) -> str | None:
     """A time as the HTTP API writes it (`2026-12-07T16:00:00.123456Z`), so a script reads the
     CLI's `--json` and the API's answers alike."""
     return None if moment is None else str(_API_TIME.dump_python(moment, mode="json"))
+
+
+def table_time(moment: datetime | None, empty: str = "-") -> str:
+    """A time in a CLI table or line: to the second, in UTC, and saying so."""
+    if moment is None:
+        return empty
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _json_value(value: object) -> object:

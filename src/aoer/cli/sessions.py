@@ -10,7 +10,15 @@ from aoer import queue
 from aoer.bootstrap import open_services
 from aoer.cli.console import as_json
 from aoer.cli.orgs import parse_org_id
-from aoer.cli.runner import EXIT_USAGE, JsonOutput, console, emit_json, fail, run_command
+from aoer.cli.runner import (
+    EXIT_USAGE,
+    JsonOutput,
+    console,
+    emit_json,
+    fail,
+    run_command,
+    table_time,
+)
 from aoer.cli.serve import address, record_mint
 from aoer.config import Settings
 from aoer.constants import SESSION_REVOCATIONS_REFRESH_S
@@ -106,7 +114,14 @@ def sessions_list(as_json_flag: JsonOutput = False) -> None:
         # Tab-separated full values (ids are never cut), one session per line.
         typer.echo("id\tsubject\trole\ttenant\tsigned_in\texpires")
         for s in live:
-            fields = (s.id, s.subject, s.role, str(s.tenant_id or "-"), s.created_at, s.expires_at)
+            fields = (
+                s.id,
+                s.subject,
+                s.role,
+                s.tenant_id or "-",
+                table_time(s.created_at),
+                table_time(s.expires_at),
+            )
             typer.echo("\t".join(str(f) for f in fields))
 
     run_command(main)
