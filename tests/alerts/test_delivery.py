@@ -63,6 +63,19 @@ async def scalar(conn: Connection, sql: str, *params: object) -> Any:
     return next(iter(row.values()))
 
 
+async def endpoint_row(conn: Connection, org: UUID, url: str, secret: str) -> UUID:
+    """An organisation's endpoint written as it is, past the API's checks; its id."""
+    endpoint: UUID = await scalar(
+        conn,
+        "INSERT INTO alert_endpoints (org_id, url, secret, created_by)"
+        " VALUES (%s, %s, %s, 'test') RETURNING id",
+        org,
+        url,
+        secret,
+    )
+    return endpoint
+
+
 async def fleet_crossing_risk(
     conn: Connection, tenants: int, *, url: str | None, secret: str | None, emails: list[str]
 ) -> list[UUID]:
@@ -83,16 +96,8 @@ async def fleet_crossing_risk(
     )
     endpoint_ids: list[UUID] = []
     if url is not None:
-        endpoint_ids.append(
-            await scalar(
-                conn,
-                "INSERT INTO alert_endpoints (org_id, url, secret, created_by)"
-                " VALUES (%s, %s, %s, 'test') RETURNING id",
-                org,
-                url,
-                secret,
-            )
-        )
+        assert secret is not None
+        endpoint_ids.append(await endpoint_row(conn, org, url, secret))
     await conn.execute(
         "INSERT INTO alert_rules (scope, org_id, kind, endpoint_ids, emails, created_by)"
         " VALUES ('org', %s, 'risk_level_up', %s, %s, 'test')",

@@ -16,7 +16,7 @@ from aoer.config import Settings
 from aoer.db.pool import Connection
 from aoer.store import Store
 from tests.alerts.conftest import Receiver, receiver  # noqa: F401 (the fixture)
-from tests.alerts.test_delivery import WORKER, fleet_crossing_risk, policy, scalar
+from tests.alerts.test_delivery import WORKER, endpoint_row, fleet_crossing_risk, policy
 from tests.api.conftest import ApiFactory, count
 from tests.api.test_alerts_api import act_as_org, new_org, post
 
@@ -111,15 +111,7 @@ async def org_endpoint(conn: Connection, url: str, secret: str) -> tuple[UUID, U
     """An organisation's endpoint written as it stood before the check (or pointing at a name
     that now resolves elsewhere): the organisation and the endpoint."""
     org = await new_org(conn, "Probe Agency")
-    endpoint = await scalar(
-        conn,
-        "INSERT INTO alert_endpoints (org_id, url, secret, created_by)"
-        " VALUES (%s, %s, %s, 'test') RETURNING id",
-        org,
-        url,
-        secret,
-    )
-    return org, endpoint
+    return org, await endpoint_row(conn, org, url, secret)
 
 
 async def test_an_organisations_ping_never_reaches_a_private_address(
