@@ -9,11 +9,9 @@ from tests.api.org_world import OrgWorld, org_bearer, world
 
 __all__ = ["world"]  # the fixture, imported for pytest
 
-FILTERS = [
-    *(("orgId", path) for path in ("/api/alerts/rules", "/api/alerts/endpoints", "/api/tenants")),
-    ("orgId", "/api/audit"),
-    *(("tenantId", path) for path in ("/api/alerts/rules", "/api/alerts", "/api/jobs")),
-]
+BY_ORG = ["/api/alerts/rules", "/api/alerts/endpoints", "/api/tenants", "/api/audit"]
+BY_TENANT = ["/api/alerts/rules", "/api/alerts", "/api/jobs"]
+FILTERS = [("orgId", p) for p in BY_ORG] + [("tenantId", p) for p in BY_TENANT]
 
 
 @pytest.mark.parametrize(("name", "path"), FILTERS)
