@@ -303,10 +303,11 @@ async def ensure_tenant_access(principal: Principal, tenant_id: UUID) -> None:
 
 
 def ensure_org_access(principal: Principal, org_id: UUID) -> None:
-    """403 unless the caller may read this organisation's rows: an organisation only its
-    own (a filter naming another's answers 403, as one naming another's tenant does, never
-    an empty list that reads as "none")."""
-    if principal.role in ("org", "tenant") and org_id != principal.org_id:
+    """403 unless an organisation's caller names its own organisation (a filter naming
+    another's answers 403, as one naming another's tenant does, never an empty list that
+    reads as "none"). A tenant token carries no organisation: Row Level Security leaves it
+    its own tenant's rows, whichever organisation it names."""
+    if principal.role == "org" and org_id != principal.org_id:
         raise Forbidden(f"organisation {org_id} is not this token's organisation")
 
 
