@@ -500,6 +500,18 @@ async def test_history_marks_the_tenants_own_alerts_on_the_trend(
         "/api/aoer/history", params={"tenantId": str(newcomer)}, headers=api.admin
     )
     assert fresh.json()["markers"] == []
+    # A dealership scored before it is marked even when the window starts after its first
+    # point (review: the window's first point decided, so a short window lost the marker).
+    short = await api.client.get(
+        "/api/aoer/history", params={"tenantId": str(mine), "days": 2}, headers=api.admin
+    )
+    assert [m["label"] for m in short.json()["markers"] if m["kind"] == "model"] == []
+    recent = await api.client.get(
+        "/api/aoer/history", params={"tenantId": str(mine), "days": 4}, headers=api.admin
+    )
+    assert [m["label"] for m in recent.json()["markers"] if m["kind"] == "model"] == [
+        "v2 promoted"
+    ]
 
 
 async def test_the_feed_pages_through_every_alert_of_a_burst(

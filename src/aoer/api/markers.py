@@ -24,17 +24,14 @@ class Marker:
     detail: str  # a sentence, for the tooltip and screen readers
 
 
-async def trend_markers(
-    session: Session, tenant_id: UUID, days: int, first_point: datetime | None
-) -> list[Marker]:
+async def trend_markers(session: Session, tenant_id: UUID, days: int) -> list[Marker]:
     """The markers of the tenant's last `days` days, oldest first. Model changes apply to
-    every tenant (the champion is global), from its trend's first point on (`first_point`:
-    a dealership added after a promotion was never scored with the model it replaced);
-    alerts are the tenant's own (the session's Row Level Security applies too), the newest
-    ones when there are many."""
+    every tenant (the champion is global) recomputed before them: a dealership first scored
+    after a promotion was never scored with the model it replaced. Alerts are the tenant's
+    own (the session's Row Level Security applies too), the newest ones when there are many."""
     markers = []
     for change in await session.models.changes(days):
-        if first_point is None or change.created_at < first_point:
+        if not await session.scores.recomputed_before(tenant_id, change.created_at):
             continue
         if change.decision == "promoted":
             label = f"{change.result_version} promoted"

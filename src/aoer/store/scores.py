@@ -105,6 +105,11 @@ class Scores(Statements):
         async with self.transaction():
             return await self._int("refresh_component_medians")
 
+    async def recomputed_before(self, tenant_id: UUID, at: datetime) -> bool:
+        """Whether the tenant has a recompute event before `at`."""
+        params = {"tenant_id": tenant_id, "at": at, "event": RECOMPUTE_EVENT}
+        return bool(await self._value("recomputed_before", params))
+
     async def history(
         self, tenant_id: UUID, days: int, limit: int = HISTORY_LIMIT
     ) -> list[ScorePoint]:

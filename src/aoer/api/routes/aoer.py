@@ -140,8 +140,7 @@ async def history(
         if not await session.tenants.exists(access.tenant_id):
             raise UnknownTenant(f"unknown tenant {access.tenant_id}")
         points = await session.scores.history(access.tenant_id, days)
-        first = points[0].created_at if points else None
-        markers = await trend_markers(session, access.tenant_id, days, first)
+        markers = await trend_markers(session, access.tenant_id, days)
     return HistoryOut(
         tenant_id=access.tenant_id,
         days=days,

@@ -76,3 +76,12 @@ FROM metrics_events
 WHERE tenant_id = %(tenant_id)s AND event_type = %(event_type)s
 ORDER BY created_at DESC
 LIMIT %(limit)s;
+
+-- name: recomputed_before
+-- Whether the tenant was recomputed before `at`: a model change marks its trend only then (a
+-- dealership first scored after a promotion never had the model it replaced). An index probe
+-- a monthly partition, stopping at the first event found.
+SELECT EXISTS (
+    SELECT 1 FROM metrics_events
+    WHERE tenant_id = %(tenant_id)s AND created_at < %(at)s AND event_type = %(event)s
+) AS found;
