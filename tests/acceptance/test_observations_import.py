@@ -40,6 +40,30 @@ def tenant(aoer: AoerCli) -> str:
     return tenant
 
 
+def test_an_inactive_dealerships_signals_are_derived_but_it_is_not_said_to_be_queued(
+    aoer: AoerCli, db_url: str, tmp_path: Path, tenant: str
+) -> None:
+    """The import said every tenant it derived signals for was queued; an inactive one is
+    not (review)."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO tenants (name, active) VALUES ('Closed Kia', false) RETURNING id"
+        ).fetchone()
+    assert row is not None
+    csv = tmp_path / "two.csv"
+    lines = [GOOD.format(tenant=t, day=DAY, engine="chatgpt") for t in (tenant, row[0])]
+    csv.write_text(HEADER + "".join(lines))
+
+    result = aoer("observations", "import", str(csv))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == [
+        "imported 2 observations for 2 tenants; signals derived for 2 tenants",
+        "queued 1 tenant for recompute (1 inactive: not recomputed)",
+    ]
+    assert count(db_url, "SELECT count(*) FROM aoer_queue") == 1
+
+
 def test_a_csv_imports_derives_signals_and_queues_the_tenant(
     aoer: AoerCli, db_url: str, tmp_path: Path, tenant: str
 ) -> None:
@@ -51,10 +75,10 @@ def test_a_csv_imports_derives_signals_and_queues_the_tenant(
     result = aoer("observations", "import", str(csv))
 
     assert result.returncode == 0, result.stderr
-    assert (
-        "imported 3 observations for 1 tenant; signals derived for 1 tenant, queued for recompute"
-        in result.stdout
-    )
+    assert result.stdout.splitlines()[-2:] == [
+        "imported 3 observations for 1 tenant; signals derived for 1 tenant",
+        "queued 1 tenant for recompute",
+    ]
     assert count(db_url, "SELECT count(*) FROM answer_observations") == 3
     naming_bay = "SELECT count(*) FROM answer_observations WHERE 'Bay Auto' = ANY(competitors)"
     assert count(db_url, naming_bay) == 2

@@ -509,9 +509,7 @@ async def test_history_marks_the_tenants_own_alerts_on_the_trend(
     recent = await api.client.get(
         "/api/aoer/history", params={"tenantId": str(mine), "days": 4}, headers=api.admin
     )
-    assert [m["label"] for m in recent.json()["markers"] if m["kind"] == "model"] == [
-        "v2 promoted"
-    ]
+    assert [m["label"] for m in recent.json()["markers"] if m["kind"] == "model"] == ["v2 promoted"]
 
 
 async def test_the_feed_pages_through_every_alert_of_a_burst(

@@ -11,6 +11,7 @@ from aoer.constants import MAX_IMPORT_ERRORS_PRINTED
 from aoer.errors import InvalidInput
 from aoer.scoring.csvfile import Problem
 from aoer.scoring.rows import FieldError
+from aoer.wording import plural
 
 
 def as_problems(field_errors: Iterable[FieldError]) -> list[Problem]:
@@ -30,7 +31,8 @@ def report_problems(file: Path, problems: Sequence[Problem], note: str | None = 
         say(note)
     lines = len({p.line for p in ordered})
     raise InvalidInput(
-        f"{file}: {count(len(ordered), 'problem')} on {count(lines, 'line')}; nothing was imported"
+        f"{file}: {plural(len(ordered), 'problem')} on {plural(lines, 'line')};"
+        " nothing was imported"
     )
 
 
@@ -40,5 +42,8 @@ def say(line: str) -> None:
     errors.print(Text(line), highlight=False, soft_wrap=True)
 
 
-def count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+def queued_line(tenants: int, queued: int) -> str:
+    """What an import queued: its tenants less the inactive ones (never recomputed)."""
+    inactive = tenants - queued
+    unqueued = f" ({inactive} inactive: not recomputed)" if inactive else ""
+    return f"queued {plural(queued, 'tenant')} for recompute{unqueued}"

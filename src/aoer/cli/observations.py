@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from aoer import queue
 from aoer.bootstrap import open_services
-from aoer.cli.imports import as_problems, report_problems, say
+from aoer.cli.imports import as_problems, queued_line, report_problems, say
 from aoer.cli.runner import console, errors, run_command
 from aoer.config import Settings
 from aoer.constants import DEFAULT_PRIORITY
@@ -101,7 +101,7 @@ def observations_import(
         ),
     ] = True,
 ) -> None:
-    async def main(settings: Settings) -> IngestResult:
+    async def main(settings: Settings) -> tuple[IngestResult, int]:
         found = read_observation_file(file, format)
         if found.problems:  # the encoding or the header: no line is worth reading
             report_problems(file, as_problems(found.problems))
@@ -122,20 +122,23 @@ def observations_import(
                         f" (attempt {attempt + 1} of {IMPORT_ATTEMPTS})"
                     )
                     found = read_observation_file(file, format)  # from its first line again
-            if result.derived:
+            jobs = (
                 await queue.enqueue_many(session, result.derived, DEFAULT_PRIORITY)
-        return result
+                if result.derived
+                else []
+            )
+        return result, len(jobs)
 
-    result = run_command(main)
+    result, queued = run_command(main)
     derived = (
-        f"; signals derived for {plural(len(result.derived), 'tenant')}, queued for recompute"
-        if result.derived
-        else ""
+        f"; signals derived for {plural(len(result.derived), 'tenant')}" if result.derived else ""
     )
     console.print(
         f"imported {plural(result.upserted, 'observation')} for"
         f" {plural(len(result.tenant_ids), 'tenant')}{derived}"
     )
+    if result.derived:
+        console.print(queued_line(len(result.derived), queued))
 
 
 async def _ingest(

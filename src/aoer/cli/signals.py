@@ -10,7 +10,7 @@ from rich.progress import Progress
 
 from aoer import queue
 from aoer.bootstrap import open_services
-from aoer.cli.imports import as_problems, report_problems
+from aoer.cli.imports import as_problems, queued_line, report_problems
 from aoer.cli.runner import console, errors, run_command
 from aoer.config import Settings
 from aoer.constants import DEFAULT_PRIORITY, SIGNAL_COLUMNS
@@ -76,9 +76,7 @@ def signals_import(
     upserted, tenants, queued = run_command(main)
     console.print(f"imported {plural(upserted, 'row')} for {plural(tenants, 'tenant')}")
     if queued is not None:
-        inactive = tenants - queued
-        unqueued = f" ({inactive} inactive: not recomputed)" if inactive else ""
-        console.print(f"queued {plural(queued, 'tenant')} for recompute{unqueued}")
+        console.print(queued_line(tenants, queued))
 
 
 class _Refused(Exception):
