@@ -429,6 +429,14 @@ async def test_the_jobs_page_finds_a_dealership_by_name_and_lists_nothing_for_a_
     assert "No dealership is named like “garbage”." in nothing.text
     by_id = await api.client.get(f"/dashboard/jobs?tenant={honda}", headers=api.admin)
     assert listed(by_id.text) == {honda}
+    assert "Jobs of Lake Honda only." in by_id.text  # a later page's links carry the id
+    assert "fits several dealerships" in several.text
+    motors = [await make_tenant(f"Motor {i}") for i in range(8)]
+    eight = await api.client.get("/dashboard/jobs?tenant=motor", headers=api.admin)
+    assert "Motor 7</a> — pick one." in eight.text, "eight shown are all there are (review)"
+    motors.append(await make_tenant("Motor 8"))
+    nine = await api.client.get("/dashboard/jobs?tenant=motor", headers=api.admin)
+    assert "</a>, … — pick one." in nine.text, "more than are shown"
 
 
 async def test_a_second_click_on_retry_or_cancel_shows_the_job_not_an_error(

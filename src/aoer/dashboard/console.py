@@ -54,6 +54,7 @@ class JobsView:
     filter: JobFilter
     tenant_text: str  # the dealership filter as typed: a name or an id
     tenant_matches: Sequence[TenantName]  # a name naming none, or several: those shown
+    more_matches: bool  # more fit than are shown
     tenant_picked: TenantName | None  # the one dealership a typed name named
     state: QueueState
     workers: list[WorkerRow]
@@ -86,6 +87,13 @@ def _parse_filter(
         before_id=before_id,
         limit=PAGE_SIZE,
     )
+
+
+def _filtered_tenant(f: JobFilter, rows: Sequence[JobRow]) -> TenantName | None:
+    """The dealership a filter by id shows, named from its jobs (a later page of a name's)."""
+    if f.tenant_id is None or not rows:
+        return None
+    return TenantName(f.tenant_id, rows[0].tenant_name or str(f.tenant_id))
 
 
 def jobs_url(f: JobFilter, **changes: object) -> str:
@@ -195,7 +203,8 @@ async def jobs_page(
         filter=f,
         tenant_text=tenant_text,
         tenant_matches=matches[:NAME_MATCHES_SHOWN],
-        tenant_picked=picked_one,
+        more_matches=len(matches) > NAME_MATCHES_SHOWN,
+        tenant_picked=picked_one or _filtered_tenant(f, rows),
         state=state,
         workers=workers,
         throughput=throughput,
