@@ -30,6 +30,36 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 SETTING = "AOER_WEBHOOK_ALLOWED_NETWORKS"
 
 
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries to its destination, if any."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # ::ffff:127.0.0.1
+    if address.sixtofour is not None:
+        return address.sixtofour  # 2002:7f00:1::
+    if address in NAT64 or (address in IPV4_COMPATIBLE and int(address) > 1):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)  # 64:ff9b::a9fe:a9fe, ::127.0.0.1
+    return None
+
+
+def _numeric_address(name: str) -> IPAddress | None:
+    """`name` as the address a resolver reads it as without asking DNS (inet_aton's forms
+    included: `127.1`, `0x7f.1`, `2130706433`); None for a name."""
+    try:
+        return ipaddress.ip_address(name.split("%")[0])
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(name))
+    except OSError:
+        return None
+
+
 def _kind(address: IPAddress) -> str:
     if address.is_loopback:
         return "a loopback address"
@@ -61,29 +91,35 @@ class AddressPolicy:
         return None if org_id is None else cls.from_settings(settings)
 
     def refusal(self, address: IPAddress) -> str | None:
-        """Why a webhook may not go to `address`; None when it may."""
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
-        if any(address in network for network in self.allowed):
+        """Why a webhook may not go to `address`; None when it may. An IPv6 address that
+        carries an IPv4 one (mapped, NAT64, 6to4, IPv4-compatible) is judged by that one:
+        it is where the packets end up."""
+        embedded = _embedded_ipv4(address)
+        judged = embedded or address
+        if any(judged in network for network in self.allowed):
             return None
-        if address.is_global and not address.is_multicast:
+        if judged.is_global and not judged.is_multicast:
             return None
+        shown = f"{address}" if embedded is None else f"{address} ({embedded})"
         return (
-            f"{address} is {_kind(address)}: an organisation's webhook may reach only public"
+            f"{shown} is {_kind(judged)}: an organisation's webhook may reach only public"
             f" addresses and the networks in {SETTING}"
         )
 
     def check_url_host(self, host: str) -> None:
-        """Refuse an endpoint whose host is, as written, an address the policy refuses."""
+        """Refuse an endpoint whose host is, as written, an address the policy refuses: in
+        any notation the resolver reads as one (`127.1`, `0x7f.1`, `2130706433`), or
+        `localhost` unless loopback is allowed."""
         name = host.strip("[]").lower().rstrip(".")
-        if name == "localhost" or name.endswith(".localhost"):
+        if (name == "localhost" or name.endswith(".localhost")) and self.refusal(
+            ipaddress.ip_address("127.0.0.1")
+        ):
             raise InvalidInput(
                 f"endpoint url points at {host}, this machine: an organisation's webhook may"
                 f" reach only public addresses and the networks in {SETTING}"
             )
-        try:
-            address = ipaddress.ip_address(name.split("%")[0])
-        except ValueError:
+        address = _numeric_address(name)
+        if address is None:
             return  # a name: checked against what it resolves to at each delivery
         reason = self.refusal(address)
         if reason is not None:
