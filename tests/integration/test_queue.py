@@ -1,7 +1,6 @@
 """Queue semantics (DESIGN §4) on a real PostgreSQL: enqueue, claim, complete, fail, leases."""
 
 import random
-import re
 from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -397,17 +396,14 @@ async def test_a_tenant_whose_row_stays_locked_is_isolated_when_asked(
     assert sorted(c.tenant_id for c in outcome.completed) == sorted(set(tenants) - {stuck})
     [attempt] = outcome.failed
     assert (attempt.tenant_id, attempt.status, attempt.retry_count) == (stuck, "queued", 1)
-    # The message names whose row it was and who holds it: what the operator otherwise digs
-    # out of pg_locks at 3 a.m.
-    assert attempt.error_message is not None
-    assert re.fullmatch(
-        "canceling statement due to lock timeout \\(SQLSTATE 55P03; CONTEXT: while locking tuple"
-        f' {re.escape(tuple_of_stuck)} in relation "aoer_summary"\\); waited on the aoer_summary'
-        f" row of t3 \\({stuck}\\), held by one of \\(oldest transaction first\\):"
-        f" pid {pid['pid']} \\(psql, idle in transaction, transaction open \\d+s\\)"
-        " \\(every time: isolated from its batch\\)",
-        attempt.error_message,
-    ), attempt.error_message
+    # The message names whose row it was (the sessions holding it go to the worker's log
+    # only: an organisation reads its tenant's failures).
+    assert attempt.error_message == (
+        "canceling statement due to lock timeout (SQLSTATE 55P03; CONTEXT: while locking tuple"
+        f' {tuple_of_stuck} in relation "aoer_summary"); waited on the aoer_summary row of t3'
+        f" ({stuck}) (every time: isolated from its batch)"
+    )
+    assert f"pid {pid['pid']}" not in attempt.error_message
     [failure] = await rows(conn, "SELECT tenant_id FROM aoer_failures")
     assert failure["tenant_id"] == stuck
 

@@ -69,8 +69,8 @@ async def _complete_isolating(
             if isolation.culprits_left < 0:
                 raise  # more tenants than one bad one: not theirs
             isolation.first_conflict = isolation.first_conflict or exc
-            waited = await _lock_wait(session, exc)
-            told = f"{exc.described}; {waited}" if waited else exc.described
+            waited = await _lock_wait(session, exc)  # the sessions stay in the worker's log
+            told = f"{exc.described}; {waited.row}" if waited else exc.described
             return [], [(jobs[0], f"{told} (every time: isolated from its batch)")]
     except DatabaseError as exc:
         if len(jobs) == 1:
@@ -82,8 +82,8 @@ async def _complete_isolating(
 
 
 async def _lock_wait(session: Session, exc: DatabaseError) -> LockWait | None:
-    """Who may hold the row a lock timeout waited on (in a savepoint of its own; None when
-    the error names no row or the look-up fails): the blamed job's message names them."""
+    """Whose row a lock timeout waited on (in a savepoint of its own; None when the error
+    names no row or the look-up fails): the blamed job's message names it."""
     if lock_wait_place(exc.diagnostics) is None:
         return None
     try:

@@ -183,12 +183,17 @@ class LockWait:
     tenant_name: str | None
     holders: list[LockHolder]
 
+    @property
+    def row(self) -> str:
+        """Whose row it was, without the sessions: what a job's failure, which its tenant's
+        organisation reads too, may say."""
+        if self.tenant_id is None:
+            return f"waited on a {self.relation} row"
+        return f"waited on the {self.relation} row of {self.tenant_name} ({self.tenant_id})"
+
     def __str__(self) -> str:
-        row = (
-            f"waited on the {self.relation} row of {self.tenant_name} ({self.tenant_id})"
-            if self.tenant_id is not None
-            else f"waited on a {self.relation} row"
-        )
+        """The row and the sessions that may hold it, for the operator's log."""
+        row = self.row
         if not self.holders:
             return f"{row}; no other session holds a lock on {self.relation} now"
         held = ", ".join(str(h) for h in self.holders)
