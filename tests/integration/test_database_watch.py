@@ -62,3 +62,4 @@ async def test_the_database_going_and_coming_back_is_told_once_each_and_retries_
         r"\[AOER\] database reachable again after \d+s \(\d+ warnings? held back\)", told[-1]
     ), told[-1]
     assert "worker slot 0" not in caplog.text, "the retry's warning was held back"
+    assert watch._conn is None, "its own ping connection is closed on leaving"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Final
 
 from aoer.db.embedded import DATA_FOLDER, embedded_pid
-from aoer.db.pool import connect
+from aoer.db.pool import Connection, connect
 from aoer.errors import DatabaseError
 from aoer.store import Store
 from aoer.wording import plural
@@ -54,6 +54,11 @@ class DatabaseWatch:
         self.lost: str | None = None  # why, once lost: the process's last words
         self.held_back = 0  # other loggers' warnings held back while down (QuietWhileDown)
         self._told_at = 0.0
+        # For a process that keeps running (`quiet_while_down`): pings on a connection of its
+        # own, kept open, instead of the pool's, whose connections a busy worker's batches
+        # hold (a pooled ping then timed out and a new connection was opened every cycle).
+        self.own_connection = math.isinf(grace_s)
+        self._conn: Connection | None = None
 
     @property
     def down(self) -> bool:
@@ -124,7 +129,29 @@ class DatabaseWatch:
             "start both"
         )
 
+    async def _own_ping(self) -> str | None:
+        """Ping on the watch's own connection (opened again after a failure)."""
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = await asyncio.wait_for(
+                    connect(self.store.database_url, autocommit=True), CONNECT_TIMEOUT_S
+                )
+            await asyncio.wait_for(self._conn.execute("SELECT 1"), PING_TIMEOUT_S * 2)
+        except Exception as exc:  # whatever failed, the database did not answer
+            await self.close()
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return text or "no answer"
+        return None
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
     async def _problem(self) -> str | None:
+        if self.own_connection:
+            return await self._own_ping()
         gone = self._embedded_gone()
         if gone is not None:
             return "its server process is gone"
@@ -193,5 +220,6 @@ async def quiet_while_down(store: Store) -> AsyncIterator[DatabaseWatch]:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await watch.close()
         for handler in handlers:
             handler.removeFilter(quiet)
