@@ -183,6 +183,7 @@ async def _refuse_a_repeat(
     """A second rule watching the same thing for the same crossing and telling one of the
     same channels would raise every alert twice, and send it twice under two webhook-ids a
     receiver cannot tell apart: Conflict naming the rule there is."""
+    await session.alerts.lock_rule_watch(request.tenant_id, request.org_id, request.kind)
     channels = {str(e) for e in endpoint_ids} | {f"mailto:{m.lower()}" for m in emails}
     for rule in await session.alerts.rules(org_id=request.org_id, tenant_id=request.tenant_id):
         same_watch = (rule.tenant_id, rule.org_id, rule.kind) == (

@@ -229,6 +229,10 @@ class Alerts(Statements):
         assert row is not None
         return row
 
+    async def lock_rule_watch(self, tenant_id: UUID | None, org_id: UUID | None, kind: str) -> None:
+        """Serialise rule changes for this watch until the transaction ends."""
+        await self._run("lock_rule_watch", {"watch": f"{tenant_id}:{org_id}:{kind}"})
+
     async def rules(
         self, *, org_id: UUID | None = None, tenant_id: UUID | None = None
     ) -> list[Rule]:

@@ -187,3 +187,8 @@ WHERE id IN (SELECT a.id FROM alerts a
                AND NOT EXISTS (SELECT 1 FROM alert_deliveries d
                                WHERE d.alert_id = a.id AND d.status = 'pending')
              LIMIT %(limit)s);
+
+-- name: lock_rule_watch
+-- Rules made for one tenant or organisation and kind, one at a time (until the transaction
+-- ends): two identical rules posted at once would both pass the check for a repeat.
+SELECT pg_advisory_xact_lock(16, hashtext(%(watch)s));
