@@ -85,17 +85,24 @@ async def test_summary_carries_the_last_split_and_the_7_and_30_day_changes(
     assert Decimal(str(body["change30d"])) == now - Decimal("30.00")
 
 
-async def summary_after(api: Api, tenant: UUID, before: dict[str, Any]) -> dict[str, Any]:
-    """The summary once the API serves a recompute later than `before`'s: its cached copy is
-    evicted by the recompute's NOTIFY, which may land after the next read."""
-    found: dict[str, Any] = before
+async def summary_after(api: Api, conn: Connection, tenant: UUID) -> dict[str, Any]:
+    """The summary of the tenant's latest recompute as the API serves it: its cached copy is
+    evicted by the recompute's NOTIFY, which may land after the next read. (Waiting only for
+    a newer copy than the last one read could return the first of two recomputes.)"""
+    cur = await conn.execute(
+        "SELECT last_updated FROM aoer_summary WHERE tenant_id = %s", (tenant,)
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    latest = row["last_updated"]
+    found: dict[str, Any] = {}
 
-    async def newer() -> bool:
+    async def caught_up() -> bool:
         nonlocal found
         found = await summary(api, tenant)
-        return bool(found["lastUpdated"] != before["lastUpdated"])
+        return datetime.fromisoformat(found["lastUpdated"]) == latest
 
-    await eventually(newer, "the API to serve the next recompute's summary")
+    await eventually(caught_up, "the API to serve the latest recompute's summary")
     return found
 
 
@@ -112,14 +119,14 @@ async def test_the_last_move_outlives_recomputes_that_change_nothing(
     assert first["lastMove"] is None  # nothing to compare with yet
     await conn.execute("UPDATE aiv_raw_signals SET aeo = 30 WHERE dealer_id = %s", (tenant,))
     await recompute_through_worker(conn, [tenant])
-    fell = await summary_after(api, tenant, first)
+    fell = await summary_after(api, conn, tenant)
     move = fell["lastMove"]
     assert (move["previousScore"], move["aoerScore"]) == (51.5, 39.5)  # 0.40 x (30 - 60)
     assert move["change"] == fell["change"]
     assert move["change"]["aeo"] == -12.0
     for _ in range(2):  # the scheduled refresh, "Recompute now": nothing changed
         await recompute_through_worker(conn, [tenant])
-    later = await summary_after(api, tenant, fell)
+    later = await summary_after(api, conn, tenant)
     assert set(later["change"].values()) == {0.0}
     assert later["lastMove"] == move
     cur = await conn.execute(
@@ -135,12 +142,12 @@ async def test_the_last_move_outlives_recomputes_that_change_nothing(
     # 0.00 when the data stops, the jump back when it returns.
     await conn.execute("DELETE FROM aiv_raw_signals WHERE dealer_id = %s", (tenant,))
     await recompute_through_worker(conn, [tenant])
-    gone = await summary_after(api, tenant, later)
+    gone = await summary_after(api, conn, tenant)
     assert (gone["grade"], gone["change"]) == ("No data", None)
     assert gone["lastMove"] == move
     await add_signals(tenant, rows(range(6), aeo="70.00", geo="50.00", ugc="40.00"))
     await recompute_through_worker(conn, [tenant])
-    back = await summary_after(api, tenant, gone)
+    back = await summary_after(api, conn, tenant)
     assert (back["aoerScore"], back["change"]) == (55.5, None)
     assert back["lastMove"] == move
     # Past the look-back, no move is claimed.
@@ -151,7 +158,7 @@ async def test_the_last_move_outlives_recomputes_that_change_nothing(
         (tenant,),
     )
     await recompute_through_worker(conn, [tenant])
-    assert (await summary_after(api, tenant, back))["lastMove"] is None
+    assert (await summary_after(api, conn, tenant))["lastMove"] is None
 
 
 async def test_no_data_rule(
