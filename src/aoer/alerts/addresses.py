@@ -28,8 +28,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 SETTING = "AOER_WEBHOOK_ALLOWED_NETWORKS"
-
-
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 
@@ -56,7 +54,7 @@ def _numeric_address(name: str) -> IPAddress | None:
         pass
     try:
         return ipaddress.IPv4Address(socket.inet_aton(name))
-    except OSError:
+    except (OSError, ValueError):  # not an address; ValueError: a NUL in it
         return None
 
 
