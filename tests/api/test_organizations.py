@@ -256,6 +256,14 @@ async def test_an_agency_renames_and_deactivates_a_dealership_it_no_longer_serve
     again = await api.client.patch(url, json={"active": True}, headers=api.admin)
     assert again.json()["active"] is True
     assert (await audit_actions(conn)).count("tenant.change") == 2, "the refusals wrote nothing"
+    # Made active again, it is queued: what it received while inactive was never recomputed.
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM aoer_queue WHERE tenant_id = %s AND status = 'queued'",
+        (world.a,),
+    )
+    assert (await cur.fetchone())["n"] == 1  # type: ignore[index]
+    renamed = await api.client.patch(url, json={"name": "Lakeside Ford"}, headers=api.admin)
+    assert renamed.status_code == 200, "a rename while active queues nothing more"
     # Renamed as it moves: the new name is the new organisation's to read, not the old one's.
     both = await api.client.patch(
         url, json={"name": "Gamma Ford", "orgId": str(world.org_b)}, headers=api.admin

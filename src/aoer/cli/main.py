@@ -434,7 +434,7 @@ def tenants_update(
             services.store.session() as session,
             session.transaction(),
         ):
-            changed = await session.tenants.change(tid, name=name, active=active)
+            changed = await queue.change_tenant(session, tid, name=name, active=active)
             if changed is None:
                 raise UnknownTenant(f"unknown tenant {tid}")
             entry = changed.audit_entry(cli_actor(), "admin")

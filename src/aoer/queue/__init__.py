@@ -4,6 +4,7 @@ from aoer.queue.batches import BatchOutcome, process_batch
 from aoer.queue.coalescing import Enqueuer
 from aoer.queue.jobs import (
     backoff_s,
+    change_tenant,
     cron_chunk_size,
     enqueue,
     enqueue_many,
@@ -22,6 +23,7 @@ __all__ = [
     "BatchOutcome",
     "Enqueuer",
     "backoff_s",
+    "change_tenant",
     "cron_chunk_size",
     "enqueue",
     "enqueue_many",

@@ -27,6 +27,7 @@ from aoer.errors import (
 )
 from aoer.store import Session
 from aoer.store.jobs import QueuedChunk
+from aoer.store.tenants import TenantChange
 from aoer.types import ClaimedJob, CompletedJob, EnqueuedJob, FailedAttempt, Priority
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,18 @@ async def enqueue_many(
             extra={"tenant_id": str(job.tenant_id), "job_id": str(job.id), "action": "enqueue"},
         )
     return jobs
+
+
+async def change_tenant(
+    session: Session, tenant_id: UUID, *, name: str | None, active: bool | None
+) -> TenantChange | None:
+    """Rename or (de)activate a tenant (None: unknown). A tenant made active again is queued:
+    the signals it received while inactive were written but never recomputed, and its
+    summary would stay as it was until the next scheduled refresh."""
+    changed = await session.tenants.change(tenant_id, name=name, active=active)
+    if changed is not None and changed.is_active and not changed.was_active:
+        await enqueue_many(session, [tenant_id], DEFAULT_PRIORITY)
+    return changed
 
 
 async def trigger_cron(session: Session, chunk: int = DEFAULT_TICK_CHUNK) -> int:

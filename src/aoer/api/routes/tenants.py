@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from aoer import queue
 from aoer.api.auth import Principal, ensure_org_access, require_admin, require_roles
 from aoer.api.context import Context
 from aoer.api.limits import require_json
@@ -121,7 +122,9 @@ async def move(
             for move_entry in moved.audit_entries(principal.subject, principal.role, ip):
                 await session.audit.record(move_entry)
         if "name" in body.model_fields_set or "active" in body.model_fields_set:
-            changed = await session.tenants.change(tenant_id, name=body.name, active=body.active)
+            changed = await queue.change_tenant(
+                session, tenant_id, name=body.name, active=body.active
+            )
             if changed is None:
                 raise UnknownTenant(f"unknown tenant {tenant_id}")
             entry = changed.audit_entry(principal.subject, principal.role, ip)
