@@ -103,3 +103,28 @@ async def test_a_rule_added_on_the_page_raises_an_alert_shown_live(
     await expect(page.locator("#chart .marker")).to_have_count(2)
     await expect(page.locator("#chart .marker-alert title")).to_have_text(live_title or "")
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_a_failed_recompute_reads_as_its_first_sentence_in_the_feed(
+    aoer_up: Aoer, conn: Connection, page: Page
+) -> None:
+    """A dealership's feed showed a failed recompute's error whole, PostgreSQL's diagnostics
+    included ("SQLSTATE P0001; CONTEXT: PL/pgSQL function … line 3"): its first sentence now,
+    the rest in the line's tooltip (and whole on the job's page)."""
+    await wait_for_demo_scores(conn)
+    dealer = demo_tenant_ids()[1]
+    error = (
+        "poisoned tenant (SQLSTATE P0001; CONTEXT: PL/pgSQL function refuse_poison() line 3"
+        " at RAISE)"
+    )
+    await conn.execute(
+        "INSERT INTO alerts (tenant_id, kind, dedup_key, data)"
+        " VALUES (%s, 'job_failed', 'browser', jsonb_build_object('job',"
+        " jsonb_build_object('error', %s::text)))",
+        (dealer, error),
+    )
+    await sign_in(page, aoer_up.login_link)
+    await page.goto(f"{aoer_up.base_url}/dashboard/tenant/{dealer}")
+    line = page.locator("#alerts-feed li").first.locator(".msg")
+    await expect(line).to_have_text("poisoned tenant")
+    await expect(line).to_have_attribute("title", error)

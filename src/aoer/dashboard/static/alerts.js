@@ -16,6 +16,15 @@ const AlertFeed = (() => {
 
   function days(n) { return n === 1 ? "1 day" : `${n} days`; }
 
+  /* A failed recompute's error as a feed line: its first sentence, without PostgreSQL's
+     diagnostics "(SQLSTATE …; CONTEXT: PL/pgSQL function … line 3)" that a dealership cannot
+     act on (the job's page keeps them whole, and so does the line's tooltip). */
+  function failure(error) {
+    if (!error) return "the job ran out of attempts";
+    const cut = error.indexOf(" (SQLSTATE ");
+    return cut > 0 ? error.slice(0, cut) : error;
+  }
+
   function summary(alert) {
     const d = alert.data || {};
     const p = d.previous || {};
@@ -33,7 +42,7 @@ const AlertFeed = (() => {
         return c.daysSinceLastData == null ? "no data in the score's window"
           : `${days(c.daysSinceLastData)} since the last data`;
       case "job_failed":
-        return (d.job && d.job.error) || "the job ran out of attempts";
+        return failure(d.job && d.job.error);
       default:
         return "";
     }
@@ -62,7 +71,8 @@ const AlertFeed = (() => {
           (alert.data && alert.data.tenantName) || alert.tenantId);
         li.append(link);
       }
-      li.append(AOER.el("span", { class: "msg" }, summary(alert)));
+      const full = alert.kind === "job_failed" && alert.data && alert.data.job && alert.data.job.error;
+      li.append(AOER.el("span", full ? { class: "msg", title: full } : { class: "msg" }, summary(alert)));
       li.append(AOER.el("span", { class: "tag", title: "deliveries" }, deliveryText(alert.deliveries)));
       return li;
     }
