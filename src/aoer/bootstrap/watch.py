@@ -54,11 +54,15 @@ class DatabaseWatch:
         self.lost: str | None = None  # why, once lost: the process's last words
         self.held_back = 0  # other loggers' warnings held back while down (QuietWhileDown)
         self._told_at = 0.0
-        # For a process that keeps running (`quiet_while_down`): pings on a connection of its
-        # own, kept open, instead of the pool's, whose connections a busy worker's batches
-        # hold (a pooled ping then timed out and a new connection was opened every cycle).
-        self.own_connection = math.isinf(grace_s)
         self._conn: Connection | None = None
+
+    @property
+    def own_connection(self) -> bool:
+        """A watch that is never lost (`quiet_while_down`: a process that keeps running)
+        pings on a connection of its own, kept open, not the pool's, whose connections a
+        busy worker's batches hold (a pooled ping then timed out and a new connection was
+        opened every cycle)."""
+        return math.isinf(self.grace_s)
 
     @property
     def down(self) -> bool:
