@@ -50,6 +50,31 @@ def wait_for(check: "object", what: str) -> None:
     pytest.fail(f"timed out waiting for {what}")
 
 
+def wait_all(
+    db_url: str, workers: list[subprocess.Popen[str]], logs: list[Path], seconds: float
+) -> list[int]:
+    """The workers' exit codes; within `seconds` (under the test's own timeout), else a
+    failure saying which still ran, what each last logged and where the queue stood."""
+    deadline = time.monotonic() + seconds
+    try:
+        return [w.wait(max(0.1, deadline - time.monotonic())) for w in workers]
+    except subprocess.TimeoutExpired:
+        running = [log.name for w, log in zip(workers, logs, strict=True) if w.poll() is None]
+        for w in workers:
+            w.kill()
+            w.wait(10)
+        with psycopg.connect(db_url) as conn:
+            statuses = conn.execute(
+                "SELECT status, count(*) FROM aoer_queue GROUP BY status ORDER BY status"
+            ).fetchall()
+        tails = "\n".join(
+            f"--- {log.name}:\n" + "\n".join(log.read_text().splitlines()[-8:]) for log in logs
+        )
+        pytest.fail(
+            f"{', '.join(running)} still running after {seconds:.0f}s; queue {statuses}\n{tails}"
+        )
+
+
 def assert_every_summary_correct(db_url: str) -> None:
     """Each stored summary equals a fresh recomputation from the signals."""
     mismatches = scalar(
@@ -145,16 +170,9 @@ def test_four_workers_complete_20000_jobs_exactly_once(
     seed_fleet(db_url, 20_000)
     assert aoer("cron", "--once").returncode == 0
     env = {"AOER_BATCH_SIZE": "250", "AOER_LOG_EACH_TENANT": "false"}
-    workers = [
-        start_aoer(db_url, tmp_path / f"worker{i}.log", "worker", "--drain", **env)
-        for i in range(4)
-    ]
-    try:
-        codes = [w.wait(WAIT_S * 3) for w in workers]
-    except subprocess.TimeoutExpired:
-        for w in workers:
-            w.kill()
-        raise
+    logs = [tmp_path / f"worker{i}.log" for i in range(4)]
+    workers = [start_aoer(db_url, log, "worker", "--drain", **env) for log in logs]
+    codes = wait_all(db_url, workers, logs, WAIT_S)
     assert codes == [0, 0, 0, 0]
     assert scalar(db_url, "SELECT count(*) FROM aoer_queue WHERE status = 'completed'") == 20_000
     assert scalar(db_url, "SELECT count(*) FROM aoer_queue WHERE status <> 'completed'") == 0

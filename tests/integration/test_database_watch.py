@@ -4,16 +4,18 @@ is back with how many of the process's own retry warnings it held back meanwhile
 to write several warnings a second (the pool, the listeners, the delivery loop) and never
 say that the database was down, nor that it was back."""
 
+import asyncio
 import logging
 import re
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from aoer.bootstrap import watch as watch_module
-from aoer.bootstrap.watch import quiet_while_down
-from aoer.db.pool import Pool
+from aoer.bootstrap.watch import DatabaseWatch, quiet_while_down
+from aoer.db.pool import Pool, connect
 from aoer.store import Store
 from tests.conftest import eventually
 
@@ -62,4 +64,64 @@ async def test_the_database_going_and_coming_back_is_told_once_each_and_retries_
         r"\[AOER\] database reachable again after \d+s \(\d+ warnings? held back\)", told[-1]
     ), told[-1]
     assert "worker slot 0" not in caplog.text, "the retry's warning was held back"
+    assert watch._conn is None, "its own ping connection is closed on leaving"
+
+
+def never_lost(pool: Pool, db_url: str) -> DatabaseWatch:
+    return DatabaseWatch(
+        Store(pool, db_url), embedded_home=None, grace_s=float("inf"), on_lost=lambda: None
+    )
+
+
+async def test_a_cancel_arriving_as_a_ping_completes_ends_the_watch(
+    pool: Pool, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watch's ping awaited `asyncio.wait_for`, which on Python 3.11 swallows a cancel
+    arriving as what it awaits completes: the watch then ran on, and the `aoer worker --drain`
+    it belonged to never exited after its last batch (a CI run timed out on it)."""
+    watch = never_lost(pool, db_url)
+    conn = await connect(db_url, autocommit=True)
+    execute = conn.execute
+    pinged = asyncio.Event()
+
+    async def ping_then_cancel_the_watch(*args: Any, **kwargs: Any) -> Any:
+        result = await execute(*args, **kwargs)
+        if not pinged.is_set():
+            pinged.set()
+            task.cancel()  # the ping's answer is in: the cancel and it arrive together
+        return result
+
+    monkeypatch.setattr(conn, "execute", ping_then_cancel_the_watch)
+    watch._conn = conn
+    task = watch.start()
+    try:
+        async with asyncio.timeout(10):
+            await asyncio.wait({task})
+        assert pinged.is_set()
+        assert task.cancelled(), "the watch ran on past its cancel"
+    finally:
+        await watch.stop()
+    assert conn.closed
+
+
+async def test_leaving_quiet_while_down_ends_a_watch_that_swallowed_its_cancel(
+    pool: Pool, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However the watch came to swallow a cancel (a library's own `wait_for`), leaving the
+    block ends it: it is cancelled again until it stops, not awaited for ever."""
+    swallowed = asyncio.Event()
+    run = DatabaseWatch.run
+
+    async def run_swallowing_one_cancel(self: DatabaseWatch) -> None:
+        try:
+            await run(self)
+        except asyncio.CancelledError:
+            swallowed.set()
+        await run(self)
+
+    monkeypatch.setattr(DatabaseWatch, "run", run_swallowing_one_cancel)
+    async with asyncio.timeout(10):
+        async with quiet_while_down(Store(pool, db_url)) as watch:
+            await eventually(lambda: watch._conn is not None, "the watch's first ping")
+    assert swallowed.is_set()
     assert watch._conn is None, "its own ping connection is closed on leaving"

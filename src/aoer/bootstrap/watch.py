@@ -24,6 +24,7 @@ from aoer.db.embedded import DATA_FOLDER, embedded_pid
 from aoer.db.pool import Connection, connect
 from aoer.errors import DatabaseError
 from aoer.store import Store
+from aoer.waiting import cancel_all
 from aoer.wording import plural
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,21 @@ class DatabaseWatch:
         self.held_back = 0  # other loggers' warnings held back while down (QuietWhileDown)
         self._told_at = 0.0
         self._conn: Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> "asyncio.Task[None]":
+        self._task = asyncio.create_task(self.run(), name="aoer-database-watch")
+        return self._task
+
+    async def stop(self) -> None:
+        """End the watch and close its connection. Awaited, not only cancelled: a ping in
+        flight is cancelled on the server before the loop closes (else the loop's final sweep
+        interrupts that cancellation, and psycopg warns it closed the connection). Cancelled
+        until it ends (`cancel_all`): a watch that swallowed its one cancel ran on, and
+        `aoer worker --drain` never exited after its last batch."""
+        if self._task is not None:
+            await cancel_all([self._task])
+        await self.close()
 
     @property
     def own_connection(self) -> bool:
@@ -134,13 +150,16 @@ class DatabaseWatch:
         )
 
     async def _own_ping(self) -> str | None:
-        """Ping on the watch's own connection (opened again after a failure)."""
+        """Ping on the watch's own connection (opened again after a failure).
+
+        `asyncio.timeout`, not `wait_for`, around each step: on Python 3.11 `wait_for`
+        swallows a cancellation arriving as the ping completes (waiting.py)."""
         try:
             if self._conn is None or self._conn.closed:
-                self._conn = await asyncio.wait_for(
-                    connect(self.store.database_url, autocommit=True), CONNECT_TIMEOUT_S
-                )
-            await asyncio.wait_for(self._conn.execute("SELECT 1"), PING_TIMEOUT_S * 2)
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    self._conn = await connect(self.store.database_url, autocommit=True)
+            async with asyncio.timeout(PING_TIMEOUT_S * 2):
+                await self._conn.execute("SELECT 1")
         except Exception as exc:  # whatever failed, the database did not answer
             await self.close()
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -181,7 +200,8 @@ class DatabaseWatch:
                 await asyncio.gather(ping, return_exceptions=True)
         # Every pooled connection busy is load, not loss: a connection of its own decides.
         try:
-            conn = await asyncio.wait_for(connect(self.store.database_url), CONNECT_TIMEOUT_S)
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                conn = await connect(self.store.database_url)
         except DatabaseError as exc:
             return str(exc).splitlines()[0]  # says more than the pool's timeout
         except Exception:
@@ -218,12 +238,10 @@ async def quiet_while_down(store: Store) -> AsyncIterator[DatabaseWatch]:
     handlers = logging.getLogger().handlers
     for handler in handlers:
         handler.addFilter(quiet)
-    task = asyncio.create_task(watch.run(), name="aoer-database-watch")
+    watch.start()
     try:
         yield watch
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await watch.close()
+        await watch.stop()
         for handler in handlers:
             handler.removeFilter(quiet)

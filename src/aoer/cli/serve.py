@@ -168,8 +168,7 @@ async def _run_up(settings: Settings, *, demo: bool) -> None:
             ),
             flush=True,
         )
-        watch_task = asyncio.create_task(watch.run(), name="aoer-database-watch")
-        watch_task.add_done_callback(_watch_ended)
+        watch.start().add_done_callback(_watch_ended)
         server_task = server.task
         assert server_task is not None
         quiet = QuietWhileDown(watch)
@@ -188,11 +187,7 @@ async def _run_up(settings: Settings, *, demo: bool) -> None:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=bool(pending))
         finally:
-            # Awaited, not only cancelled: a ping in flight is cancelled on the server before
-            # the loop closes (else the loop's final sweep interrupts that cancellation, and
-            # psycopg warns it closed the connection).
-            watch_task.cancel()
-            await asyncio.gather(watch_task, return_exceptions=True)
+            await watch.stop()
             for handler in handlers:
                 handler.removeFilter(quiet)
     if watch.lost:
