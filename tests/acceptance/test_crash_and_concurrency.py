@@ -61,6 +61,10 @@ def wait_all(
     except subprocess.TimeoutExpired:
         running = [log.name for w, log in zip(workers, logs, strict=True) if w.poll() is None]
         for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGUSR1)  # each logs where its tasks wait
+        time.sleep(2)
+        for w in workers:
             w.kill()
             w.wait(10)
         with psycopg.connect(db_url) as conn:
@@ -68,7 +72,7 @@ def wait_all(
                 "SELECT status, count(*) FROM aoer_queue GROUP BY status ORDER BY status"
             ).fetchall()
         tails = "\n".join(
-            f"--- {log.name}:\n" + "\n".join(log.read_text().splitlines()[-8:]) for log in logs
+            f"--- {log.name}:\n" + "\n".join(log.read_text().splitlines()[-30:]) for log in logs
         )
         pytest.fail(
             f"{', '.join(running)} still running after {seconds:.0f}s; queue {statuses}\n{tails}"
@@ -192,6 +196,29 @@ def test_four_workers_complete_20000_jobs_exactly_once(
     busy = scalar(db_url, "SELECT count(DISTINCT locked_by) FROM aoer_queue")
     assert busy == 4, "every worker took part"
     assert_every_summary_correct(db_url)
+
+
+def test_sigusr1_logs_where_each_task_of_a_worker_waits(db_url: str, tmp_path: Path) -> None:
+    """For a worker that seems stuck: `kill -USR1` lists its tasks, each with its chain of
+    awaits, and the worker goes on."""
+    log = tmp_path / "worker.log"
+    worker = start_aoer(db_url, log, "worker")
+    try:
+        wait_for(lambda: "worker active" in log.read_text(), "the worker to start")
+        worker.send_signal(signal.SIGUSR1)
+        wait_for(lambda: "aoer-database-watch: " in log.read_text(), "the tasks' list")
+        text = log.read_text()
+        listed = re.search(r"\[AOER\] (\d+) tasks, each where it waits \(SIGUSR1\):", text)
+        assert listed is not None, text
+        tasks = re.findall(r"\[AOER\]   (\S+): (.+)", text)
+        assert len(tasks) == int(listed[1]), tasks
+        where = dict(tasks)
+        assert where["aoer-database-watch"].startswith("run (watch.py:"), where
+        assert where["aoer-heartbeat"].startswith("_heartbeat (loop.py:"), where
+        assert worker.poll() is None, "the worker goes on"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
 
 
 def test_sigterm_lets_the_worker_exit_cleanly(db_url: str, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from aoer.waiting import cancel_all, wait_set
+from aoer.waiting import awaiting, cancel_all, wait_set
 
 
 async def test_wait_set_says_whether_the_event_was_set() -> None:
@@ -41,3 +41,24 @@ async def test_cancel_all_stops_a_task_that_swallowed_the_first_cancel() -> None
     await asyncio.wait_for(cancel_all([task]), 10)
     assert swallowed.is_set()
     assert task.cancelled()
+
+
+async def test_awaiting_names_each_await_of_a_task_outermost_first() -> None:
+    event = asyncio.Event()
+
+    async def inner() -> None:
+        await event.wait()
+
+    async def outer() -> None:
+        await inner()
+
+    task = asyncio.create_task(outer(), name="the-outer")
+    await asyncio.sleep(0)
+    where = awaiting(task)
+    event.set()
+    await task
+    steps = where.split(" → ")
+    assert [s.split(" ")[0] for s in steps] == ["outer", "inner", "wait"], where
+    assert steps[0].startswith("outer (test_waiting.py:")
+    assert steps[2].startswith("wait (locks.py:")
+    assert awaiting(task) == "done"

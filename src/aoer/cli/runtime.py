@@ -1,4 +1,5 @@
-"""Process plumbing the commands share: stop signals and a worker's own metrics endpoint."""
+"""Process plumbing the commands share: stop signals, SIGUSR1's list of where each task
+waits, and a worker's own metrics endpoint."""
 
 import asyncio
 import logging
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from aoer.db.pool import lower_priority, lower_session_autogroup
 from aoer.errors import AoerError
+from aoer.waiting import log_tasks
 
 if TYPE_CHECKING:
     from aoer.api.metrics import Metrics
@@ -25,10 +27,12 @@ AUTOGROUP_WAIT_S = 3.0
 
 
 def install_stop_handlers(stop: Callable[[], None]) -> None:
-    """SIGTERM/SIGINT: stop claiming, finish the batch in hand, exit 0."""
+    """SIGTERM/SIGINT: stop claiming, finish the batch in hand, exit 0. SIGUSR1: log where
+    each task waits (the process goes on)."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
+    loop.add_signal_handler(signal.SIGUSR1, log_tasks)
 
 
 def serve_worker_metrics(host: str, port: int) -> "Metrics":

@@ -219,16 +219,18 @@ class Worker:
             # A drain listens too when it has an urgent lane: urgent enqueues wake the lane.
             helpers.append(
                 asyncio.create_task(
-                    listen_for_jobs(self.store, self._listener_woke, self.listening, self._control)
+                    listen_for_jobs(self.store, self._listener_woke, self.listening, self._control),
+                    name="aoer-queue-listener",
                 )
             )
         if not self.drain:
-            helpers.append(asyncio.create_task(self._keep_leases()))
-            helpers.append(asyncio.create_task(self._heartbeat()))
+            helpers.append(asyncio.create_task(self._keep_leases(), name="aoer-lease-keeper"))
+            helpers.append(asyncio.create_task(self._heartbeat(), name="aoer-heartbeat"))
             if self.scheduled:
                 helpers.append(
                     asyncio.create_task(
-                        run_scheduler(self.store, self.scheduled, self.worker_id, self._stopping)
+                        run_scheduler(self.store, self.scheduled, self.worker_id, self._stopping),
+                        name="aoer-scheduler",
                     )
                 )
             # Listen before the first claim so no NOTIFY falls between them.
@@ -236,12 +238,12 @@ class Worker:
         try:
             async with asyncio.TaskGroup() as group:
                 regular = [
-                    group.create_task(self._slot(slot))
+                    group.create_task(self._slot(slot), name=f"aoer-batch-slot-{slot}")
                     for slot, lane in enumerate(self._lanes)
                     if lane is not URGENT_LANE
                 ]
                 if self.settings.urgent_lane:
-                    group.create_task(self._slot(len(self._lanes) - 1))
+                    group.create_task(self._slot(len(self._lanes) - 1), name="aoer-urgent-lane")
                 if self.drain:
                     await asyncio.gather(*regular)
                     self._slots_done.set()  # the urgent lane ends with them
