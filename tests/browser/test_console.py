@@ -8,7 +8,7 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Dialog, Page, expect
 
 from aoer.db.pool import Connection
 from aoer.scoring.demo import demo_tenant_ids
@@ -52,7 +52,7 @@ async def test_retry_a_failed_job_and_pause_resume_from_the_console(
 ) -> None:
     aoer = aoer_one_attempt
     await wait_for_demo_scores(conn)
-    poisoned, other = demo_tenant_ids()[:2]
+    poisoned, other, third = demo_tenant_ids()[:3]
     await conn.execute(
         f"""
         CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -85,8 +85,23 @@ async def test_retry_a_failed_job_and_pause_resume_from_the_console(
     await expect(page.locator("#notice")).to_contain_text("queued again")
     await expect(page.locator("#job-status")).to_have_text("completed", timeout=DONE_MS)
 
-    # Pause from the page: a job queued now is not claimed until the queue is resumed.
+    # Pause from the page: a job queued now is not claimed until the queue is resumed. It
+    # stops the whole fleet, so the page asks first: declined, nothing is paused.
     await page.get_by_role("link", name="Jobs", exact=True).click()
+    asked: list[str] = []
+
+    async def answer(dialog: Dialog, accept: bool) -> None:
+        asked.append(dialog.message)
+        await (dialog.accept() if accept else dialog.dismiss())
+
+    page.once("dialog", lambda d: answer(d, False))
+    await page.get_by_role("button", name="Pause queue").click()
+    await eventually(lambda: len(asked) == 1, "the page to ask before pausing")
+    assert asked[0].startswith("Pause the queue? Every worker stops claiming"), asked
+    await expect(page.locator("#queue-state")).to_contain_text("running")
+    async with aoer.api() as api:
+        assert (await api.get("/api/queue/state")).json()["paused"] is False, "declined: not paused"
+    page.once("dialog", lambda d: answer(d, True))
     await page.get_by_role("button", name="Pause queue").click()
     await expect(page.locator("#queue-state")).to_contain_text("paused")
     waiting = await enqueue(aoer, other)
@@ -97,6 +112,15 @@ async def test_retry_a_failed_job_and_pause_resume_from_the_console(
     await page.goto(f"{aoer.base_url}/dashboard/jobs/{waiting}")
     await expect(page.locator("#job-status")).to_have_text("queued")
     await expect(page.get_by_text("The queue is paused.")).to_be_visible()
+    # Cancelling a waiting job asks first too (it is removed), then removes it.
+    cancelled = await enqueue(aoer, third)
+    await page.goto(f"{aoer.base_url}/dashboard/jobs/{cancelled}")
+    page.once("dialog", lambda d: answer(d, True))
+    await page.get_by_role("button", name="Cancel").click()
+    await expect(page.locator("#notice")).to_contain_text("Job cancelled.")
+    assert asked[-1].startswith("Cancel this job? It is removed from the queue"), asked
+    cur = await conn.execute("SELECT count(*) AS n FROM aoer_queue WHERE id = %s", (cancelled,))
+    assert (await cur.fetchone() or {})["n"] == 0
     await page.get_by_role("link", name="Jobs", exact=True).click()
     await expect(page.locator("#workers")).to_contain_text("paused")
     await screenshot(page, "jobs")

@@ -217,6 +217,8 @@ async def test_a_batch_retry_after_a_lock_timeout_names_whose_row_and_who_holds_
         await holder.execute(
             "SELECT 1 FROM aoer_summary WHERE tenant_id = %s FOR UPDATE", (tenant,)
         )
+        # A second lock mode on the table (a row-exclusive one) is the same holder, once.
+        await holder.execute("UPDATE aoer_summary SET tenant_id = tenant_id WHERE false")
         cur = await holder.execute("SELECT pg_backend_pid() AS pid")
         pid = (await cur.fetchone() or {})["pid"]
         await conn.execute("SET lock_timeout = '200ms'")
@@ -229,3 +231,4 @@ async def test_a_batch_retry_after_a_lock_timeout_names_whose_row_and_who_holds_
         f"waited on the aoer_summary row of Granite State Subaru ({tenant}), held by one of"
         f" (oldest transaction first): pid {pid} (psql, idle in transaction, transaction open"
     )
+    assert str(waited).count(f"pid {pid} ") == 1, str(waited)

@@ -237,10 +237,8 @@ def queue_status(as_json_flag: JsonOutput = False) -> None:
             emit_json(as_json(state))
             return
         word = "paused" if state.paused else "running"
-        console.print(
-            f"queue {word} since {table_time(state.changed_at)} (by {state.changed_by or '-'})",
-            highlight=False,
-        )
+        by = f" (by {state.changed_by})" if state.changed_by else ""
+        console.print(f"queue {word} since {table_time(state.changed_at)}{by}", highlight=False)
 
     run_command(main)
 

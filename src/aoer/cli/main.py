@@ -332,7 +332,7 @@ def status(as_json: JsonOutput = False) -> None:
                 highlight=False,
             )
         console.print(
-            f"throughput: {rate.last_minute} jobs in the last minute, "
+            f"throughput: {plural(rate.last_minute, 'job')} in the last minute, "
             f"{rate.last_hour} in the last hour"
         )
         if pending:

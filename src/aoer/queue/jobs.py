@@ -29,6 +29,7 @@ from aoer.store import Session
 from aoer.store.jobs import QueuedChunk
 from aoer.store.tenants import TenantChange
 from aoer.types import ClaimedJob, CompletedJob, EnqueuedJob, FailedAttempt, Priority
+from aoer.wording import plural
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +223,8 @@ async def reclaim_expired(session: Session) -> int:
         await raise_alerts(session, [], [job.id for job in taken if job.status == "failed"])
     if taken:
         logger.warning(
-            "[AOER] Took back %d jobs whose worker stopped renewing its lease", len(taken)
+            "[AOER] Took back %s whose worker stopped renewing its lease",
+            plural(len(taken), "job"),
         )
     for job in taken:  # the lost attempt is a failed recompute, logged as any other
         log_failure(job.id, job.tenant_id, job.error_message)

@@ -39,6 +39,7 @@ from aoer.store import Store
 from aoer.store.console import Heartbeat, LockWait, lock_wait_place
 from aoer.types import ClaimedJob, Priority
 from aoer.waiting import cancel_all, wait_set
+from aoer.wording import plural
 from aoer.worker.scheduler import ScheduledJob, run_scheduler
 from aoer.worker.slots import batch_slots, host_cores
 from aoer.worker.wakeup import listen_for_jobs
@@ -179,14 +180,14 @@ class Worker:
         if slots == self.active_slots:
             return
         self.active_slots = slots
+        sharing = beat.live_workers
         logger.info(
-            "[AOER] worker %s keeps %d of its %d batch slots busy: %d live workers share the "
-            "database host's %d cores",
+            "[AOER] worker %s keeps %d of its %s busy: %s the database host's %s",
             self.worker_id,
             slots,
-            self.settings.worker_concurrency,
-            beat.live_workers,
-            self._cores,
+            plural(self.settings.worker_concurrency, "batch slot"),
+            plural(sharing, "live worker") + (" shares" if sharing == 1 else " share"),
+            plural(self._cores, "core"),
             extra={"worker_id": self.worker_id, "action": "slots"},
         )
         self._wake_all()  # a slot given back starts claiming
@@ -342,8 +343,8 @@ class Worker:
                     return None
                 waited = await self._lock_wait(exc)
                 logger.warning(
-                    "[AOER] batch of %d jobs%s: %s%s; %s in %.1fs",
-                    len(jobs),
+                    "[AOER] batch of %s%s: %s%s; %s in %.1fs",
+                    plural(len(jobs), "job"),
                     f" (tenant {jobs[0].tenant_id})" if len(jobs) == 1 else "",
                     exc.described,
                     f"; {waited}" if waited else "",

@@ -1,5 +1,6 @@
 /* AOER dashboard: a job page follows its job while it waits or runs, and reloads once it
-   finishes (the detail and attempts are rendered by the server); its buttons act once. */
+   finishes (the detail and attempts are rendered by the server); the console's buttons act
+   once, and those that stop work (pause the queue, cancel a job) ask first. */
 "use strict";
 
 (() => {
@@ -9,7 +10,11 @@
   const enable = (on) => forms.forEach((form) => {
     form.querySelectorAll("button").forEach((button) => { button.disabled = !on; });
   });
-  forms.forEach((form) => form.addEventListener("submit", () => {
+  forms.forEach((form) => form.addEventListener("submit", (event) => {
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+      return;
+    }
     setTimeout(() => enable(false), 0);  // after the form's data is taken
   }));
   window.addEventListener("pageshow", (event) => { if (event.persisted) enable(true); });

@@ -295,13 +295,15 @@ WHERE t.id = (
 -- name: lock_holders
 -- Other sessions holding a lock on `relation` that lets them write its rows, oldest
 -- transaction first: among them, whoever holds the row a statement waited on. (Without
--- pg_read_all_stats a role sees only its own sessions' state and transaction start.)
+-- pg_read_all_stats a role sees only its own sessions' state and transaction start.) A
+-- session holding the relation in two modes (an UPDATE's and a FOR UPDATE's) is one holder.
 SELECT a.pid, nullif(a.application_name, '') AS application, a.state,
        extract(epoch FROM now() - a.xact_start)::float8 AS transaction_s
-FROM pg_locks l
-JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.locktype = 'relation' AND l.granted AND l.relation = to_regclass(%(relation)s)
-  AND l.mode <> 'AccessShareLock'
+FROM pg_stat_activity a
+WHERE a.pid IN (SELECT l.pid FROM pg_locks l
+                WHERE l.locktype = 'relation' AND l.granted
+                  AND l.relation = to_regclass(%(relation)s)
+                  AND l.mode <> 'AccessShareLock')
   AND a.pid <> pg_backend_pid()
   AND a.backend_type = 'client backend'
 ORDER BY a.xact_start NULLS LAST, a.pid
