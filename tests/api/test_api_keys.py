@@ -241,3 +241,21 @@ async def test_a_tenant_key_its_organisation_issued_stops_when_the_tenant_leaves
     # The old organisation's keys page names the dealership as gone, not by a dead link.
     page = await api.client.get("/dashboard/keys", headers=org_bearer(api, world.org_a))
     assert "a dealership no longer in your organisation" in page.text
+
+
+async def test_a_key_revoked_right_after_a_use_still_shows_that_use(
+    api: Api, conn: Connection, world: OrgWorld
+) -> None:
+    """A leaked key used and revoked within a second showed 'never used': revoking dropped
+    the cached key with its last use before it was written."""
+    made = await create(api, api.admin, scope="service", name="leaked")
+    assert (await api.client.get("/api/tenants", headers=bearer(made["key"]))).status_code == 200
+    revoked = await api.client.delete(f"/api/keys/{made['id']}", headers=api.admin)
+    assert revoked.status_code in (200, 204), revoked.text
+    await api.ctx.keys.flush_last_used()
+    cur = await conn.execute("SELECT last_used_at, revoked_at FROM api_keys")
+    row = await cur.fetchone() or {}
+    assert row["revoked_at"] is not None
+    assert row["last_used_at"] is not None, "the use before the revocation was kept"
+    assert row["last_used_at"] <= row["revoked_at"]
+    assert await api.ctx.keys.flush_last_used() == 0, "written once"

@@ -65,6 +65,9 @@ class KeyRegistry:
         # cannot become a key (keys are random), so a flood of bad keys reads nothing twice.
         self._refused: dict[str, str] = {}
         self._loaded_at: float = time.monotonic()  # nothing known yet: nothing can be stale
+        # Key id → time.time() of its last use not yet written, for keys dropped from
+        # `_known` (revoked, forgotten): a key revoked a second after a use still shows it.
+        self._unwritten: dict[UUID, float] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -104,7 +107,8 @@ class KeyRegistry:
             raise Unauthorized(why)
         known = _Known(self._principal(grant), _deadline(grant))
         if len(self._known) >= KNOWN_KEYS_MAX:
-            self._known.clear()
+            for old in list(self._known):
+                self._drop(old)
         self._known[digest] = known
         return known
 
@@ -125,15 +129,21 @@ class KeyRegistry:
         subject = f"key:{key_id}"
         for digest, known in list(self._known.items()):
             if known.principal.subject == subject:
-                del self._known[digest]
+                self._drop(digest)
 
     def revoked(self, key_id: UUID) -> None:
         """A key revoked by this process: refused here at once."""
         subject = f"key:{key_id}"
         for digest, known in list(self._known.items()):
             if known.principal.subject == subject:
-                del self._known[digest]
+                self._drop(digest)
                 self._refuse(digest, REVOKED_KEY)
+
+    def _drop(self, digest: str) -> None:
+        """Forget a known key, keeping its last use until it is written."""
+        known = self._known.pop(digest, None)
+        if known is not None and known.used_at is not None and known.principal.token_id:
+            self._unwritten[UUID(known.principal.token_id)] = known.used_at
 
     def _refuse(self, digest: str, why: str) -> None:
         if len(self._refused) >= REFUSED_KEYS_MAX:
@@ -151,7 +161,7 @@ class KeyRegistry:
                 async with self.store.session() as session:
                     revoked = await session.keys.revoked_among(list(ids))
                 for key_id in revoked:
-                    self._known.pop(ids[key_id], None)
+                    self._drop(ids[key_id])
                     self._refuse(ids[key_id], REVOKED_KEY)
         except DatabaseError as exc:
             logger.warning("could not reload revoked API keys: %s", exc)
@@ -168,9 +178,11 @@ class KeyRegistry:
             for k in self._known.values()
             if k.used_at is not None and (force or now - k.written_at >= self.touch_s)
         ]
-        if not due:
+        dropped = dict(self._unwritten)
+        if not due and not dropped:
             return 0
-        used = {
+        used = {key_id: datetime.fromtimestamp(at, UTC) for key_id, at in dropped.items()}
+        used |= {
             UUID(k.principal.token_id or ""): datetime.fromtimestamp(k.used_at, UTC)
             for k in due
             if k.used_at is not None
@@ -179,7 +191,10 @@ class KeyRegistry:
             await session.keys.touch(used)
         for k in due:
             k.used_at, k.written_at = None, now
-        return len(due)
+        for key_id, at in dropped.items():
+            if self._unwritten.get(key_id) == at:  # not used again meanwhile
+                del self._unwritten[key_id]
+        return len(used)
 
     async def _keep_fresh(self) -> None:
         while True:
