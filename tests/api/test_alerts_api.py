@@ -269,7 +269,17 @@ async def test_a_rule_repeating_another_is_refused_not_sent_twice(
     assert (await post(api, "/api/alerts/rules", feed_only)).status_code == 201
     repeat = await post(api, "/api/alerts/rules", feed_only)
     assert repeat.status_code == 409
-    assert "and tells the feed only" in repeat.json()["error"]
+    assert (
+        "and tells the feed only: a second one would raise each alert twice"
+        in (repeat.json()["error"])
+    )
+    # A feed-only rule beside one with channels only doubles the feed, either way round.
+    told = await post(api, "/api/alerts/rules", {**feed_only, "emails": ["gm@twice.example"]})
+    assert told.status_code == 409
+    assert "and tells the feed only" in told.json()["error"]
+    quiet = await post(api, "/api/alerts/rules", {**first, "endpointIds": [], "emails": []})
+    assert quiet.status_code == 409
+    assert "a second one would raise each alert twice" in quiet.json()["error"]
     assert await count(conn, "alert_rules") == 4
 
 

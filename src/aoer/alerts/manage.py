@@ -124,7 +124,7 @@ async def add_rule(session: Session, actor: Actor, request: RuleRequest) -> Rule
     async with session.transaction():
         rule_org = await _rule_owner(session, actor.own_org, request.tenant_id, request.org_id)
         await _check_endpoints(session, endpoint_ids, rule_org)
-        await _refuse_a_repeat(session, request, params, endpoint_ids, emails)
+        await _refuse_a_repeat(session, request, params, endpoint_ids, emails, actor.own_org)
         rule = await session.alerts.create_rule(
             NewRule(
                 scope="tenant" if request.tenant_id is not None else "org",
@@ -179,10 +179,14 @@ async def _refuse_a_repeat(
     params: dict[str, Any],
     endpoint_ids: list[UUID],
     emails: list[str],
+    owner: UUID | None,
 ) -> None:
     """A second rule watching the same thing for the same crossing and telling one of the
     same channels would raise every alert twice, and send it twice under two webhook-ids a
-    receiver cannot tell apart: Conflict naming the rule there is."""
+    receiver cannot tell apart: Conflict naming the rule there is. A rule that tells no
+    channel (the feed only) beside one of the same maker's that does, either way round,
+    adds only a second copy of each alert to the feed: a repeat too (an organisation may
+    still add its channels beside an administrator's feed-only rule it cannot remove)."""
     await session.alerts.lock_rule_watch(request.tenant_id, request.org_id, request.kind)
     channels = {str(e) for e in endpoint_ids} | {f"mailto:{m.lower()}" for m in emails}
     for rule in await session.alerts.rules(org_id=request.org_id, tenant_id=request.tenant_id):
@@ -195,12 +199,15 @@ async def _refuse_a_repeat(
             continue
         theirs = {str(e) for e in rule.endpoint_ids} | {f"mailto:{m.lower()}" for m in rule.emails}
         shared = sorted(channels & theirs)
-        if shared or not (channels or theirs):
-            told = ", ".join(c.removeprefix("mailto:") for c in shared) or "the feed only"
+        feed_only = not channels or not theirs
+        if shared or not (channels or theirs) or (feed_only and rule.owner_org == owner):
+            told = ", ".join(c.removeprefix("mailto:") for c in shared or sorted(theirs))
             raise Conflict(
                 f"alert rule {rule.id} already raises {request.kind} for the same"
-                f" {'tenant' if request.tenant_id else 'organisation'} and tells {told}: a"
-                " second one would send each alert twice (delete it first to change it)"
+                f" {'tenant' if request.tenant_id else 'organisation'} and tells"
+                f" {told or 'the feed only'}: a second one would"
+                f" {'send' if shared else 'raise'} each alert twice (delete it first to"
+                " change it)"
             )
 
 

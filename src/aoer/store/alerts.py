@@ -51,6 +51,7 @@ class Rule:
     active: bool
     created_at: datetime
     created_by: str
+    owner_org: UUID | None = None  # the organisation that made it (0034); None: an admin
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,7 +106,7 @@ RETURNING id, scope, org_id, tenant_id, kind, params, endpoint_ids, emails, acti
 -- Visible rules, optionally of one organisation, or watching one tenant (its own rules and
 -- its organisation's), newest first.
 SELECT id, scope, org_id, tenant_id, kind, params, endpoint_ids, emails, active, created_at,
-       created_by
+       created_by, owner_org
 FROM alert_rules
 WHERE (%(org_id)s::uuid IS NULL OR org_id = %(org_id)s::uuid)
   AND (%(tenant_id)s::uuid IS NULL OR tenant_id = %(tenant_id)s::uuid
