@@ -202,6 +202,10 @@ async def test_derived_signals_fill_each_day_and_queue_the_tenant(
     # A re-derivation updates a derived value.
     await send(api, [obs(t, 1, "claude", "a", mentioned=True)])
     assert (await signal_row(conn, t, 1) or {})["aeo"] == Decimal("100.00")
+    # The same observations again derive nothing new: nothing is said derived or queued.
+    await conn.execute("DELETE FROM aoer_queue")
+    again = await send(api, [obs(t, 1, "claude", "a", mentioned=True)])
+    assert again.json() == {"upserted": 1, "tenants": 1, "derived": 0, "queued": 0}
 
 
 async def test_a_value_supplied_directly_is_never_overwritten_by_a_derivation(
@@ -233,7 +237,8 @@ async def test_a_value_supplied_directly_is_never_overwritten_by_a_derivation(
     assert (await signal_row(conn, t, 1) or {})["geo"] == Decimal("0.00")
     supplied[0]["geo"] = "40"
     await api.client.post("/api/signals", json={"signals": supplied}, headers=api.admin)
-    await send(api, [obs(t, 1, "chatgpt", "a", mentioned=True, cited=True)])
+    both = await send(api, [obs(t, 1, "chatgpt", "a", mentioned=True, cited=True)])
+    assert both.json()["derived"] == 0, "every value of the day was supplied: none derived"
     assert await signal_row(conn, t, 1) == {
         "aeo": Decimal("12.50"),
         "aeo_derived": False,

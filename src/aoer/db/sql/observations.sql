@@ -147,7 +147,8 @@ SELECT DISTINCT dealer_id FROM aoer_observation_staged_days ORDER BY dealer_id;
 -- Each merged (dealer, day): aeo = round(100 × visibility, 2) and geo = round(100 ×
 -- citationRate, 2) over all of that day's observations (every engine; DESIGN §14). A value
 -- supplied directly (not NULL, `_derived` false) is kept; a derived or missing one is
--- (re)placed. Returns the dealers whose signal rows were written.
+-- (re)placed. Returns the dealers whose signal rows were written: a day whose values were
+-- all supplied, or whose derived ones come out the same, is left alone (nothing to recompute).
 WITH rates AS (
     SELECT o.dealer_id, o.date,
            round(100 * count(*) FILTER (WHERE o.mentioned)::numeric / count(*), 2) AS aeo,
@@ -165,6 +166,8 @@ derived AS (
            geo = CASE WHEN r.geo IS NULL OR r.geo_derived THEN EXCLUDED.geo ELSE r.geo END,
            geo_derived = r.geo IS NULL OR r.geo_derived,
            updated_at = now()
+       WHERE ((r.aeo IS NULL OR r.aeo_derived) AND r.aeo IS DISTINCT FROM EXCLUDED.aeo)
+          OR ((r.geo IS NULL OR r.geo_derived) AND r.geo IS DISTINCT FROM EXCLUDED.geo)
     RETURNING r.dealer_id
 )
 SELECT DISTINCT dealer_id FROM derived ORDER BY dealer_id;
