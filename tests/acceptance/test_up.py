@@ -104,6 +104,12 @@ def test_up_demo_runs_on_the_embedded_database_and_reuses_it(tmp_path: Path) -> 
         assert link.returncode == 0, link.stderr
         assert link.stdout.startswith(f"{served}/login?token="), (served, link.stdout)
         assert "database: postgresql://" in log.read_text(), "up names the database it uses"
+        # The advice's peer medians are in by the banner: the demo's summaries advise at once,
+        # not after the next 15-minute refresh.
+        with psycopg.connect(embedded_url(home)) as conn:
+            medians = conn.execute("SELECT count(*) FROM aoer_component_medians").fetchone()
+        assert medians is not None
+        assert medians[0] > 0
         # The login links come after the worker's start-up lines (the demo's recomputes):
         # the last thing on a newcomer's screen is where to click (DESIGN §16).
         lines = log.read_text().splitlines()

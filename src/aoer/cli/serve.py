@@ -153,6 +153,12 @@ async def _run_up(settings: Settings, *, demo: bool) -> None:
         settled = asyncio.ensure_future(runner.idle.wait())
         await asyncio.wait({settled, worker_task}, timeout=BANNER_SETTLE_S)
         settled.cancel()
+        if demo:
+            # The peers' medians the advice compares against are refreshed every 15 minutes;
+            # the first tick ran before the demo's first scores, which left every summary
+            # without advice until the next. Refreshed once now that they are in.
+            async with services.store.session() as session:
+                await session.scores.refresh_medians()
         # print, not log: the links are credentials and must not land in shipped log files;
         # rich would wrap the long URL, so plain stdout it is.
         print(
