@@ -121,3 +121,25 @@ def test_a_file_is_read_without_a_second_copy_of_its_text() -> None:
     # The decoded text once (1 byte a character here) and one record at a time; an
     # `io.StringIO` of the text held it again at 4 bytes a character (~5x in all).
     assert peak < 1.5 * len(data), peak / len(data)
+
+
+def test_a_spreadsheets_header_names_the_columns_whatever_its_case_and_spacing() -> None:
+    """`Dealer ID,Date,SEO` (as a spreadsheet writes a header) was seven unknown columns."""
+    records, problems = parse("Dealer ID,DATE,seo,AEO\nd1,2024-01-01,5,6\n")
+    assert problems == []
+    assert records == [Record(2, {"dealer_id": "d1", "date": "2024-01-01", "seo": "5", "aeo": "6"})]
+    _, problems = parse("dealerId,date,Dealer-ID\nd1,2024-01-01,d1\n")
+    assert [(p.column, p.message) for p in problems] == [("dealer_id", "named twice")]
+
+
+def test_a_file_separated_by_semicolons_is_told_so_once() -> None:
+    _, problems = parse("dealer_id;date;seo\nd1;2024-01-01;5\n")
+    assert len(problems) == 1
+    assert problems[0].message.startswith("the columns are separated by semicolons: save the")
+
+
+def test_a_trailing_comma_is_named_as_the_likely_cause_of_a_nameless_column() -> None:
+    _, problems = parse("dealer_id,date,seo,\nd1,2024-01-01,5,\n")
+    assert [p.message for p in problems] == [
+        "column 4 has no name (a comma at the end of the line?)"
+    ]

@@ -106,7 +106,7 @@ def stream_csv(data: bytes, columns: Sequence[str], required: Sequence[str]) -> 
             Problem(1, None, f"the first line must name the columns, e.g. {expected}")
         )
         return RecordStream([], found.problems, iter(()))
-    names = [cell.strip() for cell in header]
+    names = [_column_named(cell.strip(), columns) for cell in header]
     found.problems.extend(_header_problems(names, columns, required))
     if found.problems:
         return RecordStream(names, found.problems, iter(()))
@@ -136,14 +136,39 @@ def not_utf8(data: bytes) -> Problem | None:
     return None
 
 
+def _column_named(name: str, columns: Sequence[str]) -> str:
+    """The column `name` means, whatever its case, spaces, dashes or underscores (`Dealer
+    ID`, `dealerId` and `DEALER-ID` are `dealer_id`: what a spreadsheet's header reads);
+    `name` itself when it means none."""
+    key = _column_key(name)
+    return next((column for column in columns if _column_key(column) == key), name)
+
+
+def _column_key(name: str) -> str:
+    return "".join(c for c in name.casefold() if c.isalnum())
+
+
 def _header_problems(
     names: Sequence[str], columns: Sequence[str], required: Sequence[str]
 ) -> list[Problem]:
     problems: list[Problem] = []
     known = ", ".join(columns)
+    if len(names) == 1 and ";" in names[0]:
+        parts = [_column_named(part.strip(), columns) for part in names[0].split(";")]
+        if any(part in columns for part in parts):
+            return [
+                Problem(
+                    1,
+                    None,
+                    "the columns are separated by semicolons: save the file as CSV with"
+                    f" commas between the cells (the columns are {known})",
+                )
+            ]
     for position, name in enumerate(names, start=1):
         if not name:
-            problems.append(Problem(1, None, f"column {position} has no name"))
+            trailing = position == len(names)
+            why = " (a comma at the end of the line?)" if trailing else ""
+            problems.append(Problem(1, None, f"column {position} has no name{why}"))
         elif bad_bytes(name):
             problems.append(Problem(1, None, f"{bad_bytes(name)}; {SAVE_AS_UTF8}"))
         elif name not in columns:
