@@ -131,7 +131,10 @@ async def test_jobs_list_show_retry_cancel_from_the_command_line(
     )
     shown = ok(aoer("jobs", "show", str(running.id)))
     assert "its lease ran out 4" in shown
-    assert "worker cli-test has not renewed it (gone, or its batch waits on a lock)" in shown
+    assert (
+        "worker cli-test has not renewed it (gone, or still in the batch that holds the job"
+        in shown
+    )
     assert "once that worker stops heartbeating, or 600s past the lease" in shown
     await conn.execute("DELETE FROM aoer_queue WHERE id = %s", (running.id,))
 
@@ -142,10 +145,18 @@ async def test_jobs_list_show_retry_cancel_from_the_command_line(
     # `pending`, as `aoer status` names a waiting job, is `queued` here too.
     pending = json.loads(ok(aoer("jobs", "list", "--status", "pending", "--json")))
     assert [(j["id"], j["status"]) for j in pending["jobs"]] == [(str(job.id), "queued")]
+    # It fails again: its attempts start over, and `jobs show` says where they did.
+    [again] = await session.jobs.claim("cli-test", 1)
+    await queue.fail(session, "cli-test", [(again, "poisoned again")])
+    lines = ok(aoer("jobs", "show", str(job.id))).splitlines()
+    reset = lines.index("  -- attempts reset: the job was retried")
+    assert "poisoned tenant" in lines[reset - 1]
+    assert "poisoned again" in lines[reset + 1]
+    assert "queued again" in ok(aoer("jobs", "retry", str(job.id)))
     assert "cancelled" in ok(aoer("jobs", "cancel", str(job.id)))
     assert await scalar(conn, "SELECT count(*) FROM aoer_queue") == 0
     actor = await scalar(conn, "SELECT string_agg(actor || ' ' || action, ',') FROM audit_log")
-    assert actor.count("cli:") == 2
+    assert actor.count("cli:") == 3
     assert "job.retry" in actor
     assert "job.cancel" in actor
 

@@ -484,3 +484,31 @@ async def test_an_organisation_sees_its_own_jobs_on_the_console_without_queue_co
     assert hidden.status_code == 404
     admin_page = await api.client.get("/dashboard/jobs", headers=api.admin)
     assert 'id="queue-toggle"' in admin_page.text
+
+
+async def test_the_job_page_marks_a_retry_and_a_lease_taken_back(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    """The attempts read #1 #1 after a retry, with nothing saying why they started over; and
+    an attempt lost with its worker read 'retried after a backoff', though it ran again at
+    once."""
+    tenant = await make_tenant()
+    job = await failed_job(conn, tenant, "first try")
+    assert (await api.client.post(f"/api/jobs/{job}/retry", headers=api.admin)).status_code == 200
+    await conn.execute("UPDATE aoer_queue SET max_retries = 3 WHERE id = %s", (job,))
+    session = session_of(conn, lease_s=1)
+    [claimed] = await session.jobs.claim(WORKER, 1)
+    await conn.execute(
+        "UPDATE aoer_queue SET lease_expires_at = now() - interval '1 minute' WHERE id = %s",
+        (claimed.id,),
+    )
+    assert await queue.reclaim_expired(session) == 1
+    page = await api.client.get(f"/dashboard/jobs/{job}", headers=api.admin)
+    assert page.status_code == 200
+    attempts = page.text[page.text.index('id="attempts"') :]
+    assert (
+        attempts.index("first try") < attempts.index("data-reset") < attempts.index("lease expired")
+    )
+    assert "attempts reset: the job was retried" in attempts
+    assert "taken back and run again at once" in attempts
+    assert "retried after a backoff" not in attempts

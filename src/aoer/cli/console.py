@@ -143,7 +143,9 @@ def jobs_show(
         if row.status == "processing" and row.started_at and row.lease_expires_at:
             console.print(in_flight(row, datetime.now(UTC)), highlight=False, soft_wrap=True)
         console.print(f"attempts ({len(attempts)} failed):", highlight=False)
-        for a in attempts:
+        for previous, a in zip([None, *attempts], attempts, strict=False):
+            if previous is not None and a.attempt <= previous.attempt:
+                console.print("  -- attempts reset: the job was retried", highlight=False)
             console.print(
                 f"  #{a.attempt}  {table_time(a.created_at)}  {a.error_message}",
                 highlight=False,
@@ -156,8 +158,9 @@ def jobs_show(
 def in_flight(row: JobRow, now: datetime) -> str:
     """How long a processing job has run and what its lease says: a worker that died leaves
     it until the lease runs out, one that lives renews it (so a job running for minutes with
-    a lease in the future is held by a live worker: a slow batch), except while its batch
-    waits on a row lock (a lease run out under a live worker: a blocked batch)."""
+    a lease in the future is held by a live worker: a slow batch), except while its batch's
+    statement holds the job's row (renewal skips it: a lease run out under a live worker is a
+    batch still running, slow or waiting on a lock)."""
     assert row.started_at is not None
     assert row.lease_expires_at is not None
     running = (now - row.started_at).total_seconds()
@@ -166,7 +169,9 @@ def in_flight(row: JobRow, now: datetime) -> str:
         f"its lease runs out in {left:.0f}s (renewed while worker {row.locked_by} lives)"
         if left >= 0
         else f"its lease ran out {-left:.0f}s ago: worker {row.locked_by} has not renewed it"
-        " (gone, or its batch waits on a lock); another worker takes the job back once that"
+        " (gone, or still in the batch that holds the job: a running batch's jobs are not"
+        " renewed, whether it is slow or waits on a lock); another worker takes the job back"
+        " once that"
         f" worker stops heartbeating, or {RECLAIM_LIVE_GRACE_S:.0f}s past the lease"
     )
     return f"running for {running:.0f}s; {lease}"
