@@ -512,3 +512,40 @@ async def test_the_job_page_marks_a_retry_and_a_lease_taken_back(
     assert "attempts reset: the job was retried" in attempts
     assert "taken back and run again at once" in attempts
     assert "retried after a backoff" not in attempts
+
+
+async def test_the_jobs_page_says_which_filters_of_its_link_it_could_not_apply(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    """A mistyped or old link (`?status=bogus`) listed every job as if filtered."""
+    job = await failed_job(conn, await make_tenant())
+    params = {"status": "bogus", "priority": "asap", "before": "garbage"}
+    page = await api.client.get("/dashboard/jobs", params=params, headers=api.admin)
+    assert page.status_code == 200
+    assert str(job) in page.text, "every job is listed"
+    assert page.text.count("data-ignored") == 3
+    assert "Not applied: the link&#39;s page position is not readable" in page.text
+    assert "Not applied: “bogus” is not a job status (queued, processing, completed," in page.text
+    assert "Not applied: “asap” is not a priority (" in page.text
+    fine = await api.client.get(
+        "/dashboard/jobs", params={"status": "pending", "priority": "high"}, headers=api.admin
+    )
+    assert "data-ignored" not in fine.text
+
+
+async def test_a_browser_sent_to_no_dashboard_page_gets_a_page_saying_so(api: Api) -> None:
+    """A mistyped dashboard address or a form's address opened as a page answered the API's
+    JSON (`{"error":"Not Found"}`) to a browser; API clients keep their JSON."""
+    browser = {**api.admin, "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    missing = await api.client.get("/dashboard/nosuch", headers=browser)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert "There is no such page on this dashboard." in missing.text
+    form = await api.client.get("/dashboard/queue/resume", headers=browser)
+    assert form.status_code == 405
+    assert "what a button on a page sends, not a page to open" in form.text
+    assert "allow" in form.headers
+    as_api = await api.client.get("/dashboard/nosuch", headers=api.admin)
+    assert as_api.json() == {"error": "Not Found"}
+    api_path = await api.client.get("/api/nosuch", headers=browser)
+    assert api_path.headers["content-type"].startswith("application/json")

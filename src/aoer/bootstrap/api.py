@@ -17,7 +17,7 @@ from aoer.api.metrics_snapshot import MetricsSnapshot
 from aoer.api.server import ApiServer
 from aoer.api.sessions import SessionRegistry
 from aoer.bootstrap import Services
-from aoer.dashboard import dashboard_routers
+from aoer.dashboard import dashboard_routers, install_page_errors
 from aoer.errors import AoerError
 from aoer.queue import Enqueuer
 
@@ -80,7 +80,9 @@ async def build_api(
         heartbeat_s=heartbeat_s,
     )
     try:
-        yield ApiParts(create_app(context, [*api_routers(), *dashboard_routers()]), context)
+        app = create_app(context, [*api_routers(), *dashboard_routers()])
+        install_page_errors(app)
+        yield ApiParts(app, context)
     finally:
         await context.enqueuer.close()
         await cache.close()

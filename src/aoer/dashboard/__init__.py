@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from aoer.dashboard import console, keys, routes, session
+from aoer.dashboard.render import install_page_errors
 
 
 def dashboard_routers() -> list[APIRouter]:
@@ -11,4 +12,4 @@ def dashboard_routers() -> list[APIRouter]:
     return [routes.router, console.router, keys.router, session.router]
 
 
-__all__ = ["dashboard_routers"]
+__all__ = ["dashboard_routers", "install_page_errors"]

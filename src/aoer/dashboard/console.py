@@ -6,7 +6,6 @@ Actions are plain HTML forms posting to `/dashboard/...` with the session cookie
 auth refuses them unless they come from this dashboard's own pages (`aoer.api.origin`), and
 each answers with a redirect back (post/redirect/get) naming what happened."""
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -61,32 +60,48 @@ class JobsView:
     throughput: Chart
     latency: Chart
     completed_24h: int
+    ignored: Sequence[str] = ()  # what the link asked that the page could not apply, in words
 
 
 def _parse_filter(
     status: str | None, priority: str | None, tenant: str | None, before: str | None
-) -> JobFilter:
-    """Query parameters → a filter; unknown values are ignored (the form only offers valid
-    ones), a bad cursor starts from the newest."""
+) -> tuple[JobFilter, list[str]]:
+    """Query parameters → a filter, and what was ignored, in words: an unknown status or
+    priority (a mistyped or old link) lists every one, a bad cursor starts from the newest,
+    and the page says so rather than look filtered."""
     tenant_id = None
     if tenant:
         try:
             tenant_id = UUID(tenant.strip())
         except ValueError:
             tenant_id = None
+    ignored = []
     before_at = before_id = None
     if before:
-        with contextlib.suppress(InvalidInput):
+        try:
             before_at, before_id = actions.decode_cursor(before)
+        except InvalidInput:
+            ignored.append("the link's page position is not readable: the newest jobs are shown")
     wanted = "queued" if status == "pending" else status  # as the status counts name it
-    return JobFilter(
-        status=next((s for s in JOB_STATUSES if s == wanted), None),
-        priority=next((p for p in PRIORITIES if p == priority), None),
+    known_status = next((s for s in JOB_STATUSES if s == wanted), None)
+    if status and known_status is None:
+        ignored.append(
+            f"“{status}” is not a job status ({', '.join(JOB_STATUSES)}): every status is shown"
+        )
+    known_priority = next((p for p in PRIORITIES if p == priority), None)
+    if priority and known_priority is None:
+        ignored.append(
+            f"“{priority}” is not a priority ({', '.join(PRIORITIES)}): every priority is shown"
+        )
+    f = JobFilter(
+        status=known_status,
+        priority=known_priority,
         tenant_id=tenant_id,
         before_at=before_at,
         before_id=before_id,
         limit=PAGE_SIZE,
     )
+    return f, ignored
 
 
 def _filtered_tenant(f: JobFilter, rows: Sequence[JobRow]) -> TenantName | None:
@@ -170,7 +185,7 @@ async def jobs_page(
         return sign_in_page(who)
     if who.role not in CONSOLE_ROLES:
         return denied_page(who, CONSOLE_DENIED)
-    f = _parse_filter(status, priority, tenant, before)
+    f, ignored = _parse_filter(status, priority, tenant, before)
     tenant_text = (tenant or "").strip()
     matches: Sequence[TenantName] = ()
     picked_one: TenantName | None = None
@@ -210,6 +225,7 @@ async def jobs_page(
         throughput=throughput,
         latency=latency_chart,
         completed_24h=sum(c.jobs for c in counts),
+        ignored=ignored,
     )
     return page(
         "jobs.html",

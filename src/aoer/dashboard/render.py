@@ -1,6 +1,7 @@
 """Templates and static assets of the dashboard, loaded from the package (no CDN, no build)."""
 
 import hashlib
+import inspect
 import mimetypes
 import re
 from dataclasses import dataclass
@@ -10,8 +11,10 @@ from functools import cache
 from importlib import resources
 from typing import Any, Final
 
+from fastapi import FastAPI, Request
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from starlette.responses import HTMLResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import HTMLResponse, Response
 
 # Every page may load only what this app serves; scripts and styles come from files only.
 CONTENT_SECURITY_POLICY: Final = (
@@ -145,3 +148,36 @@ def page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("active_nav", None)
     html = environment().get_template(template).render(**context)
     return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+
+
+PAGE_ERRORS: dict[int, tuple[str, str]] = {
+    404: ("Not found", "There is no such page on this dashboard."),
+    405: (
+        "Not a page",
+        "This address is what a button on a page sends, not a page to open: go back and use"
+        " the button.",
+    ),
+}
+
+
+def install_page_errors(app: FastAPI) -> None:
+    """A browser sent to a dashboard address that is no page (a mistyped link, a form's
+    address opened as a page) gets a page saying so, not the API's JSON; every other caller
+    keeps the API's answer."""
+    api_answer = app.exception_handlers[StarletteHTTPException]
+
+    async def answer(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        wants_page = "text/html" in request.headers.get("accept", "")
+        known = PAGE_ERRORS.get(exc.status_code)
+        if known is None or not wants_page or not request.url.path.startswith("/dashboard"):
+            answered = api_answer(request, exc)
+            return await answered if inspect.isawaitable(answered) else answered
+        heading, message = known
+        response = page(
+            "error.html", exc.status_code, heading=heading, message=message, show_login_help=False
+        )
+        response.headers.update(exc.headers or {})
+        return response
+
+    app.add_exception_handler(StarletteHTTPException, answer)
