@@ -484,6 +484,16 @@ async def test_an_organisation_sees_its_own_jobs_on_the_console_without_queue_co
     assert hidden.status_code == 404
     admin_page = await api.client.get("/dashboard/jobs", headers=api.admin)
     assert 'id="queue-toggle"' in admin_page.text
+    # Who paused the queue is an operator's account: the organisation reads only that one did.
+    assert (await api.client.post("/api/queue/pause", headers=api.admin)).status_code == 200
+    operator = (await api.client.get("/api/queue/state", headers=api.admin)).json()["changedBy"]
+    assert operator
+    theirs_state = (await api.client.get("/api/queue/state", headers=as_org_a)).json()
+    assert (theirs_state["paused"], theirs_state["changedBy"]) == (True, None)
+    listing = await api.client.get("/dashboard/jobs", headers=as_org_a)
+    assert "by an administrator:" in listing.text
+    assert f"by {operator}:" not in listing.text
+    assert f"by {operator}:" in (await api.client.get("/dashboard/jobs", headers=api.admin)).text
 
 
 async def test_the_job_page_marks_a_retry_and_a_lease_taken_back(

@@ -134,6 +134,11 @@ def test_sessions_link_prints_a_one_time_link_for_an_admin_a_known_tenant_or_org
             cli_command(*args), env=env, capture_output=True, text=True, timeout=60, check=False
         )
 
+    def principal_subject_of(result: subprocess.CompletedProcess[str]) -> str:
+        assert result.returncode == 0, result.stderr
+        token = result.stdout.strip().split("token=", 1)[1]
+        return TokenService(JWT_SECRET).verify(token).subject
+
     admin = run("sessions", "link")
     assert admin.returncode == 0, admin.stderr
     link = admin.stdout.strip()
@@ -144,19 +149,28 @@ def test_sessions_link_prints_a_one_time_link_for_an_admin_a_known_tenant_or_org
     with psycopg.connect(db_url, autocommit=True) as conn:
         org = conn.execute("INSERT INTO organizations (name) VALUES ('Link Group') RETURNING id")
         org_id = UUID(str(org.fetchone()[0]))  # type: ignore[index]
-    group = run("sessions", "link", "--org", str(org_id))
+    group = run("sessions", "link", "--org", str(org_id), "--as", " jane@group.example ")
     assert group.returncode == 0, group.stderr
     principal = TokenService(JWT_SECRET).verify(group.stdout.strip().split("token=", 1)[1])
     assert (principal.role, principal.org_id, principal.purpose) == ("org", org_id, LOGIN_PURPOSE)
-    assert f"for organisation {org_id}" in group.stderr
+    # Named, the session's actions are audited under that name, not aoer-sessions-link.
+    assert principal.subject == "jane@group.example"
+    assert f"for organisation {org_id} (jane@group.example)" in group.stderr
+    assert principal_subject_of(run("sessions", "link")) == "aoer-sessions-link"
+    for bad in ("", "  ", "x" * 101, "tab\there"):
+        refused = run("sessions", "link", "--as", bad)
+        assert refused.returncode == 2, bad
+        assert "invalid --as" in refused.stderr
 
     with psycopg.connect(db_url, autocommit=True) as conn:
         audited = conn.execute(
-            "SELECT action, role, org_id, details FROM audit_log ORDER BY id"
+            "SELECT action, role, org_id, target, details FROM audit_log ORDER BY id"
         ).fetchall()
+    login = {"ttl": "15m", "purpose": "login"}
     assert audited == [
-        ("token.mint", "admin", None, {"role": "admin", "ttl": "15m", "purpose": "login"}),
-        ("token.mint", "admin", org_id, {"role": "org", "ttl": "15m", "purpose": "login"}),
+        ("token.mint", "admin", None, "aoer-sessions-link", {"role": "admin", **login}),
+        ("token.mint", "admin", org_id, "jane@group.example", {"role": "org", **login}),
+        ("token.mint", "admin", None, "aoer-sessions-link", {"role": "admin", **login}),
     ]
 
     for args, why in (
@@ -171,7 +185,7 @@ def test_sessions_link_prints_a_one_time_link_for_an_admin_a_known_tenant_or_org
     assert both.returncode == 2
     assert "--tenant or --org, not both" in both.stderr
     with psycopg.connect(db_url, autocommit=True) as conn:
-        assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (3,)
 
     # Behind a proxy the dashboard's address is given; a bare host name is refused.
     proxied = run("sessions", "link", "--url", "https://aoer.example.com/")

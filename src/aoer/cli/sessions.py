@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 LINK_SUBJECT = "aoer-sessions-link"
 LINK_TTL_WORDS = "15m"  # LOGIN_TOKEN_TTL, as `aoer token --ttl` writes it
+LINK_NAME_MAX = 100
 
 sessions_app = typer.Typer(
     help="Dashboard sessions: list the signed-in browsers, sign them out", no_args_is_help=True
@@ -53,6 +54,15 @@ def sessions_link(
             "http://AOER_HOST:AOER_PORT)"
         ),
     ] = None,
+    for_whom: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            metavar="NAME",
+            help="Who the link is for (a name or an e-mail address): the audit log and the "
+            f"console name the session's actions after it (default: {LINK_SUBJECT})",
+        ),
+    ] = None,
 ) -> None:
     """Print a one-time dashboard login link (valid once, for 15 minutes) to hand out; the
     mint is recorded in the audit log (token.mint)."""
@@ -63,6 +73,13 @@ def sessions_link(
         fail("give --tenant or --org, not both", EXIT_USAGE)
     if url is not None and not url.startswith(("http://", "https://")):
         fail(f"invalid --url {url!r}: give the dashboard's http(s) address", EXIT_USAGE)
+    subject = LINK_SUBJECT if for_whom is None else for_whom.strip()
+    if not 0 < len(subject) <= LINK_NAME_MAX or not subject.isprintable():
+        fail(
+            f"invalid --as {for_whom!r}: give a name or an e-mail address of 1 to"
+            f" {LINK_NAME_MAX} printable characters",
+            EXIT_USAGE,
+        )
 
     async def main(settings: Settings) -> str:
         settings = with_secrets(settings, create=False)
@@ -79,16 +96,15 @@ def sessions_link(
             tenant_id=tid,
             org_id=oid,
             ttl=LOGIN_TOKEN_TTL,
-            subject=LINK_SUBJECT,
+            subject=subject,
             purpose=LOGIN_PURPOSE,
         )
         # Refuses an unknown tenant or organisation before anything is printed.
-        await record_mint(
-            settings, LINK_SUBJECT, role, tid, oid, LINK_TTL_WORDS, purpose=LOGIN_PURPOSE
-        )
+        await record_mint(settings, subject, role, tid, oid, LINK_TTL_WORDS, purpose=LOGIN_PURPOSE)
         # stderr: stdout is the link alone, for scripts (`open "$(aoer sessions link)"`).
         who = f"tenant {tid}" if tid else f"organisation {oid}" if oid else "an administrator"
-        print(f"minted a one-time login link for {who}", file=sys.stderr, flush=True)
+        named = f" ({subject})" if for_whom is not None else ""
+        print(f"minted a one-time login link for {who}{named}", file=sys.stderr, flush=True)
         base = (
             url
             or settings.public_url

@@ -291,9 +291,9 @@ async def resume(principal: Admin, request: Request, ctx: Context) -> QueueState
 async def queue_state(principal: Reader, ctx: Context) -> QueueStateOut:
     async with ctx.session(principal) as session:
         state = await session.console.queue_state()
-    return QueueStateOut(
-        paused=state.paused, changed_at=state.changed_at, changed_by=state.changed_by
-    )
+    # Who paused is an operator's account (`cli:root`): an administrator's to read.
+    by = state.changed_by if principal.role == "admin" else None
+    return QueueStateOut(paused=state.paused, changed_at=state.changed_at, changed_by=by)
 
 
 @router.get(
