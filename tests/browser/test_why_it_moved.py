@@ -71,6 +71,15 @@ async def test_why_it_moved_shows_the_split_and_updates_live(
     parts = await parts_of(page)
     assert set(parts) == {"aeo", "geo", "ugc", "volatility", "model", "rounding"}  # v1
     assert sum(parts.values(), Decimal(0)) == delta
+    # The longest bar says how large the largest part is against 5 points: a move of a few
+    # cents is drawn short, not as long as one of several points.
+    half, longest = await page.locator("#why svg").evaluate(
+        "svg => [Number(svg.querySelector('line.axis').getAttribute('x1')) - 128 - 4,"
+        " Math.max(...[...svg.querySelectorAll('rect.bar')]"
+        ".map(r => Number(r.getAttribute('width'))))]"
+    )
+    largest = max(abs(v) for v in parts.values())
+    assert abs(longest / half - min(1.0, float(largest) / 5)) < 0.02, (longest, half, parts)
     assert parts["model"] == 0  # the champion did not change
     # The demo's back-filled history: a score 7 and 30 days ago.
     for days in (7, 30):
@@ -94,6 +103,9 @@ async def test_why_it_moved_shows_the_split_and_updates_live(
         "The recomputes since changed nothing", timeout=LIVE_UPDATE_MS
     )
     await expect(headline).to_contain_text("Last change (")
+    # A local time says its zone (the console and the CLI speak UTC).
+    text = await headline.text_content() or ""
+    assert re.search(r"Last change \([^,]+, [^,]*\b(UTC|GMT[+\-\d:]*|[A-Z]{3,5})\b, ", text), text
     await expect(headline).to_contain_text(f"{before} → 35.50 ({signed(delta)} points)")
     await expect(page.locator("#why")).to_have_attribute("data-delta", f"{delta:.2f}")
     assert await parts_of(page) == parts

@@ -36,7 +36,7 @@ const TrendChart = (() => {
   }
 
   function stamp(t) {
-    return new Date(t).toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+    return AOER.localTime(t);
   }
 
   /* container: the element to draw into; readout: a live region for the selected point. */

@@ -62,6 +62,14 @@ const AOER = (() => {
     return future ? `in ${text}` : `${text} ago`;
   }
 
+  /* A moment in the browser's own zone, said with the zone ("Dec 7, 02:28 PM PST"): the
+     console and the command line speak UTC, so a local time must say it is one. */
+  function localTime(t) {
+    return new Date(t).toLocaleString(undefined, {
+      month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short",
+    });
+  }
+
   function tickTimes() {
     const now = Date.now();
     for (const node of document.querySelectorAll("time[data-relative]")) {
@@ -202,5 +210,5 @@ const AOER = (() => {
   tickTimes();
   setInterval(tickTimes, 1000);
 
-  return { el, num, fixed, measure, NO_DATA, slug, setBadge, relative, setTime, flash, setText, banner, connState, getJSON, postJSON, stream, readJSON, tickTimes };
+  return { el, num, fixed, measure, NO_DATA, slug, setBadge, relative, localTime, setTime, flash, setText, banner, connState, getJSON, postJSON, stream, readJSON, tickTimes };
 })();

@@ -11,6 +11,7 @@ const WhyPanel = (() => {
     ["volatility", "Volatility penalty"], ["model", "Model weights"], ["rounding", "Rounding"],
   ];
   const ROW_H = 24;
+  const MIN_SCALE = 5; // points: a half-width bar is a move of at least this much
   const LABEL_W = 128;
   const VALUE_W = 56;
 
@@ -79,7 +80,7 @@ const WhyPanel = (() => {
       const moved = `${before.toFixed(2)} → ${(now / 100).toFixed(2)} (${signed(delta / 100)} points)`;
       if (shown.since) {
         const at = new Date(shown.at);
-        const when = Number.isNaN(at.getTime()) ? "" : `${at.toLocaleString([], { dateStyle: "medium", timeStyle: "short" })}, `;
+        const when = Number.isNaN(at.getTime()) ? "" : `${AOER.localTime(at.getTime())}, `;
         headline.textContent = `Last change (${when}${AOER.relative(at.getTime(), Date.now())}): ${moved}. The recomputes since changed nothing.`;
       } else if (delta === 0) {
         headline.textContent = `Last recompute: ${moved}: no change in the last 30 days.`;
@@ -92,7 +93,9 @@ const WhyPanel = (() => {
       const height = parts.length * ROW_H + 8;
       const chartW = width - LABEL_W - VALUE_W;
       const mid = LABEL_W + chartW / 2;
-      const scale = Math.max(...parts.map((p) => Math.abs(p.value)), 0.01);
+      // Bars are drawn against at least MIN_SCALE points: scaled to the largest part alone,
+      // a move of 0.02 drew bars as long as one of 8 (a report read it as a large change).
+      const scale = Math.max(...parts.map((p) => Math.abs(p.value)), MIN_SCALE);
       const figure = svg("svg", {
         viewBox: `0 0 ${width} ${height}`,
         role: "img",
