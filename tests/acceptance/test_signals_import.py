@@ -35,6 +35,8 @@ def test_every_bad_row_is_reported_at_once_with_file_line_and_column(
         GOOD.format(tenant=stranger, day=7),  # 8: unknown dealer
         GOOD.format(tenant=tenant, day=1),  # 9: the same day as line 2
         f"{tenant},0001-01-01,1,1,1,1,1,1,1\n",  # 10: year 1
+        f"{tenant},12/06/2026,1,1,1,1,1,1,1\n",  # 11: a date as a spreadsheet shows it
+        f"{tenant},2026-11-06,lots,1,1,1,1,1,1\n",  # 12: not a number (seo)
     ]
     csv = tmp_path / "signals.csv"
     csv.write_text(HEADER + "".join(lines))
@@ -51,6 +53,8 @@ def test_every_bad_row_is_reported_at_once_with_file_line_and_column(
         f"{csv}:8: column dealer_id: unknown tenant {stranger}",
         f"{csv}:9: column date: duplicates line 2",
         f"{csv}:10: column date: ",
+        f"{csv}:11: column date: ",
+        f"{csv}:12: column seo: ",
     ]
     reported = [line for line in result.stderr.splitlines() if line.startswith(f"{csv}:")]
     assert len(reported) == len(expected), result.stderr
@@ -60,8 +64,18 @@ def test_every_bad_row_is_reported_at_once_with_file_line_and_column(
     # The value that broke the rule, as the file has it.
     assert reported[0].endswith("column aeo: must be 0-100, at most 2 decimals (got '160')")
     assert reported[1].endswith("(got 'xyz')"), reported[1]
+    # A cell of the wrong type in a spreadsheet user's words, not the validator's.
+    assert reported[1].endswith(
+        "column dealer_id: not a dealership id (a UUID, as `aoer tenants list` prints it)"
+        " (got 'xyz')"
+    )
+    assert reported[8].endswith(
+        "column date: not a date: write it as YYYY-MM-DD (got '12/06/2026')"
+    )
+    assert reported[9].endswith("column seo: not a number (got 'lots')")
+    assert "Input should be" not in result.stderr
     assert "dealerId" not in result.stderr
-    assert f"error: {csv}: 8 problems on 8 lines; nothing was imported" in result.stderr
+    assert f"error: {csv}: 10 problems on 10 lines; nothing was imported" in result.stderr
     assert "Traceback" not in result.stderr
     assert count(db_url, "SELECT count(*) FROM aiv_raw_signals") == 0
     assert count(db_url, "SELECT count(*) FROM aoer_queue") == 0

@@ -119,11 +119,30 @@ class RowValidationError(InvalidInput):
 MAX_ECHOED_INPUT = 80  # characters of a rejected value quoted back in a message
 
 
-def error_message(err: Mapping[str, Any]) -> str:
+# A file's cell that is not of its column's type, in a spreadsheet user's words (pydantic's
+# read "Input should be a valid date or datetime, invalid character in year").
+CELL_WORDS: dict[str, str] = {
+    "date_from_datetime_parsing": "not a date: write it as YYYY-MM-DD",
+    "date_parsing": "not a date: write it as YYYY-MM-DD",
+    "date_type": "not a date: write it as YYYY-MM-DD",
+    "uuid_parsing": "not a dealership id (a UUID, as `aoer tenants list` prints it)",
+    "uuid_type": "not a dealership id (a UUID, as `aoer tenants list` prints it)",
+    "decimal_parsing": "not a number",
+    "decimal_type": "not a number",
+    "float_parsing": "not a number",
+    "int_parsing": "not a whole number",
+    "bool_parsing": "not true or false (true/false, yes/no, 1/0)",
+}
+
+
+def error_message(err: Mapping[str, Any], *, cell: bool = False) -> str:
     """A pydantic error's message as people read it: our validators' words without pydantic's
     "Value error, " before them, and the value that broke it when it is short (`Input should
-    be a valid decimal (got 'lots')`)."""
+    be a valid decimal (got 'lots')`). `cell`: a file's cell, whose type errors are said in
+    CELL_WORDS (`not a number (got 'lots')`)."""
     message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    if cell:
+        message = CELL_WORDS.get(str(err.get("type")), message)
     value = err.get("input")
     quotable = isinstance(value, str | int | float) and len(str(value)) <= MAX_ECHOED_INPUT
     if err.get("type") != "missing" and quotable and not _quoted(value, message):
@@ -147,7 +166,7 @@ def field_errors(number: int, exc: ValidationError, naming: Naming) -> list[Fiel
     for err in exc.errors():
         loc = err["loc"][:1] if naming.by_column else err["loc"]
         field = ".".join(naming.field(str(p)) for p in loc) or "row"
-        message = error_message(err)
+        message = error_message(err, cell=naming.by_column)
         if naming.by_column and err["type"] == "missing":
             message = "a value is required"
         found.append(FieldError(number, field, message))
