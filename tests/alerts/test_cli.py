@@ -45,7 +45,9 @@ def test_the_alerts_commands_manage_rules_and_endpoints_and_ping(
     assert [(r["id"], r["kind"], r["points"], r["days"]) for r in rules] == [
         (rule_id, "score_drop", 5.0, 7)
     ]
-    assert aoer("alerts", "rules").stdout.count(rule_id) == 1  # the table, ids whole
+    table = aoer("alerts", "rules").stdout
+    assert table.count(rule_id) == 1  # the table, ids whole
+    assert f"tenant Cli Motors ({tenant_id})" in " ".join(table.split()), table
     endpoints = json.loads(aoer("alerts", "endpoints", "--json").stdout)["endpoints"]
     assert [e["id"] for e in endpoints] == [endpoint["id"]]
     assert "secret" not in endpoints[0]

@@ -741,3 +741,28 @@ async def test_an_organisation_removes_its_own_endpoint_with_its_pending_deliver
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="is not yours"):
         await conn.execute("SELECT aoer_detach_endpoint(%s)", (foreign["id"],))
     await conn.execute("ROLLBACK")
+
+
+async def test_a_rule_made_with_an_api_key_names_the_key_on_the_page(
+    api: Api, conn: Connection, make_tenant: MakeTenant
+) -> None:
+    """The page said a rule was made 'by key:16def3f8-…', an id its readers cannot place."""
+    org = await new_org(conn, "Key Group")
+    tenant = await tenant_in(conn, make_tenant, org, "Keyed Motors")
+    made = await api.client.post(
+        "/api/keys",
+        json={"scope": "org", "orgId": str(org), "name": "analyst <laptop>"},
+        headers=api.admin,
+    )
+    assert made.status_code == 201, made.text
+    key = made.json()
+    rule = await api.client.post(
+        "/api/alerts/rules",
+        json={"kind": "grade_down", "tenantId": str(tenant)},
+        headers={"Authorization": f"Bearer {key['key']}"},
+    )
+    assert rule.status_code == 201, rule.text
+    assert rule.json()["createdBy"] == f"key:{key['id']}"
+    page = await api.client.get("/dashboard/alerts", headers=api.admin)
+    assert 'by <span title="key:' in page.text
+    assert "key “analyst &lt;laptop&gt;”" in page.text

@@ -105,20 +105,28 @@ def rules_list(
     if ctx.invoked_subcommand is not None:
         return
 
-    async def main(settings: Settings) -> list[Rule]:
+    async def main(settings: Settings) -> tuple[list[Rule], dict[UUID, str]]:
         async with open_services(settings) as services, services.store.session() as session:
-            return await session.alerts.rules(
+            rules = await session.alerts.rules(
                 tenant_id=_uuid(tenant, "tenant id"), org_id=_uuid(org, "organisation id")
             )
+            names = {o.id: o.name for o in await session.organizations.all()}
+            for tid in {r.tenant_id for r in rules if r.tenant_id}:
+                name = await session.tenants.name(tid)
+                if name is not None:
+                    names[tid] = name
+        return rules, names
 
-    found = run_command(main)
+    found, names = run_command(main)
     if as_json:
         emit_json({"rules": [rule_json(r) for r in found]})
         return
     table = Table("id", "kind", "watches", "params", "endpoints", "emails")
     table.columns[0].no_wrap = True
     for r in found:
-        watches = f"tenant {r.tenant_id}" if r.tenant_id else f"org {r.org_id}"
+        watched = r.tenant_id or r.org_id
+        name = f" {names[watched]}" if watched in names else ""
+        watches = f"{'tenant' if r.tenant_id else 'org'}{name} ({watched})"
         params = ", ".join(f"{k} {v}" for k, v in manage.plain(r.params).items())
         table.add_row(
             str(r.id), r.kind, watches, params, str(len(r.endpoint_ids)), ", ".join(r.emails)

@@ -1,6 +1,6 @@
 """What the dashboard shows, gathered from the store into one typed view per page."""
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Final, get_args
 from uuid import UUID
@@ -185,6 +185,8 @@ class AlertsView:
     # Dealerships of recent alerts that are no longer the viewing organisation's: it keeps
     # the alerts its rules raised for them (migration 0036) but cannot open their pages.
     departed: frozenset[UUID] = frozenset()
+    # A rule's maker as people know it: an API key (`key:<id>`) by its name.
+    makers: dict[str, str] = field(default_factory=dict)
 
     @property
     def tenant_names(self) -> dict[UUID, str]:
@@ -206,11 +208,28 @@ async def alerts_view(
         ids = {a.tenant_id for a in recent}
         orgs = await session.tenants.orgs_of(list(ids))
         departed = frozenset(t for t in ids if orgs.get(t) != org_id)
+    rules = await session.alerts.rules()
     return AlertsView(
-        rules=await session.alerts.rules(),
+        rules=rules,
         endpoints=await session.alerts.endpoints() if can_manage else [],
         tenants=await session.tenants.list(limit=TENANT_CHOICES),
         orgs=await session.organizations.all(),
         recent=recent,
         departed=departed,
+        makers=await key_names(session, {r.created_by for r in rules}),
     )
+
+
+async def key_names(session: Session, subjects: set[str]) -> dict[str, str]:
+    """`key:<id>` → `key “<its name>”` for the named keys among `subjects` this session may
+    read (an actor recorded as a key id read as a random string)."""
+    names = {}
+    for subject in sorted(subjects):
+        try:
+            key_id = UUID(subject.removeprefix("key:")) if subject.startswith("key:") else None
+        except ValueError:
+            continue
+        key = await session.keys.get(key_id) if key_id is not None else None
+        if key is not None and key.name:
+            names[subject] = f"key “{key.name}”"
+    return names

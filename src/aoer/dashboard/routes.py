@@ -275,6 +275,7 @@ async def alerts_page(who: PagePrincipal, ctx: Context) -> Response:
         departed=view.departed,
         tenant_names=view.tenant_names,
         org_names=view.org_names,
+        view_makers=view.makers,
     )
 
 
