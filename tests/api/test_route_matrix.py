@@ -95,6 +95,7 @@ EXPECTED: dict[str, Expect] = {
     ),
     "DELETE /api/keys/{key_id}": Expect((204, 403, 204, 404, 403, 403)),
     "GET /api/audit": Expect((200, 403, 200, 200, 403, 403)),
+    "GET /api/fleet": Expect((200, 403, 200, 200, 403, 403)),
     "GET /api/jobs": Expect(READ_OWN),
     "GET /api/jobs/{job_id}": Expect((200, 403, 200, 404, 200, 404)),
     # A failed job of tenant a: the admin's retry queues it, so org A's finds it queued (409).

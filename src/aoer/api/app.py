@@ -23,6 +23,7 @@ from aoer.api.routes import (
     aoer,
     audit,
     console,
+    fleet,
     keys,
     model,
     observations,
@@ -60,6 +61,7 @@ def api_routers() -> list[APIRouter]:
         model.router,
         console.router,
         alerts.router,
+        fleet.router,
     ]
 
 
