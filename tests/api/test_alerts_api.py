@@ -766,3 +766,38 @@ async def test_a_rule_made_with_an_api_key_names_the_key_on_the_page(
     page = await api.client.get("/dashboard/alerts", headers=api.admin)
     assert 'by <span title="key:' in page.text
     assert "key “analyst &lt;laptop&gt;”" in page.text
+
+
+async def test_the_alerts_page_says_where_each_delivery_goes_and_why_it_waits(
+    api: Api, conn: Connection, make_tenant: MakeTenant, db_url: str, tmp_path: Path
+) -> None:
+    """The feed read 'webhook: pending x3': not which endpoint, nor what failed (that only in
+    a tooltip, as `ConnectError: [Errno 111] Connection refused`)."""
+    tenant = await make_tenant("Delivery Motors")
+    endpoint = (
+        await post(api, "/api/alerts/endpoints", {"url": "https://hooks.example.com/x"})
+    ).json()
+    cur = await conn.execute(
+        "INSERT INTO alerts (tenant_id, kind, dedup_key, data) VALUES (%s, 'grade_down', 'k', '{}')"
+        " RETURNING id",
+        (tenant,),
+    )
+    alert = (await cur.fetchone() or {})["id"]
+    await conn.execute(
+        "INSERT INTO alert_deliveries (alert_id, tenant_id, endpoint_id, email, status, attempts,"
+        " last_error) VALUES (%s, %s, %s, NULL, 'pending', 3,"
+        " 'ConnectError: [Errno 111] Connection refused'),"
+        " (%s, %s, NULL, 'gm@delivery.example', 'delivered', 1, NULL)",
+        (alert, tenant, endpoint["id"], alert, tenant),
+    )
+    page = await api.client.get("/dashboard/alerts", headers=api.admin)
+    row = re.search(r'<table id="recent-alerts">.*?</table>', page.text, re.S)
+    assert row is not None
+    text = re.sub(r"<[^>]+>", "", row.group())
+    assert "webhook hooks.example.com: pending after 3 attempts (could not connect)" in text
+    assert "gm@delivery.example: delivered after 1 attempt" in text
+    listed = run_aoer(db_url, tmp_path, "alerts", "list", COLUMNS="250")
+    assert listed.returncode == 0, listed.stderr
+    flat = " ".join(listed.stdout.split())
+    assert "webhook hooks.example.com: pending after 3 attempts (could not connect)" in flat
+    assert "gm@delivery.example: delivered after 1 attempt" in flat

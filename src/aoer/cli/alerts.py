@@ -14,6 +14,7 @@ from rich.table import Table
 
 from aoer.alerts import manage, webhooks
 from aoer.alerts.addresses import AddressPolicy
+from aoer.alerts.webhooks import delivery_problem
 from aoer.bootstrap import open_services
 from aoer.cli.imports import say
 from aoer.cli.runner import (
@@ -280,18 +281,20 @@ def alerts_list(
     """The alert feed, newest first, with each delivery's state; prints the cursor of the
     next page when there is one."""
 
-    async def main(settings: Settings) -> Page[Alert]:
+    async def main(settings: Settings) -> tuple[Page[Alert], dict[str, str]]:
         after = decode_cursor(before) if before is not None else None
         async with open_services(settings) as services, services.store.session() as session:
-            return await session.alerts.feed(
+            feed = await session.alerts.feed(
                 tenant_id=_uuid(tenant, "tenant id"),
                 org_id=_uuid(org, "organisation id"),
                 since=since,
                 before=after,
                 limit=limit,
             )
+            hosts = {str(e.id): e.host for e in await session.alerts.endpoints()}
+        return feed, hosts
 
-    page = run_command(main)
+    page, hosts = run_command(main)
     found, last = page.rows, page.last
     cursor = encode_cursor(last.created_at, last.id) if last else None
     if as_json:
@@ -300,16 +303,25 @@ def alerts_list(
     table = Table("id", "when", "kind", "tenant", "deliveries")
     table.columns[0].no_wrap = True
     for a in found:
-        states = ", ".join(
-            f"{d['status']} after {plural(d['attempts'], 'attempt')}"
-            + (f" (HTTP {d['lastStatusCode']})" if d.get("lastStatusCode") else "")
-            for d in a.deliveries
-        )
+        states = ", ".join(delivery_line(d, hosts) for d in a.deliveries)
         name = a.data.get("tenantName") or a.tenant_id
         table.add_row(str(a.id), table_time(a.created_at), a.kind, str(name), states or "-")
     show(table)
     if cursor:
         console.print(f"next page: --before {cursor}", highlight=False)
+
+
+def delivery_line(delivery: dict[str, Any], hosts: dict[str, str]) -> str:
+    """`webhook hooks.example.com: pending after 3 attempts (could not connect)`."""
+    endpoint = delivery.get("endpointId")
+    to = delivery.get("email") or (f"webhook {hosts[endpoint]}" if endpoint in hosts else "webhook")
+    line = f"{to}: {delivery['status']} after {plural(delivery['attempts'], 'attempt')}"
+    if delivery.get("lastStatusCode"):
+        return f"{line} (HTTP {delivery['lastStatusCode']})"
+    error = delivery.get("lastError")
+    if error and delivery["status"] != "delivered":
+        return f"{line} ({delivery_problem(error)})"
+    return line
 
 
 @alerts_app.command("test")

@@ -196,6 +196,11 @@ class AlertsView:
     def org_names(self) -> dict[UUID, str]:
         return {o.id: o.name for o in self.orgs}
 
+    @property
+    def endpoint_hosts(self) -> dict[str, str]:
+        """A delivery's endpoint (its id, as the feed's deliveries hold it) → its host."""
+        return {str(e.id): e.host for e in self.endpoints}
+
 
 async def alerts_view(
     session: Session, *, can_manage: bool, org_id: UUID | None = None

@@ -16,6 +16,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, Response
 
+from aoer.alerts.webhooks import delivery_problem
+
 # Every page may load only what this app serves; scripts and styles come from files only.
 CONTENT_SECURITY_POLICY: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -136,7 +138,14 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(fixed=fixed, percent=percent, signed=signed, ago=ago, thousands=thousands)
+    env.filters.update(
+        fixed=fixed,
+        percent=percent,
+        signed=signed,
+        ago=ago,
+        thousands=thousands,
+        delivery_problem=delivery_problem,
+    )
     env.globals.update(static=static_url, badge_class=badge_class)
     return env
 

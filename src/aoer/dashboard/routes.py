@@ -276,6 +276,7 @@ async def alerts_page(who: PagePrincipal, ctx: Context) -> Response:
         tenant_names=view.tenant_names,
         org_names=view.org_names,
         view_makers=view.makers,
+        endpoint_hosts=view.endpoint_hosts,
     )
 
 

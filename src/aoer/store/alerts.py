@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
@@ -36,6 +37,11 @@ class Endpoint:
     active: bool
     created_at: datetime
     created_by: str
+
+    @property
+    def host(self) -> str:
+        """Where it sends, as a delivery line names it (`hooks.example.com`)."""
+        return urlsplit(self.url).hostname or self.url
 
 
 @dataclass(frozen=True, slots=True)
