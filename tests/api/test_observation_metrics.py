@@ -191,3 +191,24 @@ async def test_concurrent_ingests_of_one_tenant_and_day_both_count(
     await asyncio.gather(*(post(api, batch) for batch in batches))
     sent = [row for batch in batches for row in batch]
     assert await engines(api, t) == engines_report(str(t), sent, utc_today())
+
+
+async def test_a_competitor_spelled_in_two_cases_is_one_entry_of_the_leaderboard(
+    api: Api, make_tenant: MakeTenant
+) -> None:
+    """Two feeds writing "CarMax" and "carmax" made two entries, each with half the voice."""
+    t = await make_tenant()
+    await post(
+        api,
+        [
+            obs(t, 1, "chatgpt", "used cars", mentioned=True, competitors=["CarMax"]),
+            obs(t, 1, "gemini", "used cars", competitors=["CarMax", "Bay Auto"]),
+            obs(t, 2, "chatgpt", "used cars", competitors=["carmax"]),
+        ],
+    )
+    found = (await engines(api, t))["competitors"]
+    # 1 own mention + 4 competitor mentions: CarMax 3 of 5, Bay Auto 1 of 5.
+    assert found == [
+        {"name": "CarMax", "mentions": 3, "shareOfVoice": 0.6},
+        {"name": "Bay Auto", "mentions": 1, "shareOfVoice": 0.2},
+    ]

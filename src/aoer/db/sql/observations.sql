@@ -266,12 +266,20 @@ ORDER BY engine COLLATE "C" NULLS FIRST;
 -- The competitor leaderboard over the window: answers naming each competitor (once per
 -- answer), and its share of voice = its mentions / (own mentions + all competitor mentions).
 -- Most mentioned first, ties by name (byte order, so the order never depends on a locale).
-WITH named AS (
+-- Names differing only in case are one competitor ("CarMax", "carmax" from two feeds), shown
+-- as its most mentioned spelling.
+WITH spelled AS (
     SELECT c.name, sum(c.mentions) AS mentions
     FROM answer_competitor_days c
     WHERE c.dealer_id = %(tenant_id)s
       AND c.date BETWEEN current_date - 30 AND current_date
     GROUP BY c.name
+),
+named AS (
+    SELECT (array_agg(s.name ORDER BY s.mentions DESC, s.name COLLATE "C"))[1] AS name,
+           sum(s.mentions) AS mentions
+    FROM spelled s
+    GROUP BY lower(s.name)
 ),
 voices AS (
     SELECT coalesce(sum(r.mentions + r.rival_mentions), 0) AS total
