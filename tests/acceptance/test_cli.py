@@ -226,9 +226,12 @@ def test_tenants_update_renames_and_deactivates_and_a_move_to_where_it_is_change
     added = aoer("tenants", "add", "Hill Motors")
     assert added.returncode == 0, added.stderr
     tenant = added.stdout.split("\t")[0]
+    assert aoer("enqueue", tenant).returncode == 0  # a waiting job, cancelled by the update
     done = aoer("tenants", "update", tenant, "--name", "Hill Motors (closed)", "--inactive")
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{tenant}\tHill Motors (closed)\tinactive\n"
+    assert "note: its waiting job was cancelled" in done.stderr
+    assert count(db_url, "SELECT count(*) FROM aoer_queue") == 0
     assert count(db_url, "SELECT count(*) FROM tenants WHERE NOT active") == 1
     changes = "SELECT count(*) FROM audit_log WHERE action = 'tenant.change'"
     assert count(db_url, changes) == 1

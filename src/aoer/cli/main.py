@@ -442,6 +442,13 @@ def tenants_update(
                 await session.audit.record(entry)
         state = "active" if changed.is_active else "inactive"
         print_fields(changed.id, changed.new_name, state)
+        if changed.cancelled_jobs:
+            errors.print(
+                "note: its waiting job was cancelled (an inactive dealership is not"
+                " recomputed); made active again, it is queued at once",
+                highlight=False,
+                soft_wrap=True,
+            )
 
     run_command(main)
 
