@@ -126,7 +126,8 @@ async def test_a_thousand_tenants_crossing_in_one_batch_are_each_delivered_once(
     await fleet_crossing_risk(conn, 1000, url=receiver.url, secret=receiver.secret, emails=[])
     assert await scalar(conn, "SELECT count(*) FROM alerts") == 1000
     assert await scalar(conn, "SELECT count(*) FROM alert_deliveries") == 1000
-    async with delivering(store, policy()):
+    public = "https://aoer.example.com"
+    async with delivering(store, policy(public_url=public)):
         await eventually(
             lambda: len(receiver.delivered_ids()) >= 1000, "1,000 webhooks delivered", 90
         )
@@ -146,6 +147,15 @@ async def test_a_thousand_tenants_crossing_in_one_batch_are_each_delivered_once(
     assert all(r["attempts"] >= 1 for r in rows)
     body = records[0]["payload"]
     assert body["type"] == "alert.risk_level_up"
+    # A line a person reads, and the dealership's page (a receiver relaying it to a chat
+    # had only raw fields to show).
+    data = body["data"]
+    assert body["message"] == (
+        f"{data['tenantName']}: Visibility risk rose:"
+        f" risk {data['previous']['visibilityRisk']:.2f} (Low)"
+        f" → {data['current']['visibilityRisk']:.2f} (High)"
+    )
+    assert body["url"] == f"{public}/dashboard/tenant/{data['tenantId']}"
     assert set(body["data"]) >= {"alertId", "ruleId", "tenantId", "tenantName", "kind",
                                  "previous", "current"}  # fmt: skip
     assert body["data"]["previous"]["riskLevel"] == "Low"

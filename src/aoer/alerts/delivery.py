@@ -233,7 +233,12 @@ class Deliverer:
             http = self._client if delivery.endpoint_org_id is None else self._org_client
             if delivery.url is None or delivery.secret is None or http is None:
                 return Attempt(False, None, "endpoint deleted")
-            body = webhooks.alert_body(delivery.kind, delivery.alert_created_at, delivery.data)
+            body = webhooks.alert_body(
+                delivery.kind,
+                delivery.alert_created_at,
+                delivery.data,
+                dashboard_url=self.policy.public_url,
+            )
             return await webhooks.post(
                 http,
                 delivery.url,

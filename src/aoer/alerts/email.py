@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 
 from aoer.alerts.webhooks import Attempt
-from aoer.alerts.wording import sentence, title
+from aoer.alerts.wording import dealership_page, sentence, title
 from aoer.errors import InvalidInput
 from aoer.wording import plural
 
@@ -83,9 +83,9 @@ def alert_message(
         lines.append(f"Score {ago} ago: {_number(reference.get('aoerScore'))}")
     if "job" in data:
         lines.append(f"Job {data['job'].get('id')}: {data['job'].get('error')}")
-    if dashboard_url and data.get("tenantId"):
-        lines += ["", f"Why it moved and what to do: {dashboard_url}/dashboard/tenant/"
-                      f"{data['tenantId']}"]  # fmt: skip
+    page = dealership_page(dashboard_url, data)
+    if page is not None:
+        lines += ["", f"Why it moved and what to do: {page}"]
     lines += ["", f"Reference: alert {data.get('alertId')}."]
     message = EmailMessage()
     message["From"] = sender

@@ -23,6 +23,7 @@ from standardwebhooks.webhooks import Webhook
 
 from aoer import __version__
 from aoer.alerts.addresses import AddressPolicy, AddressRefused, GuardedBackend
+from aoer.alerts.wording import dealership_page, headline
 from aoer.constants import ALERT_EVENT_PREFIX
 
 MAX_ERROR_CHARS = 300
@@ -51,11 +52,22 @@ def encode(payload: dict[str, Any]) -> str:
     return json.dumps(payload, default=_json_default, separators=(",", ":"), sort_keys=True)
 
 
-def alert_body(kind: str, timestamp: datetime, data: dict[str, Any]) -> str:
-    """The body of an alert's webhook (DESIGN §13); the same bytes on every retry."""
-    return encode(
-        {"type": ALERT_EVENT_PREFIX + kind, "timestamp": timestamp.isoformat(), "data": data}
-    )
+def alert_body(
+    kind: str, timestamp: datetime, data: dict[str, Any], *, dashboard_url: str | None = None
+) -> str:
+    """The body of an alert's webhook (DESIGN §13), with `message`, the alert in one line a
+    person reads, and with `dashboard_url` (AOER_PUBLIC_URL) `url`, the dealership's page;
+    the same bytes on every retry."""
+    body = {
+        "type": ALERT_EVENT_PREFIX + kind,
+        "timestamp": timestamp.isoformat(),
+        "message": headline(kind, data),
+        "data": data,
+    }
+    page = dealership_page(dashboard_url, data)
+    if page is not None:
+        body["url"] = page
+    return encode(body)
 
 
 def ping_body(endpoint_id: str) -> str:

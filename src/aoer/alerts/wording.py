@@ -62,6 +62,20 @@ def sentence(kind: str, data: dict[str, Any]) -> str:
     return f"{title(kind)}: {numbers}" if numbers else title(kind)
 
 
+def headline(kind: str, data: dict[str, Any]) -> str:
+    """The alert as one line naming its dealership, for a person reading a webhook's body:
+    "Feed Motors: Grade fell: score 62.10 (Good) → 55.00 (Fair)"."""
+    return f"{data.get('tenantName') or data.get('tenantId')}: {sentence(kind, data)}"
+
+
+def dealership_page(public_url: str | None, data: dict[str, Any]) -> str | None:
+    """The alerted dealership's page (why it moved, what to do), where AOER_PUBLIC_URL says
+    the dashboard is."""
+    if not public_url or not data.get("tenantId"):
+        return None
+    return f"{public_url.rstrip('/')}/dashboard/tenant/{data['tenantId']}"
+
+
 def _days(value: object) -> str:
     return plural(value, "day") if isinstance(value, int) else f"{value} days"
 
