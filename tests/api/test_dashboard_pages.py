@@ -121,6 +121,7 @@ async def test_fleet_page_and_stats_are_for_admins_only(
     body = stats.json()
     assert body["totals"] == {
         "tenants": 1,
+        "inactive": 0,
         "computed": 1,
         "noData": 0,
         "meanScore": 36.0,  # 90 * 0.40: no GEO or UGC, one day, no volatility
@@ -226,6 +227,7 @@ async def test_a_dealership_with_no_data_says_so_and_leaves_the_fleet_mean_alone
     stats = (await api.client.get("/dashboard/fleet/stats", headers=api.admin)).json()
     assert stats["totals"] == {
         "tenants": 3,
+        "inactive": 0,
         "computed": 3,
         "noData": 2,
         "meanScore": 64.0,  # Full Motors alone, not (64 + 0 + 0) / 3
@@ -333,3 +335,21 @@ async def test_the_fleet_sorts_by_the_seven_day_change_largest_drop_first(
         "/dashboard/fleet?sort=change7d&q=ing", headers=api.admin
     )  # "Rising" and "Falling"
     assert fleet_order(only_two.text) == [falling, rising]
+
+
+async def test_an_inactive_dealership_is_counted_but_left_out_of_the_mean_and_levels(
+    api: Api, conn: Connection, make_tenant: MakeTenant, add_signals: AddSignals
+) -> None:
+    """Its score is frozen where it was made inactive: the fleet's mean counted it (the peers'
+    medians did not), and the two disagreed."""
+    able, closed = await make_tenant("Able Motors"), await make_tenant("Closed Motors")
+    await add_signals(able, [{"days_ago": 0, "aeo": "90"}])
+    await add_signals(closed, [{"days_ago": 0, "aeo": "10"}])
+    await session_of(conn).scores.recompute([able, closed])
+    await conn.execute("UPDATE tenants SET active = false WHERE id = %s", (closed,))
+    totals = (await api.client.get("/dashboard/fleet/stats", headers=api.admin)).json()["totals"]
+    assert (totals["tenants"], totals["inactive"], totals["computed"]) == (2, 1, 1)
+    assert totals["meanScore"] == 36.0  # Able Motors alone
+    assert sum(totals["byRisk"].values()) == 1
+    page = await api.client.get("/dashboard/fleet", headers=api.admin)
+    assert "inactive (left out of the mean and the risk levels)" in page.text

@@ -298,6 +298,7 @@ async def fleet_stats(
     return {
         "totals": {
             "tenants": stats.totals.tenants,
+            "inactive": stats.totals.inactive,
             "computed": stats.totals.computed,
             "noData": stats.totals.no_data,
             "meanScore": float(stats.totals.mean_score)

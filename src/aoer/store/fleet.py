@@ -71,6 +71,7 @@ class FleetPage:
 @dataclass(frozen=True, slots=True)
 class FleetTotals:
     tenants: int
+    inactive: int  # counted in `tenants` alone: the rest is over the active ones
     computed: int
     no_data: int  # computed from no signal in the window: left out of the mean and levels
     mean_score: Decimal | None

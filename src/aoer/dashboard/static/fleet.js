@@ -45,6 +45,9 @@
     put('[data-stat="tenants"]', thousands(t.tenants));
     put('[data-stat="computed"]', thousands(t.computed));
     put('[data-stat="noData"]', thousands(t.noData));
+    put('[data-stat="inactive"]', thousands(t.inactive));
+    const inactive = document.querySelector('[data-stat-wrap="inactive"]');
+    if (inactive) inactive.hidden = !t.inactive;
     put('[data-stat="meanScore"]', AOER.fixed(t.meanScore, 2));
     put('[data-stat="atRisk"]', thousands(t.byRisk.High + t.byRisk.Critical));
     put('[data-stat="critical"]', thousands(t.byRisk.Critical));

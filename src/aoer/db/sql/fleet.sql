@@ -79,16 +79,18 @@ WHERE (%(name)s::text IS NULL OR strpos(lower(t.name), lower(%(name)s::text)) > 
        OR aoer_risk_level(s.visibility_risk, s.metrics) = %(risk_level)s);
 
 -- name: fleet_totals
--- The fleet at a glance: dealerships, how many were computed, how many of those had no data
--- (score 0.00 and risk 1.00 stored, DESIGN §3), the mean score of those with data, and how
--- many sit at each risk level ("No data" apart); `org_id`: over that organisation's
--- dealerships alone. Risks take at most 101 values (numeric(3,2) in 0..1), so the level is
--- computed once per distinct value, not once per dealership.
+-- The fleet at a glance: dealerships, how many are inactive, and of the active ones how many
+-- were computed, how many of those had no data (score 0.00 and risk 1.00 stored, DESIGN §3),
+-- the mean score of those with data, and how many sit at each risk level ("No data" apart);
+-- `org_id`: over that organisation's dealerships alone. An inactive dealership is left out
+-- of all but the count: its score is frozen where it was made inactive (as the peers'
+-- medians leave it out). Risks take at most 101 values (numeric(3,2) in 0..1), so the level
+-- is computed once per distinct value, not once per dealership.
 WITH scoped AS (
     SELECT s.aoer_score, s.visibility_risk, aoer_has_data(s.metrics) AS has_data
     FROM aoer_summary s
-    WHERE %(org_id)s::uuid IS NULL
-       OR s.tenant_id IN (SELECT t.id FROM tenants t WHERE t.org_id = %(org_id)s::uuid)
+    JOIN tenants t ON t.id = s.tenant_id
+    WHERE t.active AND (%(org_id)s::uuid IS NULL OR t.org_id = %(org_id)s::uuid)
 ),
 by_risk AS (
     SELECT aoer_risk_level(visibility_risk) AS level, dealers
@@ -99,6 +101,9 @@ by_risk AS (
 )
 SELECT (SELECT count(*) FROM tenants t
         WHERE %(org_id)s::uuid IS NULL OR t.org_id = %(org_id)s::uuid)::integer AS tenants,
+       (SELECT count(*) FROM tenants t
+        WHERE NOT t.active
+          AND (%(org_id)s::uuid IS NULL OR t.org_id = %(org_id)s::uuid))::integer AS inactive,
        (SELECT count(*) FROM scoped)::integer AS computed,
        (SELECT count(*) FROM scoped WHERE NOT has_data)::integer AS no_data,
        (SELECT round(avg(aoer_score), 2) FROM scoped WHERE has_data) AS mean_score,
