@@ -13,7 +13,7 @@ from aoer.api.auth import Principal, ensure_org_access, require_roles
 from aoer.api.context import Context
 from aoer.api.responses import AUTHENTICATED, error_responses
 from aoer.api.schemas import Camel
-from aoer.store.fleet import ASCENDING_FIRST, FleetFilter, FleetRow, SortKey
+from aoer.store.fleet import ASCENDING_FIRST, FleetFilter, SortKey
 from aoer.types import Grade, RiskLevel
 
 router = APIRouter(tags=["fleet"])
@@ -34,24 +34,9 @@ class FleetRowOut(Camel):
     risk_level: RiskLevel | None
     last_updated: datetime | None
     # Named as the summary names it (the camel-case generator would make it change7D).
-    change7d: float | None = Field(
+    change_7d: float | None = Field(
         alias="change7d", description="Score now minus 7 days ago (None: no score then)"
     )
-
-    @classmethod
-    def of_row(cls, row: FleetRow) -> "FleetRowOut":
-        return cls(
-            tenant_id=row.tenant_id,
-            name=row.name,
-            city=row.city,
-            active=row.active,
-            aoer_score=row.aoer_score,
-            visibility_risk=row.visibility_risk,
-            grade=row.grade,
-            risk_level=row.risk_level,
-            last_updated=row.last_updated,
-            change7d=row.change_7d,
-        )
 
 
 class FleetOut(Camel):
@@ -117,7 +102,7 @@ async def fleet(
         found = await session.fleet.page(f)
     applied = found.filter
     return FleetOut(
-        dealerships=[FleetRowOut.of_row(r) for r in found.rows],
+        dealerships=[FleetRowOut.of(r) for r in found.rows],
         matching=found.matching,
         page=applied.page,
         pages=found.pages,
