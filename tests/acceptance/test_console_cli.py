@@ -149,7 +149,7 @@ async def test_jobs_list_show_retry_cancel_from_the_command_line(
     [again] = await session.jobs.claim("cli-test", 1)
     await queue.fail(session, "cli-test", [(again, "poisoned again")])
     lines = ok(aoer("jobs", "show", str(job.id))).splitlines()
-    reset = lines.index("  -- attempts reset: the job was retried")
+    reset = lines.index("  -- attempts started over (a retry)")
     assert "poisoned tenant" in lines[reset - 1]
     assert "poisoned again" in lines[reset + 1]
     assert "queued again" in ok(aoer("jobs", "retry", str(job.id)))

@@ -766,6 +766,17 @@ async def test_a_rule_made_with_an_api_key_names_the_key_on_the_page(
     page = await api.client.get("/dashboard/alerts", headers=api.admin)
     assert 'by <span title="key:' in page.text
     assert "key “analyst &lt;laptop&gt;”" in page.text
+    # An administrator's rule on its dealership: the organisation reads that an
+    # administrator made it, never the operator's account.
+    admins = await post(api, "/api/alerts/rules", {"kind": "stale_data", "tenantId": str(tenant)})
+    assert admins.json()["createdBy"] != "administrator"
+    as_org = api.bearer("org", org_id=org)
+    theirs = (await api.client.get("/api/alerts/rules", headers=as_org)).json()["rules"]
+    makers = {r["kind"]: r["createdBy"] for r in theirs}
+    assert makers == {"grade_down": f"key:{key['id']}", "stale_data": "administrator"}
+    org_page = await api.client.get("/dashboard/alerts", headers=as_org)
+    assert "by an administrator</td>" in org_page.text
+    assert f"by {admins.json()['createdBy']}" not in org_page.text
 
 
 async def test_the_alerts_page_says_where_each_delivery_goes_and_why_it_waits(

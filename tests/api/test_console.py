@@ -519,7 +519,7 @@ async def test_the_job_page_marks_a_retry_and_a_lease_taken_back(
     assert (
         attempts.index("first try") < attempts.index("data-reset") < attempts.index("lease expired")
     )
-    assert "attempts reset: the job was retried" in attempts
+    assert "attempts started over (a retry)" in attempts
     assert "taken back and run again at once" in attempts
     assert "retried after a backoff" not in attempts
 

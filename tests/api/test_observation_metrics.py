@@ -204,11 +204,14 @@ async def test_a_competitor_spelled_in_two_cases_is_one_entry_of_the_leaderboard
             obs(t, 1, "chatgpt", "used cars", mentioned=True, competitors=["CarMax"]),
             obs(t, 1, "gemini", "used cars", competitors=["CarMax", "Bay Auto"]),
             obs(t, 2, "chatgpt", "used cars", competitors=["carmax"]),
+            # One answer naming it in both spellings names it once.
+            obs(t, 3, "chatgpt", "used cars", competitors=["CarMax", "CARMAX"]),
         ],
     )
-    found = (await engines(api, t))["competitors"]
-    # 1 own mention + 4 competitor mentions: CarMax 3 of 5, Bay Auto 1 of 5.
-    assert found == [
-        {"name": "CarMax", "mentions": 3, "shareOfVoice": 0.6},
-        {"name": "Bay Auto", "mentions": 1, "shareOfVoice": 0.2},
+    report = await engines(api, t)
+    # 1 own mention + 5 competitor mentions: CarMax 4 of 6, Bay Auto 1 of 6.
+    assert report["competitors"] == [
+        {"name": "CarMax", "mentions": 4, "shareOfVoice": 0.6667},
+        {"name": "Bay Auto", "mentions": 1, "shareOfVoice": 0.1667},
     ]
+    assert report["overall"]["shareOfVoice"] == 0.1667  # 1 of 6

@@ -145,7 +145,7 @@ def jobs_show(
         console.print(f"attempts ({len(attempts)} failed):", highlight=False)
         for previous, a in zip([None, *attempts], attempts, strict=False):
             if previous is not None and a.attempt <= previous.attempt:
-                console.print("  -- attempts reset: the job was retried", highlight=False)
+                console.print("  -- attempts started over (a retry)", highlight=False)
             console.print(
                 f"  #{a.attempt}  {table_time(a.created_at)}  {a.error_message}",
                 highlight=False,

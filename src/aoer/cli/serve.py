@@ -25,7 +25,7 @@ from aoer.cli.runtime import install_stop_handlers
 from aoer.config import Settings, load_settings
 from aoer.db.embedded import announce_up_url, up_lock
 from aoer.db.pool import redacted
-from aoer.errors import AoerError
+from aoer.errors import AoerError, DatabaseError
 from aoer.log import setup_logging
 from aoer.scoring.demo import DemoOrg, load_demo, load_demo_orgs
 from aoer.store.audit import AuditEntry
@@ -153,12 +153,16 @@ async def _run_up(settings: Settings, *, demo: bool) -> None:
         settled = asyncio.ensure_future(runner.idle.wait())
         await asyncio.wait({settled, worker_task}, timeout=BANNER_SETTLE_S)
         settled.cancel()
-        if demo:
+        if demo and settled.done():
             # The peers' medians the advice compares against are refreshed every 15 minutes;
             # the first tick ran before the demo's first scores, which left every summary
-            # without advice until the next. Refreshed once now that they are in.
-            async with services.store.session() as session:
-                await session.scores.refresh_medians()
+            # without advice until the next. Refreshed once now that they are in (best
+            # effort: the next tick does it anyway).
+            try:
+                async with services.store.session() as session:
+                    await session.scores.refresh_medians()
+            except DatabaseError as exc:
+                logger.warning("[AOER] the peers' medians wait for the next refresh: %s", exc)
         # print, not log: the links are credentials and must not land in shipped log files;
         # rich would wrap the long URL, so plain stdout it is.
         print(

@@ -100,7 +100,7 @@ INSERT INTO alert_rules (scope, org_id, tenant_id, kind, params, endpoint_ids, e
 VALUES (%(scope)s, %(org_id)s, %(tenant_id)s, %(kind)s, %(params)s, %(endpoint_ids)s,
         %(emails)s, %(created_by)s, %(owner_org)s)
 RETURNING id, scope, org_id, tenant_id, kind, params, endpoint_ids, emails, active, created_at,
-          created_by;
+          created_by, owner_org;
 
 -- name: list_rules
 -- Visible rules, optionally of one organisation, or watching one tenant (its own rules and
@@ -117,7 +117,7 @@ ORDER BY created_at DESC, id;
 -- Alerts it raised stay (their rule_id becomes NULL); their pending deliveries still go out.
 DELETE FROM alert_rules WHERE id = %(id)s
 RETURNING id, scope, org_id, tenant_id, kind, params, endpoint_ids, emails, active, created_at,
-          created_by;
+          created_by, owner_org;
 
 -- name: list_alerts
 -- The feed: visible alerts newest first, optionally of one tenant or organisation and since a

@@ -189,9 +189,10 @@ SELECT o.dealer_id, o.date, o.engine,
        count(*),
        count(*) FILTER (WHERE o.mentioned),
        count(*) FILTER (WHERE o.cited),
-       -- distinct names per answer; most answers name fewer than two (no subquery then)
+       -- distinct names per answer, whatever their case (the leaderboard merges spellings);
+       -- most answers name fewer than two (no subquery then)
        coalesce(sum(CASE WHEN cardinality(o.competitors) < 2 THEN cardinality(o.competitors)
-                         ELSE (SELECT count(DISTINCT c) FROM unnest(o.competitors) AS c)
+                         ELSE (SELECT count(DISTINCT lower(c)) FROM unnest(o.competitors) AS c)
                     END), 0),
        count(*) FILTER (WHERE o.mentioned AND o.position IS NOT NULL),
        coalesce(sum(o.position) FILTER (WHERE o.mentioned), 0),
@@ -214,13 +215,15 @@ WHERE r.dealer_id = d.dealer_id AND r.date = d.date;
 
 -- name: fill_competitor_days
 -- Answers naming each competitor: a name counts at its first place in an answer's list (a
--- name listed twice in one answer counts once), so no per-answer DISTINCT is needed.
+-- name listed twice in one answer, in any case, counts once), so no per-answer DISTINCT is
+-- needed.
 INSERT INTO answer_competitor_days (dealer_id, date, name, mentions)
 SELECT o.dealer_id, o.date, c.name, count(*)
 FROM answer_observations o
 JOIN aoer_observation_staged_days d ON d.dealer_id = o.dealer_id AND d.date = o.date
 CROSS JOIN LATERAL unnest(o.competitors) WITH ORDINALITY AS c (name, i)
-WHERE c.i = 1 OR c.name <> ALL (o.competitors[:c.i - 1])
+WHERE c.i = 1
+   OR lower(c.name) <> ALL (SELECT lower(e) FROM unnest(o.competitors[:c.i - 1]) AS e)
 GROUP BY o.dealer_id, o.date, c.name;
 
 -- name: clear_cited_url_days
