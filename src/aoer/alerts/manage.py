@@ -173,6 +173,18 @@ async def remove_rule(session: Session, actor: Actor, rule_id: UUID) -> Rule:
     return gone
 
 
+ADMIN_MAKER = "administrator"
+
+
+def maker_seen_by(rule: Rule, viewer_role: str) -> str:
+    """Who made the rule, as this viewer may read it: an administrator's rule is made by
+    `administrator` to anyone but an administrator (its maker is an operator's account,
+    `cli:root`, or an administrator's key)."""
+    if viewer_role == "admin" or rule.owner_org is not None:
+        return rule.created_by
+    return ADMIN_MAKER
+
+
 async def _refuse_a_repeat(
     session: Session,
     request: RuleRequest,

@@ -178,14 +178,3 @@ async def ping(
     async with client(timeout_s, 1, policy) as http:
         attempt = await post(http, url, secret, msg_id, ping_body(endpoint_id), timeout_s)
     return msg_id, attempt
-
-
-def delivery_problem(error: str) -> str:
-    """A failed send's last error in a few words (the whole of it in the tag's tooltip):
-    `ConnectError: [Errno 111] Connection refused` is "could not connect"."""
-    if error.startswith("ConnectError"):
-        return "could not connect"
-    if error.startswith("timed out"):
-        return "timed out"
-    short = error.split(";")[0].strip()
-    return short if len(short) <= 60 else short[:59] + "…"

@@ -6,6 +6,7 @@ feed's line for the same alert read alike.
 """
 
 import math
+from collections.abc import Mapping
 from typing import Any, Final
 
 from aoer.wording import plural
@@ -74,6 +75,32 @@ def dealership_page(public_url: str | None, data: dict[str, Any]) -> str | None:
     if not public_url or not data.get("tenantId"):
         return None
     return f"{public_url.rstrip('/')}/dashboard/tenant/{data['tenantId']}"
+
+
+def delivery_problem(error: str) -> str:
+    """A failed send's last error in a few words (the whole of it in the tag's tooltip):
+    `ConnectError: [Errno 111] Connection refused` is "could not connect"."""
+    if error.startswith("ConnectError"):
+        return "could not connect"
+    if error.startswith("timed out"):
+        return "timed out"
+    short = error.split(";")[0].strip()
+    return short if len(short) <= 60 else short[:59] + "…"
+
+
+def delivery_line(delivery: Mapping[str, Any], hosts: Mapping[str, str]) -> str:
+    """One delivery of the feed (its JSON, as `alerts.deliveries` holds it), as the alerts
+    page and `aoer alerts list` say it: `webhook hooks.example.com: pending after 3 attempts
+    (could not connect)`. `hosts`: endpoint id → host (`hosts_by_id`)."""
+    endpoint = str(delivery.get("endpointId"))
+    to = delivery.get("email") or (f"webhook {hosts[endpoint]}" if endpoint in hosts else "webhook")
+    line = f"{to}: {delivery['status']} after {plural(delivery['attempts'], 'attempt')}"
+    if delivery.get("lastStatusCode"):
+        return f"{line} (HTTP {delivery['lastStatusCode']})"
+    error = delivery.get("lastError")
+    if error and delivery["status"] != "delivered":
+        return f"{line} ({delivery_problem(error)})"
+    return line
 
 
 def _days(value: object) -> str:

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from aoer.alerts import manage, webhooks
 from aoer.alerts.addresses import AddressPolicy
-from aoer.alerts.webhooks import delivery_problem
+from aoer.alerts.wording import delivery_line
 from aoer.bootstrap import open_services
 from aoer.cli.imports import say
 from aoer.cli.runner import (
@@ -32,9 +32,8 @@ from aoer.config import Settings
 from aoer.constants import ALERT_KINDS
 from aoer.errors import InvalidInput, NotFound
 from aoer.queue.console import decode_cursor, encode_cursor
-from aoer.store.alerts import Alert, Endpoint, Rule
+from aoer.store.alerts import Alert, Endpoint, Rule, hosts_by_id
 from aoer.types import Page
-from aoer.wording import plural
 
 alerts_app = typer.Typer(
     help="Alerts: rules, webhook endpoints, the feed, endpoint tests", no_args_is_help=True
@@ -111,11 +110,8 @@ def rules_list(
             rules = await session.alerts.rules(
                 tenant_id=_uuid(tenant, "tenant id"), org_id=_uuid(org, "organisation id")
             )
-            names = {o.id: o.name for o in await session.organizations.all()}
-            for tid in {r.tenant_id for r in rules if r.tenant_id}:
-                name = await session.tenants.name(tid)
-                if name is not None:
-                    names[tid] = name
+            names: dict[UUID, str] = {o.id: o.name for o in await session.organizations.all()}
+            names |= await session.tenants.names_of([r.tenant_id for r in rules if r.tenant_id])
         return rules, names
 
     found, names = run_command(main)
@@ -291,7 +287,7 @@ def alerts_list(
                 before=after,
                 limit=limit,
             )
-            hosts = {str(e.id): e.host for e in await session.alerts.endpoints()}
+            hosts = hosts_by_id(await session.alerts.endpoints())
         return feed, hosts
 
     page, hosts = run_command(main)
@@ -309,19 +305,6 @@ def alerts_list(
     show(table)
     if cursor:
         console.print(f"next page: --before {cursor}", highlight=False)
-
-
-def delivery_line(delivery: dict[str, Any], hosts: dict[str, str]) -> str:
-    """`webhook hooks.example.com: pending after 3 attempts (could not connect)`."""
-    endpoint = delivery.get("endpointId")
-    to = delivery.get("email") or (f"webhook {hosts[endpoint]}" if endpoint in hosts else "webhook")
-    line = f"{to}: {delivery['status']} after {plural(delivery['attempts'], 'attempt')}"
-    if delivery.get("lastStatusCode"):
-        return f"{line} (HTTP {delivery['lastStatusCode']})"
-    error = delivery.get("lastError")
-    if error and delivery["status"] != "delivered":
-        return f"{line} ({delivery_problem(error)})"
-    return line
 
 
 @alerts_app.command("test")

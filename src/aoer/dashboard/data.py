@@ -1,12 +1,14 @@
 """What the dashboard shows, gathered from the store into one typed view per page."""
 
+import contextlib
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Final, get_args
 from uuid import UUID
 
+from aoer.alerts import manage
 from aoer.store import Session
-from aoer.store.alerts import Alert, Endpoint, Rule
+from aoer.store.alerts import Alert, Endpoint, Rule, hosts_by_id
 from aoer.store.fleet import (
     ASCENDING_FIRST,
     NEVER_COMPUTED,
@@ -185,8 +187,8 @@ class AlertsView:
     # Dealerships of recent alerts that are no longer the viewing organisation's: it keeps
     # the alerts its rules raised for them (migration 0036) but cannot open their pages.
     departed: frozenset[UUID] = frozenset()
-    # A rule's maker as people know it: an API key (`key:<id>`) by its name.
-    makers: dict[str, str] = field(default_factory=dict)
+    # Rule id → its maker as this viewer may read it (`rule_makers`).
+    makers: dict[UUID, str] = field(default_factory=dict)
 
     @property
     def tenant_names(self) -> dict[UUID, str]:
@@ -199,11 +201,11 @@ class AlertsView:
     @property
     def endpoint_hosts(self) -> dict[str, str]:
         """A delivery's endpoint (its id, as the feed's deliveries hold it) → its host."""
-        return {str(e.id): e.host for e in self.endpoints}
+        return hosts_by_id(self.endpoints)
 
 
 async def alerts_view(
-    session: Session, *, can_manage: bool, org_id: UUID | None = None
+    session: Session, *, can_manage: bool, viewer_role: str, org_id: UUID | None = None
 ) -> AlertsView:
     """The alerts page: what this caller's session (its Row Level Security) lets it see;
     `org_id`: the viewing organisation's."""
@@ -221,20 +223,21 @@ async def alerts_view(
         orgs=await session.organizations.all(),
         recent=recent,
         departed=departed,
-        makers=await key_names(session, {r.created_by for r in rules}),
+        makers=await rule_makers(session, rules, viewer_role),
     )
 
 
-async def key_names(session: Session, subjects: set[str]) -> dict[str, str]:
-    """`key:<id>` → `key “<its name>”` for the named keys among `subjects` this session may
-    read (an actor recorded as a key id read as a random string)."""
-    names = {}
-    for subject in sorted(subjects):
-        try:
-            key_id = UUID(subject.removeprefix("key:")) if subject.startswith("key:") else None
-        except ValueError:
-            continue
-        key = await session.keys.get(key_id) if key_id is not None else None
-        if key is not None and key.name:
-            names[subject] = f"key “{key.name}”"
-    return names
+async def rule_makers(session: Session, rules: list[Rule], viewer_role: str) -> dict[UUID, str]:
+    """Rule id → who made it, as this viewer may read it (`manage.maker_seen_by`) and as
+    people know them: an API key by its name (`key:<id>` read as a random string), an
+    administrator's rule to anyone else as "an administrator"."""
+    seen = {r.id: manage.maker_seen_by(r, viewer_role) for r in rules}
+    keys = {}
+    for maker in set(seen.values()):
+        if maker.startswith("key:"):
+            with contextlib.suppress(ValueError):  # an actor written by hand
+                keys[UUID(maker.removeprefix("key:"))] = maker
+    named = await session.keys.names_of(list(keys))
+    words = {keys[key_id]: f"key “{name}”" for key_id, name in named.items()}
+    words[manage.ADMIN_MAKER] = "an administrator"
+    return {rule_id: words.get(maker, maker) for rule_id, maker in seen.items()}

@@ -16,7 +16,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, Response
 
-from aoer.alerts.webhooks import delivery_problem
+from aoer.alerts.wording import delivery_line
 
 # Every page may load only what this app serves; scripts and styles come from files only.
 CONTENT_SECURITY_POLICY: Final = (
@@ -138,15 +138,8 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(
-        fixed=fixed,
-        percent=percent,
-        signed=signed,
-        ago=ago,
-        thousands=thousands,
-        delivery_problem=delivery_problem,
-    )
-    env.globals.update(static=static_url, badge_class=badge_class)
+    env.filters.update(fixed=fixed, percent=percent, signed=signed, ago=ago, thousands=thousands)
+    env.globals.update(static=static_url, badge_class=badge_class, delivery_line=delivery_line)
     return env
 
 

@@ -260,7 +260,9 @@ async def alerts_page(who: PagePrincipal, ctx: Context) -> Response:
     can_manage = who.role == "admin" or (scope is not None and "org_id" in scope.claims)
     async with ctx.session(who) as session:
         org_id = who.org_id if who.role == "org" else None
-        view = await data.alerts_view(session, can_manage=can_manage, org_id=org_id)
+        view = await data.alerts_view(
+            session, can_manage=can_manage, viewer_role=who.role, org_id=org_id
+        )
     return page(
         "alerts.html",
         principal=who,

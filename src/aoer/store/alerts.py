@@ -44,6 +44,11 @@ class Endpoint:
         return urlsplit(self.url).hostname or self.url
 
 
+def hosts_by_id(endpoints: Sequence[Endpoint]) -> dict[str, str]:
+    """Endpoint id (as a delivery's JSON names it) → host."""
+    return {str(e.id): e.host for e in endpoints}
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     id: UUID

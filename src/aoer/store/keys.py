@@ -51,6 +51,12 @@ class ApiKey:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyName:
+    id: UUID
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class KeyGrant:
     """What a presented key grants, as authentication reads it."""
 
@@ -155,6 +161,11 @@ class ApiKeys(Statements):
 
     async def get(self, key_id: UUID) -> ApiKey | None:
         return await self._one(ApiKey, "get_api_key", {"id": key_id})
+
+    async def names_of(self, ids: Sequence[UUID]) -> dict[UUID, str]:
+        """The names of these keys that have one, those the caller sees."""
+        rows = await self._all(KeyName, "api_key_names", {"ids": list(ids)})
+        return {row.id: row.name for row in rows}
 
     async def revoke(self, key_id: UUID) -> ApiKey | None:
         """The key as revoked now; None when unknown (to this scope) or already revoked."""

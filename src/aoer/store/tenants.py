@@ -269,6 +269,11 @@ class Tenants(Statements):
         value = await self._value("tenant_name", {"tenant_id": tenant_id})
         return str(value) if value is not None else None
 
+    async def names_of(self, ids: Sequence[UUID]) -> dict[UUID, str]:
+        """The names of these tenants, those the caller sees."""
+        rows = await self._all(TenantName, "tenant_names", {"ids": list(ids)})
+        return {row.id: row.name for row in rows}
+
     async def unknown(self, ids: Sequence[UUID]) -> set[UUID]:
         """The ids among `ids` that name no tenant (under Row Level Security: none of the
         caller's)."""

@@ -122,18 +122,8 @@ class RuleOut(Camel):
             emails=rule.emails,
             active=rule.active,
             created_at=rule.created_at,
-            created_by=maker_seen_by(rule, viewer_role),
+            created_by=manage.maker_seen_by(rule, viewer_role),
         )
-
-
-def maker_seen_by(rule: Rule, viewer_role: str) -> str:
-    """Who made the rule, as this viewer may read it."""
-    if viewer_role == "admin" or rule.owner_org is not None:
-        return rule.created_by
-    return ADMIN_MAKER
-
-
-ADMIN_MAKER = "administrator"
 
 
 class RulesOut(Camel):

@@ -34,6 +34,10 @@ SELECT id, prefix, scope, org_id, tenant_id, name, created_by, created_at, expir
 FROM api_keys
 WHERE id = %(id)s;
 
+-- name: api_key_names
+-- The names of these keys that have one (those the caller sees), in one statement.
+SELECT id, name FROM api_keys WHERE id = ANY (%(ids)b::uuid[]) AND name IS NOT NULL;
+
 -- name: revoke_api_key
 -- Revoke once; no row when it is unknown (or invisible under the caller's scope) or was
 -- already revoked.

@@ -44,6 +44,10 @@ SELECT EXISTS (SELECT 1 FROM tenants WHERE id = %(tenant_id)s) AS found;
 -- name: tenant_name
 SELECT name FROM tenants WHERE id = %(tenant_id)s;
 
+-- name: tenant_names
+-- The names of these tenants (those the caller sees), in one statement.
+SELECT id, name FROM tenants WHERE id = ANY (%(ids)b::uuid[]);
+
 -- name: tenant_named
 -- The tenant holding this name, compared as the unique index tenants_name_key does.
 SELECT id FROM tenants WHERE lower(btrim(name)) = lower(btrim(%(name)s));
