@@ -20,6 +20,7 @@ from aoer.store.fleet import (
     FleetTotals,
     SortKey,
     TenantRow,
+    sorted_descending,
 )
 from aoer.store.observations import EngineReport
 from aoer.store.organizations import Organization
@@ -73,6 +74,7 @@ __all__ = [
     "fleet_page",
     "fleet_stats",
     "share_of_voice",
+    "sorted_descending",
     "tenant_view",
     "voice_bars",
 ]

@@ -150,7 +150,7 @@ def fleet_filter(
     name = (q or "").strip()[:MAX_NAME_FILTER_CHARS] or None
     valid_grade = grade if grade in data.GRADES or grade == data.NEVER_COMPUTED else None
     chosen = cast(data.SortKey, sort) if sort in data.SORT_KEYS else "risk"
-    descending = dir != "asc" if dir in ("asc", "desc") else chosen not in data.ASCENDING_FIRST
+    descending = data.sorted_descending(chosen, dir)
     return data.FleetFilter(
         name=name,
         grade=valid_grade,

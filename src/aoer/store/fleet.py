@@ -20,6 +20,13 @@ FLEET_CHANGE_SORT_MAX: Final = 20_000
 NEVER_COMPUTED: Final = "none"  # the grade filter's value for dealerships without a summary
 
 
+def sorted_descending(sort: str, order: str | None) -> bool:
+    """`order` (`asc`, `desc`) when given, else the key's first click (ASCENDING_FIRST)."""
+    if order in ("asc", "desc"):
+        return order == "desc"
+    return sort not in ASCENDING_FIRST
+
+
 @dataclass(frozen=True, slots=True)
 class FleetFilter:
     """A validated fleet query: every field comes from a whitelist or is a plain value."""

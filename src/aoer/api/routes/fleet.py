@@ -13,7 +13,7 @@ from aoer.api.auth import Principal, ensure_org_access, require_roles
 from aoer.api.context import Context
 from aoer.api.responses import AUTHENTICATED, error_responses
 from aoer.api.schemas import Camel
-from aoer.store.fleet import ASCENDING_FIRST, FleetFilter, SortKey
+from aoer.store.fleet import FleetFilter, SortKey, sorted_descending
 from aoer.types import Grade, RiskLevel
 
 router = APIRouter(tags=["fleet"])
@@ -87,7 +87,7 @@ async def fleet(
 ) -> FleetOut:
     if org_id is not None:
         ensure_org_access(principal, org_id)  # 403 naming another's, never an empty page
-    descending = order == "desc" if order is not None else sort not in ASCENDING_FIRST
+    descending = sorted_descending(sort, order)
     f = FleetFilter(
         name=(q or "").strip() or None,
         grade=grade,
